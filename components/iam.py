@@ -1,0 +1,195 @@
+"""IAM: one statement builder for every policy in emlops, and least-privilege service roles.
+
+Every policy document in the code base is built from `Statement` objects by `policy_document`, so
+the guardrails live in one place: a statement can never allow `"Action": "*"`, and `iam:PassRole`
+always names the roles it passes. Grants (`SecureBucket.grant_read`, `KmsKey.grant_decrypt`, ...)
+add statements to a `ServiceRole` as named inline policies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+import pulumi
+import pulumi_aws as aws
+
+from components.options import child, merge_tags, type_token
+
+_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
+# The AWS-managed policies that grant a whole service; emlops never attaches them.
+_FULL_ACCESS = re.compile(r":iam::aws:policy/.*FullAccess")
+
+PrincipalValue = Union[str, Sequence[pulumi.Input[str]]]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One IAM policy statement, in AWS terms.
+
+    `resources` and condition values may be Pulumi outputs (ARNs of other resources). `principals`
+    maps a principal type (`AWS`, `Service`, `Federated`) to its values, or is the string `"*"`
+    (only for Deny statements in resource policies).
+    """
+
+    actions: Sequence[str]
+    resources: Sequence[pulumi.Input[str]] = ()
+    effect: Literal["Allow", "Deny"] = "Allow"
+    principals: Optional[Union[Literal["*"], Mapping[str, Sequence[pulumi.Input[str]]]]] = None
+    conditions: Optional[Mapping[str, Mapping[str, Any]]] = None
+    sid: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not self.actions:
+            raise ValueError(f"statement {self.sid or ''} has no actions; name at least one 'service:Action'")
+        for action in self.actions:
+            if action == "*" or not _ACTION.match(action):
+                raise ValueError(
+                    f"IAM action {action!r} is not allowed: name a single service action like 's3:GetObject'"
+                )
+        if self.effect == "Allow":
+            if "iam:PassRole" in self.actions and "*" in self.resources:
+                raise ValueError("iam:PassRole on '*' is not allowed: pass only the roles a service needs")
+            if self.principals == "*":
+                raise ValueError("an Allow statement may not name Principal '*'")
+        if self.sid is not None and not re.match(r"^[A-Za-z0-9]+$", self.sid):
+            raise ValueError(f"statement id {self.sid!r} must be letters and digits only")
+
+    def to_json(self) -> dict[str, Any]:
+        """The statement as AWS's policy grammar spells it (Outputs stay inside for json_dumps)."""
+        out: dict[str, Any] = {}
+        if self.sid:
+            out["Sid"] = self.sid
+        out["Effect"] = self.effect
+        if self.principals == "*":
+            out["Principal"] = "*"
+        elif self.principals:
+            out["Principal"] = {kind: list(values) for kind, values in self.principals.items()}
+        out["Action"] = list(self.actions)
+        if self.resources:
+            out["Resource"] = list(self.resources)
+        if self.conditions:
+            out["Condition"] = {op: dict(values) for op, values in self.conditions.items()}
+        return out
+
+
+def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    """A policy document (JSON string) from statements; the only way emlops writes policy JSON."""
+    if not statements:
+        raise ValueError("a policy document needs at least one statement")
+    return pulumi.Output.json_dumps(
+        {"Version": "2012-10-17", "Statement": [s.to_json() for s in statements]}
+    )
+
+
+def kms_usage_statement(key_arn: pulumi.Input[str], *, encrypt: bool, decrypt: bool,
+                        via_service: Optional[str] = None, sid: Optional[str] = None) -> Statement:
+    """Use of one KMS key, optionally only through one AWS service (`kms:ViaService`)."""
+    actions = ["kms:DescribeKey"]
+    if decrypt:
+        actions.append("kms:Decrypt")
+    if encrypt:
+        actions += ["kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+    conditions = {"StringEquals": {"kms:ViaService": via_service}} if via_service else None
+    return Statement(sid=sid, actions=actions, resources=[key_arn], conditions=conditions)
+
+
+@dataclass
+class ServiceRoleArgs:
+    """Arguments of a `ServiceRole`."""
+
+    services: Sequence[str]
+    """Service principals allowed to assume the role, e.g. `sagemaker.amazonaws.com`."""
+    description: str = ""
+    """Shown in the IAM console. Default: empty."""
+    permissions_boundary_arn: Optional[str] = None
+    """Managed policy set as the role's permissions boundary. Default: no boundary."""
+    source_account_id: Optional[pulumi.Input[str]] = None
+    """Account the assuming service must act for (`aws:SourceAccount`, confused-deputy protection).
+    Default: the deploying account."""
+    max_session_duration_seconds: int = 3600
+    """Longest session the role allows, 3600-43200 seconds. Default: 3600."""
+    path: str = "/"
+    """IAM path of the role. Default: `/`."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of the role. Default: none."""
+
+    def __post_init__(self) -> None:
+        if not self.services:
+            raise ValueError("ServiceRole needs at least one service principal, e.g. 'sagemaker.amazonaws.com'")
+        for service in self.services:
+            if not re.match(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$", service):
+                raise ValueError(f"service principal {service!r} must look like 'sagemaker.amazonaws.com'")
+        if not 3600 <= self.max_session_duration_seconds <= 43200:
+            raise ValueError(
+                f"max_session_duration_seconds ({self.max_session_duration_seconds}) must be 3600-43200"
+            )
+        if not re.match(r"^/([\w+=,.@-]+/)*$", self.path):
+            raise ValueError(f"role path {self.path!r} must start and end with '/'")
+        if self.permissions_boundary_arn and _FULL_ACCESS.search(self.permissions_boundary_arn):
+            raise ValueError("a *FullAccess managed policy cannot serve as a permissions boundary")
+
+
+class ServiceRole(pulumi.ComponentResource):
+    """An IAM role that one or more AWS services assume, with no permissions until granted.
+
+    Permissions are added as named inline policies, by `add_policy` or by a resource's grant helper
+    (`bucket.grant_read(role)`), so each policy in the plan says what it is for.
+    """
+
+    role: aws.iam.Role
+    arn: pulumi.Output[str]
+    name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ServiceRoleArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("ServiceRole"), name, None, opts)
+        self._name = name
+        self._policy_names: set[str] = set()
+        account_id = args.source_account_id
+        if account_id is None:
+            account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        trust = Statement(
+            actions=["sts:AssumeRole"],
+            principals={"Service": list(args.services)},
+            conditions={"StringEquals": {"aws:SourceAccount": account_id}},
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=policy_document([trust]),
+            description=args.description or None,
+            max_session_duration=args.max_session_duration_seconds,
+            path=args.path,
+            permissions_boundary=args.permissions_boundary_arn,
+            tags=merge_tags(args.tags),
+            opts=child(self),
+        )
+        self.arn = self.role.arn
+        self.name = self.role.name
+        self.register_outputs({"arn": self.arn, "name": self.name})
+
+    def add_policy(self, policy_name: str, statements: Sequence[Statement]) -> aws.iam.RolePolicy:
+        """Attach `statements` as the inline policy `<role>-<policy_name>`; names must be unique per role."""
+        if not re.match(r"^[a-z0-9][a-z0-9-]*$", policy_name):
+            raise ValueError(f"policy name {policy_name!r} must be lowercase letters, digits and '-'")
+        if policy_name in self._policy_names:
+            raise ValueError(f"role {self._name!r} already has a policy named {policy_name!r}")
+        self._policy_names.add(policy_name)
+        return aws.iam.RolePolicy(
+            f"{self._name}-{policy_name}",
+            role=self.role.id,
+            policy=policy_document(statements),
+            opts=child(self),
+        )
+
+    def grant_pass_to(self, grantee: "ServiceRole", service: str) -> aws.iam.RolePolicy:
+        """Let `grantee` pass this role to `service` only (e.g. a pipeline starting training jobs)."""
+        return grantee.add_policy(
+            f"pass-{self._name}",
+            [Statement(
+                actions=["iam:PassRole"],
+                resources=[self.arn],
+                conditions={"StringEquals": {"iam:PassedToService": service}},
+            )],
+        )

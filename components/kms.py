@@ -1,0 +1,138 @@
+"""KmsKey: a customer-managed symmetric key with rotation, a narrow key policy and an alias."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import ServiceRole, Statement, kms_usage_statement, policy_document
+from components.options import child, merge_tags, type_token
+
+
+@dataclass
+class KmsKeyArgs:
+    """Arguments of a `KmsKey`."""
+
+    description: str
+    """What the key protects; shown in the KMS console."""
+    alias: Optional[str] = None
+    """Alias name without the `alias/` prefix. Default: `emlops/<component name>`."""
+    deletion_window_days: int = 30
+    """Days the key stays recoverable after deletion is scheduled (7-30). Default: 30."""
+    rotation_period_days: int = 365
+    """Days between automatic rotations (90-2560); rotation is always on. Default: 365."""
+    user_role_arns: Sequence[pulumi.Input[str]] = ()
+    """Roles the key policy lets encrypt and decrypt with the key (in addition to IAM grants through
+    the account). Default: none."""
+    service_principals: Sequence[str] = ()
+    """Service principals (e.g. `logs.eu-west-1.amazonaws.com`) allowed to use the key on behalf of
+    this account only. Default: none."""
+    protect: bool = False
+    """Protect the key and retain it on delete (production stacks). Default: false."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of the key. Default: none."""
+
+    def __post_init__(self) -> None:
+        if not self.description.strip():
+            raise ValueError("KmsKey needs a description of what it protects")
+        if not 7 <= self.deletion_window_days <= 30:
+            raise ValueError(f"deletion_window_days ({self.deletion_window_days}) must be 7-30")
+        if not 90 <= self.rotation_period_days <= 2560:
+            raise ValueError(f"rotation_period_days ({self.rotation_period_days}) must be 90-2560")
+        if self.alias is not None and (
+            not re.match(r"^[a-zA-Z0-9/_-]{1,250}$", self.alias) or self.alias.lower().startswith("aws/")
+        ):
+            raise ValueError(
+                f"alias {self.alias!r} must be 1-250 letters, digits, '/', '_' or '-' and not start with 'aws/'"
+            )
+        for service in self.service_principals:
+            if not re.match(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$", service):
+                raise ValueError(f"service principal {service!r} must look like 'logs.eu-west-1.amazonaws.com'")
+
+
+class KmsKey(pulumi.ComponentResource):
+    """A symmetric customer-managed KMS key with yearly rotation and an alias.
+
+    The key policy grants the account root (so IAM policies can delegate use of the key, as AWS's
+    default key policy does), the roles in `user_role_arns`, and the listed service principals on
+    behalf of this account only. Nothing else can use the key.
+    """
+
+    key: aws.kms.Key
+    alias: aws.kms.Alias
+    arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KmsKeyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("KmsKey"), name, None, opts)
+        invoke = pulumi.InvokeOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+
+        statements = [
+            Statement(
+                sid="AccountRootManagesKey",
+                principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account_id, ":root")]},
+                actions=["kms:*"],
+                resources=["*"],
+            )
+        ]
+        if args.user_role_arns:
+            statements.append(Statement(
+                sid="NamedRolesUseKey",
+                principals={"AWS": list(args.user_role_arns)},
+                actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
+                         "kms:ReEncrypt*"],
+                resources=["*"],
+            ))
+        if args.service_principals:
+            statements.append(Statement(
+                sid="ServicesUseKeyForThisAccount",
+                principals={"Service": list(args.service_principals)},
+                actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
+                         "kms:ReEncrypt*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": account_id}},
+            ))
+
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=args.description,
+            key_usage="ENCRYPT_DECRYPT",
+            customer_master_key_spec="SYMMETRIC_DEFAULT",
+            enable_key_rotation=True,
+            rotation_period_in_days=args.rotation_period_days,
+            deletion_window_in_days=args.deletion_window_days,
+            multi_region=False,
+            policy=policy_document(statements),
+            tags=merge_tags(args.tags),
+            opts=child(self, protect=args.protect),
+        )
+        self.alias = aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/{args.alias or f'emlops/{name}'}",
+            target_key_id=self.key.key_id,
+            opts=child(self),
+        )
+        self.arn = self.key.arn
+        self.key_id = self.key.key_id
+        self.register_outputs({"arn": self.arn, "keyId": self.key_id, "alias": self.alias.name})
+
+    def grant_decrypt(self, role: ServiceRole, *, via_service: Optional[str] = None) -> aws.iam.RolePolicy:
+        """Let `role` decrypt with this key (optionally only through one service, `kms:ViaService`)."""
+        return role.add_policy(
+            f"decrypt-{self._name}",
+            [kms_usage_statement(self.arn, encrypt=False, decrypt=True, via_service=via_service)],
+        )
+
+    def grant_encrypt_decrypt(self, role: ServiceRole, *, via_service: Optional[str] = None) -> aws.iam.RolePolicy:
+        """Let `role` encrypt and decrypt with this key (optionally only through one service)."""
+        return role.add_policy(
+            f"use-{self._name}",
+            [kms_usage_statement(self.arn, encrypt=True, decrypt=True, via_service=via_service)],
+        )

@@ -1,0 +1,3 @@
+from emlops.cli import main
+
+main()

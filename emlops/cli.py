@@ -1,0 +1,80 @@
+"""The `emlops` command: offline previews and tooling built on the mock engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="emlops: an enterprise MLOps platform on AWS, previewed offline.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_INPUT = 2  # bad stack config or component arguments
+EXIT_INTERNAL = 1
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def preview(
+    stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the plan (emlops.plan/v1) to this file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+) -> None:
+    """Show what STACK would create, without the Pulumi CLI, credentials or network."""
+    from emlops.preview import PreviewError, preview_stack
+
+    try:
+        result = preview_stack(stack)
+    except PreviewError as exc:
+        _fail(str(exc), exc.exit_code)
+    except Exception as exc:  # a bug in emlops or a component, not bad input
+        if debug:
+            traceback.print_exc()
+        _fail(f"emlops: internal error while previewing {stack}: {type(exc).__name__}: {exc} "
+              "(rerun with --debug for the traceback)", EXIT_INTERNAL)
+
+    if json_path is not None:
+        result.plan.write(json_path)
+    if not quiet:
+        from emlops.render import print_preview
+
+        print_preview(result.plan, result.diagnostics, json_path)
+
+
+@app.command("config-schema")
+def config_schema(
+    output_format: str = typer.Option("json", "--format", help="json (JSON Schema) or markdown (reference)."),
+) -> None:
+    """Print the stack configuration schema (`emlops:platform`)."""
+    if output_format == "json":
+        from infra.config import json_schema
+
+        typer.echo(json.dumps(json_schema(), indent=2))
+    elif output_format == "markdown":
+        from emlops.docs import config_reference
+
+        typer.echo(config_reference(), nl=False)
+    else:
+        _fail(f"--format: {output_format!r} is not supported; allowed: json, markdown")
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="emlops")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

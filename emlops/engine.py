@@ -1,0 +1,229 @@
+"""The offline engine: runs the real `infra/` program in-process under Pulumi's mocks.
+
+No Pulumi CLI, credentials or network are involved. Pulumi's own `MockMonitor` stands in for the
+engine; `RecordingMonitor` extends it to record every registration the way the real engine sees it
+(parent, dependencies, provider, protect, retainOnDelete, URNs with the full parent-type chain) and
+the stack's outputs. The result is a `Plan` (see `emlops.plan`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import runpy
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.settings import configure
+from pulumi.runtime.stack import run_in_stack
+
+from emlops.mocks import AwsIdentity, TruthfulMocks
+from emlops.plan import Plan, PlanResource
+
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+SECRET = "[secret]"
+
+
+@dataclass
+class _Recorded:
+    resource: PlanResource
+    key: tuple[str, str]
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Pulumi's MockMonitor, recording each registration as the real engine would see it."""
+
+    def __init__(self, mocks: TruthfulMocks):
+        super().__init__(mocks)
+        self.recorded: dict[str, _Recorded] = {}
+        self.stack_outputs: dict[str, Any] = {}
+        self.stack_urn: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine prefixes a child's type with its parent's whole qualified type, except for
+        # children of the root stack.
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != ROOT_STACK_TYPE:
+                type_ = f"{parent_type}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        provider = request.provider.rsplit("::", 1)[0] if request.provider else None
+        entry = PlanResource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent or None,
+            dependencies=sorted(set(request.dependencies)),
+            provider=provider,
+            inputs=to_plain(json_format.MessageToDict(request.object)) if request.object else {},
+            protect=bool(request.protect) if request.HasField("protect") else False,
+            retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
+        )
+        with self._lock:
+            if urn in self.recorded:
+                raise ValueError(f"two resources share the URN {urn}; give them distinct names")
+            self.recorded[urn] = _Recorded(entry, (request.type, request.name))
+        if request.type == ROOT_STACK_TYPE:
+            self.stack_urn = urn
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+
+        pulumi_mocks._ensure_event_loop()
+        args = pulumi_mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=rpc.deserialize_properties(request.object),
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        args.urn = urn  # lets the mocks derive deterministic names and ids from the URN
+        with self._lock:
+            resource_id, state = self.mocks.new_resource(args)
+        # The provider's Check fills auto-names into the inputs; policies and the plan see them there.
+        autonamed = self.mocks.autonamed_property(request.type)
+        if autonamed and autonamed not in entry.inputs and autonamed in state:
+            entry.inputs = dict(sorted({**entry.inputs, autonamed: state[autonamed]}.items()))
+        obj = pulumi_mocks._sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802
+        if request.urn and request.urn == self.stack_urn:
+            self.stack_outputs = to_plain(json_format.MessageToDict(request.outputs)) if request.outputs else {}
+        return empty_pb2.Empty()
+
+
+def to_plain(value: Any) -> Any:
+    """Decode Pulumi's wire format into plan values: secrets masked, whole numbers as integers."""
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            return SECRET
+        if sig == rpc._special_resource_sig:
+            return value.get("urn")
+        if sig == rpc._special_asset_sig:
+            return {"asset": value.get("path") or value.get("uri") or value.get("text")}
+        if sig == rpc._special_archive_sig:
+            return {"archive": value.get("path") or value.get("uri") or sorted(value.get("assets", {}))}
+        if sig == rpc._special_output_value_sig:
+            return SECRET if value.get("secret") else to_plain(value.get("value"))
+        return {key: to_plain(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [to_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == rpc.UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+@contextlib.contextmanager
+def _construction_order() -> Iterator[dict[tuple[str, str], int]]:
+    """Number resources in the order the program constructs them.
+
+    RegisterResource calls arrive from a thread pool, so their order varies between runs; the
+    order in which constructors run does not. The plan lists resources in that order.
+    """
+    order: dict[tuple[str, str], int] = {}
+    original = pulumi.Resource.__init__
+
+    def numbered_init(self, t, name, *args, **kwargs):
+        order.setdefault((t, name), len(order))
+        return original(self, t, name, *args, **kwargs)
+
+    pulumi.Resource.__init__ = numbered_init
+    try:
+        yield order
+    finally:
+        pulumi.Resource.__init__ = original
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    diagnostics: list[str] = field(default_factory=list)
+
+
+def run_program(
+    project_dir: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    identity: AwsIdentity,
+) -> RunResult:
+    """Run `<project_dir>/infra` under truthful mocks and return what it would create.
+
+    Each run gets a fresh context, so several previews can run in one process (as the tests do).
+    """
+    return contextvars.Context().run(
+        _run_isolated, project_dir, project, stack, config, secret_keys, identity
+    )
+
+
+def _run_isolated(project_dir, project, stack, config, secret_keys, identity) -> RunResult:
+    mocks = TruthfulMocks(identity)
+    monitor = RecordingMonitor(mocks)
+    collector = _Collector()
+    logger = logging.getLogger(f"emlops.preview.{stack}")
+    logger.propagate = False
+    logger.handlers = [collector]
+    settings = pulumi_mocks.MockSettings(
+        monitor=monitor,
+        monitor_features=set(monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures),
+        engine=pulumi_mocks.MockEngine(logger),
+        project=project,
+        stack=stack,
+        dry_run=False,  # outputs resolve to the mocks' values, as after `pulumi up`
+        organization="organization",
+        callbacks=None,
+        root_directory=str(project_dir),
+    )
+    configure(settings)
+    set_all_config(config, secret_keys)
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    program = str(project_dir / "infra")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        with _construction_order() as order:
+            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        asyncio.set_event_loop(None)
+
+    def position(item: _Recorded) -> tuple[int, str]:
+        return (order.get(item.key, len(order)), item.resource.urn)
+
+    resources = [item.resource for item in sorted(monitor.recorded.values(), key=position)]
+    plan = Plan(project=project, stack=stack, resources=resources, outputs=monitor.stack_outputs)
+    return RunResult(plan=plan, diagnostics=collector.messages)

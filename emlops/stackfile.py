@@ -1,0 +1,128 @@
+"""Reading the project (`Pulumi.yaml`) and its stack files (`stacks/Pulumi.<stack>.yaml`).
+
+The offline preview hands the stack's config to the program the way the Pulumi CLI does: each
+key as a string, objects as JSON. Keys are checked here, before the program runs, so a misspelt
+key fails with one line and nothing registered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
+
+# Stack file keys Pulumi itself writes (secrets provider and its encrypted key).
+_STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+ALLOWED_CONFIG_KEYS = (FULL_KEY,)
+
+
+@dataclass
+class Project:
+    """A checkout of the emlops project: where `Pulumi.yaml` is."""
+
+    root: Path
+    name: str
+    stack_config_dir: Path
+
+    def stack_path(self, stack: str) -> Path:
+        return self.stack_config_dir / f"Pulumi.{stack}.yaml"
+
+    def display_path(self, stack: str) -> str:
+        try:
+            return str(self.stack_path(stack).relative_to(self.root))
+        except ValueError:
+            return str(self.stack_path(stack))
+
+    def stacks(self) -> list[str]:
+        return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stack_config_dir.glob("Pulumi.*.yaml"))
+
+
+def find_project(start: Path | None = None) -> Project:
+    """The emlops project containing `start` (default: the working directory, else this package's)."""
+    candidates = []
+    here = (start or Path.cwd()).resolve()
+    candidates += [here, *here.parents]
+    package_root = Path(__file__).resolve().parent.parent
+    candidates += [package_root]
+    for directory in candidates:
+        manifest = directory / "Pulumi.yaml"
+        if manifest.is_file():
+            data = yaml.safe_load(manifest.read_text()) or {}
+            if data.get("name") == "emlops":
+                config_dir = directory / data.get("stackConfigDir", ".")
+                return Project(root=directory, name=data["name"], stack_config_dir=config_dir)
+    raise ConfigError("no emlops project found: run emlops from a checkout (the folder with Pulumi.yaml)")
+
+
+@dataclass
+class StackConfig:
+    """A stack's config as the Pulumi CLI would pass it, plus the validated platform config."""
+
+    stack: str
+    source: str
+    values: dict[str, str]
+    secret_keys: list[str]
+    platform: PlatformConfig
+
+
+def load_stack(project: Project, stack: str) -> StackConfig:
+    """Read and validate `stacks/Pulumi.<stack>.yaml`; raise ConfigError with one line on failure."""
+    path = project.stack_path(stack)
+    source = project.display_path(stack)
+    if not path.is_file():
+        known = ", ".join(project.stacks()) or "none"
+        raise ConfigError(f"{source}: no such stack file; stacks in this project: {known}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML: {where}{problem}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: must be a mapping with a 'config' key")
+    for key in document:
+        if key not in _STACK_FILE_KEYS:
+            raise ConfigError(f"{source}: {key}: unknown key; allowed keys: {', '.join(_STACK_FILE_KEYS)}")
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: config: must be a mapping of settings")
+    for key in config:
+        if key not in ALLOWED_CONFIG_KEYS:
+            close = difflib.get_close_matches(str(key), ALLOWED_CONFIG_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{source}: {key}: unknown key; {hint}allowed keys: {', '.join(ALLOWED_CONFIG_KEYS)}")
+
+    secret_keys: list[str] = []
+    values: dict[str, str] = {}
+    for key, value in config.items():
+        plain, has_secret = _without_secure_values(value)
+        if has_secret:
+            secret_keys.append(key)
+        values[key] = plain if isinstance(plain, str) else json.dumps(plain)
+    platform = parse_platform_config(_without_secure_values(config.get(FULL_KEY))[0], source)
+    return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform)
+
+
+def _without_secure_values(value: Any) -> tuple[Any, bool]:
+    """Replace `{secure: ...}` leaves (encrypted with the stack's secrets provider, which the
+    offline preview cannot open) by the mask the plan uses for secrets."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return "[secret]", True
+        found = False
+        out = {}
+        for key, item in value.items():
+            out[key], secret = _without_secure_values(item)
+            found = found or secret
+        return out, found
+    if isinstance(value, list):
+        items = [_without_secure_values(item) for item in value]
+        return [i for i, _ in items], any(s for _, s in items)
+    return value, False

@@ -1,0 +1,14 @@
+"""The emlops Pulumi program: read the stack's validated config, build its platform, export outputs."""
+
+import pulumi
+
+from infra.config import load_platform_config
+from infra.program import build_platform
+
+platform = build_platform(load_platform_config())
+
+pulumi.export("dataKeyArn", platform.data_key.arn)
+pulumi.export("accessLogsBucket", platform.access_logs.bucket_name)
+pulumi.export("datasetsBucket", platform.datasets.bucket_name)
+pulumi.export("artifactsBucket", platform.artifacts.bucket_name)
+pulumi.export("modelBuilderRoleArn", platform.model_builder_role.arn)

@@ -1,0 +1,295 @@
+"""The typed stack configuration: everything a `stacks/Pulumi.<stack>.yaml` may say.
+
+A stack's whole platform lives under one Pulumi config key, `emlops:platform`. It is validated here,
+before any resource is registered, and every problem is reported as one line naming the stack file,
+the key path and what is allowed::
+
+    stacks/Pulumi.dev.yaml: emlops:platform.tags.owner: field required
+
+Unknown keys are rejected so that a typo can never be silently ignored. Sections for models, feature
+groups, training, the registry and the network join this schema with the issues that build them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal, Optional
+
+from pulumi import RunError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from components.aws_catalog import Partition, partition_of, regions_with
+
+CONFIG_NAMESPACE = "emlops"
+CONFIG_KEY = "platform"
+FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
+SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
+REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
+_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+
+
+class ConfigError(RunError):
+    """A stack configuration problem, reported as one line without a traceback.
+
+    It is a `pulumi.RunError`, so the real `pulumi up` also prints just the message.
+    """
+
+
+def _error_message(message: str) -> dict[str, Any]:
+    # Carried into the JSON Schema as `errorMessage` (the ajv-errors keyword) and used for our own
+    # one-line errors, so editors and `emlops preview` say the same thing.
+    return {"errorMessage": message}
+
+
+def _must_be_quoted_string(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(
+            f"must be a quoted string (YAML reads {value!r} unquoted as a number; write '{value}')"
+        )
+    return value
+
+
+QuotedStr = Annotated[str, BeforeValidator(_must_be_quoted_string)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Tags(BaseModel):
+    """Tags applied to every resource of the stack. `owner`, `cost-center` and
+    `data-classification` are required; any other key is an extra tag."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=False)
+    __pydantic_extra__: dict[str, str] = Field(init=False)  # extra tags are strings too
+
+    owner: str = Field(
+        min_length=1, max_length=256,
+        description="Team or person accountable for the stack's resources (e.g. an e-mail or team alias).",
+    )
+    cost_center: QuotedStr = Field(
+        alias="cost-center", min_length=1, max_length=256,
+        description="Cost center that pays for the stack's resources.",
+    )
+    data_classification: Literal["public", "internal", "confidential", "restricted"] = Field(
+        alias="data-classification",
+        description="Highest classification of the data the platform processes.",
+    )
+
+    @model_validator(mode="after")
+    def _check_extra_keys(self) -> "Tags":
+        extra = self.__pydantic_extra__ or {}
+        for key, value in extra.items():
+            if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
+                raise ValueError(
+                    f"tag key {key!r} is not allowed: 1-128 letters, digits, spaces or _.:/=+-@, "
+                    "not starting with 'aws:'"
+                )
+            if len(value) > 256:
+                raise ValueError(f"tag {key!r}: value is longer than 256 characters")
+        # AWS allows 50 tags per resource; emlops adds `environment`, `managed-by` and `pulumi-stack`.
+        if len(extra) + len(REQUIRED_TAGS) + 3 > 50:
+            raise ValueError(f"at most {50 - 3 - len(REQUIRED_TAGS)} extra tags are allowed (AWS limit 50)")
+        return self
+
+    def as_dict(self) -> dict[str, str]:
+        """All tags, with AWS tag keys (`cost-center`, ...)."""
+        return {**self.model_dump(by_alias=True), **(self.__pydantic_extra__ or {})}
+
+
+class KmsSettings(_Section):
+    """Settings for the customer-managed KMS keys the platform creates."""
+
+    deletion_window_days: int = Field(
+        30, ge=7, le=30,
+        description="Days a key stays recoverable after it is scheduled for deletion (AWS allows 7-30). "
+        "Default: 30.",
+    )
+
+
+class StorageSettings(_Section):
+    """Settings for the platform's S3 buckets."""
+
+    noncurrent_version_retention_days: int = Field(
+        90, ge=1, le=36500,
+        description="Days an overwritten or deleted object version is kept before it expires. Default: 90.",
+    )
+    access_log_retention_days: int = Field(
+        365, ge=1, le=36500,
+        description="Days S3 server access logs are kept. Default: 365.",
+    )
+
+
+class PlatformConfig(_Section):
+    """The whole platform of one stack (`emlops:platform` in `stacks/Pulumi.<stack>.yaml`)."""
+
+    environment: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$",
+        description="Environment name, used in resource names and tags (e.g. `dev`, `prod`).",
+        json_schema_extra=_error_message(
+            "must be 2-16 lowercase letters, digits or '-', starting with a letter"
+        ),
+    )
+    production: bool = Field(
+        False,
+        description="Production stacks protect and retain every stateful resource. Default: false.",
+    )
+    account_id: QuotedStr = Field(
+        pattern=r"^[0-9]{12}$",
+        description="The 12-digit AWS account the stack deploys into.",
+        json_schema_extra=_error_message("must be a 12-digit AWS account id, e.g. '123456789012'"),
+    )
+    region: str = Field(
+        description="AWS region of the stack; must be a region where SageMaker is available.",
+    )
+    tags: Tags = Field(description="Tags every resource carries.")
+    permission_boundary_arn: Optional[str] = Field(
+        None,
+        pattern=r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[\w+=,.@/-]{1,128}$",
+        description="Managed policy set as the permissions boundary of every IAM role the platform "
+        "creates. Default: no boundary.",
+        json_schema_extra=_error_message(
+            "must be an IAM policy ARN, e.g. 'arn:aws:iam::123456789012:policy/ml-boundary'"
+        ),
+    )
+    kms: KmsSettings = Field(default_factory=KmsSettings, description="KMS key settings.")
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="S3 bucket settings.")
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        known = regions_with("sagemaker")
+        if region not in known:
+            close = difflib.get_close_matches(region, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{region!r} is not a region with SageMaker; {hint}allowed: {', '.join(known)}")
+        return region
+
+    @model_validator(mode="after")
+    def _boundary_in_partition(self) -> "PlatformConfig":
+        arn = self.permission_boundary_arn
+        if arn and arn.split(":")[1] != self.partition.name:
+            raise ValueError(
+                f"permission_boundary_arn is in partition {arn.split(':')[1]!r} but region "
+                f"{self.region!r} is in {self.partition.name!r}"
+            )
+        return self
+
+    @property
+    def partition(self) -> Partition:
+        """The AWS partition of the stack's region."""
+        return partition_of(self.region)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and one-line errors
+
+
+def stack_file(stack: str) -> str:
+    """The stack file a stack's config comes from, as users see it (relative to the project)."""
+    return f"stacks/Pulumi.{stack}.yaml"
+
+
+def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
+    """Validate the `emlops:platform` value of a stack; raise ConfigError with one line on failure."""
+    if raw is None:
+        raise ConfigError(f"{source}: {FULL_KEY}: field required")
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+
+
+def load_platform_config() -> PlatformConfig:
+    """Read and validate the running Pulumi program's stack config."""
+    import json
+
+    import pulumi
+
+    source = stack_file(pulumi.get_stack())
+    text = pulumi.Config(CONFIG_NAMESPACE).get(CONFIG_KEY)
+    if text is None:
+        raise ConfigError(f"{source}: {FULL_KEY}: field required")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{source}: {FULL_KEY}: must be a mapping of settings, got {text!r}") from None
+    return parse_platform_config(raw, source)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    path = FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    kind = error["type"]
+    if kind == "missing":
+        return f"{path}: field required"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{path}: unknown key; {hint}allowed keys: {', '.join(allowed)}"
+    custom = _field_extra(loc).get("errorMessage")
+    got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
+    if kind == "string_pattern_mismatch" and custom:
+        return f"{path}: {custom}{got}"
+    message = str(error["msg"])
+    if kind == "value_error":
+        return f"{path}: {message.removeprefix('Value error, ')}"
+    message = re.sub(r"^Input should be", "must be", message)
+    message = re.sub(r"^String should", "must", message)
+    message = message[:1].lower() + message[1:]
+    return f"{path}: {message}{got}"
+
+
+def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
+    model: Optional[type[BaseModel]] = PlatformConfig
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = _find_field(model, str(part))
+        model = _nested_model(field.annotation) if field else None
+    return model
+
+
+def _find_field(model: type[BaseModel], key: str):
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == key:
+            return field
+    return None
+
+
+def _nested_model(annotation: Any) -> Optional[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _nested_model(arg)
+        if found:
+            return found
+    return None
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model = _model_at(loc)
+    return [field.alias or name for name, field in model.model_fields.items()] if model else []
+
+
+def _field_extra(loc: tuple) -> dict[str, Any]:
+    model = _model_at(loc[:-1]) if loc else None
+    field = _find_field(model, str(loc[-1])) if model and loc else None
+    extra = field.json_schema_extra if field else None
+    return extra if isinstance(extra, dict) else {}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of `emlops:platform`, for editors and the README's config reference."""
+    schema = PlatformConfig.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
