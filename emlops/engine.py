@@ -15,7 +15,7 @@ import logging
 import runpy
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -51,6 +51,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self.stack_urn: Optional[str] = None
         self._lock = threading.Lock()
+        self.thread_loops: list[asyncio.AbstractEventLoop] = []
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine prefixes a child's type with its parent's whole qualified type, except for
@@ -60,6 +61,24 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             if parent_type != ROOT_STACK_TYPE:
                 type_ = f"{parent_type}${type_}"
         return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
+
+    def thread_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the calling worker thread, which Pulumi's deserializer needs.
+
+        Pulumi's mocks create one per thread and never close it; these are closed after the run.
+        """
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with self._lock:
+                self.thread_loops.append(loop)
+            return loop
+
+    def Invoke(self, request):  # noqa: N802 (gRPC method name)
+        self.thread_loop()
+        return super().Invoke(request)
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -84,7 +103,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
 
-        pulumi_mocks._ensure_event_loop()
+        self.thread_loop()
         args = pulumi_mocks.MockResourceArgs(
             typ=request.type,
             name=request.name,
@@ -178,16 +197,37 @@ def run_program(
     secret_keys: list[str],
     identity: AwsIdentity,
 ) -> RunResult:
-    """Run `<project_dir>/infra` under truthful mocks and return what it would create.
-
-    Each run gets a fresh context, so several previews can run in one process (as the tests do).
-    """
-    return contextvars.Context().run(
-        _run_isolated, project_dir, project, stack, config, secret_keys, identity
+    """Run `<project_dir>/infra` under truthful mocks and return what it would create."""
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    program = str(project_dir / "infra")
+    return run_function(
+        lambda: runpy.run_path(program, run_name="__main__"),
+        project=project, stack=stack, config=config, secret_keys=secret_keys, identity=identity,
+        root_directory=project_dir,
     )
 
 
-def _run_isolated(project_dir, project, stack, config, secret_keys, identity) -> RunResult:
+def run_function(
+    program: Callable[[], Any],
+    *,
+    identity: AwsIdentity,
+    project: str = "emlops",
+    stack: str = "test",
+    config: Optional[dict[str, str]] = None,
+    secret_keys: Optional[list[str]] = None,
+    root_directory: Optional[Path] = None,
+) -> RunResult:
+    """Run `program` as a Pulumi program under truthful mocks (component tests use this directly).
+
+    Each run gets a fresh context, so several runs can share one process.
+    """
+    return contextvars.Context().run(
+        _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory
+    )
+
+
+def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory) -> RunResult:
     mocks = TruthfulMocks(identity)
     monitor = RecordingMonitor(mocks)
     collector = _Collector()
@@ -203,23 +243,22 @@ def _run_isolated(project_dir, project, stack, config, secret_keys, identity) ->
         dry_run=False,  # outputs resolve to the mocks' values, as after `pulumi up`
         organization="organization",
         callbacks=None,
-        root_directory=str(project_dir),
+        root_directory=str(root_directory or Path.cwd()),
     )
     configure(settings)
     set_all_config(config, secret_keys)
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
 
-    program = str(project_dir / "infra")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         with _construction_order() as order:
-            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+            loop.run_until_complete(run_in_stack(program))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
         asyncio.set_event_loop(None)
+        for thread_loop in monitor.thread_loops:
+            thread_loop.close()
 
     def position(item: _Recorded) -> tuple[int, str]:
         return (order.get(item.key, len(order)), item.resource.urn)

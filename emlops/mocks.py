@@ -181,7 +181,7 @@ class TruthfulMocks(pulumi.runtime.Mocks):
 
     def _physical_id(self, typ: str, seed: str, state: dict) -> str:
         if typ == "aws:kms/key:Key":
-            return str(uuid.UUID(digest(seed, 32)))
+            return str(uuid.UUID(digest(seed, 32), version=4))  # KMS key ids are random UUIDs
         if typ == "aws:s3/bucket:Bucket":
             return state["bucket"]
         if typ in _BUCKET_CHILDREN:

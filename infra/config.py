@@ -206,7 +206,9 @@ def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
     try:
         return PlatformConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+        # A misspelt key also makes the real key "missing"; the unknown key explains both.
+        errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+        raise ConfigError(f"{source}: {_describe(errors[0])}") from None
 
 
 def load_platform_config() -> PlatformConfig:
@@ -241,6 +243,8 @@ def _describe(error: dict[str, Any]) -> str:
     got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
     if kind == "string_pattern_mismatch" and custom:
         return f"{path}: {custom}{got}"
+    if kind in _PLAIN_MESSAGES:
+        return f"{path}: {_PLAIN_MESSAGES[kind]}{got}"
     message = str(error["msg"])
     if kind == "value_error":
         return f"{path}: {message.removeprefix('Value error, ')}"
@@ -248,6 +252,20 @@ def _describe(error: dict[str, Any]) -> str:
     message = re.sub(r"^String should", "must", message)
     message = message[:1].lower() + message[1:]
     return f"{path}: {message}{got}"
+
+
+# Pydantic's wording for type errors, in the words of a YAML file.
+_PLAIN_MESSAGES = {
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be a string",
+    "model_type": "must be a mapping of settings",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+}
 
 
 def _model_at(loc: tuple) -> Optional[type[BaseModel]]:

@@ -1,0 +1,101 @@
+"""The `emlops` command: preview output, plan files, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emlops.cli import app
+from emlops.docs import config_reference
+from emlops.plan import Plan
+from infra.config import json_schema
+from tests.conftest import ROOT
+
+runner = CliRunner()
+
+
+def break_dev_stack(project: Path, old: str, new: str) -> None:
+    path = project / "stacks" / "Pulumi.dev.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """The installed command in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "emlops", *args], cwd=project, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_preview_prints_the_tree_counts_and_outputs(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["preview", "prod"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "emlops / prod: 37 resources" in out
+    assert "prod-artifacts  emlops:index:SecureBucket" in out
+    assert "prod-artifacts-bucket  aws:s3/bucket:Bucket → prod-artifacts-bucket-" in out
+    assert "(protect, retain)" in out
+    assert "Resources by type" in out and "aws:s3/bucketPolicy:BucketPolicy" in out
+    assert "Outputs" in out and "modelBuilderRoleArn" in out and "arn:aws:iam::333333333333:role/" in out
+
+
+def test_preview_json_writes_the_same_plan_as_the_engine(tmp_path, monkeypatch, shipped_plan):
+    monkeypatch.chdir(ROOT)
+    target = tmp_path / "p.json"
+    result = runner.invoke(app, ["preview", "prod", "--json", str(target), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert target.read_text() == shipped_plan("prod").dumps()
+    assert Plan.load(target).stack == "prod"
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("    region: eu-west-1", "    regoin: eu-west-1",
+     "stacks/Pulumi.dev.yaml: emlops:platform.regoin: unknown key; did you mean 'region'? allowed keys: "
+     "environment, production, account_id, region, tags, permission_boundary_arn, kms, storage"),
+    ("      owner: ml-platform@example.com\n", "",
+     "stacks/Pulumi.dev.yaml: emlops:platform.tags.owner: field required"),
+    ('account_id: "111111111111"', 'account_id: "11111111111x"',
+     "stacks/Pulumi.dev.yaml: emlops:platform.account_id: must be a 12-digit AWS account id, "
+     "e.g. '123456789012', got '11111111111x'"),
+    ("deletion_window_days: 7", "deletion_window_days: seven",
+     "stacks/Pulumi.dev.yaml: emlops:platform.kms.deletion_window_days: must be a whole number, got 'seven'"),
+])
+def test_invalid_stack_exits_2_with_one_line_and_no_plan(project_copy, old, new, expected):
+    break_dev_stack(project_copy, old, new)
+    result = run_cli(project_copy, "preview", "dev", "--json", "plan.json")
+    assert result.returncode == 2
+    assert result.stderr == expected + "\n"
+    assert result.stdout == ""
+    assert not (project_copy / "plan.json").exists()
+
+
+def test_unknown_stack_lists_the_stacks(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["preview", "qa"])
+    assert result.exit_code == 2
+    assert result.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging\n"
+
+
+def test_config_schema_prints_the_json_schema():
+    result = runner.invoke(app, ["config-schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json_schema()
+
+
+def test_config_schema_markdown_is_the_readme_reference():
+    result = runner.invoke(app, ["config-schema", "--format", "markdown"])
+    assert result.exit_code == 0
+    assert result.stdout == config_reference()
+
+
+def test_config_schema_rejects_unknown_formats():
+    result = runner.invoke(app, ["config-schema", "--format", "yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == "--format: 'yaml' is not supported; allowed: json, markdown\n"

@@ -1,0 +1,160 @@
+"""Every shipped stack previews offline, and its plan honours the plan.json contract."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import emlops.preview
+from emlops.plan import Plan
+from emlops.preview import PreviewError, preview_stack
+from emlops.stackfile import find_project
+from tests.conftest import REQUIRED_TAGS, ROOT, SHIPPED_STACKS
+
+PLAN_SCHEMA = json.loads((ROOT / "emlops" / "plan.schema.json").read_text())
+STATEFUL_TYPES = {"aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_shipped_stack_plan_matches_the_contract(stack, shipped_plan):
+    plan = shipped_plan(stack)
+    document = json.loads(plan.dumps())
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert list(document) == ["schema", "project", "stack", "resources", "outputs"]
+    assert (document["schema"], document["project"], document["stack"]) == ("emlops.plan/v1", "emlops", stack)
+    urns = [r["urn"] for r in document["resources"]]
+    assert len(urns) == len(set(urns))
+    for position, resource in enumerate(document["resources"]):
+        assert list(resource) == ["urn", "type", "name", "custom", "parent", "dependencies", "provider",
+                                  "inputs", "protect", "retainOnDelete"]
+        # registration order: parents, dependencies and providers come before the resource
+        for earlier in [resource["parent"], resource["provider"], *resource["dependencies"]]:
+            if earlier is not None:
+                assert urns.index(earlier) < position
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_aws_resource_uses_the_stacks_explicit_provider(stack, shipped_plan):
+    plan = shipped_plan(stack)
+    [provider] = plan.by_type("pulumi:providers:aws")
+    assert provider.name == f"aws-{stack}"
+    assert provider.inputs["region"] == "eu-west-1"
+    assert json.loads(provider.inputs["allowedAccountIds"]) == [ACCOUNTS[stack]]
+    aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
+    assert aws_resources and all(r.provider == provider.urn for r in aws_resources)
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_taggable_resource_carries_the_required_tags(stack, shipped_plan):
+    plan = shipped_plan(stack)
+    taggable = [r for r in plan.resources if "tags" in r.inputs]
+    assert {r.type for r in taggable} == {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:iam/role:Role"}
+    for resource in taggable:
+        tags = resource.inputs["tags"]
+        assert set(REQUIRED_TAGS) <= set(tags), resource.urn
+        assert tags["environment"] == stack and tags["managed-by"] == "emlops"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_arns_and_names_are_in_aws_formats_for_the_stacks_account(stack, shipped_plan):
+    plan = shipped_plan(stack)
+    account = ACCOUNTS[stack]
+    outputs = plan.outputs
+    assert re.fullmatch(rf"arn:aws:kms:eu-west-1:{account}:key/[0-9a-f]{{8}}-[0-9a-f]{{4}}-4[0-9a-f]{{3}}-"
+                        r"[89ab][0-9a-f]{3}-[0-9a-f]{12}", outputs["dataKeyArn"])
+    assert re.fullmatch(rf"arn:aws:iam::{account}:role/{stack}-model-builder-role-[0-9a-f]{{7}}",
+                        outputs["modelBuilderRoleArn"])
+    for key in ("accessLogsBucket", "datasetsBucket", "artifactsBucket"):
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", outputs[key])
+    for bucket in plan.by_type("aws:s3/bucket:Bucket"):
+        assert re.fullmatch(rf"{bucket.name}-[0-9a-f]{{7}}", bucket.inputs["bucket"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_kms_keys_rotate(stack, shipped_plan):
+    keys = shipped_plan(stack).by_type("aws:kms/key:Key")
+    assert keys and all(k.inputs["enableKeyRotation"] is True for k in keys)
+
+
+def test_prod_protects_and_retains_every_stateful_resource_and_only_those(shipped_plan):
+    plan = shipped_plan("prod")
+    stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
+    assert len(stateful) == 4  # the data key and three buckets
+    assert all(r.protect and r.retain_on_delete for r in stateful)
+    assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_non_production_stacks_protect_nothing(stack, shipped_plan):
+    assert not [r.urn for r in shipped_plan(stack).resources if r.protect or r.retain_on_delete]
+
+
+def test_permission_boundary_reaches_every_role_where_configured(shipped_plan):
+    for stack, boundary in (("prod", "arn:aws:iam::333333333333:policy/ml-workload-boundary"),
+                            ("staging", "arn:aws:iam::222222222222:policy/ml-workload-boundary")):
+        roles = shipped_plan(stack).by_type("aws:iam/role:Role")
+        assert roles and all(r.inputs["permissionsBoundary"] == boundary for r in roles)
+    assert all("permissionsBoundary" not in r.inputs for r in shipped_plan("dev").by_type("aws:iam/role:Role"))
+
+
+def test_dev_tree_shape(shipped_plan):
+    plan = shipped_plan("dev")
+    [stack_resource] = plan.children(None)
+    assert stack_resource.type == "pulumi:pulumi:Stack" and stack_resource.name == "emlops-dev"
+    assert [(r.type, r.name) for r in plan.children(stack_resource.urn)] == [
+        ("pulumi:providers:aws", "aws-dev"), ("emlops:index:MlPlatform", "dev"),
+    ]
+    platform = plan.get("dev", "emlops:index:MlPlatform")
+    assert platform.urn == "urn:pulumi:dev::emlops::emlops:index:MlPlatform::dev"
+    assert [r.name for r in plan.children(platform.urn)] == [
+        "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-model-builder",
+    ]
+    bucket = plan.get("dev-artifacts-bucket")
+    assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
+                          "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
+    assert len(plan.resources) == 37
+
+
+def test_two_previews_write_byte_identical_plans(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    preview_stack("prod", project=find_project(ROOT)).plan.write(first)
+    preview_stack("prod", project=find_project(ROOT)).plan.write(second)
+    assert first.read_bytes() == second.read_bytes()
+    assert Plan.load(first).dumps() == first.read_text()
+
+
+def test_invalid_stack_registers_nothing(project_copy, mocker):
+    (project_copy / "stacks" / "Pulumi.dev.yaml").write_text(
+        (ROOT / "stacks" / "Pulumi.dev.yaml").read_text().replace("account_id: \"111111111111\"", "account_id: \"1111\"")
+    )
+    spy = mocker.spy(emlops.preview, "run_program")
+    with pytest.raises(PreviewError) as caught:
+        preview_stack("dev", start=project_copy)
+    assert str(caught.value) == (
+        "stacks/Pulumi.dev.yaml: emlops:platform.account_id: must be a 12-digit AWS account id, "
+        "e.g. '123456789012', got '1111'"
+    )
+    assert caught.value.exit_code == 2
+    spy.assert_not_called()
+
+
+def test_the_program_itself_rejects_invalid_config_before_creating_resources():
+    # What `pulumi up` runs: infra/__main__.py loads the config before building anything.
+    from emlops.engine import run_function
+    from emlops.mocks import AwsIdentity
+    from infra.config import ConfigError, load_platform_config
+
+    created = []
+
+    def program():
+        load_platform_config()
+        created.append("platform")
+
+    with pytest.raises(ConfigError, match=r"^stacks/Pulumi\.dev\.yaml: emlops:platform: field required$"):
+        run_function(program, identity=AwsIdentity("111111111111", "eu-west-1"), stack="dev")
+    assert created == []

@@ -1,0 +1,82 @@
+"""The README's commands and examples run, so they cannot rot."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from emlops.docs import render_readme
+from tests.conftest import ROOT, run_components
+
+README = (ROOT / "README.md").read_text()
+PREVIEW_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -c requirements.lock -e . && .venv/bin/emlops preview dev"
+TEST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install -c requirements.lock -e '.[test]' && "
+                ".venv/bin/python -m pytest")
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def venv_command(command: str) -> list[str]:
+    """The part of a README command after the install, pointed at this interpreter's environment."""
+    last = command.split(" && ")[-1].split()
+    return [str(Path(sys.executable).parent / Path(last[0]).name), *last[1:]]
+
+
+def test_readme_shows_the_two_commands():
+    bash = [block.strip() for block in code_blocks("bash")]
+    assert PREVIEW_COMMAND in bash
+    assert TEST_COMMAND in bash
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert lines[-1] == TEST_COMMAND
+
+
+def test_readme_preview_command_prints_the_dev_tree():
+    result = subprocess.run(venv_command(PREVIEW_COMMAND), cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("emlops / dev: 37 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
+    assert "dev  emlops:index:MlPlatform" in result.stdout
+    assert "dev-data-key  aws:kms/key:Key" in result.stdout
+
+
+def test_readme_error_example_is_what_the_cli_prints(project_copy):
+    stack = project_copy / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("      owner: ml-platform@example.com\n", ""))
+    result = subprocess.run([sys.executable, "-m", "emlops", "preview", "dev"], cwd=project_copy,
+                            capture_output=True, text=True, timeout=120)
+    [example] = [b for b in code_blocks("text") if b.startswith("$ emlops preview dev\n")]
+    assert result.returncode == 2
+    assert result.stderr == example.split("\n", 1)[1]
+
+
+def test_config_reference_is_up_to_date():
+    assert render_readme(README) == README, "run: .venv/bin/python -m emlops.docs"
+
+
+def test_extension_example_creates_what_it_says():
+    [example] = [block for block in code_blocks("python") if "class FeatureExports" in block]
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+
+    def program():
+        from components.iam import ServiceRole, ServiceRoleArgs
+
+        reader = ServiceRole("reader", ServiceRoleArgs(services=["sagemaker.amazonaws.com"]))
+        namespace["FeatureExports"]("features", reader, "arn:aws:kms:eu-west-1:123456789012:key/k")
+
+    plan = run_components(program)
+    exports = plan.get("features", "emlops:index:FeatureExports")
+    [bucket_component] = plan.children(exports.urn)
+    assert (bucket_component.type, bucket_component.name) == ("emlops:index:SecureBucket", "features-exports")
+    lifecycle = plan.get("features-exports-lifecycle").inputs
+    assert lifecycle["rules"][0]["expiration"] == {"days": 30}
+    policy = plan.get("reader-read-features-exports-exports")
+    assert policy.type == "aws:iam/rolePolicy:RolePolicy"
+    assert '"s3:prefix": ["exports/*"]' in policy.inputs["policy"]
