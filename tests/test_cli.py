@@ -99,3 +99,33 @@ def test_config_schema_rejects_unknown_formats():
     result = runner.invoke(app, ["config-schema", "--format", "yaml"])
     assert result.exit_code == 2
     assert result.stderr == "--format: 'yaml' is not supported; allowed: json, markdown\n"
+
+
+def test_a_gap_in_the_mocks_is_reported_in_one_line_with_exit_1(monkeypatch, mocker):
+    from emlops.mocks import MockGap
+
+    monkeypatch.chdir(ROOT)
+    mocker.patch("emlops.preview.run_program", side_effect=MockGap("the offline preview has no answer for X"))
+    result = runner.invoke(app, ["preview", "dev"])
+    assert result.exit_code == 1
+    assert result.stderr == "emlops preview dev: the offline preview has no answer for X\n"
+
+
+def test_a_component_argument_error_names_the_stack_file(monkeypatch, mocker):
+    monkeypatch.chdir(ROOT)
+    mocker.patch("emlops.preview.run_program",
+                 side_effect=ValueError("min_instances (3) is larger than max_instances (2)"))
+    result = runner.invoke(app, ["preview", "dev"])
+    assert result.exit_code == 2
+    assert result.stderr == "stacks/Pulumi.dev.yaml: min_instances (3) is larger than max_instances (2)\n"
+
+
+def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, mocker):
+    monkeypatch.chdir(ROOT)
+    mocker.patch("emlops.preview.run_program", side_effect=KeyError("boom"))
+    result = runner.invoke(app, ["preview", "dev"])
+    assert result.exit_code == 1
+    assert result.stderr == ("emlops: internal error while previewing dev: KeyError: 'boom' "
+                             "(rerun with --debug for the traceback)\n")
+    debug = runner.invoke(app, ["preview", "dev", "--debug"])
+    assert "Traceback" in debug.stderr
