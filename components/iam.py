@@ -8,6 +8,7 @@ add statements to a `ServiceRole` as named inline policies.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,17 +43,26 @@ class Statement:
     sid: Optional[str] = None
 
     def __post_init__(self) -> None:
+        for label in ("actions", "resources"):
+            if isinstance(getattr(self, label), str):
+                raise ValueError(f"statement {label} must be a list, e.g. [{getattr(self, label)!r}]")
         if not self.actions:
-            raise ValueError(f"statement {self.sid or ''} has no actions; name at least one 'service:Action'")
+            named = f"statement {self.sid}" if self.sid else "statement"
+            raise ValueError(f"{named} has no actions; name at least one 'service:Action'")
         for action in self.actions:
             if action == "*" or not _ACTION.match(action):
                 raise ValueError(
                     f"IAM action {action!r} is not allowed: name a single service action like 's3:GetObject'"
                 )
         if self.effect == "Allow":
-            if "iam:PassRole" in self.actions and "*" in self.resources:
+            # IAM matches actions case-insensitively and expands wildcards: `iam:pass*` is PassRole too.
+            passes_roles = any(fnmatch.fnmatchcase("iam:passrole", a.lower()) for a in self.actions)
+            if passes_roles and any(isinstance(r, str) and "*" in r for r in self.resources):
                 raise ValueError("iam:PassRole on '*' is not allowed: pass only the roles a service needs")
-            if self.principals == "*":
+            if self.principals == "*" or (
+                isinstance(self.principals, Mapping)
+                and any("*" in list(values) for values in self.principals.values())
+            ):
                 raise ValueError("an Allow statement may not name Principal '*'")
         if self.sid is not None and not re.match(r"^[A-Za-z0-9]+$", self.sid):
             raise ValueError(f"statement id {self.sid!r} must be letters and digits only")
@@ -73,6 +83,11 @@ class Statement:
         if self.conditions:
             out["Condition"] = {op: dict(values) for op, values in self.conditions.items()}
         return out
+
+
+def name_token(name: str) -> str:
+    """A component name as it may appear in a policy name: lowercase letters, digits and '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
 
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
@@ -117,6 +132,8 @@ class ServiceRoleArgs:
     """Tags of the role. Default: none."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.services, str):
+            raise ValueError(f"services must be a list, e.g. [{self.services!r}]")
         if not self.services:
             raise ValueError("ServiceRole needs at least one service principal, e.g. 'sagemaker.amazonaws.com'")
         for service in self.services:
@@ -186,7 +203,7 @@ class ServiceRole(pulumi.ComponentResource):
     def grant_pass_to(self, grantee: "ServiceRole", service: str) -> aws.iam.RolePolicy:
         """Let `grantee` pass this role to `service` only (e.g. a pipeline starting training jobs)."""
         return grantee.add_policy(
-            f"pass-{self._name}",
+            f"pass-{name_token(self._name)}",
             [Statement(
                 actions=["iam:PassRole"],
                 resources=[self.arn],

@@ -10,7 +10,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import ServiceRole, Statement, kms_usage_statement, policy_document
+from components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from components.options import child, merge_tags, type_token
 
 
@@ -44,6 +44,8 @@ class KmsKeyArgs:
             raise ValueError(f"deletion_window_days ({self.deletion_window_days}) must be 7-30")
         if not 90 <= self.rotation_period_days <= 2560:
             raise ValueError(f"rotation_period_days ({self.rotation_period_days}) must be 90-2560")
+        if self.alias is not None and self.alias.startswith("alias/"):
+            raise ValueError(f"alias {self.alias!r}: give the name without the 'alias/' prefix")
         if self.alias is not None and (
             not re.match(r"^[a-zA-Z0-9/_-]{1,250}$", self.alias) or self.alias.lower().startswith("aws/")
         ):
@@ -126,13 +128,13 @@ class KmsKey(pulumi.ComponentResource):
     def grant_decrypt(self, role: ServiceRole, *, via_service: Optional[str] = None) -> aws.iam.RolePolicy:
         """Let `role` decrypt with this key (optionally only through one service, `kms:ViaService`)."""
         return role.add_policy(
-            f"decrypt-{self._name}",
+            f"decrypt-{name_token(self._name)}",
             [kms_usage_statement(self.arn, encrypt=False, decrypt=True, via_service=via_service)],
         )
 
     def grant_encrypt_decrypt(self, role: ServiceRole, *, via_service: Optional[str] = None) -> aws.iam.RolePolicy:
         """Let `role` encrypt and decrypt with this key (optionally only through one service)."""
         return role.add_policy(
-            f"use-{self._name}",
+            f"use-{name_token(self._name)}",
             [kms_usage_statement(self.arn, encrypt=True, decrypt=True, via_service=via_service)],
         )

@@ -10,7 +10,7 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import ServiceRole, Statement, kms_usage_statement, policy_document
+from components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
 
@@ -72,6 +72,8 @@ class SecureBucketArgs:
                              "(set receives_access_logs=True); use SSE-KMS for data")
         if self.sse_algorithm == "AES256" and self.kms_key_arn is not None:
             raise ValueError("kms_key_arn is set but sse_algorithm is 'AES256'; drop one of them")
+        if not 7 <= self.kms_deletion_window_days <= 30:
+            raise ValueError(f"kms_deletion_window_days ({self.kms_deletion_window_days}) must be 7-30")
         if self.access_log_prefix is not None and self.access_log_bucket is None:
             raise ValueError("access_log_prefix is set without access_log_bucket")
         ids = [rule.id for rule in self.lifecycle_rules]
@@ -134,7 +136,7 @@ class SecureBucket(pulumi.ComponentResource):
             rule={"object_ownership": "BucketOwnerEnforced"},
             opts=child(self),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket_id,
             versioning_configuration={"status": "Enabled"},
@@ -165,7 +167,8 @@ class SecureBucket(pulumi.ComponentResource):
                 f"{name}-lifecycle",
                 bucket=bucket_id,
                 rules=[_lifecycle_rule(rule) for rule in args.lifecycle_rules],
-                opts=child(self),
+                # noncurrent-version rules only mean something once versioning is on
+                opts=child(self, depends_on=[versioning]),
             )
         if args.access_log_bucket is not None:
             aws.s3.BucketLogging(
@@ -213,18 +216,18 @@ class SecureBucket(pulumi.ComponentResource):
 
     def grant_read(self, role: ServiceRole, prefix: str = "") -> aws.iam.RolePolicy:
         """Let `role` list and read objects under `prefix` (and decrypt them through S3 only)."""
-        return role.add_policy(f"read-{self._name}{_suffix(prefix)}", self._read_statements(prefix))
+        return role.add_policy(f"read-{name_token(self._name)}{_suffix(prefix)}", self._read_statements(prefix))
 
     def grant_write(self, role: ServiceRole, prefix: str = "") -> aws.iam.RolePolicy:
         """Let `role` write objects under `prefix` (and encrypt them through S3 only)."""
-        return role.add_policy(f"write-{self._name}{_suffix(prefix)}", self._write_statements(prefix))
+        return role.add_policy(f"write-{name_token(self._name)}{_suffix(prefix)}", self._write_statements(prefix))
 
     def grant_read_write(self, role: ServiceRole, prefix: str = "") -> aws.iam.RolePolicy:
         """Let `role` read and write objects under `prefix`."""
         statements = self._read_statements(prefix, kms=False) + self._write_statements(prefix, kms=False)
         if self.kms_key_arn is not None:
             statements.append(self._kms_statement(encrypt=True))
-        return role.add_policy(f"read-write-{self._name}{_suffix(prefix)}", statements)
+        return role.add_policy(f"read-write-{name_token(self._name)}{_suffix(prefix)}", statements)
 
     def _objects(self, prefix: str) -> pulumi.Output[str]:
         _check_prefix(prefix)
