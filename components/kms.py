@@ -14,6 +14,10 @@ from components.iam import ServiceRole, Statement, kms_usage_statement, name_tok
 from components.options import child, merge_tags, type_token
 
 
+# What a key policy lets a named user do: use the key, never manage it.
+_KEY_USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+
+
 @dataclass
 class KmsKeyArgs:
     """Arguments of a `KmsKey`."""
@@ -84,23 +88,13 @@ class KmsKey(pulumi.ComponentResource):
                 resources=["*"],
             )
         ]
-        if args.user_role_arns:
-            statements.append(Statement(
-                sid="NamedRolesUseKey",
-                principals={"AWS": list(args.user_role_arns)},
-                actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
-                         "kms:ReEncrypt*"],
-                resources=["*"],
-            ))
-        if args.service_principals:
-            statements.append(Statement(
-                sid="ServicesUseKeyForThisAccount",
-                principals={"Service": list(args.service_principals)},
-                actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
-                         "kms:ReEncrypt*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": account_id}},
-            ))
+        users = [("NamedRolesUseKey", {"AWS": list(args.user_role_arns)}, None),
+                 ("ServicesUseKeyForThisAccount", {"Service": list(args.service_principals)},
+                  {"StringEquals": {"aws:SourceAccount": account_id}})]
+        for sid, principals, conditions in users:
+            if any(principals.values()):
+                statements.append(Statement(sid=sid, principals=principals, actions=_KEY_USE_ACTIONS,
+                                            resources=["*"], conditions=conditions))
 
         self.key = aws.kms.Key(
             f"{name}-key",

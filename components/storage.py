@@ -182,23 +182,12 @@ class SecureBucket(pulumi.ComponentResource):
 
     def _policy_statements(self, args: SecureBucketArgs) -> list[Statement]:
         everything = [self.arn, pulumi.Output.concat(self.arn, "/*")]
+        denials = [("DenyInsecureTransport", {"Bool": {"aws:SecureTransport": "false"}}),
+                   ("DenyOutdatedTls", {"NumericLessThan": {"s3:TlsVersion": "1.2"}})]
         statements = [
-            Statement(
-                sid="DenyInsecureTransport",
-                effect="Deny",
-                principals="*",
-                actions=["s3:*"],
-                resources=everything,
-                conditions={"Bool": {"aws:SecureTransport": "false"}},
-            ),
-            Statement(
-                sid="DenyOutdatedTls",
-                effect="Deny",
-                principals="*",
-                actions=["s3:*"],
-                resources=everything,
-                conditions={"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-            ),
+            Statement(sid=sid, effect="Deny", principals="*", actions=["s3:*"], resources=everything,
+                      conditions=condition)
+            for sid, condition in denials
         ]
         if args.receives_access_logs:
             account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id

@@ -80,3 +80,26 @@ def test_extension_example_creates_what_it_says():
     policy = plan.get("reader-read-features-exports-exports")
     assert policy.type == "aws:iam/rolePolicy:RolePolicy"
     assert '"s3:prefix": ["exports/*"]' in policy.inputs["policy"]
+
+
+def test_lock_file_was_made_by_the_readme_command():
+    [command] = re.findall(r"`(uv pip compile [^`]+)`", README)
+    assert (ROOT / "requirements.lock").read_text().splitlines()[1].lstrip("# ") == command
+
+
+def test_readme_deploy_commands_name_shipped_stacks_and_the_pulumi_project_matches():
+    import yaml
+
+    selected = re.findall(r"pulumi stack (?:select|init) (\w+)", README)
+    assert selected and all((ROOT / "stacks" / f"Pulumi.{stack}.yaml").is_file() for stack in selected)
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "emlops" and project["main"] == "infra/" and project["stackConfigDir"] == "stacks"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    assert (ROOT / "requirements.txt").read_text().splitlines()[-2:] == ["-c requirements.lock", "-e ."]
+
+
+def test_readme_benchmark_command_runs(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"ratio prod / flat: +\d+\.\d\d", result.stdout)
