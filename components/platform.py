@@ -1,22 +1,46 @@
 """MlPlatform: composes one environment's platform from the reusable components.
 
-Today it builds the secure base every later part relies on: a data KMS key, the access-log,
-dataset and artifact buckets, and the role SageMaker jobs use to turn datasets into model artifacts.
+The secure base every later part relies on (a data KMS key, the access-log, dataset and artifact
+buckets, the role SageMaker jobs use to turn datasets into model artifacts), then one
+ModelEndpoint per model, capturing into a shared capture bucket.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 
+from components.endpoint import ModelEndpoint, ModelEndpointArgs
 from components.iam import ServiceRole, ServiceRoleArgs, Statement
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
 from components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
+
+
+@dataclass(frozen=True)
+class PlatformModel:
+    """A model the platform serves: its endpoint's arguments, and whether it captures data.
+
+    The platform fills in what it owns (keys, capture bucket, tags, permissions boundary).
+    """
+
+    name: str
+    """Model name; the endpoint is `<environment>-<name>`."""
+    endpoint: ModelEndpointArgs
+    """Everything else about the endpoint."""
+    capture_data: bool = False
+    """Capture requests and responses into the platform's capture bucket. Default: false."""
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z0-9](-?[a-z0-9])*$", self.name):
+            raise ValueError(f"model name {self.name!r} must be lowercase letters and digits, single '-' between")
+        if self.capture_data and self.endpoint.serverless:
+            raise ValueError(f"model {self.name!r}: serverless endpoints cannot capture data")
 
 
 @dataclass
@@ -37,8 +61,13 @@ class MlPlatformArgs:
     """Days overwritten object versions are kept in the data buckets. Default: 90."""
     access_log_retention_days: int = 365
     """Days S3 server access logs are kept. Default: 365."""
+    models: Sequence[PlatformModel] = ()
+    """Models to serve, each on its own endpoint. Default: none."""
 
     def __post_init__(self) -> None:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique; got {', '.join(names)}")
         if not re.match(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$", self.environment):
             raise ValueError(f"environment {self.environment!r} must be 2-16 lowercase letters, digits or '-'")
         if not 7 <= self.kms_deletion_window_days <= 30:
@@ -112,12 +141,27 @@ class MlPlatform(pulumi.ComponentResource):
         self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
         self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
 
+        self.capture = None
+        if any(model.capture_data for model in args.models):
+            self.capture = data_bucket("capture")
+        self.endpoints: dict[str, ModelEndpoint] = {}
+        for model in args.models:
+            endpoint_args = dataclasses.replace(
+                model.endpoint,
+                kms_key_arn=self.data_key.arn,
+                data_capture_bucket=self.capture if model.capture_data else None,
+                permissions_boundary_arn=args.permissions_boundary_arn,
+                tags=merge_tags(tags, model.endpoint.tags),
+            )
+            self.endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", endpoint_args, opts=child(self))
+
         self.register_outputs({
             "dataKeyArn": self.data_key.arn,
             "accessLogsBucket": self.access_logs.bucket_name,
             "datasetsBucket": self.datasets.bucket_name,
             "artifactsBucket": self.artifacts.bucket_name,
             "modelBuilderRoleArn": self.model_builder_role.arn,
+            "endpointNames": [endpoint.endpoint_name for endpoint in self.endpoints.values()],
         })
 
 

@@ -30,6 +30,9 @@ def _fail(message: str, code: int = EXIT_INPUT) -> None:
 def preview(
     stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the plan (emlops.plan/v1) to this file."),
+    mlflow_uri: Optional[str] = typer.Option(
+        None, "--mlflow-uri", help="Resolve models:/ references against this MLflow tracking URI "
+        "(e.g. sqlite:///mlflow.db); without it they are shown as unknown."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
@@ -37,7 +40,7 @@ def preview(
     from emlops.preview import PreviewError, preview_stack
 
     try:
-        result = preview_stack(stack)
+        result = preview_stack(stack, mlflow_uri=mlflow_uri)
     except PreviewError as exc:
         _fail(str(exc), exc.exit_code)
     except Exception as exc:  # a bug in emlops or a component, not bad input

@@ -196,15 +196,19 @@ def run_program(
     config: dict[str, str],
     secret_keys: list[str],
     identity: AwsIdentity,
+    context: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
 ) -> RunResult:
-    """Run `<project_dir>/infra` under truthful mocks and return what it would create."""
+    """Run `<project_dir>/infra` under truthful mocks and return what it would create.
+
+    `context`, if given, is entered around the program (e.g. to choose how model sources resolve).
+    """
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     program = str(project_dir / "infra")
     return run_function(
         lambda: runpy.run_path(program, run_name="__main__"),
         project=project, stack=stack, config=config, secret_keys=secret_keys, identity=identity,
-        root_directory=project_dir,
+        root_directory=project_dir, context=context,
     )
 
 
@@ -217,17 +221,19 @@ def run_function(
     config: Optional[dict[str, str]] = None,
     secret_keys: Optional[list[str]] = None,
     root_directory: Optional[Path] = None,
+    context: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
 ) -> RunResult:
     """Run `program` as a Pulumi program under truthful mocks (component tests use this directly).
 
     Each run gets a fresh context, so several runs can share one process.
     """
     return contextvars.Context().run(
-        _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory
+        _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory,
+        context or contextlib.nullcontext,
     )
 
 
-def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory) -> RunResult:
+def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory, context) -> RunResult:
     mocks = TruthfulMocks(identity)
     monitor = RecordingMonitor(mocks)
     collector = _Collector()
@@ -251,7 +257,7 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        with _construction_order() as order:
+        with _construction_order() as order, context():
             loop.run_until_complete(run_in_stack(program))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())

@@ -51,6 +51,21 @@ ARN_FORMATS: dict[str, str] = {
     "aws:s3/bucket:Bucket": "arn:{partition}:s3:::{bucket}",
     "aws:iam/role:Role": "arn:{partition}:iam::{account}:role{path}{name}",
     "aws:iam/policy:Policy": "arn:{partition}:iam::{account}:policy{path}{name}",
+    # SageMaker lower-cases names in its ARNs.
+    "aws:sagemaker/model:Model": "arn:{partition}:sagemaker:{region}:{account}:model/{name_lower}",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration":
+        "arn:{partition}:sagemaker:{region}:{account}:endpoint-config/{name_lower}",
+    "aws:sagemaker/endpoint:Endpoint": "arn:{partition}:sagemaker:{region}:{account}:endpoint/{name_lower}",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}",
+    "aws:ec2/securityGroup:SecurityGroup": "arn:{partition}:ec2:{region}:{account}:security-group/{id}",
+    "aws:appautoscaling/target:Target":
+        "arn:{partition}:application-autoscaling:{region}:{account}:scalable-target/{uuid_short}",
+    "aws:appautoscaling/policy:Policy":
+        "arn:{partition}:autoscaling:{region}:{account}:scalingPolicy:{uuid}:resource/{serviceNamespace}/"
+        "{resourceId}:policyName/{name}",
+    "aws:appautoscaling/scheduledAction:ScheduledAction":
+        "arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
+        "{resourceId}:scheduledActionName/{name}",
 }
 
 # Properties Pulumi auto-names other than `name`, with the limits AWS puts on them.
@@ -188,6 +203,10 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             return str(state["bucket"])
         if typ == "aws:iam/rolePolicy:RolePolicy":
             return f"{state['role']}:{state['name']}"
+        if typ == "aws:ec2/securityGroup:SecurityGroup":
+            return f"sg-{digest(seed, 17)}"
+        if typ == "aws:appautoscaling/target:Target":
+            return str(state["resourceId"])
         if state.get("name"):
             return str(state["name"])
         return digest(seed, 17)
@@ -195,8 +214,10 @@ class TruthfulMocks(pulumi.runtime.Mocks):
     def _computed(self, typ: str, resource_id: str, state: dict, identity: AwsIdentity) -> None:
         fields = {
             "partition": identity.partition, "region": identity.region, "account": identity.account_id,
-            "id": resource_id, **{k: v for k, v in state.items() if isinstance(v, str)},
+            "id": resource_id, "uuid": str(uuid.UUID(digest(resource_id + typ, 32), version=4)),
+            "uuid_short": digest(resource_id + typ, 32), **{k: v for k, v in state.items() if isinstance(v, str)},
         }
+        fields["name_lower"] = str(fields.get("name", "")).lower()
         if typ == "aws:kms/key:Key":
             state["keyId"] = resource_id
         elif typ == "aws:kms/alias:Alias":

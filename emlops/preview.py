@@ -19,12 +19,17 @@ class PreviewError(Exception):
         self.exit_code = exit_code
 
 
-def preview_stack(stack: str, project: Optional[Project] = None, start: Optional[Path] = None) -> RunResult:
+def preview_stack(stack: str, project: Optional[Project] = None, start: Optional[Path] = None,
+                  mlflow_uri: Optional[str] = None) -> RunResult:
     """Preview one stack of the project offline.
 
     The stack file is validated before the program starts, so a bad config registers nothing.
     Component argument errors found while the program runs are reported with the stack file too.
+    MLflow references resolve against `mlflow_uri` when given; otherwise, like everything that
+    needs AWS, they are written as explicit unknowns ("[unknown: models:/churn@champion]").
     """
+    from components.model_source import OfflineResolver, use_resolver
+
     try:
         project = project or find_project(start)
         config = load_stack(project, stack)
@@ -32,7 +37,8 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
         raise PreviewError(str(exc)) from None
     identity = AwsIdentity(config.platform.account_id, config.platform.region)
     try:
-        return run_program(project.root, project.name, stack, config.values, config.secret_keys, identity)
+        return run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
+                           context=lambda: use_resolver(OfflineResolver(mlflow_uri)))
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
     except MockGap as exc:

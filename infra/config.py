@@ -28,6 +28,13 @@ from pydantic import (
 )
 
 from components.aws_catalog import Partition, partition_of, regions_with
+from infra.config_models import (
+    LONGEST_CHILD_SUFFIX,
+    SAGEMAKER_NAME_LIMIT,
+    ModelConfig,
+    NetworkConfig,
+    RegistryConfig,
+)
 
 CONFIG_NAMESPACE = "emlops"
 CONFIG_KEY = "platform"
@@ -35,6 +42,14 @@ FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
 SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+
+
+class AtKey(ValueError):
+    """A cross-field problem found at a deeper key than the validator that found it."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
 
 
 class ConfigError(RunError):
@@ -163,6 +178,10 @@ class PlatformConfig(_Section):
     )
     kms: KmsSettings = Field(default_factory=KmsSettings, description="KMS key settings.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="S3 bucket settings.")
+    network: Optional[NetworkConfig] = Field(
+        None, description="The VPC whose private subnets models run in. Required when a model runs on instances.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model registry settings.")
+    models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
 
     @field_validator("region")
     @classmethod
@@ -183,6 +202,47 @@ class PlatformConfig(_Section):
                 f"{self.region!r} is in {self.partition.name!r}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _models_fit_the_environment(self) -> "PlatformConfig":
+        seen: set[str] = set()
+        for index, model in enumerate(self.models):
+            at = f"models[{index}]"
+            if model.name in seen:
+                raise AtKey(f"{at}.name", f"model name {model.name!r} is used twice; names must be unique")
+            seen.add(model.name)
+            longest = f"{self.environment}-{model.name}-config-1a2b3c4"
+            if len(longest) > SAGEMAKER_NAME_LIMIT:
+                room = SAGEMAKER_NAME_LIMIT - LONGEST_CHILD_SUFFIX - len(self.environment) - 1
+                raise AtKey(f"{at}.name", f"{model.name!r} is too long for environment {self.environment!r}: "
+                            f"SageMaker names are at most {SAGEMAKER_NAME_LIMIT} characters, so at most {room} here")
+            if model.source.mlflow and not self.registry.mlflow_tracking_uri:
+                raise AtKey(f"{at}.source.mlflow", "needs registry.mlflow_tracking_uri to resolve the reference")
+            if model.variants and self.network is None:
+                raise AtKey(at, "runs on instances in private subnets; add network.vpc_id and "
+                            "network.private_subnet_ids (or use serverless)")
+            if self.production:
+                self._check_production_model(model, at)
+        return self
+
+    @staticmethod
+    def _check_production_model(model: ModelConfig, at: str) -> None:
+        if model.serverless:
+            raise AtKey(f"{at}.serverless", "production endpoints run on at least 2 instances; use variants")
+        for v_index, variant in enumerate(model.variants):
+            if variant.initial_instance_count < 2:
+                raise AtKey(f"{at}.variants[{v_index}].initial_instance_count",
+                            f"production endpoints need at least 2 instances per variant, got "
+                            f"{variant.initial_instance_count}")
+        if model.autoscaling is None:
+            raise AtKey(f"{at}.autoscaling", "production endpoints need autoscaling (min_instances >= 2)")
+        if model.autoscaling.min_instances < 2:
+            raise AtKey(f"{at}.autoscaling.min_instances",
+                        f"production endpoints keep at least 2 instances, got {model.autoscaling.min_instances}")
+        if model.autoscaling.off_hours is not None:
+            raise AtKey(f"{at}.autoscaling.off_hours", "production endpoints are not scaled down off hours")
+        if model.data_capture.enabled is False:
+            raise AtKey(f"{at}.data_capture.enabled", "production endpoints capture data for monitoring")
 
     @property
     def partition(self) -> Partition:
@@ -247,6 +307,9 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{path}: {_PLAIN_MESSAGES[kind]}{got}"
     message = str(error["msg"])
     if kind == "value_error":
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, AtKey):
+            return f"{path}.{cause.path}: {cause}" if loc else f"{FULL_KEY}.{cause.path}: {cause}"
         return f"{path}: {message.removeprefix('Value error, ')}"
     message = re.sub(r"^Input should be", "must be", message)
     message = re.sub(r"^String should", "must", message)

@@ -1,25 +1,41 @@
-"""Builds the stack's platform from its validated config: one explicit AWS provider, one MlPlatform."""
+"""Builds the stack's platform from its validated config: one explicit AWS provider, one MlPlatform.
+
+Model sources and framework images are resolved here, when the program runs (preview or deploy),
+never at import time. A source or image that cannot be resolved stops the program with one line
+naming the stack file and the key, before any resource of the platform is created.
+"""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
 
-from components.platform import MlPlatform, MlPlatformArgs
-from infra.config import PlatformConfig
+from components import model_source
+from components.endpoint_args import ModelEndpointArgs, Variant
+from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+from infra.config import FULL_KEY, ConfigError, PlatformConfig, stack_file
+from infra.config_models import ModelConfig
+
+NO_CAPTURE_ENVIRONMENTS = ("dev",)
 
 
 def build_platform(config: PlatformConfig) -> MlPlatform:
     """Create the stack's AWS provider (pinned to the stack's account and region) and platform."""
-    args = MlPlatformArgs(
-        environment=config.environment,
-        tags=config.tags.as_dict(),
-        production=config.production,
-        permissions_boundary_arn=config.permission_boundary_arn,
-        kms_deletion_window_days=config.kms.deletion_window_days,
-        noncurrent_version_retention_days=config.storage.noncurrent_version_retention_days,
-        access_log_retention_days=config.storage.access_log_retention_days,
-    )
+    source = stack_file(pulumi.get_stack())
+    models = [_platform_model(config, index, model, source) for index, model in enumerate(config.models)]
+    try:
+        args = MlPlatformArgs(
+            environment=config.environment,
+            tags=config.tags.as_dict(),
+            production=config.production,
+            permissions_boundary_arn=config.permission_boundary_arn,
+            kms_deletion_window_days=config.kms.deletion_window_days,
+            noncurrent_version_retention_days=config.storage.noncurrent_version_retention_days,
+            access_log_retention_days=config.storage.access_log_retention_days,
+            models=models,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None
     # allowed_account_ids makes a mis-selected credential fail before it touches the wrong account.
     provider = aws.Provider(
         f"aws-{pulumi.get_stack()}",
@@ -27,3 +43,87 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
         allowed_account_ids=[config.account_id],
     )
     return MlPlatform(config.environment, args, opts=pulumi.ResourceOptions(providers=[provider]))
+
+
+def _resolver(config: PlatformConfig):
+    try:
+        return model_source.current_resolver()
+    except RuntimeError:  # not under `emlops preview`: the real `pulumi up` / `pulumi preview`
+        return model_source.LiveResolver(region=config.region,
+                                         mlflow_tracking_uri=config.registry.mlflow_tracking_uri)
+
+
+def _platform_model(config: PlatformConfig, index: int, model: ModelConfig, source: str) -> PlatformModel:
+    at = f"{source}: {FULL_KEY}.models[{index}]"
+    src = model.source
+    try:
+        resolved = _resolver(config).resolve(model.name, model_source.ModelSource(
+            mlflow=src.mlflow, model_package_group=src.model_package_group,
+            model_package_arn=src.model_package_arn, s3_uri=src.s3_uri,
+        ))
+    except model_source.ModelSourceError as exc:
+        key = next(k for k in ("mlflow", "model_package_group", "model_package_arn", "s3_uri") if getattr(src, k))
+        raise ConfigError(f"{at}.source.{key}: {exc}") from None
+
+    image_uri = None
+    if model.image is not None:
+        image_uri = model.image.uri or _framework_image(config, model, at)
+    capture = model.data_capture.enabled
+    if capture is None:
+        capture = model.serverless is None and config.environment not in NO_CAPTURE_ENVIRONMENTS
+    scaling = model.autoscaling
+    off_hours = scaling.off_hours if scaling else None
+    package = None
+    if src.model_package_group or src.model_package_arn:
+        # offline, a group's latest approved package is not known: the plan says so
+        package = resolved.model_package_arn or f"[unknown: {resolved.reference}]"
+    try:
+        endpoint = ModelEndpointArgs(
+            model_package_arn=package,
+            package_artifact_uri=resolved.artifact_uri if package else None,
+            model_data_url=None if package or not resolved.compressed else resolved.artifact_uri,
+            model_data_prefix=None if package or resolved.compressed else resolved.artifact_uri,
+            image_uri=image_uri,
+            environment=model.environment,
+            variants=[Variant(v.name, v.instance_type, v.initial_instance_count, v.weight) for v in model.variants],
+            serverless_memory_mb=model.serverless.memory_mb if model.serverless else None,
+            serverless_max_concurrency=model.serverless.max_concurrency if model.serverless else 5,
+            vpc_id=config.network.vpc_id if config.network else None,
+            subnet_ids=config.network.private_subnet_ids if config.network else (),
+            network_isolation=model.serverless is None if model.network_isolation is None else model.network_isolation,
+            data_capture_sampling_percentage=model.data_capture.sampling_percentage,
+            data_capture_csv_content_types=model.data_capture.csv_content_types,
+            data_capture_json_content_types=model.data_capture.json_content_types,
+            deployment_strategy=model.deployment.strategy,
+            canary_percent=model.deployment.canary_percent,
+            linear_step_percent=model.deployment.linear_step_percent,
+            wait_seconds=model.deployment.wait_minutes * 60,
+            termination_wait_seconds=model.deployment.termination_wait_minutes * 60,
+            max_execution_timeout_seconds=model.deployment.max_execution_timeout_minutes * 60,
+            latency_threshold_ms=model.alarms.model_latency_ms,
+            error_5xx_threshold=model.alarms.invocation_5xx_errors,
+            autoscaling_min=scaling.min_instances if scaling else None,
+            autoscaling_max=scaling.max_instances if scaling else None,
+            target_invocations_per_instance=scaling.target_invocations_per_instance if scaling else 100,
+            scale_in_cooldown_seconds=scaling.scale_in_cooldown_seconds if scaling else 300,
+            scale_out_cooldown_seconds=scaling.scale_out_cooldown_seconds if scaling else 60,
+            off_hours_scale_down_cron=off_hours.scale_down_cron if off_hours else None,
+            off_hours_scale_up_cron=off_hours.scale_up_cron if off_hours else None,
+            off_hours_timezone=off_hours.timezone if off_hours else "UTC",
+            off_hours_max_instances=off_hours.off_hours_max_instances if off_hours else 1,
+        )
+        return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture)
+    except ValueError as exc:
+        raise ConfigError(f"{at}: {exc}") from None
+
+
+def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str:
+    from components.images import framework_image_uri
+
+    image = model.image
+    instance_type = model.variants[0].instance_type if model.variants else None
+    try:
+        return framework_image_uri(image.framework, image.framework_version, config.region, instance_type,
+                                   image.python_version, image.base_framework_version)
+    except ValueError as exc:
+        raise ConfigError(f"{at}.image: {exc}") from None

@@ -32,12 +32,12 @@ def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def test_preview_prints_the_tree_counts_and_outputs(monkeypatch):
+def test_preview_prints_the_tree_counts_and_outputs(monkeypatch, shipped_plan):
     monkeypatch.chdir(ROOT)
     result = runner.invoke(app, ["preview", "prod"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "emlops / prod: 37 resources" in out
+    assert f"emlops / prod: {len(shipped_plan('prod').resources)} resources" in out
     assert "prod-artifacts  emlops:index:SecureBucket" in out
     assert "prod-artifacts-bucket  aws:s3/bucket:Bucket → prod-artifacts-bucket-" in out
     assert "(protect, retain)" in out
@@ -58,7 +58,8 @@ def test_preview_json_writes_the_same_plan_as_the_engine(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("old, new, expected", [
     ("    region: eu-west-1", "    regoin: eu-west-1",
      "stacks/Pulumi.dev.yaml: emlops:platform.regoin: unknown key; did you mean 'region'? allowed keys: "
-     "environment, production, account_id, region, tags, permission_boundary_arn, kms, storage"),
+     "environment, production, account_id, region, tags, permission_boundary_arn, kms, storage, network, "
+     "registry, models"),
     ("      owner: ml-platform@example.com\n", "",
      "stacks/Pulumi.dev.yaml: emlops:platform.tags.owner: field required"),
     ('account_id: "111111111111"', 'account_id: "11111111111x"',

@@ -17,6 +17,15 @@ from tests.conftest import REQUIRED_TAGS, ROOT, SHIPPED_STACKS
 
 PLAN_SCHEMA = json.loads((ROOT / "emlops" / "plan.schema.json").read_text())
 STATEFUL_TYPES = {"aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+# AWS has no tags on these (bucket settings, inline policies, aliases, scaling policies and schedules).
+UNTAGGABLE_TYPES = {
+    "pulumi:providers:aws", "aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "aws:s3/bucketLogging:BucketLogging",
+    "aws:appautoscaling/policy:Policy", "aws:appautoscaling/scheduledAction:ScheduledAction",
+}
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 
 
@@ -53,7 +62,12 @@ def test_every_aws_resource_uses_the_stacks_explicit_provider(stack, shipped_pla
 def test_every_taggable_resource_carries_the_required_tags(stack, shipped_plan):
     plan = shipped_plan(stack)
     taggable = [r for r in plan.resources if "tags" in r.inputs]
-    assert {r.type for r in taggable} == {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:iam/role:Role"}
+    assert {r.type for r in taggable} >= {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:iam/role:Role",
+                                          "aws:sagemaker/model:Model", "aws:sagemaker/endpoint:Endpoint",
+                                          "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                                          "aws:cloudwatch/metricAlarm:MetricAlarm"}
+    untagged = {r.type for r in plan.resources if r.custom and "tags" not in r.inputs}
+    assert untagged <= UNTAGGABLE_TYPES
     for resource in taggable:
         tags = resource.inputs["tags"]
         assert set(REQUIRED_TAGS) <= set(tags), resource.urn
@@ -84,7 +98,7 @@ def test_kms_keys_rotate(stack, shipped_plan):
 def test_prod_protects_and_retains_every_stateful_resource_and_only_those(shipped_plan):
     plan = shipped_plan("prod")
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
-    assert len(stateful) == 4  # the data key and three buckets
+    assert len(stateful) == 5  # the data key and the access-log, dataset, artifact and capture buckets
     assert all(r.protect and r.retain_on_delete for r in stateful)
     assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
 
@@ -112,12 +126,12 @@ def test_dev_tree_shape(shipped_plan):
     platform = plan.get("dev", "emlops:index:MlPlatform")
     assert platform.urn == "urn:pulumi:dev::emlops::emlops:index:MlPlatform::dev"
     assert [r.name for r in plan.children(platform.urn)] == [
-        "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-model-builder",
+        "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-model-builder", "dev-churn",
     ]
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 37
+    assert len(plan.resources) == 48
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path):

@@ -1,0 +1,105 @@
+"""The execution role of a ModelEndpoint, scoped to exactly what its model needs.
+
+Read the model's artifact (object or prefix, decrypting only through S3), pull its image from its
+ECR repository, write its own log group, manage its network interfaces in its VPC, and write
+captured data under its own capture prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
+from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement
+
+if TYPE_CHECKING:
+    from components.endpoint import ModelEndpoint
+
+_ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
+                        r"(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+|@sha256:[0-9a-f]{64})?$")
+
+
+def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, kms_key_arn: pulumi.Input[str],
+                   capture_prefix: str, tags: dict) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
+    """Create the role and its inline policies; returns both so the Model can wait for the policies."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    invoke = pulumi.InvokeOptions(parent=parent)
+    partition = aws.get_partition_output(opts=invoke).partition
+    region = aws.get_region_output(opts=invoke).region
+    account = aws.get_caller_identity_output(opts=invoke).account_id
+    via_s3 = pulumi.Output.concat("s3.", region, ".amazonaws.com")
+
+    role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
+        services=["sagemaker.amazonaws.com"],
+        description=f"Runs the model of the {name} endpoint",
+        permissions_boundary_arn=args.permissions_boundary_arn,
+        tags=tags,
+    ), opts=opts)
+    policies = []
+    artifact = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
+    if artifact:
+        policies.append(role.add_policy("read-artifact", _artifact_statements(
+            artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=bool(args.model_data_prefix))))
+    image = _ECR_IMAGE.match(args.image_uri or "")
+    if image:
+        repository = pulumi.Output.concat("arn:", partition, ":ecr:", image["region"], ":", image["account"],
+                                          ":repository/", image["repo"])
+        policies.append(role.add_policy("pull-image", [
+            Statement(actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                      resources=[repository]),
+            # GetAuthorizationToken has no resource to scope to; AWS requires "*".
+            Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        ]))
+    log_group = pulumi.Output.concat("arn:", partition, ":logs:", region, ":", account,
+                                     ":log-group:/aws/sagemaker/Endpoints/", name)
+    policies.append(role.add_policy("logs", [
+        Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
+        Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                  resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
+    ]))
+    if not args.serverless:
+        vpc_arn = pulumi.Output.concat("arn:", partition, ":ec2:", region, ":", account, ":vpc/", args.vpc_id)
+        policies.append(role.add_policy("vpc-access", [
+            # Describe calls cannot be scoped to resources; AWS requires "*".
+            Statement(actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+                               "ec2:DescribeSubnets", "ec2:DescribeVpcs"], resources=["*"]),
+            Statement(actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                               "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+                      resources=["*"], conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}}),
+        ]))
+    if args.data_capture_bucket is not None:
+        objects = pulumi.Output.concat(args.data_capture_bucket.arn, "/", capture_prefix, "*")
+        policies.append(role.add_policy("write-capture", [
+            Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"], resources=[objects]),
+            kms_usage_statement(kms_key_arn, encrypt=True, decrypt=True, via_service=via_s3),
+        ]))
+    return role, policies
+
+
+def _artifact_statements(uri: str, partition: pulumi.Output[str], via_s3: pulumi.Output[str],
+                         key_arn: Optional[pulumi.Input[str]], prefix: bool) -> list[Statement]:
+    if is_unknown(uri):
+        # Offline, an unresolved artifact stays visibly unknown in the policy too.
+        return [Statement(actions=["s3:GetObject"], resources=[uri])]
+    bucket, key = parse_s3_uri(uri)
+    bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
+    objects = pulumi.Output.concat(bucket_arn, "/", key, "*" if prefix else "")
+    statements = [Statement(actions=["s3:GetObject"], resources=[objects])]
+    if prefix:
+        statements.append(Statement(actions=["s3:ListBucket"], resources=[bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [f"{key}*"]}}))
+    if key_arn is not None:
+        statements.append(kms_usage_statement(key_arn, encrypt=False, decrypt=True, via_service=via_s3))
+    else:
+        # The artifact's key is not known here (e.g. an MLflow bucket): decrypt only through S3 and
+        # only objects of that bucket, whatever key encrypted them.
+        statements.append(Statement(
+            actions=["kms:Decrypt"], resources=["*"],
+            conditions={"StringEquals": {"kms:ViaService": via_s3},
+                        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]}},
+        ))
+    return statements

@@ -1,0 +1,34 @@
+"""Inference image URIs from the SageMaker SDK's catalogue (never a hard-coded registry account).
+
+The SDK is imported only here and only when a model names a framework: importing its image-URI
+module costs seconds, and a stack without framework images must not pay for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Optional
+
+# Serverless endpoints run on CPU; the SDK picks CPU images from a CPU instance type.
+SERVERLESS_CPU_INSTANCE = "ml.m5.large"
+
+
+@functools.lru_cache(maxsize=256)
+def framework_image_uri(framework: str, version: str, region: str, instance_type: Optional[str] = None,
+                        py_version: Optional[str] = None, base_framework_version: Optional[str] = None) -> str:
+    """The SageMaker inference image of `framework` `version` in `region`; ValueError in one line if unknown."""
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)  # the SDK logs defaults it fills in at INFO/WARNING
+    from sagemaker.core import image_uris
+
+    try:
+        return image_uris.retrieve(
+            framework=framework, region=region, version=version, image_scope="inference",
+            instance_type=instance_type or SERVERLESS_CPU_INSTANCE, py_version=py_version,
+            base_framework_version=base_framework_version,
+        )
+    except (ValueError, KeyError) as exc:
+        reason = " ".join(str(exc).split())
+        reason = reason.replace(" You may need to upgrade your SDK version (pip install -U sagemaker) for newer "
+                                f"{framework} versions.", "")
+        raise ValueError(f"no SageMaker {framework} {version} inference image in {region}: {reason}") from None
