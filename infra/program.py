@@ -22,7 +22,8 @@ NO_CAPTURE_ENVIRONMENTS = ("dev",)
 def build_platform(config: PlatformConfig) -> MlPlatform:
     """Create the stack's AWS provider (pinned to the stack's account and region) and platform."""
     source = stack_file(pulumi.get_stack())
-    models = [_platform_model(config, index, model, source) for index, model in enumerate(config.models)]
+    resolver = _resolver(config)
+    models = [_platform_model(config, resolver, index, model, source) for index, model in enumerate(config.models)]
     try:
         args = MlPlatformArgs(
             environment=config.environment,
@@ -45,7 +46,7 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
     return MlPlatform(config.environment, args, opts=pulumi.ResourceOptions(providers=[provider]))
 
 
-def _resolver(config: PlatformConfig):
+def _resolver(config: PlatformConfig) -> model_source.Resolver:
     try:
         return model_source.current_resolver()
     except RuntimeError:  # not under `emlops preview`: the real `pulumi up` / `pulumi preview`
@@ -53,11 +54,12 @@ def _resolver(config: PlatformConfig):
                                          mlflow_tracking_uri=config.registry.mlflow_tracking_uri)
 
 
-def _platform_model(config: PlatformConfig, index: int, model: ModelConfig, source: str) -> PlatformModel:
+def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, index: int, model: ModelConfig,
+                    source: str) -> PlatformModel:
     at = f"{source}: {FULL_KEY}.models[{index}]"
     src = model.source
     try:
-        resolved = _resolver(config).resolve(model.name, model_source.ModelSource(
+        resolved = resolver.resolve(model.name, model_source.ModelSource(
             mlflow=src.mlflow, model_package_group=src.model_package_group,
             model_package_arn=src.model_package_arn, s3_uri=src.s3_uri,
         ))

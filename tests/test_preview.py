@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -172,3 +174,65 @@ def test_the_program_itself_rejects_invalid_config_before_creating_resources():
     with pytest.raises(ConfigError, match=r"^stacks/Pulumi\.dev\.yaml: emlops:platform: field required$"):
         run_function(program, identity=AwsIdentity("111111111111", "eu-west-1"), stack="dev")
     assert created == []
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
+    from emlops.aws_requests import SUPPORTED_TYPES, to_api_request, validate_request
+
+    checked = [r for r in shipped_plan(stack).resources if r.type in SUPPORTED_TYPES]
+    assert len(checked) == 3 * len(shipped_plan(stack).by_type("aws:sagemaker/endpoint:Endpoint"))
+    for resource in checked:
+        assert validate_request(to_api_request(resource.type, resource.inputs)) == [], resource.urn
+
+
+def test_prod_endpoints_have_what_production_needs(shipped_plan):
+    plan = shipped_plan("prod")
+    endpoints = plan.by_type("aws:sagemaker/endpoint:Endpoint")
+    assert [e.inputs["name"] for e in endpoints] == ["prod-churn", "prod-fraud"]
+    alarm_names = {a.inputs["name"] for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    targets = {t.inputs["resourceId"]: t.inputs for t in plan.by_type("aws:appautoscaling/target:Target")}
+    for endpoint in endpoints:
+        name = endpoint.inputs["name"]
+        config = plan.get(f"{name}-config").inputs
+        model = plan.get(f"{name}-model").inputs
+        assert model["enableNetworkIsolation"] is True and len(model["vpcConfig"]["subnets"]) == 3
+        assert all(v["initialInstanceCount"] >= 2 for v in config["productionVariants"])
+        capture = config["dataCaptureConfig"]
+        assert capture["enableCapture"] is True and capture["kmsKeyId"] == plan.outputs["dataKeyArn"]
+        assert capture["destinationS3Uri"].endswith(f"/datacapture/{name}")
+        deployment = endpoint.inputs["deploymentConfig"]
+        assert deployment["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"]["type"] in ("CANARY", "LINEAR")
+        rollback = [a["alarmName"] for a in deployment["autoRollbackConfiguration"]["alarms"]]
+        assert len(rollback) == 2 and set(rollback) <= alarm_names
+        for variant in config["productionVariants"]:
+            target = targets[f"endpoint/{name}/variant/{variant['variantName']}"]
+            assert target["minCapacity"] >= 2 and target["maxCapacity"] >= target["minCapacity"]
+
+
+def test_dev_serves_cheaply_without_capture(shipped_plan):
+    plan = shipped_plan("dev")
+    [config] = plan.by_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    [variant] = config.inputs["productionVariants"]
+    assert variant["serverlessConfig"] == {"maxConcurrency": 5, "memorySizeInMb": 2048}
+    assert "dataCaptureConfig" not in config.inputs
+    [model] = plan.by_type("aws:sagemaker/model:Model")
+    assert model.inputs["primaryContainer"]["image"] == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    assert model.inputs["primaryContainer"]["modelDataUrl"] == "s3://acme-ml-dev-models/churn/2026-11-20/model.tar.gz"
+    assert not plan.by_type("aws:appautoscaling/target:Target")
+
+
+def test_registry_references_stay_explicitly_unknown_offline(shipped_plan):
+    plan = shipped_plan("prod")
+    churn = plan.get("prod-churn-model").inputs["primaryContainer"]
+    assert churn["modelDataSource"]["s3DataSources"][0]["s3Uri"] == "[unknown: models:/churn@champion]"
+    fraud = plan.get("prod-fraud-model").inputs["primaryContainer"]
+    assert fraud == {"modelPackageName": "[unknown: model-package-group/fraud (latest Approved)]"}
+
+
+def test_previews_without_framework_images_or_mlflow_do_not_import_them():
+    code = ("import sys; from emlops.preview import preview_stack; preview_stack('prod'); "
+            "print(sorted(m for m in ('sagemaker', 'mlflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
