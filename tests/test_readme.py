@@ -99,7 +99,19 @@ def test_readme_deploy_commands_name_shipped_stacks_and_the_pulumi_project_match
 
 
 def test_readme_benchmark_command_runs(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1", "--sizes", "1", "2"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"ratio prod / flat: +\d+\.\d\d", result.stdout)
+    assert re.search(r"generated prod stack, +2 models: +\d+ resources", result.stdout)
+
+
+def test_readme_model_example_is_a_valid_model():
+    import yaml
+
+    from infra.config_models import ModelConfig
+
+    [example] = [block for block in code_blocks("yaml") if "models:" in block]
+    [model] = yaml.safe_load(example)["models"]
+    parsed = ModelConfig.model_validate(model)
+    assert (parsed.name, parsed.source.mlflow, parsed.deployment.strategy) == ("churn", "models:/churn@champion", "canary")

@@ -1,0 +1,535 @@
+"""ModelEndpoint: argument checks, every child and its inputs, the execution role, and MlPlatform's models."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, Callable
+
+import pulumi
+import pytest
+
+from components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
+from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+from components.storage import SecureBucket, SecureBucketArgs
+from emlops.aws_requests import to_api_request, validate_request
+from emlops.plan import Plan, PlanResource
+from tests.conftest import ACCOUNT, REGION, run_components
+
+STACK = "pulumi:pulumi:Stack"
+COMPONENT = "emlops:index:ModelEndpoint"
+ROLE_COMPONENT = "emlops:index:ServiceRole"
+KMS_COMPONENT = "emlops:index:KmsKey"
+BUCKET_COMPONENT = "emlops:index:SecureBucket"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+MODEL = "aws:sagemaker/model:Model"
+CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TARGET = "aws:appautoscaling/target:Target"
+SCALING_POLICY = "aws:appautoscaling/policy:Policy"
+SCHEDULE = "aws:appautoscaling/scheduledAction:ScheduledAction"
+KEY = "aws:kms/key:Key"
+ALIAS = "aws:kms/alias:Alias"
+BUCKET_TYPES = ["aws:s3/bucket:Bucket", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+                "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketVersioning:BucketVersioning",
+                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                "aws:s3/bucketPolicy:BucketPolicy"]
+
+IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+REPOSITORY = "arn:aws:ecr:eu-west-1:763104351884:repository/sagemaker-xgboost"
+PREFIX = "s3://ml-artifacts/models/churn/3/"
+TARBALL = "s3://ml-artifacts/models/fraud/model.tar.gz"
+PACKAGE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/fraud/4"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
+VPC = "vpc-0123456789abcdef0"
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+DOWN, UP = "cron(0 19 ? * MON-FRI *)", "cron(0 7 ? * MON-FRI *)"
+VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+LOG_GROUP = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/churn"
+PROVISIONED: dict[str, Any] = dict(model_data_prefix=PREFIX, image_uri=IMAGE, vpc_id=VPC, subnet_ids=SUBNETS,
+                                   variants=[Variant("primary", "ml.m5.large")])
+SERVERLESS: dict[str, Any] = dict(model_data_url=TARBALL, image_uri=IMAGE, serverless_memory_mb=2048,
+                                  network_isolation=False)
+
+
+def error_of(factory: Callable[[], Any]) -> str:
+    with pytest.raises(ValueError) as caught:
+        factory()
+    return str(caught.value)
+
+
+def capture_bucket() -> SecureBucket:
+    return SecureBucket("capture", SecureBucketArgs(kms_key_arn=KEY_ARN))
+
+
+def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
+    document = json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])
+    assert document["Version"] == "2012-10-17"
+    return document["Statement"]
+
+
+def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
+    return {**statement, "Condition": condition} if condition else statement
+
+
+def decrypt_from_bucket(bucket: str) -> dict[str, Any]:
+    arn = f"arn:aws:s3:::{bucket}"
+    return allow(["kms:Decrypt"], ["*"], {"StringEquals": VIA_S3,
+                                          "StringLike": {"kms:EncryptionContext:aws:s3:arn": [arn, f"{arn}/*"]}})
+
+
+def auto_name(resource: PlanResource) -> str:
+    name = resource.inputs["name"]
+    assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", name)
+    return name
+
+
+def api_problems(resource: PlanResource) -> list[str]:
+    return validate_request(to_api_request(resource.type, resource.inputs))
+
+
+# -- arguments --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"name": "primary_1"}, "variant name 'primary_1' must be letters, digits and '-' (at most 63)"),
+    ({"name": "a" * 64}, f"variant name {'a' * 64!r} must be letters, digits and '-' (at most 63)"),
+    ({"initial_instance_count": 0}, "variant 'primary': initial_instance_count (0) must be at least 1"),
+    ({"weight": 0}, "variant 'primary': weight (0) must be positive"),
+])
+def test_variant_rejects_with_a_message(changes, message):
+    assert error_of(lambda: Variant(**{"name": "primary", "instance_type": "ml.m5.large", **changes})) == message
+
+
+ONE_SOURCE = "give exactly one of model_data_url, model_data_prefix, model_package_arn"
+
+
+@pytest.mark.parametrize("base, changes, message", [
+    (PROVISIONED, {"model_data_prefix": None}, ONE_SOURCE),
+    (PROVISIONED, {"model_data_url": TARBALL}, ONE_SOURCE),
+    (PROVISIONED, {"model_package_arn": PACKAGE}, ONE_SOURCE),
+    (PROVISIONED, {"image_uri": None}, "image_uri is required unless model_package_arn is given"),
+    (PROVISIONED, {"model_data_prefix": "ml-artifacts/models/"}, "'ml-artifacts/models/' is not an s3://<bucket>/<key> URI"),
+    (SERVERLESS, {"model_data_url": "s3://ml-artifacts/"}, "'s3://ml-artifacts/' is not an s3://<bucket>/<key> URI"),
+    (PROVISIONED, {"model_data_prefix": "s3://ml-artifacts/models/churn"},
+     "model_data_prefix 's3://ml-artifacts/models/churn' must end with '/'"),
+    (PROVISIONED, {"serverless_memory_mb": 2048}, "give either variants or serverless_memory_mb"),
+    (PROVISIONED, {"variants": []}, "give either variants or serverless_memory_mb"),
+    (PROVISIONED, {"variants": [Variant("a", "ml.m5.large"), Variant("b", "ml.m5.large"), Variant("a", "ml.c5.large")]},
+     "variant names must be unique; got a, b, a"),
+    (SERVERLESS, {"serverless_memory_mb": 1000}, "serverless_memory_mb (1000) must be 1024-6144 in steps of 1024"),
+    (SERVERLESS, {"serverless_memory_mb": 7168}, "serverless_memory_mb (7168) must be 1024-6144 in steps of 1024"),
+    (SERVERLESS, {"serverless_max_concurrency": 0}, "serverless_max_concurrency (0) must be 1-200"),
+    (SERVERLESS, {"serverless_max_concurrency": 201}, "serverless_max_concurrency (201) must be 1-200"),
+    (SERVERLESS, {"network_isolation": True},
+     "serverless endpoints do not support network isolation; set network_isolation=False"),
+    (PROVISIONED, {"vpc_id": None}, "provisioned variants run in private subnets: give vpc_id and subnet_ids"),
+    (PROVISIONED, {"subnet_ids": []}, "provisioned variants run in private subnets: give vpc_id and subnet_ids"),
+    (PROVISIONED, {"data_capture_sampling_percentage": 101}, "data_capture_sampling_percentage (101) must be 0-100"),
+    (PROVISIONED, {"data_capture_sampling_percentage": -1}, "data_capture_sampling_percentage (-1) must be 0-100"),
+    (PROVISIONED, {"deployment_strategy": "blue_green"},
+     "deployment_strategy 'blue_green' must be all_at_once, canary or linear"),
+    (PROVISIONED, {"canary_percent": 0}, "canary_percent (0) must be 1-50"),
+    (PROVISIONED, {"canary_percent": 51}, "canary_percent (51) must be 1-50"),
+    (PROVISIONED, {"linear_step_percent": 9}, "linear_step_percent (9) must be 10-50"),
+    (PROVISIONED, {"linear_step_percent": 51}, "linear_step_percent (51) must be 10-50"),
+    (PROVISIONED, {"wait_seconds": -1}, "wait_seconds (-1) must be 0-3600"),
+    (PROVISIONED, {"wait_seconds": 3601}, "wait_seconds (3601) must be 0-3600"),
+    (PROVISIONED, {"termination_wait_seconds": 3601}, "termination_wait_seconds (3601) must be 0-3600"),
+    (PROVISIONED, {"max_execution_timeout_seconds": 599}, "max_execution_timeout_seconds (599) must be 600-28800"),
+    (PROVISIONED, {"max_execution_timeout_seconds": 28801}, "max_execution_timeout_seconds (28801) must be 600-28800"),
+    (PROVISIONED, {"latency_threshold_ms": 0}, "latency_threshold_ms and error_5xx_threshold must be at least 1"),
+    (PROVISIONED, {"error_5xx_threshold": 0}, "latency_threshold_ms and error_5xx_threshold must be at least 1"),
+    (PROVISIONED, {"autoscaling_min": 1}, "give both autoscaling_min and autoscaling_max, or neither"),
+    (PROVISIONED, {"autoscaling_max": 4}, "give both autoscaling_min and autoscaling_max, or neither"),
+    (PROVISIONED, {"autoscaling_min": 3, "autoscaling_max": 2},
+     "autoscaling_min (3) is larger than autoscaling_max (2); lower autoscaling_min or raise autoscaling_max"),
+    (PROVISIONED, {"autoscaling_min": 0, "autoscaling_max": 2}, "autoscaling_min (0) must be at least 1"),
+    (SERVERLESS, {"autoscaling_min": 1, "autoscaling_max": 2},
+     "serverless endpoints scale by themselves; drop autoscaling_min/max"),
+    (PROVISIONED, {"autoscaling_min": 1, "autoscaling_max": 2, "off_hours_scale_down_cron": DOWN},
+     "give both off_hours_scale_down_cron and off_hours_scale_up_cron, or neither"),
+    (PROVISIONED, {"off_hours_scale_down_cron": DOWN, "off_hours_scale_up_cron": UP},
+     "off-hours scaling needs autoscaling_min and autoscaling_max"),
+])
+def test_endpoint_args_reject_with_a_message(base, changes, message):
+    assert error_of(lambda: ModelEndpointArgs(**{**base, **changes})) == message
+
+
+def test_serverless_endpoint_cannot_capture():
+    program = lambda: ModelEndpointArgs(**SERVERLESS, data_capture_bucket=capture_bucket())  # noqa: E731
+    assert error_of(lambda: run_components(program)) == (
+        "serverless endpoints cannot capture data; drop data_capture_bucket")
+
+
+@pytest.mark.parametrize("name", ["churn_1", "a" * 64, ""])
+def test_endpoint_name_is_checked_before_anything_is_created(name):
+    assert error_of(lambda: ModelEndpoint(name, ModelEndpointArgs(**SERVERLESS))) == (
+        f"endpoint name {name!r} must be at most 63 letters, digits and '-'")
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="ModelEndpoint's name check lets through names SageMaker rejects: "
+                   "leading/trailing '-', non-ASCII letters, and names whose '-config-xxxxxxx' child exceeds 63")
+@pytest.mark.parametrize("name", ["-churn", "churn-", "modèle", "a" * 49])
+def test_endpoint_name_rejects_what_sagemaker_rejects(name):
+    with pytest.raises(ValueError, match=r"^endpoint name "):
+        run_components(lambda: ModelEndpoint(name, ModelEndpointArgs(**SERVERLESS)))
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="package_artifact_uri is not checked by ModelEndpointArgs; a bad one "
+                   "fails in ModelEndpoint after the key, security group and role are registered")
+def test_package_artifact_uri_is_checked_with_the_arguments():
+    assert error_of(lambda: ModelEndpointArgs(**{**PROVISIONED, "model_data_prefix": None, "image_uri": None},
+                                              model_package_arn=PACKAGE, package_artifact_uri="https://x/m.tar.gz")) == (
+        "'https://x/m.tar.gz' is not an s3://<bucket>/<key> URI")
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="off_hours_max_instances is not bounded by autoscaling_max: the "
+                   "off-hours action would raise the ceiling (5 > 2) instead of scaling down")
+def test_off_hours_ceiling_cannot_exceed_the_working_hours_ceiling():
+    with pytest.raises(ValueError, match=r"^off_hours_max_instances \(5\)"):
+        ModelEndpointArgs(**PROVISIONED, autoscaling_min=1, autoscaling_max=2, off_hours_scale_down_cron=DOWN,
+                          off_hours_scale_up_cron=UP, off_hours_max_instances=5)
+
+
+# -- a provisioned endpoint with everything ----------------------------------------------------------
+
+VARIANTS = [("primary", "ml.m5.xlarge", 2, 1.0), ("challenger", "ml.c5.xlarge", 1, 0.25)]
+TAGS = {"team": "churn", "model-endpoint": "churn"}
+
+
+@functools.cache
+def provisioned_plan() -> Plan:
+    def program() -> None:
+        bucket = capture_bucket()
+        endpoint = ModelEndpoint("churn", ModelEndpointArgs(
+            model_data_prefix=PREFIX, image_uri=IMAGE, environment={"MODEL_SERVER_WORKERS": "2"},
+            variants=[Variant(*v) for v in VARIANTS], vpc_id=VPC, subnet_ids=SUBNETS, kms_key_arn=KEY_ARN,
+            data_capture_bucket=bucket, data_capture_sampling_percentage=20,
+            deployment_strategy="canary", canary_percent=20, wait_seconds=300, termination_wait_seconds=120,
+            max_execution_timeout_seconds=1800, latency_threshold_ms=250, error_5xx_threshold=3,
+            autoscaling_min=2, autoscaling_max=6, target_invocations_per_instance=200,
+            scale_in_cooldown_seconds=600, scale_out_cooldown_seconds=120,
+            off_hours_scale_down_cron=DOWN, off_hours_scale_up_cron=UP, off_hours_timezone="Europe/Dublin",
+            tags={"team": "churn"},
+        ))
+        pulumi.export("captureUri", endpoint.data_capture_uri)
+    return run_components(program)
+
+
+def test_provisioned_endpoint_children_are_named_after_it():
+    plan = provisioned_plan()
+    component = plan.get("churn", COMPONENT)
+    assert component.parent == plan.get("emlops-test", STACK).urn
+    per_variant = lambda kind: [(ALARM, f"churn-{v}-{kind}") for v, *_ in VARIANTS]  # noqa: E731
+    scaling = [child for v, *_ in VARIANTS for child in (
+        (TARGET, f"churn-{v}-scaling"), (SCALING_POLICY, f"churn-{v}-invocations"),
+        (SCHEDULE, f"churn-{v}-off-hours"), (SCHEDULE, f"churn-{v}-working-hours"))]
+    alarms = [a for pair in zip(per_variant("5xx"), per_variant("latency")) for a in pair]
+    assert [(r.type, r.name) for r in plan.children(component.urn)] == [
+        (SG, "churn-sg"), (ROLE_COMPONENT, "churn-execution"), (MODEL, "churn-model"), (CONFIG, "churn-config"),
+        *alarms, (ENDPOINT, "churn-endpoint"), *scaling]
+    assert [(r.type, r.name) for r in plan.children(plan.get("churn-execution", ROLE_COMPONENT).urn)] == [
+        (ROLE, "churn-execution-role")] + [(ROLE_POLICY, f"churn-execution-{p}") for p in (
+            "read-artifact", "pull-image", "logs", "vpc-access", "write-capture")]
+    assert plan.type_counts() == {
+        STACK: 1, BUCKET_COMPONENT: 1, **{t: 1 for t in BUCKET_TYPES}, COMPONENT: 1, SG: 1, ROLE_COMPONENT: 1,
+        ROLE: 1, ROLE_POLICY: 5, MODEL: 1, CONFIG: 1, ALARM: 4, ENDPOINT: 1, TARGET: 2, SCALING_POLICY: 2,
+        SCHEDULE: 4}
+
+
+def test_security_group_has_no_ingress_and_only_https_egress():
+    sg = provisioned_plan().get("churn-sg")
+    assert sg.inputs == {
+        "name": auto_name(sg), "vpcId": VPC, "ingress": [], "revokeRulesOnDelete": True, "tags": TAGS,
+        "description": "SageMaker endpoint churn: no inbound; HTTPS out to VPC endpoints only",
+        "egress": [{"description": "HTTPS to the VPC endpoints and the S3 gateway (private subnets, no internet route)",
+                    "protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]}
+
+
+def test_model_loads_the_prefix_uncompressed_in_the_vpc_and_waits_for_its_policies():
+    plan = provisioned_plan()
+    model = plan.get("churn-model")
+    security_group_id = model.inputs["vpcConfig"]["securityGroupIds"][0]
+    assert re.fullmatch(r"sg-[0-9a-f]{17}", security_group_id)
+    assert model.inputs == {
+        "name": auto_name(model), "enableNetworkIsolation": True, "tags": TAGS,
+        "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{plan.get('churn-execution-role').inputs['name']}",
+        "vpcConfig": {"subnets": SUBNETS, "securityGroupIds": [security_group_id]},
+        "primaryContainer": {"image": IMAGE, "mode": "SingleModel", "environment": {"MODEL_SERVER_WORKERS": "2"},
+                             "modelDataSource": {"s3DataSources": [
+                                 {"s3Uri": PREFIX, "s3DataType": "S3Prefix", "compressionType": "None"}]}}}
+    waits_for = {plan.get(n).urn for n in ("churn-sg", "churn-execution-role")} | {
+        r.urn for r in plan.by_type(ROLE_POLICY)}
+    assert set(model.dependencies) == waits_for
+
+
+def test_endpoint_configuration_has_the_variants_key_and_capture():
+    plan = provisioned_plan()
+    config = plan.get("churn-config")
+    bucket = plan.get("capture-bucket").inputs["bucket"]
+    model_name = plan.get("churn-model").inputs["name"]
+    assert plan.outputs["captureUri"] == f"s3://{bucket}/datacapture/churn"
+    assert config.inputs == {
+        "name": auto_name(config), "kmsKeyArn": KEY_ARN, "tags": TAGS,
+        "productionVariants": [{"variantName": v, "modelName": model_name, "instanceType": t,
+                                "initialInstanceCount": n, "initialVariantWeight": w} for v, t, n, w in VARIANTS],
+        "dataCaptureConfig": {
+            "enableCapture": True, "initialSamplingPercentage": 20,
+            "destinationS3Uri": f"s3://{bucket}/datacapture/churn", "kmsKeyId": KEY_ARN,
+            "captureOptions": [{"captureMode": "Input"}, {"captureMode": "Output"}],
+            "captureContentTypeHeader": {"csvContentTypes": ["text/csv"], "jsonContentTypes": ["application/json"]}}}
+
+
+def test_endpoint_keeps_its_name_and_rolls_back_a_canary_on_every_alarm():
+    plan = provisioned_plan()
+    endpoint = plan.get("churn-endpoint")
+    alarm_names = [r.inputs["name"] for r in plan.by_type(ALARM)]
+    assert alarm_names == [auto_name(r) for r in plan.by_type(ALARM)]
+    assert endpoint.inputs == {
+        "name": "churn", "endpointConfigName": plan.get("churn-config").inputs["name"], "tags": TAGS,
+        "deploymentConfig": {
+            "blueGreenUpdatePolicy": {
+                "trafficRoutingConfiguration": {"type": "CANARY", "waitIntervalInSeconds": 300,
+                                                "canarySize": {"type": "CAPACITY_PERCENT", "value": 20}},
+                "terminationWaitInSeconds": 120, "maximumExecutionTimeoutInSeconds": 1800},
+            "autoRollbackConfiguration": {"alarms": [{"alarmName": name} for name in alarm_names]}}}
+
+
+@pytest.mark.parametrize("variant", [v for v, *_ in VARIANTS])
+def test_rollback_alarms_watch_5xx_errors_and_p99_latency_in_microseconds(variant):
+    plan = provisioned_plan()
+    common = {"namespace": "AWS/SageMaker", "dimensions": {"EndpointName": "churn", "VariantName": variant},
+              "period": 60, "evaluationPeriods": 3, "datapointsToAlarm": 2, "treatMissingData": "notBreaching",
+              "tags": TAGS}
+    errors, latency = plan.get(f"churn-{variant}-5xx"), plan.get(f"churn-{variant}-latency")
+    assert errors.inputs == {**common, "name": auto_name(errors), "metricName": "Invocation5XXErrors",
+                             "statistic": "Sum", "comparisonOperator": "GreaterThanOrEqualToThreshold", "threshold": 3,
+                             "alarmDescription": f"churn/{variant}: 3+ 5XX errors a minute; rolls back deployments"}
+    assert latency.inputs == {
+        **common, "name": auto_name(latency), "metricName": "ModelLatency", "extendedStatistic": "p99",
+        "comparisonOperator": "GreaterThanThreshold", "threshold": 250_000,
+        "alarmDescription": f"churn/{variant}: p99 model latency above 250 ms; rolls back deployments"}
+
+
+@pytest.mark.parametrize("variant", [v for v, *_ in VARIANTS])
+def test_each_variant_scales_on_invocations_and_down_off_hours(variant):
+    plan = provisioned_plan()
+    scaled = {"serviceNamespace": "sagemaker", "scalableDimension": "sagemaker:variant:DesiredInstanceCount",
+              "resourceId": f"endpoint/churn/variant/{variant}"}
+    target = plan.get(f"churn-{variant}-scaling")
+    assert target.inputs == {**scaled, "minCapacity": 2, "maxCapacity": 6, "tags": TAGS}
+    assert target.dependencies == [plan.get("churn-endpoint").urn]
+    assert plan.get(f"churn-{variant}-invocations").inputs == {
+        **scaled, "name": f"churn-{variant}-invocations-per-instance", "policyType": "TargetTrackingScaling",
+        "targetTrackingScalingPolicyConfiguration": {
+            "predefinedMetricSpecification": {"predefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+            "targetValue": 200, "scaleInCooldown": 600, "scaleOutCooldown": 120}}
+    for label, cron, low, high in (("off-hours", DOWN, 1, 1), ("working-hours", UP, 2, 6)):
+        assert plan.get(f"churn-{variant}-{label}").inputs == {
+            **scaled, "name": f"churn-{variant}-{label}", "schedule": cron, "timezone": "Europe/Dublin",
+            "scalableTargetAction": {"minCapacity": low, "maxCapacity": high}}
+
+
+def test_execution_role_reads_the_prefix_pulls_its_image_logs_uses_its_vpc_and_writes_capture():
+    plan = provisioned_plan()
+    bucket = plan.get("capture-bucket").inputs["bucket"]
+    assert statements(plan, "churn-execution-read-artifact") == [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/churn/3/*"]),
+        allow(["s3:ListBucket"], ["arn:aws:s3:::ml-artifacts"], {"StringLike": {"s3:prefix": ["models/churn/3/*"]}}),
+        decrypt_from_bucket("ml-artifacts")]
+    assert statements(plan, "churn-execution-pull-image") == [
+        allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [REPOSITORY]),
+        allow(["ecr:GetAuthorizationToken"], ["*"])]
+    assert statements(plan, "churn-execution-logs") == [
+        allow(["logs:CreateLogGroup"], [LOG_GROUP]),
+        allow(["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], [f"{LOG_GROUP}:log-stream:*"])]
+    assert statements(plan, "churn-execution-vpc-access") == [
+        allow(["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+               "ec2:DescribeSubnets", "ec2:DescribeVpcs"], ["*"]),
+        allow(["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+               "ec2:DeleteNetworkInterfacePermission"], ["*"],
+              {"ArnEquals": {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{VPC}"}})]
+    assert statements(plan, "churn-execution-write-capture") == [
+        allow(["s3:AbortMultipartUpload", "s3:PutObject"], [f"arn:aws:s3:::{bucket}/datacapture/churn/*"]),
+        allow(["kms:DescribeKey", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom",
+               "kms:ReEncryptTo"], [KEY_ARN], {"StringEquals": VIA_S3})]
+
+
+@pytest.mark.parametrize("name", ["churn-model", "churn-config", "churn-endpoint"])
+def test_provisioned_sagemaker_resources_are_valid_api_requests(name):
+    assert api_problems(provisioned_plan().get(name)) == []
+
+
+# -- serverless, tarballs, local storage, packages, unknowns -----------------------------------------
+
+def endpoint_plan(name: str = "churn", **args) -> Plan:
+    return run_components(lambda: ModelEndpoint(name, ModelEndpointArgs(**args)))
+
+
+@functools.cache
+def serverless_plan() -> Plan:
+    return endpoint_plan("fraud", **{**SERVERLESS, "serverless_memory_mb": 3072, "serverless_max_concurrency": 20})
+
+
+def test_serverless_endpoint_has_no_network_capture_or_scaling_and_its_own_key():
+    plan = serverless_plan()
+    assert [(r.type, r.name) for r in plan.children(plan.get("fraud", COMPONENT).urn)] == [
+        (KMS_COMPONENT, "fraud-key"), (ROLE_COMPONENT, "fraud-execution"), (MODEL, "fraud-model"),
+        (CONFIG, "fraud-config"), (ALARM, "fraud-serverless-5xx"), (ALARM, "fraud-serverless-latency"),
+        (ENDPOINT, "fraud-endpoint")]
+    assert [r.name for r in plan.by_type(ROLE_POLICY)] == [
+        "fraud-execution-read-artifact", "fraud-execution-pull-image", "fraud-execution-logs"]
+    assert plan.type_counts() == {STACK: 1, COMPONENT: 1, KMS_COMPONENT: 1, KEY: 1, ALIAS: 1, ROLE_COMPONENT: 1,
+                                  ROLE: 1, ROLE_POLICY: 3, MODEL: 1, CONFIG: 1, ALARM: 2, ENDPOINT: 1}
+    assert plan.get("fraud-key-key").inputs["description"] == (
+        "Encrypts the volumes and captured data of the fraud endpoint")
+
+
+def test_serverless_model_config_and_endpoint():
+    plan = serverless_plan()
+    model, config, endpoint = plan.get("fraud-model"), plan.get("fraud-config"), plan.get("fraud-endpoint")
+    tags = {"model-endpoint": "fraud"}
+    assert model.inputs == {
+        "name": auto_name(model), "enableNetworkIsolation": False, "tags": tags,
+        "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{plan.get('fraud-execution-role').inputs['name']}",
+        "primaryContainer": {"image": IMAGE, "mode": "SingleModel", "modelDataUrl": TARBALL}}
+    assert config.inputs == {"name": auto_name(config), "tags": tags, "productionVariants": [{
+        "variantName": "serverless", "modelName": model.inputs["name"],
+        "serverlessConfig": {"memorySizeInMb": 3072, "maxConcurrency": 20}}]}
+    assert endpoint.inputs["deploymentConfig"]["blueGreenUpdatePolicy"] == {
+        "trafficRoutingConfiguration": {"type": "ALL_AT_ONCE", "waitIntervalInSeconds": 600},
+        "terminationWaitInSeconds": 300, "maximumExecutionTimeoutInSeconds": 3600}
+    assert endpoint.inputs["deploymentConfig"]["autoRollbackConfiguration"] == {"alarms": [
+        {"alarmName": plan.get(f"fraud-serverless-{kind}").inputs["name"]} for kind in ("5xx", "latency")]}
+    for resource in (model, config, endpoint):
+        assert api_problems(resource) == []
+
+
+def test_a_tarball_is_read_as_exactly_that_object():
+    assert statements(serverless_plan(), "fraud-execution-read-artifact") == [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/fraud/model.tar.gz"]),
+        decrypt_from_bucket("ml-artifacts")]
+
+
+def test_artifact_key_when_given_is_the_only_key_the_role_decrypts_with():
+    plan = endpoint_plan(**SERVERLESS, artifact_kms_key_arn=KEY_ARN)
+    assert statements(plan, "churn-execution-read-artifact") == [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/fraud/model.tar.gz"]),
+        allow(["kms:DescribeKey", "kms:Decrypt"], [KEY_ARN], {"StringEquals": VIA_S3})]
+
+
+@pytest.mark.parametrize("instance_type, key", [("ml.g5.xlarge", None), ("ml.m5d.large", None),
+                                                ("ml.m5.large", KEY_ARN)])
+def test_instances_with_local_storage_get_no_volume_key(instance_type, key):
+    plan = endpoint_plan(**{**PROVISIONED, "variants": [Variant("primary", instance_type)]}, kms_key_arn=KEY_ARN)
+    config = plan.get("churn-config")
+    assert config.inputs.get("kmsKeyArn") == key
+    assert config.inputs["productionVariants"][0]["instanceType"] == instance_type
+    assert api_problems(config) == []
+
+
+def test_model_package_source_names_only_the_package_and_pulls_no_image():
+    plan = endpoint_plan(**{**PROVISIONED, "model_data_prefix": None, "image_uri": None},
+                         model_package_arn=PACKAGE, package_artifact_uri=TARBALL)
+    assert plan.get("churn-model").inputs["primaryContainer"] == {"modelPackageName": PACKAGE}
+    assert [r.name for r in plan.by_type(ROLE_POLICY)] == [
+        "churn-execution-read-artifact", "churn-execution-logs", "churn-execution-vpc-access"]
+    assert statements(plan, "churn-execution-read-artifact") == [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/fraud/model.tar.gz"]),
+        decrypt_from_bucket("ml-artifacts")]
+    assert api_problems(plan.get("churn-model")) == []
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="an uncompressed package artifact (a prefix) is granted as one object: "
+                   "GetObject on 'bucket/prefix/' instead of 'bucket/prefix/*' plus ListBucket")
+def test_model_package_with_a_prefix_artifact_reads_the_whole_prefix():
+    plan = endpoint_plan(**{**PROVISIONED, "model_data_prefix": None, "image_uri": None},
+                         model_package_arn=PACKAGE, package_artifact_uri=PREFIX)
+    assert statements(plan, "churn-execution-read-artifact")[:2] == [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/churn/3/*"]),
+        allow(["s3:ListBucket"], ["arn:aws:s3:::ml-artifacts"], {"StringLike": {"s3:prefix": ["models/churn/3/*"]}})]
+
+
+def test_unknown_artifact_stays_visibly_unknown_in_the_model_and_the_role():
+    marker = "[unknown: models:/churn@champion]"
+    plan = endpoint_plan(**{**PROVISIONED, "model_data_prefix": marker})
+    assert plan.get("churn-model").inputs["primaryContainer"]["modelDataSource"] == {
+        "s3DataSources": [{"s3Uri": marker, "s3DataType": "S3Prefix", "compressionType": "None"}]}
+    assert statements(plan, "churn-execution-read-artifact") == [allow(["s3:GetObject"], [marker])]
+    assert api_problems(plan.get("churn-model")) == []
+
+
+# -- MlPlatform's models ----------------------------------------------------------------------------
+
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/ml-boundary"
+PLATFORM_TAGS = {"owner": "ml-team", "environment": "dev", "managed-by": "emlops"}
+
+
+def platform_plan(*models: PlatformModel) -> Plan:
+    def program() -> None:
+        platform = MlPlatform("dev", MlPlatformArgs(environment="dev", tags={"owner": "ml-team"},
+                                                    permissions_boundary_arn=BOUNDARY, models=models))
+        pulumi.export("dataKeyArn", platform.data_key.arn)
+    return run_components(program)
+
+
+def churn(capture: bool = True) -> PlatformModel:
+    return PlatformModel("churn", ModelEndpointArgs(**PROVISIONED, tags={"team": "churn"}), capture_data=capture)
+
+
+FRAUD = PlatformModel("fraud", ModelEndpointArgs(**SERVERLESS))
+
+
+def test_platform_creates_one_capture_bucket_for_the_models_that_capture():
+    plan = platform_plan(churn(), FRAUD)
+    assert [r.name for r in plan.by_type(BUCKET_COMPONENT)] == [
+        "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-capture"]
+    assert [r.name for r in plan.by_type(COMPONENT)] == ["dev-churn", "dev-fraud"]
+    bucket = plan.get("dev-capture-bucket").inputs["bucket"]
+    key = plan.outputs["dataKeyArn"]
+    config = plan.get("dev-churn-config").inputs
+    assert (config["kmsKeyArn"], config["dataCaptureConfig"]["kmsKeyId"]) == (key, key)
+    assert config["dataCaptureConfig"]["destinationS3Uri"] == f"s3://{bucket}/datacapture/dev-churn"
+    assert "dataCaptureConfig" not in plan.get("dev-fraud-config").inputs
+    assert statements(plan, "dev-churn-execution-write-capture")[0] == allow(
+        ["s3:AbortMultipartUpload", "s3:PutObject"], [f"arn:aws:s3:::{bucket}/datacapture/dev-churn/*"])
+    assert [r.name for r in plan.by_type(ROLE_POLICY) if r.name.startswith("dev-fraud")] == [
+        "dev-fraud-execution-read-artifact", "dev-fraud-execution-pull-image", "dev-fraud-execution-logs"]
+    assert plan.by_type(KMS_COMPONENT) == [plan.get("dev-data", KMS_COMPONENT)]
+
+
+def test_platform_without_capturing_models_has_no_capture_bucket():
+    plan = platform_plan(churn(capture=False), FRAUD)
+    assert [r.name for r in plan.by_type(BUCKET_COMPONENT)] == ["dev-access-logs", "dev-datasets", "dev-artifacts"]
+    assert "dataCaptureConfig" not in plan.get("dev-churn-config").inputs
+
+
+def test_platform_boundary_and_tags_reach_every_endpoint_resource():
+    plan = platform_plan(churn(), FRAUD)
+    for model, extra in (("churn", {"team": "churn"}), ("fraud", {})):
+        tags = {**PLATFORM_TAGS, **extra, "model-endpoint": f"dev-{model}"}
+        assert plan.get(f"dev-{model}-execution-role").inputs["permissionsBoundary"] == BOUNDARY
+        endpoint = plan.get(f"dev-{model}", COMPONENT)
+        taggable = [r for r in plan.resources if r.urn == endpoint.urn or r.parent == endpoint.urn
+                    or r.parent == plan.get(f"dev-{model}-execution", ROLE_COMPONENT).urn]
+        assert {r.name: r.inputs["tags"] for r in taggable if "tags" in r.inputs} == {
+            r.name: tags for r in taggable if r.type in (SG, ROLE, MODEL, CONFIG, ALARM, ENDPOINT)}
+
+
+@pytest.mark.parametrize("factory, message", [
+    (lambda: PlatformModel("Churn", ModelEndpointArgs(**SERVERLESS)),
+     "model name 'Churn' must be lowercase letters and digits, single '-' between"),
+    (lambda: PlatformModel("churn--v2", ModelEndpointArgs(**SERVERLESS)),
+     "model name 'churn--v2' must be lowercase letters and digits, single '-' between"),
+    (lambda: PlatformModel("fraud", ModelEndpointArgs(**SERVERLESS), capture_data=True),
+     "model 'fraud': serverless endpoints cannot capture data"),
+    (lambda: MlPlatformArgs(environment="dev", models=[FRAUD, churn(), FRAUD]),
+     "model names must be unique; got fraud, churn, fraud"),
+])
+def test_platform_models_reject_with_a_message(factory, message):
+    assert error_of(factory) == message
