@@ -14,7 +14,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.endpoint_args import ModelEndpointArgs, Variant, has_local_storage, is_unknown, parse_s3_uri
+from components.endpoint_args import ModelEndpointArgs, Variant, check_endpoint_name, has_local_storage
 from components.endpoint_iam import execution_role
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
@@ -35,13 +35,13 @@ class ModelEndpoint(pulumi.ComponentResource):
     alarms: list[aws.cloudwatch.MetricAlarm]
 
     def __init__(self, name: str, args: ModelEndpointArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        if len(name) > 63 or not name.replace("-", "").isalnum():
-            raise ValueError(f"endpoint name {name!r} must be at most 63 letters, digits and '-'")
+        check_endpoint_name(name)
         super().__init__(type_token("ModelEndpoint"), name, None, opts)
         tags = merge_tags(args.tags, {"model-endpoint": name})
 
         kms_key_arn = args.kms_key_arn
-        if kms_key_arn is None:
+        # serverless endpoints have no volume to encrypt and cannot capture: no key to create
+        if kms_key_arn is None and not args.serverless:
             kms_key_arn = KmsKey(f"{name}-key", KmsKeyArgs(
                 description=f"Encrypts the volumes and captured data of the {name} endpoint", tags=tags,
             ), opts=child(self)).arn

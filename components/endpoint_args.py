@@ -25,6 +25,17 @@ def is_unknown(value: object) -> bool:
     return isinstance(value, str) and value.startswith(UNKNOWN_PREFIX)
 
 
+# The longest SageMaker child name is "<endpoint>-config" plus Pulumi's 8-character suffix.
+MAX_ENDPOINT_NAME = 63 - len("-config") - 8
+
+
+def check_endpoint_name(name: str) -> None:
+    """SageMaker's name pattern, leaving room for the children's auto-named suffixes."""
+    if not _SAGEMAKER_NAME.match(name) or len(name) > MAX_ENDPOINT_NAME:
+        raise ValueError(f"endpoint name {name!r} must be at most {MAX_ENDPOINT_NAME} ASCII letters, digits and "
+                         "'-', starting and ending with a letter or digit")
+
+
 def has_local_storage(instance_type: str) -> bool:
     return bool(_LOCAL_STORAGE.match(instance_type))
 
@@ -139,7 +150,7 @@ class ModelEndpointArgs:
             raise ValueError("give exactly one of model_data_url, model_data_prefix, model_package_arn")
         if not self.model_package_arn and not self.image_uri:
             raise ValueError("image_uri is required unless model_package_arn is given")
-        for uri in (self.model_data_url, self.model_data_prefix):
+        for uri in (self.model_data_url, self.model_data_prefix, self.package_artifact_uri):
             if uri and not is_unknown(uri):
                 parse_s3_uri(uri)
         if self.model_data_prefix and not is_unknown(self.model_data_prefix) and not self.model_data_prefix.endswith("/"):
@@ -203,3 +214,6 @@ class ModelEndpointArgs:
             raise ValueError("give both off_hours_scale_down_cron and off_hours_scale_up_cron, or neither")
         if self.off_hours_scale_down_cron and self.autoscaling_min is None:
             raise ValueError("off-hours scaling needs autoscaling_min and autoscaling_max")
+        if self.off_hours_scale_down_cron and not 1 <= self.off_hours_max_instances <= self.autoscaling_max:
+            raise ValueError(f"off_hours_max_instances ({self.off_hours_max_instances}) must be 1-{self.autoscaling_max} "
+                             "(at most autoscaling_max: off hours scale down, never up)")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_context import aws_context
 from components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
 from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement
 
@@ -27,11 +28,9 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
                    capture_prefix: str, tags: dict) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
     """Create the role and its inline policies; returns both so the Model can wait for the policies."""
     opts = pulumi.ResourceOptions(parent=parent)
-    invoke = pulumi.InvokeOptions(parent=parent)
-    partition = aws.get_partition_output(opts=invoke).partition
-    region = aws.get_region_output(opts=invoke).region
-    account = aws.get_caller_identity_output(opts=invoke).account_id
-    via_s3 = pulumi.Output.concat("s3.", region, ".amazonaws.com")
+    context = aws_context(parent)
+    partition = context.partition
+    via_s3 = context.service_endpoint("s3")
 
     role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
         services=["sagemaker.amazonaws.com"],
@@ -43,7 +42,7 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
     artifact = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
     if artifact:
         policies.append(role.add_policy("read-artifact", _artifact_statements(
-            artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=bool(args.model_data_prefix))))
+            artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=artifact.endswith("/"))))
     image = _ECR_IMAGE.match(args.image_uri or "")
     if image:
         repository = pulumi.Output.concat("arn:", partition, ":ecr:", image["region"], ":", image["account"],
@@ -54,15 +53,14 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
             # GetAuthorizationToken has no resource to scope to; AWS requires "*".
             Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
         ]))
-    log_group = pulumi.Output.concat("arn:", partition, ":logs:", region, ":", account,
-                                     ":log-group:/aws/sagemaker/Endpoints/", name)
+    log_group = context.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
     policies.append(role.add_policy("logs", [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
         Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                   resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
     ]))
     if not args.serverless:
-        vpc_arn = pulumi.Output.concat("arn:", partition, ":ec2:", region, ":", account, ":vpc/", args.vpc_id)
+        vpc_arn = context.arn("ec2", f"vpc/{args.vpc_id}")
         policies.append(role.add_policy("vpc-access", [
             # Describe calls cannot be scoped to resources; AWS requires "*".
             Statement(actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",

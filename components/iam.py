@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional, Union
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_context import aws_context
 from components.options import child, merge_tags, type_token
 
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
@@ -166,7 +167,7 @@ class ServiceRole(pulumi.ComponentResource):
         self._policy_names: set[str] = set()
         account_id = args.source_account_id
         if account_id is None:
-            account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+            account_id = aws_context(self).account_id
         trust = Statement(
             actions=["sts:AssumeRole"],
             principals={"Service": list(args.services)},

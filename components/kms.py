@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
+from components.aws_context import aws_context
 from components.options import child, merge_tags, type_token
 
 
@@ -76,9 +77,8 @@ class KmsKey(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KmsKeyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("KmsKey"), name, None, opts)
-        invoke = pulumi.InvokeOptions(parent=self)
-        account_id = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        context = aws_context(self)
+        account_id, partition = context.account_id, context.partition
 
         statements = [
             Statement(

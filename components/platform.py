@@ -15,6 +15,7 @@ from typing import Optional
 
 import pulumi
 
+from components.aws_context import aws_context
 from components.endpoint import ModelEndpoint, ModelEndpointArgs
 from components.iam import ServiceRole, ServiceRoleArgs, Statement
 from components.kms import KmsKey, KmsKeyArgs
@@ -167,14 +168,7 @@ class MlPlatform(pulumi.ComponentResource):
 
 def _sagemaker_job_logs(parent: pulumi.Resource) -> list[Statement]:
     """CloudWatch Logs for SageMaker jobs, limited to SageMaker's own log groups in this account."""
-    import pulumi_aws as aws
-
-    invoke = pulumi.InvokeOptions(parent=parent)
-    identity = aws.get_caller_identity_output(opts=invoke)
-    region = aws.get_region_output(opts=invoke).region
-    partition = aws.get_partition_output(opts=invoke).partition
-    groups = pulumi.Output.concat("arn:", partition, ":logs:", region, ":", identity.account_id,
-                                  ":log-group:/aws/sagemaker/*")
+    groups = aws_context(parent).arn("logs", "log-group:/aws/sagemaker/*")
     return [
         Statement(actions=["logs:CreateLogGroup"], resources=[groups]),
         Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],

@@ -10,6 +10,7 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_context import aws_context
 from components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
@@ -190,7 +191,7 @@ class SecureBucket(pulumi.ComponentResource):
             for sid, condition in denials
         ]
         if args.receives_access_logs:
-            account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+            account_id = aws_context(self).account_id
             statements.append(Statement(
                 sid="S3ServerAccessLogsFromThisAccount",
                 principals={"Service": ["logging.s3.amazonaws.com"]},
@@ -242,8 +243,7 @@ class SecureBucket(pulumi.ComponentResource):
         return statements
 
     def _kms_statement(self, *, encrypt: bool) -> Statement:
-        region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
-        via_s3 = pulumi.Output.concat("s3.", region, ".amazonaws.com")
+        via_s3 = aws_context(self).service_endpoint("s3")
         return kms_usage_statement(self.kms_key_arn, encrypt=encrypt, decrypt=True, via_service=via_s3)
 
 

@@ -303,6 +303,8 @@ def _describe(error: dict[str, Any]) -> str:
     got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
     if kind == "string_pattern_mismatch" and custom:
         return f"{path}: {custom}{got}"
+    if kind in _SIZE_MESSAGES and isinstance(error.get("input"), list):
+        return f"{path}: {_SIZE_MESSAGES[kind].format(**error.get('ctx', {}))}{got}"
     if kind in _PLAIN_MESSAGES:
         return f"{path}: {_PLAIN_MESSAGES[kind]}{got}"
     message = str(error["msg"])
@@ -328,6 +330,11 @@ _PLAIN_MESSAGES = {
     "model_type": "must be a mapping of settings",
     "dict_type": "must be a mapping",
     "list_type": "must be a list",
+}
+# Pydantic's wording for size limits, rewritten with the limit it reports in ctx.
+_SIZE_MESSAGES = {
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
 }
 
 

@@ -162,6 +162,19 @@ class ScaleDownSchedule(_Section):
     timezone: str = Field("UTC", description="IANA time zone of the crons. Default: UTC.")
     off_hours_max_instances: int = Field(1, ge=1, description="Instance ceiling outside working hours. Default: 1.")
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import difflib
+        import zoneinfo
+
+        zones = zoneinfo.available_timezones()
+        if value not in zones:
+            close = difflib.get_close_matches(value, sorted(zones), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin'){hint}")
+        return value
+
     @field_validator("scale_down_cron", "scale_up_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
@@ -186,6 +199,9 @@ class AutoscalingConfig(_Section):
         if self.min_instances > self.max_instances:
             raise ValueError(f"min_instances ({self.min_instances}) is larger than max_instances "
                              f"({self.max_instances}); lower min_instances or raise max_instances")
+        if self.off_hours and self.off_hours.off_hours_max_instances > self.max_instances:
+            raise ValueError(f"off_hours.off_hours_max_instances ({self.off_hours.off_hours_max_instances}) is larger "
+                             f"than max_instances ({self.max_instances}); off hours scale down, never up")
         return self
 
 
