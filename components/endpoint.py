@@ -69,7 +69,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             )
 
         role, policies = execution_role(self, name, args, kms_key_arn, capture_prefix, tags)
-        self.model_artifact_uri = args.model_data_url or args.model_data_prefix
+        self.model_artifact_uri = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
@@ -119,7 +119,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.register_outputs({
             "endpointName": self.endpoint_name,
             "endpointArn": self.endpoint_arn,
-            "modelArtifactUri": self.model_artifact_uri or args.model_package_arn,
+            "modelArtifactUri": self.model_artifact_uri,
             "dataCaptureUri": self.data_capture_uri,
         })
 

@@ -12,4 +12,12 @@ pulumi.export("accessLogsBucket", platform.access_logs.bucket_name)
 pulumi.export("datasetsBucket", platform.datasets.bucket_name)
 pulumi.export("artifactsBucket", platform.artifacts.bucket_name)
 pulumi.export("modelBuilderRoleArn", platform.model_builder_role.arn)
-pulumi.export("endpointNames", {name: endpoint.endpoint_name for name, endpoint in platform.endpoints.items()})
+pulumi.export("endpoints", {
+    name: {
+        "name": endpoint.endpoint_name,
+        "arn": endpoint.endpoint_arn,
+        "modelArtifactUri": endpoint.model_artifact_uri,
+        "dataCaptureUri": endpoint.data_capture_uri,
+    }
+    for name, endpoint in platform.endpoints.items()
+})

@@ -236,3 +236,27 @@ def test_previews_without_framework_images_or_mlflow_do_not_import_them():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_stack_outputs_name_each_endpoint_with_its_artifact_and_capture(shipped_plan):
+    assert shipped_plan("prod").outputs["endpoints"]["churn"] == {
+        "name": "prod-churn",
+        "arn": "arn:aws:sagemaker:eu-west-1:333333333333:endpoint/prod-churn",
+        "modelArtifactUri": "[unknown: models:/churn@champion]",
+        "dataCaptureUri": shipped_plan("prod").get("prod-churn-config").inputs["dataCaptureConfig"]["destinationS3Uri"],
+    }
+    assert shipped_plan("dev").outputs["endpoints"]["churn"] == {
+        "name": "dev-churn",
+        "arn": "arn:aws:sagemaker:eu-west-1:111111111111:endpoint/dev-churn",
+        "modelArtifactUri": "s3://acme-ml-dev-models/churn/2026-11-20/model.tar.gz",
+        "dataCaptureUri": None,
+    }
+
+
+def test_models_and_endpoint_configurations_are_auto_named_so_changes_replace_them_safely(shipped_plan):
+    # A fixed physical name would force Pulumi to delete the live configuration before creating the
+    # new one; auto-names let it create the new one, update the endpoint (blue/green), then delete.
+    plan = shipped_plan("prod")
+    for type_ in ("aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
+        for resource in plan.by_type(type_):
+            assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", resource.inputs["name"])
