@@ -73,6 +73,13 @@ _MAPPINGS: dict[str, _Mapping] = {
         ignore=frozenset({"namePrefix"}),
     ),
     "aws:sagemaker/endpoint:Endpoint": _Mapping("sagemaker", "CreateEndpoint", {"name": "EndpointName"}),
+    # Data, training and registry (each owner adjusts the renames and ignores of its own types).
+    "aws:sagemaker/featureGroup:FeatureGroup": _Mapping("sagemaker", "CreateFeatureGroup", {}),
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": _Mapping("sagemaker", "CreateModelPackageGroup", {}),
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": _Mapping("sagemaker", "CreateMlflowTrackingServer", {}),
+    "aws:ecr/repository:Repository": _Mapping("ecr", "CreateRepository", {"name": "repositoryName"}),
+    "aws:eks/cluster:Cluster": _Mapping("eks", "CreateCluster", {}),
+    "aws:eks/nodeGroup:NodeGroup": _Mapping("eks", "CreateNodegroup", {}),
 }
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(_MAPPINGS)

@@ -9,6 +9,7 @@ truthful answer for fails loudly instead of returning `{}`.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import hashlib
@@ -66,19 +67,41 @@ ARN_FORMATS: dict[str, str] = {
     "aws:appautoscaling/scheduledAction:ScheduledAction":
         "arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
         "{resourceId}:scheduledActionName/{name}",
+    "aws:sagemaker/featureGroup:FeatureGroup":
+        "arn:{partition}:sagemaker:{region}:{account}:feature-group/{featureGroupName_lower}",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
+        "arn:{partition}:sagemaker:{region}:{account}:model-package-group/{modelPackageGroupName_lower}",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
+        "arn:{partition}:sagemaker:{region}:{account}:mlflow-tracking-server/{trackingServerName}",
+    "aws:ecr/repository:Repository": "arn:{partition}:ecr:{region}:{account}:repository/{name}",
+    "aws:eks/cluster:Cluster": "arn:{partition}:eks:{region}:{account}:cluster/{name}",
+    "aws:eks/nodeGroup:NodeGroup":
+        "arn:{partition}:eks:{region}:{account}:nodegroup/{clusterName}/{nodeGroupName}/{uuid}",
+    "aws:eks/addon:Addon": "arn:{partition}:eks:{region}:{account}:addon/{clusterName}/{addonName}/{uuid}",
+    "aws:eks/accessEntry:AccessEntry":
+        "arn:{partition}:eks:{region}:{account}:access-entry/{clusterName}/role/{account}/{principal_name}/{uuid}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:{partition}:logs:{region}:{account}:log-group:{name}",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        "arn:{partition}:iam::{account}:oidc-provider/{url_host_path}",
+    "aws:glue/catalogDatabase:CatalogDatabase": "arn:{partition}:glue:{region}:{account}:database/{name}",
+    "aws:ec2/launchTemplate:LaunchTemplate": "arn:{partition}:ec2:{region}:{account}:launch-template/{id}",
+    "aws:sns/topic:Topic": "arn:{partition}:sns:{region}:{account}:{name}",
 }
 
 # Properties Pulumi auto-names other than `name`, with the limits AWS puts on them.
 AUTONAME_OVERRIDES: dict[str, tuple[str, int, bool]] = {
     # type: (property, max length, lowercase only)
     "aws:s3/bucket:Bucket": ("bucket", 63, True),
+    "aws:eks/nodeGroup:NodeGroup": ("nodeGroupName", 63, False),
 }
 MAX_NAME_LENGTH: dict[str, int] = {
     "aws:iam/role:Role": 64,
     "aws:iam/rolePolicy:RolePolicy": 128,
     "aws:iam/policy:Policy": 128,
+    "aws:eks/cluster:Cluster": 100,
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": 256,
 }
-LOWERCASE_NAMES = {"aws:ecr/repository:Repository"}
+LOWERCASE_NAMES = {"aws:ecr/repository:Repository", "aws:glue/catalogDatabase:CatalogDatabase"}
 
 # S3 bucket sub-resources whose physical id is the bucket name.
 _BUCKET_CHILDREN = {
@@ -165,6 +188,8 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         self._autoname(args.typ, args.name, seed, state)
         resource_id = self._physical_id(args.typ, seed, state)
         self._computed(args.typ, resource_id, state, identity)
+        if args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            resource_id = state["arn"]  # IAM identifies OIDC providers by their ARN
         if "tags" in state and _has_output(args.typ, "tags_all"):
             state["tagsAll"] = dict(state["tags"] or {})
         return resource_id, state
@@ -207,6 +232,20 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             return f"sg-{digest(seed, 17)}"
         if typ == "aws:appautoscaling/target:Target":
             return str(state["resourceId"])
+        if typ == "aws:eks/nodeGroup:NodeGroup":
+            return f"{state['clusterName']}:{state['nodeGroupName']}"
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            return f"lt-{digest(seed, 17)}"
+        if typ == "aws:glue/catalogDatabase:CatalogDatabase":
+            return f"{state.get('catalogId') or self.identity.account_id}:{state['name']}"
+        if typ == "aws:sagemaker/featureGroup:FeatureGroup":
+            return str(state["featureGroupName"])
+        if typ == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
+            return str(state["modelPackageGroupName"])
+        if typ == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
+            return str(state["trackingServerName"])
+        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            return "pending"  # replaced by the ARN once it is computed
         if state.get("name"):
             return str(state["name"])
         return digest(seed, 17)
@@ -217,7 +256,13 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             "id": resource_id, "uuid": str(uuid.UUID(digest(resource_id + typ, 32), version=4)),
             "uuid_short": digest(resource_id + typ, 32), **{k: v for k, v in state.items() if isinstance(v, str)},
         }
-        fields["name_lower"] = str(fields.get("name", "")).lower()
+        for key in [k for k, v in fields.items() if isinstance(v, str)]:
+            fields[f"{key}_lower"] = fields[key].lower()
+        if isinstance(state.get("principalArn"), str):
+            fields["principal_name"] = state["principalArn"].rsplit("/", 1)[-1]
+        if isinstance(state.get("url"), str):
+            fields["url_host_path"] = state["url"].removeprefix("https://")
+        self._service_outputs(typ, resource_id, state, identity)
         if typ == "aws:kms/key:Key":
             state["keyId"] = resource_id
         elif typ == "aws:kms/alias:Alias":
@@ -240,6 +285,32 @@ class TruthfulMocks(pulumi.runtime.Mocks):
                     "ARN_FORMATS in emlops/mocks.py"
                 )
             state["arn"] = template.format(**fields)
+
+    def _service_outputs(self, typ: str, resource_id: str, state: dict, identity: AwsIdentity) -> None:
+        """Computed outputs other resources read, in the formats the services use."""
+        seed = f"{typ}::{resource_id}"
+        if typ == "aws:ecr/repository:Repository":
+            state["registryId"] = identity.account_id
+            state["repositoryUrl"] = (f"{identity.account_id}.dkr.ecr.{identity.region}."
+                                      f"{identity.dns_suffix}/{state['name']}")
+        elif typ == "aws:eks/cluster:Cluster":
+            cluster_id = digest(seed, 32).upper()
+            state.setdefault("version", "1.33")
+            state["endpoint"] = f"https://{cluster_id}.gr7.{identity.region}.eks.{identity.dns_suffix}"
+            state["certificateAuthority"] = {"data": base64.b64encode(
+                f"-----BEGIN CERTIFICATE-----\n{cluster_id}\n-----END CERTIFICATE-----\n".encode()).decode()}
+            state["identities"] = [{"oidcs": [{
+                "issuer": f"https://oidc.eks.{identity.region}.{identity.dns_suffix}/id/{cluster_id}"}]}]
+            state["platformVersion"] = "eks.1"
+            state["status"] = "ACTIVE"
+        elif typ == "aws:eks/nodeGroup:NodeGroup":
+            state["status"] = "ACTIVE"
+        elif typ == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
+            state["trackingServerUrl"] = (f"https://t-{digest(seed, 12)}.{identity.region}."
+                                          "experiments.sagemaker.aws")
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latestVersion"] = 1
+            state["defaultVersion"] = 1
 
     # -- providers and data sources ---------------------------------------------------------------
 
