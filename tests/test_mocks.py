@@ -74,10 +74,10 @@ def test_an_unexpected_data_source_fails_loudly():
 
 def test_a_resource_type_without_a_known_arn_format_fails_loudly():
     with pytest.raises(MockGap, match=re.escape(
-        "the offline preview has no ARN format for aws:sns/topic:Topic; add AWS's format for it to "
+        "the offline preview has no ARN format for aws:sqs/queue:Queue; add AWS's format for it to "
         "ARN_FORMATS in emlops/mocks.py"
     )):
-        run_components(lambda: aws.sns.Topic("alerts"))
+        run_components(lambda: aws.sqs.Queue("jobs"))
 
 
 def test_auto_names_follow_pulumi_and_aws_limits():
