@@ -77,9 +77,20 @@ _MAPPINGS: dict[str, _Mapping] = {
     "aws:sagemaker/featureGroup:FeatureGroup": _Mapping("sagemaker", "CreateFeatureGroup", {}),
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup": _Mapping("sagemaker", "CreateModelPackageGroup", {}),
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": _Mapping("sagemaker", "CreateMlflowTrackingServer", {}),
-    "aws:ecr/repository:Repository": _Mapping("ecr", "CreateRepository", {"name": "repositoryName"}),
-    "aws:eks/cluster:Cluster": _Mapping("eks", "CreateCluster", {}),
-    "aws:eks/nodeGroup:NodeGroup": _Mapping("eks", "CreateNodegroup", {}),
+    "aws:ecr/repository:Repository": _Mapping(
+        "ecr", "CreateRepository", {"name": "repositoryName"},
+        # forceDelete is the provider's own switch (delete the images on destroy); the API has no member
+        ignore=frozenset({"forceDelete"}),
+    ),
+    "aws:eks/cluster:Cluster": _Mapping(
+        "eks", "CreateCluster", {"vpcConfig": "resourcesVpcConfig"},
+        # the provider flattens `logging.clusterLogging[{types, enabled}]` into a list of log types, and
+        # models the API's one-element `encryptionConfig` list as one block: neither maps by renaming
+        # (tests/test_training.py checks both against the API's shapes and enums)
+        ignore=frozenset({"enabledClusterLogTypes", "encryptionConfig"}),
+    ),
+    "aws:eks/nodeGroup:NodeGroup": _Mapping(
+        "eks", "CreateNodegroup", {"nodeRoleArn": "nodeRole", "subnetIds": "subnets"}),
 }
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(_MAPPINGS)

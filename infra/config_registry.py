@@ -1,0 +1,73 @@
+"""Stack config for the model registry: its MLflow tracking server and the accounts models are promoted to.
+
+These fields join `registry` (`RegistryConfig` in config_models.py): `registry.mlflow` and
+`registry.consumer_account_ids`. `RegistryFields` holds both so `RegistryConfig` can inherit them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class RegistryMlflowConfig(_Section):
+    """The MLflow tracking server: SageMaker-managed, self-hosted on the EKS cluster, or none."""
+
+    kind: Literal["sagemaker", "kubernetes", "none"] = Field(
+        "sagemaker", description="Where the tracking server runs: a SageMaker managed server, a Deployment on "
+        "the training EKS cluster, or none. Default: sagemaker.")
+    size: Literal["Small", "Medium", "Large"] = Field(
+        "Small", description="Size of the SageMaker tracking server (kind sagemaker). Default: Small.")
+    maintenance_window: Optional[str] = Field(
+        None, pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)$",
+        description="Weekly maintenance start of the SageMaker tracking server, UTC, e.g. `Tue:03:30`. "
+        "Default: AWS picks.",
+        json_schema_extra={"errorMessage": "must look like 'Tue:03:30' (day, then UTC hour and minute)"})
+    version: Optional[str] = Field(
+        None, pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", max_length=16,
+        description="MLflow version of the SageMaker tracking server, e.g. `3.0`. Default: SageMaker's default.",
+        json_schema_extra={"errorMessage": "must be an MLflow version like '3.0' or '2.16.2'"})
+    namespace: str = Field(
+        "mlflow", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Kubernetes namespace of the self-hosted server (kind kubernetes). Default: mlflow.",
+        json_schema_extra={"errorMessage": "must be a Kubernetes namespace name (lowercase letters, digits, '-')"})
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> "RegistryMlflowConfig":
+        managed_only = [key for key in ("maintenance_window", "version") if getattr(self, key) is not None]
+        if self.kind != "sagemaker" and managed_only:
+            raise ValueError(f"{', '.join(managed_only)} only apply to kind 'sagemaker' (got kind {self.kind!r})")
+        return self
+
+
+def check_consumer_account_ids(values: list[str]) -> list[str]:
+    """12-digit account ids, each listed once."""
+    for value in values:
+        if not re.fullmatch(r"[0-9]{12}", value):
+            raise ValueError(f"{value!r} is not a 12-digit AWS account id (quote it: '123456789012')")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"account ids must be unique; repeated: {', '.join(repeated)}")
+    return values
+
+
+class RegistryFields(_Section):
+    """The registry fields this module adds; `RegistryConfig` inherits them."""
+
+    mlflow: RegistryMlflowConfig = Field(default_factory=RegistryMlflowConfig,
+                                         description="The MLflow tracking server. Default: SageMaker-managed, Small.")
+    consumer_account_ids: list[str] = Field(
+        default_factory=list,
+        description="Accounts (staging, production) that may describe the model package groups and deploy their "
+        "versions; never the registry's own account. Default: none.")
+
+    @field_validator("consumer_account_ids")
+    @classmethod
+    def _account_ids(cls, values: list[str]) -> list[str]:
+        return check_consumer_account_ids(values)
