@@ -17,6 +17,9 @@ import pulumi
 
 from components.aws_context import aws_context
 from components.endpoint import ModelEndpoint, ModelEndpointArgs
+from components.feature_store import FeatureStore, FeatureStoreArgs
+from components.registry import ModelRegistry, ModelRegistryArgs
+from components.training import TrainingCluster, TrainingClusterArgs
 from components.iam import ServiceRole, ServiceRoleArgs, Statement
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
@@ -62,6 +65,19 @@ class MlPlatformArgs:
     """Days overwritten object versions are kept in the data buckets. Default: 90."""
     access_log_retention_days: int = 365
     """Days S3 server access logs are kept. Default: 365."""
+    feature_store: Optional[FeatureStoreArgs] = None
+    """The feature store; its key, offline bucket (the datasets bucket), tags, boundary and protection
+    come from the platform. Default: no feature store."""
+    training: Optional[TrainingClusterArgs] = None
+    """Training infrastructure; SageMaker training reads the datasets bucket and writes the artifacts
+    bucket with the data key. Default: none."""
+    registry: Optional[ModelRegistryArgs] = None
+    """The model registry; MLflow artifacts go to the artifacts bucket. Default: none."""
+    mlflow_on_training_cluster: bool = False
+    """Run the registry's MLflow server on the EKS training cluster instead of `registry.mlflow_kind`.
+    Default: false."""
+    mlflow_backend_store_uri: Optional[pulumi.Input[str]] = None
+    """Secret database URI of the self-hosted MLflow server (with `mlflow_on_training_cluster`)."""
     models: Sequence[PlatformModel] = ()
     """Models to serve, each on its own endpoint. Default: none."""
 
@@ -69,6 +85,11 @@ class MlPlatformArgs:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique; got {', '.join(names)}")
+        if self.mlflow_on_training_cluster:
+            if self.registry is None or self.training is None or self.training.kind != "eks":
+                raise ValueError("mlflow_on_training_cluster needs a registry and an EKS training cluster")
+            if self.mlflow_backend_store_uri is None:
+                raise ValueError("mlflow_on_training_cluster needs mlflow_backend_store_uri (a secret)")
         if not re.match(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$", self.environment):
             raise ValueError(f"environment {self.environment!r} must be 2-16 lowercase letters, digits or '-'")
         if not 7 <= self.kms_deletion_window_days <= 30:
@@ -141,6 +162,31 @@ class MlPlatform(pulumi.ComponentResource):
         self.datasets.grant_read(self.model_builder_role)
         self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
         self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
+
+        owned = dict(permissions_boundary_arn=args.permissions_boundary_arn, protect=protect)
+        self.feature_store = None
+        if args.feature_store is not None:
+            self.feature_store = FeatureStore(f"{name}-features", dataclasses.replace(
+                args.feature_store, kms_key_arn=self.data_key.arn, offline_bucket=self.datasets,
+                tags=merge_tags(tags, args.feature_store.tags), **owned), opts=child(self))
+        self.training = None
+        if args.training is not None:
+            shared = {} if args.training.kind == "eks" else dict(
+                # the EKS kind makes its own key: its control-plane log group needs the logs service on it
+                kms_key_arn=self.data_key.arn, input_bucket=self.datasets, output_bucket=self.artifacts)
+            self.training = TrainingCluster(f"{name}-training", dataclasses.replace(
+                args.training, tags=merge_tags(tags, args.training.tags), **shared, **owned), opts=child(self))
+        self.registry = None
+        if args.registry is not None:
+            cluster = {}
+            if args.mlflow_on_training_cluster:
+                cluster = dict(mlflow_kind="kubernetes", kubernetes_provider=self.training.kubernetes_provider,
+                               oidc_provider_arn=self.training.oidc_provider_arn,
+                               oidc_issuer_url=self.training.oidc_issuer_url,
+                               backend_store_uri=args.mlflow_backend_store_uri)
+            self.registry = ModelRegistry(f"{name}-registry", dataclasses.replace(
+                args.registry, kms_key_arn=self.data_key.arn, artifact_bucket=self.artifacts,
+                tags=merge_tags(tags, args.registry.tags), **cluster, **owned), opts=child(self))
 
         self.capture = None
         if any(model.capture_data for model in args.models):

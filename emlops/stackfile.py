@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from infra.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
+from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, parse_platform_config
 
 # Stack file keys Pulumi itself writes (secrets provider and its encrypted key).
 _STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
-ALLOWED_CONFIG_KEYS = (FULL_KEY,)
+ALLOWED_CONFIG_KEYS = (FULL_KEY, f"{CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}")
 
 
 @dataclass

@@ -28,6 +28,8 @@ from pydantic import (
 )
 
 from components.aws_catalog import Partition, partition_of, regions_with
+from infra.config_features import FeatureGroupConfig, feature_groups_problem
+from infra.config_training import TrainingConfig
 from infra.config_models import (
     LONGEST_CHILD_SUFFIX,
     SAGEMAKER_NAME_LIMIT,
@@ -39,6 +41,8 @@ from infra.config_models import (
 CONFIG_NAMESPACE = "emlops"
 CONFIG_KEY = "platform"
 FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
+# Secrets live in their own keys (`pulumi config set --secret ...`), never inside emlops:platform.
+MLFLOW_BACKEND_KEY = "mlflowBackendStoreUri"
 SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
@@ -181,6 +185,10 @@ class PlatformConfig(_Section):
     network: Optional[NetworkConfig] = Field(
         None, description="The VPC whose private subnets models run in. Required when a model runs on instances.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model registry settings.")
+    feature_groups: list[FeatureGroupConfig] = Field(
+        default_factory=list, description="SageMaker feature groups of the platform's feature store. Default: none.")
+    training: Optional[TrainingConfig] = Field(
+        None, description="Training infrastructure (SageMaker jobs or an EKS GPU cluster). Default: none.")
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
 
     @field_validator("region")
@@ -223,6 +231,20 @@ class PlatformConfig(_Section):
                             "network.private_subnet_ids (or use serverless)")
             if self.production:
                 self._check_production_model(model, at)
+        return self
+
+    @model_validator(mode="after")
+    def _data_training_registry_fit(self) -> "PlatformConfig":
+        problem = feature_groups_problem(f"{self.environment}-features", self.feature_groups)
+        if problem:
+            raise AtKey(*problem)
+        if self.training is not None and self.network is None:
+            raise AtKey("training", "runs in private subnets; add network.vpc_id and network.private_subnet_ids")
+        if self.account_id in self.registry.consumer_account_ids:
+            raise AtKey("registry.consumer_account_ids",
+                        f"{self.account_id!r} is this stack's own account; list only the accounts that consume it")
+        if self.registry.mlflow.kind == "kubernetes" and (self.training is None or self.training.kind != "eks"):
+            raise AtKey("registry.mlflow.kind", "kubernetes needs the EKS training cluster (training.kind: eks)")
         return self
 
     @staticmethod

@@ -8,6 +8,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from infra.config_registry import RegistryFields
+
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
 # The longest SageMaker child name a model gets is "<environment>-<model>-config" plus Pulumi's
 # 8-character auto-name suffix, and SageMaker names are at most 63 characters.
@@ -264,8 +266,8 @@ class NetworkConfig(_Section):
         return values
 
 
-class RegistryConfig(_Section):
-    """Where model references are looked up."""
+class RegistryConfig(RegistryFields):
+    """The model registry: where model references are looked up, its MLflow server, who may consume it."""
 
     mlflow_tracking_uri: Optional[str] = Field(
         None, description="MLflow tracking/registry URI used to resolve `models:/...` sources. Default: none.")

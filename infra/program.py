@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from components import model_source
 from components.endpoint_args import ModelEndpointArgs, Variant
 from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
-from infra.config import FULL_KEY, ConfigError, PlatformConfig, stack_file
+from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, stack_file
 from infra.config_models import ModelConfig
 
 NO_CAPTURE_ENVIRONMENTS = ("dev",)
@@ -24,6 +24,8 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
     source = stack_file(pulumi.get_stack())
     resolver = _resolver(config)
     models = [_platform_model(config, resolver, index, model, source) for index, model in enumerate(config.models)]
+    mlflow_on_cluster = config.registry.mlflow.kind == "kubernetes"
+    backend_store_uri = _mlflow_backend_store_uri(source) if mlflow_on_cluster else None
     try:
         args = MlPlatformArgs(
             environment=config.environment,
@@ -33,6 +35,11 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
             kms_deletion_window_days=config.kms.deletion_window_days,
             noncurrent_version_retention_days=config.storage.noncurrent_version_retention_days,
             access_log_retention_days=config.storage.access_log_retention_days,
+            feature_store=_feature_store(config),
+            training=_training(config),
+            registry=_registry(config),
+            mlflow_on_training_cluster=mlflow_on_cluster,
+            mlflow_backend_store_uri=backend_store_uri,
             models=models,
         )
     except ValueError as exc:
@@ -129,3 +136,54 @@ def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str
                                    image.python_version, image.base_framework_version)
     except ValueError as exc:
         raise ConfigError(f"{at}.image: {exc}") from None
+
+
+def _feature_store(config: PlatformConfig):
+    if not config.feature_groups:
+        return None
+    from infra.config_features import feature_store_args
+
+    # key, offline bucket, tags, boundary and protection are the platform's (MlPlatform fills them in)
+    return feature_store_args(config.feature_groups, tags={}, protect=False, boundary=None)
+
+
+def _training(config: PlatformConfig):
+    if config.training is None:
+        return None
+    from infra.config_training import training_cluster_args
+
+    return training_cluster_args(config.training, vpc_id=config.network.vpc_id,
+                                 subnet_ids=config.network.private_subnet_ids, region=config.region)
+
+
+def _registry(config: PlatformConfig):
+    """A package group per served model and per group a model is sourced from; MLflow as configured."""
+    from components.registry import ModelRegistryArgs
+
+    groups = [model.name for model in config.models]
+    groups += [m.source.model_package_group for m in config.models
+               if m.source.model_package_group and m.source.model_package_group not in groups]
+    mlflow = config.registry.mlflow
+    if not groups and mlflow.kind == "none":
+        return None
+    return ModelRegistryArgs(
+        model_names=groups,
+        consumer_account_ids=list(config.registry.consumer_account_ids),
+        registry_account_id=config.account_id,
+        # a self-hosted server is switched on by the platform once the EKS cluster exists
+        mlflow_kind="none" if mlflow.kind == "kubernetes" else mlflow.kind,
+        tracking_server_size=mlflow.size,
+        weekly_maintenance_window_start=mlflow.maintenance_window,
+        mlflow_version=mlflow.version,
+        namespace=mlflow.namespace,
+    )
+
+
+def _mlflow_backend_store_uri(source: str) -> pulumi.Output[str]:
+    uri = pulumi.Config(CONFIG_NAMESPACE).get_secret(MLFLOW_BACKEND_KEY)
+    if uri is None:
+        raise ConfigError(
+            f"{source}: {CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}: field required when registry.mlflow.kind is "
+            f"kubernetes; set it with `pulumi config set --secret {CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY} "
+            "postgresql://...`")
+    return uri

@@ -18,7 +18,12 @@ from emlops.stackfile import find_project
 from tests.conftest import REQUIRED_TAGS, ROOT, SHIPPED_STACKS
 
 PLAN_SCHEMA = json.loads((ROOT / "emlops" / "plan.schema.json").read_text())
-STATEFUL_TYPES = {"aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+# What would lose data or history if deleted: production protects and retains exactly these.
+STATEFUL_TYPES = {
+    "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
+    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+}
 # AWS has no tags on these (bucket settings, inline policies, aliases, scaling policies and schedules).
 UNTAGGABLE_TYPES = {
     "pulumi:providers:aws", "aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
@@ -27,6 +32,11 @@ UNTAGGABLE_TYPES = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "aws:s3/bucketLogging:BucketLogging",
     "aws:appautoscaling/policy:Policy", "aws:appautoscaling/scheduledAction:ScheduledAction",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+    # Kubernetes objects carry labels, not AWS tags
+    "pulumi:providers:kubernetes", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ResourceQuota",
+    "kubernetes:core/v1:LimitRange", "kubernetes:scheduling.k8s.io/v1:PriorityClass", "kubernetes:apps/v1:DaemonSet",
 }
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 
@@ -100,7 +110,9 @@ def test_kms_keys_rotate(stack, shipped_plan):
 def test_prod_protects_and_retains_every_stateful_resource_and_only_those(shipped_plan):
     plan = shipped_plan("prod")
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
-    assert len(stateful) == 5  # the data key and the access-log, dataset, artifact and capture buckets
+    assert sorted(plan.type_counts()[t] for t in STATEFUL_TYPES) == [1, 1, 1, 1, 2, 4]
+    # the data key; access-log, dataset, artifact, capture buckets; the training repository; the customers
+    # feature group; the churn and fraud package groups; the MLflow tracking server
     assert all(r.protect and r.retain_on_delete for r in stateful)
     assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
 
@@ -128,12 +140,13 @@ def test_dev_tree_shape(shipped_plan):
     platform = plan.get("dev", "emlops:index:MlPlatform")
     assert platform.urn == "urn:pulumi:dev::emlops::emlops:index:MlPlatform::dev"
     assert [r.name for r in plan.children(platform.urn)] == [
-        "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-model-builder", "dev-churn",
+        "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-model-builder", "dev-features",
+        "dev-training", "dev-registry", "dev-churn",
     ]
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 48
+    assert len(plan.resources) == 75
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path):
@@ -180,8 +193,10 @@ def test_the_program_itself_rejects_invalid_config_before_creating_resources():
 def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
     from emlops.aws_requests import SUPPORTED_TYPES, to_api_request, validate_request
 
-    checked = [r for r in shipped_plan(stack).resources if r.type in SUPPORTED_TYPES]
-    assert len(checked) == 3 * len(shipped_plan(stack).by_type("aws:sagemaker/endpoint:Endpoint"))
+    plan = shipped_plan(stack)
+    checked = [r for r in plan.resources if r.type in SUPPORTED_TYPES]
+    serving = [r for r in checked if r.type.startswith(("aws:sagemaker/model:", "aws:sagemaker/endpoint"))]
+    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint"))
     for resource in checked:
         assert validate_request(to_api_request(resource.type, resource.inputs)) == [], resource.urn
 

@@ -61,7 +61,7 @@ def test_misspelt_config_key_is_rejected_with_a_suggestion(project_copy):
     write_stack(project_copy, "qa", VALID_STACK.replace("emlops:platform:", "emlops:platfrom:"))
     assert load_error(project_copy, "qa") == (
         "stacks/Pulumi.qa.yaml: emlops:platfrom: unknown key; did you mean 'emlops:platform'? "
-        "allowed keys: emlops:platform"
+        "allowed keys: emlops:platform, emlops:mlflowBackendStoreUri"
     )
 
 
