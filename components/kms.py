@@ -88,9 +88,15 @@ class KmsKey(pulumi.ComponentResource):
                 resources=["*"],
             )
         ]
+        logs = [s for s in args.service_principals if s.startswith("logs.")]
+        others = [s for s in args.service_principals if s not in logs]
         users = [("NamedRolesUseKey", {"AWS": list(args.user_role_arns)}, None),
-                 ("ServicesUseKeyForThisAccount", {"Service": list(args.service_principals)},
-                  {"StringEquals": {"aws:SourceAccount": account_id}})]
+                 ("ServicesUseKeyForThisAccount", {"Service": others},
+                  {"StringEquals": {"aws:SourceAccount": account_id}}),
+                 # CloudWatch Logs names the log group in the encryption context, which is how AWS
+                 # documents scoping a logs key to one account's log groups.
+                 ("CloudWatchLogsUseKeyForThisAccount", {"Service": logs},
+                  {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": context.arn("logs", "*")}})]
         for sid, principals, conditions in users:
             if any(principals.values()):
                 statements.append(Statement(sid=sid, principals=principals, actions=_KEY_USE_ACTIONS,

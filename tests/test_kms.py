@@ -171,14 +171,26 @@ def test_key_policy_lets_named_roles_use_the_key():
 
 
 def test_key_policy_lets_services_use_the_key_for_this_account_only():
-    plan = key_plan(service_principals=["logs.eu-west-1.amazonaws.com"])
+    plan = key_plan(service_principals=["sns.amazonaws.com"])
     assert key_policy(plan) == document(root_statement(), {
         "Sid": "ServicesUseKeyForThisAccount",
+        "Effect": "Allow",
+        "Principal": {"Service": ["sns.amazonaws.com"]},
+        "Action": KEY_USE_ACTIONS,
+        "Resource": ["*"],
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+    })
+
+
+def test_key_policy_scopes_cloudwatch_logs_by_the_log_group_in_the_encryption_context():
+    plan = key_plan(service_principals=["logs.eu-west-1.amazonaws.com"])
+    assert key_policy(plan) == document(root_statement(), {
+        "Sid": "CloudWatchLogsUseKeyForThisAccount",
         "Effect": "Allow",
         "Principal": {"Service": ["logs.eu-west-1.amazonaws.com"]},
         "Action": KEY_USE_ACTIONS,
         "Resource": ["*"],
-        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:eu-west-1:{ACCOUNT}:*"}},
     })
 
 

@@ -459,10 +459,11 @@ def test_control_plane_logs_go_to_an_encrypted_log_group_created_first(baseline_
         "name": "/aws/eks/ml/cluster", "retentionInDays": 90, "kmsKeyId": key_arn_of(plan), "tags": TAGS}
     key_policy = json.loads(plan.get("ml-key-key").inputs["policy"])["Statement"]
     assert key_policy[1] == {
-        "Sid": "ServicesUseKeyForThisAccount", "Effect": "Allow",
+        "Sid": "CloudWatchLogsUseKeyForThisAccount", "Effect": "Allow",
         "Principal": {"Service": [f"logs.{REGION}.amazonaws.com"]},
         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
-        "Resource": ["*"], "Condition": SOURCE_ACCOUNT}
+        "Resource": ["*"],
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:*"}}}
 
 
 def test_control_plane_role_has_the_eks_policy_and_uses_the_key_for_secrets(baseline_module):

@@ -1,0 +1,129 @@
+"""What the shipped stacks get from the data, training and registry parts, and their config errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from emlops.k8s_validation import validate_plan_objects
+from emlops.preview import PreviewError, preview_stack
+from infra.config import ConfigError, parse_platform_config
+from tests.conftest import ROOT
+
+SOURCE = "stacks/Pulumi.prod.yaml"
+AT = f"{SOURCE}: emlops:platform"
+
+
+def test_prod_feature_group_encrypts_both_stores_with_the_data_key(shipped_plan):
+    plan = shipped_plan("prod")
+    [group] = plan.by_type("aws:sagemaker/featureGroup:FeatureGroup")
+    inputs, key = group.inputs, plan.outputs["dataKeyArn"]
+    assert inputs["featureGroupName"] == "prod-features-customers"
+    assert inputs["onlineStoreConfig"]["enableOnlineStore"] is True
+    assert inputs["onlineStoreConfig"]["securityConfig"] == {"kmsKeyId": key}
+    assert inputs["onlineStoreConfig"]["ttlDuration"] == {"unit": "Days", "value": 90}
+    offline = inputs["offlineStoreConfig"]
+    assert offline["s3StorageConfig"]["kmsKeyId"] == key
+    assert offline["s3StorageConfig"]["s3Uri"] == f"s3://{plan.outputs['datasetsBucket']}/feature-store/prod-features-customers"
+    assert offline["tableFormat"] == "Iceberg"
+    assert group.protect and group.retain_on_delete
+
+
+def test_prod_package_groups_are_shared_with_exactly_the_configured_accounts(shipped_plan):
+    plan = shipped_plan("prod")
+    groups = {g.inputs["modelPackageGroupName"] for g in plan.by_type("aws:sagemaker/modelPackageGroup:ModelPackageGroup")}
+    assert groups == {"churn", "fraud"}
+    for policy in plan.by_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"):
+        document = json.loads(policy.inputs["resourcePolicy"])
+        principals = {p for s in document["Statement"] for p in s["Principal"]["AWS"]}
+        assert principals == {"arn:aws:iam::222222222222:root"}
+    dev = shipped_plan("dev")
+    for policy in dev.by_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"):
+        principals = {p for s in json.loads(policy.inputs["resourcePolicy"])["Statement"] for p in s["Principal"]["AWS"]}
+        assert principals == {"arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"}
+
+
+def test_prod_has_a_managed_mlflow_server_and_a_hardened_training_repository(shipped_plan):
+    plan = shipped_plan("prod")
+    [server] = plan.by_type("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer")
+    assert server.inputs["trackingServerSize"] == "Medium"
+    assert server.inputs["artifactStoreUri"] == f"s3://{plan.outputs['artifactsBucket']}/mlflow/"
+    [repository] = plan.by_type("aws:ecr/repository:Repository")
+    assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repository.inputs["encryptionConfigurations"] == [
+        {"encryptionType": "KMS", "kmsKey": plan.outputs["dataKeyArn"]}]
+    assert repository.protect and repository.retain_on_delete
+
+
+def test_staging_runs_an_eks_gpu_cluster_whose_kubernetes_objects_are_valid_for_its_version(shipped_plan):
+    plan = shipped_plan("staging")
+    [cluster] = plan.by_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["version"] == "1.33"
+    assert cluster.inputs["vpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    namespaces = sorted(n.inputs["metadata"]["name"] for n in plan.by_type("kubernetes:core/v1:Namespace"))
+    assert namespaces == ["team-nlp", "team-vision"]
+    assert len(plan.by_type("kubernetes:apps/v1:DaemonSet")) == 1
+    assert validate_plan_objects(plan, "1.33") == []
+    [k8s] = plan.by_type("pulumi:providers:kubernetes")
+    assert all(r.provider == k8s.urn for r in plan.resources if r.type.startswith("kubernetes:"))
+
+
+def valid_prod() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["emlops:platform"]
+
+
+def error_of(raw: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(raw, SOURCE)
+    return str(caught.value)
+
+
+def test_a_stack_cannot_list_its_own_account_as_a_consumer():
+    raw = valid_prod()
+    raw["registry"]["consumer_account_ids"] = ["333333333333"]
+    assert error_of(raw) == (f"{AT}.registry.consumer_account_ids: '333333333333' is this stack's own account; "
+                             "list only the accounts that consume it")
+
+
+def test_self_hosted_mlflow_needs_the_eks_training_cluster():
+    raw = valid_prod()
+    raw["registry"]["mlflow"] = {"kind": "kubernetes"}
+    assert error_of(raw) == f"{AT}.registry.mlflow.kind: kubernetes needs the EKS training cluster (training.kind: eks)"
+
+
+def test_training_needs_a_network():
+    raw = copy.deepcopy(valid_prod())
+    del raw["network"], raw["models"]
+    assert error_of(raw) == (f"{AT}.training: runs in private subnets; add network.vpc_id and "
+                             "network.private_subnet_ids")
+
+
+def test_duplicate_feature_groups_are_one_line():
+    raw = valid_prod()
+    raw["feature_groups"] = raw["feature_groups"] * 2
+    assert error_of(raw).startswith(f"{AT}.feature_groups: ")
+
+
+def test_self_hosted_mlflow_reads_its_database_uri_from_a_secret_config_key(project_copy, monkeypatch):
+    stack = project_copy / "stacks" / "Pulumi.staging.yaml"
+    stack.write_text(stack.read_text().replace("kind: none   # staging reads models from dev's registry",
+                                               "kind: kubernetes"))
+    with pytest.raises(PreviewError) as caught:
+        preview_stack("staging", start=project_copy)
+    assert str(caught.value) == (
+        "stacks/Pulumi.staging.yaml: emlops:mlflowBackendStoreUri: field required when registry.mlflow.kind is "
+        "kubernetes; set it with `pulumi config set --secret emlops:mlflowBackendStoreUri postgresql://...`")
+
+    stack.write_text(stack.read_text() + "  emlops:mlflowBackendStoreUri:\n    secure: v1:AAAAbm90LWEtcmVhbC1zZWNyZXQ=\n")
+    plan = preview_stack("staging", start=project_copy).plan
+    [secret] = plan.by_type("kubernetes:core/v1:Secret")
+    assert "[secret]" in json.dumps(secret.inputs)
+    [deployment] = plan.by_type("kubernetes:apps/v1:Deployment")
+    assert deployment.inputs["metadata"]["namespace"] == "mlflow"
+    assert validate_plan_objects(plan, "1.33") == []
