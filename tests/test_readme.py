@@ -115,3 +115,10 @@ def test_readme_model_example_is_a_valid_model():
     [model] = yaml.safe_load(example)["models"]
     parsed = ModelConfig.model_validate(model)
     assert (parsed.name, parsed.source.mlflow, parsed.deployment.strategy) == ("churn", "models:/churn@champion", "canary")
+
+
+def test_readme_secret_command_names_a_config_key_the_stack_files_accept():
+    from emlops.stackfile import ALLOWED_CONFIG_KEYS
+
+    keys = re.findall(r"pulumi config set --secret (\S+)", README)
+    assert keys and all(key in ALLOWED_CONFIG_KEYS for key in keys)
