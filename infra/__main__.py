@@ -21,3 +21,15 @@ pulumi.export("endpoints", {
     }
     for name, endpoint in platform.endpoints.items()
 })
+if platform.feature_store is not None:
+    pulumi.export("featureGroups", platform.feature_store.feature_group_names)
+if platform.training is not None:
+    training = platform.training
+    outputs = {"roleArn": training.role_arn, "repositoryUrl": training.repository_url,
+               "clusterName": training.cluster_name, "clusterEndpoint": training.cluster_endpoint}
+    pulumi.export("training", {key: value for key, value in outputs.items() if value is not None})
+if platform.registry is not None:
+    pulumi.export("registry", {
+        "packageGroups": platform.registry.package_group_names,
+        "trackingUri": platform.registry.tracking_uri,
+    })

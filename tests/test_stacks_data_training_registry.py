@@ -127,3 +127,16 @@ def test_self_hosted_mlflow_reads_its_database_uri_from_a_secret_config_key(proj
     [deployment] = plan.by_type("kubernetes:apps/v1:Deployment")
     assert deployment.inputs["metadata"]["namespace"] == "mlflow"
     assert validate_plan_objects(plan, "1.33") == []
+
+
+def test_stack_outputs_say_where_to_train_and_register(shipped_plan):
+    prod = shipped_plan("prod").outputs
+    assert prod["featureGroups"] == {"customers": "prod-features-customers"}
+    assert set(prod["training"]) == {"roleArn", "repositoryUrl"}
+    assert prod["registry"] == {
+        "packageGroups": {"churn": "churn", "fraud": "fraud"},
+        "trackingUri": "arn:aws:sagemaker:eu-west-1:333333333333:mlflow-tracking-server/prod-registry-mlflow",
+    }
+    staging = shipped_plan("staging").outputs
+    assert set(staging["training"]) == {"clusterName", "clusterEndpoint"}
+    assert staging["training"]["clusterName"] == "staging-training"
