@@ -74,6 +74,16 @@ def config_schema(
         _fail(f"--format: {output_format!r} is not supported; allowed: json, markdown")
 
 
+def _register_operations() -> None:
+    # Operator commands (boto3) live in their own module; importing it is cheap (boto3 loads on use).
+    from emlops.operations import register
+
+    register(app)
+
+
+_register_operations()
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="emlops")
