@@ -91,6 +91,11 @@ _MAPPINGS: dict[str, _Mapping] = {
     ),
     "aws:eks/nodeGroup:NodeGroup": _Mapping(
         "eks", "CreateNodegroup", {"nodeRoleArn": "nodeRole", "subnetIds": "subnets"}),
+    # Monitoring (owner: components/monitoring.py).
+    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition": _Mapping(
+        "sagemaker", "CreateDataQualityJobDefinition", {"name": "JobDefinitionName"}),
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _Mapping(
+        "sagemaker", "CreateMonitoringSchedule", {"name": "MonitoringScheduleName"}),
 }
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(_MAPPINGS)

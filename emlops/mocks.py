@@ -86,6 +86,14 @@ ARN_FORMATS: dict[str, str] = {
     "aws:glue/catalogDatabase:CatalogDatabase": "arn:{partition}:glue:{region}:{account}:database/{name}",
     "aws:ec2/launchTemplate:LaunchTemplate": "arn:{partition}:ec2:{region}:{account}:launch-template/{id}",
     "aws:sns/topic:Topic": "arn:{partition}:sns:{region}:{account}:{name}",
+    "aws:sns/topicPolicy:TopicPolicy": "{arn}",  # the policy's `arn` is its topic's ARN (an input)
+    "aws:sns/topicSubscription:TopicSubscription": "{topic}:{uuid}",  # <topic ARN>:<subscription id>
+    "aws:cloudwatch/eventRule:EventRule": "arn:{partition}:events:{region}:{account}:rule/{name}",
+    "aws:cloudwatch/eventTarget:EventTarget": "{arn}",  # the target's `arn` is the destination's ARN (an input)
+    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition":
+        "arn:{partition}:sagemaker:{region}:{account}:data-quality-job-definition/{name_lower}",
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule":
+        "arn:{partition}:sagemaker:{region}:{account}:monitoring-schedule/{name_lower}",
 }
 
 # Properties Pulumi auto-names other than `name`, with the limits AWS puts on them.

@@ -122,3 +122,15 @@ def test_readme_secret_command_names_a_config_key_the_stack_files_accept():
 
     keys = re.findall(r"pulumi config set --secret (\S+)", README)
     assert keys and all(key in ALLOWED_CONFIG_KEYS for key in keys)
+
+
+def test_every_emlops_command_the_readme_shows_exists():
+    from typer.main import get_command
+
+    from emlops.cli import app
+
+    commands = set(get_command(app).commands)
+    commands_shown = "\n".join(code_blocks("bash") + code_blocks("text"))
+    shown = set(re.findall(r"(?:^|&& |\$ )(?:\.venv/bin/)?emlops ([a-z-]+)", commands_shown, flags=re.M))
+    shown |= set(re.findall(r"`emlops ([a-z-]+)[ `]", README))
+    assert shown and shown <= commands, shown - commands

@@ -1,0 +1,324 @@
+"""ModelMonitor: scheduled data-quality monitoring of one SageMaker endpoint, with alarms and notifications.
+
+A SageMaker data-quality job definition runs AWS's Model Monitor analyzer (its image from the SageMaker
+SDK's catalogue) over the endpoint's captured data on a schedule, compares it with a baseline
+(statistics and constraints from a baselining job) and writes reports under `monitoring/<name>/` of
+the reports bucket. The jobs run in private subnets with network isolation, under a role that can read
+only the capture prefix and the baseline, write only its reports, and publish only the analyzer's
+metrics. Drift alarms and run-outcome events notify an encrypted SNS topic (monitoring_alarms.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_context import aws_context
+from components.monitoring_alarms import (
+    check_unique_tokens,
+    drift_alarms,
+    monitoring_role,
+    notification_topic,
+    parse_s3,
+    run_outcome_rules,
+    subscription_protocol,
+)
+from components.options import child, merge_tags, type_token
+from components.storage import SecureBucket
+
+__all__ = ["ModelMonitor", "ModelMonitorArgs", "monitor_image_uri"]
+
+HOURLY = "cron(0 * ? * * *)"
+DAILY = "cron(0 0 ? * * *)"
+# SageMaker's monitoring schedules accept only these (MonitoringScheduleConfig.ScheduleConfig docs):
+# hourly `cron(0 * ? * * *)`, daily `cron(0 H ? * * *)` and every N hours `cron(0 H/N ? * * *)`.
+# `NOW` (one run) also needs a data-analysis window, which pulumi_aws cannot set.
+_SCHEDULE = re.compile(r"^cron\(0 (?P<hour>\*|[01]?[0-9]|2[0-3])(/(?P<every>[01]?[0-9]|2[0-4]))? \? \* \* \*\)$")
+SCHEDULE_HELP = ("must be one of SageMaker's monitoring schedules: hourly 'cron(0 * ? * * *)', daily "
+                 "'cron(0 H ? * * *)' or every N hours 'cron(0 H/N ? * * *)' (H 0-23, N 1-24)")
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_FEATURE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# The longest child with an auto-named SageMaker name is "<name>-schedule" plus Pulumi's 8-character suffix.
+MAX_MONITOR_NAME = 63 - len("-schedule") - 8
+
+
+@functools.lru_cache(maxsize=1)
+def processing_instance_types() -> tuple[str, ...]:
+    """SageMaker's own list of processing instance types (botocore's `ProcessingInstanceType`)."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingInstanceType")
+    return tuple(shape.enum)
+
+
+def check_instance_type(instance_type: str) -> None:
+    allowed = processing_instance_types()
+    if instance_type not in allowed:
+        import difflib
+
+        close = difflib.get_close_matches(instance_type, allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"{instance_type!r} is not a SageMaker processing instance type; {hint}"
+                         "see ProcessingInstanceType in the SageMaker API")
+
+
+def schedule_interval_seconds(expression: str) -> int:
+    """Seconds between two runs of a monitoring schedule; ValueError if SageMaker would reject it."""
+    match = _SCHEDULE.match(expression)
+    if not match or match["every"] in ("0", "00"):
+        raise ValueError(f"schedule_expression {expression!r} {SCHEDULE_HELP}")
+    if match["hour"] == "*":
+        return 3600
+    return int(match["every"]) * 3600 if match["every"] else 86400
+
+
+def check_monitor_name(name: str) -> None:
+    if not _SAGEMAKER_NAME.match(name) or len(name) > MAX_MONITOR_NAME:
+        raise ValueError(f"monitor name {name!r} must be at most {MAX_MONITOR_NAME} ASCII letters, digits and '-', "
+                         "starting and ending with a letter or digit")
+
+
+@dataclass
+class ModelMonitorArgs:
+    """Arguments of a `ModelMonitor`: scheduled data-quality monitoring of one endpoint."""
+
+    endpoint_name: pulumi.Input[str]
+    """The monitored endpoint (it must capture its input)."""
+    capture_s3_uri: pulumi.Input[str]
+    """The endpoint's data capture destination, `s3://<bucket>/<prefix>` (read-only for the monitor)."""
+    reports_bucket: "SecureBucket"
+    """Bucket the reports go to, under `monitoring/<name>/`."""
+    vpc_id: str
+    """VPC of `subnet_ids`; the job's security group (no ingress) is created in it."""
+    subnet_ids: Sequence[str]
+    """Private subnets the monitoring jobs run in."""
+    production: bool = False
+    """Production monitors run hourly and require a baseline. Default: false."""
+    require_baseline: Optional[bool] = None
+    """Refuse to monitor without baseline statistics and constraints. Default: `production`."""
+    baseline_statistics_s3_uri: Optional[str] = None
+    """`statistics.json` of the baseline job. Default: none (the analyzer only profiles the data)."""
+    baseline_constraints_s3_uri: Optional[str] = None
+    """`constraints.json` of the baseline job. Default: none (no violations are checked)."""
+    baseline_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the baseline objects. Default: any key, only through S3, only for the baseline buckets."""
+    capture_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the captured data. Default: any key, only through S3, only for the capture bucket."""
+    schedule_expression: Optional[str] = None
+    """When the job runs. Default: hourly `cron(0 * ? * * *)` in production, daily `cron(0 0 ? * * *)` otherwise."""
+    instance_type: str = "ml.m5.xlarge"
+    """Processing instance type. Default: ml.m5.xlarge."""
+    instance_count: int = 1
+    """Processing instances (1-100). Default: 1."""
+    volume_size_gb: int = 20
+    """Volume of each instance (1-16384 GB). Default: 20."""
+    max_runtime_seconds: int = 3600
+    """Longest a run may take; at most the schedule's interval (and 86400). Default: 3600."""
+    volume_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the instances' volumes. Default: the reports bucket's key."""
+    output_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key the reports are written with. Default: the reports bucket's key."""
+    notification_topic_arn: Optional[pulumi.Input[str]] = None
+    """Topic alarms and events notify (its policy must let cloudwatch and events publish). Default: a
+    KMS-encrypted topic is created for this monitor."""
+    topic_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the created topic (its policy must let cloudwatch.amazonaws.com and events.amazonaws.com use it).
+    Default: a key is created for the topic."""
+    subscriptions: Sequence[str] = ()
+    """E-mail addresses and https:// URLs subscribed to the created topic. Default: none."""
+    drift_features: Sequence[str] = ()
+    """Features whose `feature_baseline_drift_<feature>` metric gets an alarm. Default: none."""
+    drift_threshold: float = 0.1
+    """Baseline drift (distance, 0-1 exclusive of 0) that trips a drift alarm. Default: 0.1."""
+    permissions_boundary_arn: Optional[str] = None
+    """Permissions boundary of the monitoring role. Default: none."""
+    region: Optional[str] = None
+    """Region of the analyzer image. Default: the region of the component's provider."""
+    protect: bool = False
+    """Protect the topic and its key and retain them on delete. Default: false."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of every taggable child. Default: none."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.capture_s3_uri, str):
+            parse_s3(self.capture_s3_uri, "capture_s3_uri", prefix=True)
+        if not self.vpc_id or not self.subnet_ids or isinstance(self.subnet_ids, str):
+            raise ValueError("monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)")
+        if self.require_baseline is None:
+            self.require_baseline = self.production
+        given = [u for u in (self.baseline_statistics_s3_uri, self.baseline_constraints_s3_uri) if u]
+        if len(given) == 1:
+            raise ValueError("give both baseline_statistics_s3_uri and baseline_constraints_s3_uri, or neither")
+        if self.require_baseline and not given:
+            who = "a production monitor needs" if self.production else "require_baseline is set: this monitor needs"
+            raise ValueError(f"{who} a baseline: give baseline_statistics_s3_uri and baseline_constraints_s3_uri "
+                             "(from a baselining job)")
+        for label in ("baseline_statistics_s3_uri", "baseline_constraints_s3_uri"):
+            if getattr(self, label):
+                parse_s3(getattr(self, label), label)
+        if self.schedule_expression is None:
+            self.schedule_expression = HOURLY if self.production else DAILY
+        interval = schedule_interval_seconds(self.schedule_expression)
+        check_instance_type(self.instance_type)
+        bounds = {"instance_count": (1, 100), "volume_size_gb": (1, 16384), "max_runtime_seconds": (1, 86400)}
+        for label, (low, high) in bounds.items():
+            if not low <= getattr(self, label) <= high:
+                raise ValueError(f"{label} ({getattr(self, label)}) must be {low}-{high}")
+        if self.max_runtime_seconds > interval:
+            raise ValueError(f"max_runtime_seconds ({self.max_runtime_seconds}) is longer than the schedule's "
+                             f"interval ({interval} s); a run must end before the next one starts")
+        self._check_notifications()
+
+    def _check_notifications(self) -> None:
+        if isinstance(self.subscriptions, str):
+            raise ValueError(f"subscriptions must be a list, e.g. [{self.subscriptions!r}]")
+        for endpoint in self.subscriptions:
+            subscription_protocol(endpoint)
+        if len(set(self.subscriptions)) != len(self.subscriptions):
+            raise ValueError(f"subscriptions must be unique; got {', '.join(self.subscriptions)}")
+        if self.notification_topic_arn is not None and (self.subscriptions or self.topic_kms_key_arn is not None):
+            raise ValueError("subscriptions and topic_kms_key_arn apply only to the topic this monitor creates; "
+                             "drop them or drop notification_topic_arn")
+        for feature in self.drift_features:
+            if not _FEATURE.match(feature):
+                raise ValueError(f"drift feature {feature!r} must be 1-128 letters, digits, '_', '.' or '-'")
+        if len(set(self.drift_features)) != len(self.drift_features):
+            raise ValueError(f"drift_features must be unique; got {', '.join(self.drift_features)}")
+        check_unique_tokens(self.drift_features)
+        if not 0 < self.drift_threshold <= 1:
+            raise ValueError(f"drift_threshold ({self.drift_threshold}) must be above 0 and at most 1")
+
+    @property
+    def interval_seconds(self) -> int:
+        return schedule_interval_seconds(self.schedule_expression)
+
+
+@functools.lru_cache(maxsize=32)
+def monitor_image_uri(region: str) -> str:
+    """The Model Monitor analyzer image of `region`, from the SageMaker SDK (imported only when needed)."""
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)
+    from sagemaker.core import image_uris
+
+    try:
+        return image_uris.retrieve(framework="model-monitor", region=region)
+    except (ValueError, KeyError) as exc:
+        reason = " ".join(str(exc).split()).replace(
+            " You may need to upgrade your SDK version (pip install -U sagemaker) for newer regions.", "")
+        raise ValueError(f"no SageMaker Model Monitor image in {region}: {reason}") from None
+
+
+LOCAL_INPUT, LOCAL_OUTPUT = "/opt/ml/processing/input/endpoint", "/opt/ml/processing/output"
+
+
+class ModelMonitor(pulumi.ComponentResource):
+    """A data-quality job definition and its monitoring schedule for one endpoint, with role, network,
+    drift alarms, run-outcome events and (by default) an encrypted SNS topic."""
+
+    job_definition: aws.sagemaker.DataQualityJobDefinition
+    schedule: aws.sagemaker.MonitoringSchedule
+    schedule_name: pulumi.Output[str]
+    schedule_arn: pulumi.Output[str]
+    job_definition_name: pulumi.Output[str]
+    topic_arn: pulumi.Output[str]
+    reports_s3_uri: pulumi.Output[str]
+    alarm_names: list[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: ModelMonitorArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_monitor_name(name)
+        if args.reports_bucket.kms_key_arn is None and None in (args.volume_kms_key_arn, args.output_kms_key_arn):
+            raise ValueError("the reports bucket has no KMS key: give volume_kms_key_arn and output_kms_key_arn")
+        super().__init__(type_token("ModelMonitor"), name, None, opts)
+        tags = merge_tags(args.tags, {"model-monitor": name})
+        context = aws_context(self)
+        prefix = f"monitoring/{name}/"
+        self.reports_s3_uri = pulumi.Output.concat("s3://", args.reports_bucket.bucket_name, "/", prefix.rstrip("/"))
+        volume_key = args.volume_kms_key_arn or args.reports_bucket.kms_key_arn
+        output_key = args.output_kms_key_arn or args.reports_bucket.kms_key_arn
+        image_uri = pulumi.Output.from_input(args.region or context.region).apply(monitor_image_uri)
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description=f"Model monitor {name}: no inbound; HTTPS out to VPC endpoints only",
+            ingress=[],
+            egress=[{
+                "description": "HTTPS to the VPC endpoints and the S3 gateway (private subnets, no internet route)",
+                "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"],
+            }],
+            revoke_rules_on_delete=True,
+            tags=tags,
+            opts=child(self),
+        )
+        role, policies = monitoring_role(self, name, args, prefix, image_uri, volume_key, output_key, tags)
+
+        baseline = None
+        if args.baseline_statistics_s3_uri:
+            baseline = {"statistics_resource": {"s3_uri": args.baseline_statistics_s3_uri},
+                        "constraints_resource": {"s3_uri": args.baseline_constraints_s3_uri}}
+        self.job_definition = aws.sagemaker.DataQualityJobDefinition(
+            f"{name}-job",
+            data_quality_app_specification={
+                "image_uri": image_uri,
+                "environment": {"publish_cloudwatch_metrics": "Enabled"},
+            },
+            data_quality_baseline_config=baseline,
+            data_quality_job_input={"endpoint_input": {
+                "endpoint_name": args.endpoint_name, "local_path": LOCAL_INPUT,
+                "s3_input_mode": "File", "s3_data_distribution_type": "FullyReplicated",
+            }},
+            data_quality_job_output_config={
+                "kms_key_id": output_key,
+                "monitoring_outputs": {"s3_output": {
+                    "s3_uri": self.reports_s3_uri, "local_path": LOCAL_OUTPUT, "s3_upload_mode": "EndOfJob",
+                }},
+            },
+            job_resources={"cluster_config": {
+                "instance_count": args.instance_count, "instance_type": args.instance_type,
+                "volume_size_in_gb": args.volume_size_gb, "volume_kms_key_id": volume_key,
+            }},
+            network_config={
+                "enable_network_isolation": True,
+                "enable_inter_container_traffic_encryption": True,
+                "vpc_config": {"subnets": list(args.subnet_ids), "security_group_ids": [security_group.id]},
+            },
+            role_arn=role.arn,
+            stopping_condition={"max_runtime_in_seconds": args.max_runtime_seconds},
+            tags=tags,
+            # SageMaker checks the role when the definition is created: wait for its policies.
+            opts=child(self, depends_on=policies),
+        )
+        self.schedule = aws.sagemaker.MonitoringSchedule(
+            f"{name}-schedule",
+            monitoring_schedule_config={
+                "monitoring_job_definition_name": self.job_definition.name,
+                "monitoring_type": "DataQuality",
+                "schedule_config": {"schedule_expression": args.schedule_expression},
+            },
+            tags=tags,
+            opts=child(self),
+        )
+        self.schedule_name = self.schedule.name
+        self.schedule_arn = self.schedule.arn
+        self.job_definition_name = self.job_definition.name
+
+        self.topic_arn = pulumi.Output.from_input(
+            args.notification_topic_arn if args.notification_topic_arn is not None
+            else notification_topic(self, name, args, tags))
+        alarms = drift_alarms(self, name, args, self.schedule_name, self.topic_arn, tags)
+        run_outcome_rules(self, name, self.schedule_arn, self.topic_arn, tags)
+        self.alarm_names = [alarm.name for alarm in alarms]
+        self.register_outputs({
+            "scheduleName": self.schedule_name,
+            "scheduleArn": self.schedule_arn,
+            "jobDefinitionName": self.job_definition_name,
+            "topicArn": self.topic_arn,
+            "reportsS3Uri": self.reports_s3_uri,
+            "alarmNames": self.alarm_names,
+        })

@@ -1,0 +1,181 @@
+"""Stack config for model monitoring: a `monitoring:` section per model and the stack's `alerts:`.
+
+    models:
+      - name: churn
+        monitoring:
+          schedule: cron(0 * ? * * *)
+          instance_type: ml.m5.xlarge
+          baseline:
+            statistics_s3_uri: s3://ml-baselines/churn/statistics.json
+            constraints_s3_uri: s3://ml-baselines/churn/constraints.json
+          drift_features: [age, tenure_months]
+    alerts:
+      email: [ml-oncall@example.com]
+      https: [https://hooks.example.com/sagemaker]
+
+Model-quality monitoring (ground truth, problem type) is not offered: pulumi_aws has no resource for
+SageMaker's model-quality job definition, so the keys are unknown here rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Optional
+
+import pulumi
+from pydantic import Field, field_validator
+
+from components.monitoring import (
+    SCHEDULE_HELP,
+    ModelMonitorArgs,
+    check_instance_type,
+    schedule_interval_seconds,
+)
+from components.monitoring_alarms import subscription_protocol
+from infra.config_models import _Section
+
+if TYPE_CHECKING:
+    from components.storage import SecureBucket
+
+_S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*[^/\s]$"
+PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistics_s3_uri and constraints_s3_uri "
+                             "from a baselining job")
+PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
+
+
+class BaselineConfig(_Section):
+    """The baseline the captured data is compared with (the output of a SageMaker baselining job)."""
+
+    statistics_s3_uri: str = Field(
+        pattern=_S3_OBJECT, description="`statistics.json` of the baselining job.",
+        json_schema_extra={"errorMessage": "must be an S3 object URI, s3://<bucket>/<key>"})
+    constraints_s3_uri: str = Field(
+        pattern=_S3_OBJECT, description="`constraints.json` of the baselining job.",
+        json_schema_extra={"errorMessage": "must be an S3 object URI, s3://<bucket>/<key>"})
+
+
+class MonitoringConfig(_Section):
+    """Scheduled data-quality monitoring of a model's endpoint (SageMaker Model Monitor)."""
+
+    enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
+    schedule: Optional[str] = Field(None, description="When the job runs: hourly `cron(0 * ? * * *)`, daily "
+                                    "`cron(0 H ? * * *)` or every N hours `cron(0 H/N ? * * *)`. Default: "
+                                    "hourly in production stacks, daily `cron(0 0 ? * * *)` otherwise.")
+    instance_type: str = Field("ml.m5.xlarge", description="Processing instance type. Default: ml.m5.xlarge.")
+    instance_count: int = Field(1, ge=1, le=100, description="Processing instances. Default: 1.")
+    volume_size_gb: int = Field(20, ge=1, le=16384, description="Volume per instance in GB. Default: 20.")
+    max_runtime_minutes: int = Field(60, ge=1, le=1440, description="Longest a run may take; at most the "
+                                     "schedule's interval. Default: 60.")
+    baseline: Optional[BaselineConfig] = Field(None, description="Baseline statistics and constraints. Required "
+                                               "in production stacks. Default: none (profiling only).")
+    drift_features: list[str] = Field(default_factory=list, description="Features whose baseline drift gets a "
+                                      "CloudWatch alarm. Default: none.")
+    drift_threshold: float = Field(0.1, gt=0, le=1, description="Baseline drift (0-1) that trips a drift alarm. "
+                                   "Default: 0.1.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            try:
+                schedule_interval_seconds(value)
+            except ValueError:
+                raise ValueError(f"{value!r} {SCHEDULE_HELP}") from None
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        check_instance_type(value)
+        return value
+
+    def is_enabled(self, captures_data: bool) -> bool:
+        return self.enabled if self.enabled is not None else captures_data
+
+
+class AlertsConfig(_Section):
+    """Who is told about drift, violations and failed monitoring runs (subscribers of the alerts topic)."""
+
+    email: list[str] = Field(default_factory=list, description="E-mail addresses (each confirms once). Default: none.")
+    https: list[str] = Field(default_factory=list, description="https:// endpoints (e.g. a chat or paging "
+                             "webhook). Default: none.")
+
+    @field_validator("email", "https")
+    @classmethod
+    def _subscribers(cls, values: list[str], info) -> list[str]:
+        wanted = "email" if info.field_name == "email" else "https"
+        for value in values:
+            try:
+                protocol = subscription_protocol(value)
+            except ValueError:
+                protocol = None
+            if protocol != wanted:
+                raise ValueError(f"{value!r} is not {'an e-mail address' if wanted == 'email' else 'an https:// URL'}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"must be unique; got {', '.join(values)}")
+        return values
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return [*self.email, *self.https]
+
+
+def monitoring_problem(at: str, monitoring: MonitoringConfig, captures_data: bool,
+                       production: bool) -> Optional[tuple[str, str]]:
+    """The first problem of a model's monitoring as (key path, message), or None; for `PlatformConfig`.
+
+    `at` is the model's path, e.g. `models[0]`. A production monitor without a baseline is a config error.
+    """
+    if monitoring.enabled and not captures_data:
+        return f"{at}.monitoring.enabled", "monitoring reads captured data; enable data_capture"
+    if production and monitoring.enabled is False:
+        return f"{at}.monitoring.enabled", PRODUCTION_NEEDS_MONITORING
+    if production and monitoring.is_enabled(captures_data) and monitoring.baseline is None:
+        return f"{at}.monitoring.baseline", PRODUCTION_NEEDS_BASELINE
+    interval = schedule_interval_seconds(monitoring.schedule or ("cron(0 * ? * * *)" if production
+                                                                 else "cron(0 0 ? * * *)"))
+    if monitoring.max_runtime_minutes * 60 > interval:
+        return (f"{at}.monitoring.max_runtime_minutes",
+                f"{monitoring.max_runtime_minutes} minutes is longer than the schedule's interval "
+                f"({interval // 60} minutes)")
+    return None
+
+
+def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint_name: pulumi.Input[str],
+                 capture_s3_uri: pulumi.Input[str], reports_bucket: "SecureBucket", vpc_id: str,
+                 subnet_ids: Sequence[str], production: bool, kms_key_arn: Optional[pulumi.Input[str]] = None,
+                 notification_topic_arn: Optional[pulumi.Input[str]] = None,
+                 permissions_boundary_arn: Optional[str] = None, region: Optional[str] = None,
+                 tags: Optional[Mapping[str, str]] = None) -> ModelMonitorArgs:
+    """The `ModelMonitorArgs` of one model's `monitoring:` section and the stack's `alerts:`.
+
+    With `notification_topic_arn` (e.g. the topic of the stack's first monitor) the alerts subscribers
+    are not repeated: they are subscribed to the topic that is created.
+    """
+    baseline = monitoring.baseline
+    return ModelMonitorArgs(
+        endpoint_name=endpoint_name,
+        capture_s3_uri=capture_s3_uri,
+        reports_bucket=reports_bucket,
+        vpc_id=vpc_id,
+        subnet_ids=list(subnet_ids),
+        production=production,
+        baseline_statistics_s3_uri=baseline.statistics_s3_uri if baseline else None,
+        baseline_constraints_s3_uri=baseline.constraints_s3_uri if baseline else None,
+        capture_kms_key_arn=kms_key_arn,
+        schedule_expression=monitoring.schedule,
+        instance_type=monitoring.instance_type,
+        instance_count=monitoring.instance_count,
+        volume_size_gb=monitoring.volume_size_gb,
+        max_runtime_seconds=monitoring.max_runtime_minutes * 60,
+        volume_kms_key_arn=kms_key_arn,
+        output_kms_key_arn=kms_key_arn,
+        notification_topic_arn=notification_topic_arn,
+        subscriptions=[] if notification_topic_arn is not None else alerts.subscriptions,
+        drift_features=list(monitoring.drift_features),
+        drift_threshold=monitoring.drift_threshold,
+        permissions_boundary_arn=permissions_boundary_arn,
+        region=region,
+        protect=production,
+        tags=dict(tags or {}),
+    )
