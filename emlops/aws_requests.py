@@ -156,6 +156,9 @@ def _translate(value: Any, shape: Shape, mapping: _Mapping, path: str, table_pat
     if kind == "list" and isinstance(value, dict) and _is_tag_list(shape):
         # Pulumi tags are a map; the API takes [{"Key": ..., "Value": ...}]
         return [{"Key": k, "Value": v} for k, v in value.items()]
+    if kind == "list" and isinstance(value, dict) and shape.member.type_name == "structure":
+        # the provider models some one-element API lists (e.g. MonitoringOutputs) as a single block
+        return [_translate(value, shape.member, mapping, f"{path}[0]", table_path, unmapped)]
     if kind == "structure" and isinstance(value, list):  # many blocks where one belongs: a type error later
         return [_translate(item, shape, mapping, f"{path}[{i}]", table_path, unmapped) for i, item in enumerate(value)]
     if kind == "list" and isinstance(value, list):
