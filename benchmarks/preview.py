@@ -87,6 +87,10 @@ def generated_stack(models: int) -> str:
         autoscaling:
           min_instances: 2
           max_instances: 4
+        monitoring:
+          baseline:
+            statistics_s3_uri: s3://acme-ml-prod-monitoring/model-{i:03d}/statistics.json
+            constraints_s3_uri: s3://acme-ml-prod-monitoring/model-{i:03d}/constraints.json
 """ for i in range(models))
     return f"""config:
   emlops:platform:

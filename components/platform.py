@@ -18,6 +18,7 @@ import pulumi
 from components.aws_context import aws_context
 from components.endpoint import ModelEndpoint, ModelEndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
+from components.monitoring import ModelMonitor, ModelMonitorArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
 from components.training import TrainingCluster, TrainingClusterArgs
 from components.iam import ServiceRole, ServiceRoleArgs, Statement
@@ -39,12 +40,17 @@ class PlatformModel:
     """Everything else about the endpoint."""
     capture_data: bool = False
     """Capture requests and responses into the platform's capture bucket. Default: false."""
+    monitor: Optional[ModelMonitorArgs] = None
+    """Data-quality monitoring of the captured data; the platform fills in the capture URI, the
+    reports bucket (the capture bucket), keys, the shared alerts topic and tags. Default: none."""
 
     def __post_init__(self) -> None:
         if not re.match(r"^[a-z0-9](-?[a-z0-9])*$", self.name):
             raise ValueError(f"model name {self.name!r} must be lowercase letters and digits, single '-' between")
         if self.capture_data and self.endpoint.serverless:
             raise ValueError(f"model {self.name!r}: serverless endpoints cannot capture data")
+        if self.monitor is not None and not self.capture_data:
+            raise ValueError(f"model {self.name!r}: monitoring reads captured data; capture_data must be on")
 
 
 @dataclass
@@ -201,6 +207,22 @@ class MlPlatform(pulumi.ComponentResource):
                 tags=merge_tags(tags, model.endpoint.tags),
             )
             self.endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", endpoint_args, opts=child(self))
+
+        # One alerts topic per environment: the first monitor creates it, the others publish to it.
+        self.monitors: dict[str, ModelMonitor] = {}
+        topic_arn = None
+        for model in args.models:
+            if model.monitor is None:
+                continue
+            endpoint = self.endpoints[model.name]
+            shared_topic = {} if topic_arn is None else dict(notification_topic_arn=topic_arn, subscriptions=())
+            monitor = ModelMonitor(f"{name}-{model.name}-monitor", dataclasses.replace(
+                model.monitor, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=self.capture,
+                capture_kms_key_arn=self.data_key.arn, volume_kms_key_arn=self.data_key.arn,
+                output_kms_key_arn=self.data_key.arn, tags=merge_tags(tags, model.monitor.tags),
+                **shared_topic, **owned), opts=child(self))
+            topic_arn = topic_arn or monitor.topic_arn
+            self.monitors[model.name] = monitor
 
         self.register_outputs({
             "dataKeyArn": self.data_key.arn,

@@ -29,6 +29,7 @@ from pydantic import (
 
 from components.aws_catalog import Partition, partition_of, regions_with
 from infra.config_features import FeatureGroupConfig, feature_groups_problem
+from infra.config_monitoring import AlertsConfig, monitoring_problem
 from infra.config_training import TrainingConfig
 from infra.config_models import (
     LONGEST_CHILD_SUFFIX,
@@ -190,6 +191,8 @@ class PlatformConfig(_Section):
     training: Optional[TrainingConfig] = Field(
         None, description="Training infrastructure (SageMaker jobs or an EKS GPU cluster). Default: none.")
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig,
+                                 description="Subscribers of the stack's alerts topic (drift, violations, failures).")
 
     @field_validator("region")
     @classmethod
@@ -231,6 +234,9 @@ class PlatformConfig(_Section):
                             "network.private_subnet_ids (or use serverless)")
             if self.production:
                 self._check_production_model(model, at)
+            problem = monitoring_problem(at, model.monitoring, model.captures_data(self.environment), self.production)
+            if problem:
+                raise AtKey(*problem)
         return self
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from infra.config_monitoring import MonitoringConfig
 from infra.config_registry import RegistryFields
 
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
@@ -226,6 +227,14 @@ class ModelConfig(_Section):
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Rollback alarms.")
     autoscaling: Optional[AutoscalingConfig] = Field(None, description="Autoscaling of every provisioned variant. "
                                                      "Required in production stacks.")
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig,
+                                         description="Data-quality monitoring of the captured traffic.")
+
+    def captures_data(self, environment: str) -> bool:
+        """Whether the endpoint captures data (on by default except in `dev` and for serverless)."""
+        if self.data_capture.enabled is not None:
+            return self.data_capture.enabled
+        return self.serverless is None and environment != "dev"
 
     @model_validator(mode="after")
     def _serving_shape(self) -> "ModelConfig":

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.monitoring import (
     SCHEDULE_HELP,
@@ -32,7 +32,10 @@ from components.monitoring import (
     schedule_interval_seconds,
 )
 from components.monitoring_alarms import subscription_protocol
-from infra.config_models import _Section
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 if TYPE_CHECKING:
     from components.storage import SecureBucket

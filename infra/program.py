@@ -16,8 +16,6 @@ from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
 from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, stack_file
 from infra.config_models import ModelConfig
 
-NO_CAPTURE_ENVIRONMENTS = ("dev",)
-
 
 def build_platform(config: PlatformConfig) -> MlPlatform:
     """Create the stack's AWS provider (pinned to the stack's account and region) and platform."""
@@ -77,9 +75,7 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
     image_uri = None
     if model.image is not None:
         image_uri = model.image.uri or _framework_image(config, model, at)
-    capture = model.data_capture.enabled
-    if capture is None:
-        capture = model.serverless is None and config.environment not in NO_CAPTURE_ENVIRONMENTS
+    capture = model.captures_data(config.environment)
     scaling = model.autoscaling
     off_hours = scaling.off_hours if scaling else None
     package = None
@@ -121,7 +117,8 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
             off_hours_timezone=off_hours.timezone if off_hours else "UTC",
             off_hours_max_instances=off_hours.off_hours_max_instances if off_hours else 1,
         )
-        return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture)
+        return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture,
+                             monitor=_monitor(config, model) if model.monitoring.is_enabled(capture) else None)
     except ValueError as exc:
         raise ConfigError(f"{at}: {exc}") from None
 
@@ -187,3 +184,13 @@ def _mlflow_backend_store_uri(source: str) -> pulumi.Output[str]:
             f"kubernetes; set it with `pulumi config set --secret {CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY} "
             "postgresql://...`")
     return uri
+
+
+def _monitor(config: PlatformConfig, model: ModelConfig):
+    """The model's monitor; the platform fills in the capture URI, reports bucket, keys and topic."""
+    from infra.config_monitoring import monitor_args
+
+    return monitor_args(
+        model.monitoring, config.alerts, endpoint_name=f"{config.environment}-{model.name}",
+        capture_s3_uri=None, reports_bucket=None, vpc_id=config.network.vpc_id,
+        subnet_ids=config.network.private_subnet_ids, production=config.production, region=config.region)

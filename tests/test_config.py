@@ -73,7 +73,7 @@ def test_region_decides_the_partition():
     (with_change("regoin", "eu-west-1"),
      "stacks/Pulumi.dev.yaml: emlops:platform.regoin: unknown key; did you mean 'region'? allowed keys: "
      "environment, production, account_id, region, tags, permission_boundary_arn, kms, storage, network, "
-     "registry, feature_groups, training, models"),
+     "registry, feature_groups, training, models, alerts"),
     (with_change("kms.deletion_window", 7),
      "stacks/Pulumi.dev.yaml: emlops:platform.kms.deletion_window: unknown key; did you mean "
      "'deletion_window_days'? allowed keys: deletion_window_days"),

@@ -29,8 +29,11 @@ MODEL: dict[str, Any] = {"name": "churn", "source": {"s3_uri": TARBALL}, "image"
                          "variants": [{"instance_type": "ml.m5.large"}]}
 SERVERLESS: dict[str, Any] = {"name": "fraud", "source": {"mlflow": "models:/fraud@champion"},
                               "image": {"uri": IMAGE_URI}, "serverless": {}}
+BASELINE = {"statistics_s3_uri": "s3://ml-monitoring/churn/statistics.json",
+            "constraints_s3_uri": "s3://ml-monitoring/churn/constraints.json"}
 PRODUCTION: dict[str, Any] = {**MODEL, "variants": [{"instance_type": "ml.m5.large", "initial_instance_count": 2}],
-                              "autoscaling": {"min_instances": 2, "max_instances": 4}}
+                              "autoscaling": {"min_instances": 2, "max_instances": 4},
+                              "monitoring": {"baseline": BASELINE}}
 
 
 def platform(*models: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -58,8 +61,12 @@ DEFAULT_CAPTURE = {"enabled": None, "sampling_percentage": 100, "csv_content_typ
 DEFAULT_DEPLOYMENT = {"strategy": "all_at_once", "canary_percent": 10, "linear_step_percent": 25, "wait_minutes": 10,
                       "termination_wait_minutes": 5, "max_execution_timeout_minutes": 60}
 DEFAULT_ALARMS = {"model_latency_ms": 1000, "invocation_5xx_errors": 5}
+DEFAULT_MONITORING = {"enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
+                      "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
+                      "drift_threshold": 0.1}
 DEFAULTS = {"environment": {}, "network_isolation": None, "data_capture": DEFAULT_CAPTURE,
-            "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None}
+            "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None,
+            "monitoring": DEFAULT_MONITORING}
 NO_SOURCE = {"mlflow": None, "model_package_group": None, "model_package_arn": None, "s3_uri": None}
 
 
@@ -98,7 +105,8 @@ def test_autoscaling_and_off_hours_defaults():
 def test_minimal_production_model_parses_and_may_leave_capture_to_its_default():
     package = {"name": "fraud", "source": {"model_package_group": "fraud"},
                "variants": [{"instance_type": "ml.c5.xlarge", "initial_instance_count": 3}],
-               "autoscaling": {"min_instances": 2, "max_instances": 6}, "data_capture": {"enabled": True}}
+               "autoscaling": {"min_instances": 2, "max_instances": 6}, "data_capture": {"enabled": True},
+               "monitoring": {"baseline": BASELINE}}
     config = parse_platform_config(platform(PRODUCTION, package, production=True, environment="prod"), SOURCE)
     churn, fraud = config.models
     assert (churn.data_capture.enabled, churn.autoscaling.min_instances, churn.variants[0].initial_instance_count) == (
@@ -187,10 +195,10 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      f"{AT}.network.private_subnet_ids: subnet ids must be unique"),
     (platform(model(instance_type="ml.m5.large")),
      f"{M0}.instance_type: unknown key; allowed keys: name, source, image, environment, variants, serverless, "
-     "network_isolation, data_capture, deployment, alarms, autoscaling"),
+     "network_isolation, data_capture, deployment, alarms, autoscaling, monitoring"),
     (platform(model(variant=[{"instance_type": "ml.m5.large"}])),
      f"{M0}.variant: unknown key; did you mean 'variants'? allowed keys: name, source, image, environment, "
-     "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling"),
+     "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling, monitoring"),
     (platform(model(autoscaling={"min_instance": 2})),
      f"{M0}.autoscaling.min_instance: unknown key; did you mean 'min_instances'? allowed keys: min_instances, "
      "max_instances, target_invocations_per_instance, scale_in_cooldown_seconds, scale_out_cooldown_seconds, "

@@ -23,6 +23,8 @@ STATEFUL_TYPES = {
     "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
     "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+    # the alerts topic keeps its confirmed subscriptions
+    "aws:sns/topic:Topic",
 }
 # AWS has no tags on these (bucket settings, inline policies, aliases, scaling policies and schedules).
 UNTAGGABLE_TYPES = {
@@ -33,6 +35,8 @@ UNTAGGABLE_TYPES = {
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "aws:s3/bucketLogging:BucketLogging",
     "aws:appautoscaling/policy:Policy", "aws:appautoscaling/scheduledAction:ScheduledAction",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy",
+    "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
+    "aws:cloudwatch/eventTarget:EventTarget",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
     # Kubernetes objects carry labels, not AWS tags
     "pulumi:providers:kubernetes", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ResourceQuota",
@@ -110,9 +114,10 @@ def test_kms_keys_rotate(stack, shipped_plan):
 def test_prod_protects_and_retains_every_stateful_resource_and_only_those(shipped_plan):
     plan = shipped_plan("prod")
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
-    assert sorted(plan.type_counts()[t] for t in STATEFUL_TYPES) == [1, 1, 1, 1, 2, 4]
-    # the data key; access-log, dataset, artifact, capture buckets; the training repository; the customers
-    # feature group; the churn and fraud package groups; the MLflow tracking server
+    assert sorted(plan.type_counts()[t] for t in STATEFUL_TYPES) == [1, 1, 1, 1, 2, 2, 4]
+    # the data key and the alerts topic's key; access-log, dataset, artifact, capture buckets; the training
+    # repository; the customers feature group; the churn and fraud package groups; the MLflow tracking
+    # server; the alerts topic
     assert all(r.protect and r.retain_on_delete for r in stateful)
     assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
 
@@ -245,10 +250,15 @@ def test_registry_references_stay_explicitly_unknown_offline(shipped_plan):
     assert fraud == {"modelPackageName": "[unknown: model-package-group/fraud (latest Approved)]"}
 
 
-def test_previews_without_framework_images_or_mlflow_do_not_import_them():
-    code = ("import sys; from emlops.preview import preview_stack; preview_stack('prod'); "
+def test_previews_without_framework_images_or_mlflow_do_not_import_them(project_copy):
+    # staging without its monitor needs neither the SDK's image catalogue nor MLflow
+    stack = project_copy / "stacks" / "Pulumi.staging.yaml"
+    stack.write_text(stack.read_text().replace("        data_capture:\n          sampling_percentage: 50\n",
+                                               "        monitoring:\n          enabled: false\n"))
+    code = ("import sys; from emlops.preview import preview_stack; preview_stack('staging'); "
             "print(sorted(m for m in ('sagemaker', 'mlflow') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=project_copy, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 

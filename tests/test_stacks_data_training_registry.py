@@ -140,3 +140,32 @@ def test_stack_outputs_say_where_to_train_and_register(shipped_plan):
     staging = shipped_plan("staging").outputs
     assert set(staging["training"]) == {"clusterName", "clusterEndpoint"}
     assert staging["training"]["clusterName"] == "staging-training"
+
+
+def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shipped_plan):
+    plan = shipped_plan("prod")
+    endpoints = [e.inputs["name"] for e in plan.by_type("aws:sagemaker/endpoint:Endpoint")]
+    schedules = plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
+    assert len(schedules) == len(endpoints) == 2
+    for schedule in schedules:
+        config = schedule.inputs["monitoringScheduleConfig"]
+        assert config["monitoringType"] == "DataQuality"
+        assert config["scheduleConfig"]["scheduleExpression"] == "cron(0 * ? * * *)"  # hourly in production
+    [topic] = plan.by_type("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:eu-west-1:333333333333:key/")
+    topic_arn = f"arn:aws:sns:eu-west-1:333333333333:{topic.inputs['name']}"
+    alarms = [a for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "-monitor-" in a.name]
+    assert alarms and all(a.inputs["alarmActions"] == [topic_arn] for a in alarms)
+    targets = plan.by_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == 4 and all(t.inputs["arn"] == topic_arn for t in targets)
+    [subscription] = plan.by_type("aws:sns/topicSubscription:TopicSubscription")
+    assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ml-oncall@example.com")
+    image = plan.get("prod-churn-monitor-job").inputs["dataQualityAppSpecification"]["imageUri"]
+    assert image == "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+
+
+def test_a_production_monitor_without_a_baseline_is_a_config_error():
+    raw = valid_prod()
+    del raw["models"][0]["monitoring"]["baseline"]
+    assert error_of(raw) == (f"{AT}.models[0].monitoring.baseline: production monitors need a baseline: add "
+                             "statistics_s3_uri and constraints_s3_uri from a baselining job")
