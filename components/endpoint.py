@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from components.endpoint_args import ModelEndpointArgs, Variant, check_endpoint_name, has_local_storage
 from components.endpoint_iam import execution_role
 from components.kms import KmsKey, KmsKeyArgs
+from components.network_access import https_only_security_group
 from components.options import child, merge_tags, type_token
 
 __all__ = ["ModelEndpoint", "ModelEndpointArgs", "Variant"]
@@ -54,19 +55,7 @@ class ModelEndpoint(pulumi.ComponentResource):
 
         security_group = None
         if not args.serverless:
-            security_group = aws.ec2.SecurityGroup(
-                f"{name}-sg",
-                vpc_id=args.vpc_id,
-                description=f"SageMaker endpoint {name}: no inbound; HTTPS out to VPC endpoints only",
-                ingress=[],
-                egress=[{
-                    "description": "HTTPS to the VPC endpoints and the S3 gateway (private subnets, no internet route)",
-                    "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"],
-                }],
-                revoke_rules_on_delete=True,
-                tags=tags,
-                opts=child(self),
-            )
+            security_group = https_only_security_group(self, name, args.vpc_id, "SageMaker endpoint", tags)
 
         role, policies = execution_role(self, name, args, kms_key_arn, capture_prefix, tags)
         self.model_artifact_uri = args.model_data_url or args.model_data_prefix or args.package_artifact_uri

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from components.aws_context import aws_context
 from components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
+from components.network_access import vpc_interface_statements
 from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement
 
 if TYPE_CHECKING:
@@ -60,15 +61,7 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
                   resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
     ]))
     if not args.serverless:
-        vpc_arn = context.arn("ec2", f"vpc/{args.vpc_id}")
-        policies.append(role.add_policy("vpc-access", [
-            # Describe calls cannot be scoped to resources; AWS requires "*".
-            Statement(actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
-                               "ec2:DescribeSubnets", "ec2:DescribeVpcs"], resources=["*"]),
-            Statement(actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                               "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-                      resources=["*"], conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}}),
-        ]))
+        policies.append(role.add_policy("vpc-access", vpc_interface_statements(context, args.vpc_id)))
     if args.data_capture_bucket is not None:
         objects = pulumi.Output.concat(args.data_capture_bucket.arn, "/", capture_prefix, "*")
         policies.append(role.add_policy("write-capture", [

@@ -30,6 +30,7 @@ from components.monitoring_alarms import (
     run_outcome_rules,
     subscription_protocol,
 )
+from components.network_access import https_only_security_group
 from components.options import child, merge_tags, type_token
 from components.storage import SecureBucket
 
@@ -243,19 +244,7 @@ class ModelMonitor(pulumi.ComponentResource):
         output_key = args.output_kms_key_arn or args.reports_bucket.kms_key_arn
         image_uri = pulumi.Output.from_input(args.region or context.region).apply(monitor_image_uri)
 
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description=f"Model monitor {name}: no inbound; HTTPS out to VPC endpoints only",
-            ingress=[],
-            egress=[{
-                "description": "HTTPS to the VPC endpoints and the S3 gateway (private subnets, no internet route)",
-                "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"],
-            }],
-            revoke_rules_on_delete=True,
-            tags=tags,
-            opts=child(self),
-        )
+        security_group = https_only_security_group(self, name, args.vpc_id, "Model monitor", tags)
         role, policies = monitoring_role(self, name, args, prefix, image_uri, volume_key, output_key, tags)
 
         baseline = None

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import aws_context
+from components.network_access import vpc_interface_statements
 from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, policy_document
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child
@@ -214,15 +215,7 @@ def monitoring_role(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs",
         Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                   resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
     ]))
-    vpc_arn = context.arn("ec2", f"vpc/{args.vpc_id}")
-    policies.append(role.add_policy("vpc-access", [
-        # Describe calls cannot be scoped to resources; AWS requires "*".
-        Statement(actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
-                           "ec2:DescribeSubnets", "ec2:DescribeVpcs"], resources=["*"]),
-        Statement(actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                           "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-                  resources=["*"], conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}}),
-    ]))
+    policies.append(role.add_policy("vpc-access", vpc_interface_statements(context, args.vpc_id)))
     policies.append(role.add_policy("metrics", [
         # PutMetricData has no resource; the namespace condition keeps it to the analyzer's metrics.
         Statement(actions=["cloudwatch:PutMetricData"], resources=["*"],

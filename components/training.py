@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import aws_context
+from components.network_access import vpc_interface_statements
 from components.iam import ServiceRole, ServiceRoleArgs, Statement, name_token
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
@@ -343,14 +344,7 @@ class TrainingCluster(pulumi.ComponentResource):
             Statement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[self.kms_key_arn],
                       conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
         ])
-        role.add_policy("vpc-access", [
-            # Describe calls cannot be scoped to resources; AWS requires "*".
-            Statement(actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
-                               "ec2:DescribeSubnets", "ec2:DescribeVpcs"], resources=["*"]),
-            Statement(actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                               "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-                      resources=["*"], conditions={"ArnEquals": {"ec2:Vpc": context.arn("ec2", f"vpc/{args.vpc_id}")}}),
-        ])
+        role.add_policy("vpc-access", vpc_interface_statements(context, args.vpc_id))
         return role
 
 
