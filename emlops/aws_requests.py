@@ -96,6 +96,8 @@ _MAPPINGS: dict[str, _Mapping] = {
         "sagemaker", "CreateDataQualityJobDefinition", {"name": "JobDefinitionName"}),
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _Mapping(
         "sagemaker", "CreateMonitoringSchedule", {"name": "MonitoringScheduleName"}),
+    # Retraining (owner: components/retraining.py).
+    "aws:sagemaker/pipeline:Pipeline": _Mapping("sagemaker", "CreatePipeline", {}),
 }
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(_MAPPINGS)

@@ -94,6 +94,7 @@ ARN_FORMATS: dict[str, str] = {
         "arn:{partition}:sagemaker:{region}:{account}:data-quality-job-definition/{name_lower}",
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule":
         "arn:{partition}:sagemaker:{region}:{account}:monitoring-schedule/{name_lower}",
+    "aws:sagemaker/pipeline:Pipeline": "arn:{partition}:sagemaker:{region}:{account}:pipeline/{pipelineName_lower}",
 }
 
 # Properties Pulumi auto-names other than `name`, with the limits AWS puts on them.

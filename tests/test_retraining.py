@@ -1,0 +1,387 @@
+"""RetrainingPipeline: the SDK-built definition, every child and its inputs, the roles, checks and config."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Callable
+
+import pytest
+from pydantic import ValidationError
+
+from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
+from components.retraining_definition import DefinitionSpec, build_definition
+from emlops.aws_requests import to_api_request, validate_request
+from emlops.plan import Plan
+from infra.config_retraining import RetrainingConfig, pipeline_name, retraining_args
+from tests.conftest import ACCOUNT, REGION, ROOT, run_components
+
+COMPONENT, ROLE_COMPONENT = "emlops:index:RetrainingPipeline", "emlops:index:ServiceRole"
+KMS_COMPONENT = "emlops:index:KmsKey"
+ROLE, ROLE_POLICY = "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"
+PIPELINE = "aws:sagemaker/pipeline:Pipeline"
+RULE, TARGET = "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget"
+KEY, ALIAS = "aws:kms/key:Key", "aws:kms/alias:Alias"
+
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn-training:1.4.0"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
+SCHEDULE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:monitoring-schedule/churn-monitor"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:ml-alerts"
+STATISTICS, CONSTRAINTS = "s3://ml-baselines/churn/statistics.json", "s3://ml-baselines/churn/constraints.json"
+PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/dev-churn-retraining"
+TAGS = {"team": "churn"}
+BASE: dict[str, Any] = dict(model_name="churn", pipeline_name="dev-churn-retraining", training_image_uri=IMAGE,
+                            input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/")
+FULL: dict[str, Any] = dict(BASE, baseline_statistics_s3_uri=STATISTICS, baseline_constraints_s3_uri=CONSTRAINTS,
+                            monitoring_schedule_arn=SCHEDULE_ARN, notification_topic_arn=TOPIC,
+                            schedule_expression="cron(0 3 ? * MON *)", kms_key_arn=KEY_ARN, tags=TAGS)
+
+
+def error_of(factory: Callable[[], Any]) -> str:
+    with pytest.raises(ValueError) as caught:
+        factory()
+    return str(caught.value)
+
+
+@functools.lru_cache(maxsize=None)
+def plan_of(**changes: Any) -> Plan:
+    args = dict(FULL, **changes)
+    return run_components(lambda: RetrainingPipeline("churn-retraining", RetrainingPipelineArgs(**args)))
+
+
+def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
+    return json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])["Statement"]
+
+
+def definition(plan: Plan) -> dict[str, Any]:
+    return json.loads(plan.get("churn-retraining-pipeline", PIPELINE).inputs["pipelineDefinition"])
+
+
+def spec(**changes: Any) -> DefinitionSpec:
+    values = dict(region=REGION, role_arn=f"arn:aws:iam::{ACCOUNT}:role/retraining", package_group_name="churn",
+                  training_image_uri=IMAGE, processing_image_uri=IMAGE, input_s3_uri="s3://ml-input/datasets/churn/",
+                  output_s3_uri="s3://ml-output/models/churn/", kms_key_arn=KEY_ARN, metric_name="auc",
+                  metric_threshold=0.8, comparison=">=", processing_instance_type="ml.m5.xlarge",
+                  training_instance_type="ml.m5.xlarge", training_instance_count=1, volume_size_gb=30,
+                  max_runtime_seconds=86400, prepare_command=("python3", "/opt/program/prepare.py"),
+                  evaluate_command=("python3", "/opt/program/evaluate.py"), content_types=("text/csv",),
+                  inference_instance_types=("ml.m5.large",), baseline_statistics_s3_uri=STATISTICS,
+                  baseline_constraints_s3_uri=CONSTRAINTS)
+    return DefinitionSpec(**dict(values, **changes))
+
+
+# -- children -----------------------------------------------------------------------------------------
+
+def test_children_in_order_with_every_trigger():
+    plan = plan_of()
+    assert [(r.type, r.name) for r in plan.resources if r.type != "pulumi:pulumi:Stack"] == [
+        (COMPONENT, "churn-retraining"),
+        (ROLE_COMPONENT, "churn-retraining-execution"),
+        (ROLE, "churn-retraining-execution-role"),
+        *[(ROLE_POLICY, f"churn-retraining-execution-{policy}") for policy in (
+            "read-input", "write-artifacts", "read-baseline", "kms", "pull-image", "run-steps", "pass-role", "logs")],
+        (PIPELINE, "churn-retraining-pipeline"),
+        (ROLE_COMPONENT, "churn-retraining-events"),
+        (ROLE, "churn-retraining-events-role"),
+        (ROLE_POLICY, "churn-retraining-events-start-pipeline"),
+        (RULE, "churn-retraining-on-violations"),
+        (TARGET, "churn-retraining-on-violations-start"),
+        (RULE, "churn-retraining-schedule"),
+        (TARGET, "churn-retraining-schedule-start"),
+        (RULE, "churn-retraining-approved"),
+        (TARGET, "churn-retraining-approved-notify"),
+    ]
+    component = plan.get("churn-retraining", COMPONENT)
+    assert {r.name for r in plan.children(component.urn)} == {
+        "churn-retraining-execution", "churn-retraining-pipeline", "churn-retraining-events",
+        "churn-retraining-on-violations", "churn-retraining-on-violations-start", "churn-retraining-schedule",
+        "churn-retraining-schedule-start", "churn-retraining-approved", "churn-retraining-approved-notify"}
+
+
+def test_no_trigger_no_events_role_and_a_key_is_created():
+    plan = plan_of(monitoring_schedule_arn=None, notification_topic_arn=None, schedule_expression=None,
+                   kms_key_arn=None, baseline_statistics_s3_uri=None, baseline_constraints_s3_uri=None,
+                   protect=True)
+    assert plan.type_counts() == {"pulumi:pulumi:Stack": 1, COMPONENT: 1, KMS_COMPONENT: 1, KEY: 1, ALIAS: 1,
+                                  ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 7, PIPELINE: 1}
+    key = plan.get("churn-retraining-key-key", KEY)
+    assert (key.protect, key.retain_on_delete) == (True, True)
+    steps = definition(plan)["Steps"]
+    assert "DriftCheckBaselines" not in steps[3]["Arguments"]["IfSteps"][0]["Arguments"]
+    assert steps[1]["Arguments"]["OutputDataConfig"]["KmsKeyId"].startswith(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/")
+
+
+def test_pipeline_inputs_and_create_request():
+    plan = plan_of()
+    pipeline = plan.get("churn-retraining-pipeline", PIPELINE)
+    execution_role = plan.get("churn-retraining-execution-role", ROLE)
+    inputs = dict(pipeline.inputs)
+    document = inputs.pop("pipelineDefinition")
+    assert inputs == {
+        "pipelineName": "dev-churn-retraining",
+        "pipelineDisplayName": "dev-churn-retraining",
+        "pipelineDescription": "Retrains churn and registers it in churn for approval",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{execution_role.inputs['name']}",
+        "tags": TAGS,
+    }
+    assert json.loads(document)["Version"] == "2020-12-01"
+    assert set(pipeline.dependencies) >= {r.urn for r in plan.by_type(ROLE_POLICY)
+                                          if r.name.startswith("churn-retraining-execution-")}
+    # The provider generates CreatePipeline's idempotency token (ClientRequestToken); nothing else is missing.
+    assert validate_request(to_api_request(PIPELINE, pipeline.inputs)) == [
+        "CreatePipeline: ClientRequestToken: missing required member"]
+
+
+# -- the definition -----------------------------------------------------------------------------------
+
+def test_definition_steps_in_order_from_the_sdk():
+    plan = plan_of()
+    role = f"arn:aws:iam::{ACCOUNT}:role/{plan.get('churn-retraining-execution-role', ROLE).inputs['name']}"
+    steps = definition(plan)["Steps"]
+    assert [(s["Name"], s["Type"]) for s in steps] == [
+        ("Prepare", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"), ("CheckMetric", "Condition")]
+    prepare, train, evaluate, check = (s["Arguments"] for s in steps)
+    assert {prepare["RoleArn"], train["RoleArn"], evaluate["RoleArn"]} == {role}
+    assert prepare["AppSpecification"] == {"ImageUri": IMAGE,
+                                           "ContainerEntrypoint": ["python3", "/opt/program/prepare.py"]}
+    assert prepare["ProcessingInputs"][0]["S3Input"]["S3Uri"] == "s3://ml-input/datasets/churn/"
+    assert [o["S3Output"]["S3Uri"] for o in prepare["ProcessingOutputConfig"]["Outputs"]] == [
+        "s3://ml-output/models/churn/train", "s3://ml-output/models/churn/test"]
+    assert prepare["ProcessingOutputConfig"]["KmsKeyId"] == KEY_ARN
+    assert prepare["ProcessingResources"]["ClusterConfig"] == {
+        "InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30, "VolumeKmsKeyId": KEY_ARN}
+    assert train["AlgorithmSpecification"] == {"TrainingInputMode": "File", "TrainingImage": IMAGE}
+    assert train["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Get": "Steps.Prepare.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
+    assert train["OutputDataConfig"] == {"S3OutputPath": "s3://ml-output/models/churn/training",
+                                         "KmsKeyId": KEY_ARN, "CompressionType": "GZIP"}
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert evaluate["ProcessingInputs"][0]["S3Input"]["S3Uri"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    assert steps[2]["PropertyFiles"] == [
+        {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}]
+    assert check["Conditions"] == [{
+        "Type": "GreaterThanOrEqualTo",
+        "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+                                      "Path": "metrics.auc.value"}},
+        "RightValue": 0.8}]
+    [register] = check["IfSteps"]
+    assert (register["Name"], register["Type"]) == ("Register", "RegisterModel")
+    registration = register["Arguments"]
+    assert registration["ModelPackageGroupName"] == "churn"
+    assert registration["ModelApprovalStatus"] == "PendingManualApproval"
+    assert registration["DriftCheckBaselines"] == {"ModelDataQuality": {
+        "Statistics": {"ContentType": "application/json", "S3Uri": STATISTICS},
+        "Constraints": {"ContentType": "application/json", "S3Uri": CONSTRAINTS}}}
+    [container] = registration["InferenceSpecification"]["Containers"]
+    assert (container["Image"], container["ModelDataUrl"]) == (
+        IMAGE, {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"})
+    assert check["ElseSteps"] == [{"Name": "MetricBelowThreshold", "Type": "Fail", "Arguments": {
+        "ErrorMessage": "auc did not reach >= 0.8; no model package registered"}}]
+
+
+def test_definition_follows_comparison_threshold_and_network():
+    document = json.loads(build_definition(spec(metric_name="rmse", metric_threshold=3.25, comparison="<=",
+                                                 package_group_name="churn-v2", subnet_ids=("subnet-1",),
+                                                 security_group_ids=("sg-1",)), "dev-churn-retraining"))
+    check = document["Steps"][3]["Arguments"]
+    assert (check["Conditions"][0]["Type"], check["Conditions"][0]["RightValue"]) == ("LessThanOrEqualTo", 3.25)
+    assert check["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"] == "metrics.rmse.value"
+    assert check["IfSteps"][0]["Arguments"]["ModelPackageGroupName"] == "churn-v2"
+    assert document["Steps"][0]["Arguments"]["NetworkConfig"] == {
+        "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True,
+        "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}}
+    assert document["Steps"][1]["Arguments"]["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}
+
+
+def test_definition_is_deterministic_and_leaves_the_environment_alone():
+    before = {key: os.environ.get(key) for key in ("AWS_DEFAULT_REGION", "SAGEMAKER_VALIDATE_ROLE",
+                                                   "AWS_EC2_METADATA_DISABLED")}
+    first, second = build_definition(spec(), "dev-churn-retraining"), build_definition(spec(), "dev-churn-retraining")
+    assert first == second
+    assert {key: os.environ.get(key) for key in before} == before
+
+
+def test_building_the_definition_makes_no_network_call():
+    # A fresh interpreter, so the SDK's import-time clients are covered too; no region configured.
+    script = """
+import socket
+def refuse(*args, **kwargs):
+    raise AssertionError(f"network call: {args!r}")
+socket.socket.connect = refuse
+socket.getaddrinfo = refuse
+from tests.test_retraining import spec
+from components.retraining_definition import build_definition
+print(len(build_definition(spec(), "dev-churn-retraining")))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = "/nonexistent"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.strip()) > 1000
+
+
+def test_the_sdk_is_imported_only_to_build_a_definition():
+    # ~3 s of imports: previews of stacks without a retraining pipeline must not pay for them.
+    script = ("import sys, components.retraining, infra.config_retraining; "
+              "print(sorted(m for m in sys.modules if m.startswith('sagemaker')))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# -- EventBridge and roles ----------------------------------------------------------------------------
+
+def test_rules_and_targets():
+    plan = plan_of()
+    events_role = plan.get("churn-retraining-events-role", ROLE)
+    events_role_arn = f"arn:aws:iam::{ACCOUNT}:role/{events_role.inputs['name']}"
+    violations = plan.get("churn-retraining-on-violations", RULE)
+    assert json.loads(violations.inputs.pop("eventPattern")) == {
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Processing Job State Change"],
+        "detail": {"MonitoringScheduleArn": [SCHEDULE_ARN], "ProcessingJobStatus": ["Completed"],
+                   "ExitMessage": [{"prefix": "CompletedWithViolations"}]}}
+    assert violations.inputs == {
+        "description": "churn-retraining: retrain when a monitoring run found constraint violations",
+        "name": violations.inputs["name"], "tags": TAGS}
+    assert plan.get("churn-retraining-schedule", RULE).inputs == {
+        "description": "churn-retraining: retrain when the schedule cron(0 3 ? * MON *) fires",
+        "name": plan.get("churn-retraining-schedule", RULE).inputs["name"],
+        "scheduleExpression": "cron(0 3 ? * MON *)", "tags": TAGS}
+    for rule in ("on-violations", "schedule"):
+        assert plan.get(f"churn-retraining-{rule}-start", TARGET).inputs == {
+            "arn": PIPELINE_ARN, "roleArn": events_role_arn,
+            "rule": plan.get(f"churn-retraining-{rule}", RULE).inputs["name"],
+            "sagemakerPipelineTarget": {"pipelineParameterLists": []}}
+    approved = plan.get("churn-retraining-approved", RULE)
+    assert json.loads(approved.inputs["eventPattern"]) == {
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": ["churn"], "ModelApprovalStatus": ["Approved"]}}
+    assert approved.inputs["description"] == "churn-retraining: a model package of churn was approved"
+    assert plan.get("churn-retraining-approved-notify", TARGET).inputs == {"arn": TOPIC,
+                                                                           "rule": approved.inputs["name"]}
+
+
+def test_events_role_starts_only_this_pipeline():
+    plan = plan_of()
+    trust = json.loads(plan.get("churn-retraining-events-role", ROLE).inputs["assumeRolePolicy"])["Statement"]
+    assert trust[0]["Principal"] == {"Service": ["events.amazonaws.com"]}
+    assert statements(plan, "churn-retraining-events-start-pipeline") == [
+        {"Effect": "Allow", "Action": ["sagemaker:StartPipelineExecution"], "Resource": [PIPELINE_ARN]}]
+
+
+def test_execution_role_is_scoped():
+    plan = plan_of()
+    role = plan.get("churn-retraining-execution-role", ROLE)
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role.inputs['name']}"
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust[0]["Principal"] == {"Service": ["sagemaker.amazonaws.com"]}
+    assert statements(plan, "churn-retraining-execution-read-input") == [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::ml-input"],
+         "Condition": {"StringLike": {"s3:prefix": ["datasets/churn/*"]}}},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::ml-input/datasets/churn/*"]}]
+    assert statements(plan, "churn-retraining-execution-write-artifacts")[1] == {
+        "Effect": "Allow", "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+        "Resource": ["arn:aws:s3:::ml-output/models/churn/*"]}
+    assert statements(plan, "churn-retraining-execution-read-baseline") == [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [
+            "arn:aws:s3:::ml-baselines/churn/statistics.json", "arn:aws:s3:::ml-baselines/churn/constraints.json"]}]
+    assert statements(plan, "churn-retraining-execution-pull-image")[0]["Resource"] == [
+        f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/churn-training"]
+    assert statements(plan, "churn-retraining-execution-run-steps") == [
+        {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:CreateProcessingJob",
+                                       "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"],
+         "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/pipelines-*"]},
+        {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:CreateTrainingJob",
+                                       "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+         "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/pipelines-*"]},
+        {"Effect": "Allow", "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+         "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn",
+                      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"]}]
+    assert statements(plan, "churn-retraining-execution-pass-role") == [
+        {"Effect": "Allow", "Action": ["iam:PassRole"], "Resource": [role_arn],
+         "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}]
+    for policy in plan.by_type(ROLE_POLICY):
+        for statement in json.loads(policy.inputs["policy"])["Statement"]:
+            assert "*" not in statement["Action"]
+
+
+# -- argument checks ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model_name": "churn_v2"}, "model_name 'churn_v2' must be letters, digits and '-' (at most 63)"),
+    ({"pipeline_name": "dev churn"}, "pipeline_name 'dev churn' must be letters, digits and '-' (at most 256)"),
+    ({"training_image_uri": "churn:latest"}, "training_image_uri 'churn:latest' must be an ECR image URI with a "
+     "tag or digest, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>"),
+    ({"training_image_uri": IMAGE.split(":")[0]}, f"training_image_uri {IMAGE.split(':')[0]!r} must be an ECR "
+     "image URI with a tag or digest, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>"),
+    ({"input_s3_uri": "ml-input/datasets"}, "input_s3_uri 'ml-input/datasets' is not an s3://<bucket>[/<prefix>] URI"),
+    ({"training_instance_type": "m5.xlarge"},
+     "training_instance_type: 'm5.xlarge' is not a SageMaker instance type like 'ml.m5.xlarge'"),
+    ({"training_instance_count": 0}, "training_instance_count (0) must be 1-100"),
+    ({"max_runtime_seconds": 432001}, "max_runtime_seconds (432001) must be 60-432000"),
+    ({"metric_name": "metrics.auc"}, "metric_name 'metrics.auc' must be letters, digits and '_', starting with a letter"),
+    ({"comparison": "=="}, "comparison '==' must be one of >=, >, <=, <"),
+    ({"metric_threshold": 1.2}, "metric_threshold (1.2) for auc must be between 0 and 1"),
+    ({"metric_threshold": float("nan")}, "metric_threshold (nan) must be a finite number"),
+    ({"baseline_constraints_s3_uri": None},
+     "give both baseline_statistics_s3_uri and baseline_constraints_s3_uri, or neither"),
+    ({"baseline_statistics_s3_uri": "s3://ml-baselines/churn/"},
+     "baseline_statistics_s3_uri 's3://ml-baselines/churn/' is not an s3://<bucket>/<key> object URI"),
+    ({"schedule_expression": "cron(0 3 * * MON *)"},
+     "schedule 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
+    ({"schedule_expression": "weekly"}, "schedule 'weekly' must be an EventBridge schedule: 'cron(<minutes> <hours> "
+     "<day-of-month> <month> <day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'"),
+    ({"schedule_expression": "rate(1 days)"}, "schedule 'rate(1 days)' must be an EventBridge schedule: 'cron(<minutes> "
+     "<hours> <day-of-month> <month> <day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. "
+     "'cron(0 3 ? * MON *)'"),
+    ({"subnet_ids": ["subnet-1"]}, "subnet_ids need security_group_ids and vpc_id"),
+    ({"security_group_ids": ["sg-1"]}, "security_group_ids and vpc_id need subnet_ids"),
+    ({"prepare_command": "python3 prepare.py"},
+     "prepare_command must be a non-empty list, e.g. ['python3', '/opt/program/prepare.py']"),
+])
+def test_argument_errors(changes, message):
+    assert error_of(lambda: RetrainingPipelineArgs(**dict(FULL, **changes))) == message
+
+
+def test_rmse_threshold_is_not_a_fraction_and_group_defaults_to_model():
+    args = RetrainingPipelineArgs(**dict(BASE, metric_name="rmse", metric_threshold=12.5, comparison="<"))
+    assert (args.package_group_name, args.metric_threshold) == ("churn", 12.5)
+
+
+# -- config -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section, location, message", [
+    ({"schedule": "cron(0 3 * * MON *)"}, ("schedule",),
+     "Value error, 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
+    ({"metric_threshold": 1.5}, ("metric_threshold",), "Value error, metric_threshold (1.5) for auc must be between 0 and 1"),
+    ({"comparison": "=="}, ("comparison",), "Input should be '>=', '>', '<=' or '<'"),
+    ({"training_instance_count": 0}, ("training_instance_count",), "Input should be greater than or equal to 1"),
+    ({"frequency": "weekly"}, ("frequency",), "Extra inputs are not permitted"),
+])
+def test_config_errors(section, location, message):
+    with pytest.raises(ValidationError) as caught:
+        RetrainingConfig(**section)
+    assert [(e["loc"], e["msg"]) for e in caught.value.errors()] == [(location, message)]
+
+
+def test_config_maps_to_args():
+    config = RetrainingConfig(enabled=True, metric_name="rmse", metric_threshold=4.0, comparison="<=",
+                              schedule="rate(7 days)", training_instance_type="ml.c5.2xlarge")
+    args = retraining_args(config, model_name="churn", environment="dev", training_image_uri=IMAGE,
+                           input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/",
+                           baseline_statistics_s3_uri=STATISTICS, baseline_constraints_s3_uri=CONSTRAINTS,
+                           monitoring_schedule_arn=SCHEDULE_ARN, notification_topic_arn=TOPIC, kms_key_arn=KEY_ARN,
+                           production=True, tags=TAGS)
+    assert (args.pipeline_name, args.package_group_name, args.training_image_uri) == (
+        "dev-churn-retraining", "churn", IMAGE)
+    assert (args.metric_name, args.metric_threshold, args.comparison, args.schedule_expression) == (
+        "rmse", 4.0, "<=", "rate(7 days)")
+    assert (args.training_instance_type, args.processing_instance_type, args.protect) == (
+        "ml.c5.2xlarge", "ml.m5.xlarge", True)
+    assert (args.monitoring_schedule_arn, args.notification_topic_arn, args.tags) == (SCHEDULE_ARN, TOPIC, TAGS)
+    assert pipeline_name("prod", "fraud") == "prod-fraud-retraining"
+    assert RetrainingConfig().enabled is False
