@@ -19,6 +19,7 @@ from components.aws_context import aws_context
 from components.endpoint import ModelEndpoint, ModelEndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.monitoring import ModelMonitor, ModelMonitorArgs
+from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
 from components.training import TrainingCluster, TrainingClusterArgs
 from components.iam import ServiceRole, ServiceRoleArgs, Statement
@@ -40,6 +41,9 @@ class PlatformModel:
     """Everything else about the endpoint."""
     capture_data: bool = False
     """Capture requests and responses into the platform's capture bucket. Default: false."""
+    retraining: Optional[RetrainingPipelineArgs] = None
+    """Its retraining pipeline; the platform fills in the dataset and artifact prefixes, the training
+    network, the monitor's schedule, the alerts topic, keys and tags. Default: none."""
     monitor: Optional[ModelMonitorArgs] = None
     """Data-quality monitoring of the captured data; the platform fills in the capture URI, the
     reports bucket (the capture bucket), keys, the shared alerts topic and tags. Default: none."""
@@ -49,6 +53,8 @@ class PlatformModel:
             raise ValueError(f"model name {self.name!r} must be lowercase letters and digits, single '-' between")
         if self.capture_data and self.endpoint.serverless:
             raise ValueError(f"model {self.name!r}: serverless endpoints cannot capture data")
+        if self.retraining is not None and self.monitor is None:
+            raise ValueError(f"model {self.name!r}: retraining starts on the monitor's violations; add a monitor")
         if self.monitor is not None and not self.capture_data:
             raise ValueError(f"model {self.name!r}: monitoring reads captured data; capture_data must be on")
 
@@ -91,6 +97,8 @@ class MlPlatformArgs:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique; got {', '.join(names)}")
+        if any(m.retraining for m in self.models) and (self.training is None or self.training.kind != "sagemaker"):
+            raise ValueError("retraining pipelines need SageMaker training (training.kind sagemaker)")
         if self.mlflow_on_training_cluster:
             if self.registry is None or self.training is None or self.training.kind != "eks":
                 raise ValueError("mlflow_on_training_cluster needs a registry and an EKS training cluster")
@@ -223,6 +231,20 @@ class MlPlatform(pulumi.ComponentResource):
                 **shared_topic, **owned), opts=child(self))
             topic_arn = topic_arn or monitor.topic_arn
             self.monitors[model.name] = monitor
+
+        self.retraining: dict[str, RetrainingPipeline] = {}
+        for model in args.models:
+            if model.retraining is None:
+                continue
+            self.retraining[model.name] = RetrainingPipeline(f"{name}-{model.name}-retraining", dataclasses.replace(
+                model.retraining,
+                input_s3_uri=pulumi.Output.concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
+                output_s3_uri=pulumi.Output.concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
+                monitoring_schedule_arn=self.monitors[model.name].schedule_arn,
+                notification_topic_arn=topic_arn,
+                vpc_id=args.training.vpc_id, subnet_ids=list(args.training.subnet_ids),
+                security_group_ids=[self.training.security_group_id],
+                kms_key_arn=self.data_key.arn, tags=merge_tags(tags, model.retraining.tags), **owned), opts=child(self))
 
         self.register_outputs({
             "dataKeyArn": self.data_key.arn,

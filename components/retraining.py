@@ -224,7 +224,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
         from components.retraining_definition import DefinitionSpec, build_definition
 
         def definition(values: list) -> str:
-            region, role_arn, key, training_image, image, input_uri, output_uri = values
+            region, role_arn, key, training_image, image, input_uri, output_uri, security_group_ids = values
             return build_definition(DefinitionSpec(
                 region=region, role_arn=role_arn, package_group_name=args.package_group_name,
                 training_image_uri=training_image, processing_image_uri=image,
@@ -238,12 +238,14 @@ class RetrainingPipeline(pulumi.ComponentResource):
                 inference_instance_types=tuple(args.inference_instance_types),
                 baseline_statistics_s3_uri=args.baseline_statistics_s3_uri,
                 baseline_constraints_s3_uri=args.baseline_constraints_s3_uri,
-                subnet_ids=tuple(args.subnet_ids), security_group_ids=tuple(args.security_group_ids),
+                subnet_ids=tuple(args.subnet_ids), security_group_ids=tuple(security_group_ids),
             ), args.pipeline_name)
 
         self.pipeline_definition = pulumi.Output.all(
             context.region, role.arn, key_arn, args.training_image_uri, processing_image,
-            args.input_s3_uri, args.output_s3_uri).apply(definition)
+            args.input_s3_uri, args.output_s3_uri,
+            # security groups may be other resources' ids: the SDK needs them resolved
+            pulumi.Output.all(*args.security_group_ids)).apply(definition)
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
             pipeline_name=args.pipeline_name,

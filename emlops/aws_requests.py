@@ -60,6 +60,8 @@ class _Mapping:
     renames: Mapping[str, str] = field(default_factory=dict)
     # Pulumi paths with no API counterpart, dropped on purpose (each with its reason in a comment).
     ignore: frozenset[str] = frozenset()
+    # Top-level API members the provider fills in itself (e.g. idempotency tokens), as plan placeholders.
+    provider_supplied: frozenset[str] = frozenset()
 
 
 # Pulumi-only top-level inputs on every type: `region` (pulumi_aws v7) picks the API endpoint.
@@ -97,7 +99,9 @@ _MAPPINGS: dict[str, _Mapping] = {
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _Mapping(
         "sagemaker", "CreateMonitoringSchedule", {"name": "MonitoringScheduleName"}),
     # Retraining (owner: components/retraining.py).
-    "aws:sagemaker/pipeline:Pipeline": _Mapping("sagemaker", "CreatePipeline", {}),
+    # the provider generates CreatePipeline's idempotency token
+    "aws:sagemaker/pipeline:Pipeline": _Mapping("sagemaker", "CreatePipeline", {},
+                                                provider_supplied=frozenset({"ClientRequestToken"})),
 }
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(_MAPPINGS)
@@ -119,6 +123,8 @@ def to_api_request(resource_type: str, inputs: dict) -> ApiRequest:
     inputs = {k: v for k, v in inputs.items() if k not in _GLOBAL_IGNORE}
     params = _translate(inputs, _operation(mapping.service, mapping.operation).input_shape,
                         mapping, "", "", unmapped)
+    for member in sorted(mapping.provider_supplied):
+        params.setdefault(member, "[unknown: filled in by the provider]")
     return ApiRequest(mapping.service, mapping.operation, params, tuple(unmapped))
 
 

@@ -237,6 +237,13 @@ class PlatformConfig(_Section):
             problem = monitoring_problem(at, model.monitoring, model.captures_data(self.environment), self.production)
             if problem:
                 raise AtKey(*problem)
+            if model.retraining.enabled:
+                if self.training is None or self.training.kind != "sagemaker":
+                    raise AtKey(f"{at}.retraining.enabled", "retraining runs SageMaker jobs in the training "
+                                "network and buckets; needs training.kind: sagemaker")
+                if not model.retraining.training_image:
+                    raise AtKey(f"{at}.retraining.training_image", "field required when retraining is enabled "
+                                "(an image of the training repository with an immutable tag)")
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.config_monitoring import MonitoringConfig
+from infra.config_retraining import RetrainingConfig
 from infra.config_registry import RegistryFields
 
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
@@ -229,6 +230,8 @@ class ModelConfig(_Section):
                                                      "Required in production stacks.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig,
                                          description="Data-quality monitoring of the captured traffic.")
+    retraining: RetrainingConfig = Field(default_factory=RetrainingConfig,
+                                         description="A retraining pipeline started on drift or on a schedule.")
 
     def captures_data(self, environment: str) -> bool:
         """Whether the endpoint captures data (on by default except in `dev` and for serverless)."""

@@ -118,7 +118,8 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
             off_hours_max_instances=off_hours.off_hours_max_instances if off_hours else 1,
         )
         return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture,
-                             monitor=_monitor(config, model) if model.monitoring.is_enabled(capture) else None)
+                             monitor=_monitor(config, model) if model.monitoring.is_enabled(capture) else None,
+                             retraining=_retraining(config, model) if model.retraining.enabled else None)
     except ValueError as exc:
         raise ConfigError(f"{at}: {exc}") from None
 
@@ -194,3 +195,16 @@ def _monitor(config: PlatformConfig, model: ModelConfig):
         model.monitoring, config.alerts, endpoint_name=f"{config.environment}-{model.name}",
         capture_s3_uri=None, reports_bucket=None, vpc_id=config.network.vpc_id,
         subnet_ids=config.network.private_subnet_ids, production=config.production, region=config.region)
+
+
+def _retraining(config: PlatformConfig, model: ModelConfig):
+    """The model's retraining pipeline; the platform fills in buckets, network, monitor and topic."""
+    from infra.config_retraining import retraining_args
+
+    baseline = model.monitoring.baseline
+    return retraining_args(
+        model.retraining, model_name=model.name, environment=config.environment,
+        training_image_uri=model.retraining.training_image, input_s3_uri=None, output_s3_uri=None,
+        baseline_statistics_s3_uri=baseline.statistics_s3_uri if baseline else None,
+        baseline_constraints_s3_uri=baseline.constraints_s3_uri if baseline else None,
+        production=config.production)

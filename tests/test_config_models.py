@@ -64,9 +64,12 @@ DEFAULT_ALARMS = {"model_latency_ms": 1000, "invocation_5xx_errors": 5}
 DEFAULT_MONITORING = {"enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
                       "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
                       "drift_threshold": 0.1}
+DEFAULT_RETRAINING = {"enabled": False, "metric_name": "auc", "metric_threshold": 0.8, "comparison": ">=",
+                      "schedule": None, "processing_instance_type": "ml.m5.xlarge",
+                      "training_instance_type": "ml.m5.xlarge", "training_instance_count": 1, "training_image": None}
 DEFAULTS = {"environment": {}, "network_isolation": None, "data_capture": DEFAULT_CAPTURE,
             "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None,
-            "monitoring": DEFAULT_MONITORING}
+            "monitoring": DEFAULT_MONITORING, "retraining": DEFAULT_RETRAINING}
 NO_SOURCE = {"mlflow": None, "model_package_group": None, "model_package_arn": None, "s3_uri": None}
 
 
@@ -195,10 +198,10 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      f"{AT}.network.private_subnet_ids: subnet ids must be unique"),
     (platform(model(instance_type="ml.m5.large")),
      f"{M0}.instance_type: unknown key; allowed keys: name, source, image, environment, variants, serverless, "
-     "network_isolation, data_capture, deployment, alarms, autoscaling, monitoring"),
+     "network_isolation, data_capture, deployment, alarms, autoscaling, monitoring, retraining"),
     (platform(model(variant=[{"instance_type": "ml.m5.large"}])),
      f"{M0}.variant: unknown key; did you mean 'variants'? allowed keys: name, source, image, environment, "
-     "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling, monitoring"),
+     "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling, monitoring, retraining"),
     (platform(model(autoscaling={"min_instance": 2})),
      f"{M0}.autoscaling.min_instance: unknown key; did you mean 'min_instances'? allowed keys: min_instances, "
      "max_instances, target_invocations_per_instance, scale_in_cooldown_seconds, scale_out_cooldown_seconds, "
