@@ -171,29 +171,32 @@ def test_a_production_monitor_without_a_baseline_is_a_config_error():
                              "statistics_s3_uri and constraints_s3_uri from a baselining job")
 
 
-def test_prod_churn_retrains_on_violations_through_an_sdk_built_pipeline(shipped_plan):
+def test_prod_fraud_retrains_on_violations_through_an_sdk_built_pipeline(shipped_plan):
     plan = shipped_plan("prod")
     [pipeline] = plan.by_type("aws:sagemaker/pipeline:Pipeline")
-    assert pipeline.inputs["pipelineName"] == "prod-churn-retraining"  # what `emlops retrain prod churn` starts
+    assert pipeline.inputs["pipelineName"] == "prod-fraud-retraining"  # what `emlops retrain prod fraud` starts
     steps = [s["Name"] for s in json.loads(pipeline.inputs["pipelineDefinition"])["Steps"]]
     assert steps[:4] == ["Prepare", "Train", "Evaluate", "CheckMetric"]
     [schedule] = [s for s in plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
-                  if s.name == "prod-churn-monitor-schedule"]
-    violations = plan.get("prod-churn-retraining-on-violations")
+                  if s.name == "prod-fraud-monitor-schedule"]
+    violations = plan.get("prod-fraud-retraining-on-violations")
     schedule_arn = f"arn:aws:sagemaker:eu-west-1:333333333333:monitoring-schedule/{schedule.inputs['name']}"
     assert json.loads(violations.inputs["eventPattern"])["detail"]["MonitoringScheduleArn"] == [schedule_arn]
-    target = plan.get("prod-churn-retraining-on-violations-start")
-    assert target.inputs["arn"] == "arn:aws:sagemaker:eu-west-1:333333333333:pipeline/prod-churn-retraining"
-    approved = json.loads(plan.get("prod-churn-retraining-approved").inputs["eventPattern"])
-    assert approved["detail"] == {"ModelPackageGroupName": ["churn"], "ModelApprovalStatus": ["Approved"]}
+    target = plan.get("prod-fraud-retraining-on-violations-start")
+    assert target.inputs["arn"] == "arn:aws:sagemaker:eu-west-1:333333333333:pipeline/prod-fraud-retraining"
+    approved = json.loads(plan.get("prod-fraud-retraining-approved").inputs["eventPattern"])
+    assert approved["detail"] == {"ModelPackageGroupName": ["fraud"], "ModelApprovalStatus": ["Approved"]}
+    # ... and fraud is served from that group's latest approved package
+    assert plan.get("prod-fraud-model").inputs["primaryContainer"]["modelPackageName"].startswith(
+        "[unknown: model-package-group/fraud")
 
 
 def test_retraining_needs_sagemaker_training_and_a_pinned_image():
     raw = valid_prod()
-    del raw["models"][0]["retraining"]["training_image"]
-    assert error_of(raw) == (f"{AT}.models[0].retraining.training_image: field required when retraining is enabled "
+    del raw["models"][1]["retraining"]["training_image"]
+    assert error_of(raw) == (f"{AT}.models[1].retraining.training_image: field required when retraining is enabled "
                              "(an image of the training repository with an immutable tag)")
     raw = valid_prod()
     raw["training"] = {"kind": "eks", "eks": {"admin_role_arns": ["arn:aws:iam::333333333333:role/admin"]}}
-    assert error_of(raw) == (f"{AT}.models[0].retraining.enabled: retraining runs SageMaker jobs in the training "
+    assert error_of(raw) == (f"{AT}.models[1].retraining.enabled: retraining runs SageMaker jobs in the training "
                              "network and buckets; needs training.kind: sagemaker")
