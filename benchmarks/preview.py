@@ -116,8 +116,19 @@ def measure_generated(models: int) -> dict:
         start = time.perf_counter()
         plan = preview_stack("bench", project=find_project(project)).plan
         seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    peak_mb = _peak_rss_mb()
     return {"models": models, "resources": len(plan.resources), "seconds": seconds, "peak_mb": peak_mb}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process's own address space;
+    ru_maxrss would also count the parent's pages that the fork copied before exec."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB on Linux, bytes on macOS
 
 
 def time_generated(models: int) -> dict:

@@ -11,15 +11,18 @@ metrics. Drift alarms and run-outcome events notify an encrypted SNS topic (moni
 from __future__ import annotations
 
 import functools
-import logging
+import importlib.util
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_catalog import partition_of
 from components.aws_context import aws_context
 from components.monitoring_alarms import (
     check_unique_tokens,
@@ -202,17 +205,24 @@ class ModelMonitorArgs:
 
 
 @functools.lru_cache(maxsize=32)
-def monitor_image_uri(region: str) -> str:
-    """The Model Monitor analyzer image of `region`, from the SageMaker SDK (imported only when needed)."""
-    logging.getLogger("sagemaker").setLevel(logging.ERROR)
-    from sagemaker.core import image_uris
+@functools.lru_cache(maxsize=1)
+def _monitor_catalogue() -> dict:
+    # The SDK's own catalogue file, read without importing the SDK: importing sagemaker.core's
+    # image_uris costs ~190 MB and seconds, which a stack with dozens of monitors must not pay.
+    # A test checks this answers exactly what `image_uris.retrieve("model-monitor", region)` does.
+    spec = importlib.util.find_spec("sagemaker")
+    path = Path(spec.submodule_search_locations[0]) / "core" / "image_uri_config" / "model-monitor.json"
+    return json.loads(path.read_text())["versions"][""]
 
-    try:
-        return image_uris.retrieve(framework="model-monitor", region=region)
-    except (ValueError, KeyError) as exc:
-        reason = " ".join(str(exc).split()).replace(
-            " You may need to upgrade your SDK version (pip install -U sagemaker) for newer regions.", "")
-        raise ValueError(f"no SageMaker Model Monitor image in {region}: {reason}") from None
+
+def monitor_image_uri(region: str) -> str:
+    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image catalogue."""
+    catalogue = _monitor_catalogue()
+    registries = catalogue["registries"]
+    if region not in registries:
+        raise ValueError(f"no SageMaker Model Monitor image in {region}: Unsupported region: {region}. "
+                         f"Supported region(s): {', '.join(registries)}.")
+    return f"{registries[region]}.dkr.ecr.{region}.{partition_of(region).dns_suffix}/{catalogue['repository']}"
 
 
 LOCAL_INPUT, LOCAL_OUTPUT = "/opt/ml/processing/input/endpoint", "/opt/ml/processing/output"

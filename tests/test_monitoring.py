@@ -193,6 +193,15 @@ def test_reports_bucket_without_a_key_needs_explicit_keys():
         "the reports bucket has no KMS key: give volume_kms_key_arn and output_kms_key_arn")
 
 
+def test_analyzer_image_is_what_the_sdk_retrieves_for_every_region():
+    from sagemaker.core import image_uris
+
+    from components.monitoring import _monitor_catalogue
+
+    for region in _monitor_catalogue()["registries"]:
+        assert monitor_image_uri(region) == image_uris.retrieve(framework="model-monitor", region=region), region
+
+
 def test_analyzer_image_comes_from_the_sdk_catalogue_and_costs_nothing_until_used():
     assert monitor_image_uri("eu-west-1") == IMAGE
     assert monitor_image_uri("us-east-1") == "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
