@@ -7,7 +7,6 @@ captured data under its own capture prefix.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
@@ -16,13 +15,12 @@ import pulumi_aws as aws
 from components.aws_context import aws_context
 from components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
 from components.network_access import vpc_interface_statements
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement
+from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
+from components.images import ECR_IMAGE, repository_arn_output
 
 if TYPE_CHECKING:
     from components.endpoint import ModelEndpoint
 
-_ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
-                        r"(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+|@sha256:[0-9a-f]{64})?$")
 
 
 def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, kms_key_arn: pulumi.Input[str],
@@ -44,16 +42,9 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
     if artifact:
         policies.append(role.add_policy("read-artifact", _artifact_statements(
             artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=artifact.endswith("/"))))
-    image = _ECR_IMAGE.match(args.image_uri or "")
-    if image:
-        repository = pulumi.Output.concat("arn:", partition, ":ecr:", image["region"], ":", image["account"],
-                                          ":repository/", image["repo"])
-        policies.append(role.add_policy("pull-image", [
-            Statement(actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                      resources=[repository]),
-            # GetAuthorizationToken has no resource to scope to; AWS requires "*".
-            Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-        ]))
+    if ECR_IMAGE.match(args.image_uri or ""):
+        policies.append(role.add_policy("pull-image", ecr_pull_statements(
+            [repository_arn_output(args.image_uri, partition)])))
     log_group = context.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
     policies.append(role.add_policy("logs", [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),

@@ -112,6 +112,16 @@ def kms_usage_statement(key_arn: pulumi.Input[str], *, encrypt: bool, decrypt: b
     return Statement(sid=sid, actions=actions, resources=[key_arn], conditions=conditions)
 
 
+def ecr_pull_statements(repository_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
+    """Pulling images from exactly these ECR repositories."""
+    return [
+        Statement(actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                  resources=list(repository_arns)),
+        # GetAuthorizationToken has no resource to scope to; AWS requires "*".
+        Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+    ]
+
+
 @dataclass
 class ServiceRoleArgs:
     """Arguments of a `ServiceRole`."""

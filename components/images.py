@@ -8,7 +8,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Optional
+
+import pulumi
+
+ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
+                       r"(?P<repo>[a-z0-9._/-]+?)(?P<tag>:[\w.-]+|@sha256:[0-9a-f]{64})?$")
+
+
+def repository_arn(image_uri: str, partition: str) -> str:
+    """The ARN of the ECR repository an image URI points into."""
+    match = ECR_IMAGE.match(image_uri)
+    if not match:
+        raise ValueError(f"image {image_uri!r} is not an ECR image URI")
+    return f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+
+
+def repository_arn_output(image_uri: pulumi.Input[str], partition: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`repository_arn` for values that may be Outputs."""
+    return pulumi.Output.all(image_uri, partition).apply(lambda values: repository_arn(*values))
 
 # Serverless endpoints run on CPU; the SDK picks CPU images from a CPU instance type.
 SERVERLESS_CPU_INSTANCE = "ml.m5.large"

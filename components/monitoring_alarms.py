@@ -21,7 +21,15 @@ import pulumi_aws as aws
 
 from components.aws_context import aws_context
 from components.network_access import vpc_interface_statements
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, policy_document
+from components.iam import (
+    ServiceRole,
+    ServiceRoleArgs,
+    Statement,
+    ecr_pull_statements,
+    kms_usage_statement,
+    policy_document,
+)
+from components.images import repository_arn_output
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child
 
@@ -32,8 +40,6 @@ if TYPE_CHECKING:
 # MonitoringSchedule) when its environment sets `publish_cloudwatch_metrics` to Enabled.
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>\S*)$")
-_ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
-                        r"(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HTTPS = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$")
 # Services that publish to the topic: CloudWatch alarms and EventBridge rules of this account.
@@ -202,13 +208,7 @@ def monitoring_role(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs",
         Statement(actions=["kms:CreateGrant"], resources=[volume_key],
                   conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
     ]))
-    repository = image_uri.apply(_repository_arn)
-    policies.append(role.add_policy("pull-image", [
-        Statement(actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                  resources=[pulumi.Output.concat("arn:", partition, repository)]),
-        # GetAuthorizationToken has no resource to scope to; AWS requires "*".
-        Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-    ]))
+    policies.append(role.add_policy("pull-image", ecr_pull_statements([repository_arn_output(image_uri, partition)])))
     log_group = context.arn("logs", "log-group:/aws/sagemaker/ProcessingJobs")
     policies.append(role.add_policy("logs", [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
@@ -234,10 +234,3 @@ def _decrypt_through_s3(key_arn: Optional[pulumi.Input[str]], bucket_arns: list[
         "StringEquals": {"kms:ViaService": via_s3},
         "StringLike": {"kms:EncryptionContext:aws:s3:arn": context}})
 
-
-def _repository_arn(image_uri: str) -> str:
-    """`:ecr:<region>:<account>:repository/<repo>` of an ECR image URI (the partition is prefixed)."""
-    match = _ECR_IMAGE.match(image_uri)
-    if not match:
-        raise ValueError(f"analyzer image {image_uri!r} is not an ECR image URI")
-    return f":ecr:{match['region']}:{match['account']}:repository/{match['repo']}"

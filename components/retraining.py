@@ -22,7 +22,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import aws_context
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement
+from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
+from components.images import ECR_IMAGE, repository_arn_output
 from components.kms import KmsKey, KmsKeyArgs
 from components.monitoring_alarms import parse_s3
 from components.network_access import vpc_interface_statements
@@ -36,8 +37,6 @@ _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _METRIC = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
-                        r"(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
 SCHEDULE_HELP = ("must be an EventBridge schedule: 'cron(<minutes> <hours> <day-of-month> <month> <day-of-week> "
@@ -61,12 +60,6 @@ def check_threshold(metric_name: str, threshold: float) -> None:
     if metric_name.lower() in FRACTION_METRICS and not 0 <= threshold <= 1:
         raise ValueError(f"metric_threshold ({threshold}) for {metric_name} must be between 0 and 1")
 
-
-def repository_arn_of(image_uri: str, partition: str) -> str:
-    match = _ECR_IMAGE.match(image_uri)
-    if not match:
-        raise ValueError(f"image {image_uri!r} is not an ECR image URI")
-    return f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
 
 
 @dataclass
@@ -151,7 +144,8 @@ class RetrainingPipelineArgs:
                              "(at most 63)")
         for label in ("training_image_uri", "processing_image_uri"):
             value = getattr(self, label)
-            if isinstance(value, str) and not _ECR_IMAGE.match(value):
+            match = ECR_IMAGE.match(value) if isinstance(value, str) else None
+            if isinstance(value, str) and not (match and match["tag"]):
                 raise ValueError(f"{label} {value!r} must be an ECR image URI with a tag or digest, "
                                  "<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>")
         for label in ("input_s3_uri", "output_s3_uri"):
@@ -342,14 +336,8 @@ class RetrainingPipeline(pulumi.ComponentResource):
                       conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
         ]))
         images = [args.training_image_uri] + ([processing_image] if args.processing_image_uri else [])
-        repositories = [pulumi.Output.all(partition, image).apply(lambda v: repository_arn_of(v[1], v[0]))
-                        for image in images]
-        policies.append(role.add_policy("pull-image", [
-            Statement(actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                      resources=repositories),
-            # GetAuthorizationToken has no resource to scope to; AWS requires "*".
-            Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-        ]))
+        policies.append(role.add_policy("pull-image", ecr_pull_statements(
+            [repository_arn_output(image, partition) for image in images])))
 
         def job(kind: str) -> pulumi.Output[str]:  # SageMaker names a pipeline's jobs `pipelines-<id>-<step>-...`
             return context.arn("sagemaker", f"{kind}/pipelines-*")

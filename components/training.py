@@ -27,7 +27,7 @@ import pulumi_aws as aws
 
 from components.aws_context import aws_context
 from components.network_access import vpc_interface_statements
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, name_token
+from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
 from components.storage import SecureBucket, SecureBucketArgs
@@ -324,12 +324,7 @@ class TrainingCluster(pulumi.ComponentResource):
         ), opts=child(self))
         buckets["input"].grant_read(role)
         buckets["output"].grant_write(role)
-        role.add_policy("pull-image", [
-            Statement(actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                      resources=[repository.arn]),
-            # GetAuthorizationToken has no resource to scope to; AWS requires "*".
-            Statement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-        ])
+        role.add_policy("pull-image", ecr_pull_statements([repository.arn]))
         log_group = context.arn("logs", "log-group:/aws/sagemaker/TrainingJobs")
         role.add_policy("logs", [
             Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
