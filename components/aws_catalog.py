@@ -37,13 +37,23 @@ def partition_of(region: str) -> Partition:
 @functools.lru_cache(maxsize=8)
 def regions_with(service: str) -> tuple[str, ...]:
     """Regions where `service` has an endpoint, across the commercial, China and GovCloud partitions."""
-    import botocore.session
-
-    session = botocore.session.get_session()
     regions: list[str] = []
     for partition in ("aws", "aws-cn", "aws-us-gov"):
-        regions.extend(session.get_available_regions(service, partition_name=partition))
+        regions.extend(_session().get_available_regions(service, partition_name=partition))
     return tuple(sorted(regions))
+
+
+@functools.lru_cache(maxsize=1)
+def _session():
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@functools.lru_cache(maxsize=None)
+def api_enum(service: str, shape: str) -> tuple[str, ...]:
+    """The allowed values of an enum shape in an AWS API, from botocore's service model (loaded once)."""
+    return tuple(_session().get_service_model(service).shape_for(shape).enum)
 
 
 def zone_id_prefix(region: str) -> str:

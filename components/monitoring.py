@@ -22,7 +22,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_catalog import partition_of
+from components.aws_catalog import api_enum, partition_of
 from components.aws_context import aws_context
 from components.monitoring_alarms import (
     check_unique_tokens,
@@ -56,10 +56,7 @@ MAX_MONITOR_NAME = 63 - len("-schedule") - 8
 @functools.lru_cache(maxsize=1)
 def processing_instance_types() -> tuple[str, ...]:
     """SageMaker's own list of processing instance types (botocore's `ProcessingInstanceType`)."""
-    import botocore.session
-
-    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingInstanceType")
-    return tuple(shape.enum)
+    return api_enum("sagemaker", "ProcessingInstanceType")
 
 
 def check_instance_type(instance_type: str) -> None:

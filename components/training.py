@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_catalog import api_enum
 from components.aws_context import aws_context
 from components.network_access import vpc_interface_statements
 from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
@@ -59,9 +60,7 @@ _KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9
 @functools.lru_cache(maxsize=1)
 def _ec2_instance_types() -> tuple[str, ...]:
     """EC2's own list of instance types (botocore's `InstanceType` enum)."""
-    import botocore.session
-
-    return tuple(botocore.session.get_session().get_service_model("ec2").shape_for("InstanceType").enum)
+    return api_enum("ec2", "InstanceType")
 
 
 def _schema_versions() -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from components.aws_catalog import api_enum
 from infra.config_monitoring import MonitoringConfig
 from infra.config_retraining import RetrainingConfig
 from infra.config_registry import RegistryFields
@@ -26,10 +27,7 @@ class _Section(BaseModel):
 @functools.lru_cache(maxsize=1)
 def production_variant_instance_types() -> tuple[str, ...]:
     """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""
-    import botocore.session
-
-    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProductionVariantInstanceType")
-    return tuple(shape.enum)
+    return api_enum("sagemaker", "ProductionVariantInstanceType")
 
 
 class ModelSourceConfig(_Section):
