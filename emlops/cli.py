@@ -84,6 +84,16 @@ def _register_operations() -> None:
 _register_operations()
 
 
+def _register_review() -> None:
+    # diff / graph / pr-comment read plan.json files; importing the module is cheap (no pulumi).
+    from emlops.cli_review import register
+
+    register(app)
+
+
+_register_review()
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="emlops")

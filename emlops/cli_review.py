@@ -1,0 +1,114 @@
+"""Review commands: `emlops diff`, `emlops graph` and `emlops pr-comment` (they read plan.json files).
+
+Bad input (a missing file, a file that is not an emlops plan, an unknown format) ends with one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+EXIT_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+def _fail(command: str, message: str, code: int = EXIT_INPUT) -> None:
+    typer.echo(f"emlops {command}: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run(command: str, action: Callable[[], None]) -> None:
+    from emlops.comment import CommentError
+
+    try:
+        action()
+    except CommentError as exc:
+        _fail(command, str(exc))
+    except ValueError as exc:  # an unsupported --format
+        _fail(command, str(exc))
+
+
+def _choose(command: str, option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        _fail(command, f"{option}: {value!r} is not supported; allowed: {', '.join(allowed)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `diff`, `graph` and `pr-comment` to APP."""
+
+    @app.command("diff")
+    def diff_command(
+        base: Path = typer.Argument(..., help="The plan before the change (emlops.plan/v1 JSON)."),
+        head: Path = typer.Argument(..., help="The plan after the change."),
+        output_format: str = typer.Option("markdown", "--format", help="markdown or text."),
+    ) -> None:
+        """Show what changes from BASE to HEAD: added, removed, changed and replaced resources."""
+        _choose("diff", "--format", output_format, ("markdown", "text"))
+
+        def action() -> None:
+            from emlops.comment import load_plan
+            from emlops.diff import diff_plans, render_markdown, render_text
+
+            base_plan, head_plan = load_plan(base), load_plan(head)
+            render = render_markdown if output_format == "markdown" else render_text
+            typer.echo(render(diff_plans(base_plan, head_plan), head_plan.stack), nl=False)
+
+        _run("diff", action)
+
+    @app.command("graph")
+    def graph_command(
+        stack: Optional[str] = typer.Argument(None, help="Stack to preview offline (stacks/Pulumi.<stack>.yaml)."),
+        plan_path: Optional[Path] = typer.Option(None, "--plan", help="Draw this plan file instead of a stack."),
+        output_format: str = typer.Option("mermaid", "--format", help="mermaid or dot."),
+    ) -> None:
+        """Draw the platform of STACK (or of a plan file): components, key resources, data flow."""
+        from emlops.graph import FORMATS
+
+        _choose("graph", "--format", output_format, FORMATS)
+        if (stack is None) == (plan_path is None):
+            _fail("graph", "give either a STACK or --plan PATH (not both)")
+
+        def action() -> None:
+            from emlops.comment import load_plan
+            from emlops.graph import graph
+
+            if plan_path is not None:
+                plan = load_plan(plan_path)
+            else:
+                from emlops.preview import PreviewError, preview_stack
+
+                try:
+                    plan = preview_stack(stack).plan
+                except PreviewError as exc:
+                    typer.echo(str(exc), err=True)
+                    raise typer.Exit(exc.exit_code) from None
+                except Exception as exc:  # a bug in emlops or a component, not bad input
+                    typer.echo(f"emlops: internal error while previewing {stack}: {type(exc).__name__}: {exc}",
+                               err=True)
+                    raise typer.Exit(EXIT_INTERNAL) from None
+            typer.echo(graph(plan, output_format), nl=False)
+
+        _run("graph", action)
+
+    @app.command("pr-comment")
+    def pr_comment_command(
+        base: Path = typer.Option(..., "--base", help="Directory of the base branch's <stack>.json plans."),
+        head: Path = typer.Option(..., "--head", help="Directory of the PR's <stack>.json plans "
+                                  "(and optional <stack>.check.json reports)."),
+        output: Optional[Path] = typer.Option(None, "--output", help="Write the comment here instead of stdout."),
+    ) -> None:
+        """Build the pull-request comment: per stack the diff, the policy verdict and a diagram."""
+
+        def action() -> None:
+            from emlops.comment import build_comment
+
+            text = build_comment(base, head)
+            if output is None:
+                typer.echo(text, nl=False)
+            else:
+                output.write_text(text, encoding="utf-8")
+
+        _run("pr-comment", action)

@@ -1,0 +1,243 @@
+"""`emlops graph`: a picture of the platform a plan describes (mermaid or graphviz dot).
+
+One group per top-level component (each ModelEndpoint, ModelMonitor, RetrainingPipeline, FeatureStore,
+TrainingCluster, ModelRegistry; keys, buckets and roles of the platform itself under "base"), and in each
+group only the resources a reader reasons about (`NODE_TYPES`: endpoints, models, buckets, keys,
+schedules, alarms, rules, pipelines, package groups...), not every policy or bucket setting.
+
+Edges are the platform's data flow, read from the plan's inputs: a model serves an endpoint config,
+the config an endpoint, the endpoint captures into a bucket, a monitoring schedule reads that capture,
+its violations fire an EventBridge rule, the rule's target starts a pipeline, the pipeline registers
+versions in a package group, and an approved version is the model the endpoint serves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+from emlops.diff import group_of, physical_name
+from emlops.plan import Plan, PlanResource
+
+NODE_TYPES: dict[str, str] = {
+    "aws:sagemaker/endpoint:Endpoint": "endpoint",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "endpoint config",
+    "aws:sagemaker/model:Model": "model",
+    "aws:s3/bucket:Bucket": "S3 bucket",
+    "aws:kms/key:Key": "KMS key",
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": "monitoring schedule",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "alarm",
+    "aws:cloudwatch/eventRule:EventRule": "EventBridge rule",
+    "aws:sagemaker/pipeline:Pipeline": "SageMaker pipeline",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "model package group",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": "MLflow tracking server",
+    "aws:sagemaker/featureGroup:FeatureGroup": "feature group",
+    "aws:sns/topic:Topic": "SNS topic",
+    "aws:ecr/repository:Repository": "ECR repository",
+    "aws:eks/cluster:Cluster": "EKS cluster",
+    "aws:eks/nodeGroup:NodeGroup": "node group",
+    "aws:cloudwatch/logGroup:LogGroup": "log group",
+}
+_JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
+              "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition")
+
+
+@dataclass
+class Graph:
+    groups: dict[str, list[PlanResource]] = field(default_factory=dict)  # label -> nodes, plan order
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (from urn, to urn, label)
+
+    def add_edge(self, source: Optional[PlanResource], target: Optional[PlanResource], label: str = "") -> None:
+        if source is None or target is None or source.urn == target.urn:
+            return
+        if all((s, t) != (source.urn, target.urn) for s, t, _ in self.edges):
+            self.edges.append((source.urn, target.urn, label))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+        if value[:1] in "{[":
+            try:
+                yield from _strings(json.loads(value))
+            except ValueError:
+                pass
+
+
+def _refers(resource: PlanResource, name: Optional[str]) -> bool:
+    """Whether an input of RESOURCE is NAME or an ARN/URI ending in it."""
+    if not name:
+        return False
+    return any(s == name or s.endswith(("/" + name, ":" + name)) or f"s3://{name}/" in s
+               or f'"{name}"' in s for s in _strings(resource.inputs))
+
+
+def build_graph(plan: Plan) -> Graph:
+    """The nodes (grouped) and data-flow edges of PLAN."""
+    graph = Graph()
+    nodes = [r for r in plan.resources if r.custom and r.type in NODE_TYPES]
+    for r in nodes:
+        graph.groups.setdefault(group_of(plan, r), []).append(r)
+
+    def of(type_: str) -> list[PlanResource]:
+        return [r for r in nodes if r.type == type_]
+
+    by_name = {(r.type, physical_name(r)): r for r in plan.resources if r.custom}
+    endpoints, configs = of("aws:sagemaker/endpoint:Endpoint"), of(
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    buckets, topics = of("aws:s3/bucket:Bucket"), of("aws:sns/topic:Topic")
+    config_of: dict[str, PlanResource] = {}
+
+    for config in configs:
+        for variant in config.inputs.get("productionVariants") or []:
+            graph.add_edge(by_name.get(("aws:sagemaker/model:Model", variant.get("modelName"))), config, "serves")
+        for endpoint in endpoints:
+            if endpoint.inputs.get("endpointConfigName") == physical_name(config):
+                graph.add_edge(config, endpoint)
+                config_of[endpoint.inputs.get("name")] = config
+                capture = (config.inputs.get("dataCaptureConfig") or {}).get("destinationS3Uri", "")
+                for bucket in buckets:
+                    if capture.startswith(f"s3://{physical_name(bucket)}/"):
+                        graph.add_edge(endpoint, bucket, "capture")
+    for endpoint in endpoints:  # alarms that roll a deployment back
+        rollback = ((endpoint.inputs.get("deploymentConfig") or {}).get("autoRollbackConfiguration") or {})
+        for alarm in rollback.get("alarms") or []:
+            graph.add_edge(by_name.get(("aws:cloudwatch/metricAlarm:MetricAlarm", alarm.get("alarmName"))),
+                           endpoint, "rollback")
+
+    for schedule in of("aws:sagemaker/monitoringSchedule:MonitoringSchedule"):
+        job_name = (schedule.inputs.get("monitoringScheduleConfig") or {}).get("monitoringJobDefinitionName")
+        job = next((by_name[(t, job_name)] for t in _JOB_TYPES if (t, job_name) in by_name), None)
+        if job is not None:
+            for key in ("dataQualityJobInput", "modelQualityJobInput"):
+                endpoint_name = ((job.inputs.get(key) or {}).get("endpointInput") or {}).get("endpointName")
+                capture = (config_of[endpoint_name].inputs.get("dataCaptureConfig") or {}).get(
+                    "destinationS3Uri", "") if endpoint_name in config_of else ""
+                for bucket in buckets:
+                    if capture.startswith(f"s3://{physical_name(bucket)}/"):
+                        graph.add_edge(bucket, schedule, "captured data")
+        for other in nodes:
+            if other.type in ("aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/metricAlarm:MetricAlarm") \
+                    and _refers(other, physical_name(schedule)):
+                pattern = other.inputs.get("eventPattern", "")
+                graph.add_edge(schedule, other, "metrics" if "Alarm" in other.type else
+                               "violations" if "CompletedWithViolations" in pattern else
+                               "failures" if '"Failed"' in pattern else "events")
+
+    targets = {r.urn: by_name.get(("aws:sagemaker/pipeline:Pipeline", r.inputs.get("arn", "").rsplit("/", 1)[-1]))
+               or next((t for t in topics if r.inputs.get("arn", "").endswith(":" + str(physical_name(t)))), None)
+               for r in plan.by_type("aws:cloudwatch/eventTarget:EventTarget")}
+    for target in plan.by_type("aws:cloudwatch/eventTarget:EventTarget"):
+        rule = by_name.get(("aws:cloudwatch/eventRule:EventRule", target.inputs.get("rule")))
+        sink = targets[target.urn]
+        graph.add_edge(rule, sink, "starts" if sink is not None and "pipeline" in sink.type else "notifies")
+    for alarm in of("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        for topic in topics:
+            if any(a.endswith(":" + str(physical_name(topic))) for a in alarm.inputs.get("alarmActions") or []):
+                graph.add_edge(alarm, topic, "notifies")
+
+    for group in of("aws:sagemaker/modelPackageGroup:ModelPackageGroup"):
+        name = physical_name(group)
+        for pipeline in of("aws:sagemaker/pipeline:Pipeline"):
+            if f'"ModelPackageGroupName": "{name}"' in pipeline.inputs.get("pipelineDefinition", ""):
+                graph.add_edge(pipeline, group, "registers")
+        for model in of("aws:sagemaker/model:Model"):
+            if any(f"model-package-group/{name}" in s for s in _strings(model.inputs)):
+                graph.add_edge(group, model, "approved version")
+        for rule in of("aws:cloudwatch/eventRule:EventRule"):
+            if f'"ModelPackageGroupName": ["{name}"]' in rule.inputs.get("eventPattern", ""):
+                graph.add_edge(group, rule, "approval")
+
+    for model in of("aws:sagemaker/model:Model"):  # models:/<name>@<alias> resolved through MLflow
+        if any(s.startswith(("models:/", "[unknown: models:/")) for s in _strings(model.inputs)):
+            for server in of("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"):
+                graph.add_edge(server, model, "MLflow alias")
+
+    for cluster in of("aws:eks/cluster:Cluster"):
+        name = physical_name(cluster)
+        for member in of("aws:eks/nodeGroup:NodeGroup"):
+            if member.inputs.get("clusterName") == name:
+                graph.add_edge(member, cluster, "nodes")
+        for logs in of("aws:cloudwatch/logGroup:LogGroup"):
+            if f"/{name}/" in str(physical_name(logs)):
+                graph.add_edge(cluster, logs, "control plane logs")
+
+    # Where data is kept: feature stores, training, MLflow and pipelines read and write buckets.
+    for consumer in of("aws:sagemaker/featureGroup:FeatureGroup") + of(
+            "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer") + of("aws:sagemaker/pipeline:Pipeline"):
+        for bucket in buckets:
+            if _refers(consumer, physical_name(bucket)) or bucket.urn in consumer.dependencies:
+                graph.add_edge(consumer, bucket, "stores")
+    return graph
+
+
+def _node_label(r: PlanResource) -> str:
+    return f"{r.name}\n{NODE_TYPES[r.type]}"
+
+
+def _ids(graph: Graph) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for members in graph.groups.values():
+        for r in members:
+            base = "n_" + re.sub(r"[^A-Za-z0-9_]", "_", r.name)
+            candidate, i = base, 2
+            while candidate in ids.values():
+                candidate, i = f"{base}_{i}", i + 1
+            ids[r.urn] = candidate
+    return ids
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("\n", "<br/>")
+
+
+def to_mermaid(plan: Plan, graph: Graph) -> str:
+    ids = _ids(graph)
+    lines = ["flowchart LR"]
+    for i, (label, members) in enumerate(graph.groups.items()):
+        lines.append(f'  subgraph g{i}["{_mermaid_text(label)}"]')
+        lines += [f'    {ids[r.urn]}["{_mermaid_text(_node_label(r))}"]' for r in members]
+        lines.append("  end")
+    for source, target, label in graph.edges:
+        arrow = f' -->|"{_mermaid_text(label)}"| ' if label else " --> "
+        lines.append(f"  {ids[source]}{arrow}{ids[target]}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(plan: Plan, graph: Graph) -> str:
+    ids = _ids(graph)
+    lines = [f"digraph {_dot_text(f'{plan.project}-{plan.stack}')} {{", "  rankdir=LR;",
+             '  node [shape=box, fontname="Helvetica"];']
+    for i, (label, members) in enumerate(graph.groups.items()):
+        lines.append(f"  subgraph cluster_{i} {{")
+        lines.append(f"    label={_dot_text(label)};")
+        lines += [f"    {ids[r.urn]} [label={_dot_text(_node_label(r))}];" for r in members]
+        lines.append("  }")
+    for source, target, label in graph.edges:
+        attrs = f" [label={_dot_text(label)}]" if label else ""
+        lines.append(f"  {ids[source]} -> {ids[target]}{attrs};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+FORMATS = ("mermaid", "dot")
+
+
+def graph(plan: Plan, fmt: str = "mermaid") -> str:
+    """PLAN drawn as a mermaid flowchart or a graphviz digraph."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r} is not supported; allowed: {', '.join(FORMATS)}")
+    built = build_graph(plan)
+    return to_mermaid(plan, built) if fmt == "mermaid" else to_dot(plan, built)

@@ -1,0 +1,135 @@
+"""emlops graph: groups per top-level component, a few meaningful nodes, data-flow edges, valid mermaid and dot."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from emlops.graph import NODE_TYPES, build_graph, graph
+from emlops.plan import Plan, PlanResource
+
+NODE = re.compile(r'^    (n_[A-Za-z0-9_]+)\["([^"]*)"\]$')
+EDGE = re.compile(r'^  (n_[A-Za-z0-9_]+) (?:-->\|"([^"]*)"\| |--> )(n_[A-Za-z0-9_]+)$')
+SUBGRAPH = re.compile(r'^  subgraph (g\d+)\["([^"]*)"\]$')
+
+
+def parse_mermaid(text: str) -> tuple[dict[str, list[str]], dict[str, str], set[tuple[str, str, str]]]:
+    """Groups (label -> node ids), node labels and edges; fails on any line that is not mermaid we write."""
+    lines = text.splitlines()
+    assert lines[0] == "flowchart LR" and text.endswith("\n")
+    groups: dict[str, list[str]] = {}
+    labels: dict[str, str] = {}
+    edges: set[tuple[str, str, str]] = set()
+    current = None
+    for line in lines[1:]:
+        if m := SUBGRAPH.match(line):
+            assert current is None
+            current = m.group(2)
+            groups[current] = []
+        elif line == "  end":
+            assert current is not None
+            current = None
+        elif m := NODE.match(line):
+            assert current is not None and m.group(1) not in labels
+            groups[current].append(m.group(1))
+            labels[m.group(1)] = m.group(2)
+        elif m := EDGE.match(line):
+            assert current is None and m.group(1) in labels and m.group(3) in labels
+            edges.add((m.group(1), m.group(2) or "", m.group(3)))
+        else:
+            pytest.fail(f"not a line of our mermaid: {line!r}")
+    assert current is None
+    return groups, labels, edges
+
+
+def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_plan):
+    groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
+    assert list(groups) == ["base", "FeatureStore features", "TrainingCluster training", "ModelRegistry registry",
+                            "ModelEndpoint churn", "ModelEndpoint fraud", "ModelMonitor churn-monitor",
+                            "ModelMonitor fraud-monitor", "RetrainingPipeline fraud-retraining"]
+    assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
+    assert 30 <= len(labels) < 60
+    assert groups["ModelEndpoint fraud"] == [
+        "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
+        "n_prod_fraud_endpoint"]
+    assert groups["base"] == ["n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
+                              "n_prod_artifacts_bucket", "n_prod_capture_bucket"]
+    assert labels["n_prod_fraud_endpoint"] == "prod-fraud-endpoint<br/>endpoint"
+    assert not [n for n in labels if "execution" in n or "policy" in n or "versioning" in n]
+    # capture -> monitor -> rule -> pipeline -> package group -> the model the fraud endpoint serves
+    assert {
+        ("n_prod_fraud_endpoint", "capture", "n_prod_capture_bucket"),
+        ("n_prod_capture_bucket", "captured data", "n_prod_fraud_monitor_schedule"),
+        ("n_prod_fraud_monitor_schedule", "violations", "n_prod_fraud_retraining_on_violations"),
+        ("n_prod_fraud_retraining_on_violations", "starts", "n_prod_fraud_retraining_pipeline"),
+        ("n_prod_fraud_retraining_schedule", "starts", "n_prod_fraud_retraining_pipeline"),
+        ("n_prod_fraud_retraining_pipeline", "registers", "n_prod_registry_fraud_group"),
+        ("n_prod_registry_fraud_group", "approved version", "n_prod_fraud_model"),
+        ("n_prod_fraud_model", "serves", "n_prod_fraud_config"),
+        ("n_prod_fraud_config", "", "n_prod_fraud_endpoint"),
+        ("n_prod_fraud_primary_5xx", "rollback", "n_prod_fraud_endpoint"),
+        ("n_prod_fraud_monitor_schedule", "failures", "n_prod_fraud_monitor_failed"),
+        ("n_prod_churn_monitor_schedule", "metrics", "n_prod_churn_monitor_drift_tenure_months"),
+        ("n_prod_churn_monitor_drift_tenure_months", "notifies", "n_prod_churn_monitor_topic"),
+        ("n_prod_registry_tracking_server", "MLflow alias", "n_prod_churn_model"),
+    } <= edges
+    # churn is served from MLflow, not from its package group; nothing retrains it in prod
+    assert not [e for e in edges if e[2] == "n_prod_churn_model" and e[0] == "n_prod_registry_churn_group"]
+
+
+def test_every_shipped_stack_draws(shipped_plan):
+    for stack in ("dev", "staging", "prod"):
+        plan = shipped_plan(stack)
+        nodes = [r.name for r in plan.resources if r.type in NODE_TYPES]
+        assert sorted(r.name for m in build_graph(plan).groups.values() for r in m) == sorted(nodes)
+        _, labels, _ = parse_mermaid(graph(plan))
+        assert len(labels) == len(nodes) < 60
+    _, _, edges = parse_mermaid(graph(shipped_plan("staging")))
+    assert ("n_staging_training_gpu", "nodes", "n_staging_training_cluster") in edges
+
+
+def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
+    text = graph(shipped_plan("prod"), "dot")
+    lines = text.splitlines()
+    assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 9
+    assert '    label="ModelEndpoint fraud";' in lines
+    nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
+    edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]
+    assert len(nodes) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
+    assert edges and all(a in nodes and b in nodes for a, b in edges)
+    assert '  n_prod_fraud_retraining_pipeline -> n_prod_registry_fraud_group [label="registers"];' in lines
+    assert '    n_prod_fraud_endpoint [label="prod-fraud-endpoint\\nendpoint"];' in lines
+
+
+def test_ids_are_sanitized_and_labels_escaped():
+    stack = PlanResource("urn:pulumi:t::p::pulumi:pulumi:Stack::p-t", "pulumi:pulumi:Stack", "p-t", False, None, [],
+                         None, {})
+    odd = [PlanResource(f"urn:pulumi:t::p::aws:s3/bucket:Bucket::{name}", "aws:s3/bucket:Bucket", name, True,
+                        stack.urn, [], None, {"bucket": "b"}) for name in ('a "quoted" end', "a.quoted-end", "end")]
+    plan = Plan("p", "t", [stack, *odd])
+    text = graph(plan)
+    assert text == "\n".join([
+        "flowchart LR",
+        '  subgraph g0["stack"]',
+        '    n_a__quoted__end["a #quot;quoted#quot; end<br/>S3 bucket"]',
+        '    n_a_quoted_end["a.quoted-end<br/>S3 bucket"]',
+        '    n_end["end<br/>S3 bucket"]',
+        "  end",
+    ]) + "\n"
+    assert '    n_a__quoted__end [label="a \\"quoted\\" end\\nS3 bucket"];' in graph(plan, "dot")
+
+
+def test_unknown_format_is_refused(shipped_plan):
+    with pytest.raises(ValueError, match=r"^format 'png' is not supported; allowed: mermaid, dot$"):
+        graph(shipped_plan("dev"), "png")
+
+
+def test_colliding_ids_get_a_suffix():
+    stack = PlanResource("urn:pulumi:t::p::pulumi:pulumi:Stack::p-t", "pulumi:pulumi:Stack", "p-t", False, None, [],
+                         None, {})
+    keys = [PlanResource(f"urn:pulumi:t::p::aws:kms/key:Key::{name}", "aws:kms/key:Key", name, True, stack.urn, [],
+                         None, {}) for name in ("a-b", "a.b", "a_b")]
+    _, labels, _ = parse_mermaid(graph(Plan("p", "t", [stack, *keys])))
+    assert labels == {"n_a_b": "a-b<br/>KMS key", "n_a_b_2": "a.b<br/>KMS key", "n_a_b_3": "a_b<br/>KMS key"}
