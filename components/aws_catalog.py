@@ -37,23 +37,44 @@ def partition_of(region: str) -> Partition:
 @functools.lru_cache(maxsize=8)
 def regions_with(service: str) -> tuple[str, ...]:
     """Regions where `service` has an endpoint, across the commercial, China and GovCloud partitions."""
+    import botocore.loaders
+    import botocore.regions
+
+    # A throw-away loader: botocore's endpoint data is ~7 MB as Python objects, and only this
+    # tuple of names is needed afterwards (previews of large stacks count every megabyte).
+    resolver = botocore.regions.EndpointResolver(botocore.loaders.create_loader().load_data("endpoints"))
+    prefix = _service_facts(service).endpoint_prefix  # endpoints are keyed by it (sagemaker: api.sagemaker)
     regions: list[str] = []
     for partition in ("aws", "aws-cn", "aws-us-gov"):
-        regions.extend(_session().get_available_regions(service, partition_name=partition))
+        regions.extend(resolver.get_available_endpoints(prefix, partition))
     return tuple(sorted(regions))
 
 
-@functools.lru_cache(maxsize=1)
-def _session():
-    import botocore.session
-
-    return botocore.session.get_session()
+@dataclass(frozen=True)
+class _ServiceFacts:
+    endpoint_prefix: str
+    enums: dict[str, tuple[str, ...]]  # enum shape name -> allowed values
 
 
 @functools.lru_cache(maxsize=None)
+def _service_facts(service: str) -> _ServiceFacts:
+    """What emlops needs of an AWS API's model. The model itself (SageMaker's is ~16 MB as Python
+    objects) is read by a throw-away loader and not kept."""
+    import botocore.loaders
+
+    model = botocore.loaders.create_loader().load_service_model(service, "service-2")
+    return _ServiceFacts(
+        endpoint_prefix=model["metadata"].get("endpointPrefix", service),
+        enums={name: tuple(shape["enum"]) for name, shape in model["shapes"].items() if "enum" in shape},
+    )
+
+
 def api_enum(service: str, shape: str) -> tuple[str, ...]:
-    """The allowed values of an enum shape in an AWS API, from botocore's service model (loaded once)."""
-    return tuple(_session().get_service_model(service).shape_for(shape).enum)
+    """The allowed values of an enum shape in an AWS API, from botocore's service model."""
+    enums = _service_facts(service).enums
+    if shape not in enums:
+        raise KeyError(f"botocore's {service} model has no enum shape {shape!r}")
+    return enums[shape]
 
 
 def zone_id_prefix(region: str) -> str:
