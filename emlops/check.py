@@ -1,0 +1,266 @@
+"""`emlops check`: run the policy pack's rules in-process on a stack's offline plan.
+
+The rules are the very objects `policy/__main__.py` hands to the Pulumi CLI (emlops.guardrails). Here
+each plan resource becomes pulumi_policy's `ResourceValidationArgs` (resource rules) and a
+`PolicyResource` (stack rules) the way the CLI builds them, the policy config comes from the stack's
+config, and `report_violation` collects what the rules find. The stack's `guardrails.suppressions`
+are applied afterwards, so a suppressed violation is still reported, with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from emlops.guardrails import POLICIES, RULES, Settings, pack_config
+from emlops.plan import Plan, PlanResource
+from infra.config_guardrails import GuardrailsConfig, SuppressionConfig
+
+SCHEMA = "emlops.check/v1"
+SEVERITIES = ("critical", "high", "medium", "low")
+EXIT_VIOLATIONS = 1
+EXIT_INPUT = 2
+
+
+class CheckError(Exception):
+    """A check that cannot run: one line for the user, and the exit code to end with."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INPUT):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Violation:
+    """One finding of one rule; stack-level findings have no resource (urn, name and type None)."""
+
+    rule: str
+    severity: str
+    enforcement: str
+    urn: Optional[str]
+    name: Optional[str]
+    type: Optional[str]
+    message: str
+    remediation: str
+    suppressed: bool = False
+    reason: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "severity": self.severity, "enforcement": self.enforcement, "urn": self.urn,
+                "name": self.name, "type": self.type, "message": self.message, "remediation": self.remediation,
+                "suppressed": self.suppressed, "reason": self.reason}
+
+
+@dataclass
+class CheckReport:
+    """What `emlops check` found in one stack."""
+
+    stack: str
+    rules_evaluated: int
+    resources: int
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mandatory_violations(self) -> int:
+        return sum(1 for v in self.violations if v.enforcement == "mandatory" and not v.suppressed)
+
+    @property
+    def failed(self) -> bool:
+        return self.mandatory_violations > 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "stack": self.stack, "rulesEvaluated": self.rules_evaluated,
+                "mandatoryViolations": self.mandatory_violations,
+                "violations": [v.to_json() for v in self.violations]}
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------------
+# Running the rules on a plan
+
+
+def _options(resource: PlanResource) -> PolicyResourceOptions:
+    opts = PolicyResourceOptions(resource.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], resource.parent)
+    # The CLI does not pass retainOnDelete to policies; the plan has it, and prod-stateful-protected reads it.
+    opts.retain_on_delete = resource.retain_on_delete
+    return opts
+
+
+def _props(resource: PlanResource) -> Any:
+    # the CLI's read-only proxies, so rules see the same Mapping/Sequence types offline
+    return unknown_checking_proxy(json.loads(json.dumps(resource.inputs)))
+
+
+def _providers(plan: Plan) -> dict[str, PolicyProviderResource]:
+    return {r.urn: PolicyProviderResource(r.type, _props(r), r.urn, r.name)
+            for r in plan.resources if r.type.startswith("pulumi:providers:")}
+
+
+def policy_resources(plan: Plan) -> dict[str, PolicyResource]:
+    """The plan's resources as the CLI hands them to stack rules (parents and dependencies linked), by URN."""
+    providers = _providers(plan)
+    resources = {r.urn: PolicyResource(r.type, _props(r), r.urn, r.name, _options(r),
+                                       providers.get(r.provider or ""), None, [], {})
+                 for r in plan.resources}
+    for r in plan.resources:
+        resources[r.urn].parent = resources.get(r.parent or "")
+        resources[r.urn].dependencies = [resources[d] for d in r.dependencies if d in resources]
+    return resources
+
+
+def evaluate(plan: Plan, settings: Settings, policies: Optional[list] = None) -> list[Violation]:
+    """Every violation the rules report on `plan`, most severe first, then in rule and plan order."""
+    policies = POLICIES if policies is None else policies
+    config = settings.to_config()
+    by_urn = {r.urn: r for r in plan.resources}
+    providers = _providers(plan)
+    stack_resources = policy_resources(plan)
+
+    found: list[Violation] = []
+
+    def collector(policy, fixed: Optional[PlanResource]):
+        def report_violation(message: str, urn: Optional[str] = None) -> None:
+            resource = fixed or (by_urn.get(urn) if urn else None)
+            found.append(Violation(
+                rule=policy.name, severity=policy.severity.value, enforcement=policy.enforcement_level.value,
+                urn=resource.urn if resource else urn, name=resource.name if resource else None,
+                type=resource.type if resource else None, message=message or policy.description,
+                remediation=policy.remediation_steps or ""))
+        return report_violation
+
+    # the proxies are read-only, so every resource rule can share one per resource
+    per_resource = [(r, stack_resources[r.urn].props, _options(r), providers.get(r.provider or ""))
+                    for r in plan.resources]
+    for policy in policies:
+        if isinstance(policy, ResourceValidationPolicy):
+            for r, props, opts, provider in per_resource:
+                args = ResourceValidationArgs(r.type, props, r.urn, r.name, opts, provider, dict(config))
+                _run(policy, args, collector(policy, r))
+        else:
+            _run(policy, StackValidationArgs(list(stack_resources.values()), dict(config)), collector(policy, None))
+
+    order = {p.name: i for i, p in enumerate(policies)}
+    position = {r.urn: i for i, r in enumerate(plan.resources)}
+    found.sort(key=lambda v: (SEVERITIES.index(v.severity), order[v.rule], position.get(v.urn or "", -1)))
+    return found
+
+
+def _run(policy, args, report_violation) -> None:
+    try:
+        policy.validate(args, report_violation)
+    except (UnknownValueError, _NotApplicableError):
+        pass  # a value not known offline is never a violation; the CLI reports it as advisory
+
+
+def apply_suppressions(violations: list[Violation], suppressions: list[SuppressionConfig]) -> list[str]:
+    """Mark suppressed violations (with their reason); warnings for suppressions that match nothing."""
+    warnings = []
+    for suppression in suppressions:
+        matched = [v for v in violations if v.rule == suppression.rule and suppression.resource in (v.name, v.urn)]
+        for violation in matched:
+            violation.suppressed, violation.reason = True, suppression.reason
+        if not matched:
+            warnings.append(f"suppression of {suppression.rule} for {suppression.resource!r} matches no violation; "
+                            "remove it from guardrails.suppressions")
+    return warnings
+
+
+# ------------------------------------------------------------------------------------------------
+# A stack: its config, its plan, its report
+
+
+def guardrails_of(stack_config) -> GuardrailsConfig:
+    """The stack's `guardrails` section (the validated PlatformConfig field once it exists)."""
+    section = getattr(stack_config.platform, "guardrails", None)
+    if section is not None:
+        return section
+    from pydantic import ValidationError
+
+    from infra.config import FULL_KEY
+
+    raw = json.loads(stack_config.values.get(FULL_KEY, "{}")).get("guardrails")
+    try:
+        return GuardrailsConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise CheckError(f"{stack_config.source}: {FULL_KEY}.guardrails{path}: {message}") from None
+
+
+def settings_of(stack_config, guardrails: GuardrailsConfig) -> Settings:
+    """The policy config of a stack, from `emlops:platform`."""
+    from infra.config import REQUIRED_TAGS
+
+    platform = stack_config.platform
+    return Settings(production=platform.production, environment=platform.environment,
+                    allowed_instance_types=tuple(guardrails.allowed_instance_types),
+                    permission_boundary_required=platform.permission_boundary_arn is not None,
+                    required_tags=tuple(REQUIRED_TAGS))
+
+
+def load_stack_config(stack: str, project=None):
+    from emlops.stackfile import find_project, load_stack
+    from infra.config import ConfigError
+
+    try:
+        project = project or find_project()
+        config = load_stack(project, stack)
+    except ConfigError as exc:
+        raise CheckError(str(exc)) from None
+    return project, config
+
+
+def stack_pack_config(stack: str, project=None) -> dict:
+    """The `--policy-pack-config` JSON for `pulumi preview -s STACK --policy-pack policy`."""
+    _, config = load_stack_config(stack, project)
+    guardrails = guardrails_of(config)
+    suppressions: dict[str, list[dict[str, str]]] = {}
+    for s in guardrails.suppressions:
+        suppressions.setdefault(s.rule, []).append({"resource": s.resource, "reason": s.reason})
+    return pack_config(settings_of(config, guardrails), suppressions)
+
+
+def check_stack(stack: str, plan_path: Optional[Path] = None, project=None) -> CheckReport:
+    """Preview STACK offline (or load its plan file) and run every rule on it."""
+    project, config = load_stack_config(stack, project)
+    guardrails = guardrails_of(config)
+    if plan_path is not None:
+        try:
+            plan = Plan.load(plan_path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckError(f"--plan {plan_path}: cannot read the plan: {exc}") from None
+        if plan.stack != stack:
+            raise CheckError(f"--plan {plan_path}: is the plan of stack {plan.stack!r}, not {stack!r}")
+    else:
+        from emlops.preview import PreviewError, preview_stack
+
+        try:
+            plan = preview_stack(stack, project=project).plan
+        except PreviewError as exc:
+            raise CheckError(str(exc), exc.exit_code) from None
+    violations = evaluate(plan, settings_of(config, guardrails))
+    warnings = apply_suppressions(violations, list(guardrails.suppressions))
+    return CheckReport(stack=stack, rules_evaluated=len(POLICIES), resources=len(plan.resources),
+                       violations=violations, warnings=warnings)
+
+
+__all__ = ["CheckError", "CheckReport", "Violation", "RULES", "apply_suppressions", "check_stack", "evaluate",
+           "guardrails_of", "policy_resources", "settings_of", "stack_pack_config"]

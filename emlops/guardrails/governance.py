@@ -1,0 +1,89 @@
+"""Governance rules: required tags on every taggable AWS resource, and production's stateful resources kept."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pulumi_policy import ResourceValidationArgs
+
+from emlops.guardrails.helpers import UNKNOWN, Settings, get, parse_json, resource_rule, tags_of
+
+# Resources whose loss loses data or history: production protects them (no delete) and retains them
+# (removing them from the code leaves them in the account).
+STATEFUL_TYPES = (
+    "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws:kms/key:Key", "aws:ecr/repository:Repository",
+    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer", "aws:eks/cluster:Cluster",
+    "aws:cloudwatch/logGroup:LogGroup", "aws:sns/topic:Topic", "aws:dynamodb/table:Table",
+    "aws:rds/instance:Instance", "aws:rds/cluster:Cluster", "aws:efs/fileSystem:FileSystem",
+    "aws:codeartifact/domain:Domain", "aws:codeartifact/repository:Repository",
+    "aws:secretsmanager/secret:Secret", "kubernetes:core/v1:Namespace",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def is_taggable(resource_type: str) -> bool:
+    """The pulumi_aws resource has a `tags` input (read from the provider SDK's own argument class)."""
+    parts = resource_type.split(":")
+    if len(parts) != 3 or parts[0] != "aws":
+        return False
+    module, class_name = parts[1].split("/")[0], parts[2]
+    for candidate in (module, f"{module}_"):  # modules named like Python keywords end in '_' (lambda_)
+        try:
+            args = getattr(importlib.import_module(f"pulumi_aws.{candidate}"), f"{class_name}Args", None)
+        except ImportError:
+            continue
+        return args is not None and hasattr(args, "tags")
+    return False
+
+
+def _default_tags(args: ResourceValidationArgs) -> Any:
+    provider = args.provider
+    if provider is None:
+        return {}
+    default_tags = get(provider.props, "defaultTags", default={})
+    if isinstance(default_tags, str):  # provider inputs arrive JSON-encoded
+        default_tags = parse_json(default_tags)
+    tags = get(default_tags, "tags", default={})
+    return tags if tags is UNKNOWN or isinstance(tags, Mapping) else {}
+
+
+@resource_rule("required-tags", types=(), severity="medium", config=["requiredTags"], with_args=True,
+               description="Every taggable AWS resource carries the owner, cost-center and data-classification "
+                           "tags (the policy config's requiredTags).",
+               remediation="Pass the stack's tags to the component (every component takes `tags`) or set them "
+                           "as the AWS provider's default_tags.")
+def required_tags(props: Any, settings: Settings, args: ResourceValidationArgs) -> Iterator[str]:
+    if not is_taggable(args.resource_type):
+        return
+    tags, defaults = tags_of(props), _default_tags(args)
+    if tags is UNKNOWN or defaults is UNKNOWN:
+        return
+    values = [(get(tags, key), get(defaults, key)) for key in settings.required_tags]
+    if any(UNKNOWN in pair for pair in values):
+        return
+    missing = [key for key, (own, default) in zip(settings.required_tags, values) if not (own or default)]
+    if missing:
+        yield f"missing required tags: {', '.join(missing)}"
+
+
+@resource_rule("prod-stateful-protected", types=STATEFUL_TYPES, severity="high", config=["production"],
+               with_args=True,
+               description="In production, stateful resources are protected and retained on delete.",
+               remediation="Pass protect=True to the component (the platform does for production stacks); it sets "
+                           "Pulumi's protect and retain_on_delete on the stateful child.")
+def prod_stateful_protected(props: Any, settings: Settings, args: ResourceValidationArgs) -> Iterator[str]:
+    if not settings.production:
+        return
+    missing = [] if args.opts.protect else ["protect"]
+    # The Pulumi CLI does not tell policies about retainOnDelete; `emlops check` does.
+    if getattr(args.opts, "retain_on_delete", True) is False:
+        missing.append("retainOnDelete")
+    if missing:
+        yield f"a production {args.resource_type.split(':')[-1]} without {' and '.join(missing)}"
+
+
+POLICIES = [required_tags, prod_stateful_protected]

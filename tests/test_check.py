@@ -1,0 +1,387 @@
+"""`emlops check`: shipped stacks pass, a broken change fails with the right rules; suppressions and reports."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+from pulumi_policy import StackValidationArgs
+from pydantic import Field, ValidationError
+from typer.testing import CliRunner
+
+from emlops.check import (
+    SCHEMA,
+    apply_suppressions,
+    check_stack,
+    evaluate,
+    guardrails_of,
+    policy_resources,
+    settings_of,
+)
+from emlops.cli_check import markdown_report, register
+from emlops.guardrails import POLICIES, RULES, Settings, pack_config, rules_markdown
+from emlops.plan import Plan
+from emlops.preview import preview_stack
+from emlops.stackfile import find_project, load_stack
+from infra.config_guardrails import GuardrailsConfig, SuppressionConfig
+from tests.conftest import ROOT, SHIPPED_STACKS
+
+runner = CliRunner()
+REASON = "scratch data is rebuilt nightly; accepted by the data owner (ML-123)"
+
+# A change under review adds, next to the platform, a bucket someone forgot to encrypt and a model
+# endpoint nobody monitors (both otherwise as the platform would build them).
+BROKEN_CHANGE = '''
+# --- the change under review
+import pulumi as _pulumi
+import pulumi_aws as _aws
+from components.endpoint import ModelEndpoint as _Endpoint, ModelEndpointArgs as _Args, Variant as _Variant
+
+_config = load_platform_config()
+_tags = {**_config.tags.as_dict(), "environment": _config.environment, "managed-by": "emlops"}
+_scratch = _aws.s3.Bucket("prod-scratch-bucket", tags=_tags, opts=_pulumi.ResourceOptions(
+    parent=platform, protect=True, retain_on_delete=True))
+_child = _pulumi.ResourceOptions(parent=platform)
+_aws.s3.BucketVersioning("prod-scratch-versioning", bucket=_scratch.id,
+                         versioning_configuration={"status": "Enabled"}, opts=_child)
+_aws.s3.BucketPublicAccessBlock("prod-scratch-public-access", bucket=_scratch.id, block_public_acls=True,
+                                block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+                                opts=_child)
+_aws.s3.BucketPolicy("prod-scratch-policy", bucket=_scratch.id, opts=_child, policy=_scratch.arn.apply(
+    lambda arn: __import__("json").dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, arn + "/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})))
+_Endpoint("prod-ranking", _Args(
+    model_data_url="s3://acme-ml-prod-models/ranking/model.tar.gz",
+    image_uri="333333333333.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2",
+    variants=[_Variant("primary", "ml.m5.xlarge", 2)], vpc_id=_config.network.vpc_id,
+    subnet_ids=_config.network.private_subnet_ids, kms_key_arn=platform.data_key.arn,
+    data_capture_bucket=platform.capture, deployment_strategy="canary", autoscaling_min=2, autoscaling_max=4,
+    permissions_boundary_arn=_config.permission_boundary_arn, tags=_tags), opts=_child)
+'''
+BROKEN = [("s3-bucket-sse-kms", "prod-scratch-bucket",
+           "bucket 'prod-scratch-bucket' has no SSE-KMS default encryption"),
+          ("sagemaker-prod-endpoint-monitoring", "prod-ranking-endpoint",
+           "endpoint 'prod-ranking' has no monitoring schedule")]
+
+
+def make_project(root: Path) -> Path:
+    """A scratch project (as conftest's project_copy) whose program is the real one plus BROKEN_CHANGE."""
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    (root / "infra").mkdir()
+    (root / "infra" / "__main__.py").write_text((ROOT / "infra" / "__main__.py").read_text() + BROKEN_CHANGE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def broken_plan_file(tmp_path_factory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("broken"))
+    path = project / "prod.json"
+    preview_stack("prod", project=find_project(project)).plan.write(path)
+    return path
+
+
+@pytest.fixture
+def guardrails_field(monkeypatch):
+    """PlatformConfig with its `guardrails` section, as the integrator adds it (a no-op once it exists)."""
+    import infra.config as config
+
+    if "guardrails" not in config.PlatformConfig.model_fields:
+        class PlatformConfig(config.PlatformConfig):
+            guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="Guardrails.")
+
+        monkeypatch.setattr(config, "PlatformConfig", PlatformConfig)
+
+
+def app_with_check() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """emlops"""
+
+    register(app)
+    return app
+
+
+def add_guardrails(project: Path, text: str, stack: str = "prod") -> None:
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    path.write_text(path.read_text().replace("    tags:\n", text + "    tags:\n", 1))
+
+
+def suppression(rule: str = "s3-bucket-sse-kms", resource: str = "prod-scratch-bucket", reason: str = REASON) -> str:
+    return f"    guardrails:\n      suppressions:\n        - rule: {rule}\n          resource: {resource}\n" \
+           f"          reason: {reason}\n"
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_shipped_stacks_have_no_unsuppressed_mandatory_violation(shipped_plan, stack):
+    config = load_stack(find_project(ROOT), stack)
+    violations = evaluate(shipped_plan(stack), settings_of(config, guardrails_of(config)))
+    assert [(v.rule, v.name, v.message) for v in violations if v.enforcement == "mandatory"] == []
+
+
+def test_the_settings_come_from_the_stack_config():
+    project = find_project(ROOT)
+    prod, dev = load_stack(project, "prod"), load_stack(project, "dev")
+    assert settings_of(prod, guardrails_of(prod)) == Settings(
+        production=True, environment="prod", allowed_instance_types=(), permission_boundary_required=True,
+        required_tags=("owner", "cost-center", "data-classification"))
+    assert settings_of(dev, guardrails_of(dev)).to_config() == {
+        "production": False, "environment": "dev", "allowedInstanceTypes": [], "permissionBoundaryRequired": False,
+        "requiredTags": ["owner", "cost-center", "data-classification"]}
+
+
+def test_a_broken_change_fails_with_the_expected_rules(broken_plan_file):
+    report = check_stack("prod", broken_plan_file, project=find_project(broken_plan_file.parent))
+    assert [(v.rule, v.name, v.message) for v in report.violations] == BROKEN
+    assert report.mandatory_violations == 2 and report.failed
+
+
+def test_emlops_check_prod_previews_and_passes(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app_with_check(), ["check", "prod"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("passed: ")
+    rules = int(result.stdout.split("passed: ")[1].split(" rules evaluated")[0])
+    assert rules == len(POLICIES) >= 30
+    assert "0 mandatory violation(s)" in result.stdout
+
+
+def test_emlops_check_reports_violations_by_severity_and_exits_1(broken_plan_file, monkeypatch):
+    monkeypatch.chdir(broken_plan_file.parent)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file)],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 1
+    out = result.stdout
+    assert out.index("CRITICAL (1)") < out.index("s3-bucket-sse-kms") < out.index("HIGH (1)") < out.index(
+        "sagemaker-prod-endpoint-monitoring")
+    assert "prod-scratch-bucket (aws:s3/bucket:Bucket)" in out
+    assert RULES["s3-bucket-sse-kms"].remediation_steps[:40] in out
+    assert out.splitlines()[-1] == (f"FAILED: {len(POLICIES)} rules evaluated on "
+                                    f"{len(json.loads(broken_plan_file.read_text())['resources'])} resources of prod: "
+                                    "2 mandatory violation(s), 0 advisory, 0 suppressed")
+
+
+def test_json_report_shape(broken_plan_file, monkeypatch, tmp_path):
+    monkeypatch.chdir(broken_plan_file.parent)
+    target = tmp_path / "prod.check.json"
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file), "--json", str(target)])
+    assert result.exit_code == 1
+    report = json.loads(target.read_text())
+    assert list(report) == ["schema", "stack", "rulesEvaluated", "mandatoryViolations", "violations"]
+    assert (report["schema"], report["stack"], report["rulesEvaluated"], report["mandatoryViolations"]) == (
+        SCHEMA, "prod", len(POLICIES), 2)
+    first = report["violations"][0]
+    assert first == {
+        "rule": "s3-bucket-sse-kms", "severity": "critical", "enforcement": "mandatory",
+        "urn": "urn:pulumi:prod::emlops::emlops:index:MlPlatform$aws:s3/bucket:Bucket::prod-scratch-bucket",
+        "name": "prod-scratch-bucket", "type": "aws:s3/bucket:Bucket",
+        "message": "bucket 'prod-scratch-bucket' has no SSE-KMS default encryption",
+        "remediation": RULES["s3-bucket-sse-kms"].remediation_steps, "suppressed": False, "reason": None}
+
+
+def test_markdown_format(broken_plan_file, monkeypatch):
+    monkeypatch.chdir(broken_plan_file.parent)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file),
+                                              "--format", "markdown"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "### emlops check `prod`: ❌ failed"
+    assert lines[4:6] == ["| severity | rule | resource | violation | remediation / reason |", "|---|---|---|---|---|"]
+    assert lines[6].startswith("| critical | `s3-bucket-sse-kms` | `prod-scratch-bucket (aws:s3/bucket:Bucket)` | "
+                               "bucket 'prod-scratch-bucket' has no SSE-KMS default encryption | ")
+
+
+def test_a_suppression_with_a_reason_is_reported_and_does_not_fail(broken_plan_file, project_copy, monkeypatch,
+                                                                   guardrails_field):
+    add_guardrails(project_copy, suppression())
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file), "--json", "r.json"],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 1  # the unmonitored endpoint still fails
+    assert "Suppressed (1)" in result.stdout and REASON in result.stdout
+    report = json.loads((project_copy / "r.json").read_text())
+    assert report["mandatoryViolations"] == 1
+    assert [(v["rule"], v["suppressed"], v["reason"]) for v in report["violations"]] == [
+        ("s3-bucket-sse-kms", True, REASON), ("sagemaker-prod-endpoint-monitoring", False, None)]
+
+
+def test_suppressing_every_violation_passes_and_by_urn_too(broken_plan_file, project_copy, monkeypatch,
+                                                          guardrails_field):
+    urn = ("urn:pulumi:prod::emlops::emlops:index:MlPlatform$emlops:index:ModelEndpoint"
+           "$aws:sagemaker/endpoint:Endpoint::prod-ranking-endpoint")
+    text = suppression() + f"        - rule: sagemaker-prod-endpoint-monitoring\n          resource: '{urn}'\n" \
+                           "          reason: monitored by the ranking team's own schedule (ML-456)\n"
+    add_guardrails(project_copy, text)
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file)])
+    assert result.exit_code == 0, result.output
+    assert "0 mandatory violation(s), 0 advisory, 2 suppressed" in result.stdout
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("        - rule: s3-bucket-sse-kms\n          resource: prod-scratch-bucket\n",
+     "stacks/Pulumi.prod.yaml: emlops:platform.guardrails.suppressions[0].reason: field required"),
+    (suppression(reason="ok").split("suppressions:\n")[1],
+     "stacks/Pulumi.prod.yaml: emlops:platform.guardrails.suppressions[0].reason: a suppression needs a written "
+     "reason of at least 10 characters (why the rule does not apply and who accepted it)"),
+    (suppression(rule="s3-bucket-sse").split("suppressions:\n")[1],
+     "stacks/Pulumi.prod.yaml: emlops:platform.guardrails.suppressions[0].rule: unknown rule 's3-bucket-sse'; "
+     "did you mean 's3-bucket-sse-kms'? rules are listed in policy/README.md"),
+])
+def test_a_bad_suppression_is_one_line_and_exit_2(broken_plan_file, project_copy, monkeypatch, guardrails_field,
+                                                   entry, message):
+    add_guardrails(project_copy, "    guardrails:\n      suppressions:\n" + entry)
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file)])
+    assert result.exit_code == 2
+    assert result.stderr == message + "\n"
+
+
+def test_a_suppression_that_matches_nothing_is_a_warning(broken_plan_file, project_copy, monkeypatch,
+                                                         guardrails_field):
+    add_guardrails(project_copy, suppression(rule="s3-bucket-versioning"))
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file)],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 1
+    assert ("warning: suppression of s3-bucket-versioning for 'prod-scratch-bucket' matches no violation; remove it "
+            "from guardrails.suppressions") in result.stdout
+
+
+def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, monkeypatch, guardrails_field):
+    add_guardrails(project_copy, "    guardrails:\n      allowed_instance_types: [ml.m5.large]\n")
+    monkeypatch.chdir(project_copy)
+    report = check_stack("prod", broken_plan_file)
+    assert {(v.rule, v.name) for v in report.violations if v.rule == "sagemaker-instance-type-allowed"} == {
+        ("sagemaker-instance-type-allowed", name) for name in (
+            "prod-churn-config", "prod-fraud-config", "prod-ranking-config", "prod-churn-monitor-job",
+            "prod-fraud-monitor-job")}
+
+
+def test_pack_config_file_for_the_pulumi_cli(broken_plan_file, project_copy, monkeypatch, guardrails_field):
+    add_guardrails(project_copy, suppression())
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file),
+                                              "--pack-config", "policy-config.json"])
+    assert result.exit_code == 1  # the check runs too: the unmonitored endpoint fails it
+    assert result.stdout.endswith("policy pack config of prod written to policy-config.json; use it with: pulumi "
+                                  "preview -s prod --policy-pack policy --policy-pack-config policy-config.json\n")
+    config = json.loads((project_copy / "policy-config.json").read_text())
+    assert config["s3-bucket-sse-kms"] == {"suppressions": [{"resource": "prod-scratch-bucket", "reason": REASON}]}
+    assert config["sagemaker-prod-endpoint-monitoring"] == {"production": True}
+    assert config["iam-role-permission-boundary"] == {"permissionBoundaryRequired": True}
+    assert config["required-tags"] == {"requiredTags": ["owner", "cost-center", "data-classification"]}
+    assert config["sagemaker-instance-type-allowed"] == {"allowedInstanceTypes": []}
+    # every key is one the rule's config schema declares (the CLI validates config against it)
+    for name, entry in config.items():
+        assert set(entry) <= set(RULES[name].config_schema.properties)
+
+
+def test_the_pack_config_suppressions_silence_the_rule_under_the_cli(broken_plan_file):
+    plan = Plan.load(broken_plan_file)
+    settings = Settings(production=True, environment="prod")
+    config = pack_config(settings, {"s3-bucket-sse-kms": [{"resource": "prod-scratch-bucket", "reason": REASON}]})
+    rule = RULES["s3-bucket-sse-kms"]
+    found: list = []
+    resources = list(policy_resources(plan).values())
+    rule.validate(StackValidationArgs(resources, config["s3-bucket-sse-kms"]), lambda m, u=None: found.append(u))
+    assert found == []
+    rule.validate(StackValidationArgs(resources, {}), lambda m, u=None: found.append(u))
+    assert found == [next(r.urn for r in plan.resources if r.name == "prod-scratch-bucket")]
+
+
+def test_the_pack_config_is_written_even_when_the_check_cannot_run(project_copy, monkeypatch):
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app_with_check(), ["check", "prod", "--plan", "missing.json", "--pack-config", "p.json"])
+    assert result.exit_code == 2 and result.stderr.startswith("--plan missing.json: cannot read the plan: ")
+    assert json.loads((project_copy / "p.json").read_text())["prod-stateful-protected"] == {"production": True}
+
+
+def test_bad_input_exits_2(broken_plan_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    app = app_with_check()
+    wrong = runner.invoke(app, ["check", "dev", "--plan", str(broken_plan_file)])
+    assert (wrong.exit_code, wrong.stderr) == (
+        2, f"--plan {broken_plan_file}: is the plan of stack 'prod', not 'dev'\n")
+    missing = runner.invoke(app, ["check", "qa"])
+    assert (missing.exit_code, missing.stderr) == (
+        2, "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging\n")
+    fmt = runner.invoke(app, ["check", "prod", "--format", "html"])
+    assert (fmt.exit_code, fmt.stderr) == (2, "--format: 'html' is not supported; allowed: text, markdown\n")
+    (tmp_path / "x.json").write_text("{}")
+    unreadable = runner.invoke(app, ["check", "prod", "--plan", str(tmp_path / "x.json")])
+    assert unreadable.exit_code == 2 and unreadable.stderr.startswith(f"--plan {tmp_path / 'x.json'}: cannot read")
+
+
+def test_guardrails_config_section():
+    assert GuardrailsConfig().model_dump() == {"allowed_instance_types": [], "suppressions": []}
+    typo = "'ml.m5.larg' is not a SageMaker instance type; did you mean 'ml.m5.large'"
+    with pytest.raises(ValidationError, match=typo):
+        GuardrailsConfig(allowed_instance_types=["ml.m5.larg"])
+    with pytest.raises(ValidationError, match="extra"):
+        SuppressionConfig(rule="s3-bucket-sse-kms", resource="b", reason=REASON, until="2027-01-01")
+    for name, field in {**GuardrailsConfig.model_fields, **SuppressionConfig.model_fields}.items():
+        assert field.description, name
+    assert "Default: any type botocore allows." in GuardrailsConfig.model_fields["allowed_instance_types"].description
+
+
+def test_unmatched_suppressions_and_matching_by_name_or_urn():
+    from emlops.check import Violation
+
+    v = Violation("kms-key-rotation", "high", "mandatory", "urn:a::k", "k", "aws:kms/key:Key", "m", "r")
+    warnings = apply_suppressions([v], [SuppressionConfig(rule="kms-key-rotation", resource="urn:a::k", reason=REASON),
+                                        SuppressionConfig(rule="kms-key-rotation", resource="other", reason=REASON)])
+    assert (v.suppressed, v.reason) == (True, REASON)
+    assert warnings == ["suppression of kms-key-rotation for 'other' matches no violation; remove it from "
+                        "guardrails.suppressions"]
+
+
+def test_policy_pack_builds_the_pack_from_the_rules(monkeypatch):
+    import pulumi_policy
+
+    built = {}
+
+    def fake_pack(name, policies, enforcement_level=None, description=None, **kwargs):
+        # the real PolicyPack starts the analyzer's gRPC server and blocks; here the arguments are recorded
+        built.update(name=name, policies=policies, enforcement_level=enforcement_level, description=description)
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", fake_pack)
+    runpy.run_path(str(ROOT / "policy" / "__main__.py"), run_name="__main__")
+    assert built["name"] == "emlops" and built["policies"] == POLICIES
+    assert built["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
+    assert all(isinstance(p, pulumi_policy.Policy) for p in POLICIES)
+    # constructing the servicer validates every policy the way PolicyPack does before serving
+    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    info = _PolicyAnalyzerServicer("emlops", "0.0.1", POLICIES, pulumi_policy.EnforcementLevel.MANDATORY
+                                   ).GetAnalyzerInfo(None, None)
+    assert [p.name for p in info.policies] == [p.name for p in POLICIES]
+    assert all(p.remediation_steps and p.severity for p in info.policies)
+
+
+def test_policy_pack_files():
+    import yaml
+
+    manifest = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    assert manifest["runtime"]["name"] == "python" and manifest["description"]
+    requirements = (ROOT / "policy" / "requirements.txt").read_text().splitlines()
+    assert "pulumi-policy>=1.21,<2" in requirements and "-e .." in requirements
+    assert rules_markdown() in (ROOT / "policy" / "README.md").read_text()
+
+
+def test_markdown_report_of_a_clean_stack():
+    from emlops.check import CheckReport
+
+    text = markdown_report(CheckReport(stack="dev", rules_evaluated=37, resources=10))
+    assert text == ("### emlops check `dev`: ✅ passed\n\n"
+                    "37 rules evaluated on 10 resources of dev: 0 mandatory violation(s), 0 advisory, 0 suppressed\n")
