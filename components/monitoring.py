@@ -1,4 +1,4 @@
-"""ModelMonitor: scheduled data-quality monitoring of one SageMaker endpoint, with alarms and notifications.
+"""ModelMonitor: scheduled data- and model-quality monitoring of one SageMaker endpoint, with alarms.
 
 A SageMaker data-quality job definition runs AWS's Model Monitor analyzer (its image from the SageMaker
 SDK's catalogue) over the endpoint's captured data on a schedule, compares it with a baseline
@@ -6,6 +6,10 @@ SDK's catalogue) over the endpoint's captured data on a schedule, compares it wi
 the reports bucket. The jobs run in private subnets with network isolation, under a role that can read
 only the capture prefix and the baseline, write only its reports, and publish only the analyzer's
 metrics. Drift alarms and run-outcome events notify an encrypted SNS topic (monitoring_alarms.py).
+
+With ground truth (an S3 prefix of labels) and a problem type, a model-quality job (a dynamic resource,
+model_quality.py: pulumi_aws has none) merges the captured predictions with the labels on the same
+schedule, publishes the problem type's metrics, and one of them gets an alarm.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import pulumi_aws as aws
 
 from components.aws_catalog import api_enum, partition_of
 from components.aws_context import aws_context
+from components.model_quality import ModelQualityJobDefinition, check_model_quality, monitor_quality_job
 from components.monitoring_alarms import (
     check_unique_tokens,
     drift_alarms,
     monitoring_role,
     notification_topic,
     parse_s3,
+    quality_alarm,
     run_outcome_rules,
     subscription_protocol,
 )
@@ -138,6 +144,37 @@ class ModelMonitorArgs:
     """Features whose `feature_baseline_drift_<feature>` metric gets an alarm. Default: none."""
     drift_threshold: float = 0.1
     """Baseline drift (distance, 0-1 exclusive of 0) that trips a drift alarm. Default: 0.1."""
+    ground_truth_s3_uri: Optional[str] = None
+    """Where ground-truth labels are uploaded, `s3://<bucket>/<prefix>` (read-only for the monitor). With
+    `problem_type`, a model-quality job compares them with the captured predictions on the same schedule.
+    Default: none (data quality only)."""
+    problem_type: Optional[str] = None
+    """`BinaryClassification`, `MulticlassClassification` or `Regression` (SageMaker's MonitoringProblemType).
+    Default: none."""
+    inference_attribute: Optional[str] = None
+    """Index (CSV) or JSONPath (JSON) of the prediction in the captured response; required for
+    MulticlassClassification and Regression. Default: none."""
+    probability_attribute: Optional[str] = None
+    """Index or JSONPath of the probability in the captured response; required for BinaryClassification.
+    Default: none."""
+    probability_threshold_attribute: Optional[float] = None
+    """Probability (0-1 exclusive) from which a binary prediction is positive; required for
+    BinaryClassification. Default: none."""
+    model_quality_metric: Optional[str] = None
+    """Model-quality metric with an alarm. Default: auc (binary), accuracy (multiclass), rmse (regression)."""
+    model_quality_threshold: Optional[float] = None
+    """Value that trips the model-quality alarm: below it for scores (auc, f1, accuracy, r2, ...), above it
+    for errors (rmse, mae, mse, false_positive_rate, false_negative_rate). Required for model quality."""
+    model_quality_baseline_constraints_s3_uri: Optional[str] = None
+    """`constraints.json` of a model-quality baselining job. Default: none (the alarm is the only check)."""
+    ground_truth_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the ground-truth objects. Default: any key, only through S3, only for the ground-truth bucket."""
+    account_id: Optional[pulumi.Input[str]] = None
+    """Account the model-quality job definition must be created in (its provider refuses other credentials).
+    Default: the account of the component's AWS provider."""
+    assume_role_arn: Optional[pulumi.Input[str]] = None
+    """Role the model-quality job definition's provider assumes (it calls SageMaker itself, not through the
+    AWS provider). Default: the credentials `pulumi up` runs with."""
     permissions_boundary_arn: Optional[str] = None
     """Permissions boundary of the monitoring role. Default: none."""
     region: Optional[str] = None
@@ -176,6 +213,31 @@ class ModelMonitorArgs:
             raise ValueError(f"max_runtime_seconds ({self.max_runtime_seconds}) is longer than the schedule's "
                              f"interval ({interval} s); a run must end before the next one starts")
         self._check_notifications()
+        self._check_model_quality()
+
+    def _check_model_quality(self) -> None:
+        if (self.ground_truth_s3_uri is None) != (self.problem_type is None):
+            raise ValueError("model-quality monitoring needs both ground_truth_s3_uri and problem_type, or neither")
+        if self.ground_truth_s3_uri is None:
+            given = [label for label in ("inference_attribute", "probability_attribute",
+                                         "probability_threshold_attribute", "model_quality_metric",
+                                         "model_quality_threshold", "model_quality_baseline_constraints_s3_uri",
+                                         "ground_truth_kms_key_arn") if getattr(self, label) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for model-quality monitoring; give ground_truth_s3_uri "
+                                 "and problem_type, or drop them")
+            return
+        parse_s3(self.ground_truth_s3_uri, "ground_truth_s3_uri", prefix=True)
+        if self.model_quality_baseline_constraints_s3_uri:
+            parse_s3(self.model_quality_baseline_constraints_s3_uri, "model_quality_baseline_constraints_s3_uri")
+        self.model_quality_metric = check_model_quality(
+            self.problem_type, self.inference_attribute, self.probability_attribute,
+            self.probability_threshold_attribute, self.model_quality_metric, self.model_quality_threshold)
+
+    @property
+    def model_quality(self) -> bool:
+        """Whether the monitor also runs model-quality jobs."""
+        return self.ground_truth_s3_uri is not None
 
     def _check_notifications(self) -> None:
         if isinstance(self.subscriptions, str):
@@ -201,7 +263,6 @@ class ModelMonitorArgs:
         return schedule_interval_seconds(self.schedule_expression)
 
 
-@functools.lru_cache(maxsize=32)
 @functools.lru_cache(maxsize=1)
 def _monitor_catalogue() -> dict:
     # The SDK's own catalogue file, read without importing the SDK: importing sagemaker.core's
@@ -226,11 +287,13 @@ LOCAL_INPUT, LOCAL_OUTPUT = "/opt/ml/processing/input/endpoint", "/opt/ml/proces
 
 
 class ModelMonitor(pulumi.ComponentResource):
-    """A data-quality job definition and its monitoring schedule for one endpoint, with role, network,
-    drift alarms, run-outcome events and (by default) an encrypted SNS topic."""
+    """A data-quality job definition and its monitoring schedule for one endpoint (and, with ground truth, a
+    model-quality one), with role, network, alarms, run-outcome events and (by default) an encrypted SNS topic."""
 
     job_definition: aws.sagemaker.DataQualityJobDefinition
     schedule: aws.sagemaker.MonitoringSchedule
+    quality_job_definition: Optional[ModelQualityJobDefinition]
+    quality_schedule: Optional[aws.sagemaker.MonitoringSchedule]
     schedule_name: pulumi.Output[str]
     schedule_arn: pulumi.Output[str]
     job_definition_name: pulumi.Output[str]
@@ -254,6 +317,21 @@ class ModelMonitor(pulumi.ComponentResource):
         security_group = https_only_security_group(self, name, args.vpc_id, "Model monitor", tags)
         role, policies = monitoring_role(self, name, args, prefix, image_uri, volume_key, output_key, tags)
 
+        endpoint_input = {"endpoint_name": args.endpoint_name, "local_path": LOCAL_INPUT, "s3_input_mode": "File",
+                          "s3_data_distribution_type": "FullyReplicated"}
+        # What both job definitions share: instances, network, time limit, role.
+        shared = dict(
+            job_resources={"cluster_config": {
+                "instance_count": args.instance_count, "instance_type": args.instance_type,
+                "volume_size_in_gb": args.volume_size_gb, "volume_kms_key_id": volume_key}},
+            network_config={
+                "enable_network_isolation": True,
+                "enable_inter_container_traffic_encryption": True,
+                "vpc_config": {"subnets": list(args.subnet_ids), "security_group_ids": [security_group.id]}},
+            stopping_condition={"max_runtime_in_seconds": args.max_runtime_seconds},
+            role_arn=role.arn,
+            tags=tags)
+
         baseline = None
         if args.baseline_statistics_s3_uri:
             baseline = {"statistics_resource": {"s3_uri": args.baseline_statistics_s3_uri},
@@ -265,50 +343,41 @@ class ModelMonitor(pulumi.ComponentResource):
                 "environment": {"publish_cloudwatch_metrics": "Enabled"},
             },
             data_quality_baseline_config=baseline,
-            data_quality_job_input={"endpoint_input": {
-                "endpoint_name": args.endpoint_name, "local_path": LOCAL_INPUT,
-                "s3_input_mode": "File", "s3_data_distribution_type": "FullyReplicated",
-            }},
+            data_quality_job_input={"endpoint_input": endpoint_input},
             data_quality_job_output_config={
                 "kms_key_id": output_key,
                 "monitoring_outputs": {"s3_output": {
                     "s3_uri": self.reports_s3_uri, "local_path": LOCAL_OUTPUT, "s3_upload_mode": "EndOfJob",
                 }},
             },
-            job_resources={"cluster_config": {
-                "instance_count": args.instance_count, "instance_type": args.instance_type,
-                "volume_size_in_gb": args.volume_size_gb, "volume_kms_key_id": volume_key,
-            }},
-            network_config={
-                "enable_network_isolation": True,
-                "enable_inter_container_traffic_encryption": True,
-                "vpc_config": {"subnets": list(args.subnet_ids), "security_group_ids": [security_group.id]},
-            },
-            role_arn=role.arn,
-            stopping_condition={"max_runtime_in_seconds": args.max_runtime_seconds},
-            tags=tags,
-            # SageMaker checks the role when the definition is created: wait for its policies.
+            **shared,
+            # SageMaker checks the role when a definition is created: wait for its policies.
             opts=child(self, depends_on=policies),
         )
-        self.schedule = aws.sagemaker.MonitoringSchedule(
-            f"{name}-schedule",
-            monitoring_schedule_config={
-                "monitoring_job_definition_name": self.job_definition.name,
-                "monitoring_type": "DataQuality",
-                "schedule_config": {"schedule_expression": args.schedule_expression},
-            },
-            tags=tags,
-            opts=child(self),
-        )
+        self.schedule = self._schedule(f"{name}-schedule", self.job_definition.name, "DataQuality", args, tags)
         self.schedule_name = self.schedule.name
         self.schedule_arn = self.schedule.arn
         self.job_definition_name = self.job_definition.name
+
+        self.quality_job_definition = self.quality_schedule = None
+        if args.model_quality:
+            self.quality_job_definition = monitor_quality_job(
+                f"{name}-quality-job", args, endpoint_input=endpoint_input, image_uri=image_uri,
+                output_key=output_key, reports_s3_uri=pulumi.Output.concat(self.reports_s3_uri, "/model-quality"),
+                region=context.region, account_id=args.account_id or context.account_id, **shared,
+                opts=child(self, depends_on=policies))
+            self.quality_schedule = self._schedule(f"{name}-quality", self.quality_job_definition.name,
+                                                   "ModelQuality", args, tags)
 
         self.topic_arn = pulumi.Output.from_input(
             args.notification_topic_arn if args.notification_topic_arn is not None
             else notification_topic(self, name, args, tags))
         alarms = drift_alarms(self, name, args, self.schedule_name, self.topic_arn, tags)
+        if self.quality_schedule is not None:
+            alarms.append(quality_alarm(self, name, args, self.quality_schedule.name, self.topic_arn, tags))
         run_outcome_rules(self, name, self.schedule_arn, self.topic_arn, tags)
+        if self.quality_schedule is not None:
+            run_outcome_rules(self, f"{name}-quality", self.quality_schedule.arn, self.topic_arn, tags)
         self.alarm_names = [alarm.name for alarm in alarms]
         self.register_outputs({
             "scheduleName": self.schedule_name,
@@ -317,4 +386,19 @@ class ModelMonitor(pulumi.ComponentResource):
             "topicArn": self.topic_arn,
             "reportsS3Uri": self.reports_s3_uri,
             "alarmNames": self.alarm_names,
+            **({"qualityScheduleName": self.quality_schedule.name,
+                "qualityJobDefinitionName": self.quality_job_definition.name} if self.quality_schedule else {}),
         })
+
+    def _schedule(self, child_name: str, job_definition_name: pulumi.Output[str], monitoring_type: str,
+                  args: ModelMonitorArgs, tags: dict) -> aws.sagemaker.MonitoringSchedule:
+        return aws.sagemaker.MonitoringSchedule(
+            child_name,
+            monitoring_schedule_config={
+                "monitoring_job_definition_name": job_definition_name,
+                "monitoring_type": monitoring_type,
+                "schedule_config": {"schedule_expression": args.schedule_expression},
+            },
+            tags=tags,
+            opts=child(self),
+        )

@@ -1,12 +1,14 @@
 """The parts of a ModelMonitor around its job: the role it runs as, and what it tells people.
 
-The role reads only the capture prefix and the baseline objects, writes only its reports, and
-publishes only the analyzer's metrics. Notifications go to an encrypted SNS topic.
+The role reads only the capture prefix, the baseline objects and (with model quality) the ground-truth
+prefix, writes only its reports, and publishes only the analyzer's metrics. Notifications go to an
+encrypted SNS topic.
 
 Model Monitor runs are SageMaker processing jobs; their outcome is not a CloudWatch metric, so failed
 runs and runs that found constraint violations are caught by EventBridge rules on the processing
 job's state change (filtered by the schedule's ARN). Drift is a metric per feature
-(`feature_baseline_drift_<feature>`), so it gets one CloudWatch alarm per named feature.
+(`feature_baseline_drift_<feature>`), so it gets one CloudWatch alarm per named feature; model quality
+is a metric per problem type (auc, accuracy, rmse, ...), and the chosen one gets an alarm.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from components.iam import (
 )
 from components.images import repository_arn_output
 from components.kms import KmsKey, KmsKeyArgs
+from components.model_quality import HIGHER_IS_BETTER, metric_alarm_direction
 from components.options import child
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 # The namespace the built-in analyzer publishes real-time endpoint metrics to (dimensions Endpoint and
 # MonitoringSchedule) when its environment sets `publish_cloudwatch_metrics` to Enabled.
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+# ... and the model-quality metrics, with the same dimensions.
+MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>\S*)$")
 _EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HTTPS = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$")
@@ -124,6 +129,33 @@ def drift_alarms(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs", sc
     return alarms
 
 
+def quality_alarm(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs", schedule_name: pulumi.Output[str],
+                  topic_arn: pulumi.Input[str], tags: dict) -> aws.cloudwatch.MetricAlarm:
+    """The alarm on the model-quality metric: below the threshold for scores, above it for errors."""
+    metric, threshold = args.model_quality_metric, args.model_quality_threshold
+    scores = metric_alarm_direction(args.problem_type, metric) == HIGHER_IS_BETTER
+    return aws.cloudwatch.MetricAlarm(
+        f"{name}-quality-{_token(metric)}",
+        alarm_description=f"{name}: model quality {metric} {'below' if scores else 'above'} {threshold} "
+                          f"({args.problem_type})",
+        namespace=MODEL_METRICS_NAMESPACE,
+        metric_name=metric,
+        dimensions={"Endpoint": args.endpoint_name, "MonitoringSchedule": schedule_name},
+        # the worst value of the period's run
+        statistic="Minimum" if scores else "Maximum",
+        period=args.interval_seconds,
+        evaluation_periods=1,
+        comparison_operator="LessThanThreshold" if scores else "GreaterThanThreshold",
+        threshold=threshold,
+        # no ground truth yet, no metric: not a quality problem (failed runs are reported by events)
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        tags=tags,
+        opts=child(parent),
+    )
+
+
 def run_outcome_rules(parent: "ModelMonitor", name: str, schedule_arn: pulumi.Output[str],
                       topic_arn: pulumi.Input[str], tags: dict) -> list[aws.cloudwatch.EventRule]:
     """EventBridge rules for runs that failed and runs that found violations, both to the topic."""
@@ -188,14 +220,25 @@ def monitoring_role(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs",
         Statement(actions=["s3:GetObject"], resources=[pulumi.Output.concat(capture_bucket, "/", capture_key, "*")]),
         _decrypt_through_s3(args.capture_kms_key_arn, [capture_bucket], via_s3),
     ])]
-    if args.baseline_statistics_s3_uri:
-        located = [parse_s3(uri, "baseline") for uri in (args.baseline_statistics_s3_uri,
-                                                          args.baseline_constraints_s3_uri)]
+    baselines = [uri for uri in (args.baseline_statistics_s3_uri, args.baseline_constraints_s3_uri,
+                                 args.model_quality_baseline_constraints_s3_uri) if uri]
+    if baselines:
+        located = [parse_s3(uri, "baseline") for uri in dict.fromkeys(baselines)]
         buckets = [bucket_arn(bucket) for bucket in dict.fromkeys(bucket for bucket, _ in located)]
         objects = [pulumi.Output.concat(bucket_arn(bucket), "/", key) for bucket, key in located]
         policies.append(role.add_policy("read-baseline", [
             Statement(actions=["s3:GetObject"], resources=objects),
             _decrypt_through_s3(args.baseline_kms_key_arn, buckets, via_s3),
+        ]))
+    if args.model_quality:
+        truth_bucket, truth_key = parse_s3(args.ground_truth_s3_uri, "ground_truth_s3_uri", prefix=True)
+        truth_key = truth_key.rstrip("/") + "/" if truth_key else ""
+        policies.append(role.add_policy("read-ground-truth", [
+            Statement(actions=["s3:ListBucket"], resources=[bucket_arn(truth_bucket)],
+                      conditions={"StringLike": {"s3:prefix": [f"{truth_key}*"]}}),
+            Statement(actions=["s3:GetObject"], resources=[pulumi.Output.concat(bucket_arn(truth_bucket), "/",
+                                                                                 truth_key, "*")]),
+            _decrypt_through_s3(args.ground_truth_kms_key_arn, [bucket_arn(truth_bucket)], via_s3),
         ]))
     policies.append(role.add_policy("write-reports", [
         Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"],
@@ -216,10 +259,11 @@ def monitoring_role(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs",
                   resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
     ]))
     policies.append(role.add_policy("vpc-access", vpc_interface_statements(context, args.vpc_id)))
+    namespaces = [DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE] if args.model_quality else DATA_METRICS_NAMESPACE
     policies.append(role.add_policy("metrics", [
         # PutMetricData has no resource; the namespace condition keeps it to the analyzer's metrics.
         Statement(actions=["cloudwatch:PutMetricData"], resources=["*"],
-                  conditions={"StringEquals": {"cloudwatch:namespace": DATA_METRICS_NAMESPACE}}),
+                  conditions={"StringEquals": {"cloudwatch:namespace": namespaces}}),
     ]))
     return role, policies
 

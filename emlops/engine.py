@@ -25,11 +25,12 @@ from google.protobuf import empty_pb2, json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime import resource as pulumi_resource
+from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.settings import configure
 from pulumi.runtime.stack import run_in_stack
 
-from emlops.mocks import AwsIdentity, TruthfulMocks
+from emlops.mocks import AwsIdentity, TruthfulMocks, mark_dynamic_provider
 from emlops.plan import Plan, PlanResource
 
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
@@ -91,7 +92,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent=request.parent or None,
             dependencies=sorted(set(request.dependencies)),
             provider=provider,
-            inputs=to_plain(json_format.MessageToDict(request.object)) if request.object else {},
+            # a dynamic resource's pickled provider is recorded as "[dynamic provider: <module>.<class>]"
+            inputs=(to_plain(mark_dynamic_provider(json_format.MessageToDict(request.object)))
+                    if request.object else {}),
             protect=bool(request.protect) if request.HasField("protect") else False,
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
         )
@@ -172,6 +175,23 @@ def _construction_order() -> Iterator[dict[tuple[str, str], int]]:
         yield order
     finally:
         pulumi.Resource.__init__ = original
+
+
+@contextlib.contextmanager
+def _no_source_positions() -> Iterator[None]:
+    """Skip the call-stack capture Pulumi attaches to every registration.
+
+    The real engine stores it as each resource's source position; the plan does not carry it, and
+    under mocks it only costs time and memory: a walk of the Python stack (reading source lines)
+    and a protobuf stack trace per resource, held until the registration is served (~6 KB a
+    resource, 20 MB for a 100-model production stack).
+    """
+    original = pulumi_resource._get_stack_trace
+    pulumi_resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        pulumi_resource._get_stack_trace = original
 
 
 class _Collector(logging.Handler):
@@ -257,7 +277,7 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        with _construction_order() as order, context():
+        with _construction_order() as order, _no_source_positions(), context():
             loop.run_until_complete(run_in_stack(program))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())

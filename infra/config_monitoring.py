@@ -9,12 +9,15 @@
             statistics_s3_uri: s3://ml-baselines/churn/statistics.json
             constraints_s3_uri: s3://ml-baselines/churn/constraints.json
           drift_features: [age, tenure_months]
+          model_quality:
+            ground_truth_s3_uri: s3://ml-ground-truth/churn
+            problem_type: BinaryClassification
+            probability_attribute: "0"
+            probability_threshold: 0.5
+            threshold: 0.75            # alarm when auc (the default metric) drops below it
     alerts:
       email: [ml-oncall@example.com]
       https: [https://hooks.example.com/sagemaker]
-
-Model-quality monitoring (ground truth, problem type) is not offered: pulumi_aws has no resource for
-SageMaker's model-quality job definition, so the keys are unknown here rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from components.model_quality import check_model_quality, problem_types
 from components.monitoring import (
     SCHEDULE_HELP,
     ModelMonitorArgs,
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from components.storage import SecureBucket
 
 _S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*[^/\s]$"
+_S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*$"
 PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistics_s3_uri and constraints_s3_uri "
                              "from a baselining job")
 PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
@@ -57,8 +62,49 @@ class BaselineConfig(_Section):
         json_schema_extra={"errorMessage": "must be an S3 object URI, s3://<bucket>/<key>"})
 
 
+class ModelQualityConfig(_Section):
+    """Model-quality monitoring: the endpoint's captured predictions compared with ground-truth labels."""
+
+    ground_truth_s3_uri: str = Field(
+        pattern=_S3_PREFIX, description="Where the ground-truth labels are uploaded (read-only for the monitor).",
+        json_schema_extra={"errorMessage": "must be an S3 URI, s3://<bucket>/[<prefix>]"})
+    problem_type: str = Field(description="BinaryClassification, MulticlassClassification or Regression.")
+    inference_attribute: Optional[str] = Field(
+        None, min_length=1, description="Index (CSV) or JSONPath (JSON) of the prediction in the captured "
+        "response; required for MulticlassClassification and Regression. Default: none.")
+    probability_attribute: Optional[str] = Field(
+        None, min_length=1, description="Index or JSONPath of the probability in the captured response; required "
+        "for BinaryClassification. Default: none.")
+    probability_threshold: Optional[float] = Field(
+        None, gt=0, lt=1, description="Probability from which a binary prediction is positive; required for "
+        "BinaryClassification. Default: none.")
+    metric: Optional[str] = Field(None, description="Metric with an alarm (e.g. auc, f1, accuracy, weighted_f1, "
+                                  "rmse, mae, r2). Default: auc (binary), accuracy (multiclass), rmse (regression).")
+    threshold: float = Field(description="Value that trips the alarm: below it for scores (auc, f1, accuracy, r2, "
+                             "...), above it for errors (rmse, mae, mse, false_positive_rate, false_negative_rate).")
+    baseline_constraints_s3_uri: Optional[str] = Field(
+        None, pattern=_S3_OBJECT, description="`constraints.json` of a model-quality baselining job. Default: none "
+        "(the alarm is the only check).",
+        json_schema_extra={"errorMessage": "must be an S3 object URI, s3://<bucket>/<key>"})
+
+    @field_validator("problem_type")
+    @classmethod
+    def _problem_type(cls, value: str) -> str:
+        if value not in problem_types():
+            raise ValueError(f"{value!r} is not one of {', '.join(problem_types())}")
+        return value
+
+    @model_validator(mode="after")
+    def _combination(self) -> "ModelQualityConfig":
+        check_model_quality(self.problem_type, self.inference_attribute, self.probability_attribute,
+                            self.probability_threshold, self.metric, self.threshold,
+                            labels={"probability_threshold": "probability_threshold", "metric": "metric",
+                                    "threshold": "threshold"})
+        return self
+
+
 class MonitoringConfig(_Section):
-    """Scheduled data-quality monitoring of a model's endpoint (SageMaker Model Monitor)."""
+    """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
 
     enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
     schedule: Optional[str] = Field(None, description="When the job runs: hourly `cron(0 * ? * * *)`, daily "
@@ -75,6 +121,9 @@ class MonitoringConfig(_Section):
                                       "CloudWatch alarm. Default: none.")
     drift_threshold: float = Field(0.1, gt=0, le=1, description="Baseline drift (0-1) that trips a drift alarm. "
                                    "Default: 0.1.")
+    model_quality: Optional[ModelQualityConfig] = Field(
+        None, description="Model-quality monitoring against ground truth, on the same schedule. Default: none "
+        "(data quality only).")
 
     @field_validator("schedule")
     @classmethod
@@ -149,13 +198,16 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
                  subnet_ids: Sequence[str], production: bool, kms_key_arn: Optional[pulumi.Input[str]] = None,
                  notification_topic_arn: Optional[pulumi.Input[str]] = None,
                  permissions_boundary_arn: Optional[str] = None, region: Optional[str] = None,
+                 account_id: Optional[str] = None, assume_role_arn: Optional[str] = None,
                  tags: Optional[Mapping[str, str]] = None) -> ModelMonitorArgs:
     """The `ModelMonitorArgs` of one model's `monitoring:` section and the stack's `alerts:`.
 
     With `notification_topic_arn` (e.g. the topic of the stack's first monitor) the alerts subscribers
-    are not repeated: they are subscribed to the topic that is created.
+    are not repeated: they are subscribed to the topic that is created. The model-quality job definition's
+    provider calls SageMaker itself: `account_id` (the stack's) pins it to the stack's account, and it
+    assumes `assume_role_arn` (the stack's deploy role, if any) as the stack's AWS provider does.
     """
-    baseline = monitoring.baseline
+    baseline, quality = monitoring.baseline, monitoring.model_quality
     return ModelMonitorArgs(
         endpoint_name=endpoint_name,
         capture_s3_uri=capture_s3_uri,
@@ -177,6 +229,16 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
         subscriptions=[] if notification_topic_arn is not None else alerts.subscriptions,
         drift_features=list(monitoring.drift_features),
         drift_threshold=monitoring.drift_threshold,
+        ground_truth_s3_uri=quality.ground_truth_s3_uri if quality else None,
+        problem_type=quality.problem_type if quality else None,
+        inference_attribute=quality.inference_attribute if quality else None,
+        probability_attribute=quality.probability_attribute if quality else None,
+        probability_threshold_attribute=quality.probability_threshold if quality else None,
+        model_quality_metric=quality.metric if quality else None,
+        model_quality_threshold=quality.threshold if quality else None,
+        model_quality_baseline_constraints_s3_uri=quality.baseline_constraints_s3_uri if quality else None,
+        account_id=account_id,
+        assume_role_arn=assume_role_arn,
         permissions_boundary_arn=permissions_boundary_arn,
         region=region,
         protect=production,

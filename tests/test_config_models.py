@@ -63,7 +63,7 @@ DEFAULT_DEPLOYMENT = {"strategy": "all_at_once", "canary_percent": 10, "linear_s
 DEFAULT_ALARMS = {"model_latency_ms": 1000, "invocation_5xx_errors": 5}
 DEFAULT_MONITORING = {"enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
                       "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
-                      "drift_threshold": 0.1}
+                      "drift_threshold": 0.1, "model_quality": None}
 DEFAULT_RETRAINING = {"enabled": False, "metric_name": "auc", "metric_threshold": 0.8, "comparison": ">=",
                       "schedule": None, "processing_instance_type": "ml.m5.xlarge",
                       "training_instance_type": "ml.m5.xlarge", "training_instance_count": 1, "training_image": None}

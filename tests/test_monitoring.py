@@ -484,7 +484,7 @@ def test_monitoring_config_defaults():
     assert MonitoringConfig().model_dump() == {
         "enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
         "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
-        "drift_threshold": 0.1}
+        "drift_threshold": 0.1, "model_quality": None}
     assert AlertsConfig().subscriptions == []
     assert (MonitoringConfig().is_enabled(True), MonitoringConfig().is_enabled(False),
             MonitoringConfig(enabled=False).is_enabled(True)) == (True, False, False)
@@ -576,3 +576,367 @@ def test_a_production_config_without_baseline_fails_at_the_arguments_too():
     assert error_of(lambda: run_components(program)) == (
         "a production monitor needs a baseline: give baseline_statistics_s3_uri and baseline_constraints_s3_uri "
         "(from a baselining job)")
+
+
+# -- model quality -----------------------------------------------------------------------------------
+
+MQ_JOB = "pulumi-python:dynamic/sagemaker:ModelQualityJobDefinition"
+MODEL_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+GROUND_TRUTH = "s3://ml-ground-truth/churn"
+QUALITY_CONSTRAINTS = "s3://ml-baselines/churn/quality/constraints.json"
+MARKER = "[dynamic provider: components.model_quality.ModelQualityJobDefinitionProvider]"
+QUALITY: dict[str, Any] = dict(ground_truth_s3_uri=GROUND_TRUTH, problem_type="BinaryClassification",
+                               probability_attribute="0", probability_threshold_attribute=0.5,
+                               model_quality_threshold=0.8)
+BINARY_METRICS = ("auc, f1, f0_5, f2, accuracy, precision, recall, true_positive_rate, true_negative_rate, "
+                  "false_positive_rate, false_negative_rate")
+MULTICLASS = dict(QUALITY, problem_type="MulticlassClassification", probability_attribute=None,
+                  probability_threshold_attribute=None, inference_attribute="$.label")
+REGRESSION = dict(MULTICLASS, problem_type="Regression", inference_attribute="0", model_quality_threshold=12.5)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"ground_truth_s3_uri": GROUND_TRUTH},
+     "model-quality monitoring needs both ground_truth_s3_uri and problem_type, or neither"),
+    ({"problem_type": "Regression"}, "model-quality monitoring needs both ground_truth_s3_uri and problem_type, or neither"),
+    ({"inference_attribute": "0"},
+     "inference_attribute: only for model-quality monitoring; give ground_truth_s3_uri and problem_type, or drop them"),
+    ({"model_quality_metric": "auc", "model_quality_threshold": 0.8, "ground_truth_kms_key_arn": KEY_ARN},
+     "model_quality_metric, model_quality_threshold, ground_truth_kms_key_arn: only for model-quality monitoring; "
+     "give ground_truth_s3_uri and problem_type, or drop them"),
+    ({**QUALITY, "ground_truth_s3_uri": "https://ml-ground-truth/churn"},
+     "ground_truth_s3_uri 'https://ml-ground-truth/churn' is not an s3://<bucket>[/<prefix>] URI"),
+    ({**QUALITY, "model_quality_baseline_constraints_s3_uri": "s3://ml-baselines/churn/"},
+     "model_quality_baseline_constraints_s3_uri 's3://ml-baselines/churn/' is not an s3://<bucket>/<key> object URI"),
+    ({**QUALITY, "problem_type": "Binary"},
+     "problem_type 'Binary' must be one of BinaryClassification, MulticlassClassification, Regression "
+     "(SageMaker's MonitoringProblemType)"),
+    *[({**QUALITY, label: None},
+       "BinaryClassification needs probability_attribute and probability_threshold_attribute (where the captured "
+       "response holds the probability, and the probability from which it is positive)")
+      for label in ("probability_attribute", "probability_threshold_attribute")],
+    *[({**config, "inference_attribute": None},
+       f"{config['problem_type']} needs inference_attribute (where the captured response holds the prediction)")
+      for config in (MULTICLASS, REGRESSION)],
+    ({**MULTICLASS, "probability_threshold_attribute": 0.5},
+     "probability_threshold_attribute applies only to BinaryClassification; drop it for MulticlassClassification"),
+    ({**REGRESSION, "probability_attribute": "1"},
+     "probability_attribute applies only to classification; drop it for Regression"),
+    *[({**QUALITY, "probability_threshold_attribute": value},
+       f"probability_threshold_attribute ({value}) must be between 0 and 1, exclusive") for value in (0, 1.0)],
+    ({**QUALITY, "model_quality_metric": "rmse"},
+     f"model_quality_metric 'rmse' is not published for BinaryClassification; use one of {BINARY_METRICS}"),
+    ({**MULTICLASS, "model_quality_metric": "f1"},
+     "model_quality_metric 'f1' is not published for MulticlassClassification; use one of accuracy, weighted_f1, "
+     "weighted_f0_5, weighted_f2, weighted_precision, weighted_recall"),
+    ({**QUALITY, "model_quality_threshold": None},
+     "model_quality_threshold is required: the alarm fires when auc goes below it"),
+    ({**REGRESSION, "model_quality_threshold": None},
+     "model_quality_threshold is required: the alarm fires when rmse goes above it"),
+    *[({**QUALITY, "model_quality_threshold": value},
+       f"model_quality_threshold ({value}) must be between 0 and 1, exclusive, for auc") for value in (0, 1.2)],
+    ({**QUALITY, "model_quality_metric": "false_positive_rate", "model_quality_threshold": 1},
+     "model_quality_threshold (1) must be between 0 and 1, exclusive, for false_positive_rate"),
+    ({**REGRESSION, "model_quality_threshold": 0}, "model_quality_threshold (0) must be above 0 for rmse"),
+    ({**REGRESSION, "model_quality_metric": "r2", "model_quality_threshold": 1},
+     "model_quality_threshold (1) must be below 1 for r2"),
+])
+def test_model_quality_args_reject_with_a_message(changes, message):
+    assert error_of(lambda: ModelMonitorArgs(**{**BASE, **changes})) == message
+
+
+@pytest.mark.parametrize("config, metric", [(QUALITY, "auc"), (MULTICLASS, "accuracy"), (REGRESSION, "rmse"),
+                                            ({**REGRESSION, "model_quality_metric": "r2", "model_quality_threshold": -1},
+                                             "r2")])
+def test_the_alarm_metric_defaults_by_problem_type(config, metric):
+    args = ModelMonitorArgs(**BASE, **config)
+    assert (args.model_quality, args.model_quality_metric) == (True, metric)
+    assert ModelMonitorArgs(**BASE).model_quality is False
+
+
+@functools.cache
+def quality_plan(name: str = "churn", **changes: Any) -> Plan:
+    def program() -> None:
+        reports = SecureBucket("reports", SecureBucketArgs(kms_key_arn=KEY_ARN))
+        monitor = ModelMonitor(name, ModelMonitorArgs(**{
+            **PROD, "reports_bucket": reports, "drift_features": ["age"], "instance_type": "ml.m5.large",
+            "instance_count": 2, "volume_size_gb": 50, "max_runtime_seconds": 1800, "tags": {"team": "churn"},
+            **QUALITY, "model_quality_baseline_constraints_s3_uri": QUALITY_CONSTRAINTS, **changes}))
+        pulumi.export("monitor", {"jobArn": monitor.quality_job_definition.arn,
+                                  "jobName": monitor.quality_job_definition.name,
+                                  "scheduleName": monitor.quality_schedule.name, "alarmNames": monitor.alarm_names})
+    return run_components(program)
+
+
+def test_model_quality_adds_a_job_definition_schedule_alarm_and_rules():
+    plan = quality_plan()
+    component = plan.get("churn", COMPONENT)
+    assert [(r.type, r.name) for r in plan.children(component.urn)] == [
+        (SG, "churn-sg"), (ROLE_COMPONENT, "churn-execution"), (JOB, "churn-job"), (SCHEDULE, "churn-schedule"),
+        (MQ_JOB, "churn-quality-job"), (SCHEDULE, "churn-quality"),
+        (KMS_COMPONENT, "churn-topic-key"), (TOPIC, "churn-topic"), (TOPIC_POLICY, "churn-topic-policy"),
+        (ALARM, "churn-drift-age"), (ALARM, "churn-quality-auc"),
+        (RULE, "churn-failed"), (TARGET, "churn-failed-notify"), (RULE, "churn-violations"),
+        (TARGET, "churn-violations-notify"), (RULE, "churn-quality-failed"), (TARGET, "churn-quality-failed-notify"),
+        (RULE, "churn-quality-violations"), (TARGET, "churn-quality-violations-notify")]
+    assert [r.name for r in plan.children(plan.get("churn-execution", ROLE_COMPONENT).urn)] == [
+        "churn-execution-role", *[f"churn-execution-{p}" for p in POLICIES[:2]], "churn-execution-read-ground-truth",
+        *[f"churn-execution-{p}" for p in POLICIES[2:]]]
+    protected = {r.name for r in plan.resources if r.protect or r.retain_on_delete}
+    assert protected == set()
+
+
+def test_model_quality_job_definition_compares_captured_predictions_with_the_ground_truth():
+    plan = quality_plan()
+    job, data_job = plan.get("churn-quality-job"), plan.get("churn-job")
+    reports = plan.get("reports-bucket").inputs["bucket"]
+    assert job.inputs == {
+        "__provider": MARKER, "namePrefix": "churn-quality-job", "region": REGION, "accountId": ACCOUNT,
+        "tags": TAGS, "roleArn": data_job.inputs["roleArn"],
+        "modelQualityAppSpecification": {"imageUri": IMAGE, "problemType": "BinaryClassification",
+                                         "environment": {"publish_cloudwatch_metrics": "Enabled"}},
+        "modelQualityBaselineConfig": {"constraintsResource": {"s3Uri": QUALITY_CONSTRAINTS}},
+        "modelQualityJobInput": {
+            "endpointInput": {"endpointName": "churn", "localPath": "/opt/ml/processing/input/endpoint",
+                              "s3InputMode": "File", "s3DataDistributionType": "FullyReplicated",
+                              "probabilityAttribute": "0", "probabilityThresholdAttribute": 0.5},
+            "groundTruthS3Input": {"s3Uri": GROUND_TRUTH}},
+        "modelQualityJobOutputConfig": {"kmsKeyId": KEY_ARN, "monitoringOutputs": [{"s3Output": {
+            "s3Uri": f"s3://{reports}/monitoring/churn/model-quality", "localPath": "/opt/ml/processing/output",
+            "s3UploadMode": "EndOfJob"}}]},
+        # the same instances, network and time limit as the data-quality job
+        "jobResources": data_job.inputs["jobResources"],
+        "networkConfig": data_job.inputs["networkConfig"],
+        "stoppingCondition": {"maxRuntimeInSeconds": 1800},
+    }
+    assert set(job.dependencies) == set(data_job.dependencies)
+    assert api_problems(job) == []
+    name = plan.outputs["monitor"]["jobName"]
+    assert re.fullmatch(r"churn-quality-job-[0-9a-f]{7}", name)
+    assert plan.outputs["monitor"]["jobArn"] == (
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-quality-job-definition/{name}")
+
+
+def test_model_quality_schedule_runs_it_on_the_same_schedule():
+    plan = quality_plan()
+    schedule = plan.get("churn-quality")
+    assert schedule.inputs == {
+        "name": auto_name(schedule), "tags": TAGS,
+        "monitoringScheduleConfig": {"monitoringJobDefinitionName": plan.outputs["monitor"]["jobName"],
+                                     "monitoringType": "ModelQuality",
+                                     "scheduleConfig": {"scheduleExpression": "cron(0 * ? * * *)"}}}
+    assert schedule.dependencies == [plan.get("churn-quality-job").urn]
+    assert plan.outputs["monitor"]["scheduleName"] == schedule.inputs["name"]
+    assert api_problems(schedule) == []
+
+
+def test_model_quality_alarm_and_run_outcomes_notify_the_topic():
+    plan = quality_plan()
+    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:{plan.get('churn-topic').inputs['name']}"
+    schedule_name = plan.get("churn-quality").inputs["name"]
+    alarm = plan.get("churn-quality-auc")
+    assert alarm.inputs == {
+        "name": auto_name(alarm), "tags": TAGS,
+        "alarmDescription": "churn: model quality auc below 0.8 (BinaryClassification)",
+        "namespace": MODEL_NAMESPACE, "metricName": "auc",
+        "dimensions": {"Endpoint": "churn", "MonitoringSchedule": schedule_name},
+        "statistic": "Minimum", "period": 3600, "evaluationPeriods": 1, "comparisonOperator": "LessThanThreshold",
+        "threshold": 0.8, "treatMissingData": "notBreaching", "alarmActions": [topic_arn], "okActions": [topic_arn]}
+    assert plan.outputs["monitor"]["alarmNames"] == [plan.get("churn-drift-age").inputs["name"], alarm.inputs["name"]]
+    schedule_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:monitoring-schedule/{schedule_name}"
+    for suffix, what in (("failed", "a monitoring run failed or was stopped"),
+                         ("violations", "a monitoring run found constraint violations")):
+        rule = plan.get(f"churn-quality-{suffix}")
+        pattern = json.loads(rule.inputs["eventPattern"])
+        assert rule.inputs["description"] == f"churn-quality: {what}"
+        assert pattern["detail"]["MonitoringScheduleArn"] == [schedule_arn]
+        assert plan.get(f"churn-quality-{suffix}-notify").inputs == {"rule": rule.inputs["name"], "arn": topic_arn}
+
+
+@pytest.mark.parametrize("config, metric, description, statistic, operator, threshold", [
+    (MULTICLASS, "accuracy", "accuracy below 0.8 (MulticlassClassification)", "Minimum", "LessThanThreshold", 0.8),
+    (REGRESSION, "rmse", "rmse above 12.5 (Regression)", "Maximum", "GreaterThanThreshold", 12.5),
+    ({**REGRESSION, "model_quality_metric": "r2", "model_quality_threshold": 0.6}, "r2",
+     "r2 below 0.6 (Regression)", "Minimum", "LessThanThreshold", 0.6),
+    ({**QUALITY, "model_quality_metric": "false_negative_rate", "model_quality_threshold": 0.1}, "false-negative-rate",
+     "false_negative_rate above 0.1 (BinaryClassification)", "Maximum", "GreaterThanThreshold", 0.1),
+])
+def test_scores_alarm_below_and_errors_above_their_threshold(config, metric, description, statistic, operator,
+                                                             threshold):
+    plan = quality_plan(**{k: None for k in QUALITY if k not in config}, **config)
+    alarm = plan.get(f"churn-quality-{metric}").inputs
+    assert (alarm["alarmDescription"], alarm["metricName"], alarm["statistic"], alarm["comparisonOperator"],
+            alarm["threshold"]) == (f"churn: model quality {description}", metric.replace("-", "_"), statistic,
+                                    operator, threshold)
+    endpoint_input = plan.get("churn-quality-job").inputs["modelQualityJobInput"]["endpointInput"]
+    attributes = {k: v for k, v in endpoint_input.items() if k.endswith("Attribute")}
+    assert attributes == {k: v for k, v in (("inferenceAttribute", config.get("inference_attribute")),
+                                            ("probabilityAttribute", config.get("probability_attribute")),
+                                            ("probabilityThresholdAttribute",
+                                             config.get("probability_threshold_attribute"))) if v is not None}
+
+
+def test_the_role_reads_the_ground_truth_and_the_quality_baseline_and_publishes_model_metrics():
+    plan = quality_plan()
+    assert statements(plan, "churn-execution-read-ground-truth") == [
+        allow(["s3:ListBucket"], ["arn:aws:s3:::ml-ground-truth"], {"StringLike": {"s3:prefix": ["churn/*"]}}),
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-ground-truth/churn/*"]),
+        allow(["kms:Decrypt"], ["*"], {"StringEquals": VIA_S3, "StringLike": {
+            "kms:EncryptionContext:aws:s3:arn": ["arn:aws:s3:::ml-ground-truth", "arn:aws:s3:::ml-ground-truth/*"]}})]
+    assert statements(plan, "churn-execution-read-baseline")[0] == allow(["s3:GetObject"], [
+        "arn:aws:s3:::ml-baselines/churn/statistics.json", "arn:aws:s3:::ml-baselines/churn/constraints.json",
+        "arn:aws:s3:::ml-baselines/churn/quality/constraints.json"])
+    assert statements(plan, "churn-execution-metrics") == [allow(["cloudwatch:PutMetricData"], ["*"], {
+        "StringEquals": {"cloudwatch:namespace": [NAMESPACE, MODEL_NAMESPACE]}})]
+    # the reports of both jobs are under the monitor's prefix, which the role already writes
+    reports = plan.get("reports-bucket").inputs["bucket"]
+    assert statements(plan, "churn-execution-write-reports")[0]["Resource"] == [
+        f"arn:aws:s3:::{reports}/monitoring/churn/*"]
+
+
+def test_a_ground_truth_key_and_a_whole_bucket_narrow_the_read():
+    plan = quality_plan(ground_truth_s3_uri="s3://ml-ground-truth/", ground_truth_kms_key_arn=CAPTURE_KEY,
+                        model_quality_baseline_constraints_s3_uri=None)
+    assert statements(plan, "churn-execution-read-ground-truth") == [
+        allow(["s3:ListBucket"], ["arn:aws:s3:::ml-ground-truth"], {"StringLike": {"s3:prefix": ["*"]}}),
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-ground-truth/*"]),
+        allow(["kms:DescribeKey", "kms:Decrypt"], [CAPTURE_KEY], {"StringEquals": VIA_S3})]
+    assert "modelQualityBaselineConfig" not in plan.get("churn-quality-job").inputs
+    assert len(statements(plan, "churn-execution-read-baseline")[0]["Resource"]) == 2
+
+
+def test_the_longest_monitor_name_still_fits_sagemakers_names():
+    name = "a" * 46
+    plan = quality_plan(name)
+    assert len(plan.get(f"{name}-quality").inputs["name"]) == 62
+    # the prefix is cut to fit (SageMaker allows the double hyphen)
+    assert re.fullmatch(r"a{46}-quality--[0-9a-f]{7}", plan.outputs["monitor"]["jobName"])
+
+
+def test_an_explicit_account_and_role_reach_the_job_definition():
+    role = "arn:aws:iam::333333333333:role/ml-deployer"
+    plan = quality_plan(account_id="333333333333", assume_role_arn=role)
+    inputs = plan.get("churn-quality-job").inputs
+    assert (inputs["accountId"], inputs["assumeRoleArn"]) == ("333333333333", role)
+    assert plan.outputs["monitor"]["jobArn"].startswith("arn:aws:sagemaker:eu-west-1:333333333333:")
+    assert api_problems(plan.get("churn-quality-job")) == []
+
+
+def test_without_model_quality_nothing_changes():
+    plan = full_plan()
+    assert MQ_JOB not in plan.type_counts() and plan.type_counts()[SCHEDULE] == 1
+    assert statements(plan, "churn-execution-metrics")[0]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+
+
+DROP = object()  # a key left out of the section
+MODEL_QUALITY_CONFIG: dict[str, Any] = {
+    "ground_truth_s3_uri": GROUND_TRUTH, "problem_type": "BinaryClassification", "probability_attribute": "0",
+    "probability_threshold": 0.5, "threshold": 0.75}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"problem_type": "Binary"},
+     "model_quality.problem_type: 'Binary' is not one of BinaryClassification, MulticlassClassification, Regression"),
+    ({"threshold": DROP}, "model_quality.threshold: Field required"),
+    ({"probability_threshold": DROP},
+     "model_quality: BinaryClassification needs probability_attribute and probability_threshold (where the "
+     "captured response holds the probability, and the probability from which it is positive)"),
+    ({"probability_threshold": 1}, "model_quality.probability_threshold: Input should be less than 1"),
+    ({"metric": "rmse"}, f"model_quality: metric 'rmse' is not published for BinaryClassification; use one of "
+                         f"{BINARY_METRICS}"),
+    ({"threshold": 2}, "model_quality: threshold (2.0) must be between 0 and 1, exclusive, for auc"),
+    ({"problem_type": "Regression", "probability_attribute": DROP, "probability_threshold": DROP},
+     "model_quality: Regression needs inference_attribute (where the captured response holds the prediction)"),
+    ({"problem_type": "MulticlassClassification", "inference_attribute": "0"},
+     "model_quality: probability_threshold applies only to BinaryClassification; drop it for MulticlassClassification"),
+    ({"inference_attribute": ""}, "model_quality.inference_attribute: String should have at least 1 character"),
+    ({"ground_truth": GROUND_TRUTH}, "model_quality.ground_truth: Extra inputs are not permitted"),
+])
+def test_model_quality_config_rejects_with_one_line(changes, message):
+    raw = {k: v for k, v in {**MODEL_QUALITY_CONFIG, **changes}.items() if v is not DROP}
+    assert config_error(MonitoringConfig, {"model_quality": raw}) == message
+
+
+@pytest.mark.parametrize("key, uri, kind", [
+    ("ground_truth_s3_uri", "ml-ground-truth/churn", "String should match pattern"),
+    ("ground_truth_s3_uri", "s3://Bad_Bucket/churn", "String should match pattern"),
+    ("ground_truth_s3_uri", "s3://ml-ground-truth", "String should match pattern"),
+    ("baseline_constraints_s3_uri", "s3://ml-baselines/churn/", "String should match pattern"),
+])
+def test_model_quality_config_uris_are_s3(key, uri, kind):
+    raw = {"model_quality": {**MODEL_QUALITY_CONFIG, key: uri}}
+    assert config_error(MonitoringConfig, raw).startswith(f"model_quality.{key}: {kind}")
+
+
+DEPLOY_ROLE = "arn:aws:iam::333333333333:role/emlops-deploy"
+
+
+def test_monitor_args_maps_the_model_quality_section():
+    monitoring = MonitoringConfig(baseline=BASELINE, model_quality={
+        **MODEL_QUALITY_CONFIG, "metric": "f1", "baseline_constraints_s3_uri": QUALITY_CONSTRAINTS})
+    args = monitor_args(monitoring, AlertsConfig(), endpoint_name="prod-churn", capture_s3_uri=CAPTURE,
+                        reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS, production=True,
+                        account_id="333333333333", assume_role_arn=DEPLOY_ROLE)
+    assert (args.ground_truth_s3_uri, args.problem_type, args.inference_attribute, args.probability_attribute,
+            args.probability_threshold_attribute, args.model_quality_metric, args.model_quality_threshold,
+            args.model_quality_baseline_constraints_s3_uri, args.account_id, args.assume_role_arn) == (
+        GROUND_TRUTH, "BinaryClassification", None, "0", 0.5, "f1", 0.75, QUALITY_CONSTRAINTS, "333333333333",
+        DEPLOY_ROLE)
+    plain = monitor_args(MonitoringConfig(baseline=BASELINE), AlertsConfig(), endpoint_name="prod-churn",
+                         capture_s3_uri=CAPTURE, reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS,
+                         production=True, account_id="333333333333")
+    assert (plain.model_quality, plain.problem_type, plain.model_quality_threshold) == (False, None, None)
+
+
+PROD_SNIPPET = """          drift_features: [tenure_months, monthly_charges]
+          model_quality:
+            ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/churn
+            problem_type: BinaryClassification
+            probability_attribute: "0"
+            probability_threshold: 0.5
+            threshold: 0.75
+"""
+
+
+def prod_with(project_copy, snippet: str):
+    from emlops.preview import preview_stack
+
+    stack = project_copy / "stacks" / "Pulumi.prod.yaml"
+    text = stack.read_text()
+    anchor = "          drift_features: [tenure_months, monthly_charges]\n"
+    assert text.count(anchor) == 1
+    stack.write_text(text.replace(anchor, snippet))
+    return preview_stack("prod", start=project_copy)
+
+
+def test_prod_with_model_quality_previews_and_every_request_is_valid(project_copy):
+    plan = prod_with(project_copy, PROD_SNIPPET).plan
+    job = plan.get("prod-churn-monitor-quality-job", MQ_JOB)
+    assert (job.inputs["accountId"], job.inputs["region"]) == ("333333333333", "eu-west-1")
+    # it calls SageMaker as the stack's AWS provider does: through the stack's deploy role, if it has one
+    import yaml
+
+    stack = yaml.safe_load((project_copy / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["emlops:platform"]
+    assert job.inputs.get("assumeRoleArn") == stack.get("deploy_role_arn")
+    assert job.inputs["modelQualityJobInput"]["groundTruthS3Input"] == {"s3Uri": "s3://acme-ml-prod-ground-truth/churn"}
+    assert job.inputs["modelQualityJobInput"]["endpointInput"]["endpointName"] == "prod-churn"
+    assert api_problems(job) == []
+    alarm = plan.get("prod-churn-monitor-quality-auc").inputs
+    assert (alarm["threshold"], alarm["comparisonOperator"]) == (0.75, "LessThanThreshold")
+    # one alerts topic for the environment: the model-quality alarm publishes to it too
+    topics = plan.by_type(TOPIC)
+    assert len(topics) == 1 and alarm["alarmActions"] == [
+        f"arn:aws:sns:eu-west-1:333333333333:{topics[0].inputs['name']}"]
+    assert plan.get("prod-churn-monitor-quality").inputs["monitoringScheduleConfig"]["monitoringType"] == "ModelQuality"
+
+
+def test_a_bad_model_quality_section_names_the_stack_file_and_key(project_copy):
+    from emlops.preview import PreviewError
+
+    with pytest.raises(PreviewError) as caught:
+        prod_with(project_copy, PROD_SNIPPET.replace("            probability_threshold: 0.5\n", ""))
+    assert str(caught.value) == (
+        "stacks/Pulumi.prod.yaml: emlops:platform.models[0].monitoring.model_quality: BinaryClassification needs "
+        "probability_attribute and probability_threshold (where the captured response holds the probability, and "
+        "the probability from which it is positive)")
