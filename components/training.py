@@ -292,7 +292,7 @@ class TrainingCluster(pulumi.ComponentResource):
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
-            description=f"SageMaker training jobs of {name}: only the job's own instances talk to each other",
+            description=f"SageMaker training jobs of {name}: only the job instances talk to each other",
             ingress=[{
                 "description": "Distributed training between the instances of a job (NCCL, MPI, parameter servers)",
                 "protocol": "-1", "from_port": 0, "to_port": 0, "self": True}],

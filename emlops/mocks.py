@@ -46,6 +46,20 @@ class AwsIdentity:
 
 # ARN formats by resource type, as each service documents them. `{name}` is the resource's
 # physical name (after auto-naming); other fields come from the resource's state.
+_EC2_ID_PREFIXES = {
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg",
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
+    "aws:ec2/flowLog:FlowLog": "fl",
+}
+
 ARN_FORMATS: dict[str, str] = {
     "aws:kms/key:Key": "arn:{partition}:kms:{region}:{account}:key/{id}",
     "aws:kms/alias:Alias": "arn:{partition}:kms:{region}:{account}:{name}",
@@ -95,6 +109,15 @@ ARN_FORMATS: dict[str, str] = {
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule":
         "arn:{partition}:sagemaker:{region}:{account}:monitoring-schedule/{name_lower}",
     "aws:sagemaker/pipeline:Pipeline": "arn:{partition}:sagemaker:{region}:{account}:pipeline/{pipelineName_lower}",
+    # Network (owner: components/network.py). EC2 ARNs name the resource by its id.
+    "aws:ec2/vpc:Vpc": "arn:{partition}:ec2:{region}:{account}:vpc/{id}",
+    "aws:ec2/subnet:Subnet": "arn:{partition}:ec2:{region}:{account}:subnet/{id}",
+    "aws:ec2/routeTable:RouteTable": "arn:{partition}:ec2:{region}:{account}:route-table/{id}",
+    "aws:ec2/internetGateway:InternetGateway": "arn:{partition}:ec2:{region}:{account}:internet-gateway/{id}",
+    "aws:ec2/eip:Eip": "arn:{partition}:ec2:{region}:{account}:elastic-ip/{id}",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "arn:{partition}:ec2:{region}:{account}:security-group/{id}",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "arn:{partition}:ec2:{region}:{account}:vpc-endpoint/{id}",
+    "aws:ec2/flowLog:FlowLog": "arn:{partition}:ec2:{region}:{account}:vpc-flow-log/{id}",
 }
 
 # Properties Pulumi auto-names other than `name`, with the limits AWS puts on them.
@@ -193,6 +216,9 @@ class TruthfulMocks(pulumi.runtime.Mocks):
                 self._register_provider(seed, provider_id, state)
             return provider_id, state
 
+        if args.typ.startswith(DYNAMIC_TYPE_PREFIX):
+            return _dynamic_resource(self.identity, seed, state)
+
         identity = self.identity_for(args.provider)
         self._autoname(args.typ, args.name, seed, state)
         resource_id = self._physical_id(args.typ, seed, state)
@@ -237,8 +263,8 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             return str(state["bucket"])
         if typ == "aws:iam/rolePolicy:RolePolicy":
             return f"{state['role']}:{state['name']}"
-        if typ == "aws:ec2/securityGroup:SecurityGroup":
-            return f"sg-{digest(seed, 17)}"
+        if typ in _EC2_ID_PREFIXES:
+            return f"{_EC2_ID_PREFIXES[typ]}-{digest(seed, 17)}"  # EC2 ids: a type prefix and 17 hex digits
         if typ == "aws:appautoscaling/target:Target":
             return str(state["resourceId"])
         if typ == "aws:eks/nodeGroup:NodeGroup":
@@ -344,6 +370,60 @@ class TruthfulMocks(pulumi.runtime.Mocks):
                 "_DATA_SOURCES in emlops/mocks.py"
             )
         return handler(self.identity_for(args.provider), args.args), []
+
+
+# -- dynamic resources (pulumi.dynamic): their provider is a pickle in the `__provider` input ---------
+
+DYNAMIC_TYPE_PREFIX, DYNAMIC_PROVIDER_KEY = "pulumi-python:dynamic", "__provider"
+
+
+@functools.lru_cache(maxsize=None)
+def _dynamic_provider_class(serialized: str) -> str:
+    import base64
+
+    import dill
+
+    cls = type(dill.loads(base64.b64decode(serialized)))  # the program's own pickle, made in this process
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def dynamic_provider_class(serialized: Any) -> str:
+    """`<module>.<class>` of a dynamic resource's pickled provider (plain, or wrapped as a secret)."""
+    if isinstance(serialized, dict):
+        serialized = serialized.get("value")
+    return _dynamic_provider_class(serialized)
+
+
+def mark_dynamic_provider(inputs: dict) -> dict:
+    """The inputs with a dynamic resource's pickled provider as a short readable marker (for the plan)."""
+    if DYNAMIC_PROVIDER_KEY not in inputs:
+        return inputs
+    marker = f"[dynamic provider: {dynamic_provider_class(inputs[DYNAMIC_PROVIDER_KEY])}]"
+    return {**inputs, DYNAMIC_PROVIDER_KEY: marker}
+
+
+def _model_quality_job_definition(identity: AwsIdentity, seed: str, state: dict) -> str:
+    # the provider's check names it `<namePrefix>-<7 hex>` within SageMaker's 63 characters
+    name = state.get("jobDefinitionName") or autoname(state["namePrefix"], seed, 63)
+    region = state.get("region") or identity.region
+    state.update(jobDefinitionName=name, name=name, arn=(
+        f"arn:{partition_of(region).name}:sagemaker:{region}:{state.get('accountId') or identity.account_id}:"
+        f"model-quality-job-definition/{name.lower()}"))
+    return name
+
+
+_DYNAMIC_OUTPUTS: dict[str, Callable[[AwsIdentity, str, dict], str]] = {
+    "components.model_quality.ModelQualityJobDefinitionProvider": _model_quality_job_definition,
+}
+
+
+def _dynamic_resource(identity: AwsIdentity, seed: str, state: dict) -> tuple[str, dict]:
+    provider = dynamic_provider_class(state.get(DYNAMIC_PROVIDER_KEY))
+    outputs = _DYNAMIC_OUTPUTS.get(provider)
+    if outputs is None:
+        raise MockGap(f"the offline preview has no outputs for the dynamic provider {provider}; add them to "
+                      "_DYNAMIC_OUTPUTS in emlops/mocks.py")
+    return outputs(identity, seed, state), state
 
 
 def _caller_identity(identity: AwsIdentity, _args: dict) -> dict[str, Any]:

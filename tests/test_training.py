@@ -302,7 +302,7 @@ def test_training_security_group_only_lets_a_job_talk_to_itself():
     peers = {"protocol": "-1", "fromPort": 0, "toPort": 0, "self": True}
     assert sg.inputs == {
         "name": auto_name(sg), "vpcId": VPC, "revokeRulesOnDelete": True, "tags": TAGS,
-        "description": "SageMaker training jobs of ml: only the job's own instances talk to each other",
+        "description": "SageMaker training jobs of ml: only the job instances talk to each other",
         "ingress": [{"description": "Distributed training between the instances of a job (NCCL, MPI, parameter "
                                     "servers)", **peers}],
         "egress": [{"description": "HTTPS to the VPC endpoints and the S3 gateway (private subnets, no internet route)",
