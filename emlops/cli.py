@@ -94,6 +94,16 @@ def _register_review() -> None:
 _register_review()
 
 
+def _register_check() -> None:
+    # `check` runs the policy pack's rules on the offline plan; pulumi_policy loads only when it runs.
+    from emlops.cli_check import register
+
+    register(app)
+
+
+_register_check()
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="emlops")

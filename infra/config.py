@@ -28,6 +28,8 @@ from pydantic import (
 )
 
 from components.aws_catalog import Partition, partition_of, regions_with
+from infra.config_guardrails import GuardrailsConfig
+from infra.config_personas import PersonasConfig
 from infra.config_features import FeatureGroupConfig, feature_groups_problem
 from infra.config_monitoring import AlertsConfig, monitoring_problem
 from infra.config_training import TrainingConfig
@@ -171,6 +173,14 @@ class PlatformConfig(_Section):
     region: str = Field(
         description="AWS region of the stack; must be a region where SageMaker is available.",
     )
+    deploy_role_arn: Optional[str] = Field(
+        None,
+        pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
+        description="IAM role in `account_id` that the stack's AWS provider assumes (for example from CI's "
+        "OIDC session in a tooling account). Default: the caller's credentials are used as they are.",
+        json_schema_extra=_error_message(
+            "must be an IAM role ARN, e.g. 'arn:aws:iam::123456789012:role/emlops-deploy'"),
+    )
     tags: Tags = Field(description="Tags every resource carries.")
     permission_boundary_arn: Optional[str] = Field(
         None,
@@ -191,6 +201,13 @@ class PlatformConfig(_Section):
     training: Optional[TrainingConfig] = Field(
         None, description="Training infrastructure (SageMaker jobs or an EKS GPU cluster). Default: none.")
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
+    personas: Optional[PersonasConfig] = Field(
+        None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
+        "own least-privilege policy. Default: none.")
+    guardrails: GuardrailsConfig = Field(
+        default_factory=GuardrailsConfig,
+        description="Guardrails: allowed SageMaker instance types and accepted exceptions to policy rules "
+        "(`emlops check`, `policy/`). Default: every instance type botocore allows, no exceptions.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig,
                                  description="Subscribers of the stack's alerts topic (drift, violations, failures).")
 
@@ -212,6 +229,17 @@ class PlatformConfig(_Section):
                 f"permission_boundary_arn is in partition {arn.split(':')[1]!r} but region "
                 f"{self.region!r} is in {self.partition.name!r}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deploy_role_in_the_account(self) -> "PlatformConfig":
+        arn = self.deploy_role_arn
+        if arn and arn.split(":")[4] != self.account_id:
+            raise AtKey("deploy_role_arn", f"is in account {arn.split(':')[4]!r} but the stack deploys into "
+                        f"{self.account_id!r}; the provider assumes a role in the stack's own account")
+        if arn and arn.split(":")[1] != self.partition.name:
+            raise AtKey("deploy_role_arn", f"is in partition {arn.split(':')[1]!r} but region {self.region!r} "
+                        f"is in {self.partition.name!r}")
         return self
 
     @model_validator(mode="after")

@@ -42,13 +42,24 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
         )
     except ValueError as exc:
         raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None
-    # allowed_account_ids makes a mis-selected credential fail before it touches the wrong account.
-    provider = aws.Provider(
+    return MlPlatform(config.environment, args, opts=pulumi.ResourceOptions(providers=[stack_provider(config)]))
+
+
+def stack_provider(config: PlatformConfig) -> aws.Provider:
+    """The one AWS provider every resource of the stack uses: the stack's region, its account only
+    (allowed_account_ids makes a mis-selected credential fail before it touches another account),
+    the deploy role to assume there when one is configured, and the required tags as default tags."""
+    assume_roles = None
+    if config.deploy_role_arn:
+        assume_roles = [aws.ProviderAssumeRoleArgs(role_arn=config.deploy_role_arn,
+                                                   session_name=f"emlops-{pulumi.get_stack()}")]
+    return aws.Provider(
         f"aws-{pulumi.get_stack()}",
         region=config.region,
         allowed_account_ids=[config.account_id],
+        assume_roles=assume_roles,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=config.tags.as_dict()),
     )
-    return MlPlatform(config.environment, args, opts=pulumi.ResourceOptions(providers=[provider]))
 
 
 def _resolver(config: PlatformConfig) -> model_source.Resolver:
@@ -194,7 +205,8 @@ def _monitor(config: PlatformConfig, model: ModelConfig):
     return monitor_args(
         model.monitoring, config.alerts, endpoint_name=f"{config.environment}-{model.name}",
         capture_s3_uri=None, reports_bucket=None, vpc_id=config.network.vpc_id,
-        subnet_ids=config.network.private_subnet_ids, production=config.production, region=config.region)
+        subnet_ids=config.network.private_subnet_ids, production=config.production, region=config.region,
+        account_id=config.account_id, assume_role_arn=config.deploy_role_arn)
 
 
 def _retraining(config: PlatformConfig, model: ModelConfig):

@@ -58,8 +58,8 @@ def test_preview_json_writes_the_same_plan_as_the_engine(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("old, new, expected", [
     ("    region: eu-west-1", "    regoin: eu-west-1",
      "stacks/Pulumi.dev.yaml: emlops:platform.regoin: unknown key; did you mean 'region'? allowed keys: "
-     "environment, production, account_id, region, tags, permission_boundary_arn, kms, storage, network, "
-     "registry, feature_groups, training, models, alerts"),
+     "environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, "
+     "storage, network, registry, feature_groups, training, models, personas, guardrails, alerts"),
     ("      owner: ml-platform@example.com\n", "",
      "stacks/Pulumi.dev.yaml: emlops:platform.tags.owner: field required"),
     ('account_id: "111111111111"', 'account_id: "11111111111x"',

@@ -72,8 +72,8 @@ def test_region_decides_the_partition():
      "stacks/Pulumi.dev.yaml: emlops:platform.region: field required"),
     (with_change("regoin", "eu-west-1"),
      "stacks/Pulumi.dev.yaml: emlops:platform.regoin: unknown key; did you mean 'region'? allowed keys: "
-     "environment, production, account_id, region, tags, permission_boundary_arn, kms, storage, network, "
-     "registry, feature_groups, training, models, alerts"),
+     "environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, "
+     "storage, network, registry, feature_groups, training, models, personas, guardrails, alerts"),
     (with_change("kms.deletion_window", 7),
      "stacks/Pulumi.dev.yaml: emlops:platform.kms.deletion_window: unknown key; did you mean "
      "'deletion_window_days'? allowed keys: deletion_window_days"),
@@ -150,3 +150,18 @@ def test_json_schema_rejects_what_the_model_rejects():
     assert not validator.is_valid(with_change("regoin", "eu-west-1"))
     assert not validator.is_valid(with_change("tags.owner", delete=True))
     assert not validator.is_valid(with_change("account_id", "12345"))
+
+
+@pytest.mark.parametrize("role, expected", [
+    ("arn:aws:iam::222222222222:role/emlops-deploy",
+     "stacks/Pulumi.dev.yaml: emlops:platform.deploy_role_arn: is in account '222222222222' but the stack deploys "
+     "into '111111111111'; the provider assumes a role in the stack's own account"),
+    ("arn:aws-cn:iam::111111111111:role/emlops-deploy",
+     "stacks/Pulumi.dev.yaml: emlops:platform.deploy_role_arn: is in partition 'aws-cn' but region 'eu-west-1' "
+     "is in 'aws'"),
+    ("emlops-deploy",
+     "stacks/Pulumi.dev.yaml: emlops:platform.deploy_role_arn: must be an IAM role ARN, e.g. "
+     "'arn:aws:iam::123456789012:role/emlops-deploy', got 'emlops-deploy'"),
+])
+def test_deploy_role_must_be_a_role_in_the_stacks_own_account(role, expected):
+    assert error_of(with_change("deploy_role_arn", role)) == expected

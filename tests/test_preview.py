@@ -69,6 +69,10 @@ def test_every_aws_resource_uses_the_stacks_explicit_provider(stack, shipped_pla
     assert provider.name == f"aws-{stack}"
     assert provider.inputs["region"] == "eu-west-1"
     assert json.loads(provider.inputs["allowedAccountIds"]) == [ACCOUNTS[stack]]
+    assert json.loads(provider.inputs["assumeRoles"]) == [{
+        "roleArn": f"arn:aws:iam::{ACCOUNTS[stack]}:role/emlops-deploy", "sessionName": f"emlops-{stack}"}]
+    required = {"owner", "cost-center", "data-classification"}
+    assert required <= set(json.loads(provider.inputs["defaultTags"])["tags"])
     aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
     assert aws_resources and all(r.provider == provider.urn for r in aws_resources)
 
