@@ -37,28 +37,29 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
         permissions_boundary_arn=args.permissions_boundary_arn,
         tags=tags,
     ), opts=opts)
-    policies = []
+    concerns: dict[str, list[Statement]] = {}
     artifact = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
     if artifact:
-        policies.append(role.add_policy("read-artifact", _artifact_statements(
-            artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=artifact.endswith("/"))))
+        concerns["read-artifact"] = _artifact_statements(
+            artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=artifact.endswith("/"))
     if ECR_IMAGE.match(args.image_uri or ""):
-        policies.append(role.add_policy("pull-image", ecr_pull_statements(
-            [repository_arn_output(args.image_uri, partition)])))
+        concerns["pull-image"] = ecr_pull_statements([repository_arn_output(args.image_uri, partition)])
     log_group = context.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
-    policies.append(role.add_policy("logs", [
+    concerns["logs"] = [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
         Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                   resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
-    ]))
+    ]
     if not args.serverless:
-        policies.append(role.add_policy("vpc-access", vpc_interface_statements(context, args.vpc_id)))
+        concerns["vpc-access"] = vpc_interface_statements(context, args.vpc_id)
     if args.data_capture_bucket is not None:
         objects = pulumi.Output.concat(args.data_capture_bucket.arn, "/", capture_prefix, "*")
-        policies.append(role.add_policy("write-capture", [
+        concerns["write-capture"] = [
             Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"], resources=[objects]),
             kms_usage_statement(kms_key_arn, encrypt=True, decrypt=True, via_service=via_s3),
-        ]))
+        ]
+    # One inline policy, a Sid per concern: one resource per model instead of five.
+    policies = [role.add_policies("permissions", concerns)]
     return role, policies
 
 

@@ -8,6 +8,7 @@ add statements to a `ServiceRole` as named inline policies.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
@@ -210,6 +211,27 @@ class ServiceRole(pulumi.ComponentResource):
             policy=policy_document(statements),
             opts=child(self),
         )
+
+    def add_policies(self, policy_name: str, concerns: Mapping[str, Sequence[Statement]]) -> aws.iam.RolePolicy:
+        """Attach several concerns as ONE inline policy `<role>-<policy_name>`.
+
+        Each concern's statements get a Sid from its name (`read-artifact` -> `ReadArtifact`, then
+        `ReadArtifact2`, ... when it has several), so the single document still reads concern by
+        concern. Components that own a role and know all of its permissions up front use this:
+        one policy per role is one resource and one IAM call instead of one per concern.
+        """
+        statements: list[Statement] = []
+        for concern, group in concerns.items():
+            if not re.match(r"^[a-z0-9][a-z0-9-]*$", concern):
+                raise ValueError(f"concern name {concern!r} must be lowercase letters, digits and '-'")
+            base = "".join(part.capitalize() for part in concern.split("-"))
+            for index, statement in enumerate(group, start=1):
+                sid = statement.sid or (base if index == 1 else f"{base}{index}")
+                statements.append(dataclasses.replace(statement, sid=sid))
+        sids = [statement.sid for statement in statements]
+        if len(set(sids)) != len(sids):
+            raise ValueError(f"policy {policy_name!r} of role {self._name!r} repeats a statement Sid: {', '.join(sids)}")
+        return self.add_policy(policy_name, statements)
 
     def grant_pass_to(self, grantee: "ServiceRole", service: str) -> aws.iam.RolePolicy:
         """Let `grantee` pass this role to `service` only (e.g. a pipeline starting training jobs)."""

@@ -67,9 +67,21 @@ def capture_bucket() -> SecureBucket:
 
 
 def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    document = json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])
+    """The statements of one concern (`<role>-<concern>`, e.g. `churn-execution-logs`) of the role's single
+    inline policy `<role>-permissions`, picked by the concern's Sid (`Logs`, `Logs2`, ...; Sids dropped)."""
+    role, concern = name.rsplit("-execution-", 1)
+    document = json.loads(plan.get(f"{role}-execution-permissions", ROLE_POLICY).inputs["policy"])
     assert document["Version"] == "2012-10-17"
-    return document["Statement"]
+    sid = "".join(part.capitalize() for part in concern.split("-"))
+    picked = [s for s in document["Statement"] if re.fullmatch(rf"{sid}\d*", s["Sid"])]
+    assert picked, f"no statements for {concern!r} in {role}-execution-permissions"
+    return [{key: value for key, value in s.items() if key != "Sid"} for s in picked]
+
+
+def concerns(plan: Plan, role: str) -> list[str]:
+    """The Sids of a role's single inline policy, in order."""
+    document = json.loads(plan.get(f"{role}-permissions", ROLE_POLICY).inputs["policy"])
+    return [s["Sid"] for s in document["Statement"]]
 
 
 def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -221,11 +233,14 @@ def test_provisioned_endpoint_children_are_named_after_it():
         (SG, "churn-sg"), (ROLE_COMPONENT, "churn-execution"), (MODEL, "churn-model"), (CONFIG, "churn-config"),
         *alarms, (ENDPOINT, "churn-endpoint"), *scaling]
     assert [(r.type, r.name) for r in plan.children(plan.get("churn-execution", ROLE_COMPONENT).urn)] == [
-        (ROLE, "churn-execution-role")] + [(ROLE_POLICY, f"churn-execution-{p}") for p in (
-            "read-artifact", "pull-image", "logs", "vpc-access", "write-capture")]
+        (ROLE, "churn-execution-role"), (ROLE_POLICY, "churn-execution-permissions")]
+    # one inline policy for the role, a Sid per concern
+    assert concerns(plan, "churn-execution") == [
+        "ReadArtifact", "ReadArtifact2", "ReadArtifact3", "PullImage", "PullImage2", "Logs", "Logs2",
+        "VpcAccess", "VpcAccess2", "WriteCapture", "WriteCapture2"]
     # (the capture bucket's own children are SecureBucket's, tested in test_storage)
     assert {t: n for t, n in plan.type_counts().items() if not t.startswith("aws:s3/")} == {
-        STACK: 1, BUCKET_COMPONENT: 1, COMPONENT: 1, SG: 1, ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 5, MODEL: 1,
+        STACK: 1, BUCKET_COMPONENT: 1, COMPONENT: 1, SG: 1, ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 1, MODEL: 1,
         CONFIG: 1, ALARM: 4, ENDPOINT: 1, TARGET: 2, SCALING_POLICY: 2, SCHEDULE: 4}
 
 
@@ -359,10 +374,11 @@ def test_serverless_endpoint_has_no_network_capture_key_use_or_scaling():
         (ROLE_COMPONENT, "fraud-execution"), (MODEL, "fraud-model"),
         (CONFIG, "fraud-config"), (ALARM, "fraud-serverless-5xx"), (ALARM, "fraud-serverless-latency"),
         (ENDPOINT, "fraud-endpoint")]
-    assert [r.name for r in plan.by_type(ROLE_POLICY)] == [
-        "fraud-execution-read-artifact", "fraud-execution-pull-image", "fraud-execution-logs"]
+    assert [r.name for r in plan.by_type(ROLE_POLICY)] == ["fraud-execution-permissions"]
+    assert concerns(plan, "fraud-execution") == [
+        "ReadArtifact", "ReadArtifact2", "PullImage", "PullImage2", "Logs", "Logs2"]
     assert plan.type_counts() == {STACK: 1, COMPONENT: 1, ROLE_COMPONENT: 1,
-                                  ROLE: 1, ROLE_POLICY: 3, MODEL: 1, CONFIG: 1, ALARM: 2, ENDPOINT: 1}
+                                  ROLE: 1, ROLE_POLICY: 1, MODEL: 1, CONFIG: 1, ALARM: 2, ENDPOINT: 1}
     model, config, endpoint = plan.get("fraud-model"), plan.get("fraud-config"), plan.get("fraud-endpoint")
     tags = {"model-endpoint": "fraud"}
     assert model.inputs == {
@@ -408,8 +424,8 @@ def package_plan(artifact: str) -> Plan:
 def test_model_package_source_names_only_the_package_and_pulls_no_image():
     plan = package_plan(TARBALL)
     assert plan.get("churn-model").inputs["primaryContainer"] == {"modelPackageName": PACKAGE}
-    assert [r.name for r in plan.by_type(ROLE_POLICY)] == [
-        "churn-execution-read-artifact", "churn-execution-logs", "churn-execution-vpc-access"]
+    assert [s.rstrip("0123456789") for s in concerns(plan, "churn-execution")] == [
+        "ReadArtifact", "ReadArtifact", "Logs", "Logs", "VpcAccess", "VpcAccess"]
     assert statements(plan, "churn-execution-read-artifact") == [
         allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/fraud/model.tar.gz"]),
         DECRYPT_ARTIFACTS]
@@ -465,7 +481,7 @@ def test_platform_creates_one_capture_bucket_for_the_models_that_capture():
     assert "dataCaptureConfig" not in plan.get("dev-fraud-config").inputs
     assert statements(plan, "dev-churn-execution-write-capture")[0] == allow(
         ["s3:AbortMultipartUpload", "s3:PutObject"], [f"arn:aws:s3:::{bucket}/datacapture/dev-churn/*"])
-    assert "dev-fraud-execution-write-capture" not in [r.name for r in plan.by_type(ROLE_POLICY)]
+    assert "WriteCapture" not in concerns(plan, "dev-fraud-execution")
     assert plan.by_type(KMS_COMPONENT) == [plan.get("dev-data", KMS_COMPONENT)]
 
 

@@ -307,3 +307,27 @@ def test_grant_pass_to_works_for_any_component_name():
 ])
 def test_a_single_string_where_a_list_belongs_is_named_as_such(factory, message):
     assert error_of(factory) == message
+
+
+def test_add_policies_puts_every_concern_in_one_policy_with_a_sid_per_statement():
+    def program():
+        role = ServiceRole("svc", ServiceRoleArgs(services=["sagemaker.amazonaws.com"], description="d"))
+        role.add_policies("permissions", {
+            "read-data": [Statement(actions=["s3:GetObject"], resources=["arn:aws:s3:::b/*"]),
+                          Statement(actions=["s3:ListBucket"], resources=["arn:aws:s3:::b"])],
+            "logs": [Statement(actions=["logs:PutLogEvents"], resources=["arn:aws:logs:eu-west-1:123456789012:*"])],
+        })
+
+    plan = run_components(program)
+    [policy] = plan.by_type("aws:iam/rolePolicy:RolePolicy")
+    assert policy.name == "svc-permissions"
+    assert [s["Sid"] for s in json.loads(policy.inputs["policy"])["Statement"]] == ["ReadData", "ReadData2", "Logs"]
+
+
+def test_add_policies_rejects_a_bad_concern_name():
+    def program():
+        role = ServiceRole("svc", ServiceRoleArgs(services=["sagemaker.amazonaws.com"], description="d"))
+        role.add_policies("permissions", {"Read_Data": [Statement(actions=["s3:GetObject"], resources=["*"])]})
+
+    with pytest.raises(Exception, match="concern name 'Read_Data' must be lowercase letters, digits and '-'"):
+        run_components(program)

@@ -77,9 +77,21 @@ def error_of(factory: Callable[[], Any]) -> str:
 
 
 def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    document = json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])
+    """The statements of one concern (`<role>-<concern>`, e.g. `churn-execution-logs`) of the role's single
+    inline policy `<role>-permissions`, picked by the concern's Sid (`Logs`, `Logs2`, ...; Sids dropped)."""
+    role, concern = name.rsplit("-execution-", 1)
+    document = json.loads(plan.get(f"{role}-execution-permissions", ROLE_POLICY).inputs["policy"])
     assert document["Version"] == "2012-10-17"
-    return document["Statement"]
+    sid = "".join(part.capitalize() for part in concern.split("-"))
+    picked = [s for s in document["Statement"] if re.fullmatch(rf"{sid}\d*", s["Sid"])]
+    assert picked, f"no statements for {concern!r} in {role}-execution-permissions"
+    return [{key: value for key, value in s.items() if key != "Sid"} for s in picked]
+
+
+def concerns(plan: Plan, role: str) -> list[str]:
+    """The Sids of a role's single inline policy, in order."""
+    document = json.loads(plan.get(f"{role}-permissions", ROLE_POLICY).inputs["policy"])
+    return [s["Sid"] for s in document["Statement"]]
 
 
 def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -247,9 +259,12 @@ def test_monitor_children_are_named_after_it():
         (RULE, "churn-failed"), (TARGET, "churn-failed-notify"), (RULE, "churn-violations"),
         (TARGET, "churn-violations-notify")]
     assert [(r.type, r.name) for r in plan.children(plan.get("churn-execution", ROLE_COMPONENT).urn)] == [
-        (ROLE, "churn-execution-role")] + [(ROLE_POLICY, f"churn-execution-{p}") for p in POLICIES]
+        (ROLE, "churn-execution-role"), (ROLE_POLICY, "churn-execution-permissions")]
+    # one inline policy for the role, its concerns in order
+    assert list(dict.fromkeys(sid.rstrip("0123456789") for sid in concerns(plan, "churn-execution"))) == [
+        "".join(part.capitalize() for part in p.split("-")) for p in POLICIES]
     assert {t: n for t, n in plan.type_counts().items() if not t.startswith("aws:s3/")} == {
-        STACK: 1, BUCKET_COMPONENT: 1, COMPONENT: 1, SG: 1, ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 8, JOB: 1,
+        STACK: 1, BUCKET_COMPONENT: 1, COMPONENT: 1, SG: 1, ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 1, JOB: 1,
         SCHEDULE: 1, KMS_COMPONENT: 1, KEY: 1, ALIAS: 1, TOPIC: 1, TOPIC_POLICY: 1, SUBSCRIPTION: 2, ALARM: 2,
         RULE: 2, TARGET: 2}
 
@@ -462,8 +477,8 @@ def test_a_dev_monitor_without_baseline_only_profiles_daily():
         "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer")
     assert plan.get("churn-schedule").inputs["monitoringScheduleConfig"]["scheduleConfig"] == {
         "scheduleExpression": "cron(0 0 ? * * *)"}
-    assert [r.name for r in plan.by_type(ROLE_POLICY)] == [
-        f"churn-execution-{p}" for p in POLICIES if p != "read-baseline"]
+    assert "ReadBaseline" not in concerns(plan, "churn-execution")
+    assert [r.name for r in plan.by_type(ROLE_POLICY)] == ["churn-execution-permissions"]
     assert statements(plan, "churn-execution-read-capture")[2] == allow(
         ["kms:DescribeKey", "kms:Decrypt"], [CAPTURE_KEY], {"StringEquals": VIA_S3})
     assert plan.get("churn-topic").inputs["kmsMasterKeyId"] == KEY_ARN
@@ -680,8 +695,8 @@ def test_model_quality_adds_a_job_definition_schedule_alarm_and_rules():
         (TARGET, "churn-violations-notify"), (RULE, "churn-quality-failed"), (TARGET, "churn-quality-failed-notify"),
         (RULE, "churn-quality-violations"), (TARGET, "churn-quality-violations-notify")]
     assert [r.name for r in plan.children(plan.get("churn-execution", ROLE_COMPONENT).urn)] == [
-        "churn-execution-role", *[f"churn-execution-{p}" for p in POLICIES[:2]], "churn-execution-read-ground-truth",
-        *[f"churn-execution-{p}" for p in POLICIES[2:]]]
+        "churn-execution-role", "churn-execution-permissions"]
+    assert "ReadGroundTruth" in concerns(plan, "churn-execution")
     protected = {r.name for r in plan.resources if r.protect or r.retain_on_delete}
     assert protected == set()
 
