@@ -101,7 +101,7 @@ def generated_stack(models: int) -> str:
     tags: {{owner: bench, cost-center: bench, data-classification: internal}}
     network:
       vpc_id: vpc-0f1a2b3c4d5e6f7a8
-      private_subnet_ids: [subnet-0e1f2a3b4c5d6e7f8, subnet-0f2a3b4c5d6e7f8a9]
+      private_subnet_ids: [subnet-0e1f2a3b4c5d6e7f8, subnet-0f2a3b4c5d6e7f8a9, subnet-0a3b4c5d6e7f8a9b0]
     models:{entries}"""
 
 

@@ -37,6 +37,7 @@ class ModelEndpoint(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelEndpointArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_endpoint_name(name)
+        args.check_network()
         super().__init__(type_token("ModelEndpoint"), name, None, opts)
         tags = merge_tags(args.tags, {"model-endpoint": name})
 

@@ -92,10 +92,11 @@ class ModelEndpointArgs:
     """Memory of a single serverless variant (1024-6144 in 1024 steps). Default: not serverless."""
     serverless_max_concurrency: int = 5
     """Concurrency of the serverless variant (1-200). Default: 5."""
-    vpc_id: Optional[str] = None
-    """VPC of `subnet_ids`; the endpoint's security group is created in it."""
-    subnet_ids: Sequence[str] = ()
-    """Private subnets for provisioned variants. Required for them unless `allow_public_network`."""
+    vpc_id: Optional[pulumi.Input[str]] = None
+    """VPC of `subnet_ids`; the endpoint's security group is created in it. Required for provisioned variants
+    (MlPlatform fills in its network's); ModelEndpoint checks it is there before creating anything."""
+    subnet_ids: Sequence[pulumi.Input[str]] = ()
+    """Private subnets for provisioned variants (required for them, with `vpc_id`)."""
     network_isolation: bool = True
     """No network access from the model container (not supported by serverless). Default: true."""
     kms_key_arn: Optional[pulumi.Input[str]] = None
@@ -182,10 +183,16 @@ class ModelEndpointArgs:
                 raise ValueError("serverless endpoints cannot capture data; drop data_capture_bucket")
             if self.network_isolation:
                 raise ValueError("serverless endpoints do not support network isolation; set network_isolation=False")
-        elif not self.subnet_ids or not self.vpc_id:
-            raise ValueError("provisioned variants run in private subnets: give vpc_id and subnet_ids")
+        elif self.vpc_id is not None or self.subnet_ids:
+            # neither given: a platform fills in its network later; ModelEndpoint checks again
+            self.check_network()
         if not 0 <= self.data_capture_sampling_percentage <= 100:
             raise ValueError(f"data_capture_sampling_percentage ({self.data_capture_sampling_percentage}) must be 0-100")
+
+    def check_network(self) -> None:
+        """Provisioned variants need both `vpc_id` and `subnet_ids` (Outputs allowed)."""
+        if not self.serverless and (not self.subnet_ids or not self.vpc_id or isinstance(self.subnet_ids, str)):
+            raise ValueError("provisioned variants run in private subnets: give vpc_id and subnet_ids")
 
     def _check_rollout(self) -> None:
         if self.deployment_strategy not in ("all_at_once", "canary", "linear"):

@@ -123,7 +123,8 @@ class NetworkArgs:
     public_subnets: bool = False
     """(managed) Public subnets, an internet gateway and one NAT gateway per zone. Default: false (private only)."""
     log_kms_key_arn: Optional[pulumi.Input[str]] = None
-    """(managed, required) Key of the flow-log group; its policy must let `logs.<region>.amazonaws.com` use it."""
+    """(managed, required) Key of the flow-log group; its policy must let `logs.<region>.amazonaws.com` use it.
+    MlPlatform creates one and fills it in; `Network` checks it is there before creating anything."""
     flow_log_retention_days: int = 365
     """(managed) Days flow logs are kept (a CloudWatch Logs retention). Default: 365."""
     permissions_boundary_arn: Optional[str] = None
@@ -177,14 +178,17 @@ class NetworkArgs:
         if zones and len(zones) < self.az_count:
             raise ValueError(f"availability_zones has {len(zones)} zones; az_count ({self.az_count}) needs at least "
                              f"{self.az_count}")
-        if self.log_kms_key_arn is None:
-            raise ValueError("log_kms_key_arn is required: flow logs go to a KMS-encrypted log group")
         if isinstance(self.log_kms_key_arn, str) and not _KEY_ARN.match(self.log_kms_key_arn):
             raise ValueError(f"log_kms_key_arn {self.log_kms_key_arn!r} must be a KMS key ARN "
                              "(arn:aws:kms:<region>:<account>:key/<id>)")
         if self.flow_log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"flow_log_retention_days ({self.flow_log_retention_days}) must be a CloudWatch Logs "
                              f"retention: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+
+    def check_log_key(self) -> None:
+        """A managed network needs its flow-log key (given or filled in by the platform) to be created."""
+        if self.managed and self.log_kms_key_arn is None:
+            raise ValueError("log_kms_key_arn is required: flow logs go to a KMS-encrypted log group")
 
     def _check_existing(self) -> None:
         if not isinstance(self.vpc_id, str) or not _VPC.match(self.vpc_id):
@@ -233,6 +237,7 @@ class Network(pulumi.ComponentResource):
         if not _NAME.match(name):
             raise ValueError(f"network name {name!r} must be 1-48 letters, digits and '-', starting and ending with "
                              "a letter or digit")
+        args.check_log_key()
         # Every child's arguments are built (and so checked) before anything is registered.
         role_args = ServiceRoleArgs(
             services=["vpc-flow-logs.amazonaws.com"],

@@ -1,8 +1,11 @@
 """MlPlatform: composes one environment's platform from the reusable components.
 
-The secure base every later part relies on (a data KMS key, the access-log, dataset and artifact
-buckets, the role SageMaker jobs use to turn datasets into model artifacts), then one
-ModelEndpoint per model, capturing into a shared capture bucket.
+In order: the network (a managed VPC with its flow-log key, or the one you bring), the secure base
+every later part relies on (a data KMS key, the access-log, dataset and artifact buckets, the role
+SageMaker jobs use to turn datasets into model artifacts), the feature store, training, the registry,
+one ModelEndpoint per model (capturing into a shared capture bucket), monitors, retraining pipelines
+and, last, the persona roles people assume. The platform fills in what it owns: keys, buckets, the
+network's VPC and private subnets, tags, the permissions boundary and protection.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pulumi
 from components.aws_context import aws_context
 from components.endpoint import ModelEndpoint, ModelEndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
+from components.network import Network, NetworkArgs
+from components.personas import Personas, PersonasArgs
 from components.monitoring import ModelMonitor, ModelMonitorArgs
 from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
@@ -92,6 +97,17 @@ class MlPlatformArgs:
     """Secret database URI of the self-hosted MLflow server (with `mlflow_on_training_cluster`)."""
     models: Sequence[PlatformModel] = ()
     """Models to serve, each on its own endpoint. Default: none."""
+    network: Optional[NetworkArgs] = None
+    """The network, built first: a managed VPC (its flow-log key, boundary, protection and tags come from the
+    platform) or `NetworkArgs.existing(...)`. Its VPC and private subnets are filled into the provisioned
+    endpoints, monitors, training and retraining. Default: none (each of those brings its own `vpc_id`)."""
+    region: Optional[str] = None
+    """Region of the stack's provider; the managed network's flow-log key lets `logs.<region>.amazonaws.com`
+    use it (key policies take strings). Required with a managed network. Default: none."""
+    personas: Optional[PersonasArgs] = None
+    """Persona roles people assume, built last; the platform fills in what they act on (data key, buckets,
+    feature groups, package groups, endpoints, schedules, pipelines, job roles and subnets), the name
+    prefix, boundary, production and tags. Default: no persona roles."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -106,6 +122,10 @@ class MlPlatformArgs:
                 raise ValueError("mlflow_on_training_cluster needs mlflow_backend_store_uri (a secret)")
         if not re.match(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$", self.environment):
             raise ValueError(f"environment {self.environment!r} must be 2-16 lowercase letters, digits or '-'")
+        if self.network is not None and self.network.managed and not (
+                self.region and re.match(r"^[a-z]{2}(-[a-z]+)+-[0-9]$", self.region)):
+            raise ValueError(f"a managed network needs region (its flow-log key lets logs.<region>.amazonaws.com "
+                             f"use it), got {self.region!r}")
         if not 7 <= self.kms_deletion_window_days <= 30:
             raise ValueError(f"kms_deletion_window_days ({self.kms_deletion_window_days}) must be 7-30")
         for label in ("noncurrent_version_retention_days", "access_log_retention_days"):
@@ -157,6 +177,11 @@ class MlPlatform(pulumi.ComponentResource):
 
         super().__init__(type_token("MlPlatform"), name, None, opts)
 
+        self.network = self._network(name, args, tags) if args.network is not None else None
+        # what the network gives each workload that runs in it (nothing: the workload's own args say)
+        in_network = {} if self.network is None else dict(vpc_id=self.network.vpc_id,
+                                                          subnet_ids=list(self.network.private_subnet_ids))
+
         self.data_key = KmsKey(f"{name}-data", key_args, opts=child(self))
         self.access_logs = SecureBucket(f"{name}-access-logs", logs_args, opts=child(self))
 
@@ -189,7 +214,8 @@ class MlPlatform(pulumi.ComponentResource):
                 # the EKS kind makes its own key: its control-plane log group needs the logs service on it
                 kms_key_arn=self.data_key.arn, input_bucket=self.datasets, output_bucket=self.artifacts)
             self.training = TrainingCluster(f"{name}-training", dataclasses.replace(
-                args.training, tags=merge_tags(tags, args.training.tags), **shared, **owned), opts=child(self))
+                args.training, tags=merge_tags(tags, args.training.tags), **in_network, **shared, **owned),
+                opts=child(self))
         self.registry = None
         if args.registry is not None:
             cluster = {}
@@ -213,6 +239,7 @@ class MlPlatform(pulumi.ComponentResource):
                 data_capture_bucket=self.capture if model.capture_data else None,
                 permissions_boundary_arn=args.permissions_boundary_arn,
                 tags=merge_tags(tags, model.endpoint.tags),
+                **({} if model.endpoint.serverless else in_network),  # serverless endpoints have no VPC
             )
             self.endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", endpoint_args, opts=child(self))
 
@@ -228,10 +255,11 @@ class MlPlatform(pulumi.ComponentResource):
                 model.monitor, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=self.capture,
                 capture_kms_key_arn=self.data_key.arn, volume_kms_key_arn=self.data_key.arn,
                 output_kms_key_arn=self.data_key.arn, tags=merge_tags(tags, model.monitor.tags),
-                **shared_topic, **owned), opts=child(self))
+                **in_network, **shared_topic, **owned), opts=child(self))
             topic_arn = topic_arn or monitor.topic_arn
             self.monitors[model.name] = monitor
 
+        extra_groups = [] if self.network is None else list(self.network.security_group_ids)
         self.retraining: dict[str, RetrainingPipeline] = {}
         for model in args.models:
             if model.retraining is None:
@@ -242,11 +270,17 @@ class MlPlatform(pulumi.ComponentResource):
                 output_s3_uri=pulumi.Output.concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
                 monitoring_schedule_arn=self.monitors[model.name].schedule_arn,
                 notification_topic_arn=topic_arn,
-                vpc_id=args.training.vpc_id, subnet_ids=list(args.training.subnet_ids),
-                security_group_ids=[self.training.security_group_id],
+                vpc_id=in_network.get("vpc_id", args.training.vpc_id),
+                subnet_ids=in_network.get("subnet_ids", list(args.training.subnet_ids)),
+                security_group_ids=[self.training.security_group_id, *extra_groups],
                 kms_key_arn=self.data_key.arn, tags=merge_tags(tags, model.retraining.tags), **owned), opts=child(self))
 
+        self.personas = self._personas(name, args, tags) if args.personas is not None else None
+
         self.register_outputs({
+            "vpcId": None if self.network is None else self.network.vpc_id,
+            "privateSubnetIds": [] if self.network is None else self.network.private_subnet_ids,
+            "personaRoleArns": {} if self.personas is None else self.personas.role_arns,
             "dataKeyArn": self.data_key.arn,
             "accessLogsBucket": self.access_logs.bucket_name,
             "datasetsBucket": self.datasets.bucket_name,
@@ -254,6 +288,43 @@ class MlPlatform(pulumi.ComponentResource):
             "modelBuilderRoleArn": self.model_builder_role.arn,
             "endpointNames": [endpoint.endpoint_name for endpoint in self.endpoints.values()],
         })
+
+    def _network(self, name: str, args: MlPlatformArgs, tags: Mapping[str, str]) -> Network:
+        network_tags = merge_tags(tags, args.network.tags)
+        if not args.network.managed:
+            return Network(f"{name}-network", dataclasses.replace(args.network, tags=network_tags),
+                           opts=child(self))
+        suffix = ".amazonaws.com.cn" if args.region.startswith("cn-") else ".amazonaws.com"
+        logs_key = KmsKey(f"{name}-logs", KmsKeyArgs(
+            description=f"Encrypts the VPC flow logs of the {args.environment} ML platform",
+            deletion_window_days=args.kms_deletion_window_days,
+            # CloudWatch Logs encrypts the flow-log group with it, on behalf of this account only
+            service_principals=[f"logs.{args.region}{suffix}"],
+            protect=args.production, tags=tags), opts=child(self))
+        return Network(f"{name}-network", dataclasses.replace(
+            args.network, log_kms_key_arn=logs_key.arn, permissions_boundary_arn=args.permissions_boundary_arn,
+            protect=args.production, tags=network_tags), opts=child(self))
+
+    def _personas(self, name: str, args: MlPlatformArgs, tags: Mapping[str, str]) -> Personas:
+        training_role = self.training.role_arn if self.training is not None else None
+        return Personas(f"{name}-personas", dataclasses.replace(
+            args.personas,
+            data_key_arn=self.data_key.arn,
+            datasets_bucket_arn=self.datasets.arn,
+            artifacts_bucket_arn=self.artifacts.arn,
+            feature_group_arns=list(self.feature_store.feature_group_arns.values()) if self.feature_store else [],
+            package_group_arns=list(self.registry.package_group_arns.values()) if self.registry else [],
+            endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
+            monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
+            pipeline_arns=[pipeline.pipeline_arn for pipeline in self.retraining.values()],
+            training_role_arn=training_role,  # SageMaker training only (an EKS cluster has no job role)
+            execution_role_arns=[pipeline.role_arn for pipeline in self.retraining.values()],
+            job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),
+            name_prefix=f"{name}-",
+            permissions_boundary_arn=args.permissions_boundary_arn,
+            production=args.production,
+            tags=merge_tags(tags, args.personas.tags),
+        ), opts=child(self))
 
 
 def _sagemaker_job_logs(parent: pulumi.Resource) -> list[Statement]:

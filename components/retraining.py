@@ -118,11 +118,11 @@ class RetrainingPipelineArgs:
     """EventBridge schedule that starts the pipeline, e.g. `cron(0 3 ? * MON *)`. Default: no schedule."""
     notification_topic_arn: Optional[pulumi.Input[str]] = None
     """SNS topic told when a package of the group is approved. Default: no notification."""
-    vpc_id: Optional[str] = None
+    vpc_id: Optional[pulumi.Input[str]] = None
     """VPC of `subnet_ids` (the role may create network interfaces only in it)."""
-    subnet_ids: Sequence[str] = ()
+    subnet_ids: Sequence[pulumi.Input[str]] = ()
     """Private subnets the jobs run in. Default: SageMaker's managed network."""
-    security_group_ids: Sequence[str] = ()
+    security_group_ids: Sequence[pulumi.Input[str]] = ()
     """Security groups of the jobs (with `subnet_ids`)."""
     kms_key_arn: Optional[pulumi.Input[str]] = None
     """Key of the datasets and artifacts, used for the jobs' volumes and outputs. Default: a key is created."""
@@ -218,7 +218,8 @@ class RetrainingPipeline(pulumi.ComponentResource):
         from components.retraining_definition import DefinitionSpec, build_definition
 
         def definition(values: list) -> str:
-            region, role_arn, key, training_image, image, input_uri, output_uri, security_group_ids = values
+            (region, role_arn, key, training_image, image, input_uri, output_uri, subnet_ids,
+             security_group_ids) = values
             return build_definition(DefinitionSpec(
                 region=region, role_arn=role_arn, package_group_name=args.package_group_name,
                 training_image_uri=training_image, processing_image_uri=image,
@@ -232,14 +233,14 @@ class RetrainingPipeline(pulumi.ComponentResource):
                 inference_instance_types=tuple(args.inference_instance_types),
                 baseline_statistics_s3_uri=args.baseline_statistics_s3_uri,
                 baseline_constraints_s3_uri=args.baseline_constraints_s3_uri,
-                subnet_ids=tuple(args.subnet_ids), security_group_ids=tuple(security_group_ids),
+                subnet_ids=tuple(subnet_ids), security_group_ids=tuple(security_group_ids),
             ), args.pipeline_name)
 
         self.pipeline_definition = pulumi.Output.all(
             context.region, role.arn, key_arn, args.training_image_uri, processing_image,
             args.input_s3_uri, args.output_s3_uri,
-            # security groups may be other resources' ids: the SDK needs them resolved
-            pulumi.Output.all(*args.security_group_ids)).apply(definition)
+            # subnets and security groups may be other resources' ids: the SDK needs them resolved
+            pulumi.Output.all(*args.subnet_ids), pulumi.Output.all(*args.security_group_ids)).apply(definition)
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
             pipeline_name=args.pipeline_name,

@@ -116,9 +116,10 @@ class TrainingClusterArgs:
 
     kind: Literal["sagemaker", "eks"]
     """`sagemaker`: ECR, buckets, role and security group for SageMaker training jobs; `eks`: an EKS GPU cluster."""
-    vpc_id: str
-    """VPC of `subnet_ids`; the security groups are created in it."""
-    subnet_ids: Sequence[str]
+    vpc_id: Optional[pulumi.Input[str]] = None
+    """VPC of `subnet_ids`; the security groups are created in it. Required (MlPlatform fills in its network's);
+    TrainingCluster checks it is there before creating anything."""
+    subnet_ids: Sequence[pulumi.Input[str]] = ()
     """Private subnets (at least two, in different AZs) for training instances or the cluster and its nodes."""
     kms_key_arn: Optional[pulumi.Input[str]] = None
     """Key for the repository, buckets and volumes (sagemaker) or secrets and control-plane logs (eks; its
@@ -164,15 +165,9 @@ class TrainingClusterArgs:
     def __post_init__(self) -> None:
         if self.kind not in ("sagemaker", "eks"):
             raise ValueError(f"kind {self.kind!r} must be 'sagemaker' or 'eks'")
-        if not self.vpc_id or not _VPC.match(self.vpc_id):
-            raise ValueError(f"vpc_id {self.vpc_id!r} must be a VPC id like 'vpc-0123456789abcdef0'")
-        if isinstance(self.subnet_ids, str) or len(self.subnet_ids) < 2:
-            raise ValueError("subnet_ids needs at least two private subnets in different availability zones")
-        for subnet in self.subnet_ids:
-            if not _SUBNET.match(subnet):
-                raise ValueError(f"subnet id {subnet!r} must look like 'subnet-0123456789abcdef0'")
-        if len(set(self.subnet_ids)) != len(self.subnet_ids):
-            raise ValueError(f"subnet_ids must be unique; got {', '.join(self.subnet_ids)}")
+        if self.vpc_id is not None or self.subnet_ids:
+            # neither given: a platform fills in its network later; TrainingCluster checks again
+            self.check_network()
         if isinstance(self.kms_key_arn, str) and not _KEY_ARN.match(self.kms_key_arn):
             raise ValueError(f"kms_key_arn {self.kms_key_arn!r} must be a KMS key ARN "
                              "(arn:aws:kms:<region>:<account>:key/<id>)")
@@ -181,6 +176,19 @@ class TrainingClusterArgs:
                 raise ValueError(f"keep_images ({self.keep_images}) must be 1-1000")
         else:
             self._check_eks()
+
+    def check_network(self) -> None:
+        """A VPC and at least two distinct private subnets; ids given as strings must have AWS's shapes."""
+        if self.vpc_id is None or (isinstance(self.vpc_id, str) and not _VPC.match(self.vpc_id)):
+            raise ValueError(f"vpc_id {self.vpc_id!r} must be a VPC id like 'vpc-0123456789abcdef0'")
+        if isinstance(self.subnet_ids, str) or len(self.subnet_ids) < 2:
+            raise ValueError("subnet_ids needs at least two private subnets in different availability zones")
+        known = [subnet for subnet in self.subnet_ids if isinstance(subnet, str)]
+        for subnet in known:
+            if not _SUBNET.match(subnet):
+                raise ValueError(f"subnet id {subnet!r} must look like 'subnet-0123456789abcdef0'")
+        if len(set(known)) != len(known):
+            raise ValueError(f"subnet_ids must be unique; got {', '.join(known)}")
 
     def _check_eks(self) -> None:
         check_eks_version(self.kubernetes_version)
@@ -221,7 +229,7 @@ class TrainingCluster(pulumi.ComponentResource):
     """SageMaker training infrastructure or an EKS GPU cluster (see the module docstring)."""
 
     kms_key_arn: pulumi.Output[str]
-    subnet_ids: list[str]
+    subnet_ids: list[pulumi.Input[str]]
     # kind "sagemaker" (None for "eks")
     role_arn: Optional[pulumi.Output[str]] = None
     repository_url: Optional[pulumi.Output[str]] = None
@@ -239,6 +247,7 @@ class TrainingCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TrainingClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_cluster_name(name)
+        args.check_network()
         super().__init__(type_token("TrainingCluster"), name, None, opts)
         tags = merge_tags(args.tags, {"training-cluster": name})
         self.subnet_ids = list(args.subnet_ids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,78 @@ def load_stack(project: Project, stack: str) -> StackConfig:
         if has_secret:
             secret_keys.append(key)
         values[key] = plain if isinstance(plain, str) else json.dumps(plain)
-    platform = parse_platform_config(_without_secure_values(config.get(FULL_KEY))[0], source)
+    raw = _without_secure_values(config.get(FULL_KEY))[0]
+    platform = parse_platform_config(raw, source)
+    check_account_references(project, stack, raw, source)
     return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform)
+
+
+# Environments whose account every stack may reference (shared services: a central registry, images, ...).
+SHARED_ENVIRONMENT = "shared"
+_ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+_PACKAGE_ARN_KEY = re.compile(r"^models\[[0-9]+\]\.source\.model_package_arn$")
+
+
+def check_account_references(project: Project, stack: str, raw: Any, source: str) -> None:
+    """A stack may not point into an account another shipped stack owns, unless that stack is `shared`.
+
+    Each environment's data, images and roles stay in its own account: a dev stack that pulls prod's image
+    or reads prod's bucket crosses the boundary the accounts exist for. Two references are the promotion
+    path and allowed: `registry.consumer_account_ids` (the accounts that may read this stack's registry)
+    and a model package (`models[i].source.model_package_arn`) in an account whose stack lists this stack's
+    account among its registry's consumers.
+    """
+    if not isinstance(raw, dict):
+        return
+    own = str(raw.get("account_id", ""))
+    owners: dict[str, tuple[str, dict]] = {}
+    for other in project.stacks():
+        if other == stack:
+            continue
+        settings = _platform_settings(project.stack_path(other))
+        account = str(settings.get("account_id", ""))
+        if account and account != own and settings.get("environment") != SHARED_ENVIRONMENT:
+            owners.setdefault(account, (other, settings))
+    if not owners:
+        return
+    for path, value in _leaves(raw, ""):
+        if path == "account_id" or path.startswith("registry.consumer_account_ids["):
+            continue
+        for account in _ACCOUNT_ID.findall(value):
+            if account not in owners:
+                continue
+            other, settings = owners[account]
+            consumers = (settings.get("registry") or {}).get("consumer_account_ids") or []
+            if _PACKAGE_ARN_KEY.match(path) and own in [str(c) for c in consumers]:
+                continue  # promotion: the other stack's registry lets this account read its packages
+            reason = (f"stack {other!r} does not list {own!r} in its registry.consumer_account_ids"
+                      if _PACKAGE_ARN_KEY.match(path) else
+                      f"a stack references only its own account and shared-services accounts (environment "
+                      f"{SHARED_ENVIRONMENT!r})")
+            raise ConfigError(f"{source}: {FULL_KEY}.{path}: {account!r} is the account of stack {other!r} "
+                              f"(environment {settings.get('environment')!r}); {reason}")
+
+
+def _platform_settings(path: Path) -> dict:
+    """Another stack's raw `emlops:platform` settings ({} when the file cannot be read: it fails on its own)."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        settings = (document.get("config") or {}).get(FULL_KEY) or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def _leaves(value: Any, path: str):
+    """(key path, text) of every scalar under `value`, paths as the config errors write them."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{index}]")
+    elif value is not None and not isinstance(value, bool):
+        yield path, str(value)
 
 
 def _without_secure_values(value: Any) -> tuple[Any, bool]:

@@ -33,3 +33,8 @@ if platform.registry is not None:
         "packageGroups": platform.registry.package_group_names,
         "trackingUri": platform.registry.tracking_uri,
     })
+if platform.network is not None:
+    pulumi.export("network", {"vpcId": platform.network.vpc_id,
+                              "privateSubnetIds": platform.network.private_subnet_ids})
+if platform.personas is not None:
+    pulumi.export("personaRoleArns", platform.personas.role_arns)

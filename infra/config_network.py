@@ -1,24 +1,9 @@
-"""Stack config section proposal: a managed network (`network.managed`), beside the bring-your-own one.
+"""Stack config section: a managed network (`network.managed`), the VPC emlops builds for the stack.
 
-The existing `NetworkConfig` (infra/config_models.py) describes a VPC you bring (`vpc_id`,
-`private_subnet_ids`). This section describes the VPC emlops builds for the stack instead.
-
-Integration (for `infra/config.py` and `infra/program.py`), e.g.:
-
-    # stack file: either
-    network: {managed: {az_count: 3}}
-    # or
-    network: {vpc_id: vpc-..., private_subnet_ids: [subnet-..., subnet-...]}
-
-    # NetworkConfig gains `managed: Optional[ManagedNetworkConfig] = None`, with vpc_id and
-    # private_subnet_ids optional and a validator: exactly one of `managed` or (`vpc_id` and
-    # `private_subnet_ids`); PlatformConfig requires `az_count >= 3` in production.
-
-    # program / platform
-    Network(f"{environment}-network", managed_network_args(
-        config.network.managed, log_kms_key_arn=<key whose policy lets logs.<region>.amazonaws.com use it>,
-        permissions_boundary_arn=config.permission_boundary_arn, protect=config.production, tags=tags),
-        opts=...)
+`NetworkConfig` (infra/config_models.py) holds either this section or a VPC you bring (`vpc_id`,
+`private_subnet_ids`); PlatformConfig adds the production rules (3 zones, private subnets only).
+`managed_network_args` gives the `NetworkArgs` whose key, boundary, protection and tags MlPlatform
+fills in (it creates the flow-log key, which CloudWatch Logs of the stack's region may use).
 """
 
 from __future__ import annotations
@@ -27,12 +12,15 @@ from collections.abc import Mapping
 from typing import Optional
 
 import pulumi
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.network import (
     DEFAULT_CIDR, LOG_RETENTION_DAYS, MAX_AZS, MIN_AZS, NetworkArgs, check_cidr_block, check_public_room,
 )
-from infra.config_models import _Section
+
+
+class _Section(BaseModel):  # (its own: infra.config_models imports this module)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class ManagedNetworkConfig(_Section):
@@ -67,10 +55,11 @@ class ManagedNetworkConfig(_Section):
         return self
 
 
-def managed_network_args(config: ManagedNetworkConfig, *, log_kms_key_arn: pulumi.Input[str],
+def managed_network_args(config: ManagedNetworkConfig, *, log_kms_key_arn: Optional[pulumi.Input[str]] = None,
                          permissions_boundary_arn: Optional[str] = None, protect: bool = False,
                          tags: Optional[Mapping[str, str]] = None) -> NetworkArgs:
-    """The `NetworkArgs` of a validated `network.managed` section and the platform's logs key."""
+    """The `NetworkArgs` of a validated `network.managed` section; without `log_kms_key_arn` (MlPlatform
+    creates the key and fills it in) the arguments are checked when the key is filled in."""
     return NetworkArgs(cidr_block=config.cidr_block, az_count=config.az_count, public_subnets=config.public_subnets,
                        flow_log_retention_days=config.flow_log_retention_days, log_kms_key_arn=log_kms_key_arn,
                        permissions_boundary_arn=permissions_boundary_arn, protect=protect, tags=dict(tags or {}))

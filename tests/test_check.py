@@ -58,8 +58,8 @@ _aws.s3.BucketPolicy("prod-scratch-policy", bucket=_scratch.id, opts=_child, pol
 _Endpoint("prod-ranking", _Args(
     model_data_url="s3://acme-ml-prod-models/ranking/model.tar.gz",
     image_uri="333333333333.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2",
-    variants=[_Variant("primary", "ml.m5.xlarge", 2)], vpc_id=_config.network.vpc_id,
-    subnet_ids=_config.network.private_subnet_ids, kms_key_arn=platform.data_key.arn,
+    variants=[_Variant("primary", "ml.m5.xlarge", 2)], vpc_id=platform.network.vpc_id,
+    subnet_ids=platform.network.private_subnet_ids, kms_key_arn=platform.data_key.arn,
     data_capture_bucket=platform.capture, deployment_strategy="canary", autoscaling_min=2, autoscaling_max=4,
     permissions_boundary_arn=_config.permission_boundary_arn, tags=_tags), opts=_child)
 '''

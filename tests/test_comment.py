@@ -101,7 +101,8 @@ def test_new_and_removed_stacks_and_unchanged_verdicts(dirs, shipped_plan):
     assert "<details><summary>Changes</summary>" in lines  # dozens of additions are collapsed
     assert lines[-1] == "No changes: `prod` (❌ 1 mandatory violation)"
     assert comment.count("```mermaid") == 1  # the removed stack has nothing to draw
-    assert "**⚠ Stateful resources deleted or replaced: `staging-data-key`, " in comment
+    assert ("**⚠ Stateful resources deleted or replaced: `staging-logs-key`, `staging-network-flow-logs`, "
+            "`staging-data-key`, ") in comment
 
 
 def test_a_long_comment_is_cut_to_the_limit_with_a_note(dirs, shipped_plan):

@@ -86,7 +86,7 @@ def test_minimal_dev_models_parse_with_documented_defaults():
                    "base_framework_version": None, "uri": IMAGE_URI},
          "variants": [], "serverless": {"memory_mb": 2048, "max_concurrency": 5}},
     ]
-    assert config.network.model_dump() == NETWORK
+    assert config.network.model_dump() == {"managed": None, **NETWORK}
     assert config.registry.mlflow_tracking_uri == "http://127.0.0.1:5000"
 
 
@@ -110,7 +110,9 @@ def test_minimal_production_model_parses_and_may_leave_capture_to_its_default():
                "variants": [{"instance_type": "ml.c5.xlarge", "initial_instance_count": 3}],
                "autoscaling": {"min_instances": 2, "max_instances": 6}, "data_capture": {"enabled": True},
                "monitoring": {"baseline": BASELINE}}
-    config = parse_platform_config(platform(PRODUCTION, package, production=True, environment="prod"), SOURCE)
+    three_zones = {**NETWORK, "private_subnet_ids": [*NETWORK["private_subnet_ids"], "subnet-0123456789abcdef2"]}
+    config = parse_platform_config(platform(PRODUCTION, package, production=True, environment="prod",
+                                            network=three_zones), SOURCE)
     churn, fraud = config.models
     assert (churn.data_capture.enabled, churn.autoscaling.min_instances, churn.variants[0].initial_instance_count) == (
         None, 2, 2)
@@ -186,8 +188,8 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
     (platform(SERVERLESS, registry=None),
      f"{M0}.source.mlflow: needs registry.mlflow_tracking_uri to resolve the reference"),
     (platform(MODEL, network=None),
-     f"{M0}: runs on instances in private subnets; add network.vpc_id and network.private_subnet_ids "
-     "(or use serverless)"),
+     f"{M0}: runs on instances in private subnets; add network.managed (or network.vpc_id and "
+     "network.private_subnet_ids), or use serverless"),
     (platform(MODEL, network={**NETWORK, "vpc_id": "vpc-123"}),
      f"{AT}.network.vpc_id: must be a VPC id like 'vpc-0123456789abcdef0', got 'vpc-123'"),
     (platform(MODEL, network={**NETWORK, "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-xyz"]}),

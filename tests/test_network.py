@@ -117,7 +117,6 @@ MANAGED_ONLY = "an existing network (vpc_id) creates nothing; drop"
      "availability_zones must be unique; got eu-west-1a, eu-west-1b, eu-west-1a"),
     ({"az_count": 3, "availability_zones": ["eu-west-1a", "eu-west-1b"]},
      "availability_zones has 2 zones; az_count (3) needs at least 3"),
-    ({"log_kms_key_arn": None}, "log_kms_key_arn is required: flow logs go to a KMS-encrypted log group"),
     ({"log_kms_key_arn": "alias/logs"},
      "log_kms_key_arn 'alias/logs' must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"),
     ({"flow_log_retention_days": 10},
@@ -129,6 +128,13 @@ MANAGED_ONLY = "an existing network (vpc_id) creates nothing; drop"
 ])
 def test_managed_args_reject_with_a_message(changes, message):
     assert error_of(lambda: managed(**changes)) == message
+
+
+def test_a_managed_network_without_its_log_key_is_refused_before_anything_is_created():
+    # the key may be filled in later (MlPlatform creates it); the component refuses to build without one
+    args = managed(log_kms_key_arn=None)
+    assert error_of(lambda: Network("ml", args)) == (
+        "log_kms_key_arn is required: flow logs go to a KMS-encrypted log group")
 
 
 @pytest.mark.parametrize("args, message", [
