@@ -68,6 +68,10 @@ class ResolvedModel:
     look-up sets it to `[unknown: <reference>]` so the plan still shows a package is used."""
     known: bool = True
     """False when the artifact could not be looked up (offline)."""
+    drift_baselines: Optional[tuple[str, str]] = None
+    """Package sources: the package's data-quality drift-check baselines (statistics, constraints
+    `s3://` URIs), which retraining attaches when it registers a version; None when the package has
+    none. Offline they are `[unknown: <reference> drift-check statistics|constraints]`."""
 
 
 class ModelSourceError(ValueError):
@@ -91,7 +95,9 @@ def _one_line(text: str, limit: int = 300) -> str:
 def _unknown(source: ModelSource, package: bool = False) -> ResolvedModel:
     ref = source.reference
     arn = source.model_package_arn or (f"[unknown: {ref}]" if package else None)
-    return ResolvedModel(ref, f"[unknown: {ref}]", compressed=False, model_package_arn=arn, known=False)
+    baselines = (f"[unknown: {ref} drift-check statistics]", f"[unknown: {ref} drift-check constraints]")
+    return ResolvedModel(ref, f"[unknown: {ref}]", compressed=False, model_package_arn=arn, known=False,
+                         drift_baselines=baselines if package else None)
 
 
 def _resolve_s3(model: str, source: ModelSource) -> ResolvedModel:
@@ -273,7 +279,12 @@ class LiveResolver:
         else:
             problem = "package has no model artifact (ModelDataUrl or ModelDataSource) in its first container"
             raise ModelSourceError(model, ref, problem)
-        return ResolvedModel(ref, uri, compressed, model_package_arn=package["ModelPackageArn"])
+        quality = package.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
+        statistics = quality.get("Statistics", {}).get("S3Uri")
+        constraints = quality.get("Constraints", {}).get("S3Uri")
+        baselines = (statistics, constraints) if statistics and constraints else None
+        return ResolvedModel(ref, uri, compressed, model_package_arn=package["ModelPackageArn"],
+                             drift_baselines=baselines)
 
 
 class OfflineResolver:

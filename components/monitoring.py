@@ -28,6 +28,7 @@ import pulumi_aws as aws
 
 from components.aws_catalog import api_enum, partition_of
 from components.aws_context import aws_context
+from components.endpoint_args import is_unknown
 from components.model_quality import ModelQualityJobDefinition, check_model_quality, monitor_quality_job
 from components.monitoring_alarms import (
     check_unique_tokens,
@@ -102,9 +103,10 @@ class ModelMonitorArgs:
     """The endpoint's data capture destination, `s3://<bucket>/<prefix>` (read-only for the monitor)."""
     reports_bucket: "SecureBucket"
     """Bucket the reports go to, under `monitoring/<name>/`."""
-    vpc_id: str
-    """VPC of `subnet_ids`; the job's security group (no ingress) is created in it."""
-    subnet_ids: Sequence[str]
+    vpc_id: Optional[pulumi.Input[str]]
+    """VPC of `subnet_ids`; the job's security group (no ingress) is created in it (None: MlPlatform fills in
+    its network's, with `subnet_ids`; ModelMonitor checks both are there before creating anything)."""
+    subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets the monitoring jobs run in."""
     production: bool = False
     """Production monitors run hourly and require a baseline. Default: false."""
@@ -184,11 +186,15 @@ class ModelMonitorArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags of every taggable child. Default: none."""
 
+    def check_network(self) -> None:
+        if not self.vpc_id or not self.subnet_ids or isinstance(self.subnet_ids, str):
+            raise ValueError("monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)")
+
     def __post_init__(self) -> None:
         if isinstance(self.capture_s3_uri, str):
             parse_s3(self.capture_s3_uri, "capture_s3_uri", prefix=True)
-        if not self.vpc_id or not self.subnet_ids or isinstance(self.subnet_ids, str):
-            raise ValueError("monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)")
+        if self.vpc_id is not None or self.subnet_ids:  # neither: a platform fills in its network later
+            self.check_network()
         if self.require_baseline is None:
             self.require_baseline = self.production
         given = [u for u in (self.baseline_statistics_s3_uri, self.baseline_constraints_s3_uri) if u]
@@ -199,7 +205,8 @@ class ModelMonitorArgs:
             raise ValueError(f"{who} a baseline: give baseline_statistics_s3_uri and baseline_constraints_s3_uri "
                              "(from a baselining job)")
         for label in ("baseline_statistics_s3_uri", "baseline_constraints_s3_uri"):
-            if getattr(self, label):
+            # an offline preview cannot look up a package's drift-check baselines: they stay unknown
+            if getattr(self, label) and not is_unknown(getattr(self, label)):
                 parse_s3(getattr(self, label), label)
         if self.schedule_expression is None:
             self.schedule_expression = HOURLY if self.production else DAILY
@@ -303,6 +310,7 @@ class ModelMonitor(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelMonitorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_monitor_name(name)
+        args.check_network()
         if args.reports_bucket.kms_key_arn is None and None in (args.volume_kms_key_arn, args.output_kms_key_arn):
             raise ValueError("the reports bucket has no KMS key: give volume_kms_key_arn and output_kms_key_arn")
         super().__init__(type_token("ModelMonitor"), name, None, opts)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.endpoint_args import is_unknown
 from components.aws_context import aws_context
 from components.network_access import vpc_interface_statements
 from components.iam import (
@@ -222,14 +223,15 @@ def monitoring_role(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs",
     ]}
     baselines = [uri for uri in (args.baseline_statistics_s3_uri, args.baseline_constraints_s3_uri,
                                  args.model_quality_baseline_constraints_s3_uri) if uri]
-    if baselines:
-        located = [parse_s3(uri, "baseline") for uri in dict.fromkeys(baselines)]
+    unknown = [uri for uri in dict.fromkeys(baselines) if is_unknown(uri)]
+    located = [parse_s3(uri, "baseline") for uri in dict.fromkeys(baselines) if not is_unknown(uri)]
+    if located or unknown:
         buckets = [bucket_arn(bucket) for bucket in dict.fromkeys(bucket for bucket, _ in located)]
-        objects = [pulumi.Output.concat(bucket_arn(bucket), "/", key) for bucket, key in located]
-        concerns["read-baseline"] = [
-            Statement(actions=["s3:GetObject"], resources=objects),
-            _decrypt_through_s3(args.baseline_kms_key_arn, buckets, via_s3),
-        ]
+        # a package's drift-check baselines looked up offline stay visibly unknown in the policy too
+        objects = [pulumi.Output.concat(bucket_arn(bucket), "/", key) for bucket, key in located] + unknown
+        concerns["read-baseline"] = [Statement(actions=["s3:GetObject"], resources=objects)]
+        if buckets:
+            concerns["read-baseline"].append(_decrypt_through_s3(args.baseline_kms_key_arn, buckets, via_s3))
     if args.model_quality:
         truth_bucket, truth_key = parse_s3(args.ground_truth_s3_uri, "ground_truth_s3_uri", prefix=True)
         truth_key = truth_key.rstrip("/") + "/" if truth_key else ""

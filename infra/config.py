@@ -49,6 +49,8 @@ MLFLOW_BACKEND_KEY = "mlflowBackendStoreUri"
 SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+ADD_NETWORK = "add network.managed (or network.vpc_id and network.private_subnet_ids)"
+PRODUCTION_ZONES = 3
 
 
 class AtKey(ValueError):
@@ -184,7 +186,7 @@ class PlatformConfig(_Section):
     tags: Tags = Field(description="Tags every resource carries.")
     permission_boundary_arn: Optional[str] = Field(
         None,
-        pattern=r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[\w+=,.@/-]{1,128}$",
+        pattern=r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9_+=,.@/-]{1,128}$",
         description="Managed policy set as the permissions boundary of every IAM role the platform "
         "creates. Default: no boundary.",
         json_schema_extra=_error_message(
@@ -258,11 +260,12 @@ class PlatformConfig(_Section):
             if model.source.mlflow and not self.registry.mlflow_tracking_uri:
                 raise AtKey(f"{at}.source.mlflow", "needs registry.mlflow_tracking_uri to resolve the reference")
             if model.variants and self.network is None:
-                raise AtKey(at, "runs on instances in private subnets; add network.vpc_id and "
-                            "network.private_subnet_ids (or use serverless)")
+                raise AtKey(at, f"runs on instances in private subnets; {ADD_NETWORK}, or use serverless")
             if self.production:
                 self._check_production_model(model, at)
-            problem = monitoring_problem(at, model.monitoring, model.captures_data(self.environment), self.production)
+            problem = monitoring_problem(at, model.monitoring, model.captures_data(self.environment), self.production,
+                                         package_source=bool(model.source.model_package_group
+                                                             or model.source.model_package_arn))
             if problem:
                 raise AtKey(*problem)
             if model.retraining.enabled:
@@ -280,12 +283,30 @@ class PlatformConfig(_Section):
         if problem:
             raise AtKey(*problem)
         if self.training is not None and self.network is None:
-            raise AtKey("training", "runs in private subnets; add network.vpc_id and network.private_subnet_ids")
+            raise AtKey("training", f"runs in private subnets; {ADD_NETWORK}")
         if self.account_id in self.registry.consumer_account_ids:
             raise AtKey("registry.consumer_account_ids",
                         f"{self.account_id!r} is this stack's own account; list only the accounts that consume it")
         if self.registry.mlflow.kind == "kubernetes" and (self.training is None or self.training.kind != "eks"):
             raise AtKey("registry.mlflow.kind", "kubernetes needs the EKS training cluster (training.kind: eks)")
+        return self
+
+    @model_validator(mode="after")
+    def _network_fits_the_environment(self) -> "PlatformConfig":
+        network = self.network
+        if not self.production or network is None:
+            return self
+        if network.managed is not None:
+            if network.managed.az_count < PRODUCTION_ZONES:
+                raise AtKey("network.managed.az_count", f"production networks span at least {PRODUCTION_ZONES} "
+                            f"availability zones, got {network.managed.az_count}")
+            if network.managed.public_subnets:
+                raise AtKey("network.managed.public_subnets", "production networks have private subnets only; "
+                            "workloads reach AWS through the VPC endpoints (set it to false)")
+        elif network.zone_count < PRODUCTION_ZONES:
+            raise AtKey("network.private_subnet_ids", f"production networks span at least {PRODUCTION_ZONES} "
+                        f"availability zones: give {PRODUCTION_ZONES} private subnets in different zones, got "
+                        f"{network.zone_count}")
         return self
 
     @staticmethod

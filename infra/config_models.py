@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from components.aws_catalog import api_enum
 from infra.config_monitoring import MonitoringConfig
+from infra.config_network import ManagedNetworkConfig
 from infra.config_retraining import RetrainingConfig
 from infra.config_registry import RegistryFields
 
@@ -45,7 +46,7 @@ class ModelSourceConfig(_Section):
         json_schema_extra={"errorMessage": "must be a SageMaker model package group name"},
     )
     model_package_arn: Optional[str] = Field(
-        None, pattern=r"^arn:aws(-cn|-us-gov)?:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[\w-]{1,63}/[0-9]+$",
+        None, pattern=r"^arn:aws(-cn|-us-gov)?:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[A-Za-z0-9_-]{1,63}/[0-9]+$",
         description="A pinned SageMaker model package version (must be `Approved`).",
         json_schema_extra={"errorMessage": "must be a model package ARN, "
                            "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>"},
@@ -78,7 +79,7 @@ class ImageConfig(_Section):
     base_framework_version: Optional[str] = Field(None, description="For huggingface: the framework underneath, "
                                                   "e.g. `pytorch2.6.0`. Default: none.")
     uri: Optional[str] = Field(
-        None, pattern=r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$",
+        None, pattern=r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$",
         description="Your own image in ECR (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>`).",
         json_schema_extra={"errorMessage": "must be an ECR image URI, <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"},
     )
@@ -259,21 +260,50 @@ class ModelConfig(_Section):
 
 
 class NetworkConfig(_Section):
-    """An existing VPC (bring your own) whose private subnets models run in."""
+    """The VPC the platform's workloads run in: one emlops builds (`managed`) or one you bring (`vpc_id` and
+    `private_subnet_ids`); exactly one of the two."""
 
-    vpc_id: str = Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$", description="VPC id.",
-                        json_schema_extra={"errorMessage": "must be a VPC id like 'vpc-0123456789abcdef0'"})
-    private_subnet_ids: list[str] = Field(min_length=2, description="Private subnets in at least two AZs.")
+    managed: Optional[ManagedNetworkConfig] = Field(
+        None, description="A VPC emlops builds: private subnets per zone, flow logs, VPC endpoints. "
+        "Default: none (give vpc_id and private_subnet_ids instead).")
+    vpc_id: Optional[str] = Field(None, pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$",
+                                  description="(bring your own) VPC id. Default: none (use managed).",
+                                  json_schema_extra={"errorMessage": "must be a VPC id like 'vpc-0123456789abcdef0'"})
+    private_subnet_ids: Optional[list[str]] = Field(
+        None, min_length=2, description="(bring your own) Private subnets in at least two AZs. Default: none.")
 
     @field_validator("private_subnet_ids")
     @classmethod
-    def _subnets(cls, values: list[str]) -> list[str]:
-        for value in values:
+    def _subnets(cls, values: Optional[list[str]]) -> Optional[list[str]]:
+        for value in values or ():
             if not re.fullmatch(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", value):
                 raise ValueError(f"{value!r} is not a subnet id like 'subnet-0123456789abcdef0'")
-        if len(set(values)) != len(values):
+        if values is not None and len(set(values)) != len(values):
             raise ValueError("subnet ids must be unique")
         return values
+
+    @model_validator(mode="after")
+    def _managed_or_your_own(self) -> "NetworkConfig":
+        from infra.config import AtKey  # (infra.config imports this module)
+
+        own = self.vpc_id is not None or self.private_subnet_ids is not None
+        if self.managed is not None and own:
+            given = " and ".join(k for k in ("vpc_id", "private_subnet_ids") if getattr(self, k) is not None)
+            raise AtKey("managed", f"give either managed (a VPC emlops builds) or vpc_id and private_subnet_ids "
+                        f"(your own VPC), not both; drop {given} or managed")
+        if self.managed is None and not own:
+            raise ValueError("give managed (a VPC emlops builds) or vpc_id and private_subnet_ids (your own VPC)")
+        if own and self.vpc_id is None:
+            raise AtKey("vpc_id", "field required with private_subnet_ids (the VPC of your subnets)")
+        if own and self.private_subnet_ids is None:
+            raise AtKey("private_subnet_ids", "field required with vpc_id (your VPC's private subnets, in at "
+                        "least two availability zones)")
+        return self
+
+    @property
+    def zone_count(self) -> int:
+        """Availability zones the private subnets span (a managed VPC's az_count, else the subnets given)."""
+        return self.managed.az_count if self.managed else len(self.private_subnet_ids or ())
 
 
 class RegistryConfig(RegistryFields):

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 _S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*[^/\s]$"
 _S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*$"
 PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistics_s3_uri and constraints_s3_uri "
-                             "from a baselining job")
+                             "from a baselining job (models served from a model package may use the package's "
+                             "drift-check baselines instead)")
 PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
 
 
@@ -116,7 +117,9 @@ class MonitoringConfig(_Section):
     max_runtime_minutes: int = Field(60, ge=1, le=1440, description="Longest a run may take; at most the "
                                      "schedule's interval. Default: 60.")
     baseline: Optional[BaselineConfig] = Field(None, description="Baseline statistics and constraints. Required "
-                                               "in production stacks. Default: none (profiling only).")
+                                               "in production stacks, except for models served from a model "
+                                               "package: they default to the package's data-quality drift-check "
+                                               "baselines. Default: none (profiling only).")
     drift_features: list[str] = Field(default_factory=list, description="Features whose baseline drift gets a "
                                       "CloudWatch alarm. Default: none.")
     drift_threshold: float = Field(0.1, gt=0, le=1, description="Baseline drift (0-1) that trips a drift alarm. "
@@ -173,16 +176,18 @@ class AlertsConfig(_Section):
 
 
 def monitoring_problem(at: str, monitoring: MonitoringConfig, captures_data: bool,
-                       production: bool) -> Optional[tuple[str, str]]:
+                       production: bool, package_source: bool = False) -> Optional[tuple[str, str]]:
     """The first problem of a model's monitoring as (key path, message), or None; for `PlatformConfig`.
 
-    `at` is the model's path, e.g. `models[0]`. A production monitor without a baseline is a config error.
+    `at` is the model's path, e.g. `models[0]`. A production monitor without a baseline is a config error,
+    unless the model comes from a model package (`package_source`): its drift-check baselines are used,
+    and a package without them is reported when the source is resolved.
     """
     if monitoring.enabled and not captures_data:
         return f"{at}.monitoring.enabled", "monitoring reads captured data; enable data_capture"
     if production and monitoring.enabled is False:
         return f"{at}.monitoring.enabled", PRODUCTION_NEEDS_MONITORING
-    if production and monitoring.is_enabled(captures_data) and monitoring.baseline is None:
+    if production and monitoring.is_enabled(captures_data) and monitoring.baseline is None and not package_source:
         return f"{at}.monitoring.baseline", PRODUCTION_NEEDS_BASELINE
     interval = schedule_interval_seconds(monitoring.schedule or ("cron(0 * ? * * *)" if production
                                                                  else "cron(0 0 ? * * *)"))
@@ -199,6 +204,7 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
                  notification_topic_arn: Optional[pulumi.Input[str]] = None,
                  permissions_boundary_arn: Optional[str] = None, region: Optional[str] = None,
                  account_id: Optional[str] = None, assume_role_arn: Optional[str] = None,
+                 baseline_s3_uris: Optional[tuple[str, str]] = None,
                  tags: Optional[Mapping[str, str]] = None) -> ModelMonitorArgs:
     """The `ModelMonitorArgs` of one model's `monitoring:` section and the stack's `alerts:`.
 
@@ -208,6 +214,8 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
     assumes `assume_role_arn` (the stack's deploy role, if any) as the stack's AWS provider does.
     """
     baseline, quality = monitoring.baseline, monitoring.model_quality
+    statistics, constraints = ((baseline.statistics_s3_uri, baseline.constraints_s3_uri) if baseline
+                               else baseline_s3_uris or (None, None))
     return ModelMonitorArgs(
         endpoint_name=endpoint_name,
         capture_s3_uri=capture_s3_uri,
@@ -215,8 +223,8 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
         vpc_id=vpc_id,
         subnet_ids=list(subnet_ids),
         production=production,
-        baseline_statistics_s3_uri=baseline.statistics_s3_uri if baseline else None,
-        baseline_constraints_s3_uri=baseline.constraints_s3_uri if baseline else None,
+        baseline_statistics_s3_uri=statistics,
+        baseline_constraints_s3_uri=constraints,
         capture_kms_key_arn=kms_key_arn,
         schedule_expression=monitoring.schedule,
         instance_type=monitoring.instance_type,

@@ -39,6 +39,9 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
             mlflow_on_training_cluster=mlflow_on_cluster,
             mlflow_backend_store_uri=backend_store_uri,
             models=models,
+            network=_network(config),
+            region=config.region,
+            personas=_personas(config),
         )
     except ValueError as exc:
         raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None
@@ -104,8 +107,6 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
             variants=[Variant(v.name, v.instance_type, v.initial_instance_count, v.weight) for v in model.variants],
             serverless_memory_mb=model.serverless.memory_mb if model.serverless else None,
             serverless_max_concurrency=model.serverless.max_concurrency if model.serverless else 5,
-            vpc_id=config.network.vpc_id if config.network else None,
-            subnet_ids=config.network.private_subnet_ids if config.network else (),
             network_isolation=model.serverless is None if model.network_isolation is None else model.network_isolation,
             data_capture_sampling_percentage=model.data_capture.sampling_percentage,
             data_capture_csv_content_types=model.data_capture.csv_content_types,
@@ -128,8 +129,8 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
             off_hours_timezone=off_hours.timezone if off_hours else "UTC",
             off_hours_max_instances=off_hours.off_hours_max_instances if off_hours else 1,
         )
-        return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture,
-                             monitor=_monitor(config, model) if model.monitoring.is_enabled(capture) else None,
+        monitor = _monitor(config, model, resolved, at) if model.monitoring.is_enabled(capture) else None
+        return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture, monitor=monitor,
                              retraining=_retraining(config, model) if model.retraining.enabled else None)
     except ValueError as exc:
         raise ConfigError(f"{at}: {exc}") from None
@@ -161,8 +162,31 @@ def _training(config: PlatformConfig):
         return None
     from infra.config_training import training_cluster_args
 
-    return training_cluster_args(config.training, vpc_id=config.network.vpc_id,
-                                 subnet_ids=config.network.private_subnet_ids, region=config.region)
+    # the VPC and subnets are the platform's network's (MlPlatform fills them in)
+    return training_cluster_args(config.training, vpc_id=None, subnet_ids=(), region=config.region)
+
+
+def _network(config: PlatformConfig):
+    """The stack's VPC: managed (the platform adds its flow-log key, boundary, protection and tags) or yours."""
+    network = config.network
+    if network is None:
+        return None
+    if network.managed is not None:
+        from infra.config_network import managed_network_args
+
+        return managed_network_args(network.managed)
+    from components.network import NetworkArgs
+
+    return NetworkArgs.existing(network.vpc_id, network.private_subnet_ids)
+
+
+def _personas(config: PlatformConfig):
+    """The persona roles; the platform fills in what they act on."""
+    if config.personas is None:
+        return None
+    from infra.config_personas import personas_args
+
+    return personas_args(config.personas, environment=config.environment, production=config.production)
 
 
 def _registry(config: PlatformConfig):
@@ -198,15 +222,27 @@ def _mlflow_backend_store_uri(source: str) -> pulumi.Output[str]:
     return uri
 
 
-def _monitor(config: PlatformConfig, model: ModelConfig):
-    """The model's monitor; the platform fills in the capture URI, reports bucket, keys and topic."""
+def _monitor(config: PlatformConfig, model: ModelConfig, resolved: model_source.ResolvedModel, at: str):
+    """The model's monitor; the platform fills in the capture URI, reports bucket, keys and topic.
+
+    Without a configured baseline, a model served from a package is compared with the package's
+    data-quality drift-check baselines (retraining attaches them when it registers a version)."""
+    baselines = None
+    if model.monitoring.baseline is None and resolved.model_package_arn is not None:
+        baselines = resolved.drift_baselines
+        if baselines is None and config.production:
+            raise ConfigError(f"{at}.monitoring.baseline: model {model.name!r}: {resolved.reference} has no "
+                              "data-quality drift-check baselines; add statistics_s3_uri and constraints_s3_uri")
+    return _monitor_args(config, model, baselines)
+
+
+def _monitor_args(config: PlatformConfig, model: ModelConfig, baselines):
     from infra.config_monitoring import monitor_args
 
     return monitor_args(
         model.monitoring, config.alerts, endpoint_name=f"{config.environment}-{model.name}",
-        capture_s3_uri=None, reports_bucket=None, vpc_id=config.network.vpc_id,
-        subnet_ids=config.network.private_subnet_ids, production=config.production, region=config.region,
-        account_id=config.account_id, assume_role_arn=config.deploy_role_arn)
+        capture_s3_uri=None, reports_bucket=None, vpc_id=None, subnet_ids=(), production=config.production, region=config.region,
+        account_id=config.account_id, assume_role_arn=config.deploy_role_arn, baseline_s3_uris=baselines)
 
 
 def _retraining(config: PlatformConfig, model: ModelConfig):

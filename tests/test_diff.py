@@ -151,15 +151,16 @@ def test_a_renamed_bucket_is_replaced_and_everything_holding_its_name_follows(sh
 
 def test_changes_inside_json_documents_have_paths_into_the_document(shipped_plan):
     base = shipped_plan("prod")
-    policy = json.loads(base.get("prod-churn-execution-logs").inputs["policy"])
-    policy["Statement"][0]["Action"] = ["logs:PutLogEvents"]
-    head = edited(base, prod_churn_execution_logs=lambda i: i.update(policy=json.dumps(policy)))
+    policy = json.loads(base.get("prod-churn-execution-permissions").inputs["policy"])
+    [index] = [i for i, statement in enumerate(policy["Statement"]) if statement["Sid"] == "Logs"]
+    policy["Statement"][index]["Action"] = ["logs:PutLogEvents"]
+    head = edited(base, prod_churn_execution_permissions=lambda i: i.update(policy=json.dumps(policy)))
     [changed] = diff_plans(base, head).resources
     assert changed.action == "update"
     assert [(c.path, c.old, c.new, c.replaces) for c in changed.changes] == [
-        ("policy#Statement[0].Action[0]", "logs:CreateLogGroup", "logs:PutLogEvents", False)]
-    assert "  - `policy#Statement[0].Action[0]`: `logs:CreateLogGroup` → `logs:PutLogEvents`" in render_markdown(
-        diff_plans(base, head))
+        (f"policy#Statement[{index}].Action[0]", "logs:CreateLogGroup", "logs:PutLogEvents", False)]
+    assert (f"  - `policy#Statement[{index}].Action[0]`: `logs:CreateLogGroup` → `logs:PutLogEvents`"
+            in render_markdown(diff_plans(base, head)))
 
 
 def test_tags_protect_and_added_resources(shipped_plan):

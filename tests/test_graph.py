@@ -45,15 +45,17 @@ def parse_mermaid(text: str) -> tuple[dict[str, list[str]], dict[str, str], set[
 
 def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_plan):
     groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
-    assert list(groups) == ["base", "FeatureStore features", "TrainingCluster training", "ModelRegistry registry",
+    assert list(groups) == ["base", "Network network", "FeatureStore features", "TrainingCluster training", "ModelRegistry registry",
                             "ModelEndpoint churn", "ModelEndpoint fraud", "ModelMonitor churn-monitor",
-                            "ModelMonitor fraud-monitor", "RetrainingPipeline fraud-retraining"]
+                            "ModelMonitor fraud-monitor", "RetrainingPipeline churn-retraining",
+                            "RetrainingPipeline fraud-retraining"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
     assert 30 <= len(labels) < 60
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
         "n_prod_fraud_endpoint"]
-    assert groups["base"] == ["n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
+    assert groups["Network network"] == ["n_prod_network_flow_logs"]
+    assert groups["base"] == ["n_prod_logs_key", "n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
                               "n_prod_artifacts_bucket", "n_prod_capture_bucket"]
     assert labels["n_prod_fraud_endpoint"] == "prod-fraud-endpoint<br/>endpoint"
     assert not [n for n in labels if "execution" in n or "policy" in n or "versioning" in n]
@@ -72,10 +74,10 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
         ("n_prod_fraud_monitor_schedule", "failures", "n_prod_fraud_monitor_failed"),
         ("n_prod_churn_monitor_schedule", "metrics", "n_prod_churn_monitor_drift_tenure_months"),
         ("n_prod_churn_monitor_drift_tenure_months", "notifies", "n_prod_churn_monitor_topic"),
-        ("n_prod_registry_tracking_server", "MLflow alias", "n_prod_churn_model"),
+        ("n_prod_registry_churn_group", "approved version", "n_prod_churn_model"),
     } <= edges
-    # churn is served from MLflow, not from its package group; nothing retrains it in prod
-    assert not [e for e in edges if e[2] == "n_prod_churn_model" and e[0] == "n_prod_registry_churn_group"]
+    # both prod models are served from their package groups, which their retraining feeds
+    assert not [e for e in edges if e[2] == "n_prod_churn_model" and e[0] == "n_prod_registry_tracking_server"]
 
 
 def test_every_shipped_stack_draws(shipped_plan):
@@ -93,7 +95,7 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 9
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 11
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]

@@ -362,11 +362,13 @@ def test_offline_unknowns_are_explicit() -> None:
     )
     assert offline.resolve("churn", ModelSource(model_package_group="churn")) == ResolvedModel(
         GROUP_REF, f"[unknown: {GROUP_REF}]", compressed=False, model_package_arn=f"[unknown: {GROUP_REF}]",
-        known=False,
+        known=False, drift_baselines=(f"[unknown: {GROUP_REF} drift-check statistics]",
+                                      f"[unknown: {GROUP_REF} drift-check constraints]"),
     )
     arn = package_arn("churn", 3)
     assert offline.resolve("churn", ModelSource(model_package_arn=arn)) == ResolvedModel(
-        arn, f"[unknown: {arn}]", compressed=False, model_package_arn=arn, known=False
+        arn, f"[unknown: {arn}]", compressed=False, model_package_arn=arn, known=False,
+        drift_baselines=(f"[unknown: {arn} drift-check statistics]", f"[unknown: {arn} drift-check constraints]"),
     )
     assert error_of(lambda: offline.resolve("churn", ModelSource(mlflow="models:/churn"))) == (
         "model 'churn': models:/churn: an MLflow source is models:/<name>@<alias> or models:/<name>/<version>"
@@ -402,3 +404,24 @@ def test_import_and_offline_resolution_stay_cheap() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"
+
+
+def test_a_packages_drift_check_baselines_come_with_it(aws: None) -> None:
+    """Retraining registers versions with the data-quality baseline attached; serving finds it there."""
+    made = Packages()
+    made.group("fraud")
+    stats, constraints = "s3://ml-baselines/fraud/v1/statistics.json", "s3://ml-baselines/fraud/v1/constraints.json"
+    arn = made.client.create_model_package(
+        ModelPackageGroupName="fraud", InferenceSpecification=container(
+            {"ModelDataUrl": "s3://models-bucket/fraud/v1/model.tar.gz"}),
+        ModelApprovalStatus="Approved",
+        DriftCheckBaselines={"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": stats},
+            "Constraints": {"ContentType": "application/json", "S3Uri": constraints}}},
+    )["ModelPackageArn"]
+    resolved = LiveResolver(REGION).resolve("fraud", ModelSource(model_package_group="fraud"))
+    assert (resolved.model_package_arn, resolved.drift_baselines) == (arn, (stats, constraints))
+    other = Packages()
+    other.group("churn")
+    other.add("churn", "Approved")
+    assert LiveResolver(REGION).resolve("churn", ModelSource(model_package_group="churn")).drift_baselines is None

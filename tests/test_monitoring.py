@@ -553,7 +553,12 @@ BASELINE = {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS}
 def test_monitoring_problem_for_the_platform_validator(raw, captures, production, problem):
     assert monitoring_problem("models[0]", MonitoringConfig(**raw), captures, production) == problem
     assert PRODUCTION_NEEDS_BASELINE == ("production monitors need a baseline: add statistics_s3_uri and "
-                                         "constraints_s3_uri from a baselining job")
+                                         "constraints_s3_uri from a baselining job (models served from a model "
+                                         "package may use the package's drift-check baselines instead)")
+
+
+def test_a_production_model_from_a_package_may_take_the_packages_baselines():
+    assert monitoring_problem("models[0]", MonitoringConfig(), True, True, package_source=True) is None
 
 
 def test_monitor_args_maps_the_sections_and_builds_a_monitor():
@@ -904,29 +909,19 @@ def test_monitor_args_maps_the_model_quality_section():
     assert (plain.model_quality, plain.problem_type, plain.model_quality_threshold) == (False, None, None)
 
 
-PROD_SNIPPET = """          drift_features: [tenure_months, monthly_charges]
-          model_quality:
-            ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/churn
-            problem_type: BinaryClassification
-            probability_attribute: "0"
-            probability_threshold: 0.5
-            threshold: 0.75
-"""
-
-
-def prod_with(project_copy, snippet: str):
+def prod_with(project_copy, old: str = "", new: str = ""):
+    """Preview prod (which ships churn's model-quality section), with `old` replaced by `new`."""
     from emlops.preview import preview_stack
 
     stack = project_copy / "stacks" / "Pulumi.prod.yaml"
     text = stack.read_text()
-    anchor = "          drift_features: [tenure_months, monthly_charges]\n"
-    assert text.count(anchor) == 1
-    stack.write_text(text.replace(anchor, snippet))
+    assert text.count(old) == 1 or not old
+    stack.write_text(text.replace(old, new) if old else text)
     return preview_stack("prod", start=project_copy)
 
 
 def test_prod_with_model_quality_previews_and_every_request_is_valid(project_copy):
-    plan = prod_with(project_copy, PROD_SNIPPET).plan
+    plan = prod_with(project_copy).plan
     job = plan.get("prod-churn-monitor-quality-job", MQ_JOB)
     assert (job.inputs["accountId"], job.inputs["region"]) == ("333333333333", "eu-west-1")
     # it calls SageMaker as the stack's AWS provider does: through the stack's deploy role, if it has one
@@ -934,7 +929,7 @@ def test_prod_with_model_quality_previews_and_every_request_is_valid(project_cop
 
     stack = yaml.safe_load((project_copy / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["emlops:platform"]
     assert job.inputs.get("assumeRoleArn") == stack.get("deploy_role_arn")
-    assert job.inputs["modelQualityJobInput"]["groundTruthS3Input"] == {"s3Uri": "s3://acme-ml-prod-ground-truth/churn"}
+    assert job.inputs["modelQualityJobInput"]["groundTruthS3Input"] == {"s3Uri": "s3://acme-ml-prod-ground-truth/churn/"}
     assert job.inputs["modelQualityJobInput"]["endpointInput"]["endpointName"] == "prod-churn"
     assert api_problems(job) == []
     alarm = plan.get("prod-churn-monitor-quality-auc").inputs
@@ -950,7 +945,7 @@ def test_a_bad_model_quality_section_names_the_stack_file_and_key(project_copy):
     from emlops.preview import PreviewError
 
     with pytest.raises(PreviewError) as caught:
-        prod_with(project_copy, PROD_SNIPPET.replace("            probability_threshold: 0.5\n", ""))
+        prod_with(project_copy, "            probability_threshold: 0.5\n", "")
     assert str(caught.value) == (
         "stacks/Pulumi.prod.yaml: emlops:platform.models[0].monitoring.model_quality: BinaryClassification needs "
         "probability_attribute and probability_threshold (where the captured response holds the probability, and "

@@ -24,6 +24,8 @@ STATEFUL_TYPES = {
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
     # the alerts topic keeps its confirmed subscriptions
     "aws:sns/topic:Topic",
+    # the VPC flow logs are audit records
+    "aws:cloudwatch/logGroup:LogGroup",
 }
 # AWS has no tags on these (bucket settings, inline policies, aliases, scaling policies and schedules).
 UNTAGGABLE_TYPES = {
@@ -35,7 +37,7 @@ UNTAGGABLE_TYPES = {
     "aws:appautoscaling/policy:Policy", "aws:appautoscaling/scheduledAction:ScheduledAction",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy",
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
-    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:cloudwatch/eventTarget:EventTarget", "aws:ec2/routeTableAssociation:RouteTableAssociation",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
     # Kubernetes objects carry labels, not AWS tags
     "pulumi:providers:kubernetes", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ResourceQuota",
@@ -117,10 +119,10 @@ def test_kms_keys_rotate(stack, shipped_plan):
 def test_prod_protects_and_retains_every_stateful_resource_and_only_those(shipped_plan):
     plan = shipped_plan("prod")
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
-    assert sorted(plan.type_counts()[t] for t in STATEFUL_TYPES) == [1, 1, 1, 1, 2, 2, 4]
-    # the data key and the alerts topic's key; access-log, dataset, artifact, capture buckets; the training
-    # repository; the customers feature group; the churn and fraud package groups; the MLflow tracking
-    # server; the alerts topic
+    assert sorted(plan.type_counts()[t] for t in STATEFUL_TYPES) == [1, 1, 1, 1, 1, 2, 3, 4]
+    # the data key, the alerts topic's key and the flow logs' key; access-log, dataset, artifact, capture
+    # buckets; the training repository; the customers feature group; the churn and fraud package groups; the
+    # MLflow tracking server; the alerts topic; the VPC flow-log group
     assert all(r.protect and r.retain_on_delete for r in stateful)
     assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
 
@@ -148,13 +150,14 @@ def test_dev_tree_shape(shipped_plan):
     platform = plan.get("dev", "emlops:index:MlPlatform")
     assert platform.urn == "urn:pulumi:dev::emlops::emlops:index:MlPlatform::dev"
     assert [r.name for r in plan.children(platform.urn)] == [
-        "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-model-builder", "dev-features",
-        "dev-training", "dev-registry", "dev-churn",
+        "dev-logs", "dev-network", "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts",
+        "dev-model-builder", "dev-features", "dev-training", "dev-registry", "dev-churn", "dev-fraud",
+        "dev-personas",
     ]
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 75
+    assert len(plan.resources) == 134
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path):
@@ -235,21 +238,29 @@ def test_prod_endpoints_have_what_production_needs(shipped_plan):
 
 def test_dev_serves_cheaply_without_capture(shipped_plan):
     plan = shipped_plan("dev")
-    [config] = plan.by_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert [c.name for c in plan.by_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")] == [
+        "dev-churn-config", "dev-fraud-config"]
+    config = plan.get("dev-churn-config")
     [variant] = config.inputs["productionVariants"]
     assert variant["serverlessConfig"] == {"maxConcurrency": 5, "memorySizeInMb": 2048}
     assert "dataCaptureConfig" not in config.inputs
-    [model] = plan.by_type("aws:sagemaker/model:Model")
+    model = plan.get("dev-churn-model")
     assert model.inputs["primaryContainer"]["image"] == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     assert model.inputs["primaryContainer"]["modelDataUrl"] == "s3://acme-ml-dev-models/churn/2026-11-20/model.tar.gz"
+    # fraud: one small instance in the private subnets, no capture, no autoscaling
+    fraud = plan.get("dev-fraud-config")
+    [variant] = fraud.inputs["productionVariants"]
+    assert (variant["instanceType"], variant["initialInstanceCount"]) == ("ml.m5.large", 1)
+    assert "dataCaptureConfig" not in fraud.inputs
+    assert len(plan.get("dev-fraud-model").inputs["vpcConfig"]["subnets"]) == 2
     assert not plan.by_type("aws:appautoscaling/target:Target")
 
 
 def test_registry_references_stay_explicitly_unknown_offline(shipped_plan):
-    plan = shipped_plan("prod")
-    churn = plan.get("prod-churn-model").inputs["primaryContainer"]
+    plan = shipped_plan("staging")
+    churn = plan.get("staging-churn-model").inputs["primaryContainer"]
     assert churn["modelDataSource"]["s3DataSources"][0]["s3Uri"] == "[unknown: models:/churn@champion]"
-    fraud = plan.get("prod-fraud-model").inputs["primaryContainer"]
+    fraud = shipped_plan("prod").get("prod-fraud-model").inputs["primaryContainer"]
     assert fraud == {"modelPackageName": "[unknown: model-package-group/fraud (latest Approved)]"}
 
 
@@ -270,7 +281,7 @@ def test_stack_outputs_name_each_endpoint_with_its_artifact_and_capture(shipped_
     assert shipped_plan("prod").outputs["endpoints"]["churn"] == {
         "name": "prod-churn",
         "arn": "arn:aws:sagemaker:eu-west-1:333333333333:endpoint/prod-churn",
-        "modelArtifactUri": "[unknown: models:/churn@champion]",
+        "modelArtifactUri": "[unknown: model-package-group/churn (latest Approved)]",
         "dataCaptureUri": shipped_plan("prod").get("prod-churn-config").inputs["dataCaptureConfig"]["destinationS3Uri"],
     }
     assert shipped_plan("dev").outputs["endpoints"]["churn"] == {

@@ -39,9 +39,9 @@ def test_staging_resolves_the_champion_to_its_s3_artifact(registry, tmp_path, mo
     assert container["modelDataSource"]["s3DataSources"] == [
         {"compressionType": "None", "s3DataType": "S3Prefix", "s3Uri": ARTIFACT}
     ]
-    policy = json.loads(resources["staging-churn-execution-read-artifact"]["inputs"]["policy"])
+    policy = json.loads(resources["staging-churn-execution-permissions"]["inputs"]["policy"])
     assert policy["Statement"][0] == {
-        "Effect": "Allow", "Action": ["s3:GetObject"],
+        "Sid": "ReadArtifact", "Effect": "Allow", "Action": ["s3:GetObject"],
         "Resource": ["arn:aws:s3:::ml-artifacts-bucket/mlflow/1/abc/artifacts/model/*"],
     }
     assert "[unknown" not in target.read_text()

@@ -41,7 +41,7 @@ def test_readme_preview_command_prints_the_dev_tree():
     result = subprocess.run(venv_command(PREVIEW_COMMAND), cwd=ROOT, capture_output=True, text=True,
                             timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("emlops / dev: 75 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
+    assert result.stdout.startswith("emlops / dev: 134 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
     assert "dev  emlops:index:MlPlatform" in result.stdout
     assert "dev-data-key  aws:kms/key:Key" in result.stdout
 
@@ -134,3 +134,32 @@ def test_every_emlops_command_the_readme_shows_exists():
     shown = set(re.findall(r"(?:^|&& |\$ )(?:\.venv/bin/)?emlops ([a-z-]+)", commands_shown, flags=re.M))
     shown |= set(re.findall(r"`emlops ([a-z-]+)[ `]", README))
     assert shown and shown <= commands, shown - commands
+
+
+def test_readme_review_commands_run_as_shown(project_copy, monkeypatch):
+    """Every line of the 'check, diff, graph' block and the policy-pack config line, in order."""
+    import shlex
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from emlops.cli import app
+
+    [block] = [b for b in code_blocks("bash") if "emlops pr-comment" in b]
+    [pack_line] = [line for line in README.splitlines() if line.startswith("emlops check prod --pack-config")]
+    monkeypatch.chdir(project_copy)
+    runner = CliRunner()
+    for line in [pack_line, *block.strip().splitlines()]:
+        command = shlex.split(line.split("#")[0])
+        assert command[0] == "emlops", line
+        if command[1] == "diff":
+            shutil.copy("head.json", "base.json")  # "make base.json the same way on main"
+        if command[1] == "pr-comment":
+            for side in ("base", "head"):
+                Path(side).mkdir()
+                shutil.copy(f"{side}.json", f"{side}/dev.json")
+        result = runner.invoke(app, command[1:])
+        assert result.exit_code == 0, (line, result.output)
+    assert Path("comment.md").read_text().startswith("<!-- emlops-pr-preview -->")
+    assert '"schema": "emlops.check/v1"' in Path("prod.check.json").read_text()
+    assert Path("prod-policy.json").is_file()

@@ -100,8 +100,8 @@ def test_self_hosted_mlflow_needs_the_eks_training_cluster():
 def test_training_needs_a_network():
     raw = copy.deepcopy(valid_prod())
     del raw["network"], raw["models"]
-    assert error_of(raw) == (f"{AT}.training: runs in private subnets; add network.vpc_id and "
-                             "network.private_subnet_ids")
+    assert error_of(raw) == (f"{AT}.training: runs in private subnets; add network.managed (or network.vpc_id "
+                             "and network.private_subnet_ids)")
 
 
 def test_duplicate_feature_groups_are_one_line():
@@ -146,10 +146,13 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
     plan = shipped_plan("prod")
     endpoints = [e.inputs["name"] for e in plan.by_type("aws:sagemaker/endpoint:Endpoint")]
     schedules = plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
-    assert len(schedules) == len(endpoints) == 2
+    # data quality for both endpoints; model quality for churn, whose ground truth arrives daily
+    assert [(s.name, s.inputs["monitoringScheduleConfig"]["monitoringType"]) for s in schedules] == [
+        ("prod-churn-monitor-schedule", "DataQuality"), ("prod-churn-monitor-quality", "ModelQuality"),
+        ("prod-fraud-monitor-schedule", "DataQuality")]
+    assert len(endpoints) == 2
     for schedule in schedules:
         config = schedule.inputs["monitoringScheduleConfig"]
-        assert config["monitoringType"] == "DataQuality"
         assert config["scheduleConfig"]["scheduleExpression"] == "cron(0 * ? * * *)"  # hourly in production
     [topic] = plan.by_type("aws:sns/topic:Topic")
     assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:eu-west-1:333333333333:key/")
@@ -157,7 +160,7 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
     alarms = [a for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "-monitor-" in a.name]
     assert alarms and all(a.inputs["alarmActions"] == [topic_arn] for a in alarms)
     targets = [t for t in plan.by_type("aws:cloudwatch/eventTarget:EventTarget") if "-monitor-" in t.name]
-    assert len(targets) == 4 and all(t.inputs["arn"] == topic_arn for t in targets)
+    assert len(targets) == 6 and all(t.inputs["arn"] == topic_arn for t in targets)
     [subscription] = plan.by_type("aws:sns/topicSubscription:TopicSubscription")
     assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ml-oncall@example.com")
     image = plan.get("prod-churn-monitor-job").inputs["dataQualityAppSpecification"]["imageUri"]
@@ -167,13 +170,33 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
 def test_a_production_monitor_without_a_baseline_is_a_config_error():
     raw = valid_prod()
     del raw["models"][0]["monitoring"]["baseline"]
+    # a model served from a package may use the package's drift-check baselines; one from S3 may not
+    raw["models"][0]["source"] = {"s3_uri": "s3://acme-ml-prod-models/churn/model.tar.gz"}
+    raw["models"][0]["image"] = {"uri": "333333333333.dkr.ecr.eu-west-1.amazonaws.com/churn-serving:1.4.0"}
     assert error_of(raw) == (f"{AT}.models[0].monitoring.baseline: production monitors need a baseline: add "
-                             "statistics_s3_uri and constraints_s3_uri from a baselining job")
+                             "statistics_s3_uri and constraints_s3_uri from a baselining job (models served from "
+                             "a model package may use the package's drift-check baselines instead)")
+
+
+def test_every_prod_endpoint_has_a_retraining_pipeline_started_by_its_violations(shipped_plan):
+    plan = shipped_plan("prod")
+    endpoints = sorted(e.inputs["name"] for e in plan.by_type("aws:sagemaker/endpoint:Endpoint"))
+    pipelines = sorted(p.inputs["pipelineName"] for p in plan.by_type("aws:sagemaker/pipeline:Pipeline"))
+    assert pipelines == [f"{endpoint}-retraining" for endpoint in endpoints] == [
+        "prod-churn-retraining", "prod-fraud-retraining"]
+    for endpoint in endpoints:
+        target = plan.get(f"{endpoint}-retraining-on-violations-start")
+        assert target.inputs["arn"] == f"arn:aws:sagemaker:eu-west-1:333333333333:pipeline/{endpoint}-retraining"
+        # served from the package group the pipeline registers into
+        model = endpoint.removeprefix("prod-")
+        assert plan.get(f"{endpoint}-model").inputs["primaryContainer"]["modelPackageName"] == (
+            f"[unknown: model-package-group/{model} (latest Approved)]")
 
 
 def test_prod_fraud_retrains_on_violations_through_an_sdk_built_pipeline(shipped_plan):
     plan = shipped_plan("prod")
-    [pipeline] = plan.by_type("aws:sagemaker/pipeline:Pipeline")
+    [pipeline] = [p for p in plan.by_type("aws:sagemaker/pipeline:Pipeline")
+                  if p.inputs["pipelineName"] == "prod-fraud-retraining"]
     assert pipeline.inputs["pipelineName"] == "prod-fraud-retraining"  # what `emlops retrain prod fraud` starts
     steps = [s["Name"] for s in json.loads(pipeline.inputs["pipelineDefinition"])["Steps"]]
     assert steps[:4] == ["Prepare", "Train", "Evaluate", "CheckMetric"]
@@ -198,5 +221,5 @@ def test_retraining_needs_sagemaker_training_and_a_pinned_image():
                              "(an image of the training repository with an immutable tag)")
     raw = valid_prod()
     raw["training"] = {"kind": "eks", "eks": {"admin_role_arns": ["arn:aws:iam::333333333333:role/admin"]}}
-    assert error_of(raw) == (f"{AT}.models[1].retraining.enabled: retraining runs SageMaker jobs in the training "
+    assert error_of(raw) == (f"{AT}.models[0].retraining.enabled: retraining runs SageMaker jobs in the training "
                              "network and buckets; needs training.kind: sagemaker")
