@@ -202,8 +202,10 @@ class LiveResolver:
     same artifact even if a new package is approved while the program runs.
     """
 
-    def __init__(self, region: str, mlflow_tracking_uri: Optional[str] = None, boto3_session: Any = None) -> None:
+    def __init__(self, region: str, mlflow_tracking_uri: Optional[str] = None, boto3_session: Any = None,
+                 role_arn: Optional[str] = None) -> None:
         self.region = region
+        self.role_arn = role_arn  # the stack's deploy role: look-ups read the stack's account, as the provider does
         self._mlflow = _MlflowRegistry(mlflow_tracking_uri) if mlflow_tracking_uri else None
         self._session = boto3_session
         self._sagemaker: Any = None
@@ -237,6 +239,13 @@ class LiveResolver:
                 import boto3
 
                 session = self._session or boto3.session.Session()
+                if self.role_arn:
+                    credentials = session.client("sts", region_name=self.region).assume_role(
+                        RoleArn=self.role_arn, RoleSessionName="emlops-model-lookup")["Credentials"]
+                    session = boto3.session.Session(
+                        aws_access_key_id=credentials["AccessKeyId"],
+                        aws_secret_access_key=credentials["SecretAccessKey"],
+                        aws_session_token=credentials["SessionToken"])
                 self._sagemaker = session.client("sagemaker", region_name=self.region)
             return getattr(self._sagemaker, operation)(**kwargs)
         except ClientError as e:

@@ -70,7 +70,8 @@ def _resolver(config: PlatformConfig) -> model_source.Resolver:
         return model_source.current_resolver()
     except RuntimeError:  # not under `emlops preview`: the real `pulumi up` / `pulumi preview`
         return model_source.LiveResolver(region=config.region,
-                                         mlflow_tracking_uri=config.registry.mlflow_tracking_uri)
+                                         mlflow_tracking_uri=config.registry.mlflow_tracking_uri,
+                                         role_arn=config.deploy_role_arn)
 
 
 def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, index: int, model: ModelConfig,

@@ -425,3 +425,13 @@ def test_a_packages_drift_check_baselines_come_with_it(aws: None) -> None:
     other.group("churn")
     other.add("churn", "Approved")
     assert LiveResolver(REGION).resolve("churn", ModelSource(model_package_group="churn")).drift_baselines is None
+
+
+def test_look_ups_run_as_the_stacks_deploy_role(packages: Packages) -> None:
+    """Like the stack's provider, package look-ups assume the deploy role in the stack's account."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/emlops-deploy"
+    resolver = LiveResolver(REGION, role_arn=role)
+    assert resolver.resolve("churn", ModelSource(model_package_group="churn")).model_package_arn == (
+        package_arn("churn", 3))
+    credentials = resolver._sagemaker._request_signer._credentials
+    assert credentials.access_key.startswith("ASIA")  # temporary credentials of the assumed role
