@@ -12,6 +12,7 @@
 Humans assume these roles, so the trust is built here (ServiceRole trusts AWS services): the principals
 listed per persona, or by default any principal of this account tagged `emlops-persona=<persona>`
 (e.g. by an Identity Center attribute); MFA in production. No persona may delete stateful resources.
+The action lists and the persona policies themselves are built in `components.personas_policies`.
 """
 
 from __future__ import annotations
@@ -25,76 +26,19 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import AwsContext, aws_context
-from components.iam import _FULL_ACCESS, Statement, kms_usage_statement, policy_document
+from components.iam import _FULL_ACCESS, Statement, policy_document
 from components.options import child, merge_tags, type_token
+from components.personas_policies import (ADMIN_TAGGED_ACTIONS, ENDPOINT_CHANGES,  # noqa: F401 (re-exported)
+                                          KEEP_STATE, KEY_ADMIN_ACTIONS, PERSONA_PATH, READ_ONLY_ACTIONS,
+                                          ROLE_GRANT_ACTIONS, ROLE_OTHER_ACTIONS, SAGEMAKER, STATEFUL_DELETIONS,
+                                          Policies, _bucket, _data_scientist, _jobs, _ml_engineer, _named,
+                                          _packages, _platform_admin)
 
 PERSONAS = ("data-scientist", "ml-engineer", "platform-admin")
 PERSONA_TAG = "emlops-persona"
-# Persona roles live under their own path: outside the platform's name prefix that admins manage,
-# and easy to exclude from every persona's trust (no chaining from one persona into another).
-PERSONA_PATH = "/personas/"
-SAGEMAKER = "sagemaker.amazonaws.com"
 # IAM quotas (characters without whitespace): a role's inline policies together, and its trust policy.
 INLINE_POLICIES_LIMIT, TRUST_POLICY_LIMIT = 10240, 2048
-# Deleting these loses data or history nothing can rebuild: no persona may, whatever else it is given.
-STATEFUL_DELETIONS = ["kms:ScheduleKeyDeletion", "s3:DeleteBucket", "sagemaker:DeleteFeatureGroup",
-                      "sagemaker:DeleteModelPackageGroup"]
-KEEP_STATE = Statement(sid="KeepStatefulResources", effect="Deny", actions=STATEFUL_DELETIONS, resources=["*"])
-ENDPOINT_CHANGES = ["sagemaker:CreateEndpoint", "sagemaker:CreateEndpointConfig", "sagemaker:DeleteEndpoint",
-                    "sagemaker:UpdateEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"]
 
-
-def _named(service: str, names: str) -> list[str]:  # explicit action lists, without repeating the service
-    return [f"{service}:{name}" for name in names.split()]
-
-
-# What an admin may change on a resource that carries the platform's tags; stateless deletions only.
-ADMIN_TAGGED_ACTIONS = [
-    *_named("cloudwatch", "DisableAlarmActions EnableAlarmActions SetAlarmState"),
-    *_named("events", "DisableRule EnableRule"),
-    *_named("sagemaker", "DeleteEndpoint DeleteEndpointConfig DeleteModel DeleteMonitoringSchedule "
-            "StartMlflowTrackingServer StartMonitoringSchedule StopMlflowTrackingServer StopMonitoringSchedule "
-            "StopPipelineExecution StopProcessingJob StopTrainingJob UpdateEndpoint "
-            "UpdateEndpointWeightsAndCapacities UpdateFeatureGroup UpdateMlflowTrackingServer "
-            "UpdateMonitoringSchedule"),
-]
-# Key administration without use. PutKeyPolicy and CreateGrant stay out: either could hand decrypt
-# to a principal the admin controls; the key policy changes only through deploys.
-KEY_ADMIN_ACTIONS = _named("kms", "CancelKeyDeletion DescribeKey EnableKey EnableKeyRotation GetKeyPolicy "
-                           "GetKeyRotationStatus ListGrants ListResourceTags RevokeGrant RotateKeyOnDemand "
-                           "TagResource UntagResource UpdateKeyDescription")
-# Configuration and metadata only, named one by one: no s3:Get*/sagemaker:Get* (they read data).
-READ_ONLY_ACTIONS = [
-    *_named("application-autoscaling", "DescribeScalableTargets DescribeScalingActivities DescribeScalingPolicies "
-            "DescribeScheduledActions"),
-    *_named("cloudwatch", "DescribeAlarms GetMetricData GetMetricStatistics ListMetrics"),
-    *_named("ec2", "DescribeNetworkInterfaces DescribeSecurityGroups DescribeSubnets DescribeVpcEndpoints "
-            "DescribeVpcs"),
-    *_named("ecr", "DescribeImages DescribeRepositories GetLifecyclePolicy GetRepositoryPolicy"),
-    *_named("eks", "DescribeCluster DescribeNodegroup ListClusters ListNodegroups"),
-    *_named("events", "DescribeRule ListRules ListTargetsByRule"),
-    *_named("glue", "GetDatabase GetTable GetTables"),
-    *_named("iam", "GetPolicy GetPolicyVersion GetRole GetRolePolicy ListAttachedRolePolicies ListRolePolicies "
-            "ListRoles"),
-    *_named("kms", "ListAliases ListKeys"),
-    *_named("logs", "DescribeLogGroups DescribeLogStreams FilterLogEvents GetLogEvents"),
-    *_named("s3", "GetBucketLogging GetBucketOwnershipControls GetBucketPolicy GetBucketPublicAccessBlock "
-            "GetBucketTagging GetBucketVersioning GetEncryptionConfiguration GetLifecycleConfiguration "
-            "ListAllMyBuckets"),
-    *_named("sagemaker", "DescribeDataQualityJobDefinition DescribeEndpoint DescribeEndpointConfig "
-            "DescribeFeatureGroup DescribeMlflowTrackingServer DescribeModel DescribeModelPackage "
-            "DescribeModelPackageGroup DescribeMonitoringSchedule DescribePipeline DescribePipelineExecution "
-            "DescribeProcessingJob DescribeTrainingJob ListEndpointConfigs ListEndpoints ListFeatureGroups "
-            "ListMlflowTrackingServers ListModelPackageGroups ListModelPackages ListModels "
-            "ListMonitoringExecutions ListMonitoringSchedules ListPipelineExecutions ListPipelines "
-            "ListProcessingJobs ListTags ListTrainingJobs"),
-    *_named("sns", "GetTopicAttributes ListSubscriptionsByTopic ListTopics"),
-    *_named("tag", "GetResources"),
-]
-# IAM changes that grant permissions: only on roles that keep the permissions boundary.
-ROLE_GRANT_ACTIONS = _named("iam", "CreateRole DeleteRolePolicy PutRolePermissionsBoundary PutRolePolicy")
-ROLE_OTHER_ACTIONS = _named("iam", "DeleteRole TagRole UntagRole UpdateAssumeRolePolicy UpdateRole "
-                            "UpdateRoleDescription")
 
 # What an argument's ids look like, checked when given as literal strings (Outputs are the platform's own).
 _ID_FORMS = {
@@ -307,170 +251,3 @@ def _trust(args: PersonasArgs, persona: str, context: AwsContext) -> list[Statem
         conditions["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
     return [Statement(actions=["sts:AssumeRole", "sts:TagSession"], principals={"AWS": roots},
                       conditions=conditions)]
-
-
-def _bucket(args: PersonasArgs, context: AwsContext, bucket_arn: pulumi.Input[str], prefix: str,
-            write: bool) -> list[Statement]:
-    """The statements of SecureBucket's grants, for a bucket known by its ARN."""
-    listing = Statement(actions=["s3:ListBucket"], resources=[bucket_arn],
-                        conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None)
-    actions = ["s3:GetObject", "s3:GetObjectVersion"] + (["s3:AbortMultipartUpload", "s3:PutObject"] if write else [])
-    return [listing, Statement(actions=actions, resources=[pulumi.Output.concat(bucket_arn, "/", prefix, "*")]),
-            kms_usage_statement(args.data_key_arn, encrypt=write, decrypt=True,
-                                via_service=context.service_endpoint("s3"))]
-
-
-def _packages(group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The versions of a model package group: `...:model-package/<group>/*`."""
-    return pulumi.Output.from_input(group_arn).apply(
-        lambda arn: arn.replace(":model-package-group/", ":model-package/", 1) + "/*")
-
-
-def _jobs(args: PersonasArgs, context: AwsContext, roles: Sequence[pulumi.Input[str]]) -> list[Statement]:
-    """Training and processing jobs: in a VPC, volumes and outputs under the data key, one of `roles`."""
-    jobs = [context.arn("sagemaker", "processing-job/*"), context.arn("sagemaker", "training-job/*")]
-    key = args.data_key_arn
-    guard: dict = {"Null": {"sagemaker:VpcSubnets": "false"},
-                   "ArnEquals": {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key}}
-    if args.job_subnet_ids:
-        guard["ForAllValues:StringEquals"] = {"sagemaker:VpcSubnets": list(args.job_subnet_ids)}
-    logs = [context.arn("logs", f"log-group:/aws/sagemaker/{kind}:*") for kind in ("ProcessingJobs", "TrainingJobs")]
-    return [
-        Statement(sid="StartJobsInVpcWithDataKey", actions=["sagemaker:CreateProcessingJob",
-                  "sagemaker:CreateTrainingJob"], resources=jobs, conditions=guard),
-        Statement(actions=["sagemaker:AddTags", "sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
-                           "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob"], resources=jobs),
-        # List actions have no resource to scope to; AWS requires "*".
-        Statement(actions=["sagemaker:ListProcessingJobs", "sagemaker:ListTrainingJobs"], resources=["*"]),
-        Statement(actions=["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"], resources=logs),
-        Statement(sid="PassJobRolesToSageMaker", actions=["iam:PassRole"], resources=list(roles),
-                  conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}}),
-    ]
-
-
-Policies = list[tuple[str, list[Statement]]]
-
-
-def _data_scientist(args: PersonasArgs, context: AwsContext) -> Policies:
-    policies: Policies = [
-        ("read-datasets", _bucket(args, context, args.datasets_bucket_arn, args.datasets_prefix, write=False)),
-        ("experiments", _bucket(args, context, args.artifacts_bucket_arn, args.experiments_prefix, write=True)),
-    ]
-    if args.feature_group_arns:
-        policies.append(("read-features", [
-            Statement(actions=["sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup", "sagemaker:GetRecord"],
-                      resources=list(args.feature_group_arns)),
-            Statement(actions=["sagemaker:ListFeatureGroups"], resources=["*"]),
-            # readers of an online store need the key itself; AWS documents no kms:ViaService for it
-            kms_usage_statement(args.data_key_arn, encrypt=False, decrypt=True),
-        ]))
-    if args.package_group_arns:
-        groups, packages = list(args.package_group_arns), [_packages(g) for g in args.package_group_arns]
-        policies.append(("register-models", [
-            Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=groups),
-            Statement(actions=["sagemaker:DescribeModelPackage"], resources=packages),
-            # new versions wait for an ML engineer's approval; the request must say so explicitly
-            Statement(sid="RegisterForApprovalOnly", actions=["sagemaker:CreateModelPackage"],
-                      resources=groups + packages,
-                      conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}),
-            Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
-        ]))
-    if args.training_role_arn is not None:
-        policies.append(("run-jobs", _jobs(args, context, [args.training_role_arn])))
-    policies.append(("guardrails", [
-        KEEP_STATE,
-        Statement(sid="NoApprovalNoEndpointChanges", effect="Deny", resources=["*"],
-                  actions=ENDPOINT_CHANGES + ["sagemaker:UpdateModelPackage"]),
-    ]))
-    return policies
-
-
-def _ml_engineer(args: PersonasArgs, context: AwsContext) -> Policies:
-    policies: Policies = [("read-artifacts", _bucket(args, context, args.artifacts_bucket_arn, "", write=False))]
-    if args.package_group_arns:
-        policies.append(("approve-models", [
-            Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=list(args.package_group_arns)),
-            Statement(actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
-                      resources=[_packages(g) for g in args.package_group_arns]),
-            Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
-        ]))
-    if args.pipeline_arns:
-        policies.append(("run-pipelines", [
-            Statement(actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",
-                               "sagemaker:StartPipelineExecution"], resources=list(args.pipeline_arns)),
-            Statement(actions=["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
-                               "sagemaker:StopPipelineExecution"],
-                      resources=[pulumi.Output.concat(p, "/execution/*") for p in args.pipeline_arns]),
-            Statement(actions=["sagemaker:ListPipelines"], resources=["*"]),
-        ]))
-    if args.endpoint_arns or args.monitoring_schedule_arns:
-        statements = []
-        if args.endpoint_arns:
-            statements += [
-                Statement(actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-                          resources=list(args.endpoint_arns)),
-                Statement(actions=["sagemaker:DescribeEndpointConfig"],
-                          resources=[context.arn("sagemaker", f"endpoint-config/{args.managed_prefix}*")]),
-            ]
-        if args.monitoring_schedule_arns:
-            statements.append(Statement(
-                actions=["sagemaker:DescribeMonitoringSchedule", "sagemaker:StartMonitoringSchedule",
-                         "sagemaker:StopMonitoringSchedule"], resources=list(args.monitoring_schedule_arns)))
-        statements.append(Statement(actions=["sagemaker:ListEndpoints", "sagemaker:ListMonitoringExecutions",
-                                             "sagemaker:ListMonitoringSchedules"], resources=["*"]))
-        policies.append(("operate-endpoints", statements))
-    roles = [args.training_role_arn] if args.training_role_arn is not None else []
-    roles += [r for r in args.execution_role_arns if not (isinstance(r, str) and r in roles)]
-    if roles:
-        policies.append(("run-jobs", _jobs(args, context, roles)))
-    policies.append(("guardrails", [KEEP_STATE]))
-    return policies
-
-
-def _platform_admin(args: PersonasArgs, context: AwsContext) -> Policies:
-    tagged = {f"aws:ResourceTag/{key}": value for key, value in args.platform_tags.items()}
-    managed_roles = context.arn("iam", f"role/{args.managed_prefix}*", regional=False)
-    persona_roles = context.arn("iam", f"role{PERSONA_PATH}*", regional=False)
-    boundary = args.permissions_boundary_arn
-    bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}} if boundary is not None else {}
-    own_policies = {"ArnLike": {"iam:PolicyARN": context.arn("iam", "policy/*", regional=False)}}
-    roles = [
-        Statement(sid="GrantOnlyWithinBoundary" if bounded else "GrantToManagedRoles", actions=ROLE_GRANT_ACTIONS,
-                  resources=[managed_roles], conditions=bounded or None),
-        # customer-managed policies only: never AdministratorAccess or a *FullAccess policy
-        Statement(sid="AttachOwnPoliciesOnly", actions=["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-                  resources=[managed_roles], conditions={**bounded, **own_policies}),
-        Statement(actions=ROLE_OTHER_ACTIONS, resources=[managed_roles]),
-    ]
-    if boundary is not None:
-        roles.append(Statement(sid="KeepBoundaries", effect="Deny", actions=["iam:DeleteRolePermissionsBoundary"],
-                               resources=["*"]))
-    return [
-        ("administer-tagged", [
-            Statement(sid="AdministerPlatformResources", actions=ADMIN_TAGGED_ACTIONS, resources=["*"],
-                      conditions={"StringEquals": tagged}),
-            # retagging may not move a resource into or out of the platform
-            Statement(sid="TagPlatformResources", actions=["sagemaker:AddTags", "sagemaker:DeleteTags"],
-                      resources=["*"], conditions={"StringEquals": tagged, "ForAllValues:StringNotEquals": {
-                          "aws:TagKeys": list(args.platform_tags)}}),
-        ]),
-        ("administer-roles", roles),
-        ("administer-data-key", [Statement(actions=KEY_ADMIN_ACTIONS, resources=[args.data_key_arn])]),
-        ("read-only", [Statement(sid="ReadConfiguration", actions=READ_ONLY_ACTIONS, resources=["*"])]),
-        ("guardrails", [
-            KEEP_STATE,
-            # admins run the platform but do not read its data, nor let another principal read it for them
-            Statement(sid="NoDataKeyUse", effect="Deny", resources=[args.data_key_arn],
-                      actions=["kms:CreateGrant", "kms:Decrypt", "kms:PutKeyPolicy", "kms:ReEncryptFrom"]),
-            Statement(sid="NoDatasetReads", effect="Deny", actions=["s3:GetObject", "s3:GetObjectVersion"],
-                      resources=[pulumi.Output.concat(args.datasets_bucket_arn, "/*")]),
-            Statement(sid="NoFeatureReads", effect="Deny", actions=["sagemaker:BatchGetRecord", "sagemaker:GetRecord"],
-                      resources=["*"]),
-            # the roles admins manage are never theirs to use, and the persona roles never theirs to change
-            Statement(sid="NoAssumingManagedRoles", effect="Deny", actions=["sts:AssumeRole"],
-                      resources=[managed_roles]),
-            Statement(sid="NoChangesToPersonas", effect="Deny", resources=[persona_roles],
-                      actions=sorted(ROLE_GRANT_ACTIONS + ROLE_OTHER_ACTIONS + [
-                          "iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary", "iam:DetachRolePolicy"])),
-        ]),
-    ]

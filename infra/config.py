@@ -8,6 +8,7 @@ the key path and what is allowed::
 
 Unknown keys are rejected so that a typo can never be silently ignored. Sections for models, feature
 groups, training, the registry and the network join this schema with the issues that build them.
+The one-line messages are worded from pydantic's errors in `infra.config_errors`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pydantic import (
 )
 
 from components.aws_catalog import Partition, partition_of, regions_with
+from infra.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
+                                 _describe, _field_extra, _find_field, _model_at, _nested_model)
 from infra.config_guardrails import GuardrailsConfig
 from infra.config_personas import PersonasConfig
 from infra.config_features import FeatureGroupConfig, feature_groups_problem
@@ -370,95 +373,6 @@ def load_platform_config() -> PlatformConfig:
     except json.JSONDecodeError:
         raise ConfigError(f"{source}: {FULL_KEY}: must be a mapping of settings, got {text!r}") from None
     return parse_platform_config(raw, source)
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    path = FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-    kind = error["type"]
-    if kind == "missing":
-        return f"{path}: field required"
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{path}: unknown key; {hint}allowed keys: {', '.join(allowed)}"
-    custom = _field_extra(loc).get("errorMessage")
-    got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
-    if kind == "string_pattern_mismatch" and custom:
-        return f"{path}: {custom}{got}"
-    if kind in _SIZE_MESSAGES and isinstance(error.get("input"), list):
-        return f"{path}: {_SIZE_MESSAGES[kind].format(**error.get('ctx', {}))}{got}"
-    if kind in _PLAIN_MESSAGES:
-        return f"{path}: {_PLAIN_MESSAGES[kind]}{got}"
-    message = str(error["msg"])
-    if kind == "value_error":
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, AtKey):
-            return f"{path}.{cause.path}: {cause}" if loc else f"{FULL_KEY}.{cause.path}: {cause}"
-        return f"{path}: {message.removeprefix('Value error, ')}"
-    message = re.sub(r"^Input should be", "must be", message)
-    message = re.sub(r"^String should", "must", message)
-    message = message[:1].lower() + message[1:]
-    return f"{path}: {message}{got}"
-
-
-# Pydantic's wording for type errors, in the words of a YAML file.
-_PLAIN_MESSAGES = {
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "string_type": "must be a string",
-    "model_type": "must be a mapping of settings",
-    "dict_type": "must be a mapping",
-    "list_type": "must be a list",
-}
-# Pydantic's wording for size limits, rewritten with the limit it reports in ctx.
-_SIZE_MESSAGES = {
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} item(s)",
-}
-
-
-def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
-    model: Optional[type[BaseModel]] = PlatformConfig
-    for part in loc:
-        if model is None or isinstance(part, int):
-            continue
-        field = _find_field(model, str(part))
-        model = _nested_model(field.annotation) if field else None
-    return model
-
-
-def _find_field(model: type[BaseModel], key: str):
-    for name, field in model.model_fields.items():
-        if (field.alias or name) == key:
-            return field
-    return None
-
-
-def _nested_model(annotation: Any) -> Optional[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _nested_model(arg)
-        if found:
-            return found
-    return None
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    model = _model_at(loc)
-    return [field.alias or name for name, field in model.model_fields.items()] if model else []
-
-
-def _field_extra(loc: tuple) -> dict[str, Any]:
-    model = _model_at(loc[:-1]) if loc else None
-    field = _find_field(model, str(loc[-1])) if model and loc else None
-    extra = field.json_schema_extra if field else None
-    return extra if isinstance(extra, dict) else {}
 
 
 def json_schema() -> dict[str, Any]:

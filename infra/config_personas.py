@@ -7,7 +7,7 @@ for MlPlatform to fill in with `dataclasses.replace`, as it does for the feature
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 

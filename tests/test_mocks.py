@@ -75,7 +75,7 @@ def test_an_unexpected_data_source_fails_loudly():
 def test_a_resource_type_without_a_known_arn_format_fails_loudly():
     with pytest.raises(MockGap, match=re.escape(
         "the offline preview has no ARN format for aws:sqs/queue:Queue; add AWS's format for it to "
-        "ARN_FORMATS in emlops/mocks.py"
+        "ARN_FORMATS in emlops/mock_tables.py"
     )):
         run_components(lambda: aws.sqs.Queue("jobs"))
 
