@@ -11,6 +11,7 @@ import pytest
 from components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
 from components.feature_store import Feature, FeatureGroupSpec, FeatureStore, FeatureStoreArgs
 from components.kms import KmsKey, KmsKeyArgs
+from components.model_quality import ModelQualityJobDefinition
 from components.monitoring import ModelMonitor, ModelMonitorArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
 from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
@@ -44,7 +45,10 @@ def good_plan() -> Plan:
         ModelMonitor("churn-monitor", ModelMonitorArgs(
             endpoint_name=endpoint.endpoint_name, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=capture,
             vpc_id=VPC, subnet_ids=SUBNETS, production=True, baseline_statistics_s3_uri=STATISTICS,
-            baseline_constraints_s3_uri=CONSTRAINTS, permissions_boundary_arn=BOUNDARY, protect=True, tags=TAGS))
+            baseline_constraints_s3_uri=CONSTRAINTS, permissions_boundary_arn=BOUNDARY, protect=True, tags=TAGS,
+            ground_truth_s3_uri="s3://ml-ground-truth/churn/", problem_type="BinaryClassification",
+            probability_attribute="0", probability_threshold_attribute=0.5, model_quality_threshold=0.75,
+            account_id=ACCOUNT, region="eu-west-1"))
         FeatureStore("features", FeatureStoreArgs([FeatureGroupSpec(
             name="customers", features=FEATURES, record_identifier="customer_id", event_time_feature="event_time",
             online_store=True)], kms_key_arn=key.arn, offline_bucket=capture, permissions_boundary_arn=BOUNDARY,
@@ -92,6 +96,14 @@ def bad_plan() -> Plan:
             data_quality_job_output_config={"monitoring_outputs": {"s3_output": {"s3_uri": "s3://reports/bare"}}},
             job_resources={"cluster_config": {"instance_count": 1, "instance_type": "ml.t3.medium",
                                               "volume_size_in_gb": 20}})
+        ModelQualityJobDefinition(
+            "bare-quality-job", region="eu-west-1", account_id=ACCOUNT, role_arn=role, tags=TAGS,
+            model_quality_app_specification={"image_uri": IMAGE, "problem_type": "Regression"},
+            model_quality_job_input={"endpoint_input": {"endpoint_name": "bare", "inference_attribute": "0"},
+                                     "ground_truth_s3_input": {"s3_uri": "s3://truth/bare/"}},
+            model_quality_job_output_config={"monitoring_outputs": [{"s3_output": {"s3_uri": "s3://reports/q"}}]},
+            job_resources={"cluster_config": {"instance_count": 1, "instance_type": "ml.m5.large",
+                                              "volume_size_in_gb": 20}})
         aws.sagemaker.FeatureGroup(
             "bare-features", feature_group_name="bare", record_identifier_feature_name="id",
             event_time_feature_name="t", role_arn=role, tags=TAGS,
@@ -127,11 +139,17 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("bare-endpoint", "endpoint 'bare' variant 'shadow' has no autoscaling target")],
     # bare-job reads endpoint 'bare', but only a monitoring schedule runs a job
     "sagemaker-prod-endpoint-monitoring": [("bare-endpoint", "endpoint 'bare' has no monitoring schedule")],
-    "sagemaker-monitor-vpc": [("bare-job", "the monitoring job does not run in a VPC")],
-    "sagemaker-monitor-network-isolation": [("bare-job", "the monitoring job runs without network isolation")],
+    "sagemaker-monitor-vpc": [("bare-job", "the monitoring job does not run in a VPC"),
+                              ("bare-quality-job", "the monitoring job does not run in a VPC")],
+    "sagemaker-monitor-network-isolation": [("bare-job", "the monitoring job runs without network isolation"),
+                                            ("bare-quality-job", "the monitoring job runs without network isolation")],
     "sagemaker-monitoring-output-encrypted": [
         ("bare-job", "monitoring reports are not encrypted (dataQualityJobOutputConfig.kmsKeyId is not set)"),
-        ("bare-job", "monitoring volumes are not encrypted (jobResources.clusterConfig.volumeKmsKeyId is not set)")],
+        ("bare-job", "monitoring volumes are not encrypted (jobResources.clusterConfig.volumeKmsKeyId is not set)"),
+        ("bare-quality-job",
+         "monitoring reports are not encrypted (modelQualityJobOutputConfig.kmsKeyId is not set)"),
+        ("bare-quality-job",
+         "monitoring volumes are not encrypted (jobResources.clusterConfig.volumeKmsKeyId is not set)")],
     "sagemaker-feature-group-online-store-encrypted": [("bare-features", "the online store has no KMS key")],
     "sagemaker-feature-group-offline-store-encrypted": [("bare-features", "the offline store has no KMS key")],
     "sagemaker-model-package-group-not-public": [("public-group-policy", "the policy allows Principal '*'")],

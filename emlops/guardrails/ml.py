@@ -33,6 +33,9 @@ MODEL = "aws:sagemaker/model:Model"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 DATA_QUALITY_JOB = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
+# pulumi_aws has no model-quality job definition; components/model_quality.py registers this dynamic type
+MODEL_QUALITY_JOB = "pulumi-python:dynamic/sagemaker:ModelQualityJobDefinition"
+MONITORING_JOBS = [DATA_QUALITY_JOB, MODEL_QUALITY_JOB]
 MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 PIPELINE = "aws:sagemaker/pipeline:Pipeline"
@@ -126,7 +129,7 @@ def prod_blue_green_rollback(props: Any, settings: Settings) -> Iterator[str]:
         yield "no rollback alarms (deploymentConfig.autoRollbackConfiguration.alarms)"
 
 
-@resource_rule("sagemaker-instance-type-allowed", types=[ENDPOINT_CONFIG, DATA_QUALITY_JOB], severity="medium",
+@resource_rule("sagemaker-instance-type-allowed", types=[ENDPOINT_CONFIG, *MONITORING_JOBS], severity="medium",
                config=["allowedInstanceTypes"],
                description="SageMaker endpoints and monitoring jobs use only the instance types allowed in this "
                            "environment (emlops:platform.guardrails.allowed_instance_types).",
@@ -271,7 +274,7 @@ def prod_endpoint_monitoring(resources: list[PolicyResource], settings: Settings
 # Monitoring jobs, feature groups, registry
 
 
-@resource_rule("sagemaker-monitor-vpc", types=[DATA_QUALITY_JOB], severity="high",
+@resource_rule("sagemaker-monitor-vpc", types=MONITORING_JOBS, severity="high",
                description="Model monitoring jobs run in private subnets (networkConfig.vpcConfig).",
                remediation="Give ModelMonitorArgs.vpc_id and subnet_ids.")
 def monitor_vpc(props: Any, settings: Settings) -> Iterator[str]:
@@ -280,7 +283,7 @@ def monitor_vpc(props: Any, settings: Settings) -> Iterator[str]:
         yield "the monitoring job does not run in a VPC"
 
 
-@resource_rule("sagemaker-monitor-network-isolation", types=[DATA_QUALITY_JOB], severity="medium",
+@resource_rule("sagemaker-monitor-network-isolation", types=MONITORING_JOBS, severity="medium",
                enforcement="advisory",
                description="Model monitoring jobs run with network isolation.",
                remediation="ModelMonitor sets networkConfig.enableNetworkIsolation; set it on raw job definitions.")
@@ -289,12 +292,14 @@ def monitor_network_isolation(props: Any, settings: Settings) -> Iterator[str]:
         yield "the monitoring job runs without network isolation"
 
 
-@resource_rule("sagemaker-monitoring-output-encrypted", types=[DATA_QUALITY_JOB], severity="high",
+@resource_rule("sagemaker-monitoring-output-encrypted", types=MONITORING_JOBS, severity="high",
                description="Model monitoring reports and job volumes are encrypted with KMS.",
                remediation="Give ModelMonitorArgs.output_kms_key_arn and volume_kms_key_arn (default: the reports "
                            "bucket's key).")
 def monitoring_output_encrypted(props: Any, settings: Settings) -> Iterator[str]:
-    for label, path in (("reports", ("dataQualityJobOutputConfig", "kmsKeyId")),
+    quality = get(props, "modelQualityJobOutputConfig")  # the dynamic model-quality job, or UNKNOWN/None
+    output = "dataQualityJobOutputConfig" if quality is None else "modelQualityJobOutputConfig"
+    for label, path in (("reports", (output, "kmsKeyId")),
                         ("volumes", ("jobResources", "clusterConfig", "volumeKmsKeyId"))):
         if get(props, *path) in (None, ""):
             yield f"monitoring {label} are not encrypted ({'.'.join(path)} is not set)"
