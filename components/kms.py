@@ -37,6 +37,13 @@ class KmsKeyArgs:
     service_principals: Sequence[str] = ()
     """Service principals (e.g. `logs.eu-west-1.amazonaws.com`) allowed to use the key on behalf of
     this account only. Default: none."""
+    s3_decrypt_account_ids: Sequence[str] = ()
+    """Other accounts that may decrypt with the key, only through S3 and only for the buckets named by
+    `s3_decrypt_bucket_prefixes` (the promotion path: consumer accounts reading model artifacts; the
+    bucket's own policy narrows them to a prefix). Default: none."""
+    s3_decrypt_bucket_prefixes: Sequence[str] = ()
+    """Bucket names, or auto-name prefixes such as `prod-artifacts-bucket-`, whose objects those accounts
+    may decrypt. Required with `s3_decrypt_account_ids`."""
     protect: bool = False
     """Protect the key and retain it on delete (production stacks). Default: false."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -45,6 +52,15 @@ class KmsKeyArgs:
     def __post_init__(self) -> None:
         if not self.description.strip():
             raise ValueError("KmsKey needs a description of what it protects")
+        for account in self.s3_decrypt_account_ids:
+            if not re.match(r"^[0-9]{12}$", str(account)):
+                raise ValueError(f"s3_decrypt_account_ids: {account!r} must be a 12-digit AWS account id")
+        if bool(self.s3_decrypt_account_ids) != bool(self.s3_decrypt_bucket_prefixes):
+            raise ValueError("s3_decrypt_account_ids and s3_decrypt_bucket_prefixes go together: give both or neither")
+        for prefix in self.s3_decrypt_bucket_prefixes:
+            if not re.match(r"^[a-z0-9][a-z0-9.-]{2,62}$", prefix):
+                raise ValueError(f"s3_decrypt_bucket_prefixes: {prefix!r} must be a bucket name or its auto-name "
+                                 "prefix (lowercase letters, digits, '.', '-')")
         if not 7 <= self.deletion_window_days <= 30:
             raise ValueError(f"deletion_window_days ({self.deletion_window_days}) must be 7-30")
         if not 90 <= self.rotation_period_days <= 2560:
@@ -101,6 +117,20 @@ class KmsKey(pulumi.ComponentResource):
             if any(principals.values()):
                 statements.append(Statement(sid=sid, principals=principals, actions=_KEY_USE_ACTIONS,
                                             resources=["*"], conditions=conditions))
+        if args.s3_decrypt_account_ids:
+            # Consumers decrypt only through S3 and only for the named buckets: with S3 Bucket Keys the
+            # encryption context is the bucket's ARN (without, the object's: both patterns are listed).
+            statements.append(Statement(
+                sid="ConsumerAccountsDecryptObjectsThroughS3",
+                principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                                    for account in args.s3_decrypt_account_ids]},
+                actions=["kms:Decrypt", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": context.service_endpoint("s3")},
+                            "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [
+                                pulumi.Output.concat("arn:", partition, ":s3:::", prefix, suffix)
+                                for prefix in args.s3_decrypt_bucket_prefixes for suffix in ("*", "*/*")]}},
+            ))
 
         self.key = aws.kms.Key(
             f"{name}-key",

@@ -150,9 +150,14 @@ class MlPlatform(pulumi.ComponentResource):
             noncurrent_version_expiration_days=args.noncurrent_version_retention_days,
         )
         # Every child's arguments are built (and so validated) before the first resource exists.
+        # The promotion path: accounts consuming this registry may read (and decrypt) model artifacts,
+        # only under models/ of the artifacts bucket; nothing else of this environment.
+        consumers = list(args.registry.consumer_account_ids) if args.registry is not None else []
         key_args = KmsKeyArgs(
             description=f"Encrypts the datasets and model artifacts of the {args.environment} ML platform",
             deletion_window_days=args.kms_deletion_window_days,
+            s3_decrypt_account_ids=consumers,
+            s3_decrypt_bucket_prefixes=[f"{name}-artifacts-bucket-"] if consumers else [],
             protect=protect,
             tags=tags,
         )
@@ -185,17 +190,19 @@ class MlPlatform(pulumi.ComponentResource):
         self.data_key = KmsKey(f"{name}-data", key_args, opts=child(self))
         self.access_logs = SecureBucket(f"{name}-access-logs", logs_args, opts=child(self))
 
-        def data_bucket(purpose: str) -> SecureBucket:
+        def data_bucket(purpose: str, readers: Sequence[str] = ()) -> SecureBucket:
             return SecureBucket(f"{name}-{purpose}", SecureBucketArgs(
                 kms_key_arn=self.data_key.arn,
                 access_log_bucket=self.access_logs.bucket_name,
                 lifecycle_rules=[keep_versions],
+                reader_account_ids=list(readers),
+                reader_prefix="models/" if readers else "",
                 protect=protect,
                 tags=tags,
             ), opts=child(self))
 
         self.datasets = data_bucket("datasets")
-        self.artifacts = data_bucket("artifacts")
+        self.artifacts = data_bucket("artifacts", consumers)
 
         self.model_builder_role = ServiceRole(f"{name}-model-builder", role_args, opts=child(self))
         self.datasets.grant_read(self.model_builder_role)

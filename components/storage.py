@@ -60,6 +60,11 @@ class SecureBucketArgs:
     """Lifecycle rules. Default: none."""
     kms_deletion_window_days: int = 30
     """Deletion window of the key created for the bucket (7-30). Default: 30."""
+    reader_account_ids: Sequence[str] = ()
+    """Other accounts that may read objects under `reader_prefix` (the promotion path: consumer
+    accounts deploying model artifacts). Default: none."""
+    reader_prefix: str = ""
+    """The prefix `reader_account_ids` may read, e.g. `models/`. Required with them."""
     protect: bool = False
     """Protect the bucket (and its own key) and retain them on delete (production). Default: false."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -81,6 +86,12 @@ class SecureBucketArgs:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"lifecycle rule ids must be unique; repeated: {', '.join(duplicates)}")
+        for account in self.reader_account_ids:
+            if not re.match(r"^[0-9]{12}$", str(account)):
+                raise ValueError(f"reader_account_ids: {account!r} must be a 12-digit AWS account id")
+        if self.reader_account_ids and not re.match(r"^[^/*][^*]*/$", self.reader_prefix):
+            raise ValueError(f"reader_prefix {self.reader_prefix!r} must be a prefix ending in '/' (e.g. 'models/') "
+                             "when reader_account_ids are given: consumers never read the whole bucket")
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -190,6 +201,15 @@ class SecureBucket(pulumi.ComponentResource):
                       conditions=condition)
             for sid, condition in denials
         ]
+        if args.reader_account_ids:
+            partition = aws_context(self).partition
+            statements.append(Statement(
+                sid="ConsumerAccountsReadPrefix",
+                principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                                    for account in args.reader_account_ids]},
+                actions=["s3:GetObject"],
+                resources=[pulumi.Output.concat(self.arn, "/", args.reader_prefix, "*")],
+            ))
         if args.receives_access_logs:
             account_id = aws_context(self).account_id
             statements.append(Statement(
