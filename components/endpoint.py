@@ -145,8 +145,10 @@ def _variants(args: ModelEndpointArgs, model_name: pulumi.Output[str]) -> list[d
 def _rollback_alarms(parent: pulumi.Resource, name: str, variant: str, args: ModelEndpointArgs,
                      tags: dict) -> list[aws.cloudwatch.MetricAlarm]:
     dimensions = {"EndpointName": name, "VariantName": variant}
+    notify = {} if args.alarm_topic_arn is None else dict(alarm_actions=[args.alarm_topic_arn],
+                                                          ok_actions=[args.alarm_topic_arn])
     common = dict(namespace="AWS/SageMaker", dimensions=dimensions, period=60, evaluation_periods=3,
-                  datapoints_to_alarm=2, treat_missing_data="notBreaching", tags=tags, opts=child(parent))
+                  datapoints_to_alarm=2, treat_missing_data="notBreaching", tags=tags, opts=child(parent), **notify)
     errors = aws.cloudwatch.MetricAlarm(
         f"{name}-{variant}-5xx",
         alarm_description=f"{name}/{variant}: {args.error_5xx_threshold}+ 5XX errors a minute; rolls back deployments",

@@ -125,6 +125,9 @@ class ModelEndpointArgs:
     """p99 ModelLatency that trips the rollback alarm. Default: 1000."""
     error_5xx_threshold: int = 5
     """5XX errors per minute that trip the rollback alarm. Default: 5."""
+    alarm_topic_arn: Optional[pulumi.Input[str]] = None
+    """SNS topic the rollback alarms notify when they fire and when they recover (the platform passes its
+    alerts topic). Default: none (the alarms only roll deployments back)."""
     autoscaling_min: Optional[int] = None
     """Fewest instances per variant; with `autoscaling_max` turns autoscaling on. Default: off."""
     autoscaling_max: Optional[int] = None

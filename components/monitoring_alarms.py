@@ -70,13 +70,16 @@ def subscription_protocol(endpoint: str) -> str:
     raise ValueError(f"subscription {endpoint!r} must be an e-mail address or an https:// URL")
 
 
-def notification_topic(parent: "ModelMonitor", name: str, args: "ModelMonitorArgs",
-                       tags: dict) -> pulumi.Output[str]:
-    """The created topic's ARN: KMS-encrypted, publishable only by this account's alarms and rules."""
+def notification_topic(parent: pulumi.Resource, name: str, args: "ModelMonitorArgs",
+                       tags: dict, *, purpose: Optional[str] = None) -> pulumi.Output[str]:
+    """The created topic's ARN: KMS-encrypted, publishable only by this account's alarms and rules.
+
+    `args` needs only `topic_kms_key_arn`, `protect` and `subscriptions` (the platform's alerts topic
+    passes a monitor's args with the stack's subscribers)."""
     key_arn = args.topic_kms_key_arn
     if key_arn is None:
         key_arn = KmsKey(f"{name}-topic-key", KmsKeyArgs(
-            description=f"Encrypts the notifications of the {name} model monitor",
+            description=f"Encrypts the notifications of {purpose or f'the {name} model monitor'}",
             service_principals=list(PUBLISHERS), protect=args.protect, tags=tags,
         ), opts=child(parent)).arn
     topic = aws.sns.Topic(

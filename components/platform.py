@@ -24,6 +24,7 @@ from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.network import Network, NetworkArgs
 from components.personas import Personas, PersonasArgs
 from components.monitoring import ModelMonitor, ModelMonitorArgs
+from components.monitoring_alarms import notification_topic
 from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
 from components.training import TrainingCluster, TrainingClusterArgs
@@ -238,10 +239,20 @@ class MlPlatform(pulumi.ComponentResource):
         self.capture = None
         if any(model.capture_data for model in args.models):
             self.capture = data_bucket("capture")
+        # One alerts topic per environment, made before the endpoints so that their rollback alarms notify
+        # it too; the monitors' drift alarms and run outcomes publish to it. Its subscribers are the
+        # stack's `alerts` (the monitors' args carry them).
+        monitored = [model.monitor for model in args.models if model.monitor is not None]
+        self.alerts_topic_arn: Optional[pulumi.Output[str]] = None
+        if monitored:
+            self.alerts_topic_arn = notification_topic(
+                self, f"{name}-alerts", dataclasses.replace(monitored[0], protect=protect),
+                merge_tags(tags), purpose=f"the alerts of the {args.environment} ML platform")
         self.endpoints: dict[str, ModelEndpoint] = {}
         for model in args.models:
             endpoint_args = dataclasses.replace(
                 model.endpoint,
+                alarm_topic_arn=self.alerts_topic_arn,
                 kms_key_arn=self.data_key.arn,
                 data_capture_bucket=self.capture if model.capture_data else None,
                 permissions_boundary_arn=args.permissions_boundary_arn,
@@ -250,20 +261,18 @@ class MlPlatform(pulumi.ComponentResource):
             )
             self.endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", endpoint_args, opts=child(self))
 
-        # One alerts topic per environment: the first monitor creates it, the others publish to it.
         self.monitors: dict[str, ModelMonitor] = {}
-        topic_arn = None
+        topic_arn = self.alerts_topic_arn
         for model in args.models:
             if model.monitor is None:
                 continue
             endpoint = self.endpoints[model.name]
-            shared_topic = {} if topic_arn is None else dict(notification_topic_arn=topic_arn, subscriptions=())
+            shared_topic = dict(notification_topic_arn=topic_arn, subscriptions=(), topic_kms_key_arn=None)
             monitor = ModelMonitor(f"{name}-{model.name}-monitor", dataclasses.replace(
                 model.monitor, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=self.capture,
                 capture_kms_key_arn=self.data_key.arn, volume_kms_key_arn=self.data_key.arn,
                 output_kms_key_arn=self.data_key.arn, tags=merge_tags(tags, model.monitor.tags),
                 **in_network, **shared_topic, **owned), opts=child(self))
-            topic_arn = topic_arn or monitor.topic_arn
             self.monitors[model.name] = monitor
 
         extra_groups = [] if self.network is None else list(self.network.security_group_ids)

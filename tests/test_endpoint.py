@@ -515,3 +515,13 @@ def test_platform_boundary_and_tags_reach_every_endpoint_resource():
 ])
 def test_platform_models_reject_with_a_message(factory, message):
     assert error_of(factory) == message
+
+
+def test_rollback_alarms_notify_the_alarm_topic_when_given():
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts"
+    plan = endpoint_plan("fraud", **{**SERVERLESS, "serverless_memory_mb": 3072, "serverless_max_concurrency": 20},
+                         alarm_topic_arn=topic)
+    for alarm in plan.by_type(ALARM):
+        assert (alarm.inputs["alarmActions"], alarm.inputs["okActions"]) == ([topic], [topic])
+    assert "alarmActions" not in endpoint_plan("fraud", **{**SERVERLESS, "serverless_memory_mb": 3072}).get(
+        "fraud-serverless-5xx").inputs

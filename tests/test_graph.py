@@ -56,7 +56,8 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
         "n_prod_fraud_endpoint"]
     assert groups["Network network"] == ["n_prod_network_flow_logs"]
     assert groups["base"] == ["n_prod_logs_key", "n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
-                              "n_prod_artifacts_bucket", "n_prod_capture_bucket"]
+                              "n_prod_artifacts_bucket", "n_prod_capture_bucket", "n_prod_alerts_topic_key_key",
+                              "n_prod_alerts_topic"]
     assert labels["n_prod_fraud_endpoint"] == "prod-fraud-endpoint<br/>endpoint"
     assert not [n for n in labels if "execution" in n or "policy" in n or "versioning" in n]
     # capture -> monitor -> rule -> pipeline -> package group -> the model the fraud endpoint serves
@@ -73,7 +74,8 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
         ("n_prod_fraud_primary_5xx", "rollback", "n_prod_fraud_endpoint"),
         ("n_prod_fraud_monitor_schedule", "failures", "n_prod_fraud_monitor_failed"),
         ("n_prod_churn_monitor_schedule", "metrics", "n_prod_churn_monitor_drift_tenure_months"),
-        ("n_prod_churn_monitor_drift_tenure_months", "notifies", "n_prod_churn_monitor_topic"),
+        ("n_prod_churn_monitor_drift_tenure_months", "notifies", "n_prod_alerts_topic"),
+        ("n_prod_churn_primary_5xx", "notifies", "n_prod_alerts_topic"),  # a rollback reaches on-call too
         ("n_prod_registry_churn_group", "approved version", "n_prod_churn_model"),
     } <= edges
     # both prod models are served from their package groups, which their retraining feeds

@@ -159,6 +159,12 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
     topic_arn = f"arn:aws:sns:eu-west-1:333333333333:{topic.inputs['name']}"
     alarms = [a for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "-monitor-" in a.name]
     assert alarms and all(a.inputs["alarmActions"] == [topic_arn] for a in alarms)
+    # the endpoints' rollback alarms notify the same topic when they fire and when they recover
+    rollback = [a for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "-monitor-" not in a.name]
+    assert sorted(a.name for a in rollback) == ["prod-churn-primary-5xx", "prod-churn-primary-latency",
+                                                "prod-fraud-primary-5xx", "prod-fraud-primary-latency"]
+    assert all(a.inputs["alarmActions"] == a.inputs["okActions"] == [topic_arn] for a in rollback)
+    assert topic.name == "prod-alerts-topic" and topic.parent == plan.get("prod", "emlops:index:MlPlatform").urn
     targets = [t for t in plan.by_type("aws:cloudwatch/eventTarget:EventTarget") if "-monitor-" in t.name]
     assert len(targets) == 6 and all(t.inputs["arn"] == topic_arn for t in targets)
     [subscription] = plan.by_type("aws:sns/topicSubscription:TopicSubscription")
