@@ -11,6 +11,11 @@ import re
 from dataclasses import dataclass
 
 
+# What CloudWatch Logs accepts for retention_in_days (botocore models it as a plain integer).
+LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                                       2192, 2557, 2922, 3288, 3653)
+
+
 @dataclass(frozen=True)
 class Partition:
     """An AWS partition: its id (`aws`, `aws-cn`, ...) and DNS suffix."""

@@ -24,8 +24,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_catalog import LOG_RETENTION_DAYS
 from components.aws_context import aws_context
 from components.iam import ServiceRole, ServiceRoleArgs, Statement
+from components.network_access import SECURITY_GROUP_ID, SUBNET_ID, VPC_ID
 from components.options import child, merge_tags, type_token
 
 __all__ = ["INTERFACE_ENDPOINTS", "LOG_RETENTION_DAYS", "Network", "NetworkArgs", "check_cidr_block",
@@ -44,15 +46,9 @@ INTERFACE_ENDPOINTS: dict[str, str] = {
     "kms": "kms",
     "events": "events",
 }
-# What CloudWatch Logs accepts for retention_in_days.
-LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                                       2192, 2557, 2922, 3288, 3653)
 MIN_AZS, MAX_AZS = 2, 6
 DEFAULT_CIDR = "10.0.0.0/16"
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-_VPC = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
-_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
-_SECURITY_GROUP = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
 _ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]$")
 _KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$")
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,46}[A-Za-z0-9])?$")
@@ -191,13 +187,13 @@ class NetworkArgs:
             raise ValueError("log_kms_key_arn is required: flow logs go to a KMS-encrypted log group")
 
     def _check_existing(self) -> None:
-        if not isinstance(self.vpc_id, str) or not _VPC.match(self.vpc_id):
+        if not isinstance(self.vpc_id, str) or not VPC_ID.match(self.vpc_id):
             raise ValueError(f"vpc_id {self.vpc_id!r} must be a VPC id like 'vpc-0123456789abcdef0'")
-        _check_ids(self.private_subnet_ids, "private_subnet_ids", _SUBNET, "subnet-0123456789abcdef0")
+        _check_ids(self.private_subnet_ids, "private_subnet_ids", SUBNET_ID, "subnet-0123456789abcdef0")
         if len(self.private_subnet_ids) < 2:
             raise ValueError(f"private_subnet_ids needs at least two subnets in different availability zones "
                              f"(got {len(self.private_subnet_ids)})")
-        _check_ids(self.security_group_ids, "security_group_ids", _SECURITY_GROUP, "sg-0123456789abcdef0")
+        _check_ids(self.security_group_ids, "security_group_ids", SECURITY_GROUP_ID, "sg-0123456789abcdef0")
         if self.vpc_cidr is not None:
             network = _network(self.vpc_cidr, "vpc_cidr")
             if not 16 <= network.prefixlen <= 28:

@@ -17,6 +17,11 @@ from components.aws_context import AwsContext
 from components.iam import Statement
 from components.options import child
 
+# EC2 ids: a type prefix and 8 (older) or 17 hex digits.
+VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
+
 
 def https_only_security_group(parent: pulumi.Resource, name: str, vpc_id: pulumi.Input[str], purpose: str,
                               tags: Mapping[str, str]) -> aws.ec2.SecurityGroup:

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_catalog import api_enum
+from components.aws_catalog import LOG_RETENTION_DAYS, api_enum
 from components.aws_context import aws_context
-from components.network_access import vpc_interface_statements
+from components.network_access import SUBNET_ID, VPC_ID, vpc_interface_statements
 from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
 from components.kms import KmsKey, KmsKeyArgs
 from components.options import child, merge_tags, type_token
@@ -46,13 +46,8 @@ __all__ = ["TrainingCluster", "TrainingClusterArgs", "EKS_VERSIONS", "GPU_FAMILI
 EKS_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33", "1.34")
 # x86 NVIDIA GPU families the AL2023_x86_64_NVIDIA AMI supports (AMD g4ad and Graviton g5g need other AMIs).
 GPU_FAMILIES: tuple[str, ...] = ("g4dn", "g5", "g6", "g6e", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
-# What CloudWatch Logs accepts for retention_in_days.
-LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                                       2192, 2557, 2922, 3288, 3653)
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 MAX_NAME = 32
-_VPC = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
-_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
 _KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$")
 
@@ -179,13 +174,13 @@ class TrainingClusterArgs:
 
     def check_network(self) -> None:
         """A VPC and at least two distinct private subnets; ids given as strings must have AWS's shapes."""
-        if self.vpc_id is None or (isinstance(self.vpc_id, str) and not _VPC.match(self.vpc_id)):
+        if self.vpc_id is None or (isinstance(self.vpc_id, str) and not VPC_ID.match(self.vpc_id)):
             raise ValueError(f"vpc_id {self.vpc_id!r} must be a VPC id like 'vpc-0123456789abcdef0'")
         if isinstance(self.subnet_ids, str) or len(self.subnet_ids) < 2:
             raise ValueError("subnet_ids needs at least two private subnets in different availability zones")
         known = [subnet for subnet in self.subnet_ids if isinstance(subnet, str)]
         for subnet in known:
-            if not _SUBNET.match(subnet):
+            if not SUBNET_ID.match(subnet):
                 raise ValueError(f"subnet id {subnet!r} must look like 'subnet-0123456789abcdef0'")
         if len(set(known)) != len(known):
             raise ValueError(f"subnet_ids must be unique; got {', '.join(known)}")

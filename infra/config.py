@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from components.aws_catalog import Partition, partition_of, regions_with
+from infra.config_base import ConfigSection
 from infra.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
                                  _describe, _field_extra, _find_field, _model_at, _nested_model)
 from infra.config_guardrails import GuardrailsConfig
@@ -88,10 +89,6 @@ def _must_be_quoted_string(value: Any) -> Any:
 QuotedStr = Annotated[str, BeforeValidator(_must_be_quoted_string)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
 class Tags(BaseModel):
     """Tags applied to every resource of the stack. `owner`, `cost-center` and
     `data-classification` are required; any other key is an extra tag."""
@@ -133,7 +130,7 @@ class Tags(BaseModel):
         return {**self.model_dump(by_alias=True), **(self.__pydantic_extra__ or {})}
 
 
-class KmsSettings(_Section):
+class KmsSettings(ConfigSection):
     """Settings for the customer-managed KMS keys the platform creates."""
 
     deletion_window_days: int = Field(
@@ -143,7 +140,7 @@ class KmsSettings(_Section):
     )
 
 
-class StorageSettings(_Section):
+class StorageSettings(ConfigSection):
     """Settings for the platform's S3 buckets."""
 
     noncurrent_version_retention_days: int = Field(
@@ -156,7 +153,7 @@ class StorageSettings(_Section):
     )
 
 
-class PlatformConfig(_Section):
+class PlatformConfig(ConfigSection):
     """The whole platform of one stack (`emlops:platform` in `stacks/Pulumi.<stack>.yaml`)."""
 
     environment: str = Field(

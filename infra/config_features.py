@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config_base import ConfigSection
+
 from components.feature_store import (
     FEATURE_GROUP_NAME_PATTERN,
     FEATURE_NAME_PATTERN,
@@ -26,7 +28,6 @@ from components.feature_store import (
     check_feature_name,
     feature_group_name,
 )
-from infra.config_models import _Section
 
 if TYPE_CHECKING:
     import pulumi
@@ -39,7 +40,7 @@ __all__ = ["FeatureConfig", "FeatureGroupConfig", "OfflineStoreSettings", "Onlin
 _NAME_SCHEMA = {"maxLength": MAX_NAME_LENGTH}
 
 
-class FeatureConfig(_Section):
+class FeatureConfig(ConfigSection):
     """One feature (column) of a feature group."""
 
     name: str = Field(
@@ -56,7 +57,7 @@ class FeatureConfig(_Section):
         return value
 
 
-class OnlineStoreSettings(_Section):
+class OnlineStoreSettings(ConfigSection):
     """The online store: the latest record per identifier, for low-latency reads (KMS-encrypted)."""
 
     enabled: bool = Field(False, description="Keep an online store. Default: false (it is billed per use "
@@ -75,13 +76,13 @@ class OnlineStoreSettings(_Section):
         return self
 
 
-class OfflineStoreSettings(_Section):
+class OfflineStoreSettings(ConfigSection):
     """The offline store: every record, as an Iceberg table in S3 catalogued in Glue (KMS-encrypted)."""
 
     enabled: bool = Field(True, description="Keep an offline store. Default: true.")
 
 
-class FeatureGroupConfig(_Section):
+class FeatureGroupConfig(ConfigSection):
     """One SageMaker feature group (`<environment feature store>-<name>` in SageMaker)."""
 
     name: str = Field(

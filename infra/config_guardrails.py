@@ -7,7 +7,8 @@ import functools
 
 from pydantic import Field, field_validator
 
-from infra.config_models import _Section
+from infra.config_base import ConfigSection
+
 
 MIN_REASON = 10
 
@@ -29,7 +30,7 @@ def sagemaker_instance_types() -> frozenset[str]:
     return frozenset(t for shape in shapes for t in api_enum("sagemaker", shape))
 
 
-class SuppressionConfig(_Section):
+class SuppressionConfig(ConfigSection):
     """One accepted exception to a guardrail, for one resource, with the reason it was accepted."""
 
     rule: str = Field(description="Name of the rule, e.g. `s3-bucket-versioning` (see policy/README.md).")
@@ -57,7 +58,7 @@ class SuppressionConfig(_Section):
         return value
 
 
-class GuardrailsConfig(_Section):
+class GuardrailsConfig(ConfigSection):
     """Guardrails of the stack: allowed SageMaker instance types and accepted exceptions to rules."""
 
     allowed_instance_types: list[str] = Field(

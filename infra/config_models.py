@@ -6,7 +6,9 @@ import functools
 import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from infra.config_base import ConfigSection
 
 from components.aws_catalog import api_enum
 from infra.config_monitoring import MonitoringConfig
@@ -21,17 +23,13 @@ SAGEMAKER_NAME_LIMIT = 63
 LONGEST_CHILD_SUFFIX = len("-config") + 8
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
 @functools.lru_cache(maxsize=1)
 def production_variant_instance_types() -> tuple[str, ...]:
     """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""
     return api_enum("sagemaker", "ProductionVariantInstanceType")
 
 
-class ModelSourceConfig(_Section):
+class ModelSourceConfig(ConfigSection):
     """Where the model artifact comes from: exactly one of the four keys."""
 
     mlflow: Optional[str] = Field(
@@ -68,7 +66,7 @@ class ModelSourceConfig(_Section):
         return self
 
 
-class ImageConfig(_Section):
+class ImageConfig(ConfigSection):
     """The inference container: a SageMaker framework image for the stack's region, or your own ECR image."""
 
     framework: Optional[Literal["xgboost", "sklearn", "pytorch", "tensorflow", "huggingface"]] = Field(
@@ -93,7 +91,7 @@ class ImageConfig(_Section):
         return self
 
 
-class VariantConfig(_Section):
+class VariantConfig(ConfigSection):
     """One production variant on provisioned instances."""
 
     name: str = Field("primary", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
@@ -116,14 +114,14 @@ class VariantConfig(_Section):
         return value
 
 
-class ServerlessConfig(_Section):
+class ServerlessConfig(ConfigSection):
     """A serverless variant (cheap, scales to zero; no VPC, isolation or data capture)."""
 
     memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(2048, description="Memory. Default: 2048.")
     max_concurrency: int = Field(5, ge=1, le=200, description="Concurrent invocations. Default: 5.")
 
 
-class DataCaptureConfig(_Section):
+class DataCaptureConfig(ConfigSection):
     """Capture of requests and responses into the platform's capture bucket (KMS-encrypted)."""
 
     enabled: Optional[bool] = Field(None, description="Default: on in every environment except `dev`.")
@@ -134,7 +132,7 @@ class DataCaptureConfig(_Section):
                                           description="Content types captured as JSON. Default: application/json.")
 
 
-class DeploymentConfig(_Section):
+class DeploymentConfig(ConfigSection):
     """How an update shifts traffic to the new fleet (blue/green) and when it rolls back."""
 
     strategy: Literal["all_at_once", "canary", "linear"] = Field(
@@ -149,7 +147,7 @@ class DeploymentConfig(_Section):
     max_execution_timeout_minutes: int = Field(60, ge=10, le=480, description="Longest an update may take. Default: 60.")
 
 
-class AlarmsConfig(_Section):
+class AlarmsConfig(ConfigSection):
     """CloudWatch alarms that roll a deployment back (and later page people)."""
 
     model_latency_ms: int = Field(1000, ge=1, le=3_600_000, description="p99 model latency that counts as "
@@ -157,7 +155,7 @@ class AlarmsConfig(_Section):
     invocation_5xx_errors: int = Field(5, ge=1, description="5XX errors per minute that count as failing. Default: 5.")
 
 
-class ScaleDownSchedule(_Section):
+class ScaleDownSchedule(ConfigSection):
     """Scale a non-production endpoint down outside working hours."""
 
     scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (EventBridge cron).")
@@ -186,7 +184,7 @@ class ScaleDownSchedule(_Section):
         return value
 
 
-class AutoscalingConfig(_Section):
+class AutoscalingConfig(ConfigSection):
     """Target tracking on invocations per instance."""
 
     min_instances: int = Field(1, ge=1, le=100, description="Fewest instances per variant. Default: 1.")
@@ -208,7 +206,7 @@ class AutoscalingConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     """One model and the SageMaker endpoint that serves it."""
 
     name: str = Field(pattern=MODEL_NAME, max_length=32,
@@ -259,7 +257,7 @@ class ModelConfig(_Section):
         return self
 
 
-class NetworkConfig(_Section):
+class NetworkConfig(ConfigSection):
     """The VPC the platform's workloads run in: one emlops builds (`managed`) or one you bring (`vpc_id` and
     `private_subnet_ids`); exactly one of the two."""
 

@@ -26,7 +26,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from infra.config_base import ConfigSection
 
 from components.model_quality import check_model_quality, problem_types
 from components.monitoring import (
@@ -37,9 +39,6 @@ from components.monitoring import (
 )
 from components.monitoring_alarms import subscription_protocol
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 if TYPE_CHECKING:
     from components.storage import SecureBucket
@@ -52,7 +51,7 @@ PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistic
 PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
 
 
-class BaselineConfig(_Section):
+class BaselineConfig(ConfigSection):
     """The baseline the captured data is compared with (the output of a SageMaker baselining job)."""
 
     statistics_s3_uri: str = Field(
@@ -63,7 +62,7 @@ class BaselineConfig(_Section):
         json_schema_extra={"errorMessage": "must be an S3 object URI, s3://<bucket>/<key>"})
 
 
-class ModelQualityConfig(_Section):
+class ModelQualityConfig(ConfigSection):
     """Model-quality monitoring: the endpoint's captured predictions compared with ground-truth labels."""
 
     ground_truth_s3_uri: str = Field(
@@ -104,7 +103,7 @@ class ModelQualityConfig(_Section):
         return self
 
 
-class MonitoringConfig(_Section):
+class MonitoringConfig(ConfigSection):
     """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
 
     enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
@@ -148,7 +147,7 @@ class MonitoringConfig(_Section):
         return self.enabled if self.enabled is not None else captures_data
 
 
-class AlertsConfig(_Section):
+class AlertsConfig(ConfigSection):
     """Who is told about drift, violations and failed monitoring runs (subscribers of the alerts topic)."""
 
     email: list[str] = Field(default_factory=list, description="E-mail addresses (each confirms once). Default: none.")

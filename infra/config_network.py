@@ -12,18 +12,16 @@ from collections.abc import Mapping
 from typing import Optional
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from infra.config_base import ConfigSection, check_log_retention
 
 from components.network import (
-    DEFAULT_CIDR, LOG_RETENTION_DAYS, MAX_AZS, MIN_AZS, NetworkArgs, check_cidr_block, check_public_room,
+    DEFAULT_CIDR, MAX_AZS, MIN_AZS, NetworkArgs, check_cidr_block, check_public_room,
 )
 
 
-class _Section(BaseModel):  # (its own: infra.config_models imports this module)
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class ManagedNetworkConfig(_Section):
+class ManagedNetworkConfig(ConfigSection):
     """A VPC emlops builds: private subnets in each zone, flow logs, VPC endpoints; public subnets only if asked."""
 
     cidr_block: str = Field(DEFAULT_CIDR, description="VPC CIDR, a private (RFC 1918) block of /16 to /24. "
@@ -44,10 +42,7 @@ class ManagedNetworkConfig(_Section):
     @field_validator("flow_log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
-            raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {allowed}")
-        return value
+        return check_log_retention(value)
 
     @model_validator(mode="after")
     def _room_for_public_subnets(self) -> "ManagedNetworkConfig":

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from infra.config_base import ConfigSection
 
 from components.personas import PERSONA_TAG, PERSONAS, PersonasArgs, check_trusted_principals
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class PersonasConfig(_Section):
+class PersonasConfig(ConfigSection):
     """IAM roles for the people who work on the platform, one least-privilege role per persona."""
 
     trusted_principal_arns: dict[str, list[str]] = Field(

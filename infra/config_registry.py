@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from infra.config_base import ConfigSection
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class RegistryMlflowConfig(_Section):
+class RegistryMlflowConfig(ConfigSection):
     """The MLflow tracking server: SageMaker-managed, self-hosted on the EKS cluster, or none."""
 
     kind: Literal["sagemaker", "kubernetes", "none"] = Field(
@@ -57,7 +55,7 @@ def check_consumer_account_ids(values: list[str]) -> list[str]:
     return values
 
 
-class RegistryFields(_Section):
+class RegistryFields(ConfigSection):
     """The registry fields this module adds; `RegistryConfig` inherits them."""
 
     mlflow: RegistryMlflowConfig = Field(default_factory=RegistryMlflowConfig,

@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, Optional
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from infra.config_base import ConfigSection
 
 from components.retraining import RetrainingPipelineArgs, check_schedule_expression, check_threshold
 
@@ -31,11 +33,7 @@ _ECR_IMAGE = (r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9.
               r"(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class RetrainingConfig(_Section):
+class RetrainingConfig(ConfigSection):
     """Automatic retraining of a model (a SageMaker pipeline built by the SageMaker SDK)."""
 
     enabled: bool = Field(False, description="Create the model's retraining pipeline. Default: false.")

@@ -20,8 +20,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config_base import ConfigSection, check_log_retention
+
 from components.training import (
-    LOG_RETENTION_DAYS,
     ROLE_ARN,
     TrainingClusterArgs,
     check_eks_version,
@@ -29,12 +30,11 @@ from components.training import (
     check_gpu_instance_type,
     check_instance_type,
 )
-from infra.config_models import _Section
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
-class TeamConfig(_Section):
+class TeamConfig(ConfigSection):
     """A team with its own namespace (`team-<name>`) and a quota on the GPU cluster."""
 
     name: str = Field(pattern=_DNS_LABEL, max_length=58, description="Team name; its namespace is `team-<name>` "
@@ -62,14 +62,14 @@ class TeamConfig(_Section):
         return value
 
 
-class SageMakerTrainingConfig(_Section):
+class SageMakerTrainingConfig(ConfigSection):
     """Settings of kind `sagemaker`."""
 
     keep_images: int = Field(30, ge=1, le=1000, description="Training images the repository keeps; older ones "
                              "expire. Default: 30.")
 
 
-class EksTrainingConfig(_Section):
+class EksTrainingConfig(ConfigSection):
     """Settings of kind `eks`."""
 
     kubernetes_version: str = Field("1.33", description="Kubernetes version, quoted (e.g. `'1.33'`). Default: 1.33.")
@@ -127,10 +127,7 @@ class EksTrainingConfig(_Section):
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
-            raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {allowed}")
-        return value
+        return check_log_retention(value)
 
     @field_validator("teams")
     @classmethod
@@ -151,7 +148,7 @@ class EksTrainingConfig(_Section):
         return self
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(ConfigSection):
     """Where models are trained: SageMaker training jobs or an EKS GPU cluster."""
 
     kind: Literal["sagemaker", "eks"] = Field("sagemaker", description="`sagemaker` (ECR, buckets, role, security "
