@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -11,7 +13,8 @@ import pytest
 
 from emlops.engine import RunResult, run_function
 from emlops.mocks import AwsIdentity
-from emlops.plan import Plan
+from emlops.aws_requests import to_api_request, validate_request
+from emlops.plan import Plan, PlanResource
 from emlops.preview import preview_stack
 from emlops.stackfile import find_project
 
@@ -50,3 +53,48 @@ def project_copy(tmp_path: Path) -> Path:
 
 def inputs_of(plan: Plan, name: str) -> dict[str, Any]:
     return plan.get(name).inputs
+
+
+# -- helpers the component tests share ----------------------------------------------------------------
+
+ROLE_POLICY_TYPE = "aws:iam/rolePolicy:RolePolicy"
+
+
+def policy_statements(plan: Plan, name: str) -> list[dict[str, Any]]:
+    """The statements of the inline policy `name` (a RolePolicy), checking the document's version."""
+    document = json.loads(plan.get(name, ROLE_POLICY_TYPE).inputs["policy"])
+    assert document["Version"] == "2012-10-17"
+    return document["Statement"]
+
+
+def concern_statements(plan: Plan, name: str) -> list[dict[str, Any]]:
+    """The statements of one concern (`<role>-<concern>`, e.g. `churn-execution-logs`) of the role's single
+    inline policy `<role>-permissions`, picked by the concern's Sid (`Logs`, `Logs2`, ...; Sids dropped)."""
+    role, concern = name.rsplit("-execution-", 1)
+    sid = "".join(part.capitalize() for part in concern.split("-"))
+    document = policy_statements(plan, f"{role}-execution-permissions")
+    picked = [s for s in document if re.fullmatch(rf"{sid}\d*", s["Sid"])]
+    assert picked, f"no statements for {concern!r} in {role}-execution-permissions"
+    return [{key: value for key, value in s.items() if key != "Sid"} for s in picked]
+
+
+def concerns(plan: Plan, role: str) -> list[str]:
+    """The Sids of a role's single inline policy, in order."""
+    return [s["Sid"] for s in policy_statements(plan, f"{role}-permissions")]
+
+
+def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
+    return {**statement, "Condition": condition} if condition else statement
+
+
+def auto_name(resource: PlanResource, prop: str = "name") -> str:
+    """The resource's auto-name (`<logical name>-<7 hex>`), checked."""
+    name = resource.inputs[prop]
+    assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", name)
+    return name
+
+
+def api_problems(resource: PlanResource) -> list[str]:
+    """What botocore's create API says of the resource's inputs ([] when the request is valid)."""
+    return validate_request(to_api_request(resource.type, resource.inputs))

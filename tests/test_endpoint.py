@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from typing import Any, Callable
 
@@ -13,9 +12,10 @@ import pytest
 from components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
 from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
 from components.storage import SecureBucket, SecureBucketArgs
-from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan, PlanResource
-from tests.conftest import ACCOUNT, REGION, run_components
+from emlops.plan import Plan
+from tests.conftest import (
+    ACCOUNT, allow, api_problems, auto_name, concern_statements as statements, concerns, REGION, run_components,
+)
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:ModelEndpoint"
@@ -64,39 +64,6 @@ def error_of(factory: Callable[[], Any]) -> str:
 
 def capture_bucket() -> SecureBucket:
     return SecureBucket("capture", SecureBucketArgs(kms_key_arn=KEY_ARN))
-
-
-def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    """The statements of one concern (`<role>-<concern>`, e.g. `churn-execution-logs`) of the role's single
-    inline policy `<role>-permissions`, picked by the concern's Sid (`Logs`, `Logs2`, ...; Sids dropped)."""
-    role, concern = name.rsplit("-execution-", 1)
-    document = json.loads(plan.get(f"{role}-execution-permissions", ROLE_POLICY).inputs["policy"])
-    assert document["Version"] == "2012-10-17"
-    sid = "".join(part.capitalize() for part in concern.split("-"))
-    picked = [s for s in document["Statement"] if re.fullmatch(rf"{sid}\d*", s["Sid"])]
-    assert picked, f"no statements for {concern!r} in {role}-execution-permissions"
-    return [{key: value for key, value in s.items() if key != "Sid"} for s in picked]
-
-
-def concerns(plan: Plan, role: str) -> list[str]:
-    """The Sids of a role's single inline policy, in order."""
-    document = json.loads(plan.get(f"{role}-permissions", ROLE_POLICY).inputs["policy"])
-    return [s["Sid"] for s in document["Statement"]]
-
-
-def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
-    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
-    return {**statement, "Condition": condition} if condition else statement
-
-
-def auto_name(resource: PlanResource) -> str:
-    name = resource.inputs["name"]
-    assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", name)
-    return name
-
-
-def api_problems(resource: PlanResource) -> list[str]:
-    return validate_request(to_api_request(resource.type, resource.inputs))
 
 
 # -- arguments --------------------------------------------------------------------------------------

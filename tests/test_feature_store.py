@@ -27,10 +27,9 @@ from components.feature_store import (
 )
 from components.iam import ServiceRole, ServiceRoleArgs
 from components.storage import SecureBucket, SecureBucketArgs
-from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan, PlanResource
+from emlops.plan import Plan
 from infra.config_features import FeatureGroupConfig, feature_groups_problem, feature_store_args
-from tests.conftest import ACCOUNT, REGION, run_components
+from tests.conftest import ACCOUNT, allow, api_problems, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:FeatureStore"
@@ -70,21 +69,6 @@ def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
     return str(caught.value)
-
-
-def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    document = json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])
-    assert document["Version"] == "2012-10-17"
-    return document["Statement"]
-
-
-def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
-    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
-    return {**statement, "Condition": condition} if condition else statement
-
-
-def api_problems(resource: PlanResource) -> list[str]:
-    return validate_request(to_api_request(resource.type, resource.inputs))
 
 
 # -- the API's own rules ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from components.monitoring import ModelMonitor, ModelMonitorArgs, monitor_image_uri
 from components.storage import SecureBucket, SecureBucketArgs
 from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan, PlanResource
+from emlops.plan import Plan
 from infra.config_monitoring import (
     PRODUCTION_NEEDS_BASELINE,
     PRODUCTION_NEEDS_MONITORING,
@@ -26,7 +26,9 @@ from infra.config_monitoring import (
     monitor_args,
     monitoring_problem,
 )
-from tests.conftest import ACCOUNT, REGION, ROOT, run_components
+from tests.conftest import (
+    ACCOUNT, allow, api_problems, auto_name, concern_statements as statements, concerns, REGION, ROOT, run_components,
+)
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:ModelMonitor"
@@ -74,39 +76,6 @@ def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
     return str(caught.value)
-
-
-def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    """The statements of one concern (`<role>-<concern>`, e.g. `churn-execution-logs`) of the role's single
-    inline policy `<role>-permissions`, picked by the concern's Sid (`Logs`, `Logs2`, ...; Sids dropped)."""
-    role, concern = name.rsplit("-execution-", 1)
-    document = json.loads(plan.get(f"{role}-execution-permissions", ROLE_POLICY).inputs["policy"])
-    assert document["Version"] == "2012-10-17"
-    sid = "".join(part.capitalize() for part in concern.split("-"))
-    picked = [s for s in document["Statement"] if re.fullmatch(rf"{sid}\d*", s["Sid"])]
-    assert picked, f"no statements for {concern!r} in {role}-execution-permissions"
-    return [{key: value for key, value in s.items() if key != "Sid"} for s in picked]
-
-
-def concerns(plan: Plan, role: str) -> list[str]:
-    """The Sids of a role's single inline policy, in order."""
-    document = json.loads(plan.get(f"{role}-permissions", ROLE_POLICY).inputs["policy"])
-    return [s["Sid"] for s in document["Statement"]]
-
-
-def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
-    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
-    return {**statement, "Condition": condition} if condition else statement
-
-
-def auto_name(resource: PlanResource) -> str:
-    name = resource.inputs["name"]
-    assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", name)
-    return name
-
-
-def api_problems(resource: PlanResource) -> list[str]:
-    return validate_request(to_api_request(resource.type, resource.inputs))
 
 
 # -- arguments --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from emlops.aws_requests import SUPPORTED_TYPES, to_api_request, validate_reques
 from emlops.mocks import AwsIdentity
 from emlops.plan import Plan
 from infra.config_network import ManagedNetworkConfig, managed_network_args
-from tests.conftest import ACCOUNT, REGION, run_components
+from tests.conftest import ACCOUNT, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:Network"
@@ -77,12 +77,6 @@ def three_az_public_plan() -> Plan:
 
 def vpc_id(plan: Plan) -> str:
     return plan.outputs["vpc_id"]
-
-
-def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    document = json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])
-    assert document["Version"] == "2012-10-17"
-    return document["Statement"]
 
 
 # -- arguments --------------------------------------------------------------------------------------

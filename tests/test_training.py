@@ -15,10 +15,12 @@ from pydantic import ValidationError
 import components.training as training
 from components.storage import SecureBucket, SecureBucketArgs
 from components.training import EKS_VERSIONS, TrainingCluster, TrainingClusterArgs
-from emlops.aws_requests import ApiRequest, to_api_request, validate_request
+from emlops.aws_requests import ApiRequest, validate_request
 from emlops.plan import Plan, PlanResource
 from infra.config_training import TrainingConfig, training_cluster_args
-from tests.conftest import ACCOUNT, REGION, run_components
+from tests.conftest import (
+    ACCOUNT, allow, api_problems, auto_name, policy_statements as statements, REGION, run_components,
+)
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:TrainingCluster"
@@ -64,29 +66,8 @@ def error_of(factory: Callable[[], Any]) -> str:
     return str(caught.value)
 
 
-def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
-    document = json.loads(plan.get(name, ROLE_POLICY).inputs["policy"])
-    assert document["Version"] == "2012-10-17"
-    return document["Statement"]
-
-
 def trust(resource: PlanResource) -> list[dict[str, Any]]:
     return json.loads(resource.inputs["assumeRolePolicy"])["Statement"]
-
-
-def allow(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
-    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
-    return {**statement, "Condition": condition} if condition else statement
-
-
-def auto_name(resource: PlanResource, prop: str = "name") -> str:
-    name = resource.inputs[prop]
-    assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", name)
-    return name
-
-
-def api_problems(resource: PlanResource) -> list[str]:
-    return validate_request(to_api_request(resource.type, resource.inputs))
 
 
 def key_arn_of(plan: Plan) -> str:
