@@ -42,7 +42,10 @@ class PersonasConfig(ConfigSection):
     @field_validator("trusted_principal_arns")
     @classmethod
     def _principals(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        check_trusted_principals(value)
+        try:
+            check_trusted_principals(value)
+        except ValueError as exc:  # the error's key path already ends in trusted_principal_arns
+            raise ValueError(str(exc).removeprefix("trusted_principal_arns: ")) from None
         return value
 
 

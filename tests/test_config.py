@@ -165,3 +165,21 @@ def test_json_schema_rejects_what_the_model_rejects():
 ])
 def test_deploy_role_must_be_a_role_in_the_stacks_own_account(role, expected):
     assert error_of(with_change("deploy_role_arn", role)) == expected
+
+
+@pytest.mark.parametrize("section, value, expected", [
+    ("personas", {"max_session_hours": 13},
+     "personas.max_session_hours: must be less than or equal to 12, got 13"),
+    ("personas", {"experiments_prefix": "exp"},
+     "personas.experiments_prefix: must end with '/', not start with '/', and have no '*', got 'exp'"),
+    ("personas", {"trusted_principal_arns": {"admins": ["arn:aws:iam::111111111111:role/x"]}},
+     "personas.trusted_principal_arns: unknown persona 'admins'; personas: data-scientist, ml-engineer, "
+     "platform-admin"),
+    ("guardrails", {"suppressions": [{"rule": "s3-bucket-versioning", "resource": "x", "reason": "short"}]},
+     "guardrails.suppressions[0].reason: a suppression needs a written reason of at least 10 characters (why the "
+     "rule does not apply and who accepted it)"),
+    ("guardrails", {"allowed_instance_types": ["ml.m5.huge"]},
+     "guardrails.allowed_instance_types: 'ml.m5.huge' is not a SageMaker instance type; did you mean 'ml.m5.large'?"),
+])
+def test_personas_and_guardrails_errors_name_the_stack_file_and_key(section, value, expected):
+    assert error_of(with_change(section, value)) == f"stacks/Pulumi.dev.yaml: emlops:platform.{expected}"

@@ -545,8 +545,7 @@ def test_config_defaults_and_args():
     ({"max_session_hours": 13}, "Input should be less than or equal to 12"),
     ({"experiments_prefix": "exp"}, "String should match pattern '^[^/*][^*]*/$'"),
     ({"trusted_principal_arns": {"admins": [SSO_DS]}},
-     "Value error, trusted_principal_arns: unknown persona 'admins'; personas: data-scientist, ml-engineer, "
-     "platform-admin"),
+     "Value error, unknown persona 'admins'; personas: data-scientist, ml-engineer, platform-admin"),
     ({"trusted_principal_arns": {DS: [SSO_DS], ADMIN: [SSO_DS]}},
      f"Value error, principal {SSO_DS!r} may assume both data-scientist and platform-admin; "
      "give each principal one persona"),
