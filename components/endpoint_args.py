@@ -82,6 +82,9 @@ class ModelEndpointArgs:
     """A model package to deploy; the package names its image and artifact."""
     package_artifact_uri: Optional[str] = None
     """S3 artifact of `model_package_arn`, for the role's read grant (an unknown marker offline)."""
+    package_image_uri: Optional[str] = None
+    """Image of `model_package_arn`'s container, for the role's pull grant when it is in ECR (an unknown
+    marker offline). Default: no pull grant."""
     image_uri: Optional[str] = None
     """Inference image. Required unless `model_package_arn` is given."""
     environment: Mapping[str, str] = field(default_factory=dict)

@@ -42,8 +42,11 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
     if artifact:
         concerns["read-artifact"] = _artifact_statements(
             artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=artifact.endswith("/"))
-    if ECR_IMAGE.match(args.image_uri or ""):
-        concerns["pull-image"] = ecr_pull_statements([repository_arn_output(args.image_uri, partition)])
+    image = args.image_uri or args.package_image_uri or ""
+    if ECR_IMAGE.match(image):
+        concerns["pull-image"] = ecr_pull_statements([repository_arn_output(image, partition)])
+    elif is_unknown(image):  # offline, a package's image stays visibly unknown in the policy too
+        concerns["pull-image"] = ecr_pull_statements([image])
     log_group = context.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
     concerns["logs"] = [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
@@ -66,8 +69,9 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
 def _artifact_statements(uri: str, partition: pulumi.Output[str], via_s3: pulumi.Output[str],
                          key_arn: Optional[pulumi.Input[str]], prefix: bool) -> list[Statement]:
     if is_unknown(uri):
-        # Offline, an unresolved artifact stays visibly unknown in the policy too.
-        return [Statement(actions=["s3:GetObject"], resources=[uri])]
+        # Offline, an unresolved artifact stays visibly unknown in the policy too; its key may be known.
+        return [Statement(actions=["s3:GetObject"], resources=[uri]),
+                *([kms_usage_statement(key_arn, encrypt=False, decrypt=True, via_service=via_s3)] if key_arn else [])]
     bucket, key = parse_s3_uri(uri)
     bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
     objects = pulumi.Output.concat(bucket_arn, "/", key, "*" if prefix else "")

@@ -41,9 +41,13 @@ class KmsKeyArgs:
     """Other accounts that may decrypt with the key, only through S3 and only for the buckets named by
     `s3_decrypt_bucket_prefixes` (the promotion path: consumer accounts reading model artifacts; the
     bucket's own policy narrows them to a prefix). Default: none."""
+    s3_encrypt_account_ids: Sequence[str] = ()
+    """Other accounts that may also encrypt with the key, only through S3 and only for the buckets named
+    by `s3_decrypt_bucket_prefixes` (publisher accounts writing model artifacts into a shared registry's
+    bucket). Default: none."""
     s3_decrypt_bucket_prefixes: Sequence[str] = ()
     """Bucket names, or auto-name prefixes such as `prod-artifacts-bucket-`, whose objects those accounts
-    may decrypt. Required with `s3_decrypt_account_ids`."""
+    may decrypt (and publishers encrypt). Required with `s3_decrypt_account_ids` or `s3_encrypt_account_ids`."""
     protect: bool = False
     """Protect the key and retain it on delete (production stacks). Default: false."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -52,11 +56,13 @@ class KmsKeyArgs:
     def __post_init__(self) -> None:
         if not self.description.strip():
             raise ValueError("KmsKey needs a description of what it protects")
-        for account in self.s3_decrypt_account_ids:
-            if not re.match(r"^[0-9]{12}$", str(account)):
-                raise ValueError(f"s3_decrypt_account_ids: {account!r} must be a 12-digit AWS account id")
-        if bool(self.s3_decrypt_account_ids) != bool(self.s3_decrypt_bucket_prefixes):
-            raise ValueError("s3_decrypt_account_ids and s3_decrypt_bucket_prefixes go together: give both or neither")
+        for label in ("s3_decrypt_account_ids", "s3_encrypt_account_ids"):
+            for account in getattr(self, label):
+                if not re.match(r"^[0-9]{12}$", str(account)):
+                    raise ValueError(f"{label}: {account!r} must be a 12-digit AWS account id")
+        if bool(self.s3_decrypt_account_ids or self.s3_encrypt_account_ids) != bool(self.s3_decrypt_bucket_prefixes):
+            raise ValueError("s3_decrypt_account_ids (or s3_encrypt_account_ids) and s3_decrypt_bucket_prefixes go "
+                             "together: give both or neither")
         for prefix in self.s3_decrypt_bucket_prefixes:
             if not re.match(r"^[a-z0-9][a-z0-9.-]{2,62}$", prefix):
                 raise ValueError(f"s3_decrypt_bucket_prefixes: {prefix!r} must be a bucket name or its auto-name "
@@ -117,20 +123,22 @@ class KmsKey(pulumi.ComponentResource):
             if any(principals.values()):
                 statements.append(Statement(sid=sid, principals=principals, actions=_KEY_USE_ACTIONS,
                                             resources=["*"], conditions=conditions))
-        if args.s3_decrypt_account_ids:
-            # Consumers decrypt only through S3 and only for the named buckets: with S3 Bucket Keys the
-            # encryption context is the bucket's ARN (without, the object's: both patterns are listed).
-            statements.append(Statement(
-                sid="ConsumerAccountsDecryptObjectsThroughS3",
-                principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
-                                    for account in args.s3_decrypt_account_ids]},
-                actions=["kms:Decrypt", "kms:DescribeKey"],
-                resources=["*"],
-                conditions={"StringEquals": {"kms:ViaService": context.service_endpoint("s3")},
-                            "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [
-                                pulumi.Output.concat("arn:", partition, ":s3:::", prefix, suffix)
-                                for prefix in args.s3_decrypt_bucket_prefixes for suffix in ("*", "*/*")]}},
-            ))
+        # Other accounts use the key only through S3 and only for the named buckets: with S3 Bucket Keys the
+        # encryption context is the bucket's ARN (without, the object's: both patterns are listed).
+        through_s3 = {"StringEquals": {"kms:ViaService": context.service_endpoint("s3")},
+                      "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [
+                          pulumi.Output.concat("arn:", partition, ":s3:::", prefix, suffix)
+                          for prefix in args.s3_decrypt_bucket_prefixes for suffix in ("*", "*/*")]}}
+        for sid, accounts, actions in (
+                ("ConsumerAccountsDecryptObjectsThroughS3", args.s3_decrypt_account_ids,
+                 ["kms:Decrypt", "kms:DescribeKey"]),
+                ("PublisherAccountsEncryptObjectsThroughS3", args.s3_encrypt_account_ids,
+                 ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"])):
+            if accounts:
+                statements.append(Statement(
+                    sid=sid, principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                                                 for account in accounts]},
+                    actions=actions, resources=["*"], conditions=through_s3))
 
         self.key = aws.kms.Key(
             f"{name}-key",

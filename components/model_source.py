@@ -48,6 +48,8 @@ class ModelSource:
     def reference(self) -> str:
         """How errors and unknowns name this source."""
         if self.model_package_group is not None:
+            if self.model_package_group.startswith("arn:"):  # a group of another account (a shared registry)
+                return f"{self.model_package_group} (latest Approved)"
             return f"model-package-group/{self.model_package_group} (latest Approved)"
         return str(self.mlflow or self.model_package_arn or self.s3_uri)
 
@@ -72,6 +74,9 @@ class ResolvedModel:
     """Package sources: the package's data-quality drift-check baselines (statistics, constraints
     `s3://` URIs), which retraining attaches when it registers a version; None when the package has
     none. Offline they are `[unknown: <reference> drift-check statistics|constraints]`."""
+    image_uri: Optional[str] = None
+    """Package sources: the image of the package's first container, which the endpoint's role pulls.
+    Offline it is `[unknown: <reference> image]`."""
 
 
 class ModelSourceError(ValueError):
@@ -97,7 +102,8 @@ def _unknown(source: ModelSource, package: bool = False) -> ResolvedModel:
     arn = source.model_package_arn or (f"[unknown: {ref}]" if package else None)
     baselines = (f"[unknown: {ref} drift-check statistics]", f"[unknown: {ref} drift-check constraints]")
     return ResolvedModel(ref, f"[unknown: {ref}]", compressed=False, model_package_arn=arn, known=False,
-                         drift_baselines=baselines if package else None)
+                         drift_baselines=baselines if package else None,
+                         image_uri=f"[unknown: {ref} image]" if package else None)
 
 
 def _resolve_s3(model: str, source: ModelSource) -> ResolvedModel:
@@ -293,7 +299,7 @@ class LiveResolver:
         constraints = quality.get("Constraints", {}).get("S3Uri")
         baselines = (statistics, constraints) if statistics and constraints else None
         return ResolvedModel(ref, uri, compressed, model_package_arn=package["ModelPackageArn"],
-                             drift_baselines=baselines)
+                             drift_baselines=baselines, image_uri=container.get("Image"))
 
 
 class OfflineResolver:

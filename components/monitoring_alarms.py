@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
@@ -70,7 +71,19 @@ def subscription_protocol(endpoint: str) -> str:
     raise ValueError(f"subscription {endpoint!r} must be an e-mail address or an https:// URL")
 
 
-def notification_topic(parent: pulumi.Resource, name: str, args: "ModelMonitorArgs",
+@dataclass(frozen=True)
+class TopicSettings:
+    """What `notification_topic` needs (a `ModelMonitorArgs` has the same three fields)."""
+
+    topic_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the topic. Default: a key is created for it."""
+    protect: bool = False
+    """Protect the topic (and its key) and retain it on delete. Default: false."""
+    subscriptions: Sequence[str] = ()
+    """E-mail addresses and https:// endpoints subscribed to it. Default: none."""
+
+
+def notification_topic(parent: pulumi.Resource, name: str, args: "ModelMonitorArgs | TopicSettings",
                        tags: dict, *, purpose: Optional[str] = None) -> pulumi.Output[str]:
     """The created topic's ARN: KMS-encrypted, publishable only by this account's alarms and rules.
 

@@ -24,7 +24,7 @@ from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.network import Network, NetworkArgs
 from components.personas import Personas, PersonasArgs
 from components.monitoring import ModelMonitor, ModelMonitorArgs
-from components.monitoring_alarms import notification_topic
+from components.monitoring_alarms import TopicSettings, notification_topic
 from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
 from components.registry import ModelRegistry, ModelRegistryArgs
 from components.training import TrainingCluster, TrainingClusterArgs
@@ -109,6 +109,17 @@ class MlPlatformArgs:
     """Persona roles people assume, built last; the platform fills in what they act on (data key, buckets,
     feature groups, package groups, endpoints, schedules, pipelines, job roles and subnets), the name
     prefix, boundary, production and tags. Default: no persona roles."""
+    datasets: bool = True
+    """Create the datasets bucket and the model-builder role (SageMaker jobs turning datasets into model
+    artifacts). A registry-only stack (the shared-services account) holds no datasets: false, and then it
+    may have no models, training or feature store. Default: true."""
+    alert_subscriptions: Sequence[str] = ()
+    """Subscribers (e-mail addresses, https:// endpoints) of the alerts topic. The topic exists when
+    monitors publish to it, or when the registry holds package groups and someone listens for approvals.
+    Default: the first monitor's subscriptions."""
+    shared_package_group_arns: Sequence[pulumi.Input[str]] = ()
+    """Package groups of a shared-services registry this environment deploys from or registers into; the
+    persona roles act on them as on the platform's own. Default: none."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -127,6 +138,8 @@ class MlPlatformArgs:
                 self.region and re.match(r"^[a-z]{2}(-[a-z]+)+-[0-9]$", self.region)):
             raise ValueError(f"a managed network needs region (its flow-log key lets logs.<region>.amazonaws.com "
                              f"use it), got {self.region!r}")
+        if not self.datasets and (self.models or self.training or self.feature_store):
+            raise ValueError("models, training and a feature store need the datasets bucket (datasets=True)")
         if not 7 <= self.kms_deletion_window_days <= 30:
             raise ValueError(f"kms_deletion_window_days ({self.kms_deletion_window_days}) must be 7-30")
         for label in ("noncurrent_version_retention_days", "access_log_retention_days"):
@@ -152,13 +165,16 @@ class MlPlatform(pulumi.ComponentResource):
         )
         # Every child's arguments are built (and so validated) before the first resource exists.
         # The promotion path: accounts consuming this registry may read (and decrypt) model artifacts,
-        # only under models/ of the artifacts bucket; nothing else of this environment.
+        # only under models/ of the artifacts bucket; publishers may also write there (their retraining
+        # registers new versions); nothing else of this environment.
         consumers = list(args.registry.consumer_account_ids) if args.registry is not None else []
+        publishers = list(args.registry.publisher_account_ids) if args.registry is not None else []
         key_args = KmsKeyArgs(
             description=f"Encrypts the datasets and model artifacts of the {args.environment} ML platform",
             deletion_window_days=args.kms_deletion_window_days,
             s3_decrypt_account_ids=consumers,
-            s3_decrypt_bucket_prefixes=[f"{name}-artifacts-bucket-"] if consumers else [],
+            s3_encrypt_account_ids=publishers,
+            s3_decrypt_bucket_prefixes=[f"{name}-artifacts-bucket-"] if consumers or publishers else [],
             protect=protect,
             tags=tags,
         )
@@ -191,24 +207,29 @@ class MlPlatform(pulumi.ComponentResource):
         self.data_key = KmsKey(f"{name}-data", key_args, opts=child(self))
         self.access_logs = SecureBucket(f"{name}-access-logs", logs_args, opts=child(self))
 
-        def data_bucket(purpose: str, readers: Sequence[str] = ()) -> SecureBucket:
+        def data_bucket(purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = ()) -> SecureBucket:
             return SecureBucket(f"{name}-{purpose}", SecureBucketArgs(
                 kms_key_arn=self.data_key.arn,
                 access_log_bucket=self.access_logs.bucket_name,
                 lifecycle_rules=[keep_versions],
                 reader_account_ids=list(readers),
-                reader_prefix="models/" if readers else "",
+                writer_account_ids=list(writers),
+                reader_prefix="models/" if readers or writers else "",
                 protect=protect,
                 tags=tags,
             ), opts=child(self))
 
-        self.datasets = data_bucket("datasets")
-        self.artifacts = data_bucket("artifacts", consumers)
+        # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
+        builds_models = args.datasets
+        self.datasets: Optional[SecureBucket] = data_bucket("datasets") if builds_models else None
+        self.artifacts = data_bucket("artifacts", consumers, publishers)
 
-        self.model_builder_role = ServiceRole(f"{name}-model-builder", role_args, opts=child(self))
-        self.datasets.grant_read(self.model_builder_role)
-        self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
-        self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
+        self.model_builder_role: Optional[ServiceRole] = None
+        if builds_models:
+            self.model_builder_role = ServiceRole(f"{name}-model-builder", role_args, opts=child(self))
+            self.datasets.grant_read(self.model_builder_role)
+            self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
+            self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
 
         owned = dict(permissions_boundary_arn=args.permissions_boundary_arn, protect=protect)
         self.feature_store = None
@@ -224,6 +245,19 @@ class MlPlatform(pulumi.ComponentResource):
             self.training = TrainingCluster(f"{name}-training", dataclasses.replace(
                 args.training, tags=merge_tags(tags, args.training.tags), **in_network, **shared, **owned),
                 opts=child(self))
+        # One alerts topic per environment, made before the registry and the endpoints so that approvals
+        # and the endpoints' rollback alarms notify it too; the monitors' drift alarms and run outcomes
+        # publish to it.
+        monitored = [model.monitor for model in args.models if model.monitor is not None]
+        subscriptions = list(args.alert_subscriptions) or (list(monitored[0].subscriptions) if monitored else [])
+        registry_groups = bool(args.registry is not None and args.registry.model_names)
+        self.alerts_topic_arn: Optional[pulumi.Output[str]] = None
+        if monitored or (registry_groups and subscriptions):
+            self.alerts_topic_arn = notification_topic(
+                self, f"{name}-alerts", TopicSettings(monitored[0].topic_kms_key_arn if monitored else None,
+                                                      protect, tuple(subscriptions)),
+                merge_tags(tags), purpose=f"the alerts of the {args.environment} ML platform")
+
         self.registry = None
         if args.registry is not None:
             cluster = {}
@@ -234,20 +268,13 @@ class MlPlatform(pulumi.ComponentResource):
                                backend_store_uri=args.mlflow_backend_store_uri)
             self.registry = ModelRegistry(f"{name}-registry", dataclasses.replace(
                 args.registry, kms_key_arn=self.data_key.arn, artifact_bucket=self.artifacts,
+                approval_topic_arn=args.registry.approval_topic_arn or (
+                    self.alerts_topic_arn if registry_groups else None),
                 tags=merge_tags(tags, args.registry.tags), **cluster, **owned), opts=child(self))
 
         self.capture = None
         if any(model.capture_data for model in args.models):
             self.capture = data_bucket("capture")
-        # One alerts topic per environment, made before the endpoints so that their rollback alarms notify
-        # it too; the monitors' drift alarms and run outcomes publish to it. Its subscribers are the
-        # stack's `alerts` (the monitors' args carry them).
-        monitored = [model.monitor for model in args.models if model.monitor is not None]
-        self.alerts_topic_arn: Optional[pulumi.Output[str]] = None
-        if monitored:
-            self.alerts_topic_arn = notification_topic(
-                self, f"{name}-alerts", dataclasses.replace(monitored[0], protect=protect),
-                merge_tags(tags), purpose=f"the alerts of the {args.environment} ML platform")
         self.endpoints: dict[str, ModelEndpoint] = {}
         for model in args.models:
             endpoint_args = dataclasses.replace(
@@ -285,7 +312,8 @@ class MlPlatform(pulumi.ComponentResource):
                 input_s3_uri=pulumi.Output.concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
                 output_s3_uri=pulumi.Output.concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
                 monitoring_schedule_arn=self.monitors[model.name].schedule_arn,
-                notification_topic_arn=topic_arn,
+                # approvals are announced by the registry that holds the group (here, or the shared stack)
+                notification_topic_arn=None,
                 vpc_id=in_network.get("vpc_id", args.training.vpc_id),
                 subnet_ids=in_network.get("subnet_ids", list(args.training.subnet_ids)),
                 security_group_ids=[self.training.security_group_id, *extra_groups],
@@ -299,9 +327,9 @@ class MlPlatform(pulumi.ComponentResource):
             "personaRoleArns": {} if self.personas is None else self.personas.role_arns,
             "dataKeyArn": self.data_key.arn,
             "accessLogsBucket": self.access_logs.bucket_name,
-            "datasetsBucket": self.datasets.bucket_name,
+            "datasetsBucket": self.datasets.bucket_name if self.datasets is not None else None,
             "artifactsBucket": self.artifacts.bucket_name,
-            "modelBuilderRoleArn": self.model_builder_role.arn,
+            "modelBuilderRoleArn": self.model_builder_role.arn if self.model_builder_role is not None else None,
             "endpointNames": [endpoint.endpoint_name for endpoint in self.endpoints.values()],
         })
 
@@ -326,10 +354,11 @@ class MlPlatform(pulumi.ComponentResource):
         return Personas(f"{name}-personas", dataclasses.replace(
             args.personas,
             data_key_arn=self.data_key.arn,
-            datasets_bucket_arn=self.datasets.arn,
+            datasets_bucket_arn=self.datasets.arn if self.datasets is not None else None,
             artifacts_bucket_arn=self.artifacts.arn,
             feature_group_arns=list(self.feature_store.feature_group_arns.values()) if self.feature_store else [],
-            package_group_arns=list(self.registry.package_group_arns.values()) if self.registry else [],
+            package_group_arns=[*(self.registry.package_group_arns.values() if self.registry else []),
+                                *args.shared_package_group_arns],
             endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
             monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
             pipeline_arns=[pipeline.pipeline_arn for pipeline in self.retraining.values()],

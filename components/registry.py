@@ -9,6 +9,7 @@ deploying a model version from a different account. The MLflow tracking server i
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _WINDOW = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)")
 _MLFLOW_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_REPOSITORY = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
 _QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?")
 # Pinned to the MLflow client the toolkit itself uses (mlflow-skinny in pyproject.toml).
 MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2"
@@ -40,25 +42,29 @@ ARTIFACT_PREFIX = "mlflow/"
 CONSUMER_GROUP_ACTIONS = ["sagemaker:DescribeModelPackageGroup"]
 CONSUMER_PACKAGE_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
                             "sagemaker:UpdateModelPackage", "sagemaker:CreateModel"]
+# What a publisher account's pipelines need to register a version into a group of this account.
+PUBLISHER_ACTIONS = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+                     "sagemaker:DescribeModelPackageGroup"]
 # What a SageMaker MLflow tracking server needs to register MLflow models in the model registry
 # ("Set up IAM permissions for MLflow", automatic model registration).
 REGISTRATION_ACTIONS = ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
                         "sagemaker:DescribeModelPackageGroup", "sagemaker:UpdateModelPackage"]
 
 
-def check_account_ids(account_ids: Sequence[str], registry_account_id: Optional[str] = None) -> None:
-    """Consumer accounts: 12-digit ids, each once, never the registry's own account."""
+def check_account_ids(account_ids: Sequence[str], registry_account_id: Optional[str] = None,
+                      role: str = "consumer") -> None:
+    """Consumer (or publisher) accounts: 12-digit ids, each once, never the registry's own account."""
     if isinstance(account_ids, str):
-        raise ValueError(f"consumer_account_ids must be a list, e.g. [{account_ids!r}]")
+        raise ValueError(f"{role}_account_ids must be a list, e.g. [{account_ids!r}]")
     for account in account_ids:
         if not isinstance(account, str) or not _ACCOUNT_ID.fullmatch(account):
-            raise ValueError(f"consumer account id {account!r} must be a 12-digit AWS account id (quoted)")
+            raise ValueError(f"{role} account id {account!r} must be a 12-digit AWS account id (quoted)")
     repeated = sorted({a for a in account_ids if list(account_ids).count(a) > 1})
     if repeated:
-        raise ValueError(f"consumer account ids must be unique; repeated: {', '.join(repeated)}")
+        raise ValueError(f"{role} account ids must be unique; repeated: {', '.join(repeated)}")
     if registry_account_id is not None and registry_account_id in account_ids:
-        raise ValueError(f"consumer account {registry_account_id} is the registry's own account; "
-                         "list only the accounts models are promoted to")
+        raise ValueError(f"{role} account {registry_account_id} is the registry's own account; "
+                         f"list only the accounts models are {'promoted to' if role == 'consumer' else 'registered from'}")
 
 
 @dataclass
@@ -72,9 +78,19 @@ class ModelRegistryArgs:
     consumer_account_ids: Sequence[str] = ()
     """Accounts (e.g. staging, production) whose principals may describe the groups and deploy their
     versions (cross-account promotion). Default: none, no resource policy."""
+    publisher_account_ids: Sequence[str] = ()
+    """Accounts (e.g. production, whose retraining registers new versions) that may register versions
+    into the groups. Default: none."""
     registry_account_id: Optional[str] = None
     """The account the registry deploys into (the stack's account). Required with
-    `consumer_account_ids`, which may not list it. Default: none."""
+    `consumer_account_ids` or `publisher_account_ids`, which may not list it. Default: none."""
+    image_repositories: Sequence[str] = ()
+    """ECR repositories for the images the registered versions run on (created with exactly these names):
+    immutable tags, scanned on push, encrypted with `kms_key_arn`, never expired (versions refer to their
+    images); consumer and publisher accounts may pull. Default: none."""
+    approval_topic_arn: Optional[pulumi.Input[str]] = None
+    """SNS topic told when a version of a group is approved (the account's EventBridge sees approvals of
+    its own groups only, so the rules live with the registry). Default: no notification."""
     mlflow_kind: Literal["sagemaker", "kubernetes", "none"] = "sagemaker"
     """Where the MLflow tracking server runs. Default: sagemaker (a managed tracking server)."""
     tracking_server_size: Literal["Small", "Medium", "Large"] = "Small"
@@ -132,11 +148,18 @@ class ModelRegistryArgs:
         if self.registry_account_id is not None and not _ACCOUNT_ID.fullmatch(self.registry_account_id):
             raise ValueError(f"registry_account_id {self.registry_account_id!r} must be a 12-digit AWS account id")
         check_account_ids(self.consumer_account_ids, self.registry_account_id)
-        if self.consumer_account_ids and self.registry_account_id is None:
-            raise ValueError("consumer_account_ids needs registry_account_id (the account the registry deploys "
-                             "into), which may not be listed as a consumer")
+        check_account_ids(self.publisher_account_ids, self.registry_account_id, "publisher")
+        if (self.consumer_account_ids or self.publisher_account_ids) and self.registry_account_id is None:
+            raise ValueError("consumer_account_ids and publisher_account_ids need registry_account_id (the account "
+                             "the registry deploys into), which may not be listed")
         if self.mlflow_kind not in ("sagemaker", "kubernetes", "none"):
             raise ValueError(f"mlflow_kind {self.mlflow_kind!r} must be sagemaker, kubernetes or none")
+        if isinstance(self.image_repositories, str):
+            raise ValueError(f"image_repositories must be a list, e.g. [{self.image_repositories!r}]")
+        for repository in self.image_repositories:
+            if not (2 <= len(repository) <= 256 and _REPOSITORY.fullmatch(repository)):
+                raise ValueError(f"image repository {repository!r} must be an ECR repository name (lowercase "
+                                 "letters, digits and '.', '_', '-', '/' between them)")
         self._check_sagemaker()
         if self.mlflow_kind == "kubernetes":
             self._check_kubernetes()
@@ -211,13 +234,19 @@ class ModelRegistry(pulumi.ComponentResource):
             self.package_groups[model] = group
             self.package_group_names[model] = group.model_package_group_name
             self.package_group_arns[model] = group.arn
-            if args.consumer_account_ids:
+            if args.consumer_account_ids or args.publisher_account_ids:
                 aws.sagemaker.ModelPackageGroupPolicy(
                     f"{name}-{model}-group-policy",
                     model_package_group_name=group.model_package_group_name,
                     resource_policy=_consumer_policy(context, group, model, args),
                     opts=child(self),
                 )
+
+        if args.approval_topic_arn is not None:
+            self._approval_notifications(name, args, tags)
+        self.repository_urls: dict[str, pulumi.Output[str]] = {}
+        for repository in args.image_repositories:
+            self.repository_urls[repository] = self._image_repository(name, repository, args, tags)
 
         self.artifact_bucket, self.artifact_uri = None, None
         self.tracking_server, self.tracking_server_arn, self.tracking_server_url, self.tracking_uri = (None,) * 4
@@ -243,7 +272,57 @@ class ModelRegistry(pulumi.ComponentResource):
             "trackingUri": self.tracking_uri,
             "trackingServerArn": self.tracking_server_arn,
             "trackingServerUrl": self.tracking_server_url,
+            "repositoryUrls": self.repository_urls,
         })
+
+    def _image_repository(self, name: str, repository: str, args: ModelRegistryArgs, tags: dict) -> pulumi.Output[str]:
+        """A repository of the images registered versions run on; the other accounts of the promotion path pull."""
+        token = repository.replace("/", "-").replace("_", "-").replace(".", "-")
+        created = aws.ecr.Repository(
+            f"{name}-{token}-repository",
+            name=repository,
+            image_scanning_configuration={"scan_on_push": True},
+            image_tag_mutability="IMMUTABLE",
+            # ECR decrypts layers for pulls through the grant it holds on the key
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}]
+            if args.kms_key_arn is not None else [{"encryption_type": "KMS"}],
+            force_delete=False,
+            tags=tags,
+            opts=child(self, protect=args.protect),
+        )
+        pullers = [*args.consumer_account_ids,
+                   *[a for a in args.publisher_account_ids if a not in args.consumer_account_ids]]
+        if pullers:
+            partition = aws_context(self).partition
+            aws.ecr.RepositoryPolicy(
+                f"{name}-{token}-repository-policy",
+                repository=created.name,
+                policy=policy_document([Statement(
+                    sid="PromotionAccountsPullImages",
+                    principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                                        for account in pullers]},
+                    actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                )]),
+                opts=child(self),
+            )
+        return created.repository_url
+
+    def _approval_notifications(self, name: str, args: ModelRegistryArgs, tags: dict) -> None:
+        """One EventBridge rule per group: a version approved (by a person, in this account) is announced."""
+        for model in args.model_names:
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{model}-approved",
+                description=f"{name}: a model package of {model} was approved",
+                event_pattern=json.dumps({
+                    "source": ["aws.sagemaker"],
+                    "detail-type": ["SageMaker Model Package State Change"],
+                    "detail": {"ModelPackageGroupName": [model], "ModelApprovalStatus": ["Approved"]},
+                }),
+                tags=tags,
+                opts=child(self),
+            )
+            aws.cloudwatch.EventTarget(f"{name}-{model}-approved-notify", rule=rule.name,
+                                       arn=args.approval_topic_arn, opts=child(self))
 
     def _sagemaker_mlflow(self, name: str, args: ModelRegistryArgs, context, tags: dict) -> None:
         role = ServiceRole(f"{name}-mlflow", ServiceRoleArgs(
@@ -281,14 +360,25 @@ class ModelRegistry(pulumi.ComponentResource):
 
 def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str,
                      args: ModelRegistryArgs) -> pulumi.Output[str]:
-    consumers = {"AWS": [pulumi.Output.concat("arn:", context.partition, ":iam::", account, ":root")
-                         for account in args.consumer_account_ids]}
-    return policy_document([
-        Statement(sid="ConsumerAccountsDescribeGroup", principals=consumers, actions=CONSUMER_GROUP_ACTIONS,
-                  resources=[group.arn]),
-        Statement(sid="ConsumerAccountsDeployVersions", principals=consumers, actions=CONSUMER_PACKAGE_ACTIONS,
-                  resources=[_package_arns(context, model)]),
-    ])
+    def roots(accounts: Sequence[str]) -> dict:
+        return {"AWS": [pulumi.Output.concat("arn:", context.partition, ":iam::", account, ":root")
+                        for account in accounts]}
+
+    statements = []
+    if args.consumer_account_ids:
+        consumers = roots(args.consumer_account_ids)
+        statements += [
+            Statement(sid="ConsumerAccountsDescribeGroup", principals=consumers, actions=CONSUMER_GROUP_ACTIONS,
+                      resources=[group.arn]),
+            Statement(sid="ConsumerAccountsDeployVersions", principals=consumers, actions=CONSUMER_PACKAGE_ACTIONS,
+                      resources=[_package_arns(context, model)]),
+        ]
+    if args.publisher_account_ids:
+        # registering a version names the group; the new version is a package of the group
+        statements.append(Statement(
+            sid="PublisherAccountsRegisterVersions", principals=roots(args.publisher_account_ids),
+            actions=PUBLISHER_ACTIONS, resources=[group.arn, _package_arns(context, model)]))
+    return policy_document(statements)
 
 
 def _package_arns(context, model: str) -> pulumi.Output[str]:

@@ -78,6 +78,16 @@ class RetrainingPipelineArgs:
     """S3 prefix the steps write to (splits, model artifacts, evaluation), e.g. `s3://<output bucket>/models/churn/`."""
     package_group_name: Optional[str] = None
     """Model package group new versions are registered in. Default: `model_name`."""
+    package_group_arn: Optional[str] = None
+    """ARN of that group when it lives in another account (a shared-services registry that lists this
+    account among its publishers). Default: the group of that name in this account."""
+    model_output_s3_uri: Optional[pulumi.Input[str]] = None
+    """S3 prefix the Train step writes the model artifact to, e.g. `models/<model>/` of the shared
+    registry's bucket, so that the accounts deploying the version read it there and not here.
+    Default: `<output_s3_uri>/training`."""
+    model_kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key the model artifact is encrypted with (the shared registry's key, with `model_output_s3_uri`).
+    Default: `kms_key_arn`."""
     processing_image_uri: Optional[pulumi.Input[str]] = None
     """ECR image of the Prepare and Evaluate steps. Default: `training_image_uri`."""
     prepare_command: Sequence[str] = ("python3", "/opt/program/prepare.py")
@@ -142,6 +152,17 @@ class RetrainingPipelineArgs:
         if not _NAME.match(self.package_group_name):
             raise ValueError(f"package_group_name {self.package_group_name!r} must be letters, digits and '-' "
                              "(at most 63)")
+        arn = self.package_group_arn
+        if arn is not None and not (re.fullmatch(r"arn:aws(-cn|-us-gov)?:sagemaker:[a-z0-9-]+:[0-9]{12}:"
+                                                 r"model-package-group/[a-z0-9](-*[a-z0-9]){0,62}", arn)
+                                    and arn.rsplit("/", 1)[1] == self.package_group_name.lower()):
+            raise ValueError(f"package_group_arn {arn!r} must be the ARN of model package group "
+                             f"{self.package_group_name!r}: arn:<partition>:sagemaker:<region>:<account>:"
+                             f"model-package-group/{self.package_group_name.lower()}")
+        if (self.model_output_s3_uri is None) != (self.model_kms_key_arn is None):
+            raise ValueError("model_output_s3_uri and model_kms_key_arn go together: give both or neither")
+        if isinstance(self.model_output_s3_uri, str):
+            parse_s3(self.model_output_s3_uri, "model_output_s3_uri", prefix=True)
         for label in ("training_image_uri", "processing_image_uri"):
             value = getattr(self, label)
             match = ECR_IMAGE.match(value) if isinstance(value, str) else None
@@ -219,9 +240,10 @@ class RetrainingPipeline(pulumi.ComponentResource):
 
         def definition(values: list) -> str:
             (region, role_arn, key, training_image, image, input_uri, output_uri, subnet_ids,
-             security_group_ids) = values
+             security_group_ids, model_output, model_key) = values
             return build_definition(DefinitionSpec(
-                region=region, role_arn=role_arn, package_group_name=args.package_group_name,
+                region=region, role_arn=role_arn, package_group_name=args.package_group_arn or args.package_group_name,
+                model_output_s3_uri=model_output, model_kms_key_arn=model_key,
                 training_image_uri=training_image, processing_image_uri=image,
                 input_s3_uri=input_uri, output_s3_uri=output_uri, kms_key_arn=key,
                 metric_name=args.metric_name, metric_threshold=args.metric_threshold, comparison=args.comparison,
@@ -240,13 +262,14 @@ class RetrainingPipeline(pulumi.ComponentResource):
             context.region, role.arn, key_arn, args.training_image_uri, processing_image,
             args.input_s3_uri, args.output_s3_uri,
             # subnets and security groups may be other resources' ids: the SDK needs them resolved
-            pulumi.Output.all(*args.subnet_ids), pulumi.Output.all(*args.security_group_ids)).apply(definition)
+            pulumi.Output.all(*args.subnet_ids), pulumi.Output.all(*args.security_group_ids),
+            args.model_output_s3_uri, args.model_kms_key_arn).apply(definition)
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
             pipeline_name=args.pipeline_name,
             pipeline_display_name=args.pipeline_name,
-            pipeline_description=f"Retrains {args.model_name} and registers it in {args.package_group_name} "
-                                 "for approval",
+            pipeline_description=f"Retrains {args.model_name} and registers it in "
+                                 f"{args.package_group_arn or args.package_group_name} for approval",
             pipeline_definition=self.pipeline_definition,
             role_arn=role.arn,
             tags=tags,
@@ -326,6 +349,14 @@ class RetrainingPipeline(pulumi.ComponentResource):
             role.add_policy("write-artifacts", prefix_statements(
                 args.output_s3_uri, "output_s3_uri", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"])),
         ]
+        if args.model_output_s3_uri is not None:
+            # the model artifact goes to the registry's bucket, encrypted with its key, through S3 only
+            policies.append(role.add_policy("write-model", [
+                *prefix_statements(args.model_output_s3_uri, "model_output_s3_uri",
+                                   ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]),
+                kms_usage_statement(args.model_kms_key_arn, encrypt=True, decrypt=True,
+                                    via_service=context.service_endpoint("s3")),
+            ]))
         if args.baseline_statistics_s3_uri:
             objects = [pulumi.Output.concat("arn:", partition, ":s3:::", "/".join(parse_s3(uri, "baseline")))
                        for uri in (args.baseline_statistics_s3_uri, args.baseline_constraints_s3_uri)]
@@ -343,15 +374,17 @@ class RetrainingPipeline(pulumi.ComponentResource):
         def job(kind: str) -> pulumi.Output[str]:  # SageMaker names a pipeline's jobs `pipelines-<id>-<step>-...`
             return context.arn("sagemaker", f"{kind}/pipelines-*")
 
-        group = args.package_group_name
+        group = args.package_group_name.lower()  # SageMaker lower-cases names in its ARNs
+        group_arn = args.package_group_arn or context.arn("sagemaker", f"model-package-group/{group}")
+        packages = (args.package_group_arn.replace(":model-package-group/", ":model-package/") + "/*"
+                    if args.package_group_arn else context.arn("sagemaker", f"model-package/{group}/*"))
         policies.append(role.add_policy("run-steps", [
             Statement(actions=["sagemaker:AddTags", "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob",
                                "sagemaker:StopProcessingJob"], resources=[job("processing-job")]),
             Statement(actions=["sagemaker:AddTags", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
                                "sagemaker:StopTrainingJob"], resources=[job("training-job")]),
             Statement(actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
-                      resources=[context.arn("sagemaker", f"model-package-group/{group}"),
-                                 context.arn("sagemaker", f"model-package/{group}/*")]),
+                      resources=[group_arn, packages]),
         ]))
         # the pipeline passes this role to its jobs, and to SageMaker only
         policies.append(role.add_policy("pass-role", [Statement(

@@ -63,6 +63,10 @@ class DefinitionSpec:
     baseline_constraints_s3_uri: Optional[str] = None
     subnet_ids: Sequence[str] = ()
     security_group_ids: Sequence[str] = ()
+    model_output_s3_uri: Optional[str] = None
+    """Where the Train step writes the model artifact. Default: `<output_s3_uri>/training`."""
+    model_kms_key_arn: Optional[str] = None
+    """Key of the model artifact. Default: `kms_key_arn`."""
 
 
 @contextlib.contextmanager
@@ -175,7 +179,9 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
                         volume_size_in_gb=spec.volume_size_gb, volume_kms_key_id=spec.kms_key_arn),
         networking=Networking(subnets=list(spec.subnet_ids), security_group_ids=list(spec.security_group_ids),
                               enable_inter_container_traffic_encryption=True) if spec.subnet_ids else None,
-        output_data_config=OutputDataConfig(s3_output_path=f"{prefix}/training", kms_key_id=spec.kms_key_arn),
+        output_data_config=OutputDataConfig(
+            s3_output_path=spec.model_output_s3_uri.rstrip("/") if spec.model_output_s3_uri else f"{prefix}/training",
+            kms_key_id=spec.model_kms_key_arn or spec.kms_key_arn),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_runtime_seconds),
         input_data_config=[InputData(channel_name="train", data_source=outputs["train"].S3Output.S3Uri)],
     )

@@ -63,8 +63,13 @@ class SecureBucketArgs:
     reader_account_ids: Sequence[str] = ()
     """Other accounts that may read objects under `reader_prefix` (the promotion path: consumer
     accounts deploying model artifacts). Default: none."""
+    writer_account_ids: Sequence[str] = ()
+    """Other accounts that may list, read and write objects under `reader_prefix` (publisher accounts
+    registering model artifacts into a shared registry). The bucket owner owns what they write (ACLs
+    are disabled). Default: none."""
     reader_prefix: str = ""
-    """The prefix `reader_account_ids` may read, e.g. `models/`. Required with them."""
+    """The prefix `reader_account_ids` may read and `writer_account_ids` write, e.g. `models/`. Required
+    with them."""
     protect: bool = False
     """Protect the bucket (and its own key) and retain them on delete (production). Default: false."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -86,12 +91,14 @@ class SecureBucketArgs:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"lifecycle rule ids must be unique; repeated: {', '.join(duplicates)}")
-        for account in self.reader_account_ids:
-            if not re.match(r"^[0-9]{12}$", str(account)):
-                raise ValueError(f"reader_account_ids: {account!r} must be a 12-digit AWS account id")
-        if self.reader_account_ids and not re.match(r"^[^/*][^*]*/$", self.reader_prefix):
+        for label in ("reader_account_ids", "writer_account_ids"):
+            for account in getattr(self, label):
+                if not re.match(r"^[0-9]{12}$", str(account)):
+                    raise ValueError(f"{label}: {account!r} must be a 12-digit AWS account id")
+        if (self.reader_account_ids or self.writer_account_ids) and not re.match(r"^[^/*][^*]*/$", self.reader_prefix):
             raise ValueError(f"reader_prefix {self.reader_prefix!r} must be a prefix ending in '/' (e.g. 'models/') "
-                             "when reader_account_ids are given: consumers never read the whole bucket")
+                             "when reader_account_ids or writer_account_ids are given: other accounts never reach "
+                             "the whole bucket")
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -210,6 +217,17 @@ class SecureBucket(pulumi.ComponentResource):
                 actions=["s3:GetObject"],
                 resources=[pulumi.Output.concat(self.arn, "/", args.reader_prefix, "*")],
             ))
+        if args.writer_account_ids:
+            partition = aws_context(self).partition
+            writers = {"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                               for account in args.writer_account_ids]}
+            statements += [
+                Statement(sid="PublisherAccountsListPrefix", principals=writers, actions=["s3:ListBucket"],
+                          resources=[self.arn], conditions={"StringLike": {"s3:prefix": [f"{args.reader_prefix}*"]}}),
+                Statement(sid="PublisherAccountsWritePrefix", principals=writers,
+                          actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                          resources=[pulumi.Output.concat(self.arn, "/", args.reader_prefix, "*")]),
+            ]
         if args.receives_access_logs:
             account_id = aws_context(self).account_id
             statements.append(Statement(

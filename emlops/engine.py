@@ -34,6 +34,9 @@ from emlops.mocks import AwsIdentity, TruthfulMocks, mark_dynamic_provider
 from emlops.plan import Plan, PlanResource
 
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+# What `pulumi.get_organization()` answers offline; the DIY backends (S3, local) answer the same.
+ORGANIZATION = "organization"
 SECRET = "[secret]"
 
 
@@ -126,6 +129,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
 
+    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+        # Reads are what the program looks up rather than manages; emlops reads one kind, the stack
+        # reference to the shared-services stack. The plan lists it like the real preview does ("read").
+        urn = self.make_urn(request.parent, request.type, request.name)
+        entry = PlanResource(
+            urn=urn, type=request.type, name=request.name, custom=True, parent=request.parent or None,
+            dependencies=sorted(set(request.dependencies)),
+            provider=request.provider.rsplit("::", 1)[0] if request.provider else None,
+            inputs={"name": request.id} if request.type == STACK_REFERENCE_TYPE else
+            to_plain(json_format.MessageToDict(request.properties)) if request.properties else {},
+        )
+        with self._lock:
+            if urn in self.recorded:
+                raise ValueError(f"two resources share the URN {urn}; give them distinct names")
+            self.recorded[urn] = _Recorded(entry, (request.type, request.name))
+        return super().ReadResource(request)
+
     def RegisterResourceOutputs(self, request):  # noqa: N802
         if request.urn and request.urn == self.stack_urn:
             self.stack_outputs = to_plain(json_format.MessageToDict(request.outputs)) if request.outputs else {}
@@ -217,10 +237,13 @@ def run_program(
     secret_keys: list[str],
     identity: AwsIdentity,
     context: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
 ) -> RunResult:
     """Run `<project_dir>/infra` under truthful mocks and return what it would create.
 
     `context`, if given, is entered around the program (e.g. to choose how model sources resolve).
+    `stack_outputs` answers the program's stack references: fully qualified stack name
+    (`organization/emlops/shared`) to that stack's outputs (e.g. from previewing it).
     """
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
@@ -228,7 +251,7 @@ def run_program(
     return run_function(
         lambda: runpy.run_path(program, run_name="__main__"),
         project=project, stack=stack, config=config, secret_keys=secret_keys, identity=identity,
-        root_directory=project_dir, context=context,
+        root_directory=project_dir, context=context, stack_outputs=stack_outputs,
     )
 
 
@@ -242,6 +265,7 @@ def run_function(
     secret_keys: Optional[list[str]] = None,
     root_directory: Optional[Path] = None,
     context: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
+    stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
 ) -> RunResult:
     """Run `program` as a Pulumi program under truthful mocks (component tests use this directly).
 
@@ -249,12 +273,13 @@ def run_function(
     """
     return contextvars.Context().run(
         _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory,
-        context or contextlib.nullcontext,
+        context or contextlib.nullcontext, stack_outputs or {},
     )
 
 
-def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory, context) -> RunResult:
-    mocks = TruthfulMocks(identity)
+def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory, context,
+                  stack_outputs) -> RunResult:
+    mocks = TruthfulMocks(identity, stack_outputs)
     monitor = RecordingMonitor(mocks)
     collector = _Collector()
     logger = logging.getLogger(f"emlops.preview.{stack}")
@@ -267,7 +292,7 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
         project=project,
         stack=stack,
         dry_run=False,  # outputs resolve to the mocks' values, as after `pulumi up`
-        organization="organization",
+        organization=ORGANIZATION,
         callbacks=None,
         root_directory=str(root_directory or Path.cwd()),
     )

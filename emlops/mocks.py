@@ -100,8 +100,10 @@ def _camel(snake: str) -> str:
 class TruthfulMocks(pulumi.runtime.Mocks):
     """Mocks that answer for the stack's AWS account, region and partition."""
 
-    def __init__(self, identity: AwsIdentity):
+    def __init__(self, identity: AwsIdentity, stack_outputs: Optional[dict[str, dict]] = None):
         self.identity = identity
+        # Outputs of the stacks the program references, by fully qualified name (`org/project/stack`).
+        self.stack_outputs = dict(stack_outputs or {})
         # Explicit providers may point at other accounts or regions; invokes through them answer
         # for their own identity.
         self._providers: dict[str, AwsIdentity] = {}
@@ -117,6 +119,9 @@ class TruthfulMocks(pulumi.runtime.Mocks):
                 self._register_provider(seed, provider_id, state)
             return provider_id, state
 
+        if args.typ == "pulumi:pulumi:StackReference":
+            return self._stack_reference(str(args.resource_id or args.name))
+
         if args.typ.startswith(DYNAMIC_TYPE_PREFIX):
             return _dynamic_resource(self.identity, seed, state)
 
@@ -129,6 +134,16 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         if "tags" in state and _has_output(args.typ, "tags_all"):
             state["tagsAll"] = dict(state["tags"] or {})
         return resource_id, state
+
+    def _stack_reference(self, name: str) -> tuple[str, dict]:
+        """What the engine reads for a stack reference: the referenced stack's outputs."""
+        if name not in self.stack_outputs:
+            known = ", ".join(sorted(self.stack_outputs)) or "none"
+            raise MockGap(f"the program references stack {name!r}, whose outputs the offline preview does not "
+                          f"have (previewed first: {known}); name it in registry.shared_stack")
+        outputs = self.stack_outputs[name]
+        secrets = sorted(key for key, value in outputs.items() if value == "[secret]")
+        return name, {"name": name, "outputs": dict(outputs), "secretOutputNames": secrets}
 
     @staticmethod
     def autonamed_property(typ: str) -> Optional[str]:

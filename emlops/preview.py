@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from emlops.engine import RunResult, run_program
+from emlops.engine import ORGANIZATION, RunResult, run_program
 from emlops.mocks import AwsIdentity, MockGap
 from emlops.stackfile import Project, find_project, load_stack
 from infra.config import ConfigError
+
+
+if TYPE_CHECKING:
+    from components.model_source import Resolver
 
 
 class PreviewError(Exception):
@@ -20,13 +24,18 @@ class PreviewError(Exception):
 
 
 def preview_stack(stack: str, project: Optional[Project] = None, start: Optional[Path] = None,
-                  mlflow_uri: Optional[str] = None) -> RunResult:
+                  mlflow_uri: Optional[str] = None, resolver: Optional["Resolver"] = None,
+                  _seen: tuple[str, ...] = ()) -> RunResult:
     """Preview one stack of the project offline.
 
     The stack file is validated before the program starts, so a bad config registers nothing.
     Component argument errors found while the program runs are reported with the stack file too.
     MLflow references resolve against `mlflow_uri` when given; otherwise, like everything that
     needs AWS, they are written as explicit unknowns ("[unknown: models:/churn@champion]").
+    A stack that uses a shared registry (`registry.shared_stack`) reads that stack's outputs through a
+    stack reference: the shared stack is previewed first and its plan's outputs answer the reference,
+    so bucket names and key ARNs in this plan are the ones the shared plan shows.
+    `resolver` replaces the offline model-source resolver (tests use it to stand for AWS).
     """
     from components.model_source import OfflineResolver, use_resolver
 
@@ -36,9 +45,11 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
     identity = AwsIdentity(config.platform.account_id, config.platform.region)
+    referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, _seen)
     try:
         return run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
-                           context=lambda: use_resolver(OfflineResolver(mlflow_uri)))
+                           context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
+                           stack_outputs=referenced)
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
     except MockGap as exc:
@@ -46,3 +57,16 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     except ValueError as exc:
         # Components check their arguments before creating anything and raise ValueError.
         raise PreviewError(f"{config.source}: {exc}") from None
+
+
+def _referenced_outputs(project: Project, stack: str, shared: Optional[str], mlflow_uri: Optional[str],
+                        seen: tuple[str, ...]) -> dict[str, dict]:
+    """Outputs of the stacks `stack` references, by the name the program gives the reference."""
+    if shared is None:
+        return {}
+    if shared in seen or shared == stack:
+        chain = " -> ".join([*seen, stack, shared])
+        raise PreviewError(f"{project.display_path(stack)}: emlops:platform.registry.shared_stack: stacks reference "
+                           f"each other ({chain})")
+    result = preview_stack(shared, project=project, mlflow_uri=mlflow_uri, _seen=(*seen, stack))
+    return {f"{ORGANIZATION}/{project.name}/{shared}": result.plan.outputs}

@@ -123,9 +123,9 @@ def check_account_references(project: Project, stack: str, raw: Any, source: str
     """A stack may not point into an account another shipped stack owns, unless that stack is `shared`.
 
     Each environment's data, images and roles stay in its own account: a dev stack that pulls prod's image
-    or reads prod's bucket crosses the boundary the accounts exist for. Two references are the promotion
-    path and allowed: `registry.consumer_account_ids` (the accounts that may read this stack's registry)
-    and a model package (`models[i].source.model_package_arn`) in an account whose stack lists this stack's
+    or reads prod's bucket crosses the boundary the accounts exist for. Three references are the promotion
+    path and allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts
+    that may read this stack's registry, and register into it) and a model package (`models[i].source.model_package_arn`) in an account whose stack lists this stack's
     account among its registry's consumers.
     """
     if not isinstance(raw, dict):
@@ -142,7 +142,8 @@ def check_account_references(project: Project, stack: str, raw: Any, source: str
     if not owners:
         return
     for path, value in _leaves(raw, ""):
-        if path == "account_id" or path.startswith("registry.consumer_account_ids["):
+        if path == "account_id" or path.startswith(("registry.consumer_account_ids[",
+                                                   "registry.publisher_account_ids[")):
             continue
         for account in _ACCOUNT_ID.findall(value):
             if account not in owners:

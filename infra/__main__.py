@@ -9,9 +9,10 @@ platform = build_platform(load_platform_config())
 
 pulumi.export("dataKeyArn", platform.data_key.arn)
 pulumi.export("accessLogsBucket", platform.access_logs.bucket_name)
-pulumi.export("datasetsBucket", platform.datasets.bucket_name)
 pulumi.export("artifactsBucket", platform.artifacts.bucket_name)
-pulumi.export("modelBuilderRoleArn", platform.model_builder_role.arn)
+if platform.datasets is not None:  # a registry-only (shared-services) stack holds no datasets
+    pulumi.export("datasetsBucket", platform.datasets.bucket_name)
+    pulumi.export("modelBuilderRoleArn", platform.model_builder_role.arn)
 pulumi.export("endpoints", {
     name: {
         "name": endpoint.endpoint_name,
@@ -31,6 +32,8 @@ if platform.training is not None:
 if platform.registry is not None:
     pulumi.export("registry", {
         "packageGroups": platform.registry.package_group_names,
+        "packageGroupArns": platform.registry.package_group_arns,
+        "repositoryUrls": platform.registry.repository_urls,
         "trackingUri": platform.registry.tracking_uri,
     })
 if platform.network is not None:

@@ -284,9 +284,10 @@ class PlatformConfig(ConfigSection):
             raise AtKey(*problem)
         if self.training is not None and self.network is None:
             raise AtKey("training", f"runs in private subnets; {ADD_NETWORK}")
-        if self.account_id in self.registry.consumer_account_ids:
-            raise AtKey("registry.consumer_account_ids",
-                        f"{self.account_id!r} is this stack's own account; list only the accounts that consume it")
+        for key in ("consumer_account_ids", "publisher_account_ids"):
+            if self.account_id in getattr(self.registry, key):
+                raise AtKey(f"registry.{key}", f"{self.account_id!r} is this stack's own account; list only the "
+                            f"accounts that {'consume' if key.startswith('consumer') else 'publish into'} it")
         if self.registry.mlflow.kind == "kubernetes" and (self.training is None or self.training.kind != "eks"):
             raise AtKey("registry.mlflow.kind", "kubernetes needs the EKS training cluster (training.kind: eks)")
         return self

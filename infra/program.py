@@ -7,6 +7,11 @@ naming the stack file and the key, before any resource of the platform is create
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
 import pulumi
 import pulumi_aws as aws
 
@@ -15,13 +20,17 @@ from components.endpoint_args import ModelEndpointArgs, Variant
 from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
 from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, stack_file
 from infra.config_models import ModelConfig
+from infra.shared_registry import SharedRegistryRef, load_shared_registry, registry_groups
 
 
 def build_platform(config: PlatformConfig) -> MlPlatform:
     """Create the stack's AWS provider (pinned to the stack's account and region) and platform."""
     source = stack_file(pulumi.get_stack())
+    shared = load_shared_registry(config, pulumi.get_stack(), source, Path(pulumi.get_root_directory()))
     resolver = _resolver(config)
-    models = [_platform_model(config, resolver, index, model, source) for index, model in enumerate(config.models)]
+    outputs = _shared_outputs(shared) if shared is not None else None
+    models = [_platform_model(config, resolver, index, model, source, shared, outputs)
+              for index, model in enumerate(config.models)]
     mlflow_on_cluster = config.registry.mlflow.kind == "kubernetes"
     backend_store_uri = _mlflow_backend_store_uri(source) if mlflow_on_cluster else None
     try:
@@ -42,6 +51,10 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
             network=_network(config),
             region=config.region,
             personas=_personas(config),
+            # a registry-only stack (shared services) holds no datasets and runs no jobs
+            datasets=bool(config.models or config.training or config.feature_groups),
+            alert_subscriptions=config.alerts.subscriptions,
+            shared_package_group_arns=[shared.group_arn(group) for group in _shared_groups(config)] if shared else [],
         )
     except ValueError as exc:
         raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None
@@ -74,13 +87,40 @@ def _resolver(config: PlatformConfig) -> model_source.Resolver:
                                          role_arn=config.deploy_role_arn)
 
 
+@dataclass(frozen=True)
+class SharedOutputs:
+    """What the environment reads from the deployed shared stack (through its stack reference)."""
+
+    artifacts_bucket: pulumi.Output[str]
+    """The shared registry's artifacts bucket: approved versions are read, new versions written, under `models/`."""
+    data_key_arn: pulumi.Output[str]
+    """The key of that bucket."""
+
+
+def _shared_outputs(shared: SharedRegistryRef) -> SharedOutputs:
+    """Read the shared stack's outputs. The real CLI reads its last deployment; `emlops preview` previews it."""
+    reference = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{shared.stack}")
+    return SharedOutputs(artifacts_bucket=reference.require_output("artifactsBucket"),
+                         data_key_arn=reference.require_output("dataKeyArn"))
+
+
+def _shared_groups(config: PlatformConfig) -> list[str]:
+    """The shared registry's groups this environment deploys from or registers into."""
+    groups = [m.source.model_package_group for m in config.models if m.source.model_package_group]
+    groups += [m.name for m in config.models if m.retraining.enabled]
+    return list(dict.fromkeys(groups))
+
+
 def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, index: int, model: ModelConfig,
-                    source: str) -> PlatformModel:
+                    source: str, shared: Optional[SharedRegistryRef] = None,
+                    outputs: Optional[SharedOutputs] = None) -> PlatformModel:
     at = f"{source}: {FULL_KEY}.models[{index}]"
     src = model.source
+    group = src.model_package_group
+    from_shared = shared is not None and group is not None
     try:
         resolved = resolver.resolve(model.name, model_source.ModelSource(
-            mlflow=src.mlflow, model_package_group=src.model_package_group,
+            mlflow=src.mlflow, model_package_group=shared.group_arn(group) if from_shared else group,
             model_package_arn=src.model_package_arn, s3_uri=src.s3_uri,
         ))
     except model_source.ModelSourceError as exc:
@@ -101,9 +141,12 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
         endpoint = ModelEndpointArgs(
             model_package_arn=package,
             package_artifact_uri=resolved.artifact_uri if package else None,
+            package_image_uri=resolved.image_uri if package else None,
             model_data_url=None if package or not resolved.compressed else resolved.artifact_uri,
             model_data_prefix=None if package or resolved.compressed else resolved.artifact_uri,
             image_uri=image_uri,
+            # a shared registry's versions are encrypted with its key (decrypted through S3 only)
+            artifact_kms_key_arn=outputs.data_key_arn if from_shared else None,
             environment=model.environment,
             variants=[Variant(v.name, v.instance_type, v.initial_instance_count, v.weight) for v in model.variants],
             serverless_memory_mb=model.serverless.memory_mb if model.serverless else None,
@@ -131,8 +174,9 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
             off_hours_max_instances=off_hours.off_hours_max_instances if off_hours else 1,
         )
         monitor = _monitor(config, model, resolved, at) if model.monitoring.is_enabled(capture) else None
+        retraining = _retraining(config, model, shared, outputs) if model.retraining.enabled else None
         return PlatformModel(name=model.name, endpoint=endpoint, capture_data=capture, monitor=monitor,
-                             retraining=_retraining(config, model) if model.retraining.enabled else None)
+                             retraining=retraining)
     except ValueError as exc:
         raise ConfigError(f"{at}: {exc}") from None
 
@@ -191,18 +235,19 @@ def _personas(config: PlatformConfig):
 
 
 def _registry(config: PlatformConfig):
-    """A package group per served model and per group a model is sourced from; MLflow as configured."""
+    """A package group per served model, per group a model is sourced from and per `registry.package_groups`
+    (none when the stack uses a shared registry, which holds them); MLflow as configured."""
     from components.registry import ModelRegistryArgs
 
-    groups = [model.name for model in config.models]
-    groups += [m.source.model_package_group for m in config.models
-               if m.source.model_package_group and m.source.model_package_group not in groups]
+    groups = [] if config.registry.shared_stack else registry_groups(config)
     mlflow = config.registry.mlflow
-    if not groups and mlflow.kind == "none":
+    if not groups and not config.registry.image_repositories and mlflow.kind == "none":
         return None
     return ModelRegistryArgs(
         model_names=groups,
         consumer_account_ids=list(config.registry.consumer_account_ids),
+        publisher_account_ids=list(config.registry.publisher_account_ids),
+        image_repositories=list(config.registry.image_repositories),
         registry_account_id=config.account_id,
         # a self-hosted server is switched on by the platform once the EKS cluster exists
         mlflow_kind="none" if mlflow.kind == "kubernetes" else mlflow.kind,
@@ -246,11 +291,22 @@ def _monitor_args(config: PlatformConfig, model: ModelConfig, baselines):
         account_id=config.account_id, assume_role_arn=config.deploy_role_arn, baseline_s3_uris=baselines)
 
 
-def _retraining(config: PlatformConfig, model: ModelConfig):
-    """The model's retraining pipeline; the platform fills in buckets, network, monitor and topic."""
+def _retraining(config: PlatformConfig, model: ModelConfig, shared: Optional[SharedRegistryRef] = None,
+                outputs: Optional[SharedOutputs] = None):
+    """The model's retraining pipeline; the platform fills in buckets, network, monitor and topic.
+
+    With a shared registry, new versions are registered into its group and their model artifact is
+    written to `models/<model>/` of its bucket with its key, where the consumer accounts read it; the
+    data splits and evaluation reports stay in this environment's artifacts bucket."""
     from infra.config_retraining import retraining_args
 
     baseline = model.monitoring.baseline
+    if shared is not None:
+        return dataclasses.replace(
+            _retraining(config, model),
+            package_group_arn=shared.group_arn(model.name),
+            model_output_s3_uri=pulumi.Output.concat("s3://", outputs.artifacts_bucket, f"/models/{model.name}/"),
+            model_kms_key_arn=outputs.data_key_arn)
     return retraining_args(
         model.retraining, model_name=model.name, environment=config.environment,
         training_image_uri=model.retraining.training_image, input_s3_uri=None, output_s3_uri=None,

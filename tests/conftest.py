@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 IDENTITY = AwsIdentity(ACCOUNT, REGION)
-SHIPPED_STACKS = ("dev", "staging", "prod")
+SHIPPED_STACKS = ("shared", "dev", "staging", "prod")
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
 
 

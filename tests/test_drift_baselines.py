@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from components.model_source import ModelSource, ResolvedModel, use_resolver
-from emlops.preview import preview_stack
+from components.model_source import ModelSource, ResolvedModel
+from emlops.preview import PreviewError, preview_stack
 
 FRAUD_BASELINE = """        monitoring:
           baseline:
             statistics_s3_uri: s3://acme-ml-prod-monitoring/baselines/fraud/statistics.json
             constraints_s3_uri: s3://acme-ml-prod-monitoring/baselines/fraud/constraints.json
 """
-GROUP_REF = "model-package-group/fraud (latest Approved)"
+# prod deploys from the shared registry (stacks/Pulumi.shared.yaml, account 444444444444)
+GROUP_REF = "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/fraud (latest Approved)"
 
 
 def without_fraud_baseline(project: Path) -> None:
@@ -49,39 +50,24 @@ class _Packages:
         ref = source.reference
         if source.model_package_group is None:
             return ResolvedModel(ref, f"[unknown: {ref}]", compressed=False, known=False)
-        arn = f"arn:aws:sagemaker:eu-west-1:333333333333:model-package/{source.model_package_group}/3"
-        return ResolvedModel(ref, f"s3://acme-ml-prod-models/{model}/v3/model.tar.gz", compressed=True,
+        assert source.model_package_group.startswith("arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/")
+        arn = f"arn:aws:sagemaker:eu-west-1:444444444444:model-package/{model}/3"
+        return ResolvedModel(ref, f"s3://shared-artifacts-bucket-d00a643/models/{model}/v3/model.tar.gz", compressed=True,
                              model_package_arn=arn, drift_baselines=self.baselines)
 
 
 def test_deployed_the_packages_baselines_are_the_monitors(project_copy: Path):
     without_fraud_baseline(project_copy)
     baselines = ("s3://ml-baselines/fraud/v3/statistics.json", "s3://ml-baselines/fraud/v3/constraints.json")
-    from emlops.engine import run_program
-    from emlops.mocks import AwsIdentity
-    from emlops.stackfile import find_project, load_stack
-
-    project = find_project(project_copy)
-    config = load_stack(project, "prod")
-    plan = run_program(project.root, project.name, "prod", config.values, config.secret_keys,
-                       AwsIdentity("333333333333", "eu-west-1"),
-                       context=lambda: use_resolver(_Packages(baselines))).plan
+    plan = preview_stack("prod", start=project_copy, resolver=_Packages(baselines)).plan
     assert plan.get("prod-fraud-monitor-job").inputs["dataQualityBaselineConfig"] == {
         "statisticsResource": {"s3Uri": baselines[0]}, "constraintsResource": {"s3Uri": baselines[1]}}
 
 
 def test_a_production_package_without_baselines_is_one_line(project_copy: Path):
     without_fraud_baseline(project_copy)
-    from emlops.engine import run_program
-    from emlops.mocks import AwsIdentity
-    from emlops.stackfile import find_project, load_stack
-    from infra.config import ConfigError
-
-    project = find_project(project_copy)
-    config = load_stack(project, "prod")
-    with pytest.raises(ConfigError) as caught:
-        run_program(project.root, project.name, "prod", config.values, config.secret_keys,
-                    AwsIdentity("333333333333", "eu-west-1"), context=lambda: use_resolver(_Packages(None)))
+    with pytest.raises(PreviewError) as caught:
+        preview_stack("prod", start=project_copy, resolver=_Packages(None))
     assert str(caught.value) == (
         "stacks/Pulumi.prod.yaml: emlops:platform.models[1].monitoring.baseline: model 'fraud': "
         f"{GROUP_REF} has no data-quality drift-check baselines; add statistics_s3_uri and constraints_s3_uri")

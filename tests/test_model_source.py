@@ -203,8 +203,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn-inference:1.4"
+
+
 def container(model_data: dict[str, Any]) -> dict[str, Any]:
-    image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn-inference:1.4"
+    image = IMAGE
     return {"Containers": [{"Image": image, **model_data}], "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["text/csv"]}
 
@@ -251,7 +254,8 @@ def packages(aws: None) -> Packages:
 def test_group_resolves_to_latest_created_approved_package(packages: Packages) -> None:
     """v5 is newer but pending, v2 was approved last but created before v3: v3 is the one."""
     assert LiveResolver(REGION).resolve("churn", ModelSource(model_package_group="churn")) == ResolvedModel(
-        GROUP_REF, "s3://models-bucket/churn/v3/", compressed=False, model_package_arn=package_arn("churn", 3)
+        GROUP_REF, "s3://models-bucket/churn/v3/", compressed=False, model_package_arn=package_arn("churn", 3),
+        image_uri=IMAGE,
     )
 
 
@@ -262,7 +266,7 @@ def test_group_answer_is_stable_within_a_run(packages: Packages) -> None:
     assert resolver.resolve("churn", source).model_package_arn == package_arn("churn", 3)
     assert LiveResolver(REGION).resolve("churn", source) == ResolvedModel(
         GROUP_REF, "s3://models-bucket/churn/v5/model.tar.gz", compressed=True,
-        model_package_arn=package_arn("churn", 5),
+        model_package_arn=package_arn("churn", 5), image_uri=IMAGE,
     )
 
 
@@ -282,7 +286,7 @@ def test_pinned_package(packages: Packages) -> None:
     arn = package_arn("churn", 1)
     resolver = LiveResolver(REGION, boto3_session=boto3.session.Session(region_name=REGION))
     assert resolver.resolve("churn", ModelSource(model_package_arn=arn)) == ResolvedModel(
-        arn, "s3://models-bucket/churn/v1/model.tar.gz", compressed=True, model_package_arn=arn
+        arn, "s3://models-bucket/churn/v1/model.tar.gz", compressed=True, model_package_arn=arn, image_uri=IMAGE
     )
 
 
@@ -364,11 +368,13 @@ def test_offline_unknowns_are_explicit() -> None:
         GROUP_REF, f"[unknown: {GROUP_REF}]", compressed=False, model_package_arn=f"[unknown: {GROUP_REF}]",
         known=False, drift_baselines=(f"[unknown: {GROUP_REF} drift-check statistics]",
                                       f"[unknown: {GROUP_REF} drift-check constraints]"),
+        image_uri=f"[unknown: {GROUP_REF} image]",
     )
     arn = package_arn("churn", 3)
     assert offline.resolve("churn", ModelSource(model_package_arn=arn)) == ResolvedModel(
         arn, f"[unknown: {arn}]", compressed=False, model_package_arn=arn, known=False,
         drift_baselines=(f"[unknown: {arn} drift-check statistics]", f"[unknown: {arn} drift-check constraints]"),
+        image_uri=f"[unknown: {arn} image]",
     )
     assert error_of(lambda: offline.resolve("churn", ModelSource(mlflow="models:/churn"))) == (
         "model 'churn': models:/churn: an MLflow source is models:/<name>@<alias> or models:/<name>/<version>"

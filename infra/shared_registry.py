@@ -1,0 +1,142 @@
+"""The shared-services registry an environment uses (`registry.shared_stack`), read from its stack file.
+
+A `shared` stack holds the model package groups (and MLflow) in its own account; staging and prod
+deploy approved versions from it and prod's retraining registers new versions into it. What the
+environment needs while its program runs, before anything exists, comes from the shared stack's
+file: its account, region and groups (so group ARNs are known and the relation is checked here,
+with one-line errors naming this stack's key). What only exists once the shared stack is deployed
+(its artifacts bucket's generated name, its data key's ARN) comes from its outputs through a
+`pulumi.StackReference`; `emlops preview` answers that reference by previewing the shared stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from components.images import ECR_IMAGE
+from infra.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
+
+SHARED_ENVIRONMENT = "shared"
+
+
+@dataclass(frozen=True)
+class SharedRegistryRef:
+    """The shared stack as this environment sees it."""
+
+    stack: str
+    """Its stack name, e.g. `shared`."""
+    account_id: str
+    region: str
+    partition: str
+    groups: tuple[str, ...]
+    """The model package groups it holds."""
+    repositories: tuple[str, ...]
+    """The ECR repositories it holds (images of registered versions)."""
+    consumer: bool
+    """This environment's account may deploy its approved versions."""
+    publisher: bool
+    """This environment's account may register new versions into its groups."""
+
+    def group_arn(self, group: str) -> str:
+        # SageMaker lower-cases names in its ARNs
+        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:"
+                f"model-package-group/{group.lower()}")
+
+
+def registry_groups(config: PlatformConfig) -> list[str]:
+    """The package groups a stack's own registry holds: one per served model, the groups its models are
+    sourced from, and `registry.package_groups`."""
+    groups = [model.name for model in config.models]
+    groups += [m.source.model_package_group for m in config.models if m.source.model_package_group]
+    groups += list(config.registry.package_groups)
+    return list(dict.fromkeys(groups))
+
+
+def stack_config_dir(root: Path) -> Path:
+    """Where the project keeps its stack files (`stackConfigDir` of `Pulumi.yaml`)."""
+    manifest = root / "Pulumi.yaml"
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+    return root / ((data or {}).get("stackConfigDir") or ".")
+
+
+def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: Path) -> Optional[SharedRegistryRef]:
+    """The shared registry `config` names, checked against this stack; None without `registry.shared_stack`."""
+    name = config.registry.shared_stack
+    if name is None:
+        return None
+    at = f"{source}: {FULL_KEY}.registry.shared_stack"
+    directory = stack_config_dir(root)
+    if name == stack:
+        raise ConfigError(f"{at}: names this stack itself; name the shared-services stack, e.g. 'shared'")
+    path = directory / f"Pulumi.{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in directory.glob("Pulumi.*.yaml"))
+        raise ConfigError(f"{at}: no stack file {path.relative_to(root) if path.is_relative_to(root) else path}; "
+                          f"stacks in this project: {', '.join(known) or 'none'}")
+    shared_source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    try:
+        raw = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}).get(FULL_KEY)
+    except (yaml.YAMLError, AttributeError):
+        raise ConfigError(f"{at}: {shared_source} is not a valid stack file (preview it on its own)") from None
+    shared = parse_platform_config(raw, shared_source)
+    if shared.environment != SHARED_ENVIRONMENT:
+        raise ConfigError(f"{at}: stack {name!r} is environment {shared.environment!r}; the shared registry is "
+                          f"a stack of environment {SHARED_ENVIRONMENT!r}")
+    if shared.registry.shared_stack is not None:
+        raise ConfigError(f"{at}: stack {name!r} uses another stack's registry itself; name the stack that "
+                          "holds the package groups")
+    if shared.region != config.region:
+        raise ConfigError(f"{at}: stack {name!r} is in region {shared.region!r} but this stack is in "
+                          f"{config.region!r}; SageMaker deploys and registers model packages only in their region")
+    if shared.account_id == config.account_id:
+        raise ConfigError(f"{at}: stack {name!r} deploys into this stack's account {config.account_id!r}; the "
+                          "shared registry lives in its own account")
+    groups = tuple(registry_groups(shared))
+    own = config.account_id
+    consumer = own in shared.registry.consumer_account_ids
+    publisher = own in shared.registry.publisher_account_ids
+    if not consumer and not publisher:
+        raise ConfigError(f"{at}: stack {name!r} lists {own!r} neither in its registry.consumer_account_ids nor in "
+                          "its registry.publisher_account_ids")
+    listed = ", ".join(groups) or "none"
+    for index, model in enumerate(config.models):
+        group = model.source.model_package_group
+        if group is not None:
+            key = f"{source}: {FULL_KEY}.models[{index}].source.model_package_group"
+            if group not in groups:
+                raise ConfigError(f"{key}: {group!r} is not a package group of stack {name!r} (its groups: "
+                                  f"{listed}); add it to its registry.package_groups")
+            if not consumer:
+                raise ConfigError(f"{key}: stack {name!r} does not list {own!r} in its registry.consumer_account_ids, "
+                                  "so this account may not deploy its packages")
+        if model.retraining.enabled:
+            key = f"{source}: {FULL_KEY}.models[{index}].retraining.enabled"
+            if model.name not in groups:
+                raise ConfigError(f"{key}: retraining registers into package group {model.name!r}, which stack "
+                                  f"{name!r} does not hold (its groups: {listed})")
+            if not publisher:
+                raise ConfigError(f"{key}: retraining registers into stack {name!r}, which does not list {own!r} "
+                                  "in its registry.publisher_account_ids")
+    repositories = tuple(shared.registry.image_repositories)
+    for key, image in _images(config):
+        match = ECR_IMAGE.match(image)
+        if match and match["account"] == shared.account_id and match["repo"] not in repositories:
+            raise ConfigError(f"{source}: {FULL_KEY}.{key}: {match['repo']!r} is not an image repository of stack "
+                              f"{name!r} (its repositories: {', '.join(repositories) or 'none'}); add it to its "
+                              "registry.image_repositories")
+    return SharedRegistryRef(stack=name, account_id=shared.account_id, region=shared.region,
+                             partition=shared.partition.name, groups=groups, repositories=repositories,
+                             consumer=consumer, publisher=publisher)
+
+
+def _images(config: PlatformConfig):
+    """(key path, image URI) of every image a stack's models and retraining name."""
+    for index, model in enumerate(config.models):
+        if model.image is not None and model.image.uri:
+            yield f"models[{index}].image.uri", model.image.uri
+        if model.retraining.training_image:
+            yield f"models[{index}].retraining.training_image", model.retraining.training_image
