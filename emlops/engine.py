@@ -56,6 +56,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.stack_urn: Optional[str] = None
         self._lock = threading.Lock()
         self.thread_loops: list[asyncio.AbstractEventLoop] = []
+        self.gap: Optional[Exception] = None  # what the offline preview could not answer truthfully
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine prefixes a child's type with its parent's whole qualified type, except for
@@ -144,6 +145,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             if urn in self.recorded:
                 raise ValueError(f"two resources share the URN {urn}; give them distinct names")
             self.recorded[urn] = _Recorded(entry, (request.type, request.name))
+        if request.type == STACK_REFERENCE_TYPE and request.id not in self.mocks.stack_outputs:
+            # Answer with no outputs and end the run with the gap once the program has stopped (raising
+            # here would fail each of the reference's outputs separately, with Pulumi's noise for each).
+            self.gap = self.gap or self.mocks.stack_reference_gap(request.id)
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=pulumi_mocks._sync_await(
+                rpc.serialize_properties({"name": request.id, "outputs": {}, "secretOutputNames": []}, {})))
         return super().ReadResource(request)
 
     def RegisterResourceOutputs(self, request):  # noqa: N802
@@ -303,7 +310,14 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
     asyncio.set_event_loop(loop)
     try:
         with _construction_order() as order, _no_source_positions(), context():
-            loop.run_until_complete(run_in_stack(program))
+            try:
+                loop.run_until_complete(run_in_stack(program))
+            except Exception:
+                if monitor.gap is not None:  # what the program failed on is the gap, not its own doing
+                    raise monitor.gap from None
+                raise
+            if monitor.gap is not None:
+                raise monitor.gap
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()

@@ -39,7 +39,10 @@ NODE_TYPES: dict[str, str] = {
     "aws:eks/cluster:Cluster": "EKS cluster",
     "aws:eks/nodeGroup:NodeGroup": "node group",
     "aws:cloudwatch/logGroup:LogGroup": "log group",
+    # the shared-services stack whose registry the environment deploys from and registers into
+    "pulumi:pulumi:StackReference": "stack reference",
 }
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 _JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
               "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition")
 
@@ -85,7 +88,8 @@ def build_graph(plan: Plan) -> Graph:
     graph = Graph()
     nodes = [r for r in plan.resources if r.custom and r.type in NODE_TYPES]
     for r in nodes:
-        graph.groups.setdefault(group_of(plan, r), []).append(r)
+        label = f"StackReference {r.name.rsplit('/', 1)[-1]}" if r.type == STACK_REFERENCE else group_of(plan, r)
+        graph.groups.setdefault(label, []).append(r)
 
     def of(type_: str) -> list[PlanResource]:
         return [r for r in nodes if r.type == type_]
@@ -155,6 +159,15 @@ def build_graph(plan: Plan) -> Graph:
         for rule in of("aws:cloudwatch/eventRule:EventRule"):
             if f'"ModelPackageGroupName": ["{name}"]' in rule.inputs.get("eventPattern", ""):
                 graph.add_edge(group, rule, "approval")
+
+    for reference in of(STACK_REFERENCE):  # a shared registry's groups live in the referenced stack
+        for pipeline in of("aws:sagemaker/pipeline:Pipeline"):
+            if '"ModelPackageGroupName": "arn:' in pipeline.inputs.get("pipelineDefinition", ""):
+                graph.add_edge(pipeline, reference, "registers")
+        for model in of("aws:sagemaker/model:Model"):
+            package = (model.inputs.get("primaryContainer") or {}).get("modelPackageName", "")
+            if re.search(r"arn:[^:]+:sagemaker:[^:]+:[0-9]{12}:model-package(-group)?/", package):
+                graph.add_edge(reference, model, "approved version")
 
     for model in of("aws:sagemaker/model:Model"):  # models:/<name>@<alias> resolved through MLflow
         if any(s.startswith(("models:/", "[unknown: models:/")) for s in _strings(model.inputs)):

@@ -135,12 +135,15 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             state["tagsAll"] = dict(state["tags"] or {})
         return resource_id, state
 
+    def stack_reference_gap(self, name: str) -> MockGap:
+        known = ", ".join(sorted(self.stack_outputs)) or "none"
+        return MockGap(f"the program references stack {name!r}, whose outputs the offline preview does not "
+                       f"have (previewed first: {known}); name it in registry.shared_stack")
+
     def _stack_reference(self, name: str) -> tuple[str, dict]:
         """What the engine reads for a stack reference: the referenced stack's outputs."""
         if name not in self.stack_outputs:
-            known = ", ".join(sorted(self.stack_outputs)) or "none"
-            raise MockGap(f"the program references stack {name!r}, whose outputs the offline preview does not "
-                          f"have (previewed first: {known}); name it in registry.shared_stack")
+            raise self.stack_reference_gap(name)
         outputs = self.stack_outputs[name]
         secrets = sorted(key for key, value in outputs.items() if value == "[secret]")
         return name, {"name": name, "outputs": dict(outputs), "secretOutputNames": secrets}

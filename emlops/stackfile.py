@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from infra.shared_registry import load_shared_registry
 from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, parse_platform_config
 
 # Stack file keys Pulumi itself writes (secrets provider and its encrypted key).
@@ -110,6 +111,7 @@ def load_stack(project: Project, stack: str) -> StackConfig:
     raw = _without_secure_values(config.get(FULL_KEY))[0]
     platform = parse_platform_config(raw, source)
     check_account_references(project, stack, raw, source)
+    load_shared_registry(platform, stack, source, project.root)  # the relation to the shared registry holds
     return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import runpy
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,9 @@ def make_project(root: Path) -> Path:
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copytree(ROOT / "stacks", root / "stacks")
     (root / "infra").mkdir()
-    (root / "infra" / "__main__.py").write_text((ROOT / "infra" / "__main__.py").read_text() + BROKEN_CHANGE)
+    # the change is prod's; the shared stack prod reads is previewed with the same program
+    change = "\nif __import__('pulumi').get_stack() == 'prod':\n" + textwrap.indent(BROKEN_CHANGE, "    ")
+    (root / "infra" / "__main__.py").write_text((ROOT / "infra" / "__main__.py").read_text() + change)
     return root
 
 
@@ -315,7 +318,7 @@ def test_bad_input_exits_2(broken_plan_file, tmp_path, monkeypatch):
         2, f"--plan {broken_plan_file}: is the plan of stack 'prod', not 'dev'\n")
     missing = runner.invoke(app, ["check", "qa"])
     assert (missing.exit_code, missing.stderr) == (
-        2, "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging\n")
+        2, "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, shared, staging\n")
     fmt = runner.invoke(app, ["check", "prod", "--format", "html"])
     assert (fmt.exit_code, fmt.stderr) == (2, "--format: 'html' is not supported; allowed: text, markdown\n")
     (tmp_path / "x.json").write_text("{}")

@@ -81,7 +81,7 @@ def test_unknown_stack_lists_the_stacks(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = runner.invoke(app, ["preview", "qa"])
     assert result.exit_code == 2
-    assert result.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging\n"
+    assert result.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, shared, staging\n"
 
 
 def test_config_schema_prints_the_json_schema():

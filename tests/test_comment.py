@@ -179,7 +179,7 @@ def test_graph_command_errors(tmp_path, monkeypatch):
     app = review_app()
     unknown = runner.invoke(app, ["graph", "qa"])
     assert unknown.exit_code == 2
-    assert unknown.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging\n"
+    assert unknown.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, shared, staging\n"
     neither = runner.invoke(app, ["graph"])
     assert neither.exit_code == 2 and neither.stderr == "emlops graph: give either a STACK or --plan PATH (not both)\n"
     missing = runner.invoke(app, ["graph", "--plan", str(tmp_path / "none.json")])

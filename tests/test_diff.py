@@ -225,15 +225,15 @@ def test_values_are_cut_and_secrets_stay_masked():
 
 
 def test_a_fixed_name_is_freed_first(shipped_plan):
-    base = shipped_plan("prod")
-    head = edited(base, prod_churn_endpoint=lambda i: i["deploymentConfig"].update(x=1),
-                  prod_registry_churn_group=lambda i: i.update(modelPackageGroupDescription="Churn versions"))
+    base = shipped_plan("shared")
+    head = edited(base, shared_registry_churn_group=lambda i: i.update(modelPackageGroupDescription="Churn versions"),
+                  shared_registry_churn_approved=lambda i: i.update(description="churn approved"))
     diff = diff_plans(base, head)
     assert [(r.action, r.resource.name) for r in diff.resources] == [
-        ("replace", "prod-registry-churn-group"), ("update", "prod-churn-endpoint")]
+        ("replace", "shared-registry-churn-group"), ("update", "shared-registry-churn-approved")]
     assert diff.resources[0].replacement_order() == (
         "delete-before-create: the name `churn` is fixed, so the old one goes first (an interruption)")
-    assert "**⚠ Stateful resources deleted or replaced: `prod-registry-churn-group`**" in render_markdown(diff)
+    assert "**⚠ Stateful resources deleted or replaced: `shared-registry-churn-group`**" in render_markdown(diff)
 
 
 def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):

@@ -140,8 +140,7 @@ def preview_error(project: Path, stack: str) -> str:
 
 
 DEV_IMAGE = '''        image:
-          framework: xgboost
-          framework_version: "1.7-1"
+          uri: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2
         serverless:'''
 
 
@@ -156,18 +155,15 @@ def test_dev_may_not_pull_prods_image(project_copy):
 
 
 def test_an_s3_uri_in_another_environments_bucket_is_refused(project_copy):
-    edit_stack(project_copy, "dev", "s3_uri: s3://acme-ml-dev-models/churn/2026-11-20/model.tar.gz",
-               "s3_uri: s3://acme-ml-222222222222-models/churn/model.tar.gz")
+    edit_stack(project_copy, "dev", "s3_uri: s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz",
+               "s3_uri: s3://acme-ml-222222222222-models/fraud/model.tar.gz")
     assert preview_error(project_copy, "dev") == (
-        "stacks/Pulumi.dev.yaml: emlops:platform.models[0].source.s3_uri: '222222222222' is the account of stack "
+        "stacks/Pulumi.dev.yaml: emlops:platform.models[1].source.s3_uri: '222222222222' is the account of stack "
         "'staging' (environment 'staging'); a stack references only its own account and shared-services accounts "
         "(environment 'shared')")
 
 
 def test_the_shared_account_may_be_referenced(project_copy):
-    shared = (project_copy / "stacks" / "Pulumi.prod.yaml").read_text().replace(
-        "environment: prod", "environment: shared").replace('account_id: "333333333333"', 'account_id: "444444444444"')
-    (project_copy / "stacks" / "Pulumi.shared.yaml").write_text(shared)
     edit_stack(project_copy, "dev", DEV_IMAGE, '''        image:
           uri: 444444444444.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2
         serverless:''')
@@ -177,30 +173,29 @@ def test_the_shared_account_may_be_referenced(project_copy):
     assert config.platform.models[0].image.uri.startswith("444444444444.")
 
 
-def test_registry_consumers_are_the_promotion_path(project_copy):
+SHARED_CHURN = "          model_package_group: churn\n"
+
+
+def test_registry_consumers_and_publishers_are_the_promotion_path(project_copy):
     from emlops.stackfile import find_project, load_stack
 
     project = find_project(project_copy)
-    # dev lists staging and prod as consumers of its registry: allowed
-    assert load_stack(project, "dev").platform.registry.consumer_account_ids == ["222222222222", "333333333333"]
-    # staging may deploy a package of dev's registry, which lists staging as a consumer
-    edit_stack(project_copy, "staging", "          mlflow: models:/churn@champion\n",
-               "          model_package_arn: arn:aws:sagemaker:eu-west-1:111111111111:model-package/churn/3\n")
-    edit_stack(project_copy, "staging", "        image:\n          uri: 222222222222.dkr.ecr.eu-west-1.amazonaws.com/"
-               "mlflow-pyfunc:3.17.2\n", "")
+    # the shared stack lists staging and prod as consumers and prod as publisher: allowed
+    registry = load_stack(project, "shared").platform.registry
+    assert (registry.consumer_account_ids, registry.publisher_account_ids) == (["222222222222", "333333333333"],
+                                                                               ["333333333333"])
+    # staging may pin a package of the shared registry
+    edit_stack(project_copy, "staging", SHARED_CHURN,
+               "          model_package_arn: arn:aws:sagemaker:eu-west-1:444444444444:model-package/churn/3\n")
     assert load_stack(project, "staging").platform.models[0].source.model_package_arn.endswith("/churn/3")
 
 
 def test_a_package_of_a_registry_that_does_not_list_the_stack_is_refused(project_copy):
-    edit_stack(project_copy, "dev", "      consumer_account_ids: [\"222222222222\", \"333333333333\"]\n",
-               "      consumer_account_ids: [\"333333333333\"]\n")
-    edit_stack(project_copy, "staging", "          mlflow: models:/churn@champion\n",
-               "          model_package_arn: arn:aws:sagemaker:eu-west-1:111111111111:model-package/churn/3\n")
-    edit_stack(project_copy, "staging", "        image:\n          uri: 222222222222.dkr.ecr.eu-west-1.amazonaws.com/"
-               "mlflow-pyfunc:3.17.2\n", "")
+    edit_stack(project_copy, "staging", SHARED_CHURN,
+               "          model_package_arn: arn:aws:sagemaker:eu-west-1:333333333333:model-package/churn/3\n")
     assert preview_error(project_copy, "staging") == (
-        "stacks/Pulumi.staging.yaml: emlops:platform.models[0].source.model_package_arn: '111111111111' is the "
-        "account of stack 'dev' (environment 'dev'); stack 'dev' does not list '222222222222' in its "
+        "stacks/Pulumi.staging.yaml: emlops:platform.models[0].source.model_package_arn: '333333333333' is the "
+        "account of stack 'prod' (environment 'prod'); stack 'prod' does not list '222222222222' in its "
         "registry.consumer_account_ids")
 
 

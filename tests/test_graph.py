@@ -8,6 +8,7 @@ import pytest
 
 from emlops.graph import NODE_TYPES, build_graph, graph
 from emlops.plan import Plan, PlanResource
+from tests.conftest import SHIPPED_STACKS
 
 NODE = re.compile(r'^    (n_[A-Za-z0-9_]+)\["([^"]*)"\]$')
 EDGE = re.compile(r'^  (n_[A-Za-z0-9_]+) (?:-->\|"([^"]*)"\| |--> )(n_[A-Za-z0-9_]+)$')
@@ -45,8 +46,8 @@ def parse_mermaid(text: str) -> tuple[dict[str, list[str]], dict[str, str], set[
 
 def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_plan):
     groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
-    assert list(groups) == ["base", "Network network", "FeatureStore features", "TrainingCluster training", "ModelRegistry registry",
-                            "ModelEndpoint churn", "ModelEndpoint fraud", "ModelMonitor churn-monitor",
+    assert list(groups) == ["StackReference shared", "base", "Network network", "FeatureStore features",
+                            "TrainingCluster training", "ModelEndpoint churn", "ModelEndpoint fraud", "ModelMonitor churn-monitor",
                             "ModelMonitor fraud-monitor", "RetrainingPipeline churn-retraining",
                             "RetrainingPipeline fraud-retraining"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
@@ -56,19 +57,19 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
         "n_prod_fraud_endpoint"]
     assert groups["Network network"] == ["n_prod_network_flow_logs"]
     assert groups["base"] == ["n_prod_logs_key", "n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
-                              "n_prod_artifacts_bucket", "n_prod_capture_bucket", "n_prod_alerts_topic_key_key",
-                              "n_prod_alerts_topic"]
+                              "n_prod_artifacts_bucket", "n_prod_alerts_topic_key_key", "n_prod_alerts_topic",
+                              "n_prod_capture_bucket"]
     assert labels["n_prod_fraud_endpoint"] == "prod-fraud-endpoint<br/>endpoint"
     assert not [n for n in labels if "execution" in n or "policy" in n or "versioning" in n]
-    # capture -> monitor -> rule -> pipeline -> package group -> the model the fraud endpoint serves
+    # capture -> monitor -> rule -> pipeline -> the shared registry's group -> the model the fraud endpoint serves
     assert {
         ("n_prod_fraud_endpoint", "capture", "n_prod_capture_bucket"),
         ("n_prod_capture_bucket", "captured data", "n_prod_fraud_monitor_schedule"),
         ("n_prod_fraud_monitor_schedule", "violations", "n_prod_fraud_retraining_on_violations"),
         ("n_prod_fraud_retraining_on_violations", "starts", "n_prod_fraud_retraining_pipeline"),
         ("n_prod_fraud_retraining_schedule", "starts", "n_prod_fraud_retraining_pipeline"),
-        ("n_prod_fraud_retraining_pipeline", "registers", "n_prod_registry_fraud_group"),
-        ("n_prod_registry_fraud_group", "approved version", "n_prod_fraud_model"),
+        ("n_prod_fraud_retraining_pipeline", "registers", "n_organization_emlops_shared"),
+        ("n_organization_emlops_shared", "approved version", "n_prod_fraud_model"),
         ("n_prod_fraud_model", "serves", "n_prod_fraud_config"),
         ("n_prod_fraud_config", "", "n_prod_fraud_endpoint"),
         ("n_prod_fraud_primary_5xx", "rollback", "n_prod_fraud_endpoint"),
@@ -76,14 +77,22 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
         ("n_prod_churn_monitor_schedule", "metrics", "n_prod_churn_monitor_drift_tenure_months"),
         ("n_prod_churn_monitor_drift_tenure_months", "notifies", "n_prod_alerts_topic"),
         ("n_prod_churn_primary_5xx", "notifies", "n_prod_alerts_topic"),  # a rollback reaches on-call too
-        ("n_prod_registry_churn_group", "approved version", "n_prod_churn_model"),
+        ("n_organization_emlops_shared", "approved version", "n_prod_churn_model"),
     } <= edges
-    # both prod models are served from their package groups, which their retraining feeds
-    assert not [e for e in edges if e[2] == "n_prod_churn_model" and e[0] == "n_prod_registry_tracking_server"]
+    # both prod models are served from the shared package groups, which their retraining feeds
+    assert not [e for e in edges if e[2] == "n_prod_churn_model" and e[0] != "n_organization_emlops_shared"]
+
+
+def test_the_shared_registry_draws_its_groups_and_their_approvals(shipped_plan):
+    groups, _, edges = parse_mermaid(graph(shipped_plan("shared")))
+    assert groups["ModelRegistry registry"][:2] == ["n_shared_registry_churn_group", "n_shared_registry_fraud_group"]
+    assert {("n_shared_registry_churn_group", "approval", "n_shared_registry_churn_approved"),
+            ("n_shared_registry_churn_approved", "notifies", "n_shared_alerts_topic"),
+            ("n_shared_registry_tracking_server", "stores", "n_shared_artifacts_bucket")} <= edges
 
 
 def test_every_shipped_stack_draws(shipped_plan):
-    for stack in ("dev", "staging", "prod"):
+    for stack in SHIPPED_STACKS:
         plan = shipped_plan(stack)
         nodes = [r.name for r in plan.resources if r.type in NODE_TYPES]
         assert sorted(r.name for m in build_graph(plan).groups.values() for r in m) == sorted(nodes)
@@ -97,13 +106,13 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 11
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 11  # 10 + shared
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]
     assert len(nodes) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
     assert edges and all(a in nodes and b in nodes for a, b in edges)
-    assert '  n_prod_fraud_retraining_pipeline -> n_prod_registry_fraud_group [label="registers"];' in lines
+    assert '  n_prod_fraud_retraining_pipeline -> n_organization_emlops_shared [label="registers"];' in lines
     assert '    n_prod_fraud_endpoint [label="prod-fraud-endpoint\\nendpoint"];' in lines
 
 

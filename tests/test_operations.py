@@ -218,7 +218,7 @@ def test_retrain_unknown_model_suggests_a_close_name(aws, cli):
 def test_retrain_unknown_stack_prints_the_config_error(aws, cli):
     result = cli("retrain", "qa", "churn")
     assert result.exit_code == 2
-    assert result.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging\n"
+    assert result.stderr == "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, shared, staging\n"
 
 
 def test_retrain_refuses_credentials_of_another_account(aws, cli, monkeypatch):

@@ -36,6 +36,9 @@ UNTAGGABLE_TYPES = {
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "aws:s3/bucketLogging:BucketLogging",
     "aws:appautoscaling/policy:Policy", "aws:appautoscaling/scheduledAction:ScheduledAction",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy",
+    "aws:ecr/repositoryPolicy:RepositoryPolicy",
+    # what the program reads, not manages: the shared stack's outputs
+    "pulumi:pulumi:StackReference",
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
     "aws:cloudwatch/eventTarget:EventTarget", "aws:ec2/routeTableAssociation:RouteTableAssociation",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
@@ -43,7 +46,7 @@ UNTAGGABLE_TYPES = {
     "pulumi:providers:kubernetes", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ResourceQuota",
     "kubernetes:core/v1:LimitRange", "kubernetes:scheduling.k8s.io/v1:PriorityClass", "kubernetes:apps/v1:DaemonSet",
 }
-ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333", "shared": "444444444444"}
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
@@ -83,10 +86,11 @@ def test_every_aws_resource_uses_the_stacks_explicit_provider(stack, shipped_pla
 def test_every_taggable_resource_carries_the_required_tags(stack, shipped_plan):
     plan = shipped_plan(stack)
     taggable = [r for r in plan.resources if "tags" in r.inputs]
-    assert {r.type for r in taggable} >= {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:iam/role:Role",
-                                          "aws:sagemaker/model:Model", "aws:sagemaker/endpoint:Endpoint",
-                                          "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
-                                          "aws:cloudwatch/metricAlarm:MetricAlarm"}
+    expected = {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:iam/role:Role"} | (
+        {"aws:sagemaker/modelPackageGroup:ModelPackageGroup", "aws:ecr/repository:Repository"} if stack == "shared"
+        else {"aws:sagemaker/model:Model", "aws:sagemaker/endpoint:Endpoint",
+              "aws:sagemaker/endpointConfiguration:EndpointConfiguration", "aws:cloudwatch/metricAlarm:MetricAlarm"})
+    assert {r.type for r in taggable} >= expected
     untagged = {r.type for r in plan.resources if r.custom and "tags" not in r.inputs}
     assert untagged <= UNTAGGABLE_TYPES
     for resource in taggable:
@@ -102,9 +106,14 @@ def test_arns_and_names_are_in_aws_formats_for_the_stacks_account(stack, shipped
     outputs = plan.outputs
     assert re.fullmatch(rf"arn:aws:kms:eu-west-1:{account}:key/[0-9a-f]{{8}}-[0-9a-f]{{4}}-4[0-9a-f]{{3}}-"
                         r"[89ab][0-9a-f]{3}-[0-9a-f]{12}", outputs["dataKeyArn"])
-    assert re.fullmatch(rf"arn:aws:iam::{account}:role/{stack}-model-builder-role-[0-9a-f]{{7}}",
-                        outputs["modelBuilderRoleArn"])
-    for key in ("accessLogsBucket", "datasetsBucket", "artifactsBucket"):
+    # the shared stack holds no datasets and runs no jobs
+    buckets = ("accessLogsBucket", "artifactsBucket") if stack == "shared" else (
+        "accessLogsBucket", "datasetsBucket", "artifactsBucket")
+    assert ("modelBuilderRoleArn" in outputs) == (stack != "shared")
+    if stack != "shared":
+        assert re.fullmatch(rf"arn:aws:iam::{account}:role/{stack}-model-builder-role-[0-9a-f]{{7}}",
+                            outputs["modelBuilderRoleArn"])
+    for key in buckets:
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", outputs[key])
     for bucket in plan.by_type("aws:s3/bucket:Bucket"):
         assert re.fullmatch(rf"{bucket.name}-[0-9a-f]{{7}}", bucket.inputs["bucket"])
@@ -116,13 +125,30 @@ def test_kms_keys_rotate(stack, shipped_plan):
     assert keys and all(k.inputs["enableKeyRotation"] is True for k in keys)
 
 
-def test_prod_protects_and_retains_every_stateful_resource_and_only_those(shipped_plan):
+@pytest.mark.parametrize("stack", ["prod", "shared"])
+def test_production_stacks_protect_and_retain_every_stateful_resource_and_only_those(stack, shipped_plan):
+    plan = shipped_plan(stack)
+    stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
+    assert stateful and all(r.protect and r.retain_on_delete for r in stateful)
+    assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
+
+
+def test_prod_stateful_resources(shipped_plan):
     plan = shipped_plan("prod")
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
-    assert sorted(plan.type_counts()[t] for t in STATEFUL_TYPES) == [1, 1, 1, 1, 1, 2, 3, 4]
-    # the data key, the alerts topic's key and the flow logs' key; access-log, dataset, artifact, capture
-    # buckets; the training repository; the customers feature group; the churn and fraud package groups; the
-    # MLflow tracking server; the alerts topic; the VPC flow-log group
+    assert {t: plan.type_counts().get(t, 0) for t in STATEFUL_TYPES} == {
+        # the data key, the alerts topic's key and the flow logs' key
+        "aws:kms/key:Key": 3,
+        # access-log, dataset, artifact and capture buckets
+        "aws:s3/bucket:Bucket": 4,
+        "aws:ecr/repository:Repository": 1,  # the training repository
+        "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
+        # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
+        "aws:sagemaker/modelPackageGroup:ModelPackageGroup": 0,
+        "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": 0,
+        "aws:sns/topic:Topic": 1,  # the alerts topic
+        "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
+    }
     assert all(r.protect and r.retain_on_delete for r in stateful)
     assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
 
@@ -157,7 +183,7 @@ def test_dev_tree_shape(shipped_plan):
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 134
+    assert len(plan.resources) == 132
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path):
@@ -245,8 +271,13 @@ def test_dev_serves_cheaply_without_capture(shipped_plan):
     assert variant["serverlessConfig"] == {"maxConcurrency": 5, "memorySizeInMb": 2048}
     assert "dataCaptureConfig" not in config.inputs
     model = plan.get("dev-churn-model")
-    assert model.inputs["primaryContainer"]["image"] == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-    assert model.inputs["primaryContainer"]["modelDataUrl"] == "s3://acme-ml-dev-models/churn/2026-11-20/model.tar.gz"
+    assert model.inputs["primaryContainer"]["image"] == "111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2"
+    # the champion of dev's MLflow: offline, without --mlflow-uri, the reference stays visibly unknown
+    assert model.inputs["primaryContainer"]["modelDataSource"]["s3DataSources"][0]["s3Uri"] == (
+        "[unknown: models:/churn@champion]")
+    fraud_model = plan.get("dev-fraud-model").inputs["primaryContainer"]
+    assert fraud_model["image"] == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    assert fraud_model["modelDataUrl"] == "s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz"
     # fraud: one small instance in the private subnets, no capture, no autoscaling
     fraud = plan.get("dev-fraud-config")
     [variant] = fraud.inputs["productionVariants"]
@@ -257,11 +288,11 @@ def test_dev_serves_cheaply_without_capture(shipped_plan):
 
 
 def test_registry_references_stay_explicitly_unknown_offline(shipped_plan):
-    plan = shipped_plan("staging")
-    churn = plan.get("staging-churn-model").inputs["primaryContainer"]
-    assert churn["modelDataSource"]["s3DataSources"][0]["s3Uri"] == "[unknown: models:/churn@champion]"
+    group = "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{} (latest Approved)"
+    churn = shipped_plan("staging").get("staging-churn-model").inputs["primaryContainer"]
+    assert churn == {"modelPackageName": f"[unknown: {group.format('churn')}]"}
     fraud = shipped_plan("prod").get("prod-fraud-model").inputs["primaryContainer"]
-    assert fraud == {"modelPackageName": "[unknown: model-package-group/fraud (latest Approved)]"}
+    assert fraud == {"modelPackageName": f"[unknown: {group.format('fraud')}]"}
 
 
 def test_previews_without_framework_images_or_mlflow_do_not_import_them(project_copy):
@@ -281,13 +312,14 @@ def test_stack_outputs_name_each_endpoint_with_its_artifact_and_capture(shipped_
     assert shipped_plan("prod").outputs["endpoints"]["churn"] == {
         "name": "prod-churn",
         "arn": "arn:aws:sagemaker:eu-west-1:333333333333:endpoint/prod-churn",
-        "modelArtifactUri": "[unknown: model-package-group/churn (latest Approved)]",
+        "modelArtifactUri": "[unknown: arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/churn "
+                            "(latest Approved)]",
         "dataCaptureUri": shipped_plan("prod").get("prod-churn-config").inputs["dataCaptureConfig"]["destinationS3Uri"],
     }
     assert shipped_plan("dev").outputs["endpoints"]["churn"] == {
         "name": "dev-churn",
         "arn": "arn:aws:sagemaker:eu-west-1:111111111111:endpoint/dev-churn",
-        "modelArtifactUri": "s3://acme-ml-dev-models/churn/2026-11-20/model.tar.gz",
+        "modelArtifactUri": "[unknown: models:/churn@champion]",
         "dataCaptureUri": None,
     }
 

@@ -29,17 +29,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
-def test_staging_resolves_the_champion_to_its_s3_artifact(registry, tmp_path, monkeypatch):
+def test_dev_resolves_the_champion_to_its_s3_artifact(registry, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     target = tmp_path / "plan.json"
-    result = runner.invoke(app, ["preview", "staging", "--mlflow-uri", registry, "--json", str(target), "-q"])
+    result = runner.invoke(app, ["preview", "dev", "--mlflow-uri", registry, "--json", str(target), "-q"])
     assert result.exit_code == 0, result.output
     resources = {r["name"]: r for r in json.loads(target.read_text())["resources"]}
-    container = resources["staging-churn-model"]["inputs"]["primaryContainer"]
+    container = resources["dev-churn-model"]["inputs"]["primaryContainer"]
     assert container["modelDataSource"]["s3DataSources"] == [
         {"compressionType": "None", "s3DataType": "S3Prefix", "s3Uri": ARTIFACT}
     ]
-    policy = json.loads(resources["staging-churn-execution-permissions"]["inputs"]["policy"])
+    policy = json.loads(resources["dev-churn-execution-permissions"]["inputs"]["policy"])
     assert policy["Statement"][0] == {
         "Sid": "ReadArtifact", "Effect": "Allow", "Action": ["s3:GetObject"],
         "Resource": ["arn:aws:s3:::ml-artifacts-bucket/mlflow/1/abc/artifacts/model/*"],
@@ -48,12 +48,12 @@ def test_staging_resolves_the_champion_to_its_s3_artifact(registry, tmp_path, mo
 
 
 def test_a_missing_alias_names_the_stack_key_model_and_reference(registry, project_copy: Path, monkeypatch):
-    stack = project_copy / "stacks" / "Pulumi.staging.yaml"
+    stack = project_copy / "stacks" / "Pulumi.dev.yaml"
     stack.write_text(stack.read_text().replace("models:/churn@champion", "models:/churn@challenger"))
     monkeypatch.chdir(project_copy)
-    result = runner.invoke(app, ["preview", "staging", "--mlflow-uri", registry])
+    result = runner.invoke(app, ["preview", "dev", "--mlflow-uri", registry])
     assert result.exit_code == 2
     assert result.stderr == (
-        "stacks/Pulumi.staging.yaml: emlops:platform.models[0].source.mlflow: model 'churn': "
+        "stacks/Pulumi.dev.yaml: emlops:platform.models[0].source.mlflow: model 'churn': "
         "models:/churn@challenger: registered model 'churn' has no alias 'challenger'\n"
     )

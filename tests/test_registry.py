@@ -95,8 +95,19 @@ def test_model_names_follow_the_api_pattern_of_model_package_group_names():
      "consumer account id 210987654321 must be a 12-digit AWS account id (quoted)"),
     ({"consumer_account_ids": STAGING}, f"consumer_account_ids must be a list, e.g. [{STAGING!r}]"),
     ({"consumer_account_ids": [STAGING]},
-     "consumer_account_ids needs registry_account_id (the account the registry deploys into), which may not be "
-     "listed as a consumer"),
+     "consumer_account_ids and publisher_account_ids need registry_account_id (the account the registry deploys "
+     "into), which may not be listed"),
+    ({"publisher_account_ids": [PROD]},
+     "consumer_account_ids and publisher_account_ids need registry_account_id (the account the registry deploys "
+     "into), which may not be listed"),
+    ({"publisher_account_ids": ["1"], "registry_account_id": ACCOUNT},
+     "publisher account id '1' must be a 12-digit AWS account id (quoted)"),
+    ({"publisher_account_ids": [ACCOUNT], "registry_account_id": ACCOUNT},
+     f"publisher account {ACCOUNT} is the registry's own account; list only the accounts models are registered "
+     "from"),
+    ({"image_repositories": ["Churn"]},
+     "image repository 'Churn' must be an ECR repository name (lowercase letters, digits and '.', '_', '-', '/' "
+     "between them)"),
     ({"consumer_account_ids": [STAGING, PROD, STAGING]}, f"consumer account ids must be unique; repeated: {STAGING}"),
     ({"consumer_account_ids": [STAGING, ACCOUNT], "registry_account_id": ACCOUNT},
      f"consumer account {ACCOUNT} is the registry's own account; list only the accounts models are promoted to"),
@@ -484,7 +495,8 @@ def test_config_defaults():
     assert RegistryFields().model_dump() == {
         "mlflow": {"kind": "sagemaker", "size": "Small", "maintenance_window": None, "version": None,
                    "namespace": "mlflow"},
-        "consumer_account_ids": []}
+        "consumer_account_ids": [], "publisher_account_ids": [], "package_groups": [], "image_repositories": [],
+        "shared_stack": None}
 
 
 def config_error(factory: Callable[[], Any]) -> str:

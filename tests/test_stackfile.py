@@ -53,7 +53,7 @@ def test_secure_values_are_masked_and_their_key_marked_secret(project_copy):
 
 def test_missing_stack_file_lists_the_stacks(project_copy):
     assert load_error(project_copy, "qa") == (
-        "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, staging"
+        "stacks/Pulumi.qa.yaml: no such stack file; stacks in this project: dev, prod, shared, staging"
     )
 
 
@@ -88,4 +88,4 @@ def test_empty_stack_file_misses_the_platform(project_copy):
 def test_project_is_found_from_a_subfolder(project_copy):
     project = find_project(project_copy / "stacks")
     assert project.root == project_copy
-    assert project.stacks() == ["dev", "prod", "staging"]
+    assert project.stacks() == ["dev", "prod", "shared", "staging"]

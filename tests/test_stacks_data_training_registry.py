@@ -31,25 +31,31 @@ def test_prod_feature_group_encrypts_both_stores_with_the_data_key(shipped_plan)
     assert group.protect and group.retain_on_delete
 
 
-def test_prod_package_groups_are_shared_with_exactly_the_configured_accounts(shipped_plan):
-    plan = shipped_plan("prod")
-    groups = {g.inputs["modelPackageGroupName"] for g in plan.by_type("aws:sagemaker/modelPackageGroup:ModelPackageGroup")}
-    assert groups == {"churn", "fraud"}
-    for policy in plan.by_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"):
-        document = json.loads(policy.inputs["resourcePolicy"])
-        principals = {p for s in document["Statement"] for p in s["Principal"]["AWS"]}
-        assert principals == {"arn:aws:iam::222222222222:root"}
-    dev = shipped_plan("dev")
-    for policy in dev.by_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"):
+GROUP_TYPE = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
+GROUP_POLICY_TYPE = "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"
+
+
+def test_the_package_groups_live_in_the_shared_registry_and_only_its_policies_name_other_accounts(shipped_plan):
+    shared = shipped_plan("shared")
+    assert {g.inputs["modelPackageGroupName"] for g in shared.by_type(GROUP_TYPE)} == {"churn", "fraud"}
+    for policy in shared.by_type(GROUP_POLICY_TYPE):
         principals = {p for s in json.loads(policy.inputs["resourcePolicy"])["Statement"] for p in s["Principal"]["AWS"]}
         assert principals == {"arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"}
+    # staging and prod hold no groups (they use the shared ones); dev's experiments stay in dev
+    assert shipped_plan("prod").by_type(GROUP_TYPE) == shipped_plan("staging").by_type(GROUP_TYPE) == []
+    dev = shipped_plan("dev")
+    assert {g.inputs["modelPackageGroupName"] for g in dev.by_type(GROUP_TYPE)} == {"churn", "fraud"}
+    assert dev.by_type(GROUP_POLICY_TYPE) == []
 
 
-def test_prod_has_a_managed_mlflow_server_and_a_hardened_training_repository(shipped_plan):
+def test_the_shared_registry_runs_a_managed_mlflow_server_and_prod_a_hardened_training_repository(shipped_plan):
+    shared = shipped_plan("shared")
+    [server] = shared.by_type("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer")
+    assert (server.inputs["trackingServerSize"], server.inputs["weeklyMaintenanceWindowStart"]) == ("Small", "Sun:03:00")
+    assert server.inputs["artifactStoreUri"] == f"s3://{shared.outputs['artifactsBucket']}/mlflow/"
+    assert server.protect and server.retain_on_delete
     plan = shipped_plan("prod")
-    [server] = plan.by_type("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer")
-    assert server.inputs["trackingServerSize"] == "Medium"
-    assert server.inputs["artifactStoreUri"] == f"s3://{plan.outputs['artifactsBucket']}/mlflow/"
+    assert plan.by_type("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer") == []
     [repository] = plan.by_type("aws:ecr/repository:Repository")
     assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
@@ -84,11 +90,14 @@ def error_of(raw: dict) -> str:
     return str(caught.value)
 
 
-def test_a_stack_cannot_list_its_own_account_as_a_consumer():
+def test_a_stack_cannot_list_its_own_account_as_a_consumer_or_publisher():
     raw = valid_prod()
-    raw["registry"]["consumer_account_ids"] = ["333333333333"]
+    raw["registry"] = {"consumer_account_ids": ["333333333333"]}
     assert error_of(raw) == (f"{AT}.registry.consumer_account_ids: '333333333333' is this stack's own account; "
                              "list only the accounts that consume it")
+    raw["registry"] = {"publisher_account_ids": ["222222222222", "333333333333"]}
+    assert error_of(raw) == (f"{AT}.registry.publisher_account_ids: '333333333333' is this stack's own account; "
+                             "list only the accounts that publish into it")
 
 
 def test_self_hosted_mlflow_needs_the_eks_training_cluster():
@@ -112,8 +121,9 @@ def test_duplicate_feature_groups_are_one_line():
 
 def test_self_hosted_mlflow_reads_its_database_uri_from_a_secret_config_key(project_copy, monkeypatch):
     stack = project_copy / "stacks" / "Pulumi.staging.yaml"
-    stack.write_text(stack.read_text().replace("kind: none   # staging reads models from dev's registry",
-                                               "kind: kubernetes"))
+    text = stack.read_text()
+    assert text.count("        kind: none\n") == 1
+    stack.write_text(text.replace("        kind: none\n", "        kind: kubernetes\n"))
     with pytest.raises(PreviewError) as caught:
         preview_stack("staging", start=project_copy)
     assert str(caught.value) == (
@@ -133,9 +143,14 @@ def test_stack_outputs_say_where_to_train_and_register(shipped_plan):
     prod = shipped_plan("prod").outputs
     assert prod["featureGroups"] == {"customers": "prod-features-customers"}
     assert set(prod["training"]) == {"roleArn", "repositoryUrl"}
-    assert prod["registry"] == {
+    assert "registry" not in prod  # prod registers into the shared registry
+    assert shipped_plan("shared").outputs["registry"] == {
         "packageGroups": {"churn": "churn", "fraud": "fraud"},
-        "trackingUri": "arn:aws:sagemaker:eu-west-1:333333333333:mlflow-tracking-server/prod-registry-mlflow",
+        "packageGroupArns": {group: f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{group}"
+                             for group in ("churn", "fraud")},
+        "repositoryUrls": {repository: f"444444444444.dkr.ecr.eu-west-1.amazonaws.com/{repository}"
+                           for repository in ("churn-training", "fraud-training")},
+        "trackingUri": "arn:aws:sagemaker:eu-west-1:444444444444:mlflow-tracking-server/shared-registry-mlflow",
     }
     staging = shipped_plan("staging").outputs
     assert set(staging["training"]) == {"clusterName", "clusterEndpoint"}
@@ -193,10 +208,10 @@ def test_every_prod_endpoint_has_a_retraining_pipeline_started_by_its_violations
     for endpoint in endpoints:
         target = plan.get(f"{endpoint}-retraining-on-violations-start")
         assert target.inputs["arn"] == f"arn:aws:sagemaker:eu-west-1:333333333333:pipeline/{endpoint}-retraining"
-        # served from the package group the pipeline registers into
+        # served from the shared package group the pipeline registers into
         model = endpoint.removeprefix("prod-")
         assert plan.get(f"{endpoint}-model").inputs["primaryContainer"]["modelPackageName"] == (
-            f"[unknown: model-package-group/{model} (latest Approved)]")
+            f"[unknown: arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{model} (latest Approved)]")
 
 
 def test_prod_fraud_retrains_on_violations_through_an_sdk_built_pipeline(shipped_plan):
@@ -213,11 +228,17 @@ def test_prod_fraud_retrains_on_violations_through_an_sdk_built_pipeline(shipped
     assert json.loads(violations.inputs["eventPattern"])["detail"]["MonitoringScheduleArn"] == [schedule_arn]
     target = plan.get("prod-fraud-retraining-on-violations-start")
     assert target.inputs["arn"] == "arn:aws:sagemaker:eu-west-1:333333333333:pipeline/prod-fraud-retraining"
-    approved = json.loads(plan.get("prod-fraud-retraining-approved").inputs["eventPattern"])
+    # approvals happen in the shared registry's account, whose EventBridge announces them
+    assert [r.name for r in plan.by_type("aws:cloudwatch/eventRule:EventRule") if "approved" in r.name] == []
+    shared = shipped_plan("shared")
+    approved = json.loads(shared.get("shared-registry-fraud-approved").inputs["eventPattern"])
     assert approved["detail"] == {"ModelPackageGroupName": ["fraud"], "ModelApprovalStatus": ["Approved"]}
+    topic = shared.get("shared-alerts-topic").inputs["name"]
+    assert shared.get("shared-registry-fraud-approved-notify").inputs["arn"] == (
+        f"arn:aws:sns:eu-west-1:444444444444:{topic}")
     # ... and fraud is served from that group's latest approved package
     assert plan.get("prod-fraud-model").inputs["primaryContainer"]["modelPackageName"].startswith(
-        "[unknown: model-package-group/fraud")
+        "[unknown: arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/fraud")
 
 
 def test_retraining_needs_sagemaker_training_and_a_pinned_image():

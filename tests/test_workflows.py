@@ -24,7 +24,7 @@ README = (ROOT / "README.md").read_text()
 [TEST_COMMAND] = [b.strip() for b in re.findall(r"```bash\n(.*?)```", README, flags=re.DOTALL)
                   if b.startswith("python3 -m venv") and "pytest" in b]
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -c requirements.lock -e ."
-DEPLOY_STACKS = ["dev", "staging", "prod"]
+DEPLOY_STACKS = ["shared", "dev", "staging", "prod"]
 GATE = "vars.AWS_PREVIEW_ROLE_ARN != '' && github.event.pull_request.head.repo.full_name == github.repository"
 SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 
@@ -254,10 +254,10 @@ def test_deploy_runs_on_main_and_by_hand():
     assert "concurrency" not in DEP
 
 
-def test_deploy_chain_is_tests_dev_staging_prod_each_in_its_environment():
+def test_deploy_chain_is_tests_shared_dev_staging_prod_each_in_its_environment():
     jobs = DEP["jobs"]
     assert list(jobs) == ["test", *DEPLOY_STACKS]
-    assert [jobs[stack]["needs"] for stack in DEPLOY_STACKS] == ["test", "dev", "staging"]
+    assert [jobs[stack]["needs"] for stack in DEPLOY_STACKS] == ["test", "shared", "dev", "staging"]
     for stack in DEPLOY_STACKS:
         job = jobs[stack]
         assert job["environment"] == stack
@@ -265,7 +265,7 @@ def test_deploy_chain_is_tests_dev_staging_prod_each_in_its_environment():
         assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
     # identical but for the stack
-    assert jobs["dev"]["steps"] == jobs["staging"]["steps"] == jobs["prod"]["steps"]
+    assert jobs["shared"]["steps"] == jobs["dev"]["steps"] == jobs["staging"]["steps"] == jobs["prod"]["steps"]
 
 
 def test_deploy_job_installs_then_runs_pulumi_up_with_the_policy_pack():
