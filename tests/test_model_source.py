@@ -441,3 +441,16 @@ def test_look_ups_run_as_the_stacks_deploy_role(packages: Packages) -> None:
         package_arn("churn", 3))
     credentials = resolver._sagemaker._request_signer._credentials
     assert credentials.access_key.startswith("ASIA")  # temporary credentials of the assumed role
+
+
+def test_a_group_of_another_account_is_named_by_its_arn(packages: Packages) -> None:
+    """A shared registry's group is looked up by its ARN (what the environments pass); moto holds it here."""
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn"
+    source = ModelSource(model_package_group=arn)
+    assert source.reference == f"{arn} (latest Approved)"
+    resolved = LiveResolver(REGION).resolve("churn", source)
+    assert (resolved.reference, resolved.model_package_arn, resolved.image_uri) == (
+        f"{arn} (latest Approved)", package_arn("churn", 3), IMAGE)
+    missing = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/nope"
+    assert error_of(lambda: LiveResolver(REGION).resolve("churn", ModelSource(model_package_group=missing))) == (
+        f"model 'churn': {missing} (latest Approved): no model package group named {missing!r}")

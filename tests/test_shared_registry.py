@@ -206,3 +206,21 @@ def test_retraining_into_another_accounts_group_is_checked():
     with pytest.raises(ValueError) as caught:
         RetrainingPipelineArgs(**base, model_output_s3_uri="s3://shared/models/churn/")
     assert str(caught.value) == "model_output_s3_uri and model_kms_key_arn go together: give both or neither"
+
+
+def test_adding_an_environment_as_stacks_readme_says(project_copy):
+    """Copy staging to qa in a new account: refused until the shared stack lists qa, then it previews."""
+    staging = (project_copy / "stacks" / "Pulumi.staging.yaml").read_text()
+    qa = staging.replace("environment: staging", "environment: qa").replace("222222222222", "555555555555")
+    (project_copy / "stacks" / "Pulumi.qa.yaml").write_text(qa.replace("10.20.0.0/16", "10.40.0.0/16"))
+    assert preview_error(project_copy, "qa") == (
+        "stacks/Pulumi.qa.yaml: emlops:platform.registry.shared_stack: stack 'shared' lists '555555555555' neither "
+        "in its registry.consumer_account_ids nor in its registry.publisher_account_ids")
+    edit(project_copy, "shared", 'consumer_account_ids: ["222222222222", "333333333333"]',
+         'consumer_account_ids: ["222222222222", "333333333333", "555555555555"]')
+    plan = preview_stack("qa", start=project_copy).plan
+    assert plan.get("qa-churn-model").inputs["primaryContainer"]["modelPackageName"] == (
+        f"[unknown: {SHARED_GROUP.format('churn')} (latest Approved)]")
+    shared = preview_stack("shared", start=project_copy).plan
+    policy = json.loads(shared.get("shared-registry-churn-group-policy").inputs["resourcePolicy"])
+    assert "arn:aws:iam::555555555555:root" in policy["Statement"][0]["Principal"]["AWS"]
