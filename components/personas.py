@@ -47,6 +47,7 @@ _ID_FORMS = {
     "artifacts_bucket_arn": "arn:aws:s3:::<bucket>",
     "feature_group_arns": "arn:aws:sagemaker:<region>:<account>:feature-group/<name>",
     "package_group_arns": "arn:aws:sagemaker:<region>:<account>:model-package-group/<name>",
+    "shared_group_arns": "arn:aws:sagemaker:<region>:<account>:model-package-group/<name>",
     "endpoint_arns": "arn:aws:sagemaker:<region>:<account>:endpoint/<name>",
     "monitoring_schedule_arns": "arn:aws:sagemaker:<region>:<account>:monitoring-schedule/<name>",
     "pipeline_arns": "arn:aws:sagemaker:<region>:<account>:pipeline/<name>",
@@ -91,6 +92,12 @@ class PersonasArgs:
     """Feature groups data scientists read. Default: none."""
     package_group_arns: Sequence[pulumi.Input[str]] = ()
     """Model package groups: data scientists register versions, ML engineers approve them. Default: none."""
+    shared_group_arns: Sequence[pulumi.Input[str]] = ()
+    """Model package groups of a shared-services registry (another account): ML engineers and data
+    scientists describe them; approving is the registry account's decision. Default: none."""
+    shared_group_publisher: bool = False
+    """This account publishes into `shared_group_arns`: data scientists may also register versions there
+    (for approval). Default: false."""
     endpoint_arns: Sequence[pulumi.Input[str]] = ()
     """Endpoints ML engineers describe and invoke. Default: none."""
     monitoring_schedule_arns: Sequence[pulumi.Input[str]] = ()

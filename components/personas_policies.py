@@ -141,8 +141,9 @@ def _data_scientist(args: PersonasArgs, context: AwsContext) -> Policies:
             # readers of an online store need the key itself; AWS documents no kms:ViaService for it
             kms_usage_statement(args.data_key_arn, encrypt=False, decrypt=True),
         ]))
-    if args.package_group_arns:
-        groups, packages = list(args.package_group_arns), [_packages(g) for g in args.package_group_arns]
+    registers = [*args.package_group_arns, *(args.shared_group_arns if args.shared_group_publisher else [])]
+    if registers:
+        groups, packages = list(registers), [_packages(g) for g in registers]
         policies.append(("register-models", [
             Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=groups),
             Statement(actions=["sagemaker:DescribeModelPackage"], resources=packages),
@@ -152,6 +153,8 @@ def _data_scientist(args: PersonasArgs, context: AwsContext) -> Policies:
                       conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}),
             Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
         ]))
+    if args.shared_group_arns and not args.shared_group_publisher:
+        policies.append(("read-shared-models", _read_groups(args.shared_group_arns)))
     if args.training_role_arn is not None:
         policies.append(("run-jobs", _jobs(args, context, [args.training_role_arn])))
     policies.append(("guardrails", [
@@ -160,6 +163,14 @@ def _data_scientist(args: PersonasArgs, context: AwsContext) -> Policies:
                   actions=ENDPOINT_CHANGES + ["sagemaker:UpdateModelPackage"]),
     ]))
     return policies
+
+
+def _read_groups(group_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
+    return [
+        Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=list(group_arns)),
+        Statement(actions=["sagemaker:DescribeModelPackage"], resources=[_packages(g) for g in group_arns]),
+        Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
+    ]
 
 
 def _ml_engineer(args: PersonasArgs, context: AwsContext) -> Policies:
@@ -171,6 +182,9 @@ def _ml_engineer(args: PersonasArgs, context: AwsContext) -> Policies:
                       resources=[_packages(g) for g in args.package_group_arns]),
             Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
         ]))
+    if args.shared_group_arns:
+        # versions of the shared registry are approved in its own account, not from here
+        policies.append(("read-shared-models", _read_groups(args.shared_group_arns)))
     if args.pipeline_arns:
         policies.append(("run-pipelines", [
             Statement(actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",

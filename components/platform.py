@@ -119,7 +119,10 @@ class MlPlatformArgs:
     Default: the first monitor's subscriptions."""
     shared_package_group_arns: Sequence[pulumi.Input[str]] = ()
     """Package groups of a shared-services registry this environment deploys from or registers into; the
-    persona roles act on them as on the platform's own. Default: none."""
+    persona roles may describe them (and data scientists register into them with
+    `shared_registry_publisher`). Default: none."""
+    shared_registry_publisher: bool = False
+    """The shared registry lists this account among its publishers. Default: false."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -357,8 +360,9 @@ class MlPlatform(pulumi.ComponentResource):
             datasets_bucket_arn=self.datasets.arn if self.datasets is not None else None,
             artifacts_bucket_arn=self.artifacts.arn,
             feature_group_arns=list(self.feature_store.feature_group_arns.values()) if self.feature_store else [],
-            package_group_arns=[*(self.registry.package_group_arns.values() if self.registry else []),
-                                *args.shared_package_group_arns],
+            package_group_arns=list(self.registry.package_group_arns.values()) if self.registry else [],
+            shared_group_arns=list(args.shared_package_group_arns),
+            shared_group_publisher=args.shared_registry_publisher,
             endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
             monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
             pipeline_arns=[pipeline.pipeline_arn for pipeline in self.retraining.values()],

@@ -40,8 +40,10 @@ ARTIFACT_PREFIX = "mlflow/"
 # What AWS documents for deploying a model version from a different account ("Deploy a Model
 # Version from a Different Account", SageMaker developer guide): the group, then its versions.
 CONSUMER_GROUP_ACTIONS = ["sagemaker:DescribeModelPackageGroup"]
+# Not sagemaker:UpdateModelPackage, which AWS's example includes: it approves and rejects versions, and
+# approving is this (the registry's) account's decision, never a consumer's.
 CONSUMER_PACKAGE_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
-                            "sagemaker:UpdateModelPackage", "sagemaker:CreateModel"]
+                            "sagemaker:CreateModel"]
 # What a publisher account's pipelines need to register a version into a group of this account.
 PUBLISHER_ACTIONS = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
                      "sagemaker:DescribeModelPackageGroup"]

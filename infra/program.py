@@ -55,6 +55,7 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
             datasets=bool(config.models or config.training or config.feature_groups),
             alert_subscriptions=config.alerts.subscriptions,
             shared_package_group_arns=[shared.group_arn(group) for group in _shared_groups(config)] if shared else [],
+            shared_registry_publisher=bool(shared and shared.publisher),
         )
     except ValueError as exc:
         raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None

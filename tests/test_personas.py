@@ -20,7 +20,7 @@ from components.personas import (ADMIN_TAGGED_ACTIONS, KEY_ADMIN_ACTIONS, PERSON
 from components.platform import MlPlatform, MlPlatformArgs
 from emlops.plan import Plan
 from infra.config_personas import PersonasConfig, personas_args
-from tests.conftest import ACCOUNT, REGION, ROOT, run_components
+from tests.conftest import ACCOUNT, REGION, ROOT, allow, policy_statements, run_components
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:Personas"
@@ -594,3 +594,20 @@ def test_the_largest_full_plan_stays_well_within_the_limits():
         size = sum(len(re.sub(r"\s", "", plan.get(f"dev-personas-{persona}-{p}", ROLE_POLICY).inputs["policy"]))
                    for p in POLICY_NAMES[persona])
         assert size < 7000, (persona, size)
+
+
+def test_personas_of_an_environment_using_the_shared_registry_read_it_and_register_only_as_publisher(shipped_plan):
+    """prod publishes into the shared groups: its data scientists may register there (for approval), its ML
+    engineers describe them. Nobody approves shared versions from an environment."""
+    groups = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{g}" for g in ("churn", "fraud")]
+    packages = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package/{g}/*" for g in ("churn", "fraud")]
+    read = [allow(["sagemaker:DescribeModelPackageGroup"], groups), allow(["sagemaker:DescribeModelPackage"], packages),
+            allow(["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], ["*"])]
+    prod = shipped_plan("prod")
+    assert policy_statements(prod, "prod-personas-ml-engineer-read-shared-models") == read
+    register = policy_statements(prod, "prod-personas-data-scientist-register-models")
+    [create] = [s for s in register if s.get("Sid") == "RegisterForApprovalOnly"]
+    assert create["Resource"] == groups + packages
+    assert "sagemaker:UpdateModelPackage" not in json.dumps(
+        [r.inputs for r in prod.by_type("aws:iam/rolePolicy:RolePolicy") if "ml-engineer" in r.name
+         and "444444444444" in json.dumps(r.inputs) and "Allow" in json.dumps(r.inputs)])

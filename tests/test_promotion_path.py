@@ -76,8 +76,9 @@ def test_each_shared_group_lets_consumers_deploy_and_publishers_register(group, 
         {"Sid": "ConsumerAccountsDescribeGroup", "Effect": "Allow", "Principal": {"AWS": roots(CONSUMERS)},
          "Action": ["sagemaker:DescribeModelPackageGroup"], "Resource": [arn]},
         {"Sid": "ConsumerAccountsDeployVersions", "Effect": "Allow", "Principal": {"AWS": roots(CONSUMERS)},
-         "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:UpdateModelPackage",
-                    "sagemaker:CreateModel"], "Resource": [packages]},
+         # consumers deploy versions but never approve them (no sagemaker:UpdateModelPackage)
+         "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"],
+         "Resource": [packages]},
         {"Sid": "PublisherAccountsRegisterVersions", "Effect": "Allow", "Principal": {"AWS": roots(PUBLISHERS)},
          "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
                     "sagemaker:DescribeModelPackageGroup"], "Resource": [arn, packages]}]
