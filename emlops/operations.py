@@ -3,7 +3,9 @@
 They call AWS with boto3 and the credentials of the environment (no role is assumed here), in the
 stack's region, and refuse to act when those credentials are for another account than the stack's.
 Names follow the platform: a model's retraining pipeline is `<environment>-<model>-retraining`,
-its model package group is `<model>`.
+its model package group is `<model>`. Approving is the registry account's decision: for an environment
+that uses the shared registry (`registry.shared_stack`), `emlops approve` acts on the shared stack, with
+credentials for its account.
 
 An approval shows the package's evaluation report (`ModelMetrics.ModelQuality.Statistics`, a JSON
 file in S3) first. A missing or unreadable report is reported as a warning; approving anyway needs an
@@ -66,22 +68,34 @@ class Target:
         return f"{self.account_id}/{self.region}"
 
 
-def resolve_target(stack: str, model: str) -> Target:
-    """Read the stack's validated config and check MODEL is one of its models (exit 2 otherwise)."""
+def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
+    """Read the stack's validated config and check MODEL is one of its models (exit 2 otherwise).
+
+    With `registry`, the target is where MODEL's package group lives: the shared stack when STACK uses
+    one, and a registry-only stack's groups count as its models."""
     from emlops.stackfile import find_project, load_stack
     from infra.config import ConfigError
+    from infra.shared_registry import registry_groups
 
     try:
-        platform = load_stack(find_project(), stack).platform
+        project = find_project()
+        platform = load_stack(project, stack).platform
+        if registry and platform.registry.shared_stack is not None:
+            _check_model(stack, model, [m.name for m in platform.models])
+            stack = platform.registry.shared_stack
+            platform = load_stack(project, stack).platform
     except ConfigError as exc:
         raise OperationError(str(exc), EXIT_INPUT, prefixed=False) from None
-    names = [m.name for m in platform.models]
+    _check_model(stack, model, registry_groups(platform) if registry else [m.name for m in platform.models])
+    return Target(stack, model, platform.environment, platform.account_id, platform.region, platform.partition.name)
+
+
+def _check_model(stack: str, model: str, names: list[str]) -> None:
     if model not in names:
         close = difflib.get_close_matches(model, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise OperationError(f"stack {stack!r} has no model {model!r}; {hint}models: {', '.join(names) or 'none'}",
                              EXIT_INPUT)
-    return Target(stack, model, platform.environment, platform.account_id, platform.region, platform.partition.name)
 
 
 def _aws_error(exc: Exception) -> OperationError:
@@ -395,14 +409,16 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
     @app.command("approve")
     def approve_command(
         stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
-        model: str = typer.Argument(..., help="One of the stack's models (its model package group)."),
+        model: str = typer.Argument(..., help="One of the stack's models (its model package group), or a group of "
+                                              "the registry stack; for a stack using the shared registry, approves "
+                                              "in the shared stack."),
         version: Optional[int] = typer.Option(None, "--version", min=1,
                                               help="Approve this version. Default: the newest one pending approval."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     ) -> None:
         """Show a model package's evaluation metrics and approve it for deployment."""
         console = Console(highlight=False, soft_wrap=True)
-        run("approve", lambda: approve(resolve_target(stack, model), version, yes, console,
+        run("approve", lambda: approve(resolve_target(stack, model, registry=True), version, yes, console,
                                        lambda prompt: typer.confirm(prompt, default=False),
                                        lambda line: typer.echo(f"emlops approve: {line}", err=True)))
 

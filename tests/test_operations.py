@@ -27,6 +27,9 @@ from emlops.operations import ExecutionState, Runtime, register
 ACCOUNT, REGION = "333333333333", "eu-west-1"  # stacks/Pulumi.prod.yaml
 PIPELINE = "prod-churn-retraining"
 CALLER = f"arn:aws:sts::{ACCOUNT}:user/moto"
+# prod's package groups live in the shared registry (stacks/Pulumi.shared.yaml), where approvals happen
+REGISTRY_ACCOUNT = "444444444444"
+REGISTRY_CALLER = f"arn:aws:sts::{REGISTRY_ACCOUNT}:user/moto"
 REPORT_URI = "s3://prod-churn-evaluation/churn/3/evaluation.json"
 REPORT = {
     "version": 0.0,
@@ -69,6 +72,16 @@ def cli(clock):
 @pytest.fixture
 def aws(monkeypatch, project_copy: Path):
     """moto in the prod stack's account, fake credentials, run from a scratch project."""
+    yield from moto_in(monkeypatch, project_copy, ACCOUNT)
+
+
+@pytest.fixture
+def registry_aws(monkeypatch, project_copy: Path):
+    """moto in the shared registry's account (approvals), fake credentials, run from a scratch project."""
+    yield from moto_in(monkeypatch, project_copy, REGISTRY_ACCOUNT)
+
+
+def moto_in(monkeypatch, project_copy: Path, account: str):
     monkeypatch.chdir(project_copy)
     for name in ("AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -77,7 +90,7 @@ def aws(monkeypatch, project_copy: Path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(project_copy / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(project_copy / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", account)
     with mock_aws():
         yield
 
@@ -252,7 +265,7 @@ def test_access_denied_is_one_short_line():
 # ---------------------------------------------------------------- approve
 
 def package_arn(version: int) -> str:
-    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/{version}"
+    return f"arn:aws:sagemaker:{REGION}:{REGISTRY_ACCOUNT}:model-package/churn/{version}"
 
 
 def create_packages(*statuses: str, report: object = REPORT, uri: str = REPORT_URI, metrics: bool = True) -> None:
@@ -270,7 +283,7 @@ def create_packages(*statuses: str, report: object = REPORT, uri: str = REPORT_U
             ModelPackageGroupName="churn", ModelApprovalStatus=status,
             ModelPackageDescription=f"churn retrained, run {number}",
             CustomerMetadataProperties={"git_sha": f"abc{number}", "training_job": f"prod-churn-train-{number}"},
-            InferenceSpecification={"Containers": [{"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn:{number}"}],
+            InferenceSpecification={"Containers": [{"Image": f"{REGISTRY_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn:{number}"}],
                                     "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
             **extra)
 
@@ -280,7 +293,7 @@ def status_of(version: int) -> tuple[str, str | None]:
     return package["ModelApprovalStatus"], package.get("ApprovalDescription")
 
 
-def test_approve_shows_the_metrics_of_the_newest_pending_package_and_approves_it(aws, cli):
+def test_approve_shows_the_metrics_of_the_newest_pending_package_and_approves_it(registry_aws, cli):
     create_packages("Approved", "PendingManualApproval", "PendingManualApproval")
     result = cli("approve", "prod", "churn", input="y\n")
     assert result.exit_code == 0, result.stderr
@@ -300,35 +313,35 @@ def test_approve_shows_the_metrics_of_the_newest_pending_package_and_approves_it
         "━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━",
         " git_sha      │ abc3",
         " training_job │ prod-churn-train-3",
-        "Approve churn/3 in stack prod? [y/N]: y",
-        f"Approved churn/3 as {CALLER}",
+        "Approve churn/3 in stack shared? [y/N]: y",
+        f"Approved churn/3 as {REGISTRY_CALLER}",
     ]
-    assert status_of(3) == ("Approved", f"approved with emlops by {CALLER}")
+    assert status_of(3) == ("Approved", f"approved with emlops by {REGISTRY_CALLER}")
     assert status_of(2) == ("PendingManualApproval", None)
 
 
-def test_approve_a_given_version_with_yes(aws, cli):
+def test_approve_a_given_version_with_yes(registry_aws, cli):
     create_packages("PendingManualApproval", "PendingManualApproval", "PendingManualApproval")
     result = cli("approve", "prod", "churn", "--version", "2", "--yes")
     assert result.exit_code == 0, result.stderr
     out = lines(result.stdout)
     assert out[0].startswith("Model package churn/2 (PendingManualApproval, created ")
     assert " binary_classification_metrics.accuracy │ 0.9132 │  0.0041" in out
-    assert out[-1] == f"Approved churn/2 as {CALLER}"
+    assert out[-1] == f"Approved churn/2 as {REGISTRY_CALLER}"
     assert not any(line.startswith("Approve churn") for line in out)  # no prompt under --yes
     assert [status_of(v)[0] for v in (1, 2, 3)] == ["PendingManualApproval", "Approved", "PendingManualApproval"]
 
 
-def test_approve_declined_changes_nothing(aws, cli):
+def test_approve_declined_changes_nothing(registry_aws, cli):
     create_packages("PendingManualApproval")
     result = cli("approve", "prod", "churn", input="n\n")
     assert result.exit_code == 1
-    assert lines(result.stdout)[-1] == "Approve churn/1 in stack prod? [y/N]: n"
+    assert lines(result.stdout)[-1] == "Approve churn/1 in stack shared? [y/N]: n"
     assert result.stderr == "emlops approve: not approved; churn/1 stays PendingManualApproval\n"
     assert status_of(1) == ("PendingManualApproval", None)
 
 
-def test_approve_with_no_pending_package(aws, cli):
+def test_approve_with_no_pending_package(registry_aws, cli):
     create_packages("Approved", "Rejected")
     result = cli("approve", "prod", "churn", "--yes")
     assert result.exit_code == 1
@@ -336,7 +349,7 @@ def test_approve_with_no_pending_package(aws, cli):
     assert result.stderr == "emlops approve: model package group 'churn' has no package waiting for approval\n"
 
 
-def test_approve_a_version_that_does_not_exist(aws, cli):
+def test_approve_a_version_that_does_not_exist(registry_aws, cli):
     create_packages("PendingManualApproval")
     result = cli("approve", "prod", "churn", "--version", "9", "--yes")
     assert result.exit_code == 1
@@ -344,7 +357,7 @@ def test_approve_a_version_that_does_not_exist(aws, cli):
 
 
 @pytest.mark.parametrize("status", ["Approved", "Rejected"])
-def test_approve_a_version_already_decided(aws, cli, status):
+def test_approve_a_version_already_decided(registry_aws, cli, status):
     create_packages(status)
     result = cli("approve", "prod", "churn", "--version", "1", "--yes")
     assert result.exit_code == 1
@@ -353,14 +366,14 @@ def test_approve_a_version_already_decided(aws, cli, status):
     assert status_of(1)[0] == status
 
 
-def test_approve_when_the_group_does_not_exist(aws, cli):
+def test_approve_when_the_group_does_not_exist(registry_aws, cli):
     result = cli("approve", "prod", "fraud", "--yes")
     assert result.exit_code == 1
-    assert result.stderr == (f"emlops approve: model package group 'fraud' does not exist in {ACCOUNT}/{REGION} "
+    assert result.stderr == (f"emlops approve: model package group 'fraud' does not exist in {REGISTRY_ACCOUNT}/{REGION} "
                              "yet; deploy the stack first\n")
 
 
-def test_approve_unknown_model(aws, cli):
+def test_approve_unknown_model(registry_aws, cli):
     result = cli("approve", "prod", "frad", "--yes")
     assert result.exit_code == 2
     assert result.stderr == ("emlops approve: stack 'prod' has no model 'frad'; did you mean 'fraud'? "
@@ -374,7 +387,7 @@ def test_approve_unknown_model(aws, cli):
                                "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
     ({"report": {"version": 0.0}}, f"evaluation report of churn/1: {REPORT_URI} holds no metrics"),
 ])
-def test_approve_without_readable_metrics_needs_an_interactive_confirmation(aws, cli, kwargs, problem):
+def test_approve_without_readable_metrics_needs_an_interactive_confirmation(registry_aws, cli, kwargs, problem):
     create_packages("PendingManualApproval", **kwargs)
     refused = cli("approve", "prod", "churn", "--yes")
     assert refused.exit_code == 1
@@ -387,8 +400,8 @@ def test_approve_without_readable_metrics_needs_an_interactive_confirmation(aws,
     assert confirmed.exit_code == 0, confirmed.stderr
     assert confirmed.stderr == f"emlops approve: warning: {problem}\n"
     assert not any(line.startswith("Evaluation metrics") for line in lines(confirmed.stdout))
-    assert lines(confirmed.stdout)[-2:] == ["Approve churn/1 in stack prod? [y/N]: y", f"Approved churn/1 as {CALLER}"]
-    assert status_of(1) == ("Approved", f"approved with emlops by {CALLER}")
+    assert lines(confirmed.stdout)[-2:] == ["Approve churn/1 in stack shared? [y/N]: y", f"Approved churn/1 as {REGISTRY_CALLER}"]
+    assert status_of(1) == ("Approved", f"approved with emlops by {REGISTRY_CALLER}")
 
 
 def test_metric_rows_flatten_reports():
@@ -419,3 +432,21 @@ def test_interrupting_the_follow_leaves_the_execution_running(aws, cli, mocker):
 ])
 def test_not_found_answers_of_aws_and_moto(code, message, expected):
     assert operations._not_found(ClientError({"Error": {"Code": code, "Message": message}}, "Describe")) is expected
+
+
+def test_approving_a_model_of_an_environment_is_done_in_the_shared_registry(registry_aws, cli):
+    """prod's groups are the shared registry's: `approve prod` and `approve shared` act on the same group."""
+    create_packages("PendingManualApproval", "PendingManualApproval")
+    result = cli("approve", "prod", "churn", "--version", "1", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert lines(result.stdout)[-1] == f"Approved churn/1 as {REGISTRY_CALLER}"
+    result = cli("approve", "shared", "churn", "--version", "2", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert [status_of(v)[0] for v in (1, 2)] == ["Approved", "Approved"]
+
+
+def test_approving_with_an_environments_credentials_is_refused(aws, cli):
+    result = cli("approve", "prod", "churn", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr == (f"emlops approve: the AWS credentials are for account {ACCOUNT} but stack 'shared' is "
+                             f"in {REGISTRY_ACCOUNT}; use credentials for {REGISTRY_ACCOUNT}\n")
