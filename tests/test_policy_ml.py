@@ -115,6 +115,12 @@ def bad_plan() -> Plan:
                                               resource_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                                                   "Effect": "Allow", "Principal": {"AWS": "*"},
                                                   "Action": "sagemaker:DescribeModelPackage", "Resource": "*"}]}))
+        aws.sagemaker.ModelPackageGroupPolicy("approving-group-policy", model_package_group_name="fraud",
+                                              resource_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                                                  "Effect": "Allow",
+                                                  "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+                                                  "Action": ["sagemaker:Describe*", "sagemaker:Update*"],
+                                                  "Resource": "*"}]}))
     return run_components(program)
 
 
@@ -153,6 +159,8 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "sagemaker-feature-group-online-store-encrypted": [("bare-features", "the online store has no KMS key")],
     "sagemaker-feature-group-offline-store-encrypted": [("bare-features", "the offline store has no KMS key")],
     "sagemaker-model-package-group-not-public": [("public-group-policy", "the policy allows Principal '*'")],
+    "sagemaker-model-package-group-approval-stays-with-the-registry": [
+        ("approving-group-policy", "the policy lets arn:aws:iam::222222222222:root approve or reject versions")],
 }
 
 

@@ -298,8 +298,10 @@ def test_registry_references_stay_explicitly_unknown_offline(shipped_plan):
 def test_previews_without_framework_images_or_mlflow_do_not_import_them(project_copy):
     # staging without its monitor needs neither the SDK's image catalogue nor MLflow
     stack = project_copy / "stacks" / "Pulumi.staging.yaml"
-    stack.write_text(stack.read_text().replace("        data_capture:\n          sampling_percentage: 50\n",
-                                               "        monitoring:\n          enabled: false\n"))
+    text = stack.read_text()
+    monitoring = text[text.index("        monitoring:\n"):text.index("        deployment:\n")]
+    stack.write_text(text.replace("        data_capture:\n          sampling_percentage: 50\n", "").replace(
+        monitoring, "        monitoring:\n          enabled: false\n"))
     code = ("import sys; from emlops.preview import preview_stack; preview_stack('staging'); "
             "print(sorted(m for m in ('sagemaker', 'mlflow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=project_copy, capture_output=True, text=True,

@@ -18,6 +18,7 @@ from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
     Settings,
+    actions_match,
     allow_statements,
     as_list,
     get,
@@ -340,9 +341,25 @@ def package_group_not_public(props: Any, settings: Settings) -> Iterator[str]:
             yield "the policy allows Principal '*'"
 
 
+@resource_rule("sagemaker-model-package-group-approval-stays-with-the-registry", types=[PACKAGE_GROUP_POLICY],
+               severity="high",
+               description="Model package group policies let other accounts deploy versions, never approve or reject "
+                           "them (sagemaker:UpdateModelPackage): a staging account must not approve what prod deploys.",
+               remediation="Grant consumers DescribeModelPackage, ListModelPackages and CreateModel only "
+                           "(ModelRegistry does); approve in the registry's account (emlops approve).")
+def package_group_approval_stays_home(props: Any, settings: Settings) -> Iterator[str]:
+    for statement in allow_statements(parse_json(get(props, "resourcePolicy"))):
+        if actions_match(statement, "sagemaker:UpdateModelPackage"):
+            principal = get(statement, "Principal")
+            values = as_list(principal) if not hasattr(principal, "keys") else [
+                v for key in principal for v in as_list(get(principal, key))]
+            yield f"the policy lets {', '.join(str(v) for v in values)} approve or reject versions"
+
+
 POLICIES = [
     endpoint_config_kms, data_capture_kms, data_capture_enabled, prod_variant_instances, prod_blue_green_rollback,
     instance_type_allowed, model_network_isolation, model_vpc, pipeline_role_not_shared, prod_endpoint_autoscaling,
     prod_endpoint_monitoring, monitor_vpc, monitor_network_isolation, monitoring_output_encrypted,
     feature_group_online_encrypted, feature_group_offline_encrypted, package_group_not_public,
+    package_group_approval_stays_home,
 ]
