@@ -312,19 +312,7 @@ class ModelRegistry(pulumi.ComponentResource):
     def _approval_notifications(self, name: str, args: ModelRegistryArgs, tags: dict) -> None:
         """One EventBridge rule per group: a version approved (by a person, in this account) is announced."""
         for model in args.model_names:
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-{model}-approved",
-                description=f"{name}: a model package of {model} was approved",
-                event_pattern=json.dumps({
-                    "source": ["aws.sagemaker"],
-                    "detail-type": ["SageMaker Model Package State Change"],
-                    "detail": {"ModelPackageGroupName": [model], "ModelApprovalStatus": ["Approved"]},
-                }),
-                tags=tags,
-                opts=child(self),
-            )
-            aws.cloudwatch.EventTarget(f"{name}-{model}-approved-notify", rule=rule.name,
-                                       arn=args.approval_topic_arn, opts=child(self))
+            announce_approvals(self, f"{name}-{model}", model, args.approval_topic_arn, tags)
 
     def _sagemaker_mlflow(self, name: str, args: ModelRegistryArgs, context, tags: dict) -> None:
         role = ServiceRole(f"{name}-mlflow", ServiceRoleArgs(
@@ -358,6 +346,25 @@ class ModelRegistry(pulumi.ComponentResource):
         self.tracking_server_url = self.tracking_server.tracking_server_url
         # the sagemaker-mlflow plugin takes the tracking server's ARN as the tracking URI
         self.tracking_uri = self.tracking_server.arn
+
+
+def announce_approvals(parent: pulumi.Resource, name: str, group: str, topic_arn: pulumi.Input[str],
+                       tags: Mapping[str, str]) -> aws.cloudwatch.EventRule:
+    """An EventBridge rule `<name>-approved` sending the approvals of GROUP's versions to TOPIC_ARN. Only the
+    account that holds the group sees its events."""
+    rule = aws.cloudwatch.EventRule(
+        f"{name}-approved",
+        description=f"{name}: a model package of {group} was approved",
+        event_pattern=json.dumps({
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Model Package State Change"],
+            "detail": {"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
+        }),
+        tags=dict(tags),
+        opts=child(parent),
+    )
+    aws.cloudwatch.EventTarget(f"{name}-approved-notify", rule=rule.name, arn=topic_arn, opts=child(parent))
+    return rule
 
 
 def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str,

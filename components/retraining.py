@@ -307,20 +307,9 @@ class RetrainingPipeline(pulumi.ComponentResource):
                     opts=child(self, depends_on=[start_policy]))
                 self.rule_names.append(rule.name)
         if args.notification_topic_arn is not None:
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-approved",
-                description=f"{name}: a model package of {args.package_group_name} was approved",
-                event_pattern=json.dumps({
-                    "source": ["aws.sagemaker"],
-                    "detail-type": ["SageMaker Model Package State Change"],
-                    "detail": {"ModelPackageGroupName": [args.package_group_name],
-                               "ModelApprovalStatus": ["Approved"]},
-                }),
-                tags=tags,
-                opts=child(self),
-            )
-            aws.cloudwatch.EventTarget(f"{name}-approved-notify", rule=rule.name, arn=args.notification_topic_arn,
-                                       opts=child(self))
+            from components.registry import announce_approvals
+
+            rule = announce_approvals(self, name, args.package_group_name, args.notification_topic_arn, tags)
             self.rule_names.append(rule.name)
         self.pipeline_name = self.pipeline.pipeline_name
         self.pipeline_arn = self.pipeline.arn

@@ -50,15 +50,19 @@ class RegistryMlflowConfig(ConfigSection):
         return self
 
 
+def _unique(values: list[str], what: str) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique; repeated: {', '.join(repeated)}")
+    return values
+
+
 def check_consumer_account_ids(values: list[str]) -> list[str]:
     """12-digit account ids, each listed once."""
     for value in values:
         if not re.fullmatch(r"[0-9]{12}", value):
             raise ValueError(f"{value!r} is not a 12-digit AWS account id (quote it: '123456789012')")
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"account ids must be unique; repeated: {', '.join(repeated)}")
-    return values
+    return _unique(values, "account ids")
 
 
 class RegistryFields(ConfigSection):
@@ -104,10 +108,7 @@ class RegistryFields(ConfigSection):
             if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", value):
                 raise ValueError(f"{value!r} is not a model package group name (1-63 letters, digits and '-', "
                                  "starting and ending with a letter or digit)")
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:
-            raise ValueError(f"group names must be unique; repeated: {', '.join(repeated)}")
-        return values
+        return _unique(values, "group names")
 
     @field_validator("image_repositories")
     @classmethod
@@ -116,10 +117,7 @@ class RegistryFields(ConfigSection):
             if not (2 <= len(value) <= 256 and re.fullmatch(ECR_REPOSITORY_NAME, value)):
                 raise ValueError(f"{value!r} is not an ECR repository name (2-256 lowercase letters, digits and "
                                  "'.', '_', '-', '/' between them)")
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:
-            raise ValueError(f"repository names must be unique; repeated: {', '.join(repeated)}")
-        return values
+        return _unique(values, "repository names")
 
     @model_validator(mode="after")
     def _shared_or_own(self) -> "RegistryFields":

@@ -98,3 +98,21 @@ def auto_name(resource: PlanResource, prop: str = "name") -> str:
 def api_problems(resource: PlanResource) -> list[str]:
     """What botocore's create API says of the resource's inputs ([] when the request is valid)."""
     return validate_request(to_api_request(resource.type, resource.inputs))
+
+
+def edit_stack(project: Path, stack: str, old: str, new: str) -> None:
+    """Replace OLD (which must occur exactly once) in a project copy's stack file."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def preview_error(project: Path, stack: str) -> str:
+    """The one-line error (exit code 2) of previewing STACK in a project copy."""
+    from emlops.preview import PreviewError, preview_stack
+
+    with pytest.raises(PreviewError) as caught:
+        preview_stack(stack, start=project)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    return str(caught.value)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -14,9 +13,9 @@ import yaml
 
 from emlops.diff import diff_plans
 from emlops.plan import Plan, PlanResource
-from emlops.preview import PreviewError, preview_stack
+from emlops.preview import preview_stack
 from infra.config import ConfigError, parse_platform_config
-from tests.conftest import ROOT
+from tests.conftest import ROOT, edit_stack, preview_error
 
 PROD_SOURCE = "stacks/Pulumi.prod.yaml"
 AT = f"{PROD_SOURCE}: emlops:platform"
@@ -124,20 +123,6 @@ def test_instances_and_training_need_a_network_with_the_new_wording():
 
 
 # -- the account rule -------------------------------------------------------------------------------
-
-def edit_stack(project: Path, stack: str, old: str, new: str) -> None:
-    path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    text = path.read_text()
-    assert text.count(old) == 1, old
-    path.write_text(text.replace(old, new))
-
-
-def preview_error(project: Path, stack: str) -> str:
-    with pytest.raises(PreviewError) as caught:
-        preview_stack(stack, start=project)
-    assert caught.value.exit_code == 2
-    return str(caught.value)
-
 
 DEV_IMAGE = '''        image:
           uri: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2

@@ -20,7 +20,7 @@ from components.personas import (ADMIN_TAGGED_ACTIONS, KEY_ADMIN_ACTIONS, PERSON
 from components.platform import MlPlatform, MlPlatformArgs
 from emlops.plan import Plan
 from infra.config_personas import PersonasConfig, personas_args
-from tests.conftest import ACCOUNT, REGION, ROOT, allow, policy_statements, run_components
+from tests.conftest import ACCOUNT, REGION, ROOT, policy_statements, run_components
 
 STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:Personas"

@@ -173,8 +173,8 @@ def consumer_policy(roots: list[str], group: str) -> list[dict[str, Any]]:
          "Action": ["sagemaker:DescribeModelPackageGroup"],
          "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{group}"]},
         {"Sid": "ConsumerAccountsDeployVersions", "Effect": "Allow", "Principal": principal,
-         "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:UpdateModelPackage",
-                    "sagemaker:CreateModel"],
+         # deploying, never approving (sagemaker:UpdateModelPackage stays with the registry's account)
+         "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"],
          "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/*"]},
     ]
 

@@ -5,7 +5,6 @@ of a relation that does not hold, the offline answer to the stack reference, and
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pulumi
 import pytest
@@ -14,29 +13,15 @@ from components.registry import ModelRegistry, ModelRegistryArgs
 from components.retraining import RetrainingPipelineArgs
 from emlops.engine import run_function
 from emlops.mocks import AwsIdentity, MockGap
-from emlops.preview import PreviewError, preview_stack
+from emlops.preview import preview_stack
 from emlops.stackfile import find_project, load_stack
 from infra.config import ConfigError, parse_platform_config
 from infra.shared_registry import load_shared_registry
-from tests.conftest import ROOT, run_components
+from tests.conftest import ROOT, edit_stack, preview_error, run_components
 
 PROD_AT = "stacks/Pulumi.prod.yaml: emlops:platform"
 STAGING_AT = "stacks/Pulumi.staging.yaml: emlops:platform"
 SHARED_GROUP = "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{}"
-
-
-def edit(project: Path, stack: str, old: str, new: str) -> None:
-    path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    text = path.read_text()
-    assert text.count(old) == 1, old
-    path.write_text(text.replace(old, new))
-
-
-def preview_error(project: Path, stack: str) -> str:
-    with pytest.raises(PreviewError) as caught:
-        preview_stack(stack, start=project)
-    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
-    return str(caught.value)
 
 
 # -- what the environments see ------------------------------------------------------------------
@@ -56,46 +41,46 @@ def test_staging_and_prod_see_the_shared_account_region_groups_and_their_roles()
 # -- a relation that does not hold: one line at the environment's key ---------------------------------
 
 def test_an_unknown_shared_stack_lists_the_stacks(project_copy):
-    edit(project_copy, "prod", "shared_stack: shared", "shared_stack: central")
+    edit_stack(project_copy, "prod", "shared_stack: shared", "shared_stack: central")
     assert preview_error(project_copy, "prod") == (
         f"{PROD_AT}.registry.shared_stack: no stack file stacks/Pulumi.central.yaml; stacks in this project: dev, "
         "prod, shared, staging")
 
 
 def test_a_stack_cannot_be_its_own_shared_registry(project_copy):
-    edit(project_copy, "prod", "shared_stack: shared", "shared_stack: prod")
+    edit_stack(project_copy, "prod", "shared_stack: shared", "shared_stack: prod")
     assert preview_error(project_copy, "prod") == (
         f"{PROD_AT}.registry.shared_stack: names this stack itself; name the shared-services stack, e.g. 'shared'")
 
 
 def test_the_shared_registry_is_a_stack_of_environment_shared(project_copy):
-    edit(project_copy, "staging", "shared_stack: shared", "shared_stack: dev")
+    edit_stack(project_copy, "staging", "shared_stack: shared", "shared_stack: dev")
     assert preview_error(project_copy, "staging") == (
         f"{STAGING_AT}.registry.shared_stack: stack 'dev' is environment 'dev'; the shared registry is a stack of "
         "environment 'shared'")
 
 
 def test_the_shared_registry_is_in_the_environments_region(project_copy):
-    edit(project_copy, "shared", "region: eu-west-1", "region: eu-central-1")
+    edit_stack(project_copy, "shared", "region: eu-west-1", "region: eu-central-1")
     assert preview_error(project_copy, "staging") == (
         f"{STAGING_AT}.registry.shared_stack: stack 'shared' is in region 'eu-central-1' but this stack is in "
         "'eu-west-1'; SageMaker deploys and registers model packages only in their region")
 
 
 def test_a_group_the_shared_registry_does_not_hold_is_refused(project_copy):
-    edit(project_copy, "shared", "package_groups: [churn, fraud]", "package_groups: [fraud]")
+    edit_stack(project_copy, "shared", "package_groups: [churn, fraud]", "package_groups: [fraud]")
     assert preview_error(project_copy, "staging") == (
         f"{STAGING_AT}.models[0].source.model_package_group: 'churn' is not a package group of stack 'shared' "
         "(its groups: fraud); add it to its registry.package_groups")
 
 
 def test_an_environment_the_shared_registry_does_not_list_as_consumer_is_refused(project_copy):
-    edit(project_copy, "shared", 'consumer_account_ids: ["222222222222", "333333333333"]',
+    edit_stack(project_copy, "shared", 'consumer_account_ids: ["222222222222", "333333333333"]',
          'consumer_account_ids: ["333333333333"]')
     assert preview_error(project_copy, "staging") == (
         f"{STAGING_AT}.registry.shared_stack: stack 'shared' lists '222222222222' neither in its "
         "registry.consumer_account_ids nor in its registry.publisher_account_ids")
-    edit(project_copy, "shared", 'publisher_account_ids: ["333333333333"]',
+    edit_stack(project_copy, "shared", 'publisher_account_ids: ["333333333333"]',
          'publisher_account_ids: ["222222222222", "333333333333"]')
     assert preview_error(project_copy, "staging") == (
         f"{STAGING_AT}.models[0].source.model_package_group: stack 'shared' does not list '222222222222' in its "
@@ -103,14 +88,14 @@ def test_an_environment_the_shared_registry_does_not_list_as_consumer_is_refused
 
 
 def test_retraining_needs_the_environment_to_be_a_publisher(project_copy):
-    edit(project_copy, "shared", '      publisher_account_ids: ["333333333333"]\n', "")
+    edit_stack(project_copy, "shared", '      publisher_account_ids: ["333333333333"]\n', "")
     assert preview_error(project_copy, "prod") == (
         f"{PROD_AT}.models[0].retraining.enabled: retraining registers into stack 'shared', which does not list "
         "'333333333333' in its registry.publisher_account_ids")
 
 
 def test_an_image_of_the_shared_account_must_be_one_of_its_repositories(project_copy):
-    edit(project_copy, "prod", "444444444444.dkr.ecr.eu-west-1.amazonaws.com/fraud-training:2.1.0",
+    edit_stack(project_copy, "prod", "444444444444.dkr.ecr.eu-west-1.amazonaws.com/fraud-training:2.1.0",
          "444444444444.dkr.ecr.eu-west-1.amazonaws.com/fraud-trainer:2.1.0")
     assert preview_error(project_copy, "prod") == (
         f"{PROD_AT}.models[1].retraining.training_image: 'fraud-trainer' is not an image repository of stack "
@@ -135,7 +120,7 @@ def test_a_stack_that_uses_a_shared_registry_holds_no_promotion_settings_of_its_
 
 def test_stacks_that_reference_each_other_are_refused(project_copy):
     # a shared stack that itself names a shared registry is refused before any cycle could form
-    edit(project_copy, "shared", "    registry:\n", "    registry:\n      shared_stack: prod\n")
+    edit_stack(project_copy, "shared", "    registry:\n", "    registry:\n      shared_stack: prod\n")
     message = preview_error(project_copy, "staging")
     assert message.startswith("stacks/Pulumi.shared.yaml: emlops:platform.registry: ")
 
@@ -216,7 +201,7 @@ def test_adding_an_environment_as_stacks_readme_says(project_copy):
     assert preview_error(project_copy, "qa") == (
         "stacks/Pulumi.qa.yaml: emlops:platform.registry.shared_stack: stack 'shared' lists '555555555555' neither "
         "in its registry.consumer_account_ids nor in its registry.publisher_account_ids")
-    edit(project_copy, "shared", 'consumer_account_ids: ["222222222222", "333333333333"]',
+    edit_stack(project_copy, "shared", 'consumer_account_ids: ["222222222222", "333333333333"]',
          'consumer_account_ids: ["222222222222", "333333333333", "555555555555"]')
     plan = preview_stack("qa", start=project_copy).plan
     assert plan.get("qa-churn-model").inputs["primaryContainer"]["modelPackageName"] == (
