@@ -93,6 +93,9 @@ class ModelRegistryArgs:
     approval_topic_arn: Optional[pulumi.Input[str]] = None
     """SNS topic told when a version of a group is approved (the account's EventBridge sees approvals of
     its own groups only, so the rules live with the registry). Default: no notification."""
+    announced_groups: Optional[Sequence[str]] = None
+    """The groups whose approvals are announced on `approval_topic_arn`: those a deploy picks versions from.
+    Default: every group."""
     mlflow_kind: Literal["sagemaker", "kubernetes", "none"] = "sagemaker"
     """Where the MLflow tracking server runs. Default: sagemaker (a managed tracking server)."""
     tracking_server_size: Literal["Small", "Medium", "Large"] = "Small"
@@ -162,6 +165,10 @@ class ModelRegistryArgs:
             if not (2 <= len(repository) <= 256 and _REPOSITORY.fullmatch(repository)):
                 raise ValueError(f"image repository {repository!r} must be an ECR repository name (lowercase "
                                  "letters, digits and '.', '_', '-', '/' between them)")
+        if self.announced_groups is not None:
+            unknown = sorted(set(self.announced_groups) - set(self.model_names))
+            if unknown:
+                raise ValueError(f"announced_groups names groups not in model_names: {', '.join(unknown)}")
         self._check_sagemaker()
         if self.mlflow_kind == "kubernetes":
             self._check_kubernetes()
@@ -311,7 +318,8 @@ class ModelRegistry(pulumi.ComponentResource):
 
     def _approval_notifications(self, name: str, args: ModelRegistryArgs, tags: dict) -> None:
         """One EventBridge rule per group: a version approved (by a person, in this account) is announced."""
-        for model in args.model_names:
+        announced = args.model_names if args.announced_groups is None else args.announced_groups
+        for model in [m for m in args.model_names if m in announced]:
             announce_approvals(self, f"{name}-{model}", model, args.approval_topic_arn, tags)
 
     def _sagemaker_mlflow(self, name: str, args: ModelRegistryArgs, context, tags: dict) -> None:

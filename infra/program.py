@@ -106,7 +106,7 @@ def _shared_outputs(shared: SharedRegistryRef) -> SharedOutputs:
 
 
 def _shared_groups(config: PlatformConfig) -> list[str]:
-    """The shared registry's groups this environment deploys from or registers into."""
+    """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
     groups = [m.source.model_package_group for m in config.models if m.source.model_package_group]
     groups += [m.name for m in config.models if m.retraining.enabled]
     return list(dict.fromkeys(groups))
@@ -246,6 +246,8 @@ def _registry(config: PlatformConfig):
         return None
     return ModelRegistryArgs(
         model_names=groups,
+        # approvals are announced for the groups a deploy picks versions from: sourced, retrained, held for others
+        announced_groups=[g for g in groups if g in _shared_groups(config) or g in config.registry.package_groups],
         consumer_account_ids=list(config.registry.consumer_account_ids),
         publisher_account_ids=list(config.registry.publisher_account_ids),
         image_repositories=list(config.registry.image_repositories),

@@ -209,3 +209,13 @@ def test_adding_an_environment_as_stacks_readme_says(project_copy):
     shared = preview_stack("shared", start=project_copy).plan
     policy = json.loads(shared.get("shared-registry-churn-group-policy").inputs["resourcePolicy"])
     assert "arn:aws:iam::555555555555:root" in policy["Statement"][0]["Principal"]["AWS"]
+
+
+def test_only_the_groups_a_deploy_picks_from_are_announced():
+    topic = "arn:aws:sns:eu-west-1:123456789012:alerts"
+    plan = run_components(lambda: ModelRegistry("reg", ModelRegistryArgs(
+        model_names=["churn", "fraud"], mlflow_kind="none", approval_topic_arn=topic, announced_groups=["fraud"])))
+    assert [r.name for r in plan.by_type("aws:cloudwatch/eventRule:EventRule")] == ["reg-fraud-approved"]
+    with pytest.raises(ValueError) as caught:
+        ModelRegistryArgs(model_names=["churn"], announced_groups=["fraud"])
+    assert str(caught.value) == "announced_groups names groups not in model_names: fraud"
