@@ -315,6 +315,9 @@ class MlPlatform(pulumi.ComponentResource):
                 input_s3_uri=pulumi.Output.concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
                 output_s3_uri=pulumi.Output.concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
                 monitoring_schedule_arn=self.monitors[model.name].schedule_arn,
+                # a model that got worse against ground truth is retrained too
+                quality_schedule_arn=(self.monitors[model.name].quality_schedule.arn
+                                      if self.monitors[model.name].quality_schedule is not None else None),
                 # approvals are announced by the registry that holds the group (here, or the shared stack)
                 notification_topic_arn=None,
                 vpc_id=in_network.get("vpc_id", args.training.vpc_id),

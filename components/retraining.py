@@ -124,6 +124,9 @@ class RetrainingPipelineArgs:
     monitoring_schedule_arn: Optional[pulumi.Input[str]] = None
     """The model's monitoring schedule; runs that find violations start the pipeline. Default: not started by
     monitoring."""
+    quality_schedule_arn: Optional[pulumi.Input[str]] = None
+    """The model's model-quality schedule (with `monitoring_schedule_arn`): runs that find the model got worse
+    against ground truth start the pipeline too. Default: none."""
     schedule_expression: Optional[str] = None
     """EventBridge schedule that starts the pipeline, e.g. `cron(0 3 ? * MON *)`. Default: no schedule."""
     notification_topic_arn: Optional[pulumi.Input[str]] = None
@@ -204,6 +207,8 @@ class RetrainingPipelineArgs:
             raise ValueError("subnet_ids and security_group_ids must be lists")
         if self.subnet_ids and (not self.security_group_ids or not self.vpc_id):
             raise ValueError("subnet_ids need security_group_ids and vpc_id")
+        if self.quality_schedule_arn is not None and self.monitoring_schedule_arn is None:
+            raise ValueError("quality_schedule_arn needs monitoring_schedule_arn (the data-quality schedule)")
         if (self.security_group_ids or self.vpc_id) and not self.subnet_ids:
             raise ValueError("security_group_ids and vpc_id need subnet_ids")
 
@@ -279,11 +284,13 @@ class RetrainingPipeline(pulumi.ComponentResource):
         self.rule_names = []
         starts = []
         if args.monitoring_schedule_arn is not None:
+            schedules = [args.monitoring_schedule_arn] + (
+                [args.quality_schedule_arn] if args.quality_schedule_arn is not None else [])
             starts.append(("on-violations", "a monitoring run found constraint violations", dict(
-                event_pattern=pulumi.Output.from_input(args.monitoring_schedule_arn).apply(lambda arn: json.dumps({
+                event_pattern=pulumi.Output.all(*schedules).apply(lambda arns: json.dumps({
                     "source": ["aws.sagemaker"],
                     "detail-type": ["SageMaker Processing Job State Change"],
-                    "detail": {"MonitoringScheduleArn": [arn], "ProcessingJobStatus": ["Completed"],
+                    "detail": {"MonitoringScheduleArn": list(arns), "ProcessingJobStatus": ["Completed"],
                                "ExitMessage": [{"prefix": "CompletedWithViolations"}]},
                 })))))
         if args.schedule_expression is not None:

@@ -340,6 +340,8 @@ def test_execution_role_is_scoped():
      "<hours> <day-of-month> <month> <day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. "
      "'cron(0 3 ? * MON *)'"),
     ({"subnet_ids": ["subnet-1"]}, "subnet_ids need security_group_ids and vpc_id"),
+    ({"monitoring_schedule_arn": None, "quality_schedule_arn": SCHEDULE_ARN},
+     "quality_schedule_arn needs monitoring_schedule_arn (the data-quality schedule)"),
     ({"security_group_ids": ["sg-1"]}, "security_group_ids and vpc_id need subnet_ids"),
     ({"prepare_command": "python3 prepare.py"},
      "prepare_command must be a non-empty list, e.g. ['python3', '/opt/program/prepare.py']"),

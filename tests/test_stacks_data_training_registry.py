@@ -250,3 +250,15 @@ def test_retraining_needs_sagemaker_training_and_a_pinned_image():
     raw["training"] = {"kind": "eks", "eks": {"admin_role_arns": ["arn:aws:iam::333333333333:role/admin"]}}
     assert error_of(raw) == (f"{AT}.models[0].retraining.enabled: retraining runs SageMaker jobs in the training "
                              "network and buckets; needs training.kind: sagemaker")
+
+
+def test_prod_churn_retrains_when_its_model_quality_drops_too(shipped_plan):
+    """churn has ground truth: violations of its model-quality schedule start retraining like drift does."""
+    plan = shipped_plan("prod")
+    schedules = {s.name: f"arn:aws:sagemaker:eu-west-1:333333333333:monitoring-schedule/{s.inputs['name']}"
+                 for s in plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")}
+    churn = json.loads(plan.get("prod-churn-retraining-on-violations").inputs["eventPattern"])["detail"]
+    assert churn["MonitoringScheduleArn"] == [schedules["prod-churn-monitor-schedule"],
+                                              schedules["prod-churn-monitor-quality"]]
+    fraud = json.loads(plan.get("prod-fraud-retraining-on-violations").inputs["eventPattern"])["detail"]
+    assert fraud["MonitoringScheduleArn"] == [schedules["prod-fraud-monitor-schedule"]]
