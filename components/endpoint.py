@@ -54,9 +54,10 @@ class ModelEndpoint(pulumi.ComponentResource):
             self.data_capture_uri = pulumi.Output.concat("s3://", args.data_capture_bucket.bucket_name, "/",
                                                          capture_prefix.rstrip("/"))
 
-        security_group = None
+        security_group_ids = None
         if not args.serverless:
-            security_group = https_only_security_group(self, name, args.vpc_id, "SageMaker endpoint", tags)
+            security_group_ids = list(args.security_group_ids) or [
+                https_only_security_group(self, name, args.vpc_id, "SageMaker endpoint", tags).id]
 
         role, policies = execution_role(self, name, args, kms_key_arn, capture_prefix, tags)
         self.model_artifact_uri = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
@@ -65,8 +66,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             execution_role_arn=role.arn,
             primary_container=_container(args),
             enable_network_isolation=args.network_isolation,
-            vpc_config=None if security_group is None else {
-                "subnets": list(args.subnet_ids), "security_group_ids": [security_group.id],
+            vpc_config=None if security_group_ids is None else {
+                "subnets": list(args.subnet_ids), "security_group_ids": security_group_ids,
             },
             tags=tags,
             # SageMaker checks the role's access when the model is created: wait for its policies.

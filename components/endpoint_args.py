@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
 
+from components.network_access import check_security_group_ids
+
 if TYPE_CHECKING:
     from components.storage import SecureBucket
 
@@ -100,6 +102,10 @@ class ModelEndpointArgs:
     (MlPlatform fills in its network's); ModelEndpoint checks it is there before creating anything."""
     subnet_ids: Sequence[pulumi.Input[str]] = ()
     """Private subnets for provisioned variants (required for them, with `vpc_id`)."""
+    security_group_ids: Sequence[pulumi.Input[str]] = ()
+    """Security groups of the model's network interfaces (provisioned variants), e.g. the platform's one
+    no-inbound group for its SageMaker workloads. Default: one is created in `vpc_id` (no inbound rule,
+    HTTPS out only)."""
     network_isolation: bool = True
     """No network access from the model container (not supported by serverless). Default: true."""
     kms_key_arn: Optional[pulumi.Input[str]] = None
@@ -192,6 +198,9 @@ class ModelEndpointArgs:
         elif self.vpc_id is not None or self.subnet_ids:
             # neither given: a platform fills in its network later; ModelEndpoint checks again
             self.check_network()
+        check_security_group_ids(self.security_group_ids)
+        if self.serverless and self.security_group_ids:
+            raise ValueError("serverless endpoints have no VPC: drop security_group_ids")
         if not 0 <= self.data_capture_sampling_percentage <= 100:
             raise ValueError(f"data_capture_sampling_percentage ({self.data_capture_sampling_percentage}) must be 0-100")
 

@@ -40,7 +40,7 @@ from components.monitoring_alarms import (
     run_outcome_rules,
     subscription_protocol,
 )
-from components.network_access import https_only_security_group
+from components.network_access import check_security_group_ids, https_only_security_group
 from components.options import child, merge_tags, type_token
 from components.storage import SecureBucket
 
@@ -108,6 +108,9 @@ class ModelMonitorArgs:
     its network's, with `subnet_ids`; ModelMonitor checks both are there before creating anything)."""
     subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets the monitoring jobs run in."""
+    security_group_ids: Sequence[pulumi.Input[str]] = ()
+    """Security groups of the jobs, e.g. the platform's one no-inbound group for its SageMaker workloads.
+    Default: one is created in `vpc_id` (no inbound rule, HTTPS out only)."""
     production: bool = False
     """Production monitors run hourly and require a baseline. Default: false."""
     require_baseline: Optional[bool] = None
@@ -195,6 +198,7 @@ class ModelMonitorArgs:
             parse_s3(self.capture_s3_uri, "capture_s3_uri", prefix=True)
         if self.vpc_id is not None or self.subnet_ids:  # neither: a platform fills in its network later
             self.check_network()
+        check_security_group_ids(self.security_group_ids)
         if self.require_baseline is None:
             self.require_baseline = self.production
         given = [u for u in (self.baseline_statistics_s3_uri, self.baseline_constraints_s3_uri) if u]
@@ -322,7 +326,8 @@ class ModelMonitor(pulumi.ComponentResource):
         output_key = args.output_kms_key_arn or args.reports_bucket.kms_key_arn
         image_uri = pulumi.Output.from_input(args.region or context.region).apply(monitor_image_uri)
 
-        security_group = https_only_security_group(self, name, args.vpc_id, "Model monitor", tags)
+        security_group_ids = list(args.security_group_ids) or [
+            https_only_security_group(self, name, args.vpc_id, "Model monitor", tags).id]
         role, policies = monitoring_role(self, name, args, prefix, image_uri, volume_key, output_key, tags)
 
         endpoint_input = {"endpoint_name": args.endpoint_name, "local_path": LOCAL_INPUT, "s3_input_mode": "File",
@@ -335,7 +340,7 @@ class ModelMonitor(pulumi.ComponentResource):
             network_config={
                 "enable_network_isolation": True,
                 "enable_inter_container_traffic_encryption": True,
-                "vpc_config": {"subnets": list(args.subnet_ids), "security_group_ids": [security_group.id]}},
+                "vpc_config": {"subnets": list(args.subnet_ids), "security_group_ids": security_group_ids}},
             stopping_condition={"max_runtime_in_seconds": args.max_runtime_seconds},
             role_arn=role.arn,
             tags=tags)

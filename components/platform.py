@@ -22,6 +22,7 @@ from components.aws_context import aws_context
 from components.endpoint import ModelEndpoint, ModelEndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.network import Network, NetworkArgs
+from components.network_access import https_only_security_group
 from components.personas import Personas, PersonasArgs
 from components.monitoring import ModelMonitor, ModelMonitorArgs
 from components.monitoring_alarms import TopicSettings, notification_topic
@@ -278,6 +279,13 @@ class MlPlatform(pulumi.ComponentResource):
         self.capture = None
         if any(model.capture_data for model in args.models):
             self.capture = data_bucket("capture")
+        # One group for the network interfaces of every endpoint and monitoring job: no inbound rule, so
+        # sharing it lets no workload reach another; HTTPS out only (the VPC endpoints).
+        workloads = {}
+        if self.network is not None and (monitored or any(not m.endpoint.serverless for m in args.models)):
+            group = https_only_security_group(self, f"{name}-workloads", self.network.vpc_id,
+                                              "SageMaker endpoints and model monitors of", tags)
+            workloads = dict(security_group_ids=[group.id])
         self.endpoints: dict[str, ModelEndpoint] = {}
         for model in args.models:
             endpoint_args = dataclasses.replace(
@@ -287,7 +295,8 @@ class MlPlatform(pulumi.ComponentResource):
                 data_capture_bucket=self.capture if model.capture_data else None,
                 permissions_boundary_arn=args.permissions_boundary_arn,
                 tags=merge_tags(tags, model.endpoint.tags),
-                **({} if model.endpoint.serverless else in_network),  # serverless endpoints have no VPC
+                # serverless endpoints have no VPC
+                **({} if model.endpoint.serverless else {**in_network, **workloads}),
             )
             self.endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", endpoint_args, opts=child(self))
 
@@ -302,7 +311,7 @@ class MlPlatform(pulumi.ComponentResource):
                 model.monitor, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=self.capture,
                 capture_kms_key_arn=self.data_key.arn, volume_kms_key_arn=self.data_key.arn,
                 output_kms_key_arn=self.data_key.arn, tags=merge_tags(tags, model.monitor.tags),
-                **in_network, **shared_topic, **owned), opts=child(self))
+                **in_network, **workloads, **shared_topic, **owned), opts=child(self))
             self.monitors[model.name] = monitor
 
         extra_groups = [] if self.network is None else list(self.network.security_group_ids)

@@ -454,7 +454,13 @@ def test_the_platform_puts_endpoints_and_training_into_its_network():
     subnets = private_subnets(plan, "ml-network")
     vpc = plan.get("ml-network-default-sg").inputs["vpcId"]
     assert plan.get("ml-churn-model").inputs["vpcConfig"]["subnets"] == subnets
-    assert plan.get("ml-churn-sg").inputs["vpcId"] == vpc
+    # the endpoint's interfaces are in the platform's one no-inbound workloads group, not a group of their own
+    workloads = plan.get("ml-workloads-sg")
+    assert (workloads.inputs["vpcId"], workloads.inputs["ingress"]) == (vpc, [])
+    [group_id] = plan.get("ml-churn-model").inputs["vpcConfig"]["securityGroupIds"]
+    assert re.fullmatch(r"sg-[0-9a-f]{17}", group_id)
+    assert [g.name for g in plan.by_type("aws:ec2/securityGroup:SecurityGroup")] == [
+        "ml-network-endpoints-sg", "ml-training-sg", "ml-workloads-sg"]
     assert plan.get("ml-training-sg", "aws:ec2/securityGroup:SecurityGroup").inputs["vpcId"] == vpc
     assert plan.get("ml-network-flow-logs").inputs["kmsKeyId"].startswith("arn:aws:kms:eu-west-1:123456789012:key/")
 
@@ -469,4 +475,45 @@ def test_the_platform_passes_your_own_network_through_and_creates_no_vpc():
         models=[PlatformModel("churn", provisioned())])))
     assert not plan.by_type("aws:ec2/vpc:Vpc") and not plan.by_type("aws:kms/key:Key")[1:]
     assert plan.get("ml-churn-model").inputs["vpcConfig"]["subnets"] == SUBNETS
-    assert plan.get("ml-churn-sg").inputs["vpcId"] == VPC
+    assert plan.get("ml-workloads-sg").inputs["vpcId"] == VPC
+
+
+def test_every_endpoint_and_monitoring_job_of_a_shipped_plan_shares_the_one_workloads_group(shipped_plan):
+    """One no-inbound group per environment for SageMaker's network interfaces (besides training's own)."""
+    for stack in ("dev", "staging", "prod"):
+        plan = shipped_plan(stack)
+        groups = {tuple(m.inputs["vpcConfig"]["securityGroupIds"]) for m in plan.by_type("aws:sagemaker/model:Model")
+                  if "vpcConfig" in m.inputs}
+        groups |= {tuple(j.inputs["networkConfig"]["vpcConfig"]["securityGroupIds"])
+                   for j in plan.by_type("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition")}
+        assert len(groups) == 1, stack
+        workloads = plan.get(f"{stack}-workloads-sg")
+        assert workloads.inputs["ingress"] == [] and [e["fromPort"] for e in workloads.inputs["egress"]] == [443]
+        # besides it: the VPC endpoints' group and training's (SageMaker jobs' instances, or the EKS cluster)
+        assert not [g.name for g in plan.by_type("aws:ec2/securityGroup:SecurityGroup") if g.name not in (
+            f"{stack}-workloads-sg", f"{stack}-training-sg", f"{stack}-training-cluster-sg",
+            f"{stack}-network-endpoints-sg")]
+
+
+GROUP = "sg-0123456789abcdef0"
+
+
+def test_given_security_groups_replace_the_workloads_own():
+    from components.endpoint import ModelEndpoint
+    from tests.conftest import run_components
+
+    plan = run_components(lambda: ModelEndpoint("churn", provisioned(vpc_id=VPC, subnet_ids=SUBNETS,
+                                                                     security_group_ids=[GROUP])))
+    assert plan.by_type("aws:ec2/securityGroup:SecurityGroup") == []
+    assert plan.get("churn-model").inputs["vpcConfig"] == {"subnets": SUBNETS, "securityGroupIds": [GROUP]}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"security_group_ids": GROUP}, f"security_group_ids must be a list, e.g. [{GROUP!r}]"),
+    ({"security_group_ids": ["sg-1"]}, "security_group_ids: 'sg-1' is not a security group id (sg-...)"),
+    ({"security_group_ids": [GROUP] * 6}, "security_group_ids: at most 5 security groups, got 6"),
+    ({"variants": [], "serverless_memory_mb": 2048, "network_isolation": False, "security_group_ids": [GROUP]},
+     "serverless endpoints have no VPC: drop security_group_ids"),
+])
+def test_security_group_ids_are_checked(changes, message):
+    assert error_of(lambda: provisioned(**changes)) == message

@@ -177,7 +177,8 @@ def test_dev_tree_shape(shipped_plan):
     assert platform.urn == "urn:pulumi:dev::emlops::emlops:index:MlPlatform::dev"
     assert [r.name for r in plan.children(platform.urn)] == [
         "dev-logs", "dev-network", "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts",
-        "dev-model-builder", "dev-features", "dev-training", "dev-registry", "dev-churn", "dev-fraud",
+        "dev-model-builder", "dev-features", "dev-training", "dev-registry", "dev-workloads-sg", "dev-churn",
+        "dev-fraud",
         "dev-personas",
     ]
     bucket = plan.get("dev-artifacts-bucket")
