@@ -167,6 +167,14 @@ def allow_statements(document: Any) -> list[Mapping[str, Any]]:
     return [s for s in as_list(get(document, "Statement")) if isinstance(s, Mapping) and get(s, "Effect") == "Allow"]
 
 
+def principals(statement: Mapping[str, Any]) -> list[Any]:
+    """A statement's principals as one list: `"*"`, or the values under `AWS`, `Service`, ..."""
+    principal = get(statement, "Principal")
+    if not hasattr(principal, "keys"):
+        return as_list(principal)
+    return [value for key in principal for value in as_list(get(principal, key))]
+
+
 def actions_match(statement: Mapping[str, Any], action: str) -> bool:
     """The statement allows `action` (IAM matches case-insensitively and expands `*` and `?`)."""
     return any(isinstance(a, str) and fnmatch.fnmatchcase(action.lower(), a.lower())

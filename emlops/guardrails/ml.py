@@ -20,11 +20,11 @@ from emlops.guardrails.helpers import (
     Settings,
     actions_match,
     allow_statements,
-    as_list,
     get,
     items,
     of_type,
     parse_json,
+    principals,
     resource_rule,
     stack_rule,
     text,
@@ -334,10 +334,7 @@ def feature_group_offline_encrypted(props: Any, settings: Settings) -> Iterator[
                remediation="List the consumer accounts (registry.consumer_account_ids).")
 def package_group_not_public(props: Any, settings: Settings) -> Iterator[str]:
     for statement in allow_statements(parse_json(get(props, "resourcePolicy"))):
-        principal = get(statement, "Principal")
-        values = as_list(principal) if not hasattr(principal, "keys") else [
-            v for key in principal for v in as_list(get(principal, key))]
-        if "*" in values:
+        if "*" in principals(statement):
             yield "the policy allows Principal '*'"
 
 
@@ -350,10 +347,7 @@ def package_group_not_public(props: Any, settings: Settings) -> Iterator[str]:
 def package_group_approval_stays_home(props: Any, settings: Settings) -> Iterator[str]:
     for statement in allow_statements(parse_json(get(props, "resourcePolicy"))):
         if actions_match(statement, "sagemaker:UpdateModelPackage"):
-            principal = get(statement, "Principal")
-            values = as_list(principal) if not hasattr(principal, "keys") else [
-                v for key in principal for v in as_list(get(principal, key))]
-            yield f"the policy lets {', '.join(str(v) for v in values)} approve or reject versions"
+            yield f"the policy lets {', '.join(str(v) for v in principals(statement))} approve or reject versions"
 
 
 POLICIES = [
