@@ -224,12 +224,11 @@ class MlPlatform(pulumi.ComponentResource):
             ), opts=child(self))
 
         # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
-        builds_models = args.datasets
-        self.datasets: Optional[SecureBucket] = data_bucket("datasets") if builds_models else None
+        self.datasets: Optional[SecureBucket] = data_bucket("datasets") if args.datasets else None
         self.artifacts = data_bucket("artifacts", consumers, publishers)
 
         self.model_builder_role: Optional[ServiceRole] = None
-        if builds_models:
+        if args.datasets:
             self.model_builder_role = ServiceRole(f"{name}-model-builder", role_args, opts=child(self))
             self.datasets.grant_read(self.model_builder_role)
             self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
@@ -254,9 +253,9 @@ class MlPlatform(pulumi.ComponentResource):
         # publish to it.
         monitored = [model.monitor for model in args.models if model.monitor is not None]
         subscriptions = list(args.alert_subscriptions) or (list(monitored[0].subscriptions) if monitored else [])
-        registry_groups = bool(args.registry is not None and args.registry.model_names)
+        holds_groups = bool(args.registry is not None and args.registry.model_names)
         self.alerts_topic_arn: Optional[pulumi.Output[str]] = None
-        if monitored or (registry_groups and subscriptions):
+        if monitored or (holds_groups and subscriptions):
             self.alerts_topic_arn = notification_topic(
                 self, f"{name}-alerts", TopicSettings(monitored[0].topic_kms_key_arn if monitored else None,
                                                       protect, tuple(subscriptions)),
@@ -273,7 +272,7 @@ class MlPlatform(pulumi.ComponentResource):
             self.registry = ModelRegistry(f"{name}-registry", dataclasses.replace(
                 args.registry, kms_key_arn=self.data_key.arn, artifact_bucket=self.artifacts,
                 approval_topic_arn=args.registry.approval_topic_arn or (
-                    self.alerts_topic_arn if registry_groups else None),
+                    self.alerts_topic_arn if holds_groups else None),
                 tags=merge_tags(tags, args.registry.tags), **cluster, **owned), opts=child(self))
 
         self.capture = None

@@ -241,13 +241,14 @@ def _registry(config: PlatformConfig):
     from components.registry import ModelRegistryArgs
 
     groups = [] if config.registry.shared_stack else registry_groups(config)
+    deployed = _shared_groups(config)
     mlflow = config.registry.mlflow
     if not groups and not config.registry.image_repositories and mlflow.kind == "none":
         return None
     return ModelRegistryArgs(
         model_names=groups,
         # approvals are announced for the groups a deploy picks versions from: sourced, retrained, held for others
-        announced_groups=[g for g in groups if g in _shared_groups(config) or g in config.registry.package_groups],
+        announced_groups=[g for g in groups if g in deployed or g in config.registry.package_groups],
         consumer_account_ids=list(config.registry.consumer_account_ids),
         publisher_account_ids=list(config.registry.publisher_account_ids),
         image_repositories=list(config.registry.image_repositories),
@@ -304,15 +305,15 @@ def _retraining(config: PlatformConfig, model: ModelConfig, shared: Optional[Sha
     from infra.config_retraining import retraining_args
 
     baseline = model.monitoring.baseline
-    if shared is not None:
-        return dataclasses.replace(
-            _retraining(config, model),
-            package_group_arn=shared.group_arn(model.name),
-            model_output_s3_uri=pulumi.Output.concat("s3://", outputs.artifacts_bucket, f"/models/{model.name}/"),
-            model_kms_key_arn=outputs.data_key_arn)
-    return retraining_args(
+    args = retraining_args(
         model.retraining, model_name=model.name, environment=config.environment,
         training_image_uri=model.retraining.training_image, input_s3_uri=None, output_s3_uri=None,
         baseline_statistics_s3_uri=baseline.statistics_s3_uri if baseline else None,
         baseline_constraints_s3_uri=baseline.constraints_s3_uri if baseline else None,
         production=config.production)
+    if shared is None:
+        return args
+    return dataclasses.replace(
+        args, package_group_arn=shared.group_arn(model.name),
+        model_output_s3_uri=pulumi.Output.concat("s3://", outputs.artifacts_bucket, f"/models/{model.name}/"),
+        model_kms_key_arn=outputs.data_key_arn)
