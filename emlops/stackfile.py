@@ -16,50 +16,14 @@ from typing import Any
 
 import yaml
 
-from infra.shared_registry import load_shared_registry
 from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, parse_platform_config
+
+from infra.project import Project, find_project  # noqa: F401 (the tooling's way to the project and its stacks)
+from infra.shared_registry import load_shared_registry
 
 # Stack file keys Pulumi itself writes (secrets provider and its encrypted key).
 _STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 ALLOWED_CONFIG_KEYS = (FULL_KEY, f"{CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}")
-
-
-@dataclass
-class Project:
-    """A checkout of the emlops project: where `Pulumi.yaml` is."""
-
-    root: Path
-    name: str
-    stack_config_dir: Path
-
-    def stack_path(self, stack: str) -> Path:
-        return self.stack_config_dir / f"Pulumi.{stack}.yaml"
-
-    def display_path(self, stack: str) -> str:
-        try:
-            return str(self.stack_path(stack).relative_to(self.root))
-        except ValueError:
-            return str(self.stack_path(stack))
-
-    def stacks(self) -> list[str]:
-        return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stack_config_dir.glob("Pulumi.*.yaml"))
-
-
-def find_project(start: Path | None = None) -> Project:
-    """The emlops project containing `start` (default: the working directory, else this package's)."""
-    candidates = []
-    here = (start or Path.cwd()).resolve()
-    candidates += [here, *here.parents]
-    package_root = Path(__file__).resolve().parent.parent
-    candidates += [package_root]
-    for directory in candidates:
-        manifest = directory / "Pulumi.yaml"
-        if manifest.is_file():
-            data = yaml.safe_load(manifest.read_text()) or {}
-            if data.get("name") == "emlops":
-                config_dir = directory / data.get("stackConfigDir", ".")
-                return Project(root=directory, name=data["name"], stack_config_dir=config_dir)
-    raise ConfigError("no emlops project found: run emlops from a checkout (the folder with Pulumi.yaml)")
 
 
 @dataclass

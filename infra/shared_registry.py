@@ -19,6 +19,7 @@ import yaml
 
 from components.images import ECR_IMAGE
 from infra.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
+from infra.project import find_project
 
 SHARED_ENVIRONMENT = "shared"
 
@@ -56,28 +57,19 @@ def registry_groups(config: PlatformConfig) -> list[str]:
     return list(dict.fromkeys(groups))
 
 
-def stack_config_dir(root: Path) -> Path:
-    """Where the project keeps its stack files (`stackConfigDir` of `Pulumi.yaml`)."""
-    manifest = root / "Pulumi.yaml"
-    data = yaml.safe_load(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
-    return root / ((data or {}).get("stackConfigDir") or ".")
-
-
 def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: Path) -> Optional[SharedRegistryRef]:
     """The shared registry `config` names, checked against this stack; None without `registry.shared_stack`."""
     name = config.registry.shared_stack
     if name is None:
         return None
     at = f"{source}: {FULL_KEY}.registry.shared_stack"
-    directory = stack_config_dir(root)
     if name == stack:
         raise ConfigError(f"{at}: names this stack itself; name the shared-services stack, e.g. 'shared'")
-    path = directory / f"Pulumi.{name}.yaml"
+    project = find_project(root)
+    path, shared_source = project.stack_path(name), project.display_path(name)
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in directory.glob("Pulumi.*.yaml"))
-        raise ConfigError(f"{at}: no stack file {path.relative_to(root) if path.is_relative_to(root) else path}; "
-                          f"stacks in this project: {', '.join(known) or 'none'}")
-    shared_source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        raise ConfigError(f"{at}: no stack file {shared_source}; stacks in this project: "
+                          f"{', '.join(project.stacks()) or 'none'}")
     try:
         raw = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}).get(FULL_KEY)
     except (yaml.YAMLError, AttributeError):
