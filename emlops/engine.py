@@ -87,7 +87,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         urn = self.make_urn(request.parent, request.type, request.name)
-        provider = request.provider.rsplit("::", 1)[0] if request.provider else None
+        provider = _provider_urn(request.provider)
         entry = PlanResource(
             urn=urn,
             type=request.type,
@@ -102,10 +102,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             protect=bool(request.protect) if request.HasField("protect") else False,
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
         )
-        with self._lock:
-            if urn in self.recorded:
-                raise ValueError(f"two resources share the URN {urn}; give them distinct names")
-            self.recorded[urn] = _Recorded(entry, (request.type, request.name))
+        self._record(entry)
         if request.type == ROOT_STACK_TYPE:
             self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
@@ -130,6 +127,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
 
+    def _record(self, entry: PlanResource) -> None:
+        with self._lock:
+            if entry.urn in self.recorded:
+                raise ValueError(f"two resources share the URN {entry.urn}; give them distinct names")
+            self.recorded[entry.urn] = _Recorded(entry, (entry.type, entry.name))
+
     def ReadResource(self, request):  # noqa: N802 (gRPC method name)
         # Reads are what the program looks up rather than manages; emlops reads one kind, the stack
         # reference to the shared-services stack. The plan lists it like the real preview does ("read").
@@ -137,14 +140,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         entry = PlanResource(
             urn=urn, type=request.type, name=request.name, custom=True, parent=request.parent or None,
             dependencies=sorted(set(request.dependencies)),
-            provider=request.provider.rsplit("::", 1)[0] if request.provider else None,
+            provider=_provider_urn(request.provider),
             inputs={"name": request.id} if request.type == STACK_REFERENCE_TYPE else
             to_plain(json_format.MessageToDict(request.properties)) if request.properties else {},
         )
-        with self._lock:
-            if urn in self.recorded:
-                raise ValueError(f"two resources share the URN {urn}; give them distinct names")
-            self.recorded[urn] = _Recorded(entry, (request.type, request.name))
+        self._record(entry)
         if request.type == STACK_REFERENCE_TYPE and request.id not in self.mocks.stack_outputs:
             # Answer with no outputs and end the run with the gap once the program has stopped (raising
             # here would fail each of the reference's outputs separately, with Pulumi's noise for each).
@@ -157,6 +157,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.urn and request.urn == self.stack_urn:
             self.stack_outputs = to_plain(json_format.MessageToDict(request.outputs)) if request.outputs else {}
         return empty_pb2.Empty()
+
+
+def _provider_urn(reference: str) -> Optional[str]:
+    """A provider reference is `<urn>::<id>`; the plan names the provider by its URN."""
+    return reference.rsplit("::", 1)[0] if reference else None
 
 
 def to_plain(value: Any) -> Any:
