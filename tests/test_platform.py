@@ -276,3 +276,18 @@ def test_access_logs_expire_after_the_retention(access_log_days):
         "expiration": {"days": access_log_days},
         "noncurrentVersionExpiration": {"noncurrentDays": 1},
     }]}
+
+
+def test_a_registry_only_platform_holds_no_datasets_and_runs_no_jobs():
+    from components.registry import ModelRegistryArgs
+
+    plan = run_components(lambda: MlPlatform("shared", MlPlatformArgs(
+        environment="shared", datasets=False, registry=ModelRegistryArgs(model_names=["churn"], mlflow_kind="none"))))
+    assert [b.name for b in plan.by_type("aws:s3/bucket:Bucket")] == ["shared-access-logs-bucket",
+                                                                      "shared-artifacts-bucket"]
+    assert plan.by_type("aws:iam/role:Role") == []
+    from components.training import TrainingClusterArgs
+
+    assert error_of(lambda: MlPlatformArgs(environment="shared", datasets=False,
+                                           training=TrainingClusterArgs(kind="sagemaker"))) == (
+        "models, training and a feature store need the datasets bucket (datasets=True)")

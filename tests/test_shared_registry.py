@@ -115,7 +115,30 @@ def test_a_stack_that_uses_a_shared_registry_holds_no_promotion_settings_of_its_
             "holds no package groups)")
     with pytest.raises(ConfigError) as caught:
         raw({**base, "registry": {"shared_stack": "../x"}}, "stacks/Pulumi.prod.yaml")
-    assert str(caught.value).startswith(f"{PROD_AT}.registry.shared_stack: must be a stack name of this project")
+    assert str(caught.value) == f"{PROD_AT}.registry.shared_stack: must be a stack name of this project, e.g. " \
+                                "'shared', got '../x'"
+
+
+SHARED_AT = "stacks/Pulumi.shared.yaml: emlops:platform.registry"
+
+
+@pytest.mark.parametrize("registry, message", [
+    ({"publisher_account_ids": ["1"]},
+     "publisher_account_ids: '1' is not a 12-digit AWS account id (quote it: '123456789012')"),
+    ({"package_groups": ["churn_v2"]}, "package_groups: 'churn_v2' is not a model package group name (1-63 letters, "
+     "digits and '-', starting and ending with a letter or digit)"),
+    ({"package_groups": ["churn", "churn"]}, "package_groups: group names must be unique; repeated: churn"),
+    ({"image_repositories": ["Churn"]}, "image_repositories: 'Churn' is not an ECR repository name (2-256 lowercase "
+     "letters, digits and '.', '_', '-', '/' between them)"),
+    ({"image_repositories": ["churn-training"] * 2},
+     "image_repositories: repository names must be unique; repeated: churn-training"),
+])
+def test_the_shared_registrys_own_settings_are_one_line_errors(registry, message):
+    raw = {"environment": "shared", "account_id": "444444444444", "region": "eu-west-1",
+           "tags": {"owner": "o", "cost-center": "c", "data-classification": "internal"}, "registry": registry}
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(raw, "stacks/Pulumi.shared.yaml")
+    assert str(caught.value) == f"{SHARED_AT}.{message}"
 
 
 def test_stacks_that_reference_each_other_are_refused(project_copy):
