@@ -14,11 +14,11 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.endpoint_args import ModelEndpointArgs, Variant, check_endpoint_name, has_local_storage
-from components.endpoint_iam import execution_role
-from components.kms import KmsKey, KmsKeyArgs
-from components.network_access import https_only_security_group
-from components.options import child, merge_tags, type_token
+from emlops.components.endpoint_args import ModelEndpointArgs, Variant, check_endpoint_name, has_local_storage
+from emlops.components.endpoint_iam import execution_role
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.network_access import https_only_security_group
+from emlops.components.options import child, merge_tags, type_token
 
 __all__ = ["ModelEndpoint", "ModelEndpointArgs", "Variant"]
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
 
-from components.network_access import check_security_group_ids
+from emlops.components.network_access import check_security_group_ids
 
 if TYPE_CHECKING:
-    from components.storage import SecureBucket
+    from emlops.components.storage import SecureBucket
 
 UNKNOWN_PREFIX = "[unknown:"
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

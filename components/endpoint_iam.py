@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import aws_context
-from components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
-from components.network_access import vpc_interface_statements
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
-from components.images import ECR_IMAGE, repository_arn_output
+from emlops.components.aws_context import aws_context
+from emlops.components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
+from emlops.components.network_access import vpc_interface_statements
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
+from emlops.components.images import ECR_IMAGE, repository_arn_output
 
 if TYPE_CHECKING:
-    from components.endpoint import ModelEndpoint
+    from emlops.components.endpoint import ModelEndpoint
 
 
 

@@ -20,11 +20,11 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import aws_context
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, name_token
-from components.kms import KmsKey, KmsKeyArgs
-from components.options import child, merge_tags, type_token
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, name_token
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 
 __all__ = ["Feature", "FeatureGroupSpec", "FeatureStore", "FeatureStoreArgs", "feature_group_name"]
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, Optional, Union
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import aws_context
-from components.options import child, merge_tags, type_token
+from emlops.components.aws_context import aws_context
+from emlops.components.options import child, merge_tags, type_token
 
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 # The AWS-managed policies that grant a whole service; emlops never attaches them.

@@ -10,9 +10,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
-from components.aws_context import aws_context
-from components.options import child, merge_tags, type_token
+from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
+from emlops.components.aws_context import aws_context
+from emlops.components.options import child, merge_tags, type_token
 
 
 # What a key policy lets a named user do: use the key, never manage it.

@@ -20,7 +20,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.options import child, type_token
+from emlops.components.options import child, type_token
 from emlops.k8s_validation import kubernetes_version_error
 
 __all__ = ["KubernetesBaseline", "KubernetesBaselineArgs", "TeamQuota", "parse_quantity"]

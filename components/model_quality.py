@@ -23,7 +23,7 @@ import pulumi
 import pulumi.dynamic
 
 if TYPE_CHECKING:
-    from components.monitoring import ModelMonitorArgs
+    from emlops.components.monitoring import ModelMonitorArgs
 
 __all__ = ["ModelQualityJobDefinition", "ModelQualityJobDefinitionProvider", "QUALITY_METRICS",
            "check_model_quality", "default_metric", "metric_alarm_direction", "monitor_quality_job"]
@@ -57,7 +57,7 @@ ARG_LABELS = {"probability_threshold": "probability_threshold_attribute", "metri
 
 def problem_types() -> tuple[str, ...]:
     """SageMaker's problem types (botocore's `MonitoringProblemType`)."""
-    from components.aws_catalog import api_enum
+    from emlops.components.aws_catalog import api_enum
 
     return api_enum("sagemaker", "MonitoringProblemType")
 

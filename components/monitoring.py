@@ -26,11 +26,11 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_catalog import api_enum, partition_of
-from components.aws_context import aws_context
-from components.endpoint_args import is_unknown
-from components.model_quality import ModelQualityJobDefinition, check_model_quality, monitor_quality_job
-from components.monitoring_alarms import (
+from emlops.components.aws_catalog import api_enum, partition_of
+from emlops.components.aws_context import aws_context
+from emlops.components.endpoint_args import is_unknown
+from emlops.components.model_quality import ModelQualityJobDefinition, check_model_quality, monitor_quality_job
+from emlops.components.monitoring_alarms import (
     check_unique_tokens,
     drift_alarms,
     monitoring_role,
@@ -40,9 +40,9 @@ from components.monitoring_alarms import (
     run_outcome_rules,
     subscription_protocol,
 )
-from components.network_access import check_security_group_ids, https_only_security_group
-from components.options import child, merge_tags, type_token
-from components.storage import SecureBucket
+from emlops.components.network_access import check_security_group_ids, https_only_security_group
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.storage import SecureBucket
 
 __all__ = ["ModelMonitor", "ModelMonitorArgs", "monitor_image_uri"]
 

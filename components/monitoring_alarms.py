@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.endpoint_args import is_unknown
-from components.aws_context import aws_context
-from components.network_access import vpc_interface_statements
-from components.iam import (
+from emlops.components.endpoint_args import is_unknown
+from emlops.components.aws_context import aws_context
+from emlops.components.network_access import vpc_interface_statements
+from emlops.components.iam import (
     ServiceRole,
     ServiceRoleArgs,
     Statement,
@@ -33,13 +33,13 @@ from components.iam import (
     kms_usage_statement,
     policy_document,
 )
-from components.images import repository_arn_output
-from components.kms import KmsKey, KmsKeyArgs
-from components.model_quality import HIGHER_IS_BETTER, metric_alarm_direction
-from components.options import child
+from emlops.components.images import repository_arn_output
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.model_quality import HIGHER_IS_BETTER, metric_alarm_direction
+from emlops.components.options import child
 
 if TYPE_CHECKING:
-    from components.monitoring import ModelMonitor, ModelMonitorArgs
+    from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
 
 # The namespace the built-in analyzer publishes real-time endpoint metrics to (dimensions Endpoint and
 # MonitoringSchedule) when its environment sets `publish_cloudwatch_metrics` to Enabled.

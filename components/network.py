@@ -24,11 +24,11 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_catalog import LOG_RETENTION_DAYS
-from components.aws_context import aws_context
-from components.iam import ServiceRole, ServiceRoleArgs, Statement
-from components.network_access import SECURITY_GROUP_ID, SUBNET_ID, VPC_ID
-from components.options import child, merge_tags, type_token
+from emlops.components.aws_catalog import LOG_RETENTION_DAYS
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
+from emlops.components.network_access import SECURITY_GROUP_ID, SUBNET_ID, VPC_ID
+from emlops.components.options import child, merge_tags, type_token
 
 __all__ = ["INTERFACE_ENDPOINTS", "LOG_RETENTION_DAYS", "Network", "NetworkArgs", "check_cidr_block",
            "check_public_room", "subnet_cidrs"]

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import AwsContext
-from components.iam import Statement
-from components.options import child
+from emlops.components.aws_context import AwsContext
+from emlops.components.iam import Statement
+from emlops.components.options import child
 
 # EC2 ids: a type prefix and 8 (older) or 17 hex digits.
 VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")

@@ -25,10 +25,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import AwsContext, aws_context
-from components.iam import _FULL_ACCESS, Statement, policy_document
-from components.options import child, merge_tags, type_token
-from components.personas_policies import (ADMIN_TAGGED_ACTIONS, ENDPOINT_CHANGES,  # noqa: F401 (re-exported)
+from emlops.components.aws_context import AwsContext, aws_context
+from emlops.components.iam import _FULL_ACCESS, Statement, policy_document
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.personas_policies import (ADMIN_TAGGED_ACTIONS, ENDPOINT_CHANGES,  # noqa: F401 (re-exported)
                                           KEEP_STATE, KEY_ADMIN_ACTIONS, PERSONA_PATH, READ_ONLY_ACTIONS,
                                           ROLE_GRANT_ACTIONS, ROLE_OTHER_ACTIONS, SAGEMAKER, STATEFUL_DELETIONS,
                                           Policies, _bucket, _data_scientist, _jobs, _ml_engineer, _named,

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from components.aws_context import AwsContext
-from components.iam import Statement, kms_usage_statement
+from emlops.components.aws_context import AwsContext
+from emlops.components.iam import Statement, kms_usage_statement
 
 if TYPE_CHECKING:
-    from components.personas import PersonasArgs
+    from emlops.components.personas import PersonasArgs
 
 
 # Persona roles live under their own path: outside the platform's name prefix that admins manage,

@@ -18,21 +18,21 @@ from typing import Optional
 
 import pulumi
 
-from components.aws_context import aws_context
-from components.endpoint import ModelEndpoint, ModelEndpointArgs
-from components.feature_store import FeatureStore, FeatureStoreArgs
-from components.network import Network, NetworkArgs
-from components.network_access import https_only_security_group
-from components.personas import Personas, PersonasArgs
-from components.monitoring import ModelMonitor, ModelMonitorArgs
-from components.monitoring_alarms import TopicSettings, notification_topic
-from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
-from components.registry import ModelRegistry, ModelRegistryArgs
-from components.training import TrainingCluster, TrainingClusterArgs
-from components.iam import ServiceRole, ServiceRoleArgs, Statement
-from components.kms import KmsKey, KmsKeyArgs
-from components.options import child, merge_tags, type_token
-from components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
+from emlops.components.aws_context import aws_context
+from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs
+from emlops.components.feature_store import FeatureStore, FeatureStoreArgs
+from emlops.components.network import Network, NetworkArgs
+from emlops.components.network_access import https_only_security_group
+from emlops.components.personas import Personas, PersonasArgs
+from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
+from emlops.components.monitoring_alarms import TopicSettings, notification_topic
+from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
+from emlops.components.registry import ModelRegistry, ModelRegistryArgs
+from emlops.components.training import TrainingCluster, TrainingClusterArgs
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
 
 
 @dataclass(frozen=True)

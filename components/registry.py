@@ -18,10 +18,10 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import aws_context
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, policy_document
-from components.options import child, merge_tags, type_token
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, policy_document
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 
 __all__ = ["ModelRegistry", "ModelRegistryArgs", "MLFLOW_IMAGE", "ARTIFACT_PREFIX"]
 
@@ -267,7 +267,7 @@ class ModelRegistry(pulumi.ComponentResource):
         if args.mlflow_kind == "sagemaker":
             self._sagemaker_mlflow(name, args, context, tags)
         elif args.mlflow_kind == "kubernetes":
-            from components.registry_mlflow_k8s import MlflowOnKubernetes, MlflowOnKubernetesArgs
+            from emlops.components.registry_mlflow_k8s import MlflowOnKubernetes, MlflowOnKubernetesArgs
 
             server = MlflowOnKubernetes(f"{name}-mlflow", MlflowOnKubernetesArgs(
                 registry=args, bucket=self.artifact_bucket, artifact_uri=self.artifact_uri, tags=tags,

@@ -16,11 +16,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws_context import aws_context
-from components.iam import ServiceRole, Statement, policy_document
-from components.options import child, merge_tags, type_token
-from components.registry import ARTIFACT_PREFIX, ModelRegistryArgs
-from components.storage import SecureBucket
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, Statement, policy_document
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.registry import ARTIFACT_PREFIX, ModelRegistryArgs
+from emlops.components.storage import SecureBucket
 
 
 PORT = 5000

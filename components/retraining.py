@@ -21,13 +21,13 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import aws_context
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
-from components.images import ECR_IMAGE, repository_arn_output
-from components.kms import KmsKey, KmsKeyArgs
-from components.monitoring_alarms import parse_s3
-from components.network_access import vpc_interface_statements
-from components.options import child, merge_tags, type_token
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
+from emlops.components.images import ECR_IMAGE, repository_arn_output
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.monitoring_alarms import parse_s3
+from emlops.components.network_access import vpc_interface_statements
+from emlops.components.options import child, merge_tags, type_token
 
 Comparison = Literal[">=", ">", "<=", "<"]
 COMPARISONS = (">=", ">", "<=", "<")
@@ -241,7 +241,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
         ), opts=child(self))
         policies = self._execution_policies(role, args, context, key_arn, processing_image)
 
-        from components.retraining_definition import DefinitionSpec, build_definition
+        from emlops.components.retraining_definition import DefinitionSpec, build_definition
 
         def definition(values: list) -> str:
             (region, role_arn, key, training_image, image, input_uri, output_uri, subnet_ids,
@@ -314,7 +314,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
                     opts=child(self, depends_on=[start_policy]))
                 self.rule_names.append(rule.name)
         if args.notification_topic_arn is not None:
-            from components.registry import announce_approvals
+            from emlops.components.registry import announce_approvals
 
             rule = announce_approvals(self, name, args.package_group_name, args.notification_topic_arn, tags)
             self.rule_names.append(rule.name)

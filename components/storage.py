@@ -10,10 +10,10 @@ from typing import Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_context import aws_context
-from components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
-from components.kms import KmsKey, KmsKeyArgs
-from components.options import child, merge_tags, type_token
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.options import child, merge_tags, type_token
 
 
 @dataclass(frozen=True)

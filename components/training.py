@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_catalog import LOG_RETENTION_DAYS, api_enum
-from components.aws_context import aws_context
-from components.network_access import SUBNET_ID, VPC_ID, vpc_interface_statements
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
-from components.kms import KmsKey, KmsKeyArgs
-from components.options import child, merge_tags, type_token
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.aws_catalog import LOG_RETENTION_DAYS, api_enum
+from emlops.components.aws_context import aws_context
+from emlops.components.network_access import SUBNET_ID, VPC_ID, vpc_interface_statements
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.options import child, merge_tags, type_token
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 
 if TYPE_CHECKING:
-    from components.kubernetes_baseline import TeamQuota
+    from emlops.components.kubernetes_baseline import TeamQuota
 
 __all__ = ["TrainingCluster", "TrainingClusterArgs", "EKS_VERSIONS", "GPU_FAMILIES", "LOG_RETENTION_DAYS",
            "check_eks_version", "check_endpoint_cidr", "check_gpu_instance_type", "check_instance_type",
@@ -215,7 +215,7 @@ class TrainingClusterArgs:
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days ({self.log_retention_days}) must be a CloudWatch Logs retention: "
                              f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
-        from components.training_eks import baseline_args
+        from emlops.components.training_eks import baseline_args
 
         baseline_args(self)  # the Kubernetes baseline's own checks (teams, quotas), before anything is created
 
@@ -262,7 +262,7 @@ class TrainingCluster(pulumi.ComponentResource):
             outputs = {"roleArn": self.role_arn, "repositoryUrl": self.repository_url, "inputUri": self.input_uri,
                        "outputUri": self.output_uri, "securityGroupId": self.security_group_id}
         else:
-            from components.training_eks import build_eks
+            from emlops.components.training_eks import build_eks
 
             build_eks(self, name, args, tags)
             outputs = {"clusterName": self.cluster_name, "clusterArn": self.cluster_arn,

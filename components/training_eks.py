@@ -17,13 +17,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws_context import aws_context
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, name_token, policy_document
-from components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs
-from components.options import child
+from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, name_token, policy_document
+from emlops.components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs
+from emlops.components.options import child
 
 if TYPE_CHECKING:
-    from components.training import TrainingCluster, TrainingClusterArgs
+    from emlops.components.training import TrainingCluster, TrainingClusterArgs
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}

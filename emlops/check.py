@@ -28,7 +28,7 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from emlops.guardrails import POLICIES, RULES, Settings, pack_config
 from emlops.plan import Plan, PlanResource
-from infra.config_guardrails import GuardrailsConfig, SuppressionConfig
+from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
 
 SCHEMA = "emlops.check/v1"
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -193,7 +193,7 @@ def guardrails_of(stack_config) -> GuardrailsConfig:
         return section
     from pydantic import ValidationError
 
-    from infra.config import FULL_KEY
+    from emlops.program.config import FULL_KEY
 
     raw = json.loads(stack_config.values.get(FULL_KEY, "{}")).get("guardrails")
     try:
@@ -207,7 +207,7 @@ def guardrails_of(stack_config) -> GuardrailsConfig:
 
 def settings_of(stack_config, guardrails: GuardrailsConfig) -> Settings:
     """The policy config of a stack, from `emlops:platform`."""
-    from infra.config import REQUIRED_TAGS
+    from emlops.program.config import REQUIRED_TAGS
 
     platform = stack_config.platform
     return Settings(production=platform.production, environment=platform.environment,
@@ -218,7 +218,7 @@ def settings_of(stack_config, guardrails: GuardrailsConfig) -> Settings:
 
 def load_stack_config(stack: str, project=None):
     from emlops.stackfile import find_project, load_stack
-    from infra.config import ConfigError
+    from emlops.program.config import ConfigError
 
     try:
         project = project or find_project()

@@ -13,7 +13,6 @@ import contextlib
 import contextvars
 import logging
 import runpy
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -257,8 +256,6 @@ def run_program(
     `stack_outputs` answers the program's stack references: fully qualified stack name
     (`organization/emlops/shared`) to that stack's outputs (e.g. from previewing it).
     """
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
     program = str(project_dir / "infra")
     return run_function(
         lambda: runpy.run_path(program, run_name="__main__"),

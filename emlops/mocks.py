@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import pulumi
 
-from components.aws_catalog import partition_of, zone_id_prefix
+from emlops.components.aws_catalog import partition_of, zone_id_prefix
 from emlops.mock_tables import (ARN_FORMATS, AUTONAME_OVERRIDES, LOWERCASE_NAMES,  # noqa: F401 (re-exported)
                                 MAX_NAME_LENGTH, _BUCKET_CHILDREN, _EC2_ID_PREFIXES)
 
@@ -332,7 +332,7 @@ def _model_quality_job_definition(identity: AwsIdentity, seed: str, state: dict)
 
 
 _DYNAMIC_OUTPUTS: dict[str, Callable[[AwsIdentity, str, dict], str]] = {
-    "components.model_quality.ModelQualityJobDefinitionProvider": _model_quality_job_definition,
+    "emlops.components.model_quality.ModelQualityJobDefinitionProvider": _model_quality_job_definition,
 }
 
 

@@ -74,8 +74,8 @@ def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
     With `registry`, the target is where MODEL's package group lives: the shared stack when STACK uses
     one, and a registry-only stack's groups count as its models."""
     from emlops.stackfile import find_project, load_stack
-    from infra.config import ConfigError
-    from infra.shared_registry import registry_groups
+    from emlops.program.config import ConfigError
+    from emlops.program.shared_registry import registry_groups
 
     try:
         project = find_project()

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Optional
 from emlops.engine import ORGANIZATION, RunResult, run_program
 from emlops.mocks import AwsIdentity, MockGap
 from emlops.stackfile import Project, find_project, load_stack
-from infra.config import ConfigError
+from emlops.program.config import ConfigError
 
 
 if TYPE_CHECKING:
-    from components.model_source import Resolver
+    from emlops.components.model_source import Resolver
 
 
 class PreviewError(Exception):
@@ -37,7 +37,7 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     so bucket names and key ARNs in this plan are the ones the shared plan shows.
     `resolver` replaces the offline model-source resolver (tests use it to stand for AWS).
     """
-    from components.model_source import OfflineResolver, use_resolver
+    from emlops.components.model_source import OfflineResolver, use_resolver
 
     try:
         project = project or find_project(start)

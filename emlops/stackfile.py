@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, parse_platform_config
+from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, parse_platform_config
 
-from infra.project import Project, find_project  # noqa: F401 (the tooling's way to the project and its stacks)
-from infra.shared_registry import load_shared_registry
+from emlops.program.project import Project, find_project  # noqa: F401 (the tooling's way to the project and its stacks)
+from emlops.program.shared_registry import load_shared_registry
 
 # Stack file keys Pulumi itself writes (secrets provider and its encrypted key).
 _STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")

@@ -2,8 +2,8 @@
 
 import pulumi
 
-from infra.config import load_platform_config
-from infra.program import build_platform
+from emlops.program.config import load_platform_config
+from emlops.program.program import build_platform
 
 platform = build_platform(load_platform_config())
 

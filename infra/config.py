@@ -28,16 +28,16 @@ from pydantic import (
     model_validator,
 )
 
-from components.aws_catalog import Partition, partition_of, regions_with
-from infra.config_base import ConfigSection
-from infra.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
+from emlops.components.aws_catalog import Partition, partition_of, regions_with
+from emlops.program.config_base import ConfigSection
+from emlops.program.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
                                  _describe, _field_extra, _find_field, _model_at, _nested_model)
-from infra.config_guardrails import GuardrailsConfig
-from infra.config_personas import PersonasConfig
-from infra.config_features import FeatureGroupConfig, feature_groups_problem
-from infra.config_monitoring import AlertsConfig, monitoring_problem
-from infra.config_training import TrainingConfig
-from infra.config_models import (
+from emlops.program.config_guardrails import GuardrailsConfig
+from emlops.program.config_personas import PersonasConfig
+from emlops.program.config_features import FeatureGroupConfig, feature_groups_problem
+from emlops.program.config_monitoring import AlertsConfig, monitoring_problem
+from emlops.program.config_training import TrainingConfig
+from emlops.program.config_models import (
     LONGEST_CHILD_SUFFIX,
     SAGEMAKER_NAME_LIMIT,
     ModelConfig,

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 
 def _describe(error: dict[str, Any]) -> str:
-    from infra.config import FULL_KEY, AtKey  # (infra.config imports this module)
+    from emlops.program.config import FULL_KEY, AtKey  # (infra.config imports this module)
 
     loc = tuple(error["loc"])
     path = FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
@@ -70,7 +70,7 @@ _SIZE_MESSAGES = {
 
 
 def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
-    from infra.config import PlatformConfig  # (infra.config imports this module)
+    from emlops.program.config import PlatformConfig  # (infra.config imports this module)
 
     model: Optional[type[BaseModel]] = PlatformConfig
     for part in loc:

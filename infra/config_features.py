@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
-from components.feature_store import (
+from emlops.components.feature_store import (
     FEATURE_GROUP_NAME_PATTERN,
     FEATURE_NAME_PATTERN,
     MAX_DESCRIPTION,
@@ -32,7 +32,7 @@ from components.feature_store import (
 if TYPE_CHECKING:
     import pulumi
 
-    from components.storage import SecureBucket
+    from emlops.components.storage import SecureBucket
 
 __all__ = ["FeatureConfig", "FeatureGroupConfig", "OfflineStoreSettings", "OnlineStoreSettings",
            "feature_groups_problem", "feature_store_args"]

@@ -7,7 +7,7 @@ import functools
 
 from pydantic import Field, field_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
 
 MIN_REASON = 10
@@ -24,7 +24,7 @@ def rule_names() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def sagemaker_instance_types() -> frozenset[str]:
     """Every instance type SageMaker hosting, processing or training accepts (botocore's enums)."""
-    from components.aws_catalog import api_enum
+    from emlops.components.aws_catalog import api_enum
 
     shapes = ("ProductionVariantInstanceType", "ProcessingInstanceType", "TrainingInstanceType")
     return frozenset(t for shape in shapes for t in api_enum("sagemaker", shape))

@@ -8,13 +8,13 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
-from components.aws_catalog import api_enum
-from infra.config_monitoring import MonitoringConfig
-from infra.config_network import ManagedNetworkConfig
-from infra.config_retraining import RetrainingConfig
-from infra.config_registry import RegistryFields
+from emlops.components.aws_catalog import api_enum
+from emlops.program.config_monitoring import MonitoringConfig
+from emlops.program.config_network import ManagedNetworkConfig
+from emlops.program.config_retraining import RetrainingConfig
+from emlops.program.config_registry import RegistryFields
 
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
 # The longest SageMaker child name a model gets is "<environment>-<model>-config" plus Pulumi's
@@ -282,7 +282,7 @@ class NetworkConfig(ConfigSection):
 
     @model_validator(mode="after")
     def _managed_or_your_own(self) -> "NetworkConfig":
-        from infra.config import AtKey  # (infra.config imports this module)
+        from emlops.program.config import AtKey  # (infra.config imports this module)
 
         own = self.vpc_id is not None or self.private_subnet_ids is not None
         if self.managed is not None and own:

@@ -28,20 +28,20 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
-from components.model_quality import check_model_quality, problem_types
-from components.monitoring import (
+from emlops.components.model_quality import check_model_quality, problem_types
+from emlops.components.monitoring import (
     SCHEDULE_HELP,
     ModelMonitorArgs,
     check_instance_type,
     schedule_interval_seconds,
 )
-from components.monitoring_alarms import subscription_protocol
+from emlops.components.monitoring_alarms import subscription_protocol
 
 
 if TYPE_CHECKING:
-    from components.storage import SecureBucket
+    from emlops.components.storage import SecureBucket
 
 _S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*[^/\s]$"
 _S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*$"

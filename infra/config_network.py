@@ -14,9 +14,9 @@ from typing import Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from infra.config_base import ConfigSection, check_log_retention
+from emlops.program.config_base import ConfigSection, check_log_retention
 
-from components.network import (
+from emlops.components.network import (
     DEFAULT_CIDR, MAX_AZS, MIN_AZS, NetworkArgs, check_cidr_block, check_public_room,
 )
 

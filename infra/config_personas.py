@@ -11,9 +11,9 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
-from components.personas import PERSONA_TAG, PERSONAS, PersonasArgs, check_trusted_principals
+from emlops.components.personas import PERSONA_TAG, PERSONAS, PersonasArgs, check_trusted_principals
 
 
 class PersonasConfig(ConfigSection):

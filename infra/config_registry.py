@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
 # botocore's `RepositoryName` pattern (ECR CreateRepository)
 ECR_REPOSITORY_NAME = r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"

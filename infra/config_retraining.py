@@ -24,9 +24,9 @@ from typing import Literal, Optional
 import pulumi
 from pydantic import Field, field_validator
 
-from infra.config_base import ConfigSection
+from emlops.program.config_base import ConfigSection
 
-from components.retraining import RetrainingPipelineArgs, check_schedule_expression, check_threshold
+from emlops.components.retraining import RetrainingPipelineArgs, check_schedule_expression, check_threshold
 
 _INSTANCE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 _ECR_IMAGE = (r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+"

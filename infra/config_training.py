@@ -20,9 +20,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config_base import ConfigSection, check_log_retention
+from emlops.program.config_base import ConfigSection, check_log_retention
 
-from components.training import (
+from emlops.components.training import (
     ROLE_ARN,
     TrainingClusterArgs,
     check_eks_version,
@@ -54,7 +54,7 @@ class TeamConfig(ConfigSection):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)  # `cpu: 64` in YAML is a number; as a quantity it is "64"
         if isinstance(value, str):
-            from components.kubernetes_baseline import parse_quantity
+            from emlops.components.kubernetes_baseline import parse_quantity
 
             parsed = parse_quantity(value.strip())
             if parsed is None or parsed <= 0:
@@ -142,7 +142,7 @@ class EksTrainingConfig(ConfigSection):
     def _baseline_accepts_the_teams(self) -> "EksTrainingConfig":
         # the baseline's own cross-checks (e.g. a team's memory fits the default container limit), at config time
         if self.teams:
-            from components.kubernetes_baseline import KubernetesBaselineArgs
+            from emlops.components.kubernetes_baseline import KubernetesBaselineArgs
 
             KubernetesBaselineArgs(kubernetes_version=self.kubernetes_version, teams=team_quotas(self.teams))
         return self
@@ -190,6 +190,6 @@ def training_cluster_args(config: TrainingConfig, *, vpc_id: str, subnet_ids: Se
 
 def team_quotas(teams: Sequence[TeamConfig]) -> list:
     """The baseline's `TeamQuota`s of the configured teams."""
-    from components.kubernetes_baseline import TeamQuota
+    from emlops.components.kubernetes_baseline import TeamQuota
 
     return [TeamQuota(t.name, t.gpus, t.cpu.strip(), t.memory.strip(), pod_security=t.pod_security) for t in teams]

@@ -15,12 +15,12 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components import model_source
-from components.endpoint_args import ModelEndpointArgs, Variant
-from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
-from infra.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, stack_file
-from infra.config_models import ModelConfig
-from infra.shared_registry import SharedRegistryRef, load_shared_registry, registry_groups
+from emlops.components import model_source
+from emlops.components.endpoint_args import ModelEndpointArgs, Variant
+from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, stack_file
+from emlops.program.config_models import ModelConfig
+from emlops.program.shared_registry import SharedRegistryRef, load_shared_registry, registry_groups
 
 
 def build_platform(config: PlatformConfig) -> MlPlatform:
@@ -183,7 +183,7 @@ def _platform_model(config: PlatformConfig, resolver: model_source.Resolver, ind
 
 
 def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str:
-    from components.images import framework_image_uri
+    from emlops.components.images import framework_image_uri
 
     image = model.image
     instance_type = model.variants[0].instance_type if model.variants else None
@@ -197,7 +197,7 @@ def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str
 def _feature_store(config: PlatformConfig):
     if not config.feature_groups:
         return None
-    from infra.config_features import feature_store_args
+    from emlops.program.config_features import feature_store_args
 
     # key, offline bucket, tags, boundary and protection are the platform's (MlPlatform fills them in)
     return feature_store_args(config.feature_groups, tags={}, protect=False, boundary=None)
@@ -206,7 +206,7 @@ def _feature_store(config: PlatformConfig):
 def _training(config: PlatformConfig):
     if config.training is None:
         return None
-    from infra.config_training import training_cluster_args
+    from emlops.program.config_training import training_cluster_args
 
     # the VPC and subnets are the platform's network's (MlPlatform fills them in)
     return training_cluster_args(config.training, vpc_id=None, subnet_ids=(), region=config.region)
@@ -218,10 +218,10 @@ def _network(config: PlatformConfig):
     if network is None:
         return None
     if network.managed is not None:
-        from infra.config_network import managed_network_args
+        from emlops.program.config_network import managed_network_args
 
         return managed_network_args(network.managed)
-    from components.network import NetworkArgs
+    from emlops.components.network import NetworkArgs
 
     return NetworkArgs.existing(network.vpc_id, network.private_subnet_ids)
 
@@ -230,7 +230,7 @@ def _personas(config: PlatformConfig):
     """The persona roles; the platform fills in what they act on."""
     if config.personas is None:
         return None
-    from infra.config_personas import personas_args
+    from emlops.program.config_personas import personas_args
 
     return personas_args(config.personas, environment=config.environment, production=config.production)
 
@@ -238,7 +238,7 @@ def _personas(config: PlatformConfig):
 def _registry(config: PlatformConfig):
     """A package group per served model, per group a model is sourced from and per `registry.package_groups`
     (none when the stack uses a shared registry, which holds them); MLflow as configured."""
-    from components.registry import ModelRegistryArgs
+    from emlops.components.registry import ModelRegistryArgs
 
     groups = [] if config.registry.shared_stack else registry_groups(config)
     deployed = _shared_groups(config)
@@ -287,7 +287,7 @@ def _monitor(config: PlatformConfig, model: ModelConfig, resolved: model_source.
 
 
 def _monitor_args(config: PlatformConfig, model: ModelConfig, baselines):
-    from infra.config_monitoring import monitor_args
+    from emlops.program.config_monitoring import monitor_args
 
     return monitor_args(
         model.monitoring, config.alerts, endpoint_name=f"{config.environment}-{model.name}",
@@ -302,7 +302,7 @@ def _retraining(config: PlatformConfig, model: ModelConfig, shared: Optional[Sha
     With a shared registry, new versions are registered into its group and their model artifact is
     written to `models/<model>/` of its bucket with its key, where the consumer accounts read it; the
     data splits and evaluation reports stay in this environment's artifacts bucket."""
-    from infra.config_retraining import retraining_args
+    from emlops.program.config_retraining import retraining_args
 
     baseline = model.monitoring.baseline
     args = retraining_args(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from infra.config import ConfigError
+from emlops.program.config import ConfigError
 
 
 @dataclass

@@ -17,9 +17,9 @@ from typing import Optional
 
 import yaml
 
-from components.images import ECR_IMAGE
-from infra.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
-from infra.project import find_project
+from emlops.components.images import ECR_IMAGE
+from emlops.program.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
+from emlops.program.project import find_project
 
 SHARED_ENVIRONMENT = "shared"
 

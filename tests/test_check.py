@@ -28,7 +28,7 @@ from emlops.guardrails import POLICIES, RULES, Settings, pack_config, rules_mark
 from emlops.plan import Plan
 from emlops.preview import preview_stack
 from emlops.stackfile import find_project, load_stack
-from infra.config_guardrails import GuardrailsConfig, SuppressionConfig
+from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
 from tests.conftest import ROOT, SHIPPED_STACKS
 
 runner = CliRunner()
@@ -40,7 +40,7 @@ BROKEN_CHANGE = '''
 # --- the change under review
 import pulumi as _pulumi
 import pulumi_aws as _aws
-from components.endpoint import ModelEndpoint as _Endpoint, ModelEndpointArgs as _Args, Variant as _Variant
+from emlops.components.endpoint import ModelEndpoint as _Endpoint, ModelEndpointArgs as _Args, Variant as _Variant
 
 _config = load_platform_config()
 _tags = {**_config.tags.as_dict(), "environment": _config.environment, "managed-by": "emlops"}

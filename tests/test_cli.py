@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from emlops.cli import app
 from emlops.docs import config_reference
 from emlops.plan import Plan
-from infra.config import json_schema
+from emlops.program.config import json_schema
 from tests.conftest import ROOT
 
 runner = CliRunner()

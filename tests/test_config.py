@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from infra.config import ConfigError, PlatformConfig, json_schema, parse_platform_config
+from emlops.program.config import ConfigError, PlatformConfig, json_schema, parse_platform_config
 from tests.conftest import ROOT, SHIPPED_STACKS
 
 SOURCE = "stacks/Pulumi.dev.yaml"

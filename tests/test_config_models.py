@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from infra.config import ConfigError, json_schema, parse_platform_config
+from emlops.program.config import ConfigError, json_schema, parse_platform_config
 
 SOURCE = "stacks/Pulumi.dev.yaml"
 AT = f"{SOURCE}: emlops:platform"

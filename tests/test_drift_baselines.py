@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.model_source import ModelSource, ResolvedModel
+from emlops.components.model_source import ModelSource, ResolvedModel
 from emlops.preview import PreviewError, preview_stack
 
 FRAUD_BASELINE = """        monitoring:

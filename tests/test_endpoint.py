@@ -9,9 +9,9 @@ from typing import Any, Callable
 import pulumi
 import pytest
 
-from components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
-from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
+from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.plan import Plan
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, concern_statements as statements, concerns, REGION, run_components,

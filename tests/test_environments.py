@@ -14,7 +14,7 @@ import yaml
 from emlops.diff import diff_plans
 from emlops.plan import Plan, PlanResource
 from emlops.preview import preview_stack
-from infra.config import ConfigError, parse_platform_config
+from emlops.program.config import ConfigError, parse_platform_config
 from tests.conftest import ROOT, edit_stack, preview_error
 
 PROD_SOURCE = "stacks/Pulumi.prod.yaml"
@@ -390,14 +390,14 @@ def error_of(factory) -> str:
 
 
 def provisioned(**changes):
-    from components.endpoint_args import ModelEndpointArgs, Variant
+    from emlops.components.endpoint_args import ModelEndpointArgs, Variant
 
     return ModelEndpointArgs(**{"model_data_prefix": "s3://ml-artifacts/models/churn/3/", "image_uri": IMAGE,
                                 "variants": [Variant("primary", "ml.m5.large")], **changes})
 
 
 def test_endpoint_args_without_a_network_wait_for_the_platform_and_the_endpoint_refuses_them():
-    from components.endpoint import ModelEndpoint
+    from emlops.components.endpoint import ModelEndpoint
 
     args = provisioned()  # neither vpc_id nor subnet_ids: a platform fills them in
     # outside a Pulumi program, registering would fail: this error comes before any registration
@@ -406,7 +406,7 @@ def test_endpoint_args_without_a_network_wait_for_the_platform_and_the_endpoint_
 
 
 def test_training_args_without_a_network_wait_for_the_platform_and_the_cluster_refuses_them():
-    from components.training import TrainingCluster, TrainingClusterArgs
+    from emlops.components.training import TrainingCluster, TrainingClusterArgs
 
     args = TrainingClusterArgs(kind="sagemaker")
     assert error_of(lambda: TrainingCluster("ml-training", args)) == (
@@ -416,7 +416,7 @@ def test_training_args_without_a_network_wait_for_the_platform_and_the_cluster_r
 
 
 def test_monitor_args_without_a_network_wait_for_the_platform_and_the_monitor_refuses_them():
-    from components.monitoring import ModelMonitor, ModelMonitorArgs
+    from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
 
     class Bucket:
         kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-4333-8444-555555555555"
@@ -428,17 +428,17 @@ def test_monitor_args_without_a_network_wait_for_the_platform_and_the_monitor_re
 
 
 def test_a_managed_platform_network_needs_the_region():
-    from components.network import NetworkArgs
-    from components.platform import MlPlatformArgs
+    from emlops.components.network import NetworkArgs
+    from emlops.components.platform import MlPlatformArgs
 
     assert error_of(lambda: MlPlatformArgs(environment="dev", network=NetworkArgs())) == (
         "a managed network needs region (its flow-log key lets logs.<region>.amazonaws.com use it), got None")
 
 
 def test_the_platform_puts_endpoints_and_training_into_its_network():
-    from components.network import NetworkArgs
-    from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
-    from components.training import TrainingClusterArgs
+    from emlops.components.network import NetworkArgs
+    from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+    from emlops.components.training import TrainingClusterArgs
     from tests.conftest import run_components
 
     def program():
@@ -466,8 +466,8 @@ def test_the_platform_puts_endpoints_and_training_into_its_network():
 
 
 def test_the_platform_passes_your_own_network_through_and_creates_no_vpc():
-    from components.network import NetworkArgs
-    from components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+    from emlops.components.network import NetworkArgs
+    from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
     from tests.conftest import run_components
 
     plan = run_components(lambda: MlPlatform("ml", MlPlatformArgs(
@@ -499,7 +499,7 @@ GROUP = "sg-0123456789abcdef0"
 
 
 def test_given_security_groups_replace_the_workloads_own():
-    from components.endpoint import ModelEndpoint
+    from emlops.components.endpoint import ModelEndpoint
     from tests.conftest import run_components
 
     plan = run_components(lambda: ModelEndpoint("churn", provisioned(vpc_id=VPC, subnet_ids=SUBNETS,

@@ -11,7 +11,7 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-from components.feature_store import (
+from emlops.components.feature_store import (
     FEATURE_GROUP_NAME_PATTERN,
     FEATURE_NAME_PATTERN,
     FEATURE_TYPES,
@@ -25,10 +25,10 @@ from components.feature_store import (
     FeatureStore,
     FeatureStoreArgs,
 )
-from components.iam import ServiceRole, ServiceRoleArgs
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.iam import ServiceRole, ServiceRoleArgs
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.plan import Plan
-from infra.config_features import FeatureGroupConfig, feature_groups_problem, feature_store_args
+from emlops.program.config_features import FeatureGroupConfig, feature_groups_problem, feature_store_args
 from tests.conftest import ACCOUNT, allow, api_problems, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, policy_document
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, policy_document
 from emlops.plan import Plan
 from tests.conftest import ACCOUNT, run_components
 

@@ -9,8 +9,8 @@ from typing import Any, Callable
 import pulumi
 import pytest
 
-from components.iam import ServiceRole, ServiceRoleArgs
-from components.kms import KmsKey, KmsKeyArgs
+from emlops.components.iam import ServiceRole, ServiceRoleArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.mocks import AwsIdentity
 from emlops.plan import Plan
 from tests.conftest import ACCOUNT, IDENTITY, REGION, run_components

@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 import pytest
 from kubernetes_validate.utils import all_versions, major_minor
 
-from components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs, TeamQuota, parse_quantity
+from emlops.components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs, TeamQuota, parse_quantity
 from emlops.k8s_validation import supported_kubernetes_versions, validate_plan_objects
 from emlops.plan import Plan, PlanResource
 from tests.conftest import run_components

@@ -17,7 +17,7 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 
-from components.model_quality import (
+from emlops.components.model_quality import (
     QUALITY_METRICS,
     RESOURCE_TYPE,
     ModelQualityJobDefinition,
@@ -34,7 +34,7 @@ OTHER_ACCOUNT = "111111111111"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/churn-execution-role-940aae9"
 IMAGE = "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
-MARKER = "[dynamic provider: components.model_quality.ModelQualityJobDefinitionProvider]"
+MARKER = "[dynamic provider: emlops.components.model_quality.ModelQualityJobDefinitionProvider]"
 NAME = re.compile(r"churn-quality-job-[0-9a-f]{7}")
 
 # The inputs a ModelMonitor registers (camelCase, as the plan records them), without the provider.
@@ -262,7 +262,7 @@ def test_the_provider_pickles_small_stable_and_by_reference():
     serialized = serialize_provider(ModelQualityJobDefinitionProvider())
     assert serialized == serialize_provider(ModelQualityJobDefinitionProvider())
     raw = base64.b64decode(serialized)
-    assert len(raw) < 120 and b"components.model_quality" in raw
+    assert len(raw) < 120 and b"emlops.components.model_quality" in raw
     assert type(dill.loads(raw)) is ModelQualityJobDefinitionProvider
     assert ModelQualityJobDefinitionProvider.serialize_as_secret_always is False
 

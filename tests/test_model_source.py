@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from components.model_source import (
+from emlops.components.model_source import (
     LiveResolver,
     ModelSource,
     ModelSourceError,
@@ -399,7 +399,7 @@ def test_import_and_offline_resolution_stay_cheap() -> None:
     """The offline preview of a stack that names no MLflow registry must not import mlflow or boto3."""
     code = (
         "import sys\n"
-        "import components.model_source as m\n"
+        "import emlops.components.model_source as m\n"
         "loaded = [name for name in ('mlflow', 'boto3', 'botocore') if name in sys.modules]\n"
         "r = m.OfflineResolver()\n"
         "r.resolve('churn', m.ModelSource(model_package_group='churn'))\n"

@@ -14,11 +14,11 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-from components.monitoring import ModelMonitor, ModelMonitorArgs, monitor_image_uri
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs, monitor_image_uri
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.aws_requests import to_api_request, validate_request
 from emlops.plan import Plan
-from infra.config_monitoring import (
+from emlops.program.config_monitoring import (
     PRODUCTION_NEEDS_BASELINE,
     PRODUCTION_NEEDS_MONITORING,
     AlertsConfig,
@@ -177,7 +177,7 @@ def test_reports_bucket_without_a_key_needs_explicit_keys():
 def test_analyzer_image_is_what_the_sdk_retrieves_for_every_region():
     from sagemaker.core import image_uris
 
-    from components.monitoring import _monitor_catalogue
+    from emlops.components.monitoring import _monitor_catalogue
 
     for region in _monitor_catalogue()["registries"]:
         assert monitor_image_uri(region) == image_uris.retrieve(framework="model-monitor", region=region), region
@@ -573,7 +573,7 @@ MQ_JOB = "pulumi-python:dynamic/sagemaker:ModelQualityJobDefinition"
 MODEL_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 GROUND_TRUTH = "s3://ml-ground-truth/churn"
 QUALITY_CONSTRAINTS = "s3://ml-baselines/churn/quality/constraints.json"
-MARKER = "[dynamic provider: components.model_quality.ModelQualityJobDefinitionProvider]"
+MARKER = "[dynamic provider: emlops.components.model_quality.ModelQualityJobDefinitionProvider]"
 QUALITY: dict[str, Any] = dict(ground_truth_s3_uri=GROUND_TRUTH, problem_type="BinaryClassification",
                                probability_attribute="0", probability_threshold_attribute=0.5,
                                model_quality_threshold=0.8)

@@ -12,11 +12,11 @@ import pulumi_aws as aws
 import pytest
 from pydantic import ValidationError
 
-from components.network import INTERFACE_ENDPOINTS, LOG_RETENTION_DAYS, Network, NetworkArgs, subnet_cidrs
+from emlops.components.network import INTERFACE_ENDPOINTS, LOG_RETENTION_DAYS, Network, NetworkArgs, subnet_cidrs
 from emlops.aws_requests import SUPPORTED_TYPES, to_api_request, validate_request
 from emlops.mocks import AwsIdentity
 from emlops.plan import Plan
-from infra.config_network import ManagedNetworkConfig, managed_network_args
+from emlops.program.config_network import ManagedNetworkConfig, managed_network_args
 from tests.conftest import ACCOUNT, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

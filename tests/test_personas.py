@@ -14,12 +14,12 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-from components.iam import Statement
-from components.personas import (ADMIN_TAGGED_ACTIONS, KEY_ADMIN_ACTIONS, PERSONAS, READ_ONLY_ACTIONS, Personas,
+from emlops.components.iam import Statement
+from emlops.components.personas import (ADMIN_TAGGED_ACTIONS, KEY_ADMIN_ACTIONS, PERSONAS, READ_ONLY_ACTIONS, Personas,
                                  PersonasArgs)
-from components.platform import MlPlatform, MlPlatformArgs
+from emlops.components.platform import MlPlatform, MlPlatformArgs
 from emlops.plan import Plan
-from infra.config_personas import PersonasConfig, personas_args
+from emlops.program.config_personas import PersonasConfig, personas_args
 from tests.conftest import ACCOUNT, REGION, ROOT, policy_statements, run_components
 
 STACK = "pulumi:pulumi:Stack"

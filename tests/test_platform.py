@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pulumi
 import pytest
 
-from components.platform import MlPlatform, MlPlatformArgs
+from emlops.components.platform import MlPlatform, MlPlatformArgs
 from emlops.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 
@@ -279,14 +279,14 @@ def test_access_logs_expire_after_the_retention(access_log_days):
 
 
 def test_a_registry_only_platform_holds_no_datasets_and_runs_no_jobs():
-    from components.registry import ModelRegistryArgs
+    from emlops.components.registry import ModelRegistryArgs
 
     plan = run_components(lambda: MlPlatform("shared", MlPlatformArgs(
         environment="shared", datasets=False, registry=ModelRegistryArgs(model_names=["churn"], mlflow_kind="none"))))
     assert [b.name for b in plan.by_type("aws:s3/bucket:Bucket")] == ["shared-access-logs-bucket",
                                                                       "shared-artifacts-bucket"]
     assert plan.by_type("aws:iam/role:Role") == []
-    from components.training import TrainingClusterArgs
+    from emlops.components.training import TrainingClusterArgs
 
     assert error_of(lambda: MlPlatformArgs(environment="shared", datasets=False,
                                            training=TrainingClusterArgs(kind="sagemaker"))) == (

@@ -9,10 +9,10 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.iam import ServiceRole, ServiceRoleArgs
-from components.kms import KmsKey, KmsKeyArgs
-from components.storage import SecureBucket, SecureBucketArgs
-from components.training import TrainingCluster, TrainingClusterArgs
+from emlops.components.iam import ServiceRole, ServiceRoleArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.training import TrainingCluster, TrainingClusterArgs
 from emlops.check import evaluate
 from emlops.guardrails import RULES, Settings
 from emlops.plan import Plan

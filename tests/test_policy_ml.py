@@ -8,14 +8,14 @@ import json
 import pulumi_aws as aws
 import pytest
 
-from components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
-from components.feature_store import Feature, FeatureGroupSpec, FeatureStore, FeatureStoreArgs
-from components.kms import KmsKey, KmsKeyArgs
-from components.model_quality import ModelQualityJobDefinition
-from components.monitoring import ModelMonitor, ModelMonitorArgs
-from components.registry import ModelRegistry, ModelRegistryArgs
-from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
+from emlops.components.feature_store import Feature, FeatureGroupSpec, FeatureStore, FeatureStoreArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.model_quality import ModelQualityJobDefinition
+from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
+from emlops.components.registry import ModelRegistry, ModelRegistryArgs
+from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.guardrails import RULES, Settings
 from emlops.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components

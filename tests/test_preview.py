@@ -214,7 +214,7 @@ def test_the_program_itself_rejects_invalid_config_before_creating_resources():
     # What `pulumi up` runs: infra/__main__.py loads the config before building anything.
     from emlops.engine import run_function
     from emlops.mocks import AwsIdentity
-    from infra.config import ConfigError, load_platform_config
+    from emlops.program.config import ConfigError, load_platform_config
 
     created = []
 

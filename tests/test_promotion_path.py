@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from components.kms import KmsKey, KmsKeyArgs
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 from tests.conftest import run_components
 
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333", "shared": "444444444444"}

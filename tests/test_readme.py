@@ -66,7 +66,7 @@ def test_extension_example_creates_what_it_says():
     exec(compile(example, "README.md", "exec"), namespace)
 
     def program():
-        from components.iam import ServiceRole, ServiceRoleArgs
+        from emlops.components.iam import ServiceRole, ServiceRoleArgs
 
         reader = ServiceRole("reader", ServiceRoleArgs(services=["sagemaker.amazonaws.com"]))
         namespace["FeatureExports"]("features", reader, "arn:aws:kms:eu-west-1:123456789012:key/k")
@@ -109,7 +109,7 @@ def test_readme_benchmark_command_runs(tmp_path):
 def test_readme_model_example_is_a_valid_model():
     import yaml
 
-    from infra.config_models import ModelConfig
+    from emlops.program.config_models import ModelConfig
 
     [example] = [block for block in code_blocks("yaml") if "models:" in block]
     [model] = yaml.safe_load(example)["models"]

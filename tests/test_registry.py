@@ -11,11 +11,11 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components.registry import ENTITY_NAME_PATTERN, MLFLOW_IMAGE, ModelRegistry, ModelRegistryArgs
-from components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.registry import ENTITY_NAME_PATTERN, MLFLOW_IMAGE, ModelRegistry, ModelRegistryArgs
+from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.aws_requests import to_api_request, validate_request
 from emlops.plan import Plan, PlanResource
-from infra.config_registry import RegistryFields, RegistryMlflowConfig
+from emlops.program.config_registry import RegistryFields, RegistryMlflowConfig
 from tests.conftest import ACCOUNT, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

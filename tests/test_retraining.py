@@ -12,11 +12,11 @@ from typing import Any, Callable
 import pytest
 from pydantic import ValidationError
 
-from components.retraining import RetrainingPipeline, RetrainingPipelineArgs
-from components.retraining_definition import DefinitionSpec, build_definition
+from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
+from emlops.components.retraining_definition import DefinitionSpec, build_definition
 from emlops.aws_requests import to_api_request, validate_request
 from emlops.plan import Plan
-from infra.config_retraining import RetrainingConfig, pipeline_name, retraining_args
+from emlops.program.config_retraining import RetrainingConfig, pipeline_name, retraining_args
 from tests.conftest import ACCOUNT, REGION, ROOT, run_components
 
 COMPONENT, ROLE_COMPONENT = "emlops:index:RetrainingPipeline", "emlops:index:ServiceRole"
@@ -214,7 +214,7 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.getaddrinfo = refuse
 from tests.test_retraining import spec
-from components.retraining_definition import build_definition
+from emlops.components.retraining_definition import build_definition
 print(len(build_definition(spec(), "dev-churn-retraining")))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

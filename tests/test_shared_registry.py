@@ -9,14 +9,14 @@ import json
 import pulumi
 import pytest
 
-from components.registry import ModelRegistry, ModelRegistryArgs
-from components.retraining import RetrainingPipelineArgs
+from emlops.components.registry import ModelRegistry, ModelRegistryArgs
+from emlops.components.retraining import RetrainingPipelineArgs
 from emlops.engine import run_function
 from emlops.mocks import AwsIdentity, MockGap
 from emlops.preview import preview_stack
 from emlops.stackfile import find_project, load_stack
-from infra.config import ConfigError, parse_platform_config
-from infra.shared_registry import load_shared_registry
+from emlops.program.config import ConfigError, parse_platform_config
+from emlops.program.shared_registry import load_shared_registry
 from tests.conftest import ROOT, edit_stack, preview_error, run_components
 
 PROD_AT = "stacks/Pulumi.prod.yaml: emlops:platform"

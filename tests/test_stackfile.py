@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emlops.stackfile import find_project, load_stack
-from infra.config import ConfigError
+from emlops.program.config import ConfigError
 
 VALID_STACK = """\
 config:

@@ -9,7 +9,7 @@ import pytest
 
 from emlops.k8s_validation import validate_plan_objects
 from emlops.preview import PreviewError, preview_stack
-from infra.config import ConfigError, parse_platform_config
+from emlops.program.config import ConfigError, parse_platform_config
 from tests.conftest import ROOT
 
 SOURCE = "stacks/Pulumi.prod.yaml"

@@ -9,8 +9,8 @@ from typing import Any, Callable
 import pulumi
 import pytest
 
-from components.iam import ServiceRole, ServiceRoleArgs
-from components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
+from emlops.components.iam import ServiceRole, ServiceRoleArgs
+from emlops.components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
 from emlops.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 

@@ -12,12 +12,12 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-import components.training as training
-from components.storage import SecureBucket, SecureBucketArgs
-from components.training import EKS_VERSIONS, TrainingCluster, TrainingClusterArgs
+import emlops.components.training as training
+from emlops.components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.training import EKS_VERSIONS, TrainingCluster, TrainingClusterArgs
 from emlops.aws_requests import ApiRequest, validate_request
 from emlops.plan import Plan, PlanResource
-from infra.config_training import TrainingConfig, training_cluster_args
+from emlops.program.config_training import TrainingConfig, training_cluster_args
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, policy_statements as statements, REGION, run_components,
 )
@@ -331,12 +331,12 @@ def test_given_key_and_buckets_are_used_instead_of_created():
 @pytest.fixture
 def baseline_module():
     """The Kubernetes baseline the EKS kind applies (components/kubernetes_baseline.py)."""
-    return pytest.importorskip("components.kubernetes_baseline")
+    return pytest.importorskip("emlops.components.kubernetes_baseline")
 
 
 @functools.cache
 def eks_plan(protect: bool = False) -> Plan:
-    from components.kubernetes_baseline import TeamQuota
+    from emlops.components.kubernetes_baseline import TeamQuota
 
     def program() -> None:
         cluster = TrainingCluster("ml", TrainingClusterArgs(
@@ -557,7 +557,7 @@ def test_baseline_is_applied_through_the_cluster_provider(baseline_module):
 
 
 def test_baseline_gets_the_version_teams_and_the_gpu_pool(baseline_module, monkeypatch):
-    import components.training_eks as training_eks
+    import emlops.components.training_eks as training_eks
 
     seen = []
 

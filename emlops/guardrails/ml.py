@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from pulumi_policy import PolicyResource
 
-from components.endpoint_args import has_local_storage
+from emlops.components.endpoint_args import has_local_storage
 from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
