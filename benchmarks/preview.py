@@ -1,7 +1,7 @@
 """Offline preview speed and memory.
 
 1. The prod stack against a flat pulumi_aws program of the same size, both in-process under the
-   same truthful mocks (emlops.engine): the ratio is what the components, grants and policy
+   same truthful mocks (emlops.offline.engine): the ratio is what the components, grants and policy
    rendering cost on top of Pulumi's own mock machinery. A cold `emlops preview prod` (new process,
    imports included) is timed too, since that is what CI pays.
 2. Scale: generated production stacks with 10 and 100 models, each previewed in its own process
@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emlops.engine import run_function  # noqa: E402
-from emlops.mocks import AwsIdentity  # noqa: E402
-from emlops.preview import preview_stack  # noqa: E402
-from emlops.stackfile import find_project  # noqa: E402
+from emlops.offline.engine import run_function  # noqa: E402
+from emlops.offline.mocks import AwsIdentity  # noqa: E402
+from emlops.offline.preview import preview_stack  # noqa: E402
+from emlops.program.stackfile import find_project  # noqa: E402
 
 
 def time_prod(repeat: int) -> tuple[list[float], int]:

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from emlops.components.options import child, type_token
-from emlops.k8s_validation import kubernetes_version_error
+from emlops.catalog.kubernetes import kubernetes_version_error
 
 __all__ = ["KubernetesBaseline", "KubernetesBaselineArgs", "TeamQuota", "parse_quantity"]
 

@@ -7,7 +7,7 @@ the reports bucket. The jobs run in private subnets with network isolation, unde
 only the capture prefix and the baseline, write only its reports, and publish only the analyzer's
 metrics. Drift alarms and run-outcome events notify an encrypted SNS topic (monitoring_alarms.py).
 
-With ground truth (an S3 prefix of labels) and a problem type, a model-quality job (a dynamic resource,
+With ground truth (an S3 prefix of labels) and a problem type, a model-quality job (pulumi-aws-native's,
 model_quality.py: pulumi_aws has none) merges the captured predictions with the labels on the same
 schedule, publishes the problem type's metrics, and one of them gets an alarm.
 """
@@ -26,10 +26,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.aws_catalog import api_enum, partition_of
+from emlops.catalog.aws import api_enum, partition_of
 from emlops.components.aws_context import aws_context
 from emlops.components.endpoint_args import is_unknown
-from emlops.components.model_quality import ModelQualityJobDefinition, check_model_quality, monitor_quality_job
+from emlops.components.model_quality import check_model_quality, monitor_quality_job
 from emlops.components.monitoring_alarms import (
     check_unique_tokens,
     drift_alarms,
@@ -174,12 +174,6 @@ class ModelMonitorArgs:
     """`constraints.json` of a model-quality baselining job. Default: none (the alarm is the only check)."""
     ground_truth_kms_key_arn: Optional[pulumi.Input[str]] = None
     """Key of the ground-truth objects. Default: any key, only through S3, only for the ground-truth bucket."""
-    account_id: Optional[pulumi.Input[str]] = None
-    """Account the model-quality job definition must be created in (its provider refuses other credentials).
-    Default: the account of the component's AWS provider."""
-    assume_role_arn: Optional[pulumi.Input[str]] = None
-    """Role the model-quality job definition's provider assumes (it calls SageMaker itself, not through the
-    AWS provider). Default: the credentials `pulumi up` runs with."""
     permissions_boundary_arn: Optional[str] = None
     """Permissions boundary of the monitoring role. Default: none."""
     region: Optional[str] = None
@@ -303,7 +297,7 @@ class ModelMonitor(pulumi.ComponentResource):
 
     job_definition: aws.sagemaker.DataQualityJobDefinition
     schedule: aws.sagemaker.MonitoringSchedule
-    quality_job_definition: Optional[ModelQualityJobDefinition]
+    quality_job_definition: Optional[pulumi.CustomResource]  # aws-native's ModelQualityJobDefinition
     quality_schedule: Optional[aws.sagemaker.MonitoringSchedule]
     schedule_name: pulumi.Output[str]
     schedule_arn: pulumi.Output[str]
@@ -342,8 +336,7 @@ class ModelMonitor(pulumi.ComponentResource):
                 "enable_inter_container_traffic_encryption": True,
                 "vpc_config": {"subnets": list(args.subnet_ids), "security_group_ids": security_group_ids}},
             stopping_condition={"max_runtime_in_seconds": args.max_runtime_seconds},
-            role_arn=role.arn,
-            tags=tags)
+            role_arn=role.arn)
 
         baseline = None
         if args.baseline_statistics_s3_uri:
@@ -364,6 +357,7 @@ class ModelMonitor(pulumi.ComponentResource):
                 }},
             },
             **shared,
+            tags=tags,
             # SageMaker checks the role when a definition is created: wait for its policies.
             opts=child(self, depends_on=policies),
         )
@@ -377,9 +371,8 @@ class ModelMonitor(pulumi.ComponentResource):
             self.quality_job_definition = monitor_quality_job(
                 f"{name}-quality-job", args, endpoint_input=endpoint_input, image_uri=image_uri,
                 output_key=output_key, reports_s3_uri=pulumi.Output.concat(self.reports_s3_uri, "/model-quality"),
-                region=context.region, account_id=args.account_id or context.account_id, **shared,
-                opts=child(self, depends_on=policies))
-            self.quality_schedule = self._schedule(f"{name}-quality", self.quality_job_definition.name,
+                tags=tags, **shared, opts=child(self, depends_on=policies))
+            self.quality_schedule = self._schedule(f"{name}-quality", self.quality_job_definition.job_definition_name,
                                                    "ModelQuality", args, tags)
 
         self.topic_arn = pulumi.Output.from_input(
@@ -400,7 +393,7 @@ class ModelMonitor(pulumi.ComponentResource):
             "reportsS3Uri": self.reports_s3_uri,
             "alarmNames": self.alarm_names,
             **({"qualityScheduleName": self.quality_schedule.name,
-                "qualityJobDefinitionName": self.quality_job_definition.name} if self.quality_schedule else {}),
+                "qualityJobDefinitionName": self.quality_job_definition.job_definition_name} if self.quality_schedule else {}),
         })
 
     def _schedule(self, child_name: str, job_definition_name: pulumi.Output[str], monitoring_type: str,

@@ -24,7 +24,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.aws_catalog import LOG_RETENTION_DAYS
+from emlops.catalog.aws import LOG_RETENTION_DAYS
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
 from emlops.components.network_access import SECURITY_GROUP_ID, SUBNET_ID, VPC_ID

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.aws_catalog import LOG_RETENTION_DAYS, api_enum
+from emlops.catalog.aws import LOG_RETENTION_DAYS, api_enum
 from emlops.components.aws_context import aws_context
 from emlops.components.network_access import SUBNET_ID, VPC_ID, vpc_interface_statements
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
@@ -60,7 +60,7 @@ def _ec2_instance_types() -> tuple[str, ...]:
 
 def _schema_versions() -> tuple[str, ...]:
     """`major.minor` versions kubernetes_validate has schemas for (the baseline's manifests are checked with it)."""
-    from emlops.k8s_validation import supported_kubernetes_versions
+    from emlops.catalog.kubernetes import supported_kubernetes_versions
 
     return supported_kubernetes_versions()
 

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from emlops.components.aws_catalog import Partition, partition_of, regions_with
+from emlops.catalog.aws import Partition, partition_of, regions_with
 from emlops.program.config_base import ConfigSection
 from emlops.program.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
                                  _describe, _field_extra, _find_field, _model_at, _nested_model)

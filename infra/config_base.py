@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from emlops.components.aws_catalog import LOG_RETENTION_DAYS
+from emlops.catalog.aws import LOG_RETENTION_DAYS
 
 
 class ConfigSection(BaseModel):

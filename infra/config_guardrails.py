@@ -24,7 +24,7 @@ def rule_names() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def sagemaker_instance_types() -> frozenset[str]:
     """Every instance type SageMaker hosting, processing or training accepts (botocore's enums)."""
-    from emlops.components.aws_catalog import api_enum
+    from emlops.catalog.aws import api_enum
 
     shapes = ("ProductionVariantInstanceType", "ProcessingInstanceType", "TrainingInstanceType")
     return frozenset(t for shape in shapes for t in api_enum("sagemaker", shape))

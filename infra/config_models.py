@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from emlops.program.config_base import ConfigSection
 
-from emlops.components.aws_catalog import api_enum
+from emlops.catalog.aws import api_enum
 from emlops.program.config_monitoring import MonitoringConfig
 from emlops.program.config_network import ManagedNetworkConfig
 from emlops.program.config_retraining import RetrainingConfig

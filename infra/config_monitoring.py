@@ -202,15 +202,12 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
                  subnet_ids: Sequence[str], production: bool, kms_key_arn: Optional[pulumi.Input[str]] = None,
                  notification_topic_arn: Optional[pulumi.Input[str]] = None,
                  permissions_boundary_arn: Optional[str] = None, region: Optional[str] = None,
-                 account_id: Optional[str] = None, assume_role_arn: Optional[str] = None,
                  baseline_s3_uris: Optional[tuple[str, str]] = None,
                  tags: Optional[Mapping[str, str]] = None) -> ModelMonitorArgs:
     """The `ModelMonitorArgs` of one model's `monitoring:` section and the stack's `alerts:`.
 
     With `notification_topic_arn` (e.g. the topic of the stack's first monitor) the alerts subscribers
-    are not repeated: they are subscribed to the topic that is created. The model-quality job definition's
-    provider calls SageMaker itself: `account_id` (the stack's) pins it to the stack's account, and it
-    assumes `assume_role_arn` (the stack's deploy role, if any) as the stack's AWS provider does.
+    are not repeated: they are subscribed to the topic that is created.
     """
     baseline, quality = monitoring.baseline, monitoring.model_quality
     statistics, constraints = ((baseline.statistics_s3_uri, baseline.constraints_s3_uri) if baseline
@@ -244,8 +241,6 @@ def monitor_args(monitoring: MonitoringConfig, alerts: AlertsConfig, *, endpoint
         model_quality_metric=quality.metric if quality else None,
         model_quality_threshold=quality.threshold if quality else None,
         model_quality_baseline_constraints_s3_uri=quality.baseline_constraints_s3_uri if quality else None,
-        account_id=account_id,
-        assume_role_arn=assume_role_arn,
         permissions_boundary_arn=permissions_boundary_arn,
         region=region,
         protect=production,

@@ -59,24 +59,43 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
         )
     except ValueError as exc:
         raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None
-    return MlPlatform(config.environment, args, opts=pulumi.ResourceOptions(providers=[stack_provider(config)]))
+    return MlPlatform(config.environment, args, opts=pulumi.ResourceOptions(providers=stack_providers(config)))
 
 
-def stack_provider(config: PlatformConfig) -> aws.Provider:
-    """The one AWS provider every resource of the stack uses: the stack's region, its account only
+def stack_providers(config: PlatformConfig) -> list[pulumi.ProviderResource]:
+    """The providers every resource of the stack uses: the stack's region, its account only
     (allowed_account_ids makes a mis-selected credential fail before it touches another account),
-    the deploy role to assume there when one is configured, and the required tags as default tags."""
+    the deploy role to assume there when one is configured, and the required tags as default tags.
+
+    The AWS provider serves everything but SageMaker's model-quality job definitions, which only
+    pulumi-aws-native (Cloud Control) has; its provider, configured the same way, exists only in stacks
+    that monitor model quality."""
+    stack = pulumi.get_stack()
     assume_roles = None
     if config.deploy_role_arn:
-        assume_roles = [aws.ProviderAssumeRoleArgs(role_arn=config.deploy_role_arn,
-                                                   session_name=f"emlops-{pulumi.get_stack()}")]
-    return aws.Provider(
-        f"aws-{pulumi.get_stack()}",
+        assume_roles = [aws.ProviderAssumeRoleArgs(role_arn=config.deploy_role_arn, session_name=f"emlops-{stack}")]
+    providers: list[pulumi.ProviderResource] = [aws.Provider(
+        f"aws-{stack}",
         region=config.region,
         allowed_account_ids=[config.account_id],
         assume_roles=assume_roles,
         default_tags=aws.ProviderDefaultTagsArgs(tags=config.tags.as_dict()),
-    )
+    )]
+    if any(model.monitoring.model_quality for model in config.models):
+        import pulumi_aws_native as aws_native
+
+        assume_role = None
+        if config.deploy_role_arn:
+            assume_role = aws_native.ProviderAssumeRoleArgs(role_arn=config.deploy_role_arn,
+                                                            session_name=f"emlops-{stack}")
+        providers.append(aws_native.Provider(
+            f"aws-native-{stack}",
+            region=config.region,
+            allowed_account_ids=[config.account_id],
+            assume_role=assume_role,
+            default_tags=aws_native.ProviderDefaultTagsArgs(tags=config.tags.as_dict()),
+        ))
+    return providers
 
 
 def _resolver(config: PlatformConfig) -> model_source.Resolver:
@@ -292,7 +311,7 @@ def _monitor_args(config: PlatformConfig, model: ModelConfig, baselines):
     return monitor_args(
         model.monitoring, config.alerts, endpoint_name=f"{config.environment}-{model.name}",
         capture_s3_uri=None, reports_bucket=None, vpc_id=None, subnet_ids=(), production=config.production, region=config.region,
-        account_id=config.account_id, assume_role_arn=config.deploy_role_arn, baseline_s3_uris=baselines)
+        baseline_s3_uris=baselines)
 
 
 def _retraining(config: PlatformConfig, model: ModelConfig, shared: Optional[SharedRegistryRef] = None,

@@ -11,12 +11,12 @@ from typing import Any, Callable
 
 import pytest
 
-from emlops.engine import RunResult, run_function
-from emlops.mocks import AwsIdentity
-from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan, PlanResource
-from emlops.preview import preview_stack
-from emlops.stackfile import find_project
+from emlops.offline.engine import RunResult, run_function
+from emlops.offline.mocks import AwsIdentity
+from emlops.catalog.requests import to_api_request, validate_request
+from emlops.offline.plan import Plan, PlanResource
+from emlops.offline.preview import preview_stack
+from emlops.program.stackfile import find_project
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
@@ -110,7 +110,7 @@ def edit_stack(project: Path, stack: str, old: str, new: str) -> None:
 
 def preview_error(project: Path, stack: str) -> str:
     """The one-line error (exit code 2) of previewing STACK in a project copy."""
-    from emlops.preview import PreviewError, preview_stack
+    from emlops.offline.preview import PreviewError, preview_stack
 
     with pytest.raises(PreviewError) as caught:
         preview_stack(stack, start=project)

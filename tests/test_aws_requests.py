@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from emlops.aws_requests import (
+from emlops.catalog.requests import (
     SUPPORTED_TYPES, ApiRequest, UnsupportedResource, to_api_request, validate_request,
 )
 

@@ -14,7 +14,7 @@ from pulumi_policy import StackValidationArgs
 from pydantic import Field, ValidationError
 from typer.testing import CliRunner
 
-from emlops.check import (
+from emlops.review.check import (
     SCHEMA,
     apply_suppressions,
     check_stack,
@@ -23,11 +23,11 @@ from emlops.check import (
     policy_resources,
     settings_of,
 )
-from emlops.cli_check import markdown_report, register
+from emlops.cli.check import markdown_report, register
 from emlops.guardrails import POLICIES, RULES, Settings, pack_config, rules_markdown
-from emlops.plan import Plan
-from emlops.preview import preview_stack
-from emlops.stackfile import find_project, load_stack
+from emlops.offline.plan import Plan
+from emlops.offline.preview import preview_stack
+from emlops.program.stackfile import find_project, load_stack
 from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
 from tests.conftest import ROOT, SHIPPED_STACKS
 
@@ -339,7 +339,7 @@ def test_guardrails_config_section():
 
 
 def test_unmatched_suppressions_and_matching_by_name_or_urn():
-    from emlops.check import Violation
+    from emlops.review.check import Violation
 
     v = Violation("kms-key-rotation", "high", "mandatory", "urn:a::k", "k", "aws:kms/key:Key", "m", "r")
     warnings = apply_suppressions([v], [SuppressionConfig(rule="kms-key-rotation", resource="urn:a::k", reason=REASON),
@@ -383,7 +383,7 @@ def test_policy_pack_files():
 
 
 def test_markdown_report_of_a_clean_stack():
-    from emlops.check import CheckReport
+    from emlops.review.check import CheckReport
 
     text = markdown_report(CheckReport(stack="dev", rules_evaluated=37, resources=10))
     assert text == ("### emlops check `dev`: ✅ passed\n\n"

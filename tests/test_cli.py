@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emlops.cli import app
-from emlops.docs import config_reference
-from emlops.plan import Plan
+from emlops.cli.docs import config_reference
+from emlops.offline.plan import Plan
 from emlops.program.config import json_schema
 from tests.conftest import ROOT
 
@@ -103,10 +103,10 @@ def test_config_schema_rejects_unknown_formats():
 
 
 def test_a_gap_in_the_mocks_is_reported_in_one_line_with_exit_1(monkeypatch, mocker):
-    from emlops.mocks import MockGap
+    from emlops.offline.mocks import MockGap
 
     monkeypatch.chdir(ROOT)
-    mocker.patch("emlops.preview.run_program", side_effect=MockGap("the offline preview has no answer for X"))
+    mocker.patch("emlops.offline.preview.run_program", side_effect=MockGap("the offline preview has no answer for X"))
     result = runner.invoke(app, ["preview", "dev"])
     assert result.exit_code == 1
     assert result.stderr == "emlops preview dev: the offline preview has no answer for X\n"
@@ -114,7 +114,7 @@ def test_a_gap_in_the_mocks_is_reported_in_one_line_with_exit_1(monkeypatch, moc
 
 def test_a_component_argument_error_names_the_stack_file(monkeypatch, mocker):
     monkeypatch.chdir(ROOT)
-    mocker.patch("emlops.preview.run_program",
+    mocker.patch("emlops.offline.preview.run_program",
                  side_effect=ValueError("min_instances (3) is larger than max_instances (2)"))
     result = runner.invoke(app, ["preview", "dev"])
     assert result.exit_code == 2
@@ -123,7 +123,7 @@ def test_a_component_argument_error_names_the_stack_file(monkeypatch, mocker):
 
 def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, mocker):
     monkeypatch.chdir(ROOT)
-    mocker.patch("emlops.preview.run_program", side_effect=KeyError("boom"))
+    mocker.patch("emlops.offline.preview.run_program", side_effect=KeyError("boom"))
     result = runner.invoke(app, ["preview", "dev"])
     assert result.exit_code == 1
     assert result.stderr == ("emlops: internal error while previewing dev: KeyError: 'boom' "

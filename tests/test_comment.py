@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from emlops.cli_review import register
-from emlops.comment import MARKER, build_comment
-from emlops.preview import preview_stack
+from emlops.cli.review import register
+from emlops.review.comment import MARKER, build_comment
+from emlops.offline.preview import preview_stack
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -210,12 +210,12 @@ def test_pr_comment_command_errors(dirs, tmp_path):
 
 
 def test_graph_command_reports_internal_errors_in_one_line(monkeypatch):
-    import emlops.preview
+    import emlops.offline.preview
 
     def broken(stack):
         raise KeyError("boom")
 
-    monkeypatch.setattr(emlops.preview, "preview_stack", broken)
+    monkeypatch.setattr(emlops.offline.preview, "preview_stack", broken)
     result = runner.invoke(review_app(), ["graph", "dev"])
     assert result.exit_code == 1
     assert result.stderr == "emlops: internal error while previewing dev: KeyError: 'boom'\n"

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from emlops.diff import (Change, Pending, PlanDiff, diff_plans, is_auto_named, physical_name, render_markdown,
+from emlops.review.diff import (Change, Pending, PlanDiff, diff_plans, is_auto_named, physical_name, render_markdown,
                          render_text, replaces, show)
-from emlops.plan import Plan, PlanResource
-from emlops.preview import preview_stack
+from emlops.offline.plan import Plan, PlanResource
+from emlops.offline.preview import preview_stack
 
 CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
@@ -243,10 +243,11 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
     key_arn = base.get("prod-fraud-config").inputs["kmsKeyArn"]
     assert key_arn.startswith("arn:aws:kms:eu-west-1:333333333333:key/")
     replaced = [r.resource.name for r in diff.resources if r.action == "replace"]
-    # the repository is auto-named: its lifecycle policy follows its new name; the pipeline is updated in place
+    # the repository is auto-named: its lifecycle policy follows its new name; the pipeline is updated in place;
+    # monitoring job definitions, data- and model-quality alike, cannot change in place
     assert replaced == ["prod-data-key", "prod-features-customers", "prod-training-repository",
                         "prod-training-repository-lifecycle", "prod-churn-config", "prod-fraud-config",
-                        "prod-churn-monitor-job", "prod-fraud-monitor-job"]
+                        "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-fraud-monitor-job"]
     assert [r.action for r in diff.resources if r.resource.name == "prod-fraud-retraining-pipeline"] == ["update"]
     [alias] = [r for r in diff.resources if r.resource.name == "prod-data-alias"]
     assert [(c.path, c.old, c.new, c.replaces) for c in alias.changes] == [

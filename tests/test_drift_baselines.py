@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emlops.components.model_source import ModelSource, ResolvedModel
-from emlops.preview import PreviewError, preview_stack
+from emlops.offline.preview import PreviewError, preview_stack
 
 FRAUD_BASELINE = """        monitoring:
           baseline:

@@ -12,7 +12,7 @@ import pytest
 from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
 from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
 from emlops.components.storage import SecureBucket, SecureBucketArgs
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, concern_statements as statements, concerns, REGION, run_components,
 )

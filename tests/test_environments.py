@@ -11,9 +11,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from emlops.diff import diff_plans
-from emlops.plan import Plan, PlanResource
-from emlops.preview import preview_stack
+from emlops.review.diff import diff_plans
+from emlops.offline.plan import Plan, PlanResource
+from emlops.offline.preview import preview_stack
 from emlops.program.config import ConfigError, parse_platform_config
 from tests.conftest import ROOT, edit_stack, preview_error
 
@@ -152,7 +152,7 @@ def test_the_shared_account_may_be_referenced(project_copy):
     edit_stack(project_copy, "dev", DEV_IMAGE, '''        image:
           uri: 444444444444.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2
         serverless:''')
-    from emlops.stackfile import find_project, load_stack
+    from emlops.program.stackfile import find_project, load_stack
 
     config = load_stack(find_project(project_copy), "dev")
     assert config.platform.models[0].image.uri.startswith("444444444444.")
@@ -162,7 +162,7 @@ SHARED_CHURN = "          model_package_group: churn\n"
 
 
 def test_registry_consumers_and_publishers_are_the_promotion_path(project_copy):
-    from emlops.stackfile import find_project, load_stack
+    from emlops.program.stackfile import find_project, load_stack
 
     project = find_project(project_copy)
     # the shared stack lists staging and prod as consumers and prod as publisher: allowed

@@ -27,7 +27,7 @@ from emlops.components.feature_store import (
 )
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
 from emlops.components.storage import SecureBucket, SecureBucketArgs
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from emlops.program.config_features import FeatureGroupConfig, feature_groups_problem, feature_store_args
 from tests.conftest import ACCOUNT, allow, api_problems, policy_statements as statements, REGION, run_components
 

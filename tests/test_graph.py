@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from emlops.graph import NODE_TYPES, build_graph, graph
-from emlops.plan import Plan, PlanResource
+from emlops.review.graph import NODE_TYPES, build_graph, graph
+from emlops.offline.plan import Plan, PlanResource
 from tests.conftest import SHIPPED_STACKS
 
 NODE = re.compile(r'^    (n_[A-Za-z0-9_]+)\["([^"]*)"\]$')
@@ -78,6 +78,9 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
         ("n_prod_churn_monitor_drift_tenure_months", "notifies", "n_prod_alerts_topic"),
         ("n_prod_churn_primary_5xx", "notifies", "n_prod_alerts_topic"),  # a rollback reaches on-call too
         ("n_organization_emlops_shared", "approved version", "n_prod_churn_model"),
+        # churn's model-quality schedule reads the same captured data; its violations retrain churn too
+        ("n_prod_capture_bucket", "captured data", "n_prod_churn_monitor_quality"),
+        ("n_prod_churn_monitor_quality", "violations", "n_prod_churn_retraining_on_violations"),
     } <= edges
     # both prod models are served from the shared package groups, which their retraining feeds
     assert not [e for e in edges if e[2] == "n_prod_churn_model" and e[0] != "n_organization_emlops_shared"]

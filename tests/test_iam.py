@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, policy_document
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, run_components
 
 SAGEMAKER = "sagemaker.amazonaws.com"

@@ -11,8 +11,8 @@ import pytest
 
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
 from emlops.components.kms import KmsKey, KmsKeyArgs
-from emlops.mocks import AwsIdentity
-from emlops.plan import Plan
+from emlops.offline.mocks import AwsIdentity
+from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, IDENTITY, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

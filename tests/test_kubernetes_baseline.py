@@ -13,8 +13,8 @@ import pytest
 from kubernetes_validate.utils import all_versions, major_minor
 
 from emlops.components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs, TeamQuota, parse_quantity
-from emlops.k8s_validation import supported_kubernetes_versions, validate_plan_objects
-from emlops.plan import Plan, PlanResource
+from emlops.catalog.kubernetes import supported_kubernetes_versions, validate_plan_objects
+from emlops.offline.plan import Plan, PlanResource
 from tests.conftest import run_components
 
 STACK = "urn:pulumi:test::emlops::pulumi:pulumi:Stack::emlops-test"

@@ -8,8 +8,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from emlops.engine import run_function
-from emlops.mocks import AwsIdentity, MockGap, autoname
+from emlops.offline.engine import run_function
+from emlops.offline.mocks import AwsIdentity, MockGap, autoname
 from tests.conftest import IDENTITY, run_components
 
 

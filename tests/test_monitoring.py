@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs, monitor_image_uri
 from emlops.components.storage import SecureBucket, SecureBucketArgs
-from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan
+from emlops.catalog.requests import to_api_request, validate_request
+from emlops.offline.plan import Plan
 from emlops.program.config_monitoring import (
     PRODUCTION_NEEDS_BASELINE,
     PRODUCTION_NEEDS_MONITORING,
@@ -569,11 +569,10 @@ def test_a_production_config_without_baseline_fails_at_the_arguments_too():
 
 # -- model quality -----------------------------------------------------------------------------------
 
-MQ_JOB = "pulumi-python:dynamic/sagemaker:ModelQualityJobDefinition"
+MQ_JOB = "aws-native:sagemaker:ModelQualityJobDefinition"
 MODEL_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 GROUND_TRUTH = "s3://ml-ground-truth/churn"
 QUALITY_CONSTRAINTS = "s3://ml-baselines/churn/quality/constraints.json"
-MARKER = "[dynamic provider: emlops.components.model_quality.ModelQualityJobDefinitionProvider]"
 QUALITY: dict[str, Any] = dict(ground_truth_s3_uri=GROUND_TRUTH, problem_type="BinaryClassification",
                                probability_attribute="0", probability_threshold_attribute=0.5,
                                model_quality_threshold=0.8)
@@ -651,8 +650,8 @@ def quality_plan(name: str = "churn", **changes: Any) -> Plan:
             **PROD, "reports_bucket": reports, "drift_features": ["age"], "instance_type": "ml.m5.large",
             "instance_count": 2, "volume_size_gb": 50, "max_runtime_seconds": 1800, "tags": {"team": "churn"},
             **QUALITY, "model_quality_baseline_constraints_s3_uri": QUALITY_CONSTRAINTS, **changes}))
-        pulumi.export("monitor", {"jobArn": monitor.quality_job_definition.arn,
-                                  "jobName": monitor.quality_job_definition.name,
+        pulumi.export("monitor", {"jobArn": monitor.quality_job_definition.job_definition_arn,
+                                  "jobName": monitor.quality_job_definition.job_definition_name,
                                   "scheduleName": monitor.quality_schedule.name, "alarmNames": monitor.alarm_names})
     return run_components(program)
 
@@ -679,9 +678,11 @@ def test_model_quality_job_definition_compares_captured_predictions_with_the_gro
     plan = quality_plan()
     job, data_job = plan.get("churn-quality-job"), plan.get("churn-job")
     reports = plan.get("reports-bucket").inputs["bucket"]
+    name = plan.outputs["monitor"]["jobName"]
     assert job.inputs == {
-        "__provider": MARKER, "namePrefix": "churn-quality-job", "region": REGION, "accountId": ACCOUNT,
-        "tags": TAGS, "roleArn": data_job.inputs["roleArn"],
+        "jobDefinitionName": name, "roleArn": data_job.inputs["roleArn"],
+        # Cloud Control takes tags as key/value pairs
+        "tags": [{"key": key, "value": value} for key, value in TAGS.items()],
         "modelQualityAppSpecification": {"imageUri": IMAGE, "problemType": "BinaryClassification",
                                          "environment": {"publish_cloudwatch_metrics": "Enabled"}},
         "modelQualityBaselineConfig": {"constraintsResource": {"s3Uri": QUALITY_CONSTRAINTS}},
@@ -700,7 +701,6 @@ def test_model_quality_job_definition_compares_captured_predictions_with_the_gro
     }
     assert set(job.dependencies) == set(data_job.dependencies)
     assert api_problems(job) == []
-    name = plan.outputs["monitor"]["jobName"]
     assert re.fullmatch(r"churn-quality-job-[0-9a-f]{7}", name)
     assert plan.outputs["monitor"]["jobArn"] == (
         f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-quality-job-definition/{name}")
@@ -802,15 +802,6 @@ def test_the_longest_monitor_name_still_fits_sagemakers_names():
     assert re.fullmatch(r"a{46}-quality--[0-9a-f]{7}", plan.outputs["monitor"]["jobName"])
 
 
-def test_an_explicit_account_and_role_reach_the_job_definition():
-    role = "arn:aws:iam::333333333333:role/ml-deployer"
-    plan = quality_plan(account_id="333333333333", assume_role_arn=role)
-    inputs = plan.get("churn-quality-job").inputs
-    assert (inputs["accountId"], inputs["assumeRoleArn"]) == ("333333333333", role)
-    assert plan.outputs["monitor"]["jobArn"].startswith("arn:aws:sagemaker:eu-west-1:333333333333:")
-    assert api_problems(plan.get("churn-quality-job")) == []
-
-
 def test_without_model_quality_nothing_changes():
     plan = full_plan()
     assert MQ_JOB not in plan.type_counts() and plan.type_counts()[SCHEDULE] == 1
@@ -858,29 +849,24 @@ def test_model_quality_config_uris_are_s3(key, uri, kind):
     assert config_error(MonitoringConfig, raw).startswith(f"model_quality.{key}: {kind}")
 
 
-DEPLOY_ROLE = "arn:aws:iam::333333333333:role/emlops-deploy"
-
-
 def test_monitor_args_maps_the_model_quality_section():
     monitoring = MonitoringConfig(baseline=BASELINE, model_quality={
         **MODEL_QUALITY_CONFIG, "metric": "f1", "baseline_constraints_s3_uri": QUALITY_CONSTRAINTS})
     args = monitor_args(monitoring, AlertsConfig(), endpoint_name="prod-churn", capture_s3_uri=CAPTURE,
-                        reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS, production=True,
-                        account_id="333333333333", assume_role_arn=DEPLOY_ROLE)
+                        reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS, production=True)
     assert (args.ground_truth_s3_uri, args.problem_type, args.inference_attribute, args.probability_attribute,
             args.probability_threshold_attribute, args.model_quality_metric, args.model_quality_threshold,
-            args.model_quality_baseline_constraints_s3_uri, args.account_id, args.assume_role_arn) == (
-        GROUND_TRUTH, "BinaryClassification", None, "0", 0.5, "f1", 0.75, QUALITY_CONSTRAINTS, "333333333333",
-        DEPLOY_ROLE)
+            args.model_quality_baseline_constraints_s3_uri) == (
+        GROUND_TRUTH, "BinaryClassification", None, "0", 0.5, "f1", 0.75, QUALITY_CONSTRAINTS)
     plain = monitor_args(MonitoringConfig(baseline=BASELINE), AlertsConfig(), endpoint_name="prod-churn",
                          capture_s3_uri=CAPTURE, reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS,
-                         production=True, account_id="333333333333")
+                         production=True)
     assert (plain.model_quality, plain.problem_type, plain.model_quality_threshold) == (False, None, None)
 
 
 def prod_with(project_copy, old: str = "", new: str = ""):
     """Preview prod (which ships churn's model-quality section), with `old` replaced by `new`."""
-    from emlops.preview import preview_stack
+    from emlops.offline.preview import preview_stack
 
     stack = project_copy / "stacks" / "Pulumi.prod.yaml"
     text = stack.read_text()
@@ -892,12 +878,13 @@ def prod_with(project_copy, old: str = "", new: str = ""):
 def test_prod_with_model_quality_previews_and_every_request_is_valid(project_copy):
     plan = prod_with(project_copy).plan
     job = plan.get("prod-churn-monitor-quality-job", MQ_JOB)
-    assert (job.inputs["accountId"], job.inputs["region"]) == ("333333333333", "eu-west-1")
-    # it calls SageMaker as the stack's AWS provider does: through the stack's deploy role, if it has one
-    import yaml
-
-    stack = yaml.safe_load((project_copy / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["emlops:platform"]
-    assert job.inputs.get("assumeRoleArn") == stack.get("deploy_role_arn")
+    # through the stack's aws-native provider, set up like its AWS provider: region, account, deploy role, tags
+    native, classic = plan.get(job.provider.rsplit("::", 1)[-1]), plan.get("aws-prod")
+    assert (native.type, json.loads(native.inputs["allowedAccountIds"]), native.inputs["region"]) == (
+        "pulumi:providers:aws-native", ["333333333333"], "eu-west-1")
+    assert json.loads(native.inputs["assumeRole"]) == {
+        "roleArn": "arn:aws:iam::333333333333:role/emlops-deploy", "sessionName": "emlops-prod"}
+    assert json.loads(native.inputs["defaultTags"]) == json.loads(classic.inputs["defaultTags"])
     assert job.inputs["modelQualityJobInput"]["groundTruthS3Input"] == {"s3Uri": "s3://acme-ml-prod-ground-truth/churn/"}
     assert job.inputs["modelQualityJobInput"]["endpointInput"]["endpointName"] == "prod-churn"
     assert api_problems(job) == []
@@ -911,7 +898,7 @@ def test_prod_with_model_quality_previews_and_every_request_is_valid(project_cop
 
 
 def test_a_bad_model_quality_section_names_the_stack_file_and_key(project_copy):
-    from emlops.preview import PreviewError
+    from emlops.offline.preview import PreviewError
 
     with pytest.raises(PreviewError) as caught:
         prod_with(project_copy, "            probability_threshold: 0.5\n", "")

@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from emlops.components.network import INTERFACE_ENDPOINTS, LOG_RETENTION_DAYS, Network, NetworkArgs, subnet_cidrs
-from emlops.aws_requests import SUPPORTED_TYPES, to_api_request, validate_request
-from emlops.mocks import AwsIdentity
-from emlops.plan import Plan
+from emlops.catalog.requests import SUPPORTED_TYPES, to_api_request, validate_request
+from emlops.offline.mocks import AwsIdentity
+from emlops.offline.plan import Plan
 from emlops.program.config_network import ManagedNetworkConfig, managed_network_args
 from tests.conftest import ACCOUNT, policy_statements as statements, REGION, run_components
 

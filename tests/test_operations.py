@@ -2,9 +2,9 @@
 
 moto 5.2.5 limits what these tests can take from it (each use of pytest-mock below works around one):
 - a pipeline execution is `Succeeded` the moment it starts (never `Executing`, never `Failed`), so the
-  polling, failure and timeout paths patch `emlops.operations.read_execution` (the status source) only;
+  polling, failure and timeout paths patch `emlops.cli.operations.read_execution` (the status source) only;
 - `ListPipelineExecutionSteps` is not implemented (raises NotImplementedError), so the paths that use moto's
-  own execution status patch `emlops.operations.list_steps` only;
+  own execution status patch `emlops.cli.operations.list_steps` only;
 - a missing pipeline is a ValidationException "Could not find pipeline ..." (AWS: ResourceNotFound).
 """
 
@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from emlops import operations
-from emlops.operations import ExecutionState, Runtime, register
+from emlops.cli import operations
+from emlops.cli.operations import ExecutionState, Runtime, register
 
 ACCOUNT, REGION = "333333333333", "eu-west-1"  # stacks/Pulumi.prod.yaml
 PIPELINE = "prod-churn-retraining"

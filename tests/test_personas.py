@@ -18,7 +18,7 @@ from emlops.components.iam import Statement
 from emlops.components.personas import (ADMIN_TAGGED_ACTIONS, KEY_ADMIN_ACTIONS, PERSONAS, READ_ONLY_ACTIONS, Personas,
                                  PersonasArgs)
 from emlops.components.platform import MlPlatform, MlPlatformArgs
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from emlops.program.config_personas import PersonasConfig, personas_args
 from tests.conftest import ACCOUNT, REGION, ROOT, policy_statements, run_components
 

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from emlops.components.platform import MlPlatform, MlPlatformArgs
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

@@ -13,9 +13,9 @@ from emlops.components.iam import ServiceRole, ServiceRoleArgs
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.components.training import TrainingCluster, TrainingClusterArgs
-from emlops.check import evaluate
+from emlops.review.check import evaluate
 from emlops.guardrails import RULES, Settings
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 
 TAGS = {"owner": "ml-platform@example.com", "cost-center": "cc-1", "data-classification": "internal"}

@@ -11,13 +11,13 @@ import pytest
 from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
 from emlops.components.feature_store import Feature, FeatureGroupSpec, FeatureStore, FeatureStoreArgs
 from emlops.components.kms import KmsKey, KmsKeyArgs
-from emlops.components.model_quality import ModelQualityJobDefinition
+import pulumi_aws_native as aws_native
 from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
 from emlops.components.registry import ModelRegistry, ModelRegistryArgs
 from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.guardrails import RULES, Settings
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 from tests.test_policy_baseline import BOUNDARY, SUBNETS, TAGS, VPC, findings
 
@@ -48,7 +48,7 @@ def good_plan() -> Plan:
             baseline_constraints_s3_uri=CONSTRAINTS, permissions_boundary_arn=BOUNDARY, protect=True, tags=TAGS,
             ground_truth_s3_uri="s3://ml-ground-truth/churn/", problem_type="BinaryClassification",
             probability_attribute="0", probability_threshold_attribute=0.5, model_quality_threshold=0.75,
-            account_id=ACCOUNT, region="eu-west-1"))
+            region="eu-west-1"))
         FeatureStore("features", FeatureStoreArgs([FeatureGroupSpec(
             name="customers", features=FEATURES, record_identifier="customer_id", event_time_feature="event_time",
             online_store=True)], kms_key_arn=key.arn, offline_bucket=capture, permissions_boundary_arn=BOUNDARY,
@@ -96,8 +96,8 @@ def bad_plan() -> Plan:
             data_quality_job_output_config={"monitoring_outputs": {"s3_output": {"s3_uri": "s3://reports/bare"}}},
             job_resources={"cluster_config": {"instance_count": 1, "instance_type": "ml.t3.medium",
                                               "volume_size_in_gb": 20}})
-        ModelQualityJobDefinition(
-            "bare-quality-job", region="eu-west-1", account_id=ACCOUNT, role_arn=role, tags=TAGS,
+        aws_native.sagemaker.ModelQualityJobDefinition(
+            "bare-quality-job", role_arn=role, tags=[{"key": k, "value": v} for k, v in TAGS.items()],
             model_quality_app_specification={"image_uri": IMAGE, "problem_type": "Regression"},
             model_quality_job_input={"endpoint_input": {"endpoint_name": "bare", "inference_attribute": "0"},
                                      "ground_truth_s3_input": {"s3_uri": "s3://truth/bare/"}},
@@ -225,8 +225,8 @@ def test_values_unknown_during_a_cli_preview_only_remove_violations(monkeypatch)
 
     from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-    import emlops.check
-    from emlops.check import evaluate
+    import emlops.review.check
+    from emlops.review.check import evaluate
     from tests.test_policy_baseline import bad_plan as baseline_bad_plan
     from tests.test_policy_baseline import good_plan as baseline_good_plan
 
@@ -234,7 +234,7 @@ def test_values_unknown_during_a_cli_preview_only_remove_violations(monkeypatch)
         return dataclasses.replace(plan, resources=[
             dataclasses.replace(r, inputs={key: UNKNOWN_STRING_VALUE for key in r.inputs}) for r in plan.resources])
 
-    monkeypatch.setattr(emlops.check, "_run", lambda policy, args, report: policy.validate(args, report))
+    monkeypatch.setattr(emlops.review.check, "_run", lambda policy, args, report: policy.validate(args, report))
     for plan in (baseline_bad_plan(), bad_plan()):
         known = {(v.rule, v.name) for v in evaluate(plan, PROD)}
         assert {(v.rule, v.name) for v in evaluate(unknown(plan), PROD)} < known

@@ -10,13 +10,13 @@ import sys
 import jsonschema
 import pytest
 
-import emlops.preview
-from emlops.plan import Plan
-from emlops.preview import PreviewError, preview_stack
-from emlops.stackfile import find_project
+import emlops.offline.preview
+from emlops.offline.plan import Plan
+from emlops.offline.preview import PreviewError, preview_stack
+from emlops.program.stackfile import find_project
 from tests.conftest import REQUIRED_TAGS, ROOT, SHIPPED_STACKS
 
-PLAN_SCHEMA = json.loads((ROOT / "emlops" / "plan.schema.json").read_text())
+PLAN_SCHEMA = json.loads((ROOT / "emlops" / "offline" / "plan.schema.json").read_text())
 # What would lose data or history if deleted: production protects and retains exactly these.
 STATEFUL_TYPES = {
     "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
@@ -29,7 +29,7 @@ STATEFUL_TYPES = {
 }
 # AWS has no tags on these (bucket settings, inline policies, aliases, scaling policies and schedules).
 UNTAGGABLE_TYPES = {
-    "pulumi:providers:aws", "aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
+    "pulumi:providers:aws", "pulumi:providers:aws-native", "aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
     "aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketPolicy:BucketPolicy",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
@@ -95,6 +95,8 @@ def test_every_taggable_resource_carries_the_required_tags(stack, shipped_plan):
     assert untagged <= UNTAGGABLE_TYPES
     for resource in taggable:
         tags = resource.inputs["tags"]
+        if isinstance(tags, list):  # aws-native (Cloud Control) takes key/value pairs
+            tags = {tag["key"]: tag["value"] for tag in tags}
         assert set(REQUIRED_TAGS) <= set(tags), resource.urn
         assert tags["environment"] == stack and tags["managed-by"] == "emlops"
 
@@ -199,7 +201,7 @@ def test_invalid_stack_registers_nothing(project_copy, mocker):
     (project_copy / "stacks" / "Pulumi.dev.yaml").write_text(
         (ROOT / "stacks" / "Pulumi.dev.yaml").read_text().replace("account_id: \"111111111111\"", "account_id: \"1111\"")
     )
-    spy = mocker.spy(emlops.preview, "run_program")
+    spy = mocker.spy(emlops.offline.preview, "run_program")
     with pytest.raises(PreviewError) as caught:
         preview_stack("dev", start=project_copy)
     assert str(caught.value) == (
@@ -212,8 +214,8 @@ def test_invalid_stack_registers_nothing(project_copy, mocker):
 
 def test_the_program_itself_rejects_invalid_config_before_creating_resources():
     # What `pulumi up` runs: infra/__main__.py loads the config before building anything.
-    from emlops.engine import run_function
-    from emlops.mocks import AwsIdentity
+    from emlops.offline.engine import run_function
+    from emlops.offline.mocks import AwsIdentity
     from emlops.program.config import ConfigError, load_platform_config
 
     created = []
@@ -229,7 +231,7 @@ def test_the_program_itself_rejects_invalid_config_before_creating_resources():
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
-    from emlops.aws_requests import SUPPORTED_TYPES, to_api_request, validate_request
+    from emlops.catalog.requests import SUPPORTED_TYPES, to_api_request, validate_request
 
     plan = shipped_plan(stack)
     checked = [r for r in plan.resources if r.type in SUPPORTED_TYPES]
@@ -303,7 +305,7 @@ def test_previews_without_framework_images_or_mlflow_do_not_import_them(project_
     monitoring = text[text.index("        monitoring:\n"):text.index("        deployment:\n")]
     stack.write_text(text.replace("        data_capture:\n          sampling_percentage: 50\n", "").replace(
         monitoring, "        monitoring:\n          enabled: false\n"))
-    code = ("import sys; from emlops.preview import preview_stack; preview_stack('staging'); "
+    code = ("import sys; from emlops.offline.preview import preview_stack; preview_stack('staging'); "
             "print(sorted(m for m in ('sagemaker', 'mlflow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=project_copy, capture_output=True, text=True,
                             timeout=120)

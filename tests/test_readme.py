@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emlops.docs import render_readme
+from emlops.cli.docs import render_readme
 from tests.conftest import ROOT, run_components
 
 README = (ROOT / "README.md").read_text()
@@ -57,7 +57,7 @@ def test_readme_error_example_is_what_the_cli_prints(project_copy):
 
 
 def test_config_reference_is_up_to_date():
-    assert render_readme(README) == README, "run: .venv/bin/python -m emlops.docs"
+    assert render_readme(README) == README, "run: .venv/bin/python -m emlops.cli.docs"
 
 
 def test_extension_example_creates_what_it_says():
@@ -118,7 +118,7 @@ def test_readme_model_example_is_a_valid_model():
 
 
 def test_readme_secret_command_names_a_config_key_the_stack_files_accept():
-    from emlops.stackfile import ALLOWED_CONFIG_KEYS
+    from emlops.program.stackfile import ALLOWED_CONFIG_KEYS
 
     keys = re.findall(r"pulumi config set --secret (\S+)", README)
     assert keys and all(key in ALLOWED_CONFIG_KEYS for key in keys)

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from emlops.components.registry import ENTITY_NAME_PATTERN, MLFLOW_IMAGE, ModelRegistry, ModelRegistryArgs
 from emlops.components.storage import SecureBucket, SecureBucketArgs
-from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan, PlanResource
+from emlops.catalog.requests import to_api_request, validate_request
+from emlops.offline.plan import Plan, PlanResource
 from emlops.program.config_registry import RegistryFields, RegistryMlflowConfig
 from tests.conftest import ACCOUNT, REGION, run_components
 

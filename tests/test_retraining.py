@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
 from emlops.components.retraining_definition import DefinitionSpec, build_definition
-from emlops.aws_requests import to_api_request, validate_request
-from emlops.plan import Plan
+from emlops.catalog.requests import to_api_request, validate_request
+from emlops.offline.plan import Plan
 from emlops.program.config_retraining import RetrainingConfig, pipeline_name, retraining_args
 from tests.conftest import ACCOUNT, REGION, ROOT, run_components
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emlops.stackfile import find_project, load_stack
+from emlops.program.stackfile import find_project, load_stack
 from emlops.program.config import ConfigError
 
 VALID_STACK = """\

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from emlops.k8s_validation import validate_plan_objects
-from emlops.preview import PreviewError, preview_stack
+from emlops.catalog.kubernetes import validate_plan_objects
+from emlops.offline.preview import PreviewError, preview_stack
 from emlops.program.config import ConfigError, parse_platform_config
 from tests.conftest import ROOT
 

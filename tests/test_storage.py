@@ -11,7 +11,7 @@ import pytest
 
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
 from emlops.components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
-from emlops.plan import Plan
+from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 import emlops.components.training as training
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.components.training import EKS_VERSIONS, TrainingCluster, TrainingClusterArgs
-from emlops.aws_requests import ApiRequest, validate_request
-from emlops.plan import Plan, PlanResource
+from emlops.catalog.requests import ApiRequest, validate_request
+from emlops.offline.plan import Plan, PlanResource
 from emlops.program.config_training import TrainingConfig, training_cluster_args
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, policy_statements as statements, REGION, run_components,

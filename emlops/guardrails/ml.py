@@ -34,8 +34,8 @@ MODEL = "aws:sagemaker/model:Model"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 DATA_QUALITY_JOB = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
-# pulumi_aws has no model-quality job definition; components/model_quality.py registers this dynamic type
-MODEL_QUALITY_JOB = "pulumi-python:dynamic/sagemaker:ModelQualityJobDefinition"
+# pulumi_aws has no model-quality job definition; components/model_quality.py uses pulumi-aws-native's
+MODEL_QUALITY_JOB = "aws-native:sagemaker:ModelQualityJobDefinition"
 MONITORING_JOBS = [DATA_QUALITY_JOB, MODEL_QUALITY_JOB]
 MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"

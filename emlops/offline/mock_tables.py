@@ -3,8 +3,8 @@
 `ARN_FORMATS` holds each service's documented ARN format, `_EC2_ID_PREFIXES` the prefixes of EC2 ids,
 `AUTONAME_OVERRIDES`, `MAX_NAME_LENGTH` and `LOWERCASE_NAMES` the rules Pulumi's auto-naming meets, and
 `_BUCKET_CHILDREN` the S3 sub-resources identified by their bucket. They are plain data with no Pulumi
-import, kept apart from `emlops.mocks` (the mocks' behaviour) so that adding a resource type is a one-line,
-reviewable change here; `emlops.mocks` imports and re-exports every name.
+import, kept apart from `emlops.offline.mocks` (the mocks' behaviour) so that adding a resource type is a one-line,
+reviewable change here; `emlops.offline.mocks` imports and re-exports every name.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ AUTONAME_OVERRIDES: dict[str, tuple[str, int, bool]] = {
     # type: (property, max length, lowercase only)
     "aws:s3/bucket:Bucket": ("bucket", 63, True),
     "aws:eks/nodeGroup:NodeGroup": ("nodeGroupName", 63, False),
+    # pulumi-aws-native names it `<logical name>-<7 hex>`, within SageMaker's 63 characters
+    "aws-native:sagemaker:ModelQualityJobDefinition": ("jobDefinitionName", 63, False),
 }
 MAX_NAME_LENGTH: dict[str, int] = {
     "aws:iam/role:Role": 64,

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from emlops.diff import group_of, physical_name
-from emlops.plan import Plan, PlanResource
+from emlops.review.diff import group_of, physical_name
+from emlops.offline.plan import Plan, PlanResource
 
 NODE_TYPES: dict[str, str] = {
     "aws:sagemaker/endpoint:Endpoint": "endpoint",
@@ -44,7 +44,7 @@ NODE_TYPES: dict[str, str] = {
 }
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 _JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
-              "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition")
+              "aws-native:sagemaker:ModelQualityJobDefinition")
 
 
 @dataclass

@@ -6,7 +6,7 @@ dotted/indexed paths (`productionVariants[0].instanceType`); inside a JSON docum
 (policies, event patterns, pipeline definitions) the path continues after `#`
 (`policy#Statement[0].Resource`). Secrets stay `[secret]`; long values are cut.
 
-Replacement: `REPLACE_ON_CHANGE` (in `emlops.diff_rules`, with the other per-type rules) says, per
+Replacement: `REPLACE_ON_CHANGE` (in `emlops.review.diff_rules`, with the other per-type rules) says, per
 resource type, which inputs AWS cannot update in place (the provider replaces the resource when they
 change). A replaced resource that Pulumi auto-named gets a new physical name, so Pulumi creates the new
 one before it deletes the old one; a fixed name has to be freed first (delete-before-create, an
@@ -26,9 +26,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from emlops.diff_rules import (ALL, REPLACE_ON_CHANGE, STATEFUL_TYPES, TAGS,  # noqa: F401 (re-exported)
+from emlops.review.diff_rules import (ALL, REPLACE_ON_CHANGE, STATEFUL_TYPES, TAGS,  # noqa: F401 (re-exported)
                                _DEFAULT_REPLACE, _KUBERNETES_REPLACE, _strip_indexes, replaces)
-from emlops.plan import Plan, PlanResource
+from emlops.offline.plan import Plan, PlanResource
 
 
 # The input holding a type's physical name, where it is not `name`.
@@ -39,12 +39,13 @@ NAME_PROPERTIES: dict[str, str] = {
     "aws:sagemaker/pipeline:Pipeline": "pipelineName",
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": "trackingServerName",
     "aws:eks/nodeGroup:NodeGroup": "nodeGroupName",
+    "aws-native:sagemaker:ModelQualityJobDefinition": "jobDefinitionName",
 }
 MAX_VALUE = 80
 
 
 def _digest(seed: str, length: int = 7) -> str:
-    # emlops.mocks.digest (not imported: it would load pulumi): the auto-name suffix seeded by the URN.
+    # emlops.offline.mocks.digest (not imported: it would load pulumi): the auto-name suffix seeded by the URN.
     return hashlib.sha256(seed.encode()).hexdigest()[:length]
 
 

@@ -73,7 +73,7 @@ def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
 
     With `registry`, the target is where MODEL's package group lives: the shared stack when STACK uses
     one, and a registry-only stack's groups count as its models."""
-    from emlops.stackfile import find_project, load_stack
+    from emlops.program.stackfile import find_project, load_stack
     from emlops.program.config import ConfigError
     from emlops.program.shared_registry import registry_groups
 

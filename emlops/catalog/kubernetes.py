@@ -15,9 +15,8 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Optional
-
-from emlops.plan import Plan, PlanResource
 
 _SCHEMA_DIR = re.compile(r"^v(\d+)\.(\d+)\.\d+-local$")
 # API groups Kubernetes itself serves; other groups are custom resources, which have no schema here.
@@ -45,7 +44,7 @@ def kubernetes_version_error(version: str) -> Optional[str]:
     return f"kubernetes_version {version!r} is not supported; supported: {', '.join(supported)}"
 
 
-def validate_plan_objects(plan: Plan, kubernetes_version: str) -> list[str]:
+def validate_plan_objects(plan: Any, kubernetes_version: str) -> list[str]:
     """Problems of the plan's Kubernetes objects, one line each: `<urn>: <kind>/<name>: <message>`.
 
     [] when every object is valid. The first problem of each object is reported (fix it and run
@@ -67,7 +66,7 @@ def validate_plan_objects(plan: Plan, kubernetes_version: str) -> list[str]:
     return problems
 
 
-def _manifest(resource: PlanResource) -> Optional[dict[str, Any]]:
+def _manifest(resource: Any) -> Optional[dict[str, Any]]:
     """The object a `kubernetes:<group>/<version>:<Kind>` resource sends, or None if it is not one."""
     package, _, rest = resource.type.partition(":")
     if package != "kubernetes" or not resource.custom:

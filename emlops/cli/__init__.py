@@ -37,7 +37,7 @@ def preview(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Show what STACK would create, without the Pulumi CLI, credentials or network."""
-    from emlops.preview import PreviewError, preview_stack
+    from emlops.offline.preview import PreviewError, preview_stack
 
     try:
         result = preview_stack(stack, mlflow_uri=mlflow_uri)
@@ -52,7 +52,7 @@ def preview(
     if json_path is not None:
         result.plan.write(json_path)
     if not quiet:
-        from emlops.render import print_preview
+        from emlops.cli.render import print_preview
 
         print_preview(result.plan, result.diagnostics, json_path)
 
@@ -67,7 +67,7 @@ def config_schema(
 
         typer.echo(json.dumps(json_schema(), indent=2))
     elif output_format == "markdown":
-        from emlops.docs import config_reference
+        from emlops.cli.docs import config_reference
 
         typer.echo(config_reference(), nl=False)
     else:
@@ -76,7 +76,7 @@ def config_schema(
 
 def _register_operations() -> None:
     # Operator commands (boto3) live in their own module; importing it is cheap (boto3 loads on use).
-    from emlops.operations import register
+    from emlops.cli.operations import register
 
     register(app)
 
@@ -86,7 +86,7 @@ _register_operations()
 
 def _register_review() -> None:
     # diff / graph / pr-comment read plan.json files; importing the module is cheap (no pulumi).
-    from emlops.cli_review import register
+    from emlops.cli.review import register
 
     register(app)
 
@@ -96,7 +96,7 @@ _register_review()
 
 def _register_check() -> None:
     # `check` runs the policy pack's rules on the offline plan; pulumi_policy loads only when it runs.
-    from emlops.cli_check import register
+    from emlops.cli.check import register
 
     register(app)
 

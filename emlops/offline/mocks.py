@@ -5,7 +5,7 @@ missing names. These mocks answer like the AWS provider would for the stack's ac
 partition: auto-naming with Pulumi's `<logical name>-<7 hex>` suffix, ARNs in each service's format,
 physical ids the provider would use, and realistic answers to data sources. Anything they have no
 truthful answer for fails loudly instead of returning `{}`.
-The per-type tables they read (ARN formats, EC2 id prefixes, naming limits) live in `emlops.mock_tables`.
+The per-type tables they read (ARN formats, EC2 id prefixes, naming limits) live in `emlops.offline.mock_tables`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any, Callable, Optional
 
 import pulumi
 
-from emlops.components.aws_catalog import partition_of, zone_id_prefix
-from emlops.mock_tables import (ARN_FORMATS, AUTONAME_OVERRIDES, LOWERCASE_NAMES,  # noqa: F401 (re-exported)
+from emlops.catalog.aws import partition_of, zone_id_prefix
+from emlops.offline.mock_tables import (ARN_FORMATS, AUTONAME_OVERRIDES, LOWERCASE_NAMES,  # noqa: F401 (re-exported)
                                 MAX_NAME_LENGTH, _BUCKET_CHILDREN, _EC2_ID_PREFIXES)
 
 
@@ -115,15 +115,12 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ.startswith("pulumi:providers:"):
             provider_id = str(uuid.UUID(digest(seed, 32)))
-            if args.typ == "pulumi:providers:aws":
+            if args.typ in ("pulumi:providers:aws", "pulumi:providers:aws-native"):
                 self._register_provider(seed, provider_id, state)
             return provider_id, state
 
         if args.typ == "pulumi:pulumi:StackReference":
             return self._stack_reference(str(args.resource_id or args.name))
-
-        if args.typ.startswith(DYNAMIC_TYPE_PREFIX):
-            return _dynamic_resource(self.identity, seed, state)
 
         identity = self.identity_for(args.provider)
         self._autoname(args.typ, args.name, seed, state)
@@ -131,6 +128,8 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         self._computed(args.typ, resource_id, state, identity)
         if args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             resource_id = state["arn"]  # IAM identifies OIDC providers by their ARN
+        if args.typ == "aws-native:sagemaker:ModelQualityJobDefinition":
+            resource_id = state["jobDefinitionArn"]
         if "tags" in state and _has_output(args.typ, "tags_all"):
             state["tagsAll"] = dict(state["tags"] or {})
         return resource_id, state
@@ -200,6 +199,8 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             return str(state["trackingServerName"])
         if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             return "pending"  # replaced by the ARN once it is computed
+        if typ == "aws-native:sagemaker:ModelQualityJobDefinition":
+            return "pending"  # Cloud Control identifies it by its ARN, computed below
         if state.get("name"):
             return str(state["name"])
         return digest(seed, 17)
@@ -265,6 +266,10 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
             state["defaultVersion"] = 1
+        elif typ == "aws-native:sagemaker:ModelQualityJobDefinition":
+            state["jobDefinitionArn"] = (f"arn:{identity.partition}:sagemaker:{identity.region}:{identity.account_id}:"
+                                         f"model-quality-job-definition/{state['jobDefinitionName'].lower()}")
+            state["creationTime"] = "2026-01-01T00:00:00Z"
 
     # -- providers and data sources ---------------------------------------------------------------
 
@@ -289,60 +294,6 @@ class TruthfulMocks(pulumi.runtime.Mocks):
                 "_DATA_SOURCES in emlops/mocks.py"
             )
         return handler(self.identity_for(args.provider), args.args), []
-
-
-# -- dynamic resources (pulumi.dynamic): their provider is a pickle in the `__provider` input ---------
-
-DYNAMIC_TYPE_PREFIX, DYNAMIC_PROVIDER_KEY = "pulumi-python:dynamic", "__provider"
-
-
-@functools.lru_cache(maxsize=None)
-def _dynamic_provider_class(serialized: str) -> str:
-    import base64
-
-    import dill
-
-    cls = type(dill.loads(base64.b64decode(serialized)))  # the program's own pickle, made in this process
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def dynamic_provider_class(serialized: Any) -> str:
-    """`<module>.<class>` of a dynamic resource's pickled provider (plain, or wrapped as a secret)."""
-    if isinstance(serialized, dict):
-        serialized = serialized.get("value")
-    return _dynamic_provider_class(serialized)
-
-
-def mark_dynamic_provider(inputs: dict) -> dict:
-    """The inputs with a dynamic resource's pickled provider as a short readable marker (for the plan)."""
-    if DYNAMIC_PROVIDER_KEY not in inputs:
-        return inputs
-    marker = f"[dynamic provider: {dynamic_provider_class(inputs[DYNAMIC_PROVIDER_KEY])}]"
-    return {**inputs, DYNAMIC_PROVIDER_KEY: marker}
-
-
-def _model_quality_job_definition(identity: AwsIdentity, seed: str, state: dict) -> str:
-    # the provider's check names it `<namePrefix>-<7 hex>` within SageMaker's 63 characters
-    name = state.get("jobDefinitionName") or autoname(state["namePrefix"], seed, 63)
-    region = state.get("region") or identity.region
-    state.update(jobDefinitionName=name, name=name, arn=(
-        f"arn:{partition_of(region).name}:sagemaker:{region}:{state.get('accountId') or identity.account_id}:"
-        f"model-quality-job-definition/{name.lower()}"))
-    return name
-
-
-_DYNAMIC_OUTPUTS: dict[str, Callable[[AwsIdentity, str, dict], str]] = {
-    "emlops.components.model_quality.ModelQualityJobDefinitionProvider": _model_quality_job_definition,
-}
-
-
-def _dynamic_resource(identity: AwsIdentity, seed: str, state: dict) -> tuple[str, dict]:
-    provider = dynamic_provider_class(state.get(DYNAMIC_PROVIDER_KEY))
-    outputs = _DYNAMIC_OUTPUTS.get(provider)
-    if outputs is None:
-        raise MockGap(f"the offline preview has no outputs for the dynamic provider {provider}; add them to "
-                      "_DYNAMIC_OUTPUTS in emlops/mocks.py")
-    return outputs(identity, seed, state), state
 
 
 def _caller_identity(identity: AwsIdentity, _args: dict) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from emlops.plan import Plan, PlanResource
+from emlops.offline.plan import Plan, PlanResource
 
 
 def _label(resource: PlanResource) -> str:

@@ -27,7 +27,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from emlops.guardrails import POLICIES, RULES, Settings, pack_config
-from emlops.plan import Plan, PlanResource
+from emlops.offline.plan import Plan, PlanResource
 from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
 
 SCHEMA = "emlops.check/v1"
@@ -217,7 +217,7 @@ def settings_of(stack_config, guardrails: GuardrailsConfig) -> Settings:
 
 
 def load_stack_config(stack: str, project=None):
-    from emlops.stackfile import find_project, load_stack
+    from emlops.program.stackfile import find_project, load_stack
     from emlops.program.config import ConfigError
 
     try:
@@ -250,7 +250,7 @@ def check_stack(stack: str, plan_path: Optional[Path] = None, project=None) -> C
         if plan.stack != stack:
             raise CheckError(f"--plan {plan_path}: is the plan of stack {plan.stack!r}, not {stack!r}")
     else:
-        from emlops.preview import PreviewError, preview_stack
+        from emlops.offline.preview import PreviewError, preview_stack
 
         try:
             plan = preview_stack(stack, project=project).plan

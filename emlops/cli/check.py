@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # the rules load when the command runs, not when `emlops --help` does
-    from emlops.check import CheckReport, Violation
+    from emlops.review.check import CheckReport, Violation
 
 SEVERITIES = ("critical", "high", "medium", "low")
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
     ) -> None:
         """Run the guardrails (the policy pack's rules) on STACK's offline plan; exit 1 on a mandatory violation."""
-        from emlops.check import CheckError, check_stack, stack_pack_config
+        from emlops.review.check import CheckError, check_stack, stack_pack_config
 
         if output_format not in ("text", "markdown"):
             typer.echo(f"--format: {output_format!r} is not supported; allowed: text, markdown", err=True)

@@ -98,13 +98,8 @@ _MAPPINGS: dict[str, _Mapping] = {
         "sagemaker", "CreateDataQualityJobDefinition", {"name": "JobDefinitionName"}),
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _Mapping(
         "sagemaker", "CreateMonitoringSchedule", {"name": "MonitoringScheduleName"}),
-    # a dynamic resource (components/model_quality.py): pulumi_aws has no model-quality job definition
-    "pulumi-python:dynamic/sagemaker:ModelQualityJobDefinition": _Mapping(
-        "sagemaker", "CreateModelQualityJobDefinition", {},
-        # where and as whom the provider calls the API, the name's prefix, and Pulumi's pickled provider
-        ignore=frozenset({"accountId", "assumeRoleArn", "namePrefix", "__provider"}),
-        # the provider's check names the definition: the prefix plus a random suffix
-        provider_supplied=frozenset({"JobDefinitionName"})),
+    # pulumi-aws-native's (components/model_quality.py): pulumi_aws has no model-quality job definition
+    "aws-native:sagemaker:ModelQualityJobDefinition": _Mapping("sagemaker", "CreateModelQualityJobDefinition", {}),
     # Retraining (owner: components/retraining.py).
     # the provider generates CreatePipeline's idempotency token
     "aws:sagemaker/pipeline:Pipeline": _Mapping("sagemaker", "CreatePipeline", {},

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from emlops.diff import PlanDiff, diff_plans, render_markdown
-from emlops.graph import graph
-from emlops.plan import Plan
+from emlops.review.diff import PlanDiff, diff_plans, render_markdown
+from emlops.review.graph import graph
+from emlops.offline.plan import Plan
 
 MARKER = "<!-- emlops-pr-preview -->"
 GITHUB_LIMIT = 65536

@@ -21,7 +21,7 @@ def _fail(command: str, message: str, code: int = EXIT_INPUT) -> None:
 
 
 def _run(command: str, action: Callable[[], None]) -> None:
-    from emlops.comment import CommentError
+    from emlops.review.comment import CommentError
 
     try:
         action()
@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
         _choose("diff", "--format", output_format, ("markdown", "text"))
 
         def action() -> None:
-            from emlops.comment import load_plan
-            from emlops.diff import diff_plans, render_markdown, render_text
+            from emlops.review.comment import load_plan
+            from emlops.review.diff import diff_plans, render_markdown, render_text
 
             base_plan, head_plan = load_plan(base), load_plan(head)
             render = render_markdown if output_format == "markdown" else render_text
@@ -65,20 +65,20 @@ def register(app: typer.Typer) -> None:
         output_format: str = typer.Option("mermaid", "--format", help="mermaid or dot."),
     ) -> None:
         """Draw the platform of STACK (or of a plan file): components, key resources, data flow."""
-        from emlops.graph import FORMATS
+        from emlops.review.graph import FORMATS
 
         _choose("graph", "--format", output_format, FORMATS)
         if (stack is None) == (plan_path is None):
             _fail("graph", "give either a STACK or --plan PATH (not both)")
 
         def action() -> None:
-            from emlops.comment import load_plan
-            from emlops.graph import graph
+            from emlops.review.comment import load_plan
+            from emlops.review.graph import graph
 
             if plan_path is not None:
                 plan = load_plan(plan_path)
             else:
-                from emlops.preview import PreviewError, preview_stack
+                from emlops.offline.preview import PreviewError, preview_stack
 
                 try:
                     plan = preview_stack(stack).plan
@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         """Build the pull-request comment: per stack the diff, the policy verdict and a diagram."""
 
         def action() -> None:
-            from emlops.comment import build_comment
+            from emlops.review.comment import build_comment
 
             text = build_comment(base, head)
             if output is None:

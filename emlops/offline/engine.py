@@ -3,7 +3,7 @@
 No Pulumi CLI, credentials or network are involved. Pulumi's own `MockMonitor` stands in for the
 engine; `RecordingMonitor` extends it to record every registration the way the real engine sees it
 (parent, dependencies, provider, protect, retainOnDelete, URNs with the full parent-type chain) and
-the stack's outputs. The result is a `Plan` (see `emlops.plan`).
+the stack's outputs. The result is a `Plan` (see `emlops.offline.plan`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.settings import configure
 from pulumi.runtime.stack import run_in_stack
 
-from emlops.mocks import AwsIdentity, TruthfulMocks, mark_dynamic_provider
-from emlops.plan import Plan, PlanResource
+from emlops.offline.mocks import AwsIdentity, TruthfulMocks
+from emlops.offline.plan import Plan, PlanResource
 
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
@@ -95,9 +95,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent=request.parent or None,
             dependencies=sorted(set(request.dependencies)),
             provider=provider,
-            # a dynamic resource's pickled provider is recorded as "[dynamic provider: <module>.<class>]"
-            inputs=(to_plain(mark_dynamic_provider(json_format.MessageToDict(request.object)))
-                    if request.object else {}),
+            inputs=to_plain(json_format.MessageToDict(request.object)) if request.object else {},
             protect=bool(request.protect) if request.HasField("protect") else False,
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
         )
@@ -291,7 +289,7 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
     mocks = TruthfulMocks(identity, stack_outputs)
     monitor = RecordingMonitor(mocks)
     collector = _Collector()
-    logger = logging.getLogger(f"emlops.preview.{stack}")
+    logger = logging.getLogger(f"emlops.offline.preview.{stack}")
     logger.propagate = False
     logger.handlers = [collector]
     settings = pulumi_mocks.MockSettings(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from emlops.engine import ORGANIZATION, RunResult, run_program
-from emlops.mocks import AwsIdentity, MockGap
-from emlops.stackfile import Project, find_project, load_stack
+from emlops.offline.engine import ORGANIZATION, RunResult, run_program
+from emlops.offline.mocks import AwsIdentity, MockGap
+from emlops.program.stackfile import Project, find_project, load_stack
 from emlops.program.config import ConfigError
 
 

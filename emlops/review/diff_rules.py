@@ -2,9 +2,9 @@
 
 `REPLACE_ON_CHANGE` lists, per type, the inputs AWS cannot update in place (changing one replaces the
 resource), `replaces` applies it to one changed input path, and `STATEFUL_TYPES` names the types whose
-deletion loses data. They are kept apart from `emlops.diff`, which computes and renders the diff, because
+deletion loses data. They are kept apart from `emlops.review.diff`, which computes and renders the diff, because
 they are reference data that grows with every resource type the platform uses and is reviewed on its own;
-`emlops.diff` re-exports every name here.
+`emlops.review.diff` re-exports every name here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     "aws:sagemaker/model:Model": (ALL,),
     "aws:sagemaker/endpointConfiguration:EndpointConfiguration": (ALL,),
     "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition": (ALL,),
-    "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition": (ALL,),
+    "aws-native:sagemaker:ModelQualityJobDefinition": (ALL,),  # Cloud Control: every property is create-only
     "aws:sagemaker/endpoint:Endpoint": ("name",),  # a new endpointConfigName is a (blue/green) update
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": ("name",),
     # UpdateFeatureGroup changes only the online store's TTL, throughput and added features.
