@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
 
-from emlops.components.network_access import check_security_group_ids
+from emlops.components.settings import check_security_group_ids
 
 if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket

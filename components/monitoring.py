@@ -40,7 +40,8 @@ from emlops.components.monitoring_alarms import (
     run_outcome_rules,
     subscription_protocol,
 )
-from emlops.components.network_access import check_security_group_ids, https_only_security_group
+from emlops.components.network_access import https_only_security_group
+from emlops.components.settings import check_security_group_ids
 from emlops.components.options import child, merge_tags, type_token
 from emlops.components.storage import SecureBucket
 

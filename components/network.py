@@ -27,7 +27,7 @@ import pulumi_aws as aws
 from emlops.catalog.aws import LOG_RETENTION_DAYS
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
-from emlops.components.network_access import SECURITY_GROUP_ID, SUBNET_ID, VPC_ID
+from emlops.components.settings import SECURITY_GROUP_ID, SUBNET_ID, VPC_ID
 from emlops.components.options import child, merge_tags, type_token
 
 __all__ = ["INTERFACE_ENDPOINTS", "LOG_RETENTION_DAYS", "Network", "NetworkArgs", "check_cidr_block",

@@ -17,23 +17,6 @@ from emlops.components.aws_context import AwsContext
 from emlops.components.iam import Statement
 from emlops.components.options import child
 
-# EC2 ids: a type prefix and 8 (older) or 17 hex digits.
-VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
-SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
-SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
-
-
-def check_security_group_ids(ids) -> None:
-    """Security groups given for SageMaker network interfaces: a list of at most 5 (VpcConfig's limit),
-    each `sg-...` when a literal string (Outputs are other resources' ids)."""
-    if isinstance(ids, str):
-        raise ValueError(f"security_group_ids must be a list, e.g. [{ids!r}]")
-    if len(ids) > 5:
-        raise ValueError(f"security_group_ids: at most 5 security groups, got {len(ids)}")
-    for value in ids:
-        if isinstance(value, str) and not SECURITY_GROUP_ID.match(value):
-            raise ValueError(f"security_group_ids: {value!r} is not a security group id (sg-...)")
-
 
 def https_only_security_group(parent: pulumi.Resource, name: str, vpc_id: pulumi.Input[str], purpose: str,
                               tags: Mapping[str, str]) -> aws.ec2.SecurityGroup:

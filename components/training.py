@@ -27,7 +27,8 @@ import pulumi_aws as aws
 
 from emlops.catalog.aws import LOG_RETENTION_DAYS, api_enum
 from emlops.components.aws_context import aws_context
-from emlops.components.network_access import SUBNET_ID, VPC_ID, vpc_interface_statements
+from emlops.components.network_access import vpc_interface_statements
+from emlops.components.settings import SUBNET_ID, VPC_ID
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, name_token
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.options import child, merge_tags, type_token

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pulumi import RunError
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -29,7 +28,7 @@ from pydantic import (
 )
 
 from emlops.catalog.aws import Partition, partition_of, regions_with
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import AtKey, QuotedStr, Settings, error_message
 from emlops.program.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
                                  _describe, _field_extra, _find_field, _model_at, _nested_model)
 from emlops.program.config_guardrails import GuardrailsConfig
@@ -57,36 +56,11 @@ ADD_NETWORK = "add network.managed (or network.vpc_id and network.private_subnet
 PRODUCTION_ZONES = 3
 
 
-class AtKey(ValueError):
-    """A cross-field problem found at a deeper key than the validator that found it."""
-
-    def __init__(self, path: str, message: str):
-        super().__init__(message)
-        self.path = path
-
-
 class ConfigError(RunError):
     """A stack configuration problem, reported as one line without a traceback.
 
     It is a `pulumi.RunError`, so the real `pulumi up` also prints just the message.
     """
-
-
-def _error_message(message: str) -> dict[str, Any]:
-    # Carried into the JSON Schema as `errorMessage` (the ajv-errors keyword) and used for our own
-    # one-line errors, so editors and `emlops preview` say the same thing.
-    return {"errorMessage": message}
-
-
-def _must_be_quoted_string(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError(
-            f"must be a quoted string (YAML reads {value!r} unquoted as a number; write '{value}')"
-        )
-    return value
-
-
-QuotedStr = Annotated[str, BeforeValidator(_must_be_quoted_string)]
 
 
 class Tags(BaseModel):
@@ -130,7 +104,7 @@ class Tags(BaseModel):
         return {**self.model_dump(by_alias=True), **(self.__pydantic_extra__ or {})}
 
 
-class KmsSettings(ConfigSection):
+class KmsSettings(Settings):
     """Settings for the customer-managed KMS keys the platform creates."""
 
     deletion_window_days: int = Field(
@@ -140,7 +114,7 @@ class KmsSettings(ConfigSection):
     )
 
 
-class StorageSettings(ConfigSection):
+class StorageSettings(Settings):
     """Settings for the platform's S3 buckets."""
 
     noncurrent_version_retention_days: int = Field(
@@ -153,13 +127,13 @@ class StorageSettings(ConfigSection):
     )
 
 
-class PlatformConfig(ConfigSection):
+class PlatformConfig(Settings):
     """The whole platform of one stack (`emlops:platform` in `stacks/Pulumi.<stack>.yaml`)."""
 
     environment: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$",
         description="Environment name, used in resource names and tags (e.g. `dev`, `prod`).",
-        json_schema_extra=_error_message(
+        json_schema_extra=error_message(
             "must be 2-16 lowercase letters, digits or '-', starting with a letter"
         ),
     )
@@ -170,7 +144,7 @@ class PlatformConfig(ConfigSection):
     account_id: QuotedStr = Field(
         pattern=r"^[0-9]{12}$",
         description="The 12-digit AWS account the stack deploys into.",
-        json_schema_extra=_error_message("must be a 12-digit AWS account id, e.g. '123456789012'"),
+        json_schema_extra=error_message("must be a 12-digit AWS account id, e.g. '123456789012'"),
     )
     region: str = Field(
         description="AWS region of the stack; must be a region where SageMaker is available.",
@@ -180,7 +154,7 @@ class PlatformConfig(ConfigSection):
         pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
         description="IAM role in `account_id` that the stack's AWS provider assumes (for example from CI's "
         "OIDC session in a tooling account). Default: the caller's credentials are used as they are.",
-        json_schema_extra=_error_message(
+        json_schema_extra=error_message(
             "must be an IAM role ARN, e.g. 'arn:aws:iam::123456789012:role/emlops-deploy'"),
     )
     tags: Tags = Field(description="Tags every resource carries.")
@@ -189,7 +163,7 @@ class PlatformConfig(ConfigSection):
         pattern=r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9_+=,.@/-]{1,128}$",
         description="Managed policy set as the permissions boundary of every IAM role the platform "
         "creates. Default: no boundary.",
-        json_schema_extra=_error_message(
+        json_schema_extra=error_message(
             "must be an IAM policy ARN, e.g. 'arn:aws:iam::123456789012:policy/ml-boundary'"
         ),
     )

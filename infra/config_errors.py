@@ -16,9 +16,11 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
+from emlops.components.settings import AtKey
+
 
 def _describe(error: dict[str, Any]) -> str:
-    from emlops.program.config import FULL_KEY, AtKey  # (infra.config imports this module)
+    from emlops.program.config import FULL_KEY  # (infra.config imports this module)
 
     loc = tuple(error["loc"])
     path = FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import Settings
 
 from emlops.components.feature_store import (
     FEATURE_GROUP_NAME_PATTERN,
@@ -40,7 +40,7 @@ __all__ = ["FeatureConfig", "FeatureGroupConfig", "OfflineStoreSettings", "Onlin
 _NAME_SCHEMA = {"maxLength": MAX_NAME_LENGTH}
 
 
-class FeatureConfig(ConfigSection):
+class FeatureConfig(Settings):
     """One feature (column) of a feature group."""
 
     name: str = Field(
@@ -57,7 +57,7 @@ class FeatureConfig(ConfigSection):
         return value
 
 
-class OnlineStoreSettings(ConfigSection):
+class OnlineStoreSettings(Settings):
     """The online store: the latest record per identifier, for low-latency reads (KMS-encrypted)."""
 
     enabled: bool = Field(False, description="Keep an online store. Default: false (it is billed per use "
@@ -76,13 +76,13 @@ class OnlineStoreSettings(ConfigSection):
         return self
 
 
-class OfflineStoreSettings(ConfigSection):
+class OfflineStoreSettings(Settings):
     """The offline store: every record, as an Iceberg table in S3 catalogued in Glue (KMS-encrypted)."""
 
     enabled: bool = Field(True, description="Keep an offline store. Default: true.")
 
 
-class FeatureGroupConfig(ConfigSection):
+class FeatureGroupConfig(Settings):
     """One SageMaker feature group (`<environment feature store>-<name>` in SageMaker)."""
 
     name: str = Field(

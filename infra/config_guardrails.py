@@ -7,7 +7,7 @@ import functools
 
 from pydantic import Field, field_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import Settings
 
 
 MIN_REASON = 10
@@ -30,7 +30,7 @@ def sagemaker_instance_types() -> frozenset[str]:
     return frozenset(t for shape in shapes for t in api_enum("sagemaker", shape))
 
 
-class SuppressionConfig(ConfigSection):
+class SuppressionConfig(Settings):
     """One accepted exception to a guardrail, for one resource, with the reason it was accepted."""
 
     rule: str = Field(description="Name of the rule, e.g. `s3-bucket-versioning` (see policy/README.md).")
@@ -58,7 +58,7 @@ class SuppressionConfig(ConfigSection):
         return value
 
 
-class GuardrailsConfig(ConfigSection):
+class GuardrailsConfig(Settings):
     """Guardrails of the stack: allowed SageMaker instance types and accepted exceptions to rules."""
 
     allowed_instance_types: list[str] = Field(

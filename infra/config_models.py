@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import AtKey, Settings
 
 from emlops.catalog.aws import api_enum
 from emlops.program.config_monitoring import MonitoringConfig
@@ -29,7 +29,7 @@ def production_variant_instance_types() -> tuple[str, ...]:
     return api_enum("sagemaker", "ProductionVariantInstanceType")
 
 
-class ModelSourceConfig(ConfigSection):
+class ModelSourceConfig(Settings):
     """Where the model artifact comes from: exactly one of the four keys."""
 
     mlflow: Optional[str] = Field(
@@ -66,7 +66,7 @@ class ModelSourceConfig(ConfigSection):
         return self
 
 
-class ImageConfig(ConfigSection):
+class ImageConfig(Settings):
     """The inference container: a SageMaker framework image for the stack's region, or your own ECR image."""
 
     framework: Optional[Literal["xgboost", "sklearn", "pytorch", "tensorflow", "huggingface"]] = Field(
@@ -91,7 +91,7 @@ class ImageConfig(ConfigSection):
         return self
 
 
-class VariantConfig(ConfigSection):
+class VariantConfig(Settings):
     """One production variant on provisioned instances."""
 
     name: str = Field("primary", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
@@ -114,14 +114,14 @@ class VariantConfig(ConfigSection):
         return value
 
 
-class ServerlessConfig(ConfigSection):
+class ServerlessConfig(Settings):
     """A serverless variant (cheap, scales to zero; no VPC, isolation or data capture)."""
 
     memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(2048, description="Memory. Default: 2048.")
     max_concurrency: int = Field(5, ge=1, le=200, description="Concurrent invocations. Default: 5.")
 
 
-class DataCaptureConfig(ConfigSection):
+class DataCaptureConfig(Settings):
     """Capture of requests and responses into the platform's capture bucket (KMS-encrypted)."""
 
     enabled: Optional[bool] = Field(None, description="Default: on in every environment except `dev`.")
@@ -132,7 +132,7 @@ class DataCaptureConfig(ConfigSection):
                                           description="Content types captured as JSON. Default: application/json.")
 
 
-class DeploymentConfig(ConfigSection):
+class DeploymentConfig(Settings):
     """How an update shifts traffic to the new fleet (blue/green) and when it rolls back."""
 
     strategy: Literal["all_at_once", "canary", "linear"] = Field(
@@ -147,7 +147,7 @@ class DeploymentConfig(ConfigSection):
     max_execution_timeout_minutes: int = Field(60, ge=10, le=480, description="Longest an update may take. Default: 60.")
 
 
-class AlarmsConfig(ConfigSection):
+class AlarmsConfig(Settings):
     """CloudWatch alarms that roll a deployment back (and later page people)."""
 
     model_latency_ms: int = Field(1000, ge=1, le=3_600_000, description="p99 model latency that counts as "
@@ -155,7 +155,7 @@ class AlarmsConfig(ConfigSection):
     invocation_5xx_errors: int = Field(5, ge=1, description="5XX errors per minute that count as failing. Default: 5.")
 
 
-class ScaleDownSchedule(ConfigSection):
+class ScaleDownSchedule(Settings):
     """Scale a non-production endpoint down outside working hours."""
 
     scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (EventBridge cron).")
@@ -184,7 +184,7 @@ class ScaleDownSchedule(ConfigSection):
         return value
 
 
-class AutoscalingConfig(ConfigSection):
+class AutoscalingConfig(Settings):
     """Target tracking on invocations per instance."""
 
     min_instances: int = Field(1, ge=1, le=100, description="Fewest instances per variant. Default: 1.")
@@ -206,7 +206,7 @@ class AutoscalingConfig(ConfigSection):
         return self
 
 
-class ModelConfig(ConfigSection):
+class ModelConfig(Settings):
     """One model and the SageMaker endpoint that serves it."""
 
     name: str = Field(pattern=MODEL_NAME, max_length=32,
@@ -257,7 +257,7 @@ class ModelConfig(ConfigSection):
         return self
 
 
-class NetworkConfig(ConfigSection):
+class NetworkConfig(Settings):
     """The VPC the platform's workloads run in: one emlops builds (`managed`) or one you bring (`vpc_id` and
     `private_subnet_ids`); exactly one of the two."""
 
@@ -282,8 +282,6 @@ class NetworkConfig(ConfigSection):
 
     @model_validator(mode="after")
     def _managed_or_your_own(self) -> "NetworkConfig":
-        from emlops.program.config import AtKey  # (infra.config imports this module)
-
         own = self.vpc_id is not None or self.private_subnet_ids is not None
         if self.managed is not None and own:
             given = " and ".join(k for k in ("vpc_id", "private_subnet_ids") if getattr(self, k) is not None)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import Settings
 
 from emlops.components.model_quality import check_model_quality, problem_types
 from emlops.components.monitoring import (
@@ -51,7 +51,7 @@ PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistic
 PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
 
 
-class BaselineConfig(ConfigSection):
+class BaselineConfig(Settings):
     """The baseline the captured data is compared with (the output of a SageMaker baselining job)."""
 
     statistics_s3_uri: str = Field(
@@ -62,7 +62,7 @@ class BaselineConfig(ConfigSection):
         json_schema_extra={"errorMessage": "must be an S3 object URI, s3://<bucket>/<key>"})
 
 
-class ModelQualityConfig(ConfigSection):
+class ModelQualityConfig(Settings):
     """Model-quality monitoring: the endpoint's captured predictions compared with ground-truth labels."""
 
     ground_truth_s3_uri: str = Field(
@@ -103,7 +103,7 @@ class ModelQualityConfig(ConfigSection):
         return self
 
 
-class MonitoringConfig(ConfigSection):
+class MonitoringConfig(Settings):
     """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
 
     enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
@@ -147,7 +147,7 @@ class MonitoringConfig(ConfigSection):
         return self.enabled if self.enabled is not None else captures_data
 
 
-class AlertsConfig(ConfigSection):
+class AlertsConfig(Settings):
     """Who is told about drift, violations and failed monitoring runs (subscribers of the alerts topic)."""
 
     email: list[str] = Field(default_factory=list, description="E-mail addresses (each confirms once). Default: none.")

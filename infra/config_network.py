@@ -14,14 +14,14 @@ from typing import Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from emlops.program.config_base import ConfigSection, check_log_retention
+from emlops.components.settings import Settings, check_log_retention
 
 from emlops.components.network import (
     DEFAULT_CIDR, MAX_AZS, MIN_AZS, NetworkArgs, check_cidr_block, check_public_room,
 )
 
 
-class ManagedNetworkConfig(ConfigSection):
+class ManagedNetworkConfig(Settings):
     """A VPC emlops builds: private subnets in each zone, flow logs, VPC endpoints; public subnets only if asked."""
 
     cidr_block: str = Field(DEFAULT_CIDR, description="VPC CIDR, a private (RFC 1918) block of /16 to /24. "

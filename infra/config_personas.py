@@ -11,12 +11,12 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import Settings
 
 from emlops.components.personas import PERSONA_TAG, PERSONAS, PersonasArgs, check_trusted_principals
 
 
-class PersonasConfig(ConfigSection):
+class PersonasConfig(Settings):
     """IAM roles for the people who work on the platform, one least-privilege role per persona."""
 
     trusted_principal_arns: dict[str, list[str]] = Field(

@@ -14,13 +14,13 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import Settings
 
 # botocore's `RepositoryName` pattern (ECR CreateRepository)
 ECR_REPOSITORY_NAME = r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
 
 
-class RegistryMlflowConfig(ConfigSection):
+class RegistryMlflowConfig(Settings):
     """The MLflow tracking server: SageMaker-managed, self-hosted on the EKS cluster, or none."""
 
     kind: Literal["sagemaker", "kubernetes", "none"] = Field(
@@ -65,7 +65,7 @@ def check_consumer_account_ids(values: list[str]) -> list[str]:
     return _unique(values, "account ids")
 
 
-class RegistryFields(ConfigSection):
+class RegistryFields(Settings):
     """The registry fields this module adds; `RegistryConfig` inherits them."""
 
     mlflow: RegistryMlflowConfig = Field(default_factory=RegistryMlflowConfig,

@@ -24,7 +24,7 @@ from typing import Literal, Optional
 import pulumi
 from pydantic import Field, field_validator
 
-from emlops.program.config_base import ConfigSection
+from emlops.components.settings import Settings
 
 from emlops.components.retraining import RetrainingPipelineArgs, check_schedule_expression, check_threshold
 
@@ -33,7 +33,7 @@ _ECR_IMAGE = (r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9.
               r"(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 
 
-class RetrainingConfig(ConfigSection):
+class RetrainingConfig(Settings):
     """Automatic retraining of a model (a SageMaker pipeline built by the SageMaker SDK)."""
 
     enabled: bool = Field(False, description="Create the model's retraining pipeline. Default: false.")

@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.program.config_base import ConfigSection, check_log_retention
+from emlops.components.settings import Settings, check_log_retention
 
 from emlops.components.training import (
     ROLE_ARN,
@@ -34,7 +34,7 @@ from emlops.components.training import (
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
-class TeamConfig(ConfigSection):
+class TeamConfig(Settings):
     """A team with its own namespace (`team-<name>`) and a quota on the GPU cluster."""
 
     name: str = Field(pattern=_DNS_LABEL, max_length=58, description="Team name; its namespace is `team-<name>` "
@@ -62,14 +62,14 @@ class TeamConfig(ConfigSection):
         return value
 
 
-class SageMakerTrainingConfig(ConfigSection):
+class SageMakerTrainingConfig(Settings):
     """Settings of kind `sagemaker`."""
 
     keep_images: int = Field(30, ge=1, le=1000, description="Training images the repository keeps; older ones "
                              "expire. Default: 30.")
 
 
-class EksTrainingConfig(ConfigSection):
+class EksTrainingConfig(Settings):
     """Settings of kind `eks`."""
 
     kubernetes_version: str = Field("1.33", description="Kubernetes version, quoted (e.g. `'1.33'`). Default: 1.33.")
@@ -148,7 +148,7 @@ class EksTrainingConfig(ConfigSection):
         return self
 
 
-class TrainingConfig(ConfigSection):
+class TrainingConfig(Settings):
     """Where models are trained: SageMaker training jobs or an EKS GPU cluster."""
 
     kind: Literal["sagemaker", "eks"] = Field("sagemaker", description="`sagemaker` (ECR, buckets, role, security "

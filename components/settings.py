@@ -1,0 +1,119 @@
+"""What every component's settings and context share.
+
+A component takes, besides its name and resource options, two typed things:
+
+- its **settings**: what a platform team chooses, a pydantic model (a subclass of `Settings`) whose every
+  field documents its default and unit and is validated once, when the model is made. The stack file's
+  section for the component embeds this model as it is, so a setting has one name, one unit and one
+  default, written once;
+- its **context**: what the platform around it supplies (keys, buckets, network, alerts topic, tags,
+  permissions boundary, protection), a frozen dataclass of Pulumi inputs that is complete when the
+  component is constructed. `Governance` and `Placement` are the parts most contexts share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Optional
+
+import pulumi
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from emlops.catalog.aws import LOG_RETENTION_DAYS
+
+
+# EC2 ids: a type prefix and 8 (older) or 17 hex digits.
+VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+class Settings(BaseModel):
+    """Base of every component's settings: unknown keys are errors, values are frozen, surrounding
+    whitespace is dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class AtKey(ValueError):
+    """A problem a validator found at a deeper key than its own (`path`, relative to the validated model)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def _must_be_quoted_string(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"must be a quoted string (YAML reads {value!r} unquoted as a number; write '{value}')")
+    return value
+
+
+QuotedStr = Annotated[str, BeforeValidator(_must_be_quoted_string)]
+"""A string that YAML would read as a number when unquoted (account ids, cost centers, versions)."""
+
+
+def error_message(message: str) -> dict[str, Any]:
+    """A field's own one-line error for a pattern mismatch, carried into the JSON Schema as `errorMessage`
+    (the ajv-errors keyword), so editors and `emlops preview` say the same thing."""
+    return {"errorMessage": message}
+
+
+def check_log_retention(days: int) -> int:
+    """`days` if CloudWatch Logs accepts it as a retention; else ValueError naming the allowed values."""
+    if days not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+        raise ValueError(f"{days} is not a CloudWatch Logs retention; allowed: {allowed}")
+    return days
+
+
+@dataclass(frozen=True)
+class Governance:
+    """What every child of a component carries from the platform: tags, the permissions boundary of the
+    roles it creates, and whether its stateful children are protected and retained on delete."""
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags of every taggable child. Default: none."""
+    permissions_boundary_arn: Optional[str] = None
+    """Permissions boundary of every role the component creates. Default: none."""
+    protect: bool = False
+    """Protect stateful children (no delete) and retain them when removed from the code. Default: false."""
+
+    def with_tags(self, *extra: Optional[Mapping[str, str]]) -> "Governance":
+        """The same governance with more tags (later ones win; first-seen key order, for stable plans)."""
+        merged: dict[str, str] = dict(self.tags)
+        for tags in extra:
+            merged.update(tags or {})
+        return Governance(merged, self.permissions_boundary_arn, self.protect)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a workload's network interfaces go: private subnets of a VPC, and their security groups."""
+
+    vpc_id: pulumi.Input[str]
+    """The VPC of `subnet_ids`."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Private subnets (at least one; spread over zones for availability)."""
+    security_group_ids: Sequence[pulumi.Input[str]] = ()
+    """Security groups of the interfaces (at most 5). Default: the component creates one with no inbound
+    rule and HTTPS out only."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.subnet_ids, str) or not self.subnet_ids or not self.vpc_id:
+            raise ValueError("a placement needs vpc_id and a list of subnet_ids")
+        check_security_group_ids(self.security_group_ids)
+
+
+def check_security_group_ids(ids: Sequence[pulumi.Input[str]]) -> None:
+    """Security groups given for SageMaker network interfaces: a list of at most 5 (VpcConfig's limit),
+    each `sg-...` when a literal string (Outputs are other resources' ids)."""
+    if isinstance(ids, str):
+        raise ValueError(f"security_group_ids must be a list, e.g. [{ids!r}]")
+    if len(ids) > 5:
+        raise ValueError(f"security_group_ids: at most 5 security groups, got {len(ids)}")
+    for value in ids:
+        if isinstance(value, str) and not SECURITY_GROUP_ID.match(value):
+            raise ValueError(f"security_group_ids: {value!r} is not a security group id (sg-...)")
