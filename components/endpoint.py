@@ -5,24 +5,39 @@ the endpoint at them, never delete the live one first. Both are auto-named, so P
 create-before-delete and the endpoint update is a blue/green deployment (canary or linear when
 configured) that rolls back on the alarms this component creates. The endpoint itself keeps the
 stable name callers invoke it by: `<component name>`.
+
+How to serve is its settings (`EndpointSettings`); the model's artifact, image, key, capture bucket,
+network, alerts topic and governance are its context (`EndpointContext`); both in endpoint_args.py.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.endpoint_args import ModelEndpointArgs, Variant, check_endpoint_name, has_local_storage
+from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
+                                             has_local_storage)
 from emlops.components.endpoint_iam import execution_role
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.network_access import https_only_security_group
-from emlops.components.options import child, merge_tags, type_token
+from emlops.components.options import child, type_token
 
-__all__ = ["ModelEndpoint", "ModelEndpointArgs", "Variant"]
+__all__ = ["EndpointContext", "EndpointSettings", "ModelArtifact", "ModelEndpoint"]
 
 _TRAFFIC = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# The longest SageMaker child name is "<endpoint>-config" plus Pulumi's 8-character suffix.
+MAX_ENDPOINT_NAME = 63 - len("-config") - 8
+
+
+def check_endpoint_name(name: str) -> None:
+    """SageMaker's name pattern, leaving room for the children's auto-named suffixes."""
+    if not _SAGEMAKER_NAME.match(name) or len(name) > MAX_ENDPOINT_NAME:
+        raise ValueError(f"endpoint name {name!r} must be at most {MAX_ENDPOINT_NAME} ASCII letters, digits and "
+                         "'-', starting and ending with a letter or digit")
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -31,43 +46,47 @@ class ModelEndpoint(pulumi.ComponentResource):
     endpoint: aws.sagemaker.Endpoint
     endpoint_name: pulumi.Output[str]
     endpoint_arn: pulumi.Output[str]
-    model_artifact_uri: Optional[str]
+    model_artifact_uri: pulumi.Input[str]
     data_capture_uri: Optional[pulumi.Output[str]]
     alarms: list[aws.cloudwatch.MetricAlarm]
 
-    def __init__(self, name: str, args: ModelEndpointArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_endpoint_name(name)
-        args.check_network()
+    def __init__(self, name: str, settings: EndpointSettings, context: EndpointContext,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        _check(name, settings, context)
         super().__init__(type_token("ModelEndpoint"), name, None, opts)
-        tags = merge_tags(args.tags, {"model-endpoint": name})
+        serverless = settings.serverless is not None
+        governance = context.governance.with_tags({"model-endpoint": name})
+        tags = dict(governance.tags)
 
-        kms_key_arn = args.kms_key_arn
+        kms_key_arn = context.kms_key_arn
         # serverless endpoints have no volume to encrypt and cannot capture: no key to create
-        if kms_key_arn is None and not args.serverless:
+        if kms_key_arn is None and not serverless:
             kms_key_arn = KmsKey(f"{name}-key", KmsKeyArgs(
                 description=f"Encrypts the volumes and captured data of the {name} endpoint", tags=tags,
             ), opts=child(self)).arn
 
         capture_prefix = f"datacapture/{name}/"
+        capture = context.capture_bucket if settings.data_capture.enabled is not False else None
         self.data_capture_uri = None
-        if args.data_capture_bucket is not None:
-            self.data_capture_uri = pulumi.Output.concat("s3://", args.data_capture_bucket.bucket_name, "/",
-                                                         capture_prefix.rstrip("/"))
+        if capture is not None:
+            self.data_capture_uri = pulumi.Output.concat("s3://", capture.bucket_name, "/", capture_prefix.rstrip("/"))
 
+        placement = context.placement
         security_group_ids = None
-        if not args.serverless:
-            security_group_ids = list(args.security_group_ids) or [
-                https_only_security_group(self, name, args.vpc_id, "SageMaker endpoint", tags).id]
+        if not serverless:
+            security_group_ids = list(placement.security_group_ids) or [
+                https_only_security_group(self, name, placement.vpc_id, "SageMaker endpoint", tags).id]
 
-        role, policies = execution_role(self, name, args, kms_key_arn, capture_prefix, tags)
-        self.model_artifact_uri = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
+        role, policies = execution_role(self, name, settings, context, capture, kms_key_arn, capture_prefix,
+                                        governance)
+        self.model_artifact_uri = context.artifact.uri
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
-            primary_container=_container(args),
-            enable_network_isolation=args.network_isolation,
+            primary_container=_container(settings, context),
+            enable_network_isolation=settings.isolated,
             vpc_config=None if security_group_ids is None else {
-                "subnets": list(args.subnet_ids), "security_group_ids": security_group_ids,
+                "subnets": list(placement.subnet_ids), "security_group_ids": security_group_ids,
             },
             tags=tags,
             # SageMaker checks the role's access when the model is created: wait for its policies.
@@ -75,38 +94,39 @@ class ModelEndpoint(pulumi.ComponentResource):
         )
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            production_variants=_variants(args, model.name),
-            kms_key_arn=None if args.serverless or any(has_local_storage(v.instance_type) for v in args.variants)
+            production_variants=_variants(settings, model.name),
+            kms_key_arn=None if serverless or any(has_local_storage(v.instance_type) for v in settings.variants)
             else kms_key_arn,
             data_capture_config=None if self.data_capture_uri is None else {
                 "enable_capture": True,
-                "initial_sampling_percentage": args.data_capture_sampling_percentage,
+                "initial_sampling_percentage": settings.data_capture.sampling_percentage,
                 "destination_s3_uri": self.data_capture_uri,
                 "kms_key_id": kms_key_arn,
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": {
-                    "csv_content_types": list(args.data_capture_csv_content_types),
-                    "json_content_types": list(args.data_capture_json_content_types),
+                    "csv_content_types": list(settings.data_capture.csv_content_types),
+                    "json_content_types": list(settings.data_capture.json_content_types),
                 },
             },
             tags=tags,
             opts=child(self),
         )
-        variant_names = [v.name for v in args.variants] or ["serverless"]
-        self.alarms = [alarm for variant in variant_names for alarm in _rollback_alarms(self, name, variant, args, tags)]
+        variant_names = [v.name for v in settings.variants] or ["serverless"]
+        self.alarms = [alarm for variant in variant_names
+                       for alarm in _rollback_alarms(self, name, variant, settings, context.alarm_topic_arn, tags)]
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             name=name,
             endpoint_config_name=config.name,
-            deployment_config=_deployment(args, self.alarms),
+            deployment_config=_deployment(settings, self.alarms),
             tags=tags,
             opts=child(self),
         )
         self.endpoint_name = self.endpoint.name
         self.endpoint_arn = self.endpoint.arn
-        if args.autoscaling_min is not None:
-            for variant in args.variants:
-                _autoscaling(self, name, variant, args, tags)
+        if settings.autoscaling is not None:
+            for variant in settings.variants:
+                _autoscaling(self, name, variant, settings, tags)
         self.register_outputs({
             "endpointName": self.endpoint_name,
             "endpointArn": self.endpoint_arn,
@@ -115,80 +135,104 @@ class ModelEndpoint(pulumi.ComponentResource):
         })
 
 
-def _container(args: ModelEndpointArgs) -> dict:
-    if args.model_package_arn:
-        return {"model_package_name": args.model_package_arn}
-    container: dict = {"image": args.image_uri, "mode": "SingleModel"}
-    if args.environment:
-        container["environment"] = dict(args.environment)
-    if args.model_data_url:
-        container["model_data_url"] = args.model_data_url
+def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> None:
+    """What the settings alone cannot know: the context fits them (before anything is created)."""
+    check_endpoint_name(name)
+    if context.artifact.package_arn is None and context.image_uri is None:
+        raise ValueError("an image_uri is required unless the artifact is a model package")
+    if context.artifact.package_arn is not None and context.image_uri is not None:
+        raise ValueError("a model package names its own image; drop image_uri")
+    if settings.serverless is None and context.placement is None:
+        raise ValueError("provisioned variants run in private subnets: give a placement (vpc_id and subnet_ids)")
+    if settings.serverless is not None and context.placement is not None:
+        raise ValueError("serverless endpoints have no VPC: drop the placement")
+    if settings.serverless is not None and context.capture_bucket is not None:
+        raise ValueError("serverless endpoints cannot capture data; drop the capture bucket")
+    if settings.data_capture.enabled and context.capture_bucket is None:
+        raise ValueError("data_capture.enabled needs a capture bucket")
+
+
+def _container(settings: EndpointSettings, context: EndpointContext) -> dict:
+    artifact = context.artifact
+    if artifact.package_arn is not None:
+        return {"model_package_name": artifact.package_arn}
+    container: dict = {"image": context.image_uri, "mode": "SingleModel"}
+    if settings.environment:
+        container["environment"] = dict(settings.environment)
+    if artifact.compressed:
+        container["model_data_url"] = artifact.uri
     else:
         # MLflow models are directories: SageMaker loads them uncompressed from the prefix.
         # (the provider models the API's single S3DataSource as a one-element list)
         container["model_data_source"] = {"s3_data_sources": [{
-            "s3_uri": args.model_data_prefix, "s3_data_type": "S3Prefix", "compression_type": "None",
+            "s3_uri": artifact.uri, "s3_data_type": "S3Prefix", "compression_type": "None",
         }]}
     return container
 
 
-def _variants(args: ModelEndpointArgs, model_name: pulumi.Output[str]) -> list[dict]:
-    if args.serverless:
+def _variants(settings: EndpointSettings, model_name: pulumi.Output[str]) -> list[dict]:
+    if settings.serverless is not None:
         return [{"variant_name": "serverless", "model_name": model_name, "serverless_config": {
-            "memory_size_in_mb": args.serverless_memory_mb, "max_concurrency": args.serverless_max_concurrency,
+            "memory_size_in_mb": settings.serverless.memory_mb,
+            "max_concurrency": settings.serverless.max_concurrency,
         }}]
     return [{
         "variant_name": v.name, "model_name": model_name, "instance_type": v.instance_type,
         "initial_instance_count": v.initial_instance_count, "initial_variant_weight": v.weight,
-    } for v in args.variants]
+    } for v in settings.variants]
 
 
-def _rollback_alarms(parent: pulumi.Resource, name: str, variant: str, args: ModelEndpointArgs,
-                     tags: dict) -> list[aws.cloudwatch.MetricAlarm]:
+def _rollback_alarms(parent: pulumi.Resource, name: str, variant: str, settings: EndpointSettings,
+                     topic_arn: Optional[pulumi.Input[str]], tags: dict) -> list[aws.cloudwatch.MetricAlarm]:
+    alarms = settings.alarms
     dimensions = {"EndpointName": name, "VariantName": variant}
-    notify = {} if args.alarm_topic_arn is None else dict(alarm_actions=[args.alarm_topic_arn],
-                                                          ok_actions=[args.alarm_topic_arn])
+    notify = {} if topic_arn is None else dict(alarm_actions=[topic_arn], ok_actions=[topic_arn])
     common = dict(namespace="AWS/SageMaker", dimensions=dimensions, period=60, evaluation_periods=3,
                   datapoints_to_alarm=2, treat_missing_data="notBreaching", tags=tags, opts=child(parent), **notify)
     errors = aws.cloudwatch.MetricAlarm(
         f"{name}-{variant}-5xx",
-        alarm_description=f"{name}/{variant}: {args.error_5xx_threshold}+ 5XX errors a minute; rolls back deployments",
+        alarm_description=f"{name}/{variant}: {alarms.invocation_5xx_errors}+ 5XX errors a minute; "
+                          "rolls back deployments",
         metric_name="Invocation5XXErrors", statistic="Sum",
-        comparison_operator="GreaterThanOrEqualToThreshold", threshold=args.error_5xx_threshold, **common,
+        comparison_operator="GreaterThanOrEqualToThreshold", threshold=alarms.invocation_5xx_errors, **common,
     )
     latency = aws.cloudwatch.MetricAlarm(
         f"{name}-{variant}-latency",
-        alarm_description=f"{name}/{variant}: p99 model latency above {args.latency_threshold_ms} ms; rolls back deployments",
+        alarm_description=f"{name}/{variant}: p99 model latency above {alarms.model_latency_ms} ms; "
+                          "rolls back deployments",
         # ModelLatency is published in microseconds.
         metric_name="ModelLatency", extended_statistic="p99",
-        comparison_operator="GreaterThanThreshold", threshold=args.latency_threshold_ms * 1000, **common,
+        comparison_operator="GreaterThanThreshold", threshold=alarms.model_latency_ms * 1000, **common,
     )
     return [errors, latency]
 
 
-def _deployment(args: ModelEndpointArgs, alarms: list[aws.cloudwatch.MetricAlarm]) -> dict:
-    routing: dict = {"type": _TRAFFIC[args.deployment_strategy], "wait_interval_in_seconds": args.wait_seconds}
-    if args.deployment_strategy == "canary":
-        routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": args.canary_percent}
-    elif args.deployment_strategy == "linear":
-        routing["linear_step_size"] = {"type": "CAPACITY_PERCENT", "value": args.linear_step_percent}
+def _deployment(settings: EndpointSettings, alarms: list[aws.cloudwatch.MetricAlarm]) -> dict:
+    rollout = settings.deployment
+    routing: dict = {"type": _TRAFFIC[rollout.strategy], "wait_interval_in_seconds": rollout.wait_minutes * 60}
+    if rollout.strategy == "canary":
+        routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": rollout.canary_percent}
+    elif rollout.strategy == "linear":
+        routing["linear_step_size"] = {"type": "CAPACITY_PERCENT", "value": rollout.linear_step_percent}
     return {
         "blue_green_update_policy": {
             "traffic_routing_configuration": routing,
-            "termination_wait_in_seconds": args.termination_wait_seconds,
-            "maximum_execution_timeout_in_seconds": args.max_execution_timeout_seconds,
+            "termination_wait_in_seconds": rollout.termination_wait_minutes * 60,
+            "maximum_execution_timeout_in_seconds": rollout.max_execution_timeout_minutes * 60,
         },
         "auto_rollback_configuration": {"alarms": [{"alarm_name": alarm.name} for alarm in alarms]},
     }
 
 
-def _autoscaling(parent: pulumi.Resource, name: str, variant: Variant, args: ModelEndpointArgs, tags: dict) -> None:
+def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
+                 tags: dict) -> None:
+    scaling = settings.autoscaling
     resource_id = f"endpoint/{name}/variant/{variant.name}"
     dimension = "sagemaker:variant:DesiredInstanceCount"
     target = aws.appautoscaling.Target(
         f"{name}-{variant.name}-scaling",
         service_namespace="sagemaker", scalable_dimension=dimension, resource_id=resource_id,
-        min_capacity=args.autoscaling_min, max_capacity=args.autoscaling_max, tags=tags,
+        min_capacity=scaling.min_instances, max_capacity=scaling.max_instances, tags=tags,
         # the variant exists only once the endpoint does
         opts=child(parent, depends_on=[parent.endpoint]),
     )
@@ -199,20 +243,21 @@ def _autoscaling(parent: pulumi.Resource, name: str, variant: Variant, args: Mod
         policy_type="TargetTrackingScaling",
         target_tracking_scaling_policy_configuration={
             "predefined_metric_specification": {"predefined_metric_type": "SageMakerVariantInvocationsPerInstance"},
-            "target_value": args.target_invocations_per_instance,
-            "scale_in_cooldown": args.scale_in_cooldown_seconds,
-            "scale_out_cooldown": args.scale_out_cooldown_seconds,
+            "target_value": scaling.target_invocations_per_instance,
+            "scale_in_cooldown": scaling.scale_in_cooldown_seconds,
+            "scale_out_cooldown": scaling.scale_out_cooldown_seconds,
         },
         **scaled, opts=child(parent),
     )
-    if args.off_hours_scale_down_cron:
-        windows = (("off-hours", args.off_hours_scale_down_cron, min(args.autoscaling_min, args.off_hours_max_instances),
-                    args.off_hours_max_instances),
-                   ("working-hours", args.off_hours_scale_up_cron, args.autoscaling_min, args.autoscaling_max))
+    off_hours = scaling.off_hours
+    if off_hours is not None:
+        windows = (("off-hours", off_hours.scale_down_cron,
+                    min(scaling.min_instances, off_hours.off_hours_max_instances), off_hours.off_hours_max_instances),
+                   ("working-hours", off_hours.scale_up_cron, scaling.min_instances, scaling.max_instances))
         for label, cron, low, high in windows:
             aws.appautoscaling.ScheduledAction(
                 f"{name}-{variant.name}-{label}",
-                name=f"{name}-{variant.name}-{label}", schedule=cron, timezone=args.off_hours_timezone,
+                name=f"{name}-{variant.name}-{label}", schedule=cron, timezone=off_hours.timezone,
                 scalable_target_action={"min_capacity": low, "max_capacity": high},
                 **scaled, opts=child(parent),
             )

@@ -1,241 +1,251 @@
-"""Arguments of `ModelEndpoint`, checked before anything is created."""
+"""What a `ModelEndpoint` takes: its settings and its context.
+
+The settings (`EndpointSettings`) say how a model is served, rolled out, rolled back and scaled; a stack
+file's `models[]` entry embeds them as they are (the model's name, source, image, monitoring and retraining
+sit beside them), so each knob is named, bounded and documented once, here. The context
+(`EndpointContext`) is what the platform supplies: the resolved model (`ModelArtifact`), its image, key,
+capture bucket, network, alerts topic and governance.
+"""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
+from pydantic import Field, field_validator, model_validator
 
-from emlops.components.settings import check_security_group_ids
+from emlops.catalog.aws import api_enum
+from emlops.components.locations import parse_s3
+from emlops.components.settings import Governance, Placement, Settings
 
 if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
 
-UNKNOWN_PREFIX = "[unknown:"
-_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_S3_ARTIFACT = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>\S+)$")
+SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 # Instance families with local NVMe storage: their volumes are encrypted by the instance hardware and
 # SageMaker rejects a KmsKeyId for them (CreateEndpointConfig, KmsKeyId).
 _LOCAL_STORAGE = re.compile(r"^ml\.([a-z]+[0-9]+[a-z]*d[a-z]*|g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|p5e|p5en|trn1|trn1n|inf2)\.")
-
-
-def is_unknown(value: object) -> bool:
-    """A value the offline preview could not know (written as "[unknown: ...]", never invented)."""
-    return isinstance(value, str) and value.startswith(UNKNOWN_PREFIX)
-
-
-# The longest SageMaker child name is "<endpoint>-config" plus Pulumi's 8-character suffix.
-MAX_ENDPOINT_NAME = 63 - len("-config") - 8
-
-
-def check_endpoint_name(name: str) -> None:
-    """SageMaker's name pattern, leaving room for the children's auto-named suffixes."""
-    if not _SAGEMAKER_NAME.match(name) or len(name) > MAX_ENDPOINT_NAME:
-        raise ValueError(f"endpoint name {name!r} must be at most {MAX_ENDPOINT_NAME} ASCII letters, digits and "
-                         "'-', starting and ending with a letter or digit")
 
 
 def has_local_storage(instance_type: str) -> bool:
     return bool(_LOCAL_STORAGE.match(instance_type))
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key) of an s3:// URI."""
-    match = _S3_ARTIFACT.match(uri)
-    if not match:
-        raise ValueError(f"{uri!r} is not an s3://<bucket>/<key> URI")
-    return match["bucket"], match["key"]
+@functools.lru_cache(maxsize=1)
+def production_variant_instance_types() -> tuple[str, ...]:
+    """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""
+    return api_enum("sagemaker", "ProductionVariantInstanceType")
+
+
+class VariantSettings(Settings):
+    """One production variant on provisioned instances."""
+
+    name: str = Field("primary", pattern=SAGEMAKER_NAME,
+                      description="Variant name; keep it stable (blue/green updates need the same name). Default: primary.")
+    instance_type: str = Field(description="Hosting instance type, e.g. `ml.m5.large`.")
+    initial_instance_count: int = Field(1, ge=1, le=100, description="Instances at creation. Default: 1.")
+    weight: float = Field(1.0, gt=0, le=1000, description="Share of traffic relative to other variants. Default: 1.")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_instance_type(cls, value: str) -> str:
+        allowed = production_variant_instance_types()
+        if value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{value!r} is not a SageMaker hosting instance type; {hint}"
+                             "see ProductionVariantInstanceType in the SageMaker API")
+        return value
+
+
+class ServerlessSettings(Settings):
+    """A serverless variant (cheap, scales to zero; no VPC, isolation or data capture)."""
+
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(2048, description="Memory. Default: 2048.")
+    max_concurrency: int = Field(5, ge=1, le=200, description="Concurrent invocations. Default: 5.")
+
+
+class DataCaptureSettings(Settings):
+    """Capture of requests and responses into the platform's capture bucket (KMS-encrypted)."""
+
+    enabled: Optional[bool] = Field(None, description="Default: on in every environment except `dev`.")
+    sampling_percentage: int = Field(100, ge=0, le=100, description="Share of requests captured. Default: 100.")
+    csv_content_types: list[str] = Field(default_factory=lambda: ["text/csv"],
+                                         description="Content types captured as CSV. Default: text/csv.")
+    json_content_types: list[str] = Field(default_factory=lambda: ["application/json"],
+                                          description="Content types captured as JSON. Default: application/json.")
+
+
+class DeploymentSettings(Settings):
+    """How an update shifts traffic to the new fleet (blue/green) and when it rolls back."""
+
+    strategy: Literal["all_at_once", "canary", "linear"] = Field(
+        "all_at_once", description="Traffic shifting: all at once, a canary then the rest, or linear steps. "
+        "Default: all_at_once (canary in production stacks is recommended).")
+    canary_percent: int = Field(10, ge=1, le=50, description="Canary share of capacity (AWS: at most 50%). Default: 10.")
+    linear_step_percent: int = Field(25, ge=10, le=50, description="Capacity per linear step (AWS: 10-50%). Default: 25.")
+    wait_minutes: int = Field(10, ge=0, le=60, description="Baking time between steps, watching the rollback "
+                              "alarms. Default: 10.")
+    termination_wait_minutes: int = Field(5, ge=0, le=60, description="Time the old fleet is kept after the "
+                                          "shift. Default: 5.")
+    max_execution_timeout_minutes: int = Field(60, ge=10, le=480, description="Longest an update may take. Default: 60.")
+
+
+class AlarmSettings(Settings):
+    """CloudWatch alarms that roll a deployment back (and later page people)."""
+
+    model_latency_ms: int = Field(1000, ge=1, le=3_600_000, description="p99 model latency that counts as "
+                                  "degraded, in milliseconds. Default: 1000.")
+    invocation_5xx_errors: int = Field(5, ge=1, description="5XX errors per minute that count as failing. Default: 5.")
+
+
+class OffHoursSettings(Settings):
+    """Scale a non-production endpoint down outside working hours."""
+
+    scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (EventBridge cron).")
+    scale_up_cron: str = Field("cron(0 7 ? * MON-FRI *)", description="When to scale back up (EventBridge cron).")
+    timezone: str = Field("UTC", description="IANA time zone of the crons. Default: UTC.")
+    off_hours_max_instances: int = Field(1, ge=1, description="Instance ceiling outside working hours. Default: 1.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        zones = zoneinfo.available_timezones()
+        if value not in zones:
+            close = difflib.get_close_matches(value, sorted(zones), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin'){hint}")
+        return value
+
+    @field_validator("scale_down_cron", "scale_up_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not re.fullmatch(r"cron\((\S+\s){5}\S+\)", value):
+            raise ValueError(f"{value!r} must be an EventBridge cron with six fields, e.g. 'cron(0 19 ? * MON-FRI *)'")
+        return value
+
+
+class AutoscalingSettings(Settings):
+    """Target tracking on invocations per instance."""
+
+    min_instances: int = Field(1, ge=1, le=100, description="Fewest instances per variant. Default: 1.")
+    max_instances: int = Field(2, ge=1, le=100, description="Most instances per variant. Default: 2.")
+    target_invocations_per_instance: int = Field(100, ge=1, description="Invocations per instance per minute "
+                                                 "to hold. Default: 100.")
+    scale_in_cooldown_seconds: int = Field(300, ge=0, le=3600, description="Default: 300.")
+    scale_out_cooldown_seconds: int = Field(60, ge=0, le=3600, description="Default: 60.")
+    off_hours: Optional[OffHoursSettings] = Field(None, description="Non-production only. Default: none.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AutoscalingSettings":
+        if self.min_instances > self.max_instances:
+            raise ValueError(f"min_instances ({self.min_instances}) is larger than max_instances "
+                             f"({self.max_instances}); lower min_instances or raise max_instances")
+        if self.off_hours and self.off_hours.off_hours_max_instances > self.max_instances:
+            raise ValueError(f"off_hours.off_hours_max_instances ({self.off_hours.off_hours_max_instances}) is larger "
+                             f"than max_instances ({self.max_instances}); off hours scale down, never up")
+        return self
+
+
+class EndpointSettings(Settings):
+    """How one model is served: variants (or serverless), container environment, capture, rollout, rollback
+    alarms and autoscaling."""
+
+    environment: dict[str, str] = Field(default_factory=dict, description="Container environment variables.")
+    variants: list[VariantSettings] = Field(default_factory=list, description="Provisioned variants (or `serverless`).")
+    serverless: Optional[ServerlessSettings] = Field(None, description="A single serverless variant instead of "
+                                                     "`variants`.")
+    network_isolation: Optional[bool] = Field(None, description="No network access from the container. Default: "
+                                              "true on instances; serverless endpoints do not support it.")
+    data_capture: DataCaptureSettings = Field(default_factory=DataCaptureSettings,
+                                              description="Request/response capture.")
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings, description="Blue/green update policy.")
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Rollback alarms.")
+    autoscaling: Optional[AutoscalingSettings] = Field(None, description="Autoscaling of every provisioned variant. "
+                                                       "Required in production stacks.")
+
+    @model_validator(mode="after")
+    def _serving_shape(self) -> "EndpointSettings":
+        if bool(self.variants) == bool(self.serverless):
+            raise ValueError("give either variants (provisioned instances) or serverless")
+        names = [v.name for v in self.variants]
+        if len(names) != len(set(names)):
+            raise ValueError(f"variant names must be unique; got {', '.join(names)}")
+        if self.serverless and self.data_capture.enabled:
+            raise ValueError("serverless endpoints cannot capture data; use variants or disable data_capture")
+        if self.serverless and self.network_isolation:
+            raise ValueError("serverless endpoints do not support network isolation; use variants or drop it")
+        if self.serverless and self.autoscaling:
+            raise ValueError("serverless endpoints scale by themselves; drop autoscaling")
+        return self
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the container runs without network access (the default on instances)."""
+        return self.serverless is None if self.network_isolation is None else self.network_isolation
 
 
 @dataclass(frozen=True)
-class Variant:
-    """A production variant on provisioned instances."""
+class ModelArtifact:
+    """What an endpoint serves, as the model's source resolved: model data in S3, or a model package."""
 
-    name: str
-    """Variant name; blue/green updates need it to stay the same."""
-    instance_type: str
-    """Hosting instance type, e.g. `ml.m5.large`."""
-    initial_instance_count: int = 1
-    """Instances at creation. Default: 1."""
-    weight: float = 1.0
-    """Relative share of traffic. Default: 1."""
+    uri: pulumi.Input[str]
+    """The model data: a `.tar.gz` object, an uncompressed model directory (a prefix ending in `/`, e.g. an
+    MLflow model), or the package's artifact when `package_arn` is given."""
+    compressed: bool = True
+    """`uri` is a `.tar.gz` object (true) or a directory SageMaker loads uncompressed (false). Default: true."""
+    package_arn: Optional[pulumi.Input[str]] = None
+    """Serve this model package; it names its own image and artifact. Default: serve `uri` with the context's
+    image."""
+    image_uri: Optional[pulumi.Input[str]] = None
+    """The package's image, for the role's pull grant when it is in ECR. Default: no pull grant."""
+    kms_key_arn: Optional[pulumi.Input[str]] = None
+    """Key of the artifact's bucket (e.g. a shared registry's). Default: decrypt with any key, only through S3,
+    only for that bucket."""
+    known: bool = True
+    """Whether `uri` and `image_uri` were resolved. A registry look-up the offline preview cannot make leaves
+    them as it shows them: the role's grants then name those values as they are. Default: true."""
 
     def __post_init__(self) -> None:
-        if not _SAGEMAKER_NAME.match(self.name):
-            raise ValueError(f"variant name {self.name!r} must be letters, digits and '-' (at most 63)")
-        if self.initial_instance_count < 1:
-            raise ValueError(f"variant {self.name!r}: initial_instance_count ({self.initial_instance_count}) must be at least 1")
-        if self.weight <= 0:
-            raise ValueError(f"variant {self.name!r}: weight ({self.weight}) must be positive")
+        if self.known and isinstance(self.uri, str):
+            bucket, key = parse_s3(self.uri, "model artifact", prefix=not self.compressed)
+            if not self.compressed and not key:
+                raise ValueError(f"model artifact {self.uri!r} is a whole bucket; give the model's prefix, e.g. "
+                                 f"s3://{bucket}/models/<model>/")
+            if not self.compressed and not key.endswith("/"):
+                raise ValueError(f"model artifact {self.uri!r} is a directory: it must end with '/'")
+
+    @property
+    def location(self) -> Optional[tuple[str, str]]:
+        """(bucket, key) of `uri` when it is known before deploy, else None."""
+        if not self.known or not isinstance(self.uri, str):
+            return None
+        return parse_s3(self.uri, "model artifact", prefix=True)
 
 
-@dataclass
-class ModelEndpointArgs:
-    """Arguments of a `ModelEndpoint`: one model served by one SageMaker endpoint."""
+@dataclass(frozen=True)
+class EndpointContext:
+    """What the platform supplies to a `ModelEndpoint`."""
 
-    model_data_url: Optional[str] = None
-    """S3 URI of a `.tar.gz` model artifact (or an "[unknown: ...]" marker offline)."""
-    model_data_prefix: Optional[str] = None
-    """S3 prefix of an uncompressed model directory, e.g. an MLflow model (or an unknown marker)."""
-    model_package_arn: Optional[str] = None
-    """A model package to deploy; the package names its image and artifact."""
-    package_artifact_uri: Optional[str] = None
-    """S3 artifact of `model_package_arn`, for the role's read grant (an unknown marker offline)."""
-    package_image_uri: Optional[str] = None
-    """Image of `model_package_arn`'s container, for the role's pull grant when it is in ECR (an unknown
-    marker offline). Default: no pull grant."""
-    image_uri: Optional[str] = None
-    """Inference image. Required unless `model_package_arn` is given."""
-    environment: Mapping[str, str] = field(default_factory=dict)
-    """Container environment. Default: none."""
-    variants: Sequence[Variant] = ()
-    """Provisioned variants; give these or `serverless_memory_mb`."""
-    serverless_memory_mb: Optional[int] = None
-    """Memory of a single serverless variant (1024-6144 in 1024 steps). Default: not serverless."""
-    serverless_max_concurrency: int = 5
-    """Concurrency of the serverless variant (1-200). Default: 5."""
-    vpc_id: Optional[pulumi.Input[str]] = None
-    """VPC of `subnet_ids`; the endpoint's security group is created in it. Required for provisioned variants
-    (MlPlatform fills in its network's); ModelEndpoint checks it is there before creating anything."""
-    subnet_ids: Sequence[pulumi.Input[str]] = ()
-    """Private subnets for provisioned variants (required for them, with `vpc_id`)."""
-    security_group_ids: Sequence[pulumi.Input[str]] = ()
-    """Security groups of the model's network interfaces (provisioned variants), e.g. the platform's one
-    no-inbound group for its SageMaker workloads. Default: one is created in `vpc_id` (no inbound rule,
-    HTTPS out only)."""
-    network_isolation: bool = True
-    """No network access from the model container (not supported by serverless). Default: true."""
+    artifact: ModelArtifact
+    """The resolved model to serve."""
+    image_uri: Optional[pulumi.Input[str]] = None
+    """Inference image. Required unless the artifact is a model package (which names its own)."""
+    placement: Optional[Placement] = None
+    """Private subnets (and security groups) of the model's network interfaces. Required for provisioned
+    variants; serverless endpoints have no VPC."""
     kms_key_arn: Optional[pulumi.Input[str]] = None
     """Key for instance volumes and captured data. Default: a key is created for the endpoint."""
-    artifact_kms_key_arn: Optional[pulumi.Input[str]] = None
-    """Key of the artifact's bucket. Default: decrypt with any key, only through S3, only for that bucket."""
-    data_capture_bucket: Optional["SecureBucket"] = None
-    """Bucket for captured requests and responses. Default: no capture."""
-    data_capture_sampling_percentage: int = 100
-    """Share of requests captured (0-100). Default: 100."""
-    data_capture_csv_content_types: Sequence[str] = ("text/csv",)
-    data_capture_json_content_types: Sequence[str] = ("application/json",)
-    deployment_strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
-    """Blue/green traffic shifting. Default: all_at_once."""
-    canary_percent: int = 10
-    """Canary share of capacity (1-50). Default: 10."""
-    linear_step_percent: int = 25
-    """Capacity per linear step (10-50). Default: 25."""
-    wait_seconds: int = 600
-    """Baking time between steps (0-3600). Default: 600."""
-    termination_wait_seconds: int = 300
-    """Time the old fleet is kept after the shift (0-3600). Default: 300."""
-    max_execution_timeout_seconds: int = 3600
-    """Longest an update may take (600-28800). Default: 3600."""
-    latency_threshold_ms: int = 1000
-    """p99 ModelLatency that trips the rollback alarm. Default: 1000."""
-    error_5xx_threshold: int = 5
-    """5XX errors per minute that trip the rollback alarm. Default: 5."""
+    capture_bucket: Optional["SecureBucket"] = None
+    """Bucket captured requests and responses go to, under `datacapture/<name>/`. Default: no capture."""
     alarm_topic_arn: Optional[pulumi.Input[str]] = None
-    """SNS topic the rollback alarms notify when they fire and when they recover (the platform passes its
-    alerts topic). Default: none (the alarms only roll deployments back)."""
-    autoscaling_min: Optional[int] = None
-    """Fewest instances per variant; with `autoscaling_max` turns autoscaling on. Default: off."""
-    autoscaling_max: Optional[int] = None
-    """Most instances per variant. Default: off."""
-    target_invocations_per_instance: int = 100
-    """Invocations per instance per minute to hold. Default: 100."""
-    scale_in_cooldown_seconds: int = 300
-    scale_out_cooldown_seconds: int = 60
-    off_hours_scale_down_cron: Optional[str] = None
-    """When to scale down outside working hours (non-production). Default: never."""
-    off_hours_scale_up_cron: Optional[str] = None
-    """When to scale back up. Required with `off_hours_scale_down_cron`."""
-    off_hours_timezone: str = "UTC"
-    off_hours_max_instances: int = 1
-    """Instance ceiling outside working hours. Default: 1."""
-    permissions_boundary_arn: Optional[str] = None
-    """Permissions boundary of the execution role. Default: none."""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    """Tags of every taggable child. Default: none."""
-
-    def __post_init__(self) -> None:
-        sources = [s for s in (self.model_data_url, self.model_data_prefix, self.model_package_arn) if s]
-        if len(sources) != 1:
-            raise ValueError("give exactly one of model_data_url, model_data_prefix, model_package_arn")
-        if not self.model_package_arn and not self.image_uri:
-            raise ValueError("image_uri is required unless model_package_arn is given")
-        for uri in (self.model_data_url, self.model_data_prefix, self.package_artifact_uri):
-            if uri and not is_unknown(uri):
-                parse_s3_uri(uri)
-        if self.model_data_prefix and not is_unknown(self.model_data_prefix) and not self.model_data_prefix.endswith("/"):
-            raise ValueError(f"model_data_prefix {self.model_data_prefix!r} must end with '/'")
-        self._check_serving()
-        self._check_rollout()
-        self._check_scaling()
-
-    @property
-    def serverless(self) -> bool:
-        return self.serverless_memory_mb is not None
-
-    @property
-    def captures_data(self) -> bool:
-        return self.data_capture_bucket is not None
-
-    def _check_serving(self) -> None:
-        if bool(self.variants) == self.serverless:
-            raise ValueError("give either variants or serverless_memory_mb")
-        names = [v.name for v in self.variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variant names must be unique; got {', '.join(names)}")
-        if self.serverless:
-            if self.serverless_memory_mb not in (1024, 2048, 3072, 4096, 5120, 6144):
-                raise ValueError(f"serverless_memory_mb ({self.serverless_memory_mb}) must be 1024-6144 in steps of 1024")
-            if not 1 <= self.serverless_max_concurrency <= 200:
-                raise ValueError(f"serverless_max_concurrency ({self.serverless_max_concurrency}) must be 1-200")
-            if self.captures_data:
-                raise ValueError("serverless endpoints cannot capture data; drop data_capture_bucket")
-            if self.network_isolation:
-                raise ValueError("serverless endpoints do not support network isolation; set network_isolation=False")
-        elif self.vpc_id is not None or self.subnet_ids:
-            # neither given: a platform fills in its network later; ModelEndpoint checks again
-            self.check_network()
-        check_security_group_ids(self.security_group_ids)
-        if self.serverless and self.security_group_ids:
-            raise ValueError("serverless endpoints have no VPC: drop security_group_ids")
-        if not 0 <= self.data_capture_sampling_percentage <= 100:
-            raise ValueError(f"data_capture_sampling_percentage ({self.data_capture_sampling_percentage}) must be 0-100")
-
-    def check_network(self) -> None:
-        """Provisioned variants need both `vpc_id` and `subnet_ids` (Outputs allowed)."""
-        if not self.serverless and (not self.subnet_ids or not self.vpc_id or isinstance(self.subnet_ids, str)):
-            raise ValueError("provisioned variants run in private subnets: give vpc_id and subnet_ids")
-
-    def _check_rollout(self) -> None:
-        if self.deployment_strategy not in ("all_at_once", "canary", "linear"):
-            raise ValueError(f"deployment_strategy {self.deployment_strategy!r} must be all_at_once, canary or linear")
-        bounds = {"canary_percent": (1, 50), "linear_step_percent": (10, 50), "wait_seconds": (0, 3600),
-                  "termination_wait_seconds": (0, 3600), "max_execution_timeout_seconds": (600, 28800)}
-        for label, (low, high) in bounds.items():
-            value = getattr(self, label)
-            if not low <= value <= high:
-                raise ValueError(f"{label} ({value}) must be {low}-{high}")
-        if self.latency_threshold_ms < 1 or self.error_5xx_threshold < 1:
-            raise ValueError("latency_threshold_ms and error_5xx_threshold must be at least 1")
-
-    def _check_scaling(self) -> None:
-        if (self.autoscaling_min is None) != (self.autoscaling_max is None):
-            raise ValueError("give both autoscaling_min and autoscaling_max, or neither")
-        if self.autoscaling_min is not None:
-            if self.serverless:
-                raise ValueError("serverless endpoints scale by themselves; drop autoscaling_min/max")
-            if self.autoscaling_min < 1:
-                raise ValueError(f"autoscaling_min ({self.autoscaling_min}) must be at least 1")
-            if self.autoscaling_min > self.autoscaling_max:
-                raise ValueError(f"autoscaling_min ({self.autoscaling_min}) is larger than autoscaling_max "
-                                 f"({self.autoscaling_max}); lower autoscaling_min or raise autoscaling_max")
-        if bool(self.off_hours_scale_down_cron) != bool(self.off_hours_scale_up_cron):
-            raise ValueError("give both off_hours_scale_down_cron and off_hours_scale_up_cron, or neither")
-        if self.off_hours_scale_down_cron and self.autoscaling_min is None:
-            raise ValueError("off-hours scaling needs autoscaling_min and autoscaling_max")
-        if self.off_hours_scale_down_cron and not 1 <= self.off_hours_max_instances <= self.autoscaling_max:
-            raise ValueError(f"off_hours_max_instances ({self.off_hours_max_instances}) must be 1-{self.autoscaling_max} "
-                             "(at most autoscaling_max: off hours scale down, never up)")
+    """SNS topic the rollback alarms notify when they fire and when they recover. Default: none (the alarms
+    only roll deployments back)."""
+    governance: Governance = field(default_factory=Governance)
+    """Tags of every child and the execution role's permissions boundary."""

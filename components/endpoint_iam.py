@@ -13,50 +13,46 @@ import pulumi
 import pulumi_aws as aws
 
 from emlops.components.aws_context import aws_context
-from emlops.components.endpoint_args import ModelEndpointArgs, is_unknown, parse_s3_uri
-from emlops.components.network_access import vpc_interface_statements
+from emlops.components.endpoint_args import EndpointContext, EndpointSettings, ModelArtifact
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
 from emlops.components.images import ECR_IMAGE, repository_arn_output
+from emlops.components.network_access import vpc_interface_statements
+from emlops.components.settings import Governance
 
 if TYPE_CHECKING:
-    from emlops.components.endpoint import ModelEndpoint
+    from emlops.components.storage import SecureBucket
 
 
-
-def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, kms_key_arn: pulumi.Input[str],
-                   capture_prefix: str, tags: dict) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
+def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSettings, context: EndpointContext,
+                   capture: Optional["SecureBucket"], kms_key_arn: pulumi.Input[str], capture_prefix: str,
+                   governance: Governance) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
     """Create the role and its inline policies; returns both so the Model can wait for the policies."""
     opts = pulumi.ResourceOptions(parent=parent)
-    context = aws_context(parent)
-    partition = context.partition
-    via_s3 = context.service_endpoint("s3")
+    aws_facts = aws_context(parent)
+    partition = aws_facts.partition
+    via_s3 = aws_facts.service_endpoint("s3")
 
     role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
         services=["sagemaker.amazonaws.com"],
         description=f"Runs the model of the {name} endpoint",
-        permissions_boundary_arn=args.permissions_boundary_arn,
-        tags=tags,
+        permissions_boundary_arn=governance.permissions_boundary_arn,
+        tags=dict(governance.tags),
     ), opts=opts)
-    concerns: dict[str, list[Statement]] = {}
-    artifact = args.model_data_url or args.model_data_prefix or args.package_artifact_uri
-    if artifact:
-        concerns["read-artifact"] = _artifact_statements(
-            artifact, partition, via_s3, args.artifact_kms_key_arn, prefix=artifact.endswith("/"))
-    image = args.image_uri or args.package_image_uri or ""
-    if ECR_IMAGE.match(image):
-        concerns["pull-image"] = ecr_pull_statements([repository_arn_output(image, partition)])
-    elif is_unknown(image):  # offline, a package's image stays visibly unknown in the policy too
-        concerns["pull-image"] = ecr_pull_statements([image])
-    log_group = context.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
+    artifact = context.artifact
+    concerns: dict[str, list[Statement]] = {"read-artifact": _artifact_statements(artifact, partition, via_s3)}
+    pull = _image_pull(context, partition)
+    if pull:
+        concerns["pull-image"] = pull
+    log_group = aws_facts.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
     concerns["logs"] = [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
         Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                   resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
     ]
-    if not args.serverless:
-        concerns["vpc-access"] = vpc_interface_statements(context, args.vpc_id)
-    if args.data_capture_bucket is not None:
-        objects = pulumi.Output.concat(args.data_capture_bucket.arn, "/", capture_prefix, "*")
+    if settings.serverless is None:
+        concerns["vpc-access"] = vpc_interface_statements(aws_facts, context.placement.vpc_id)
+    if capture is not None:
+        objects = pulumi.Output.concat(capture.arn, "/", capture_prefix, "*")
         concerns["write-capture"] = [
             Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"], resources=[objects]),
             kms_usage_statement(kms_key_arn, encrypt=True, decrypt=True, via_service=via_s3),
@@ -66,13 +62,32 @@ def execution_role(parent: "ModelEndpoint", name: str, args: ModelEndpointArgs, 
     return role, policies
 
 
-def _artifact_statements(uri: str, partition: pulumi.Output[str], via_s3: pulumi.Output[str],
-                         key_arn: Optional[pulumi.Input[str]], prefix: bool) -> list[Statement]:
-    if is_unknown(uri):
-        # Offline, an unresolved artifact stays visibly unknown in the policy too; its key may be known.
-        return [Statement(actions=["s3:GetObject"], resources=[uri]),
+def _image_pull(context: EndpointContext, partition: pulumi.Output[str]) -> list[Statement]:
+    """Pull from the image's ECR repository; a package's image a preview could not resolve is named as it is."""
+    if context.image_uri is not None:
+        image, known = context.image_uri, True
+    else:
+        image, known = context.artifact.image_uri, context.artifact.known
+    if image is None:
+        return []
+    if not known:
+        return ecr_pull_statements([image])
+    if isinstance(image, str) and ECR_IMAGE.match(image):
+        return ecr_pull_statements([repository_arn_output(image, partition)])
+    return []
+
+
+def _artifact_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
+                         via_s3: pulumi.Output[str]) -> list[Statement]:
+    key_arn = artifact.kms_key_arn
+    location = artifact.location
+    if location is None:
+        # Not resolved before deploy (offline): the grant names the artifact as the preview shows it; its key
+        # may be known.
+        return [Statement(actions=["s3:GetObject"], resources=[artifact.uri]),
                 *([kms_usage_statement(key_arn, encrypt=False, decrypt=True, via_service=via_s3)] if key_arn else [])]
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = location
+    prefix = key.endswith("/")
     bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
     objects = pulumi.Output.concat(bucket_arn, "/", key, "*" if prefix else "")
     statements = [Statement(actions=["s3:GetObject"], resources=[objects])]

@@ -23,7 +23,7 @@ from emlops.components.options import child, merge_tags, type_token
 
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 # The AWS-managed policies that grant a whole service; emlops never attaches them.
-_FULL_ACCESS = re.compile(r":iam::aws:policy/.*FullAccess")
+FULL_ACCESS_POLICY = re.compile(r":iam::aws:policy/.*FullAccess")
 
 PrincipalValue = Union[str, Sequence[pulumi.Input[str]]]
 
@@ -157,7 +157,7 @@ class ServiceRoleArgs:
             )
         if not re.match(r"^/([\w+=,.@-]+/)*$", self.path):
             raise ValueError(f"role path {self.path!r} must start and end with '/'")
-        if self.permissions_boundary_arn and _FULL_ACCESS.search(self.permissions_boundary_arn):
+        if self.permissions_boundary_arn and FULL_ACCESS_POLICY.search(self.permissions_boundary_arn):
             raise ValueError("a *FullAccess managed policy cannot serve as a permissions boundary")
 
 

@@ -7,11 +7,16 @@ module costs seconds, and a stack without framework images must not pay for it.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import logging
 import re
+from pathlib import Path
 from typing import Optional
 
 import pulumi
+
+from emlops.catalog.aws import partition_of
 
 ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
                        r"(?P<repo>[a-z0-9._/-]+?)(?P<tag>:[\w.-]+|@sha256:[0-9a-f]{64})?$")
@@ -51,3 +56,23 @@ def framework_image_uri(framework: str, version: str, region: str, instance_type
         reason = reason.replace(" You may need to upgrade your SDK version (pip install -U sagemaker) for newer "
                                 f"{framework} versions.", "")
         raise ValueError(f"no SageMaker {framework} {version} inference image in {region}: {reason}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _monitor_catalogue() -> dict:
+    # The SDK's own catalogue file, read without importing the SDK: importing sagemaker.core's
+    # image_uris costs ~190 MB and seconds, which a stack with dozens of monitors must not pay.
+    # A test checks this answers exactly what `image_uris.retrieve("model-monitor", region)` does.
+    spec = importlib.util.find_spec("sagemaker")
+    path = Path(spec.submodule_search_locations[0]) / "core" / "image_uri_config" / "model-monitor.json"
+    return json.loads(path.read_text())["versions"][""]
+
+
+def monitor_image_uri(region: str) -> str:
+    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image catalogue."""
+    catalogue = _monitor_catalogue()
+    registries = catalogue["registries"]
+    if region not in registries:
+        raise ValueError(f"no SageMaker Model Monitor image in {region}: Unsupported region: {region}. "
+                         f"Supported region(s): {', '.join(registries)}.")
+    return f"{registries[region]}.dkr.ecr.{region}.{partition_of(region).dns_suffix}/{catalogue['repository']}"

@@ -9,14 +9,28 @@ from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field
 
 from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from emlops.components.aws_context import aws_context
 from emlops.components.options import child, merge_tags, type_token
+from emlops.components.settings import Settings
 
 
 # What a key policy lets a named user do: use the key, never manage it.
 _KEY_USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+
+
+class KmsSettings(Settings):
+    """How the customer-managed KMS keys are kept: their deletion window and rotation period."""
+
+    deletion_window_days: int = Field(
+        30, ge=7, le=30,
+        description="Days a key stays recoverable after it is scheduled for deletion (AWS allows 7-30). "
+        "Default: 30.")
+    rotation_period_days: int = Field(
+        365, ge=90, le=2560,
+        description="Days between automatic rotations (AWS allows 90-2560); rotation is always on. Default: 365.")
 
 
 @dataclass
@@ -27,10 +41,8 @@ class KmsKeyArgs:
     """What the key protects; shown in the KMS console."""
     alias: Optional[str] = None
     """Alias name without the `alias/` prefix. Default: `emlops/<component name>`."""
-    deletion_window_days: int = 30
-    """Days the key stays recoverable after deletion is scheduled (7-30). Default: 30."""
-    rotation_period_days: int = 365
-    """Days between automatic rotations (90-2560); rotation is always on. Default: 365."""
+    settings: KmsSettings = field(default_factory=KmsSettings)
+    """Deletion window and rotation period. Default: 30 days, yearly rotation."""
     user_role_arns: Sequence[pulumi.Input[str]] = ()
     """Roles the key policy lets encrypt and decrypt with the key (in addition to IAM grants through
     the account). Default: none."""
@@ -67,10 +79,6 @@ class KmsKeyArgs:
             if not re.match(r"^[a-z0-9][a-z0-9.-]{2,62}$", prefix):
                 raise ValueError(f"s3_decrypt_bucket_prefixes: {prefix!r} must be a bucket name or its auto-name "
                                  "prefix (lowercase letters, digits, '.', '-')")
-        if not 7 <= self.deletion_window_days <= 30:
-            raise ValueError(f"deletion_window_days ({self.deletion_window_days}) must be 7-30")
-        if not 90 <= self.rotation_period_days <= 2560:
-            raise ValueError(f"rotation_period_days ({self.rotation_period_days}) must be 90-2560")
         if self.alias is not None and self.alias.startswith("alias/"):
             raise ValueError(f"alias {self.alias!r}: give the name without the 'alias/' prefix")
         if self.alias is not None and (
@@ -146,8 +154,8 @@ class KmsKey(pulumi.ComponentResource):
             key_usage="ENCRYPT_DECRYPT",
             customer_master_key_spec="SYMMETRIC_DEFAULT",
             enable_key_rotation=True,
-            rotation_period_in_days=args.rotation_period_days,
-            deletion_window_in_days=args.deletion_window_days,
+            rotation_period_in_days=args.settings.rotation_period_days,
+            deletion_window_in_days=args.settings.deletion_window_days,
             multi_region=False,
             policy=policy_document(statements),
             tags=merge_tags(args.tags),

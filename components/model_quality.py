@@ -10,15 +10,15 @@ is deleted, and the schedule that names it moves over without a gap.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import pulumi
+from pydantic import Field, field_validator, model_validator
 
-if TYPE_CHECKING:
-    from emlops.components.monitoring import ModelMonitorArgs
+from emlops.components.settings import Settings, error_message
 
-__all__ = ["QUALITY_METRICS", "check_model_quality", "default_metric", "metric_alarm_direction",
-           "monitor_quality_job"]
+__all__ = ["ModelQualitySettings", "QUALITY_METRICS", "check_model_quality", "default_metric",
+           "metric_alarm_direction", "monitor_quality_job"]
 
 RESOURCE_TYPE = "aws-native:sagemaker:ModelQualityJobDefinition"
 
@@ -39,8 +39,8 @@ QUALITY_METRICS: dict[str, dict[str, str]] = {
 }
 _DEFAULT_METRIC = {"BinaryClassification": "auc", "MulticlassClassification": "accuracy", "Regression": "rmse"}
 _UNBOUNDED = {"rmse", "mae", "mse", "r2"}
-ARG_LABELS = {"probability_threshold": "probability_threshold_attribute", "metric": "model_quality_metric",
-              "threshold": "model_quality_threshold"}
+S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*[^/\s]$"
+S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*$"
 
 
 def problem_types() -> tuple[str, ...]:
@@ -60,15 +60,13 @@ def metric_alarm_direction(problem_type: str, metric: str) -> str:
 
 
 def check_model_quality(problem_type: str, inference_attribute: Optional[str], probability_attribute: Optional[str],
-                        probability_threshold: Optional[float], metric: Optional[str], threshold: Optional[float],
-                        labels: Mapping[str, str] = ARG_LABELS) -> str:
+                        probability_threshold: Optional[float], metric: Optional[str], threshold: Optional[float]) -> str:
     """The alarm's metric (given or the problem type's default); ValueError in one line if SageMaker or the
-    analyzer would not accept the combination. `labels` names the probability threshold, metric and
-    threshold as the caller calls them."""
+    analyzer would not accept the combination."""
     if problem_type not in problem_types():
         raise ValueError(f"problem_type {problem_type!r} must be one of {', '.join(problem_types())} "
                          "(SageMaker's MonitoringProblemType)")
-    p_threshold = labels["probability_threshold"]
+    p_threshold = "probability_threshold"
     if problem_type == "BinaryClassification":
         if not probability_attribute or probability_threshold is None:
             raise ValueError(f"BinaryClassification needs probability_attribute and {p_threshold} (where the "
@@ -86,9 +84,9 @@ def check_model_quality(problem_type: str, inference_attribute: Optional[str], p
     metric = metric or _DEFAULT_METRIC[problem_type]
     allowed = QUALITY_METRICS[problem_type]
     if metric not in allowed:
-        raise ValueError(f"{labels['metric']} {metric!r} is not published for {problem_type}; use one of "
+        raise ValueError(f"metric {metric!r} is not published for {problem_type}; use one of "
                          f"{', '.join(allowed)}")
-    label = labels["threshold"]
+    label = "threshold"
     if threshold is None:
         raise ValueError(f"{label} is required: the alarm fires when {metric} goes "
                          f"{'below' if allowed[metric] == HIGHER_IS_BETTER else 'above'} it")
@@ -101,26 +99,70 @@ def check_model_quality(problem_type: str, inference_attribute: Optional[str], p
     return metric
 
 
-def monitor_quality_job(resource_name: str, args: "ModelMonitorArgs", *, endpoint_input: Mapping[str, Any],
+class ModelQualitySettings(Settings):
+    """Model-quality monitoring: the endpoint's captured predictions compared with ground-truth labels."""
+
+    ground_truth_s3_uri: str = Field(
+        pattern=S3_PREFIX, description="Where the ground-truth labels are uploaded (read-only for the monitor).",
+        json_schema_extra=error_message("must be an S3 URI, s3://<bucket>/[<prefix>]"))
+    problem_type: str = Field(description="BinaryClassification, MulticlassClassification or Regression.")
+    inference_attribute: Optional[str] = Field(
+        None, min_length=1, description="Index (CSV) or JSONPath (JSON) of the prediction in the captured "
+        "response; required for MulticlassClassification and Regression. Default: none.")
+    probability_attribute: Optional[str] = Field(
+        None, min_length=1, description="Index or JSONPath of the probability in the captured response; required "
+        "for BinaryClassification. Default: none.")
+    probability_threshold: Optional[float] = Field(
+        None, gt=0, lt=1, description="Probability from which a binary prediction is positive; required for "
+        "BinaryClassification. Default: none.")
+    metric: Optional[str] = Field(None, description="Metric with an alarm (e.g. auc, f1, accuracy, weighted_f1, "
+                                  "rmse, mae, r2). Default: auc (binary), accuracy (multiclass), rmse (regression).")
+    threshold: float = Field(description="Value that trips the alarm: below it for scores (auc, f1, accuracy, r2, "
+                             "...), above it for errors (rmse, mae, mse, false_positive_rate, false_negative_rate).")
+    baseline_constraints_s3_uri: Optional[str] = Field(
+        None, pattern=S3_OBJECT, description="`constraints.json` of a model-quality baselining job. Default: none "
+        "(the alarm is the only check).",
+        json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
+
+    @field_validator("problem_type")
+    @classmethod
+    def _problem_type(cls, value: str) -> str:
+        if value not in problem_types():
+            raise ValueError(f"{value!r} is not one of {', '.join(problem_types())}")
+        return value
+
+    @model_validator(mode="after")
+    def _combination(self) -> "ModelQualitySettings":
+        check_model_quality(self.problem_type, self.inference_attribute, self.probability_attribute,
+                            self.probability_threshold, self.metric, self.threshold)
+        return self
+
+    @property
+    def alarm_metric(self) -> str:
+        """The metric with an alarm: the one given, or the problem type's default."""
+        return self.metric or default_metric(self.problem_type)
+
+
+def monitor_quality_job(resource_name: str, quality: ModelQualitySettings, *, endpoint_input: Mapping[str, Any],
                         image_uri: pulumi.Input[str], output_key: pulumi.Input[str], reports_s3_uri: pulumi.Input[str],
                         tags: Mapping[str, str], opts: pulumi.ResourceOptions, **shared: Any):
     """A ModelMonitor's model-quality job definition: the analyzer merges the endpoint's captured predictions
     with the ground truth, publishes the problem type's metrics and checks the baseline's constraints (if any).
     `shared` are the arguments it shares with the data-quality definition (resources, network, role, ...)."""
-    attributes = {key: getattr(args, key) for key in ("inference_attribute", "probability_attribute",
-                                                      "probability_threshold_attribute")
-                  if getattr(args, key) is not None}
-    constraints = args.model_quality_baseline_constraints_s3_uri
+    attributes = {key: value for key, value in (
+        ("inference_attribute", quality.inference_attribute), ("probability_attribute", quality.probability_attribute),
+        ("probability_threshold_attribute", quality.probability_threshold)) if value is not None}
+    constraints = quality.baseline_constraints_s3_uri
     # imported here: only stacks that monitor model quality pay for the aws-native package
     import pulumi_aws_native as aws_native
 
     return aws_native.sagemaker.ModelQualityJobDefinition(
         resource_name,
-        model_quality_app_specification={"image_uri": image_uri, "problem_type": args.problem_type,
+        model_quality_app_specification={"image_uri": image_uri, "problem_type": quality.problem_type,
                                          "environment": {"publish_cloudwatch_metrics": "Enabled"}},
         model_quality_baseline_config={"constraints_resource": {"s3_uri": constraints}} if constraints else None,
         model_quality_job_input={"endpoint_input": {**endpoint_input, **attributes},
-                                 "ground_truth_s3_input": {"s3_uri": args.ground_truth_s3_uri}},
+                                 "ground_truth_s3_input": {"s3_uri": quality.ground_truth_s3_uri}},
         model_quality_job_output_config={"kms_key_id": output_key, "monitoring_outputs": [{"s3_output": {
             "s3_uri": reports_s3_uri, "local_path": "/opt/ml/processing/output", "s3_upload_mode": "EndOfJob"}}]},
         # Cloud Control takes tags as a list of key/value pairs

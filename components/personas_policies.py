@@ -1,24 +1,21 @@
 """Personas' permissions: the explicit action lists and the three inline-policy builders.
 
-`components.personas` holds the component, its Args and the trust policy; this module holds what each
-persona may do once it has assumed its role (`data-scientist`, `ml-engineer`, `platform-admin`): the
-named action lists (no wildcards, each reviewed one by one) and the functions that turn `PersonasArgs`
-into named lists of statements. It is separate so the component stays small and the permissions can be
-read and reviewed on their own; `components.personas` re-exports every public name here.
+`components.personas` holds the component and the trust policy, `components.personas_args` its settings and
+context; this module holds what each persona may do once it has assumed its role (`data-scientist`,
+`ml-engineer`, `platform-admin`): the named action lists (no wildcards, each reviewed one by one) and the
+functions that turn the settings and context into named lists of statements, so the permissions can be read
+and reviewed on their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pulumi
 
 from emlops.components.aws_context import AwsContext
 from emlops.components.iam import Statement, kms_usage_statement
-
-if TYPE_CHECKING:
-    from emlops.components.personas import PersonasArgs
+from emlops.components.personas_args import PersonasContext, PersonasSettings
 
 
 # Persona roles live under their own path: outside the platform's name prefix that admins manage,
@@ -86,15 +83,16 @@ ROLE_OTHER_ACTIONS = _named("iam", "DeleteRole TagRole UntagRole UpdateAssumeRol
                             "UpdateRoleDescription")
 
 
-def _bucket(args: PersonasArgs, context: AwsContext, bucket_arn: pulumi.Input[str], prefix: str,
+def _bucket(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext,
+            bucket_arn: pulumi.Input[str], prefix: str,
             write: bool) -> list[Statement]:
     """The statements of SecureBucket's grants, for a bucket known by its ARN."""
     listing = Statement(actions=["s3:ListBucket"], resources=[bucket_arn],
                         conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None)
     actions = ["s3:GetObject", "s3:GetObjectVersion"] + (["s3:AbortMultipartUpload", "s3:PutObject"] if write else [])
     return [listing, Statement(actions=actions, resources=[pulumi.Output.concat(bucket_arn, "/", prefix, "*")]),
-            kms_usage_statement(args.data_key_arn, encrypt=write, decrypt=True,
-                                via_service=context.service_endpoint("s3"))]
+            kms_usage_statement(context.data_key_arn, encrypt=write, decrypt=True,
+                                via_service=aws_facts.service_endpoint("s3"))]
 
 
 def _packages(group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -103,15 +101,16 @@ def _packages(group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
         lambda arn: arn.replace(":model-package-group/", ":model-package/", 1) + "/*")
 
 
-def _jobs(args: PersonasArgs, context: AwsContext, roles: Sequence[pulumi.Input[str]]) -> list[Statement]:
+def _jobs(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext,
+          roles: Sequence[pulumi.Input[str]]) -> list[Statement]:
     """Training and processing jobs: in a VPC, volumes and outputs under the data key, one of `roles`."""
-    jobs = [context.arn("sagemaker", "processing-job/*"), context.arn("sagemaker", "training-job/*")]
-    key = args.data_key_arn
+    jobs = [aws_facts.arn("sagemaker", "processing-job/*"), aws_facts.arn("sagemaker", "training-job/*")]
+    key = context.data_key_arn
     guard: dict = {"Null": {"sagemaker:VpcSubnets": "false"},
                    "ArnEquals": {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key}}
-    if args.job_subnet_ids:
-        guard["ForAllValues:StringEquals"] = {"sagemaker:VpcSubnets": list(args.job_subnet_ids)}
-    logs = [context.arn("logs", f"log-group:/aws/sagemaker/{kind}:*") for kind in ("ProcessingJobs", "TrainingJobs")]
+    if context.job_subnet_ids:
+        guard["ForAllValues:StringEquals"] = {"sagemaker:VpcSubnets": list(context.job_subnet_ids)}
+    logs = [aws_facts.arn("logs", f"log-group:/aws/sagemaker/{kind}:*") for kind in ("ProcessingJobs", "TrainingJobs")]
     return [
         Statement(sid="StartJobsInVpcWithDataKey", actions=["sagemaker:CreateProcessingJob",
                   "sagemaker:CreateTrainingJob"], resources=jobs, conditions=guard),
@@ -128,20 +127,22 @@ def _jobs(args: PersonasArgs, context: AwsContext, roles: Sequence[pulumi.Input[
 Policies = list[tuple[str, list[Statement]]]
 
 
-def _data_scientist(args: PersonasArgs, context: AwsContext) -> Policies:
-    policies: Policies = [
-        ("read-datasets", _bucket(args, context, args.datasets_bucket_arn, args.datasets_prefix, write=False)),
-        ("experiments", _bucket(args, context, args.artifacts_bucket_arn, args.experiments_prefix, write=True)),
-    ]
-    if args.feature_group_arns:
+def data_scientist_policies(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext) -> Policies:
+    policies: Policies = []
+    if context.datasets_bucket_arn is not None:  # a registry-only stack holds no datasets
+        policies.append(("read-datasets", _bucket(settings, context, aws_facts, context.datasets_bucket_arn,
+                                                  settings.datasets_prefix, write=False)))
+    policies.append(("experiments", _bucket(settings, context, aws_facts, context.artifacts_bucket_arn,
+                                            settings.experiments_prefix, write=True)))
+    if context.feature_group_arns:
         policies.append(("read-features", [
             Statement(actions=["sagemaker:BatchGetRecord", "sagemaker:DescribeFeatureGroup", "sagemaker:GetRecord"],
-                      resources=list(args.feature_group_arns)),
+                      resources=list(context.feature_group_arns)),
             Statement(actions=["sagemaker:ListFeatureGroups"], resources=["*"]),
             # readers of an online store need the key itself; AWS documents no kms:ViaService for it
-            kms_usage_statement(args.data_key_arn, encrypt=False, decrypt=True),
+            kms_usage_statement(context.data_key_arn, encrypt=False, decrypt=True),
         ]))
-    registers = [*args.package_group_arns, *(args.shared_group_arns if args.shared_group_publisher else [])]
+    registers = [*context.package_group_arns, *(context.shared_group_arns if context.shared_group_publisher else [])]
     if registers:
         groups, packages = list(registers), [_packages(g) for g in registers]
         policies.append(("register-models", [
@@ -153,10 +154,10 @@ def _data_scientist(args: PersonasArgs, context: AwsContext) -> Policies:
                       conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}),
             Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
         ]))
-    if args.shared_group_arns and not args.shared_group_publisher:
-        policies.append(("read-shared-models", _read_groups(args.shared_group_arns)))
-    if args.training_role_arn is not None:
-        policies.append(("run-jobs", _jobs(args, context, [args.training_role_arn])))
+    if context.shared_group_arns and not context.shared_group_publisher:
+        policies.append(("read-shared-models", _read_groups(context.shared_group_arns)))
+    if context.training_role_arn is not None:
+        policies.append(("run-jobs", _jobs(settings, context, aws_facts, [context.training_role_arn])))
     policies.append(("guardrails", [
         KEEP_STATE,
         Statement(sid="NoApprovalNoEndpointChanges", effect="Deny", resources=["*"],
@@ -173,58 +174,58 @@ def _read_groups(group_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
     ]
 
 
-def _ml_engineer(args: PersonasArgs, context: AwsContext) -> Policies:
-    policies: Policies = [("read-artifacts", _bucket(args, context, args.artifacts_bucket_arn, "", write=False))]
-    if args.package_group_arns:
+def ml_engineer_policies(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext) -> Policies:
+    policies: Policies = [("read-artifacts", _bucket(settings, context, aws_facts, context.artifacts_bucket_arn, "", write=False))]
+    if context.package_group_arns:
         policies.append(("approve-models", [
-            Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=list(args.package_group_arns)),
+            Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=list(context.package_group_arns)),
             Statement(actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
-                      resources=[_packages(g) for g in args.package_group_arns]),
+                      resources=[_packages(g) for g in context.package_group_arns]),
             Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
         ]))
-    if args.shared_group_arns:
+    if context.shared_group_arns:
         # versions of the shared registry are approved in its own account, not from here
-        policies.append(("read-shared-models", _read_groups(args.shared_group_arns)))
-    if args.pipeline_arns:
+        policies.append(("read-shared-models", _read_groups(context.shared_group_arns)))
+    if context.pipeline_arns:
         policies.append(("run-pipelines", [
             Statement(actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",
-                               "sagemaker:StartPipelineExecution"], resources=list(args.pipeline_arns)),
+                               "sagemaker:StartPipelineExecution"], resources=list(context.pipeline_arns)),
             Statement(actions=["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
                                "sagemaker:StopPipelineExecution"],
-                      resources=[pulumi.Output.concat(p, "/execution/*") for p in args.pipeline_arns]),
+                      resources=[pulumi.Output.concat(p, "/execution/*") for p in context.pipeline_arns]),
             Statement(actions=["sagemaker:ListPipelines"], resources=["*"]),
         ]))
-    if args.endpoint_arns or args.monitoring_schedule_arns:
+    if context.endpoint_arns or context.monitoring_schedule_arns:
         statements = []
-        if args.endpoint_arns:
+        if context.endpoint_arns:
             statements += [
                 Statement(actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-                          resources=list(args.endpoint_arns)),
+                          resources=list(context.endpoint_arns)),
                 Statement(actions=["sagemaker:DescribeEndpointConfig"],
-                          resources=[context.arn("sagemaker", f"endpoint-config/{args.managed_prefix}*")]),
+                          resources=[aws_facts.arn("sagemaker", f"endpoint-config/{context.managed_prefix}*")]),
             ]
-        if args.monitoring_schedule_arns:
+        if context.monitoring_schedule_arns:
             statements.append(Statement(
                 actions=["sagemaker:DescribeMonitoringSchedule", "sagemaker:StartMonitoringSchedule",
-                         "sagemaker:StopMonitoringSchedule"], resources=list(args.monitoring_schedule_arns)))
+                         "sagemaker:StopMonitoringSchedule"], resources=list(context.monitoring_schedule_arns)))
         statements.append(Statement(actions=["sagemaker:ListEndpoints", "sagemaker:ListMonitoringExecutions",
                                              "sagemaker:ListMonitoringSchedules"], resources=["*"]))
         policies.append(("operate-endpoints", statements))
-    roles = [args.training_role_arn] if args.training_role_arn is not None else []
-    roles += [r for r in args.execution_role_arns if not (isinstance(r, str) and r in roles)]
+    roles = [context.training_role_arn] if context.training_role_arn is not None else []
+    roles += [r for r in context.execution_role_arns if not (isinstance(r, str) and r in roles)]
     if roles:
-        policies.append(("run-jobs", _jobs(args, context, roles)))
+        policies.append(("run-jobs", _jobs(settings, context, aws_facts, roles)))
     policies.append(("guardrails", [KEEP_STATE]))
     return policies
 
 
-def _platform_admin(args: PersonasArgs, context: AwsContext) -> Policies:
-    tagged = {f"aws:ResourceTag/{key}": value for key, value in args.platform_tags.items()}
-    managed_roles = context.arn("iam", f"role/{args.managed_prefix}*", regional=False)
-    persona_roles = context.arn("iam", f"role{PERSONA_PATH}*", regional=False)
-    boundary = args.permissions_boundary_arn
+def platform_admin_policies(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext) -> Policies:
+    tagged = {f"aws:ResourceTag/{key}": value for key, value in context.platform_tags.items()}
+    managed_roles = aws_facts.arn("iam", f"role/{context.managed_prefix}*", regional=False)
+    persona_roles = aws_facts.arn("iam", f"role{PERSONA_PATH}*", regional=False)
+    boundary = context.permissions_boundary_arn
     bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}} if boundary is not None else {}
-    own_policies = {"ArnLike": {"iam:PolicyARN": context.arn("iam", "policy/*", regional=False)}}
+    own_policies = {"ArnLike": {"iam:PolicyARN": aws_facts.arn("iam", "policy/*", regional=False)}}
     roles = [
         Statement(sid="GrantOnlyWithinBoundary" if bounded else "GrantToManagedRoles", actions=ROLE_GRANT_ACTIONS,
                   resources=[managed_roles], conditions=bounded or None),
@@ -243,18 +244,19 @@ def _platform_admin(args: PersonasArgs, context: AwsContext) -> Policies:
             # retagging may not move a resource into or out of the platform
             Statement(sid="TagPlatformResources", actions=["sagemaker:AddTags", "sagemaker:DeleteTags"],
                       resources=["*"], conditions={"StringEquals": tagged, "ForAllValues:StringNotEquals": {
-                          "aws:TagKeys": list(args.platform_tags)}}),
+                          "aws:TagKeys": list(context.platform_tags)}}),
         ]),
         ("administer-roles", roles),
-        ("administer-data-key", [Statement(actions=KEY_ADMIN_ACTIONS, resources=[args.data_key_arn])]),
+        ("administer-data-key", [Statement(actions=KEY_ADMIN_ACTIONS, resources=[context.data_key_arn])]),
         ("read-only", [Statement(sid="ReadConfiguration", actions=READ_ONLY_ACTIONS, resources=["*"])]),
         ("guardrails", [
             KEEP_STATE,
             # admins run the platform but do not read its data, nor let another principal read it for them
-            Statement(sid="NoDataKeyUse", effect="Deny", resources=[args.data_key_arn],
+            Statement(sid="NoDataKeyUse", effect="Deny", resources=[context.data_key_arn],
                       actions=["kms:CreateGrant", "kms:Decrypt", "kms:PutKeyPolicy", "kms:ReEncryptFrom"]),
-            Statement(sid="NoDatasetReads", effect="Deny", actions=["s3:GetObject", "s3:GetObjectVersion"],
-                      resources=[pulumi.Output.concat(args.datasets_bucket_arn, "/*")]),
+            *([Statement(sid="NoDatasetReads", effect="Deny", actions=["s3:GetObject", "s3:GetObjectVersion"],
+                         resources=[pulumi.Output.concat(context.datasets_bucket_arn, "/*")])]
+              if context.datasets_bucket_arn is not None else []),
             Statement(sid="NoFeatureReads", effect="Deny", actions=["sagemaker:BatchGetRecord", "sagemaker:GetRecord"],
                       resources=["*"]),
             # the roles admins manage are never theirs to use, and the persona roles never theirs to change

@@ -19,7 +19,8 @@ import pulumi_kubernetes as k8s
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, Statement, policy_document
 from emlops.components.options import child, merge_tags, type_token
-from emlops.components.registry import ARTIFACT_PREFIX, ModelRegistryArgs
+from emlops.components.registry_args import ARTIFACT_PREFIX, ClusterAccess, MlflowSettings
+from emlops.components.settings import Governance
 from emlops.components.storage import SecureBucket
 
 
@@ -69,18 +70,22 @@ class WorkloadRole(ServiceRole):
         self.register_outputs({"arn": self.arn, "name": self.name})
 
 
-@dataclass
+@dataclass(frozen=True)
 class MlflowOnKubernetesArgs:
-    """Arguments of `MlflowOnKubernetes` (created by `ModelRegistry` for mlflow_kind 'kubernetes')."""
+    """Arguments of `MlflowOnKubernetes` (created by `ModelRegistry` for mlflow kind 'kubernetes')."""
 
-    registry: ModelRegistryArgs
-    """The registry's arguments: namespace, OIDC provider, backend store, image and sizing."""
+    mlflow: MlflowSettings
+    """Namespace, image and sizing of the server."""
+    cluster: ClusterAccess
+    """The cluster's OIDC provider (the server's role is assumed through IRSA)."""
+    backend_store_uri: pulumi.Input[str]
+    """Secret database URI of the backend store."""
     bucket: SecureBucket
     """Bucket whose `mlflow/` prefix holds the artifacts."""
     artifact_uri: pulumi.Output[str]
     """`s3://<bucket>/mlflow/`."""
-    tags: Mapping[str, str]
-    """Tags of the IAM role."""
+    governance: Governance
+    """Tags and permissions boundary of the IAM role."""
 
 
 class MlflowOnKubernetes(pulumi.ComponentResource):
@@ -91,16 +96,17 @@ class MlflowOnKubernetes(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MlflowOnKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(type_token("MlflowOnKubernetes"), name, None, opts)
-        registry, namespace = args.registry, args.registry.namespace
+        mlflow, namespace = args.mlflow, args.mlflow.namespace
         selector = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": name}
         labels = {**selector, "app.kubernetes.io/managed-by": "pulumi"}
         meta = {"name": name, "namespace": namespace, "labels": labels}
 
         role = WorkloadRole(
-            f"{name}-irsa", oidc_provider_arn=registry.oidc_provider_arn, oidc_issuer_url=registry.oidc_issuer_url,
-            namespace=namespace, service_account=name,
+            f"{name}-irsa", oidc_provider_arn=args.cluster.oidc_provider_arn,
+            oidc_issuer_url=args.cluster.oidc_issuer_url, namespace=namespace, service_account=name,
             description=f"MLflow server {name} (service account {namespace}/{name}) on EKS",
-            permissions_boundary_arn=registry.permissions_boundary_arn, tags=args.tags, opts=child(self),
+            permissions_boundary_arn=args.governance.permissions_boundary_arn, tags=args.governance.tags,
+            opts=child(self),
         )
         grant = args.bucket.grant_read_write(role, prefix=ARTIFACT_PREFIX)
 
@@ -122,7 +128,7 @@ class MlflowOnKubernetes(pulumi.ComponentResource):
             metadata={**meta, "name": f"{name}-backend-store"},
             type="Opaque",
             # a secret even if the caller passed a plain string: the plan and state show "[secret]"
-            string_data={SECRET_KEY: pulumi.Output.secret(registry.backend_store_uri)},
+            string_data={SECRET_KEY: pulumi.Output.secret(args.backend_store_uri)},
             opts=in_ns,
         )
         region = aws_context(self).region
@@ -130,10 +136,10 @@ class MlflowOnKubernetes(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=meta,
             spec={
-                "replicas": registry.replicas,
+                "replicas": mlflow.replicas,
                 "selector": {"match_labels": selector},
                 "template": {"metadata": {"labels": labels}, "spec": _pod_spec(
-                    name, namespace, registry, args.artifact_uri, account.metadata.name, secret.metadata.name, region,
+                    name, namespace, mlflow, args.artifact_uri, account.metadata.name, secret.metadata.name, region,
                 )},
             },
             # the pod can reach S3 only once the role's policy exists
@@ -157,7 +163,7 @@ def allowed_hosts(name: str, namespace: str) -> list[str]:
     return [host for n in names for host in (n, f"{n}:{PORT}")]
 
 
-def _pod_spec(name: str, namespace: str, registry: ModelRegistryArgs, artifact_uri: pulumi.Output[str],
+def _pod_spec(name: str, namespace: str, mlflow: MlflowSettings, artifact_uri: pulumi.Output[str],
               service_account: pulumi.Output[str], secret_name: pulumi.Output[str],
               region: pulumi.Output[str]) -> dict:
     health = {"http_get": {"path": "/health", "port": "http"}, "timeout_seconds": 5}
@@ -178,7 +184,7 @@ def _pod_spec(name: str, namespace: str, registry: ModelRegistryArgs, artifact_u
         },
         "containers": [{
             "name": "mlflow",
-            "image": registry.mlflow_image,
+            "image": mlflow.image,
             "command": command,
             "env": [
                 {"name": "BACKEND_STORE_URI",
@@ -190,8 +196,8 @@ def _pod_spec(name: str, namespace: str, registry: ModelRegistryArgs, artifact_u
             "working_dir": "/tmp",
             "ports": [{"name": "http", "container_port": PORT, "protocol": "TCP"}],
             "resources": {
-                "requests": {"cpu": registry.cpu_request, "memory": registry.memory},
-                "limits": {"cpu": registry.cpu_limit, "memory": registry.memory},
+                "requests": {"cpu": mlflow.cpu_request, "memory": mlflow.memory},
+                "limits": {"cpu": mlflow.cpu_limit, "memory": mlflow.memory},
             },
             # database migrations run at start-up: up to 5 minutes before liveness counts
             "startup_probe": {**health, "period_seconds": 10, "failure_threshold": 30},

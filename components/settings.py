@@ -104,6 +104,11 @@ class Placement:
     def __post_init__(self) -> None:
         if isinstance(self.subnet_ids, str) or not self.subnet_ids or not self.vpc_id:
             raise ValueError("a placement needs vpc_id and a list of subnet_ids")
+        if isinstance(self.vpc_id, str) and not VPC_ID.match(self.vpc_id):
+            raise ValueError(f"vpc_id {self.vpc_id!r} must be a VPC id like 'vpc-0123456789abcdef0'")
+        for subnet in self.subnet_ids:
+            if isinstance(subnet, str) and not SUBNET_ID.match(subnet):
+                raise ValueError(f"subnet id {subnet!r} must look like 'subnet-0123456789abcdef0'")
         check_security_group_ids(self.security_group_ids)
 
 

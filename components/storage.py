@@ -9,11 +9,13 @@ from typing import Literal, Optional
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field
 
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
-from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.options import child, merge_tags, type_token
+from emlops.components.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,26 @@ class LifecycleRule:
                 raise ValueError(f"lifecycle rule {self.id!r}: {label} ({days}) must be at least 1")
 
 
+class StorageSettings(Settings):
+    """How long the platform's buckets keep what is overwritten, deleted or logged."""
+
+    noncurrent_version_retention_days: int = Field(
+        90, ge=1, le=36500,
+        description="Days an overwritten or deleted object version is kept before it expires. Default: 90.")
+    access_log_retention_days: int = Field(
+        365, ge=1, le=36500, description="Days S3 server access logs are kept. Default: 365.")
+
+    def keep_versions(self) -> "LifecycleRule":
+        """The data buckets' rule: old versions expire after `noncurrent_version_retention_days`."""
+        return LifecycleRule(id="expire-old-versions",
+                             noncurrent_version_expiration_days=self.noncurrent_version_retention_days)
+
+    def expire_access_logs(self) -> "LifecycleRule":
+        """The access-log bucket's rule: logs expire after `access_log_retention_days` (old versions after a day)."""
+        return LifecycleRule(id="expire-access-logs", expiration_days=self.access_log_retention_days,
+                             noncurrent_version_expiration_days=1)
+
+
 @dataclass
 class SecureBucketArgs:
     """Arguments of a `SecureBucket`."""
@@ -58,8 +80,8 @@ class SecureBucketArgs:
     """Allow the S3 logging service of this account to write access logs here. Default: false."""
     lifecycle_rules: Sequence[LifecycleRule] = ()
     """Lifecycle rules. Default: none."""
-    kms_deletion_window_days: int = 30
-    """Deletion window of the key created for the bucket (7-30). Default: 30."""
+    kms: KmsSettings = field(default_factory=KmsSettings)
+    """Deletion window and rotation of the key created for the bucket. Default: 30 days, yearly."""
     reader_account_ids: Sequence[str] = ()
     """Other accounts that may read objects under `reader_prefix` (the promotion path: consumer
     accounts deploying model artifacts). Default: none."""
@@ -83,8 +105,6 @@ class SecureBucketArgs:
                              "(set receives_access_logs=True); use SSE-KMS for data")
         if self.sse_algorithm == "AES256" and self.kms_key_arn is not None:
             raise ValueError("kms_key_arn is set but sse_algorithm is 'AES256'; drop one of them")
-        if not 7 <= self.kms_deletion_window_days <= 30:
-            raise ValueError(f"kms_deletion_window_days ({self.kms_deletion_window_days}) must be 7-30")
         if self.access_log_prefix is not None and self.access_log_bucket is None:
             raise ValueError("access_log_prefix is set without access_log_bucket")
         ids = [rule.id for rule in self.lifecycle_rules]
@@ -122,7 +142,7 @@ class SecureBucket(pulumi.ComponentResource):
             if args.kms_key_arn is None:
                 self.key = KmsKey(f"{name}-key", KmsKeyArgs(
                     description=f"Encrypts the objects of the {name} bucket",
-                    deletion_window_days=args.kms_deletion_window_days,
+                    settings=args.kms,
                     protect=args.protect,
                     tags=tags,
                 ), opts=child(self))

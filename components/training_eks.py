@@ -11,32 +11,33 @@ through `aws eks get-token`) and the `KubernetesBaseline` applied through it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, name_token, policy_document
-from emlops.components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs
+from emlops.components.kubernetes_args import BaselineContext
+from emlops.components.kubernetes_baseline import KubernetesBaseline
+from emlops.components.settings import Governance
+from emlops.components.training_args import EksSettings, TrainingContext
 from emlops.components.options import child
 
-if TYPE_CHECKING:
-    from emlops.components.training import TrainingCluster, TrainingClusterArgs
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
 NODE_POOL_LABEL = "emlops.dev/node-pool"
 
 
-def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs", tags: dict) -> None:
+def build_eks(parent: pulumi.ComponentResource, name: str, eks: EksSettings, context: TrainingContext,
+              governance: Governance) -> None:
     """Create the cluster, its nodes, IRSA and the Kubernetes baseline; set `parent`'s eks outputs."""
-    context = aws_context(parent)
+    aws_facts = aws_context(parent)
     key_arn = parent.kms_key_arn
+    tags, protect, boundary = dict(governance.tags), governance.protect, governance.permissions_boundary_arn
 
     def managed_policy(path: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat("arn:", context.partition, ":iam::aws:policy/", path)
+        return pulumi.Output.concat("arn:", aws_facts.partition, ":iam::aws:policy/", path)
 
     def attach(logical: str, role_name: pulumi.Input[str], policy: str) -> aws.iam.RolePolicyAttachment:
         return aws.iam.RolePolicyAttachment(logical, role=role_name, policy_arn=managed_policy(policy),
@@ -46,16 +47,16 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
         f"{name}-cluster-logs",
         # EKS writes to this exact name; created first so retention and encryption are ours, not defaults.
         name=f"/aws/eks/{name}/cluster",
-        retention_in_days=args.log_retention_days,
+        retention_in_days=eks.log_retention_days,
         kms_key_id=key_arn,
         tags=tags,
-        opts=child(parent, protect=args.protect),
+        opts=child(parent, protect=protect),
     )
 
     control_plane = ServiceRole(f"{name}-control-plane", ServiceRoleArgs(
         services=["eks.amazonaws.com"],
         description=f"EKS control plane of {name}",
-        permissions_boundary_arn=args.permissions_boundary_arn,
+        permissions_boundary_arn=boundary,
         tags=tags,
     ), opts=child(parent))
     # EKS requires this AWS-managed policy on the cluster role (it manages the control plane's ENIs and
@@ -68,12 +69,12 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
 
     security_group = aws.ec2.SecurityGroup(
         f"{name}-cluster-sg",
-        vpc_id=args.vpc_id,
+        vpc_id=context.placement.vpc_id,
         description=f"EKS control plane of {name}: API from the listed private networks only; node traffic "
                     "uses the cluster security group EKS manages",
         ingress=[{"description": "Kubernetes API from private networks (VPN, CI runners)", "protocol": "tcp",
-                  "from_port": 443, "to_port": 443, "cidr_blocks": list(args.endpoint_access_cidrs)}]
-        if args.endpoint_access_cidrs else [],
+                  "from_port": 443, "to_port": 443, "cidr_blocks": list(eks.endpoint_access_cidrs)}]
+        if eks.endpoint_access_cidrs else [],
         egress=[],
         revoke_rules_on_delete=True,
         tags=tags,
@@ -84,10 +85,10 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
         f"{name}-cluster",
         # named after the component so the log group above has the name EKS writes to
         name=name,
-        version=args.kubernetes_version,
+        version=eks.kubernetes_version,
         role_arn=control_plane.arn,
         vpc_config={
-            "subnet_ids": list(args.subnet_ids),
+            "subnet_ids": list(context.placement.subnet_ids),
             "security_group_ids": [security_group.id],
             "endpoint_private_access": True,
             "endpoint_public_access": False,
@@ -97,9 +98,9 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
         access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
         # STANDARD: an outdated version is upgraded rather than silently billed for extended support
         upgrade_policy={"support_type": "STANDARD"},
-        deletion_protection=args.protect,
+        deletion_protection=protect,
         tags=tags,
-        opts=child(parent, protect=args.protect, depends_on=[log_group, cluster_policy, secrets_policy]),
+        opts=child(parent, protect=protect, depends_on=[log_group, cluster_policy, secrets_policy]),
     )
     issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
     oidc = aws.iam.OpenIdConnectProvider(
@@ -115,7 +116,7 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
         f"{name}-vpc-cni-role",
         assume_role_policy=_irsa_trust(oidc.arn, issuer, "kube-system", "aws-node"),
         description=f"VPC CNI (kube-system/aws-node) of the {name} EKS cluster",
-        permissions_boundary=args.permissions_boundary_arn,
+        permissions_boundary=boundary,
         tags=tags,
         opts=child(parent),
     )
@@ -139,7 +140,7 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
         assume_role_policy=policy_document([Statement(actions=["sts:AssumeRole"],
                                                       principals={"Service": ["ec2.amazonaws.com"]})]),
         description=f"Nodes of the {name} EKS cluster",
-        permissions_boundary=args.permissions_boundary_arn,
+        permissions_boundary=boundary,
         tags=tags,
         opts=child(parent),
     )
@@ -150,15 +151,16 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
         attach(f"{name}-node-ecr-pull", node_role.name, "AmazonEC2ContainerRegistryPullOnly"),
     ]
     node_opts = dict(depends_on=[*node_policies, cni])
-    common = dict(cluster_name=cluster.name, node_role_arn=node_role.arn, subnet_ids=list(args.subnet_ids),
+    common = dict(cluster_name=cluster.name, node_role_arn=node_role.arn,
+                  subnet_ids=list(context.placement.subnet_ids),
                   capacity_type="ON_DEMAND", update_config={"max_unavailable": 1},
                   node_repair_config={"enabled": True}, tags=tags)
     gpu = aws.eks.NodeGroup(
         f"{name}-gpu",
-        instance_types=list(args.gpu_instance_types),
+        instance_types=list(eks.gpu_instance_types),
         ami_type="AL2023_x86_64_NVIDIA",
-        disk_size=args.gpu_disk_size_gib,
-        scaling_config={"min_size": 0, "desired_size": 0, "max_size": args.gpu_max_nodes},
+        disk_size=eks.gpu_disk_size_gib,
+        scaling_config={"min_size": 0, "desired_size": 0, "max_size": eks.gpu_max_nodes},
         taints=[GPU_TAINT],
         labels={NODE_POOL_LABEL: "gpu"},
         **common,
@@ -167,19 +169,19 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
     )
     system = aws.eks.NodeGroup(
         f"{name}-system",
-        instance_types=[args.system_instance_type],
+        instance_types=[eks.system_instance_type],
         ami_type="AL2023_x86_64_STANDARD",
-        scaling_config={"min_size": args.system_nodes, "desired_size": args.system_nodes,
-                        "max_size": args.system_nodes + 1},
+        scaling_config={"min_size": eks.system_nodes, "desired_size": eks.system_nodes,
+                        "max_size": eks.system_nodes + 1},
         labels={NODE_POOL_LABEL: "system"},
         **common,
         opts=child(parent, ignore_changes=["scalingConfig.desiredSize"], **node_opts),
     )
 
-    admin_policy = pulumi.Output.concat("arn:", context.partition,
+    admin_policy = pulumi.Output.concat("arn:", aws_facts.partition,
                                         ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
     admins = []
-    for role_arn in args.admin_role_arns:
+    for role_arn in eks.admin_role_arns:
         logical = f"{name}-admin-{name_token(role_arn.rsplit('/', 1)[-1])}"
         entry = aws.eks.AccessEntry(logical, cluster_name=cluster.name, principal_arn=role_arn, type="STANDARD",
                                     tags=tags, opts=child(parent))
@@ -189,11 +191,12 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
 
     provider = k8s.Provider(
         f"{name}-k8s",
-        kubeconfig=kubeconfig(cluster.name, cluster.endpoint, cluster.certificate_authority.data, context.region),
+        kubeconfig=kubeconfig(cluster.name, cluster.endpoint, cluster.certificate_authority.data, aws_facts.region),
         # the deploying role can use the API only once its access entry has its policy
         opts=child(parent, depends_on=admins),
     )
-    KubernetesBaseline(f"{name}-baseline", baseline_args(args), opts=child(parent, providers=[provider]))
+    KubernetesBaseline(f"{name}-baseline", eks, baseline_context(eks, protect),
+                       opts=child(parent, providers=[provider]))
 
     parent.cluster_name = cluster.name
     parent.cluster_arn = cluster.arn
@@ -204,14 +207,13 @@ def build_eks(parent: "TrainingCluster", name: str, args: "TrainingClusterArgs",
     parent.node_group_names = [gpu.node_group_name, system.node_group_name]
 
 
-def baseline_args(args: "TrainingClusterArgs") -> KubernetesBaselineArgs:
-    """The baseline's arguments (built by `TrainingClusterArgs` too, so its checks run before anything is created)."""
-    return KubernetesBaselineArgs(
-        kubernetes_version=args.kubernetes_version,
-        teams=list(args.teams),
+def baseline_context(eks: EksSettings, protect: bool) -> BaselineContext:
+    """What the cluster supplies to its Kubernetes baseline: its version, and the GPU nodes' taint and label."""
+    return BaselineContext(
+        kubernetes_version=eks.kubernetes_version,
         gpu_node_taint_key=GPU_TAINT["key"],
         gpu_node_label=(NODE_POOL_LABEL, "gpu"),
-        protect=args.protect,  # a namespace's deletion deletes every job, volume and secret in it
+        protect=protect,  # a namespace's deletion deletes every job, volume and secret in it
     )
 
 

@@ -29,24 +29,22 @@ from pydantic import (
 
 from emlops.catalog.aws import Partition, partition_of, regions_with
 from emlops.components.settings import AtKey, QuotedStr, Settings, error_message
-from emlops.program.config_errors import (_PLAIN_MESSAGES, _SIZE_MESSAGES, _allowed_keys,  # noqa: F401 (re-exported)
-                                 _describe, _field_extra, _find_field, _model_at, _nested_model)
+from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe
 from emlops.program.config_guardrails import GuardrailsConfig
-from emlops.program.config_personas import PersonasConfig
-from emlops.program.config_features import FeatureGroupConfig, feature_groups_problem
-from emlops.program.config_monitoring import AlertsConfig, monitoring_problem
-from emlops.program.config_training import TrainingConfig
+from emlops.components.personas_args import PersonasSettings
+from emlops.components.feature_store_args import FeatureGroupSettings, check_feature_groups
+from emlops.components.alerts import AlertsSettings
+from emlops.components.kms import KmsSettings
+from emlops.components.network_args import NetworkSettings
+from emlops.components.storage import StorageSettings
+from emlops.components.training_args import TrainingSettings
 from emlops.program.config_models import (
     LONGEST_CHILD_SUFFIX,
     SAGEMAKER_NAME_LIMIT,
     ModelConfig,
-    NetworkConfig,
     RegistryConfig,
 )
 
-CONFIG_NAMESPACE = "emlops"
-CONFIG_KEY = "platform"
-FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
 # Secrets live in their own keys (`pulumi config set --secret ...`), never inside emlops:platform.
 MLFLOW_BACKEND_KEY = "mlflowBackendStoreUri"
 SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
@@ -104,29 +102,6 @@ class Tags(BaseModel):
         return {**self.model_dump(by_alias=True), **(self.__pydantic_extra__ or {})}
 
 
-class KmsSettings(Settings):
-    """Settings for the customer-managed KMS keys the platform creates."""
-
-    deletion_window_days: int = Field(
-        30, ge=7, le=30,
-        description="Days a key stays recoverable after it is scheduled for deletion (AWS allows 7-30). "
-        "Default: 30.",
-    )
-
-
-class StorageSettings(Settings):
-    """Settings for the platform's S3 buckets."""
-
-    noncurrent_version_retention_days: int = Field(
-        90, ge=1, le=36500,
-        description="Days an overwritten or deleted object version is kept before it expires. Default: 90.",
-    )
-    access_log_retention_days: int = Field(
-        365, ge=1, le=36500,
-        description="Days S3 server access logs are kept. Default: 365.",
-    )
-
-
 class PlatformConfig(Settings):
     """The whole platform of one stack (`emlops:platform` in `stacks/Pulumi.<stack>.yaml`)."""
 
@@ -167,24 +142,24 @@ class PlatformConfig(Settings):
             "must be an IAM policy ARN, e.g. 'arn:aws:iam::123456789012:policy/ml-boundary'"
         ),
     )
-    kms: KmsSettings = Field(default_factory=KmsSettings, description="KMS key settings.")
+    kms: KmsSettings = Field(default_factory=KmsSettings, description="KMS key settings of the platform's keys.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="S3 bucket settings.")
-    network: Optional[NetworkConfig] = Field(
+    network: Optional[NetworkSettings] = Field(
         None, description="The VPC whose private subnets models run in. Required when a model runs on instances.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model registry settings.")
-    feature_groups: list[FeatureGroupConfig] = Field(
+    feature_groups: list[FeatureGroupSettings] = Field(
         default_factory=list, description="SageMaker feature groups of the platform's feature store. Default: none.")
-    training: Optional[TrainingConfig] = Field(
+    training: Optional[TrainingSettings] = Field(
         None, description="Training infrastructure (SageMaker jobs or an EKS GPU cluster). Default: none.")
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
-    personas: Optional[PersonasConfig] = Field(
+    personas: Optional[PersonasSettings] = Field(
         None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
         "own least-privilege policy. Default: none.")
     guardrails: GuardrailsConfig = Field(
         default_factory=GuardrailsConfig,
         description="Guardrails: allowed SageMaker instance types and accepted exceptions to policy rules "
         "(`emlops check`, `policy/`). Default: every instance type botocore allows, no exceptions.")
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig,
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings,
                                  description="Subscribers of the stack's alerts topic (drift, violations, failures).")
 
     @field_validator("region")
@@ -237,11 +212,11 @@ class PlatformConfig(Settings):
                 raise AtKey(at, f"runs on instances in private subnets; {ADD_NETWORK}, or use serverless")
             if self.production:
                 self._check_production_model(model, at)
-            problem = monitoring_problem(at, model.monitoring, model.captures_data(self.environment), self.production,
-                                         package_source=bool(model.source.model_package_group
-                                                             or model.source.model_package_arn))
+            problem = model.monitoring.problem(model.captures_data(self.environment), self.production,
+                                               package_source=bool(model.source.model_package_group
+                                                                   or model.source.model_package_arn))
             if problem:
-                raise AtKey(*problem)
+                raise AtKey(f"{at}.monitoring.{problem[0]}", problem[1])
             if model.retraining.enabled:
                 if self.training is None or self.training.kind != "sagemaker":
                     raise AtKey(f"{at}.retraining.enabled", "retraining runs SageMaker jobs in the training "
@@ -253,9 +228,9 @@ class PlatformConfig(Settings):
 
     @model_validator(mode="after")
     def _data_training_registry_fit(self) -> "PlatformConfig":
-        problem = feature_groups_problem(f"{self.environment}-features", self.feature_groups)
+        problem = check_feature_groups(f"{self.environment}-features", self.feature_groups)
         if problem:
-            raise AtKey(*problem)
+            raise AtKey(f"feature_groups{problem[0]}", problem[1])
         if self.training is not None and self.network is None:
             raise AtKey("training", f"runs in private subnets; {ADD_NETWORK}")
         for key in ("consumer_account_ids", "publisher_account_ids"):
@@ -327,7 +302,7 @@ def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
     except ValidationError as exc:
         # A misspelt key also makes the real key "missing"; the unknown key explains both.
         errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
-        raise ConfigError(f"{source}: {_describe(errors[0])}") from None
+        raise ConfigError(f"{source}: {describe(errors[0], PlatformConfig)}") from None
 
 
 def load_platform_config() -> PlatformConfig:

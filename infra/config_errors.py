@@ -1,11 +1,9 @@
 """One-line messages for stack configuration errors: pydantic's errors in the words of a YAML file.
 
-`infra.config` validates `emlops:platform` with pydantic; this module turns the first validation error
-into `emlops:platform.<key path>: <what is allowed>`, with the allowed keys (and a "did you mean") for an
-unknown key and a field's own `errorMessage` for a pattern mismatch, found by walking `PlatformConfig` along
-the error's location. It is kept apart so that `infra.config` holds only the schema and its loading;
-as `infra.config` imports this module, `PlatformConfig`, `AtKey` and `FULL_KEY` are imported from it
-inside the functions that need them, and `infra.config` re-exports every name here.
+`infra.config` validates `emlops:platform` with pydantic; `describe` turns a validation error into
+`emlops:platform.<key path>: <what is allowed>`, with the allowed keys (and a "did you mean") for an unknown
+key and a field's own `errorMessage` for a pattern mismatch, found by walking the validated model (the
+root) along the error's location.
 """
 
 from __future__ import annotations
@@ -19,20 +17,24 @@ from pydantic import BaseModel
 from emlops.components.settings import AtKey
 
 
-def _describe(error: dict[str, Any]) -> str:
-    from emlops.program.config import FULL_KEY  # (infra.config imports this module)
+CONFIG_NAMESPACE = "emlops"
+CONFIG_KEY = "platform"
+FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
 
+
+def describe(error: dict[str, Any], root: type[BaseModel]) -> str:
+    """One line for a pydantic error of `root` (the model of `emlops:platform`)."""
     loc = tuple(error["loc"])
     path = FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
     kind = error["type"]
     if kind == "missing":
         return f"{path}: field required"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(root, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"{path}: unknown key; {hint}allowed keys: {', '.join(allowed)}"
-    custom = _field_extra(loc).get("errorMessage")
+    custom = _field_extra(root, loc).get("errorMessage")
     got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
     if kind == "string_pattern_mismatch" and custom:
         return f"{path}: {custom}{got}"
@@ -71,10 +73,8 @@ _SIZE_MESSAGES = {
 }
 
 
-def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
-    from emlops.program.config import PlatformConfig  # (infra.config imports this module)
-
-    model: Optional[type[BaseModel]] = PlatformConfig
+def _model_at(root: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
+    model: Optional[type[BaseModel]] = root
     for part in loc:
         if model is None or isinstance(part, int):
             continue
@@ -100,13 +100,13 @@ def _nested_model(annotation: Any) -> Optional[type[BaseModel]]:
     return None
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    model = _model_at(loc)
+def _allowed_keys(root: type[BaseModel], loc: tuple) -> list[str]:
+    model = _model_at(root, loc)
     return [field.alias or name for name, field in model.model_fields.items()] if model else []
 
 
-def _field_extra(loc: tuple) -> dict[str, Any]:
-    model = _model_at(loc[:-1]) if loc else None
+def _field_extra(root: type[BaseModel], loc: tuple) -> dict[str, Any]:
+    model = _model_at(root, loc[:-1]) if loc else None
     field = _find_field(model, str(loc[-1])) if model and loc else None
     extra = field.json_schema_extra if field else None
     return extra if isinstance(extra, dict) else {}

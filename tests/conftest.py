@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -49,6 +49,30 @@ def project_copy(tmp_path: Path) -> Path:
     (tmp_path / "infra").symlink_to(ROOT / "infra")
     shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
     return tmp_path
+
+
+BASE_SETTINGS: dict[str, Any] = {
+    "environment": "dev", "account_id": ACCOUNT, "region": REGION,
+    "tags": {"owner": "ml-team", "cost-center": "cc-42", "data-classification": "internal"},
+}
+
+
+def run_platform(settings: dict[str, Any], name: Optional[str] = None, identity: AwsIdentity = IDENTITY,
+                 **context: Any) -> Plan:
+    """Run the composition root (`MlPlatform`) for `settings`, an `emlops:platform` section (missing
+    required keys come from BASE_SETTINGS), with its models resolved offline; return the plan.
+    `context` adds PlatformContext fields (e.g. mlflow_backend_store_uri)."""
+    from emlops.offline.resolver import OfflineResolver
+    from emlops.program.config import PlatformConfig
+    from emlops.program.platform import MlPlatform, PlatformContext
+    from emlops.program.serving import serve
+
+    def program() -> None:
+        config = PlatformConfig.model_validate({**BASE_SETTINGS, **settings})
+        models = [serve(config, OfflineResolver(), index, model, "stacks/Pulumi.test.yaml")
+                  for index, model in enumerate(config.models)]
+        MlPlatform(name or config.environment, config, PlatformContext(models=models, **context))
+    return run_components(program, identity=identity)
 
 
 def inputs_of(plan: Plan, name: str) -> dict[str, Any]:

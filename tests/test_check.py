@@ -40,7 +40,9 @@ BROKEN_CHANGE = '''
 # --- the change under review
 import pulumi as _pulumi
 import pulumi_aws as _aws
-from emlops.components.endpoint import ModelEndpoint as _Endpoint, ModelEndpointArgs as _Args, Variant as _Variant
+from emlops.components.endpoint import (EndpointContext as _Context, EndpointSettings as _Settings,
+                                       ModelArtifact as _Artifact, ModelEndpoint as _Endpoint)
+from emlops.components.settings import Governance as _Governance, Placement as _Placement
 
 _config = load_platform_config()
 _tags = {**_config.tags.as_dict(), "environment": _config.environment, "managed-by": "emlops"}
@@ -56,13 +58,14 @@ _aws.s3.BucketPolicy("prod-scratch-policy", bucket=_scratch.id, opts=_child, pol
     lambda arn: __import__("json").dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, arn + "/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})))
-_Endpoint("prod-ranking", _Args(
-    model_data_url="s3://acme-ml-prod-models/ranking/model.tar.gz",
+_Endpoint("prod-ranking", _Settings.model_validate({
+    "variants": [{"name": "primary", "instance_type": "ml.m5.xlarge", "initial_instance_count": 2}],
+    "deployment": {"strategy": "canary"}, "autoscaling": {"min_instances": 2, "max_instances": 4}}), _Context(
+    artifact=_Artifact("s3://acme-ml-prod-models/ranking/model.tar.gz"),
     image_uri="333333333333.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2",
-    variants=[_Variant("primary", "ml.m5.xlarge", 2)], vpc_id=platform.network.vpc_id,
-    subnet_ids=platform.network.private_subnet_ids, kms_key_arn=platform.data_key.arn,
-    data_capture_bucket=platform.capture, deployment_strategy="canary", autoscaling_min=2, autoscaling_max=4,
-    permissions_boundary_arn=_config.permission_boundary_arn, tags=_tags), opts=_child)
+    placement=_Placement(platform.network.vpc_id, platform.network.private_subnet_ids),
+    kms_key_arn=platform.data_key.arn, capture_bucket=platform.capture,
+    governance=_Governance(_tags, _config.permission_boundary_arn)), opts=_child)
 '''
 BROKEN = [("s3-bucket-sse-kms", "prod-scratch-bucket",
            "bucket 'prod-scratch-bucket' has no SSE-KMS default encryption"),

@@ -45,6 +45,17 @@ def test_preview_prints_the_tree_counts_and_outputs(monkeypatch, shipped_plan):
     assert "Outputs" in out and "modelBuilderRoleArn" in out and "arn:aws:iam::333333333333:role/" in out
 
 
+def test_preview_shows_an_unknown_output_as_the_plan_spells_it(monkeypatch, shipped_plan):
+    """dev serves MLflow's champion; offline its artifact is unknown, and the printed outputs say so exactly
+    as plan.json does (not as rich markup)."""
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["preview", "dev"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    unknown = shipped_plan("dev").outputs["endpoints"]["churn"]["modelArtifactUri"]
+    assert unknown == "[unknown: models:/churn@champion]"
+    assert f'"modelArtifactUri": "{unknown}"' in result.stdout
+
+
 def test_preview_json_writes_the_same_plan_as_the_engine(tmp_path, monkeypatch, shipped_plan):
     monkeypatch.chdir(ROOT)
     target = tmp_path / "p.json"

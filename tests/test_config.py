@@ -76,7 +76,7 @@ def test_region_decides_the_partition():
      "storage, network, registry, feature_groups, training, models, personas, guardrails, alerts"),
     (with_change("kms.deletion_window", 7),
      "stacks/Pulumi.dev.yaml: emlops:platform.kms.deletion_window: unknown key; did you mean "
-     "'deletion_window_days'? allowed keys: deletion_window_days"),
+     "'deletion_window_days'? allowed keys: deletion_window_days, rotation_period_days"),
     (with_change("account_id", "12345"),
      "stacks/Pulumi.dev.yaml: emlops:platform.account_id: must be a 12-digit AWS account id, "
      "e.g. '123456789012', got '12345'"),

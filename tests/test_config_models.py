@@ -66,7 +66,11 @@ DEFAULT_MONITORING = {"enabled": None, "schedule": None, "instance_type": "ml.m5
                       "drift_threshold": 0.1, "model_quality": None}
 DEFAULT_RETRAINING = {"enabled": False, "metric_name": "auc", "metric_threshold": 0.8, "comparison": ">=",
                       "schedule": None, "processing_instance_type": "ml.m5.xlarge",
-                      "training_instance_type": "ml.m5.xlarge", "training_instance_count": 1, "training_image": None}
+                      "training_instance_type": "ml.m5.xlarge", "training_instance_count": 1, "training_image": None,
+                      "processing_image": None, "prepare_command": ["python3", "/opt/program/prepare.py"],
+                      "evaluate_command": ["python3", "/opt/program/evaluate.py"], "volume_size_gb": 30,
+                      "max_runtime_hours": 24, "content_types": ["text/csv"],
+                      "inference_instance_types": ["ml.m5.large"]}
 DEFAULTS = {"environment": {}, "network_isolation": None, "data_capture": DEFAULT_CAPTURE,
             "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None,
             "monitoring": DEFAULT_MONITORING, "retraining": DEFAULT_RETRAINING}
@@ -86,7 +90,7 @@ def test_minimal_dev_models_parse_with_documented_defaults():
                    "base_framework_version": None, "uri": IMAGE_URI},
          "variants": [], "serverless": {"memory_mb": 2048, "max_concurrency": 5}},
     ]
-    assert config.network.model_dump() == {"managed": None, **NETWORK}
+    assert config.network.model_dump() == {"managed": None, **NETWORK, "security_group_ids": [], "vpc_cidr": None}
     assert config.registry.mlflow_tracking_uri == "http://127.0.0.1:5000"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emlops.components.model_source import ModelSource, ResolvedModel
+from emlops.program.sources import ModelSource, ResolvedModel
 from emlops.offline.preview import PreviewError, preview_stack
 
 FRAUD_BASELINE = """        monitoring:

@@ -8,13 +8,16 @@ from typing import Any, Callable
 
 import pulumi
 import pytest
+from pydantic import ValidationError
 
-from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
-from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
+from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
+from emlops.components.settings import Governance, Placement
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.offline.plan import Plan
+from emlops.program.config import ConfigError, parse_platform_config
 from tests.conftest import (
-    ACCOUNT, allow, api_problems, auto_name, concern_statements as statements, concerns, REGION, run_components,
+    ACCOUNT, allow, api_problems, auto_name, BASE_SETTINGS, concern_statements as statements, concerns, REGION,
+    run_components, run_platform,
 )
 
 STACK = "pulumi:pulumi:Stack"
@@ -44,124 +47,191 @@ VPC = "vpc-0123456789abcdef0"
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 DOWN, UP = "cron(0 19 ? * MON-FRI *)", "cron(0 7 ? * MON-FRI *)"
 VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
-# without artifact_kms_key_arn: any key, but only through S3 and only for objects of the artifact's bucket
+# without the artifact's kms_key_arn: any key, but only through S3 and only for objects of the artifact's bucket
 DECRYPT_ARTIFACTS = {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": ["*"], "Condition": {
     "StringEquals": VIA_S3,
     "StringLike": {"kms:EncryptionContext:aws:s3:arn": ["arn:aws:s3:::ml-artifacts", "arn:aws:s3:::ml-artifacts/*"]}}}
 PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["models/churn/3/*"]}}
 LOG_GROUP = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/churn"
-PROVISIONED: dict[str, Any] = dict(model_data_prefix=PREFIX, image_uri=IMAGE, vpc_id=VPC, subnet_ids=SUBNETS,
-                                   variants=[Variant("primary", "ml.m5.large")])
-SERVERLESS: dict[str, Any] = dict(model_data_url=TARBALL, image_uri=IMAGE, serverless_memory_mb=2048,
-                                  network_isolation=False)
+PLACEMENT = Placement(VPC, SUBNETS)
+PROVISIONED: dict[str, Any] = {"variants": [{"name": "primary", "instance_type": "ml.m5.large"}]}
+SERVERLESS: dict[str, Any] = {"serverless": {"memory_mb": 2048}}
+
+
+def settings(base: dict[str, Any], **changes: Any) -> EndpointSettings:
+    return EndpointSettings.model_validate({**base, **changes})
+
+
+def provisioned_context(**changes: Any) -> EndpointContext:
+    """An uncompressed (MLflow) model on instances in the VPC."""
+    return EndpointContext(**{"artifact": ModelArtifact(PREFIX, compressed=False), "image_uri": IMAGE,
+                              "placement": PLACEMENT, **changes})
+
+
+def serverless_context(**changes: Any) -> EndpointContext:
+    """A tarball on a serverless endpoint (no VPC)."""
+    return EndpointContext(**{"artifact": ModelArtifact(TARBALL), "image_uri": IMAGE, **changes})
 
 
 def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
+    assert not isinstance(caught.value, ValidationError)
     return str(caught.value)
+
+
+def settings_error(data: dict[str, Any]) -> tuple[tuple, str]:
+    """Where and why EndpointSettings refuses DATA (which has exactly one problem)."""
+    with pytest.raises(ValidationError) as caught:
+        EndpointSettings.model_validate(data)
+    [error] = caught.value.errors()
+    return error["loc"], error["msg"]
 
 
 def capture_bucket() -> SecureBucket:
     return SecureBucket("capture", SecureBucketArgs(kms_key_arn=KEY_ARN))
 
 
-# -- arguments --------------------------------------------------------------------------------------
+def refusal(endpoint_settings: EndpointSettings, context: Callable[[], EndpointContext], name: str = "churn") -> str:
+    """The ValueError ModelEndpoint raises, after checking it registered nothing (the context's capture bucket,
+    made before it, is all the plan holds)."""
+    raised: list[str] = []
 
-@pytest.mark.parametrize("changes, message", [
-    ({"name": "primary_1"}, "variant name 'primary_1' must be letters, digits and '-' (at most 63)"),
-    ({"name": "a" * 64}, f"variant name {'a' * 64!r} must be letters, digits and '-' (at most 63)"),
-    ({"initial_instance_count": 0}, "variant 'primary': initial_instance_count (0) must be at least 1"),
-    ({"weight": 0}, "variant 'primary': weight (0) must be positive"),
+    def program() -> None:
+        given = context()
+        try:
+            ModelEndpoint(name, endpoint_settings, given)
+        except ValueError as exc:
+            raised.append(str(exc))
+    plan = run_components(program)
+    assert [r.name for r in plan.resources if r.type != STACK and not r.name.startswith("capture")] == []
+    [message] = raised
+    return message
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+NAME_PATTERN = "String should match pattern '^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$'"
+
+
+def at_least(low: float) -> str:
+    return f"Input should be greater than or equal to {low}"
+
+
+def at_most(high: float) -> str:
+    return f"Input should be less than or equal to {high}"
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"name": "primary_1"}, "name", NAME_PATTERN),
+    ({"name": "a" * 64}, "name", NAME_PATTERN),
+    ({"initial_instance_count": 0}, "initial_instance_count", at_least(1)),
+    ({"weight": 0}, "weight", "Input should be greater than 0"),
+    ({"instance_type": "ml.m5.larg"}, "instance_type",
+     "Value error, 'ml.m5.larg' is not a SageMaker hosting instance type; did you mean 'ml.m5.large'? "
+     "see ProductionVariantInstanceType in the SageMaker API"),
 ])
-def test_variant_rejects_with_a_message(changes, message):
-    assert error_of(lambda: Variant(**{"name": "primary", "instance_type": "ml.m5.large", **changes})) == message
+def test_variant_settings_reject_with_a_message(changes, field, message):
+    variant = {"name": "primary", "instance_type": "ml.m5.large", **changes}
+    assert settings_error({"variants": [variant]}) == (("variants", 0, field), message)
 
 
 P, S = PROVISIONED, SERVERLESS
-ONE_SOURCE = "give exactly one of model_data_url, model_data_prefix, model_package_arn"
-EITHER = "give either variants or serverless_memory_mb"
-NO_VPC = "provisioned variants run in private subnets: give vpc_id and subnet_ids"
-THRESHOLDS = "latency_threshold_ms and error_5xx_threshold must be at least 1"
-PAIR = "give both autoscaling_min and autoscaling_max, or neither"
-ROLLOUT_BOUNDS = {"canary_percent": (1, 50), "linear_step_percent": (10, 50), "wait_seconds": (0, 3600),
-                  "termination_wait_seconds": (0, 3600), "max_execution_timeout_seconds": (600, 28800)}
+EITHER = "Value error, give either variants (provisioned instances) or serverless"
+SCALING = {"min_instances": 1, "max_instances": 2}
+ROLLOUT_BOUNDS = {"canary_percent": (1, 50), "linear_step_percent": (10, 50), "wait_minutes": (0, 60),
+                  "termination_wait_minutes": (0, 60), "max_execution_timeout_minutes": (10, 480)}
 
 
-@pytest.mark.parametrize("base, changes, message", [
-    (P, {"model_data_prefix": None}, ONE_SOURCE),
-    (P, {"model_data_url": TARBALL}, ONE_SOURCE),
-    (P, {"model_package_arn": PACKAGE}, ONE_SOURCE),
-    (P, {"image_uri": None}, "image_uri is required unless model_package_arn is given"),
-    (P, {"model_data_prefix": "ml-artifacts/m/"}, "'ml-artifacts/m/' is not an s3://<bucket>/<key> URI"),
-    (S, {"model_data_url": "s3://ml-artifacts/"}, "'s3://ml-artifacts/' is not an s3://<bucket>/<key> URI"),
-    (P, {"model_data_prefix": "s3://ml-artifacts/m"}, "model_data_prefix 's3://ml-artifacts/m' must end with '/'"),
-    (P, {"serverless_memory_mb": 2048}, EITHER),
-    (P, {"variants": []}, EITHER),
-    (P, {"variants": [Variant("a", "ml.m5.large"), Variant("b", "ml.m5.large"), Variant("a", "ml.c5.large")]},
-     "variant names must be unique; got a, b, a"),
-    (S, {"serverless_memory_mb": 1000}, "serverless_memory_mb (1000) must be 1024-6144 in steps of 1024"),
-    (S, {"serverless_memory_mb": 7168}, "serverless_memory_mb (7168) must be 1024-6144 in steps of 1024"),
-    (S, {"serverless_max_concurrency": 0}, "serverless_max_concurrency (0) must be 1-200"),
-    (S, {"serverless_max_concurrency": 201}, "serverless_max_concurrency (201) must be 1-200"),
-    (S, {"network_isolation": True},
-     "serverless endpoints do not support network isolation; set network_isolation=False"),
-    (P, {"vpc_id": None}, NO_VPC),
-    (P, {"subnet_ids": []}, NO_VPC),
-    (P, {"data_capture_sampling_percentage": 101}, "data_capture_sampling_percentage (101) must be 0-100"),
-    (P, {"data_capture_sampling_percentage": -1}, "data_capture_sampling_percentage (-1) must be 0-100"),
-    (P, {"deployment_strategy": "blue_green"},
-     "deployment_strategy 'blue_green' must be all_at_once, canary or linear"),
-    *[(P, {label: value}, f"{label} ({value}) must be {low}-{high}")
-      for label, (low, high) in ROLLOUT_BOUNDS.items() for value in (low - 1, high + 1)],
-    (P, {"latency_threshold_ms": 0}, THRESHOLDS),
-    (P, {"error_5xx_threshold": 0}, THRESHOLDS),
-    (P, {"autoscaling_min": 1}, PAIR),
-    (P, {"autoscaling_max": 4}, PAIR),
-    (P, {"autoscaling_min": 3, "autoscaling_max": 2},
-     "autoscaling_min (3) is larger than autoscaling_max (2); lower autoscaling_min or raise autoscaling_max"),
-    (P, {"autoscaling_min": 0, "autoscaling_max": 2}, "autoscaling_min (0) must be at least 1"),
-    (S, {"autoscaling_min": 1, "autoscaling_max": 2},
-     "serverless endpoints scale by themselves; drop autoscaling_min/max"),
-    (P, {"autoscaling_min": 1, "autoscaling_max": 2, "off_hours_scale_down_cron": DOWN},
-     "give both off_hours_scale_down_cron and off_hours_scale_up_cron, or neither"),
-    (P, {"off_hours_scale_down_cron": DOWN, "off_hours_scale_up_cron": UP},
-     "off-hours scaling needs autoscaling_min and autoscaling_max"),
+@pytest.mark.parametrize("base, changes, where, message", [
+    (P, {"serverless": {"memory_mb": 2048}}, (), EITHER),
+    (P, {"variants": []}, (), EITHER),
+    (P, {"variants": [{"name": "a", "instance_type": "ml.m5.large"}, {"name": "b", "instance_type": "ml.m5.large"},
+                      {"name": "a", "instance_type": "ml.c5.large"}]},
+     (), "Value error, variant names must be unique; got a, b, a"),
+    (S, {"serverless": {"memory_mb": 1000}}, ("serverless", "memory_mb"),
+     "Input should be 1024, 2048, 3072, 4096, 5120 or 6144"),
+    (S, {"serverless": {"memory_mb": 7168}}, ("serverless", "memory_mb"),
+     "Input should be 1024, 2048, 3072, 4096, 5120 or 6144"),
+    (S, {"serverless": {"max_concurrency": 0}}, ("serverless", "max_concurrency"), at_least(1)),
+    (S, {"serverless": {"max_concurrency": 201}}, ("serverless", "max_concurrency"), at_most(200)),
+    (S, {"network_isolation": True}, (),
+     "Value error, serverless endpoints do not support network isolation; use variants or drop it"),
+    (S, {"data_capture": {"enabled": True}}, (),
+     "Value error, serverless endpoints cannot capture data; use variants or disable data_capture"),
+    (P, {"data_capture": {"sampling_percentage": 101}}, ("data_capture", "sampling_percentage"), at_most(100)),
+    (P, {"data_capture": {"sampling_percentage": -1}}, ("data_capture", "sampling_percentage"), at_least(0)),
+    (P, {"deployment": {"strategy": "blue_green"}}, ("deployment", "strategy"),
+     "Input should be 'all_at_once', 'canary' or 'linear'"),
+    *[(P, {"deployment": {label: value}}, ("deployment", label), message)
+      for label, (low, high) in ROLLOUT_BOUNDS.items()
+      for value, message in ((low - 1, at_least(low)), (high + 1, at_most(high)))],
+    (P, {"alarms": {"model_latency_ms": 0}}, ("alarms", "model_latency_ms"), at_least(1)),
+    (P, {"alarms": {"invocation_5xx_errors": 0}}, ("alarms", "invocation_5xx_errors"), at_least(1)),
+    (P, {"autoscaling": {"min_instances": 3, "max_instances": 2}}, ("autoscaling",),
+     "Value error, min_instances (3) is larger than max_instances (2); lower min_instances or raise max_instances"),
+    (P, {"autoscaling": {"min_instances": 0, "max_instances": 2}}, ("autoscaling", "min_instances"), at_least(1)),
+    (S, {"autoscaling": SCALING}, (), "Value error, serverless endpoints scale by themselves; drop autoscaling"),
 ])
-def test_endpoint_args_reject_with_a_message(base, changes, message):
-    assert error_of(lambda: ModelEndpointArgs(**{**base, **changes})) == message
+def test_endpoint_settings_reject_with_a_message(base, changes, where, message):
+    assert settings_error({**base, **changes}) == (where, message)
 
 
-def test_serverless_endpoint_cannot_capture():
-    program = lambda: ModelEndpointArgs(**SERVERLESS, data_capture_bucket=capture_bucket())  # noqa: E731
-    assert error_of(lambda: run_components(program)) == (
-        "serverless endpoints cannot capture data; drop data_capture_bucket")
+def test_off_hours_ceiling_cannot_exceed_the_working_hours_ceiling():
+    assert settings_error({**PROVISIONED, "autoscaling": {**SCALING, "off_hours": {
+        "scale_down_cron": DOWN, "scale_up_cron": UP, "off_hours_max_instances": 5}}}) == (
+        ("autoscaling",), "Value error, off_hours.off_hours_max_instances (5) is larger than max_instances (2); "
+                          "off hours scale down, never up")
+
+
+# -- context ------------------------------------------------------------------------------------------
+
+NO_PLACEMENT = "a placement needs vpc_id and a list of subnet_ids"
+
+
+@pytest.mark.parametrize("factory, message", [
+    (lambda: ModelArtifact("ml-artifacts/m/", compressed=False),
+     "model artifact 'ml-artifacts/m/' is not an s3://<bucket>[/<prefix>] URI"),
+    (lambda: ModelArtifact("s3://ml-artifacts/"),
+     "model artifact 's3://ml-artifacts/' is not an s3://<bucket>/<key> object URI"),
+    (lambda: ModelArtifact("s3://ml-artifacts/m", compressed=False),
+     "model artifact 's3://ml-artifacts/m' is a directory: it must end with '/'"),
+    # a package's artifact is checked as well (it is what the role may read)
+    (lambda: ModelArtifact("https://x/m.tar.gz", package_arn=PACKAGE),
+     "model artifact 'https://x/m.tar.gz' is not an s3://<bucket>/<key> object URI"),
+    (lambda: Placement(None, SUBNETS), NO_PLACEMENT),
+    (lambda: Placement(VPC, []), NO_PLACEMENT),
+])
+def test_artifact_and_placement_reject_with_a_message(factory, message):
+    assert error_of(factory) == message
+
+
+@pytest.mark.parametrize("base, changes, context, message", [
+    (S, {}, lambda: serverless_context(image_uri=None),
+     "an image_uri is required unless the artifact is a model package"),
+    (P, {}, lambda: provisioned_context(artifact=ModelArtifact(TARBALL, package_arn=PACKAGE)),
+     "a model package names its own image; drop image_uri"),
+    (P, {}, lambda: provisioned_context(placement=None),
+     "provisioned variants run in private subnets: give a placement (vpc_id and subnet_ids)"),
+    (S, {}, lambda: serverless_context(placement=PLACEMENT), "serverless endpoints have no VPC: drop the placement"),
+    (S, {}, lambda: serverless_context(capture_bucket=capture_bucket()),
+     "serverless endpoints cannot capture data; drop the capture bucket"),
+    (P, {"data_capture": {"enabled": True}}, provisioned_context, "data_capture.enabled needs a capture bucket"),
+])
+def test_context_that_does_not_fit_the_settings_is_refused_before_anything_is_created(base, changes, context, message):
+    assert refusal(settings(base, **changes), context) == message
 
 
 @pytest.mark.parametrize("name", ["churn_1", "a" * 64, "", "-churn", "churn-", "modèle", "a" * 49])
 def test_endpoint_name_is_checked_before_anything_is_created(name):
-    # outside a Pulumi program, registering the component would fail: this error comes before any registration
-    assert error_of(lambda: ModelEndpoint(name, ModelEndpointArgs(**SERVERLESS))) == (
+    assert refusal(settings(SERVERLESS), serverless_context, name) == (
         f"endpoint name {name!r} must be at most 48 ASCII letters, digits and '-', starting and ending with a "
         "letter or digit")
 
 
 def test_the_longest_endpoint_name_leaves_room_for_auto_named_children():
-    plan = run_components(lambda: ModelEndpoint("a" * 48, ModelEndpointArgs(**SERVERLESS)))
+    plan = run_components(lambda: ModelEndpoint("a" * 48, settings(SERVERLESS), serverless_context()))
     assert len(plan.get("a" * 48 + "-config").inputs["name"]) == 63
-
-
-def test_package_artifact_uri_is_checked_with_the_arguments():
-    args = {**PROVISIONED, "model_data_prefix": None, "image_uri": None, "model_package_arn": PACKAGE}
-    assert error_of(lambda: ModelEndpointArgs(**args, package_artifact_uri="https://x/m.tar.gz")) == (
-        "'https://x/m.tar.gz' is not an s3://<bucket>/<key> URI")
-
-
-def test_off_hours_ceiling_cannot_exceed_the_working_hours_ceiling():
-    assert error_of(lambda: ModelEndpointArgs(
-        **PROVISIONED, autoscaling_min=1, autoscaling_max=2, off_hours_scale_down_cron=DOWN,
-        off_hours_scale_up_cron=UP, off_hours_max_instances=5)) == (
-        "off_hours_max_instances (5) must be 1-2 (at most autoscaling_max: off hours scale down, never up)")
 
 
 # -- a provisioned endpoint with everything ----------------------------------------------------------
@@ -172,19 +242,22 @@ TAGS = {"team": "churn", "model-endpoint": "churn"}
 
 @functools.cache
 def provisioned_plan() -> Plan:
+    endpoint_settings = EndpointSettings.model_validate({
+        "environment": {"MODEL_SERVER_WORKERS": "2"},
+        "variants": [{"name": v, "instance_type": t, "initial_instance_count": n, "weight": w}
+                     for v, t, n, w in VARIANTS],
+        "data_capture": {"sampling_percentage": 20},
+        "deployment": {"strategy": "canary", "canary_percent": 20, "wait_minutes": 5, "termination_wait_minutes": 2,
+                       "max_execution_timeout_minutes": 30},
+        "alarms": {"model_latency_ms": 250, "invocation_5xx_errors": 3},
+        "autoscaling": {"min_instances": 2, "max_instances": 6, "target_invocations_per_instance": 200,
+                        "scale_in_cooldown_seconds": 600, "scale_out_cooldown_seconds": 120,
+                        "off_hours": {"scale_down_cron": DOWN, "scale_up_cron": UP, "timezone": "Europe/Dublin"}},
+    })
+
     def program() -> None:
-        bucket = capture_bucket()
-        endpoint = ModelEndpoint("churn", ModelEndpointArgs(
-            model_data_prefix=PREFIX, image_uri=IMAGE, environment={"MODEL_SERVER_WORKERS": "2"},
-            variants=[Variant(*v) for v in VARIANTS], vpc_id=VPC, subnet_ids=SUBNETS, kms_key_arn=KEY_ARN,
-            data_capture_bucket=bucket, data_capture_sampling_percentage=20,
-            deployment_strategy="canary", canary_percent=20, wait_seconds=300, termination_wait_seconds=120,
-            max_execution_timeout_seconds=1800, latency_threshold_ms=250, error_5xx_threshold=3,
-            autoscaling_min=2, autoscaling_max=6, target_invocations_per_instance=200,
-            scale_in_cooldown_seconds=600, scale_out_cooldown_seconds=120,
-            off_hours_scale_down_cron=DOWN, off_hours_scale_up_cron=UP, off_hours_timezone="Europe/Dublin",
-            tags={"team": "churn"},
-        ))
+        endpoint = ModelEndpoint("churn", endpoint_settings, provisioned_context(
+            kms_key_arn=KEY_ARN, capture_bucket=capture_bucket(), governance=Governance({"team": "churn"})))
         pulumi.export("captureUri", endpoint.data_capture_uri)
     return run_components(program)
 
@@ -330,12 +403,17 @@ def test_execution_role_reads_the_prefix_pulls_its_image_logs_uses_its_vpc_and_w
 
 # -- serverless, tarballs, local storage, packages, unknowns -----------------------------------------
 
-def endpoint_plan(name: str = "churn", **args) -> Plan:
-    return run_components(lambda: ModelEndpoint(name, ModelEndpointArgs(**args)))
+def endpoint_plan(endpoint_settings: EndpointSettings, context: EndpointContext | Callable[[], EndpointContext],
+                  name: str = "churn") -> Plan:
+    return run_components(lambda: ModelEndpoint(
+        name, endpoint_settings, context if isinstance(context, EndpointContext) else context()))
+
+
+FAST_SERVERLESS = {"serverless": {"memory_mb": 3072, "max_concurrency": 20}}
 
 
 def test_serverless_endpoint_has_no_network_capture_key_use_or_scaling():
-    plan = endpoint_plan("fraud", **{**SERVERLESS, "serverless_memory_mb": 3072, "serverless_max_concurrency": 20})
+    plan = endpoint_plan(settings(FAST_SERVERLESS), serverless_context(), "fraud")
     # no key: a serverless endpoint has no volume to encrypt and cannot capture
     assert [(r.type, r.name) for r in plan.children(plan.get("fraud", COMPONENT).urn)] == [
         (ROLE_COMPONENT, "fraud-execution"), (MODEL, "fraud-model"),
@@ -368,7 +446,8 @@ def test_serverless_endpoint_has_no_network_capture_key_use_or_scaling():
     (None, DECRYPT_ARTIFACTS),
     (KEY_ARN, allow(["kms:DescribeKey", "kms:Decrypt"], [KEY_ARN], {"StringEquals": VIA_S3}))])
 def test_a_tarball_is_read_as_exactly_that_object(artifact_key, decrypt):
-    plan = endpoint_plan(**SERVERLESS, artifact_kms_key_arn=artifact_key)
+    artifact = ModelArtifact(TARBALL, kms_key_arn=artifact_key)
+    plan = endpoint_plan(settings(SERVERLESS), serverless_context(artifact=artifact))
     assert statements(plan, "churn-execution-read-artifact") == [
         allow(["s3:GetObject"], ["arn:aws:s3:::ml-artifacts/models/fraud/model.tar.gz"]), decrypt]
 
@@ -376,7 +455,8 @@ def test_a_tarball_is_read_as_exactly_that_object(artifact_key, decrypt):
 @pytest.mark.parametrize("instance_type, key", [("ml.g5.xlarge", None), ("ml.m5d.large", None),
                                                 ("ml.m5.large", KEY_ARN)])
 def test_instances_with_local_storage_get_no_volume_key(instance_type, key):
-    plan = endpoint_plan(**{**PROVISIONED, "variants": [Variant("primary", instance_type)]}, kms_key_arn=KEY_ARN)
+    plan = endpoint_plan(settings(PROVISIONED, variants=[{"name": "primary", "instance_type": instance_type}]),
+                         provisioned_context(kms_key_arn=KEY_ARN))
     config = plan.get("churn-config")
     assert config.inputs.get("kmsKeyArn") == key
     assert config.inputs["productionVariants"][0]["instanceType"] == instance_type
@@ -384,8 +464,8 @@ def test_instances_with_local_storage_get_no_volume_key(instance_type, key):
 
 
 def package_plan(artifact: str) -> Plan:
-    return endpoint_plan(**{**PROVISIONED, "model_data_prefix": None, "image_uri": None},
-                         model_package_arn=PACKAGE, package_artifact_uri=artifact)
+    return endpoint_plan(settings(PROVISIONED), provisioned_context(
+        artifact=ModelArtifact(artifact, compressed=not artifact.endswith("/"), package_arn=PACKAGE), image_uri=None))
 
 
 def test_model_package_source_names_only_the_package_and_pulls_no_image():
@@ -405,34 +485,77 @@ def test_model_package_with_a_prefix_artifact_reads_the_whole_prefix():
         allow(["s3:ListBucket"], ["arn:aws:s3:::ml-artifacts"], PREFIX_CONDITION)]
 
 
+def test_model_package_image_in_ecr_is_pulled_from_its_repository():
+    plan = endpoint_plan(settings(PROVISIONED), provisioned_context(
+        artifact=ModelArtifact(TARBALL, package_arn=PACKAGE, image_uri=IMAGE), image_uri=None))
+    assert statements(plan, "churn-execution-pull-image") == [
+        allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [REPOSITORY]),
+        allow(["ecr:GetAuthorizationToken"], ["*"])]
+
+
 def test_unknown_artifact_stays_visibly_unknown_in_the_model_and_the_role():
     marker = "[unknown: models:/churn@champion]"
-    plan = endpoint_plan(**{**PROVISIONED, "model_data_prefix": marker})
+    plan = endpoint_plan(settings(PROVISIONED), provisioned_context(
+        artifact=ModelArtifact(marker, compressed=False, known=False)))
     assert plan.get("churn-model").inputs["primaryContainer"]["modelDataSource"] == {
         "s3DataSources": [{"s3Uri": marker, "s3DataType": "S3Prefix", "compressionType": "None"}]}
     assert statements(plan, "churn-execution-read-artifact") == [allow(["s3:GetObject"], [marker])]
     assert api_problems(plan.get("churn-model")) == []
 
 
+def test_unknown_package_stays_visibly_unknown_in_the_model_and_the_role():
+    reference = "model-package-group/fraud (latest Approved)"
+    marker, package, image = f"[unknown: {reference}]", f"[unknown: {reference}]", f"[unknown: {reference} image]"
+    plan = endpoint_plan(settings(PROVISIONED), provisioned_context(artifact=ModelArtifact(
+        marker, compressed=False, package_arn=package, image_uri=image, known=False), image_uri=None))
+    assert plan.get("churn-model").inputs["primaryContainer"] == {"modelPackageName": package}
+    assert statements(plan, "churn-execution-read-artifact") == [allow(["s3:GetObject"], [marker])]
+    assert statements(plan, "churn-execution-pull-image") == [
+        allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [image]),
+        allow(["ecr:GetAuthorizationToken"], ["*"])]
+
+
+def test_capture_turned_off_in_the_settings_leaves_the_given_bucket_unused():
+    plan = endpoint_plan(settings(PROVISIONED, data_capture={"enabled": False}),
+                         lambda: provisioned_context(capture_bucket=capture_bucket()))
+    assert "dataCaptureConfig" not in plan.get("churn-config").inputs
+    assert "WriteCapture" not in concerns(plan, "churn-execution")
+
+
+def test_rollback_alarms_notify_the_alarm_topic_when_given():
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts"
+    plan = endpoint_plan(settings(FAST_SERVERLESS), serverless_context(alarm_topic_arn=topic), "fraud")
+    for alarm in plan.by_type(ALARM):
+        assert (alarm.inputs["alarmActions"], alarm.inputs["okActions"]) == ([topic], [topic])
+    assert "alarmActions" not in endpoint_plan(settings(FAST_SERVERLESS), serverless_context(), "fraud").get(
+        "fraud-serverless-5xx").inputs
+
+
 # -- MlPlatform's models ----------------------------------------------------------------------------
 
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/ml-boundary"
-PLATFORM_TAGS = {"owner": "ml-team", "environment": "dev", "managed-by": "emlops"}
+PLATFORM_TAGS = {"owner": "ml-team", "cost-center": "cc-42", "data-classification": "internal",
+                 "environment": "dev", "managed-by": "emlops"}
+NETWORK = {"vpc_id": VPC, "private_subnet_ids": SUBNETS}
 
 
-def platform_plan(*models: PlatformModel) -> Plan:
-    def program() -> None:
-        platform = MlPlatform("dev", MlPlatformArgs(environment="dev", tags={"owner": "ml-team"},
-                                                    permissions_boundary_arn=BOUNDARY, models=models))
-        pulumi.export("dataKeyArn", platform.data_key.arn)
-    return run_components(program)
+def platform_plan(*models: dict[str, Any]) -> Plan:
+    """Platform `dev` serving MODELS (`models[]` entries) in your own network, with a permissions boundary."""
+    return run_platform({"permission_boundary_arn": BOUNDARY, "network": NETWORK, "models": list(models)})
 
 
-def churn(capture: bool = True) -> PlatformModel:
-    return PlatformModel("churn", ModelEndpointArgs(**PROVISIONED, tags={"team": "churn"}), capture_data=capture)
+def data_key_arn(plan: Plan) -> str:
+    """The platform's data key, by the key id its alias targets."""
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{plan.get('dev-data-alias').inputs['targetKeyId']}"
 
 
-FRAUD = PlatformModel("fraud", ModelEndpointArgs(**SERVERLESS))
+def churn(capture: bool = True) -> dict[str, Any]:
+    # monitoring (on by default with capture) is the monitors' own concern: off here
+    return {"name": "churn", "source": {"s3_uri": PREFIX}, "image": {"uri": IMAGE}, **PROVISIONED,
+            "data_capture": {"enabled": capture}, "monitoring": {"enabled": False}}
+
+
+FRAUD: dict[str, Any] = {"name": "fraud", "source": {"s3_uri": TARBALL}, "image": {"uri": IMAGE}, **SERVERLESS}
 
 
 def test_platform_creates_one_capture_bucket_for_the_models_that_capture():
@@ -441,7 +564,7 @@ def test_platform_creates_one_capture_bucket_for_the_models_that_capture():
         "dev-access-logs", "dev-datasets", "dev-artifacts", "dev-capture"]
     assert [r.name for r in plan.by_type(COMPONENT)] == ["dev-churn", "dev-fraud"]
     bucket = plan.get("dev-capture-bucket").inputs["bucket"]
-    key = plan.outputs["dataKeyArn"]
+    key = data_key_arn(plan)
     config = plan.get("dev-churn-config").inputs
     assert (config["kmsKeyArn"], config["dataCaptureConfig"]["kmsKeyId"]) == (key, key)
     assert config["dataCaptureConfig"]["destinationS3Uri"] == f"s3://{bucket}/datacapture/dev-churn"
@@ -460,8 +583,8 @@ def test_platform_without_capturing_models_has_no_capture_bucket():
 
 def test_platform_boundary_and_tags_reach_every_endpoint_resource():
     plan = platform_plan(churn(), FRAUD)
-    for model, extra in (("churn", {"team": "churn"}), ("fraud", {})):
-        tags = {**PLATFORM_TAGS, **extra, "model-endpoint": f"dev-{model}"}
+    for model in ("churn", "fraud"):
+        tags = {**PLATFORM_TAGS, "model-endpoint": f"dev-{model}"}
         assert plan.get(f"dev-{model}-execution-role").inputs["permissionsBoundary"] == BOUNDARY
         endpoint = plan.get(f"dev-{model}", COMPONENT)
         taggable = [r for r in plan.resources if r.urn == endpoint.urn or r.parent == endpoint.urn
@@ -470,25 +593,24 @@ def test_platform_boundary_and_tags_reach_every_endpoint_resource():
             r.name: tags for r in taggable if r.type in (SG, ROLE, MODEL, CONFIG, ALARM, ENDPOINT)}
 
 
-@pytest.mark.parametrize("factory, message", [
-    (lambda: PlatformModel("Churn", ModelEndpointArgs(**SERVERLESS)),
-     "model name 'Churn' must be lowercase letters and digits, single '-' between"),
-    (lambda: PlatformModel("churn--v2", ModelEndpointArgs(**SERVERLESS)),
-     "model name 'churn--v2' must be lowercase letters and digits, single '-' between"),
-    (lambda: PlatformModel("fraud", ModelEndpointArgs(**SERVERLESS), capture_data=True),
-     "model 'fraud': serverless endpoints cannot capture data"),
-    (lambda: MlPlatformArgs(environment="dev", models=[FRAUD, churn(), FRAUD]),
-     "model names must be unique; got fraud, churn, fraud"),
+def models_error(*models: dict[str, Any]) -> str:
+    """The one line the stack-file validation reports for these `models[]`."""
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config({**BASE_SETTINGS, "network": NETWORK, "models": list(models)}, "stacks/Pulumi.test.yaml")
+    return str(caught.value)
+
+
+AT = "stacks/Pulumi.test.yaml: emlops:platform.models"
+
+
+@pytest.mark.parametrize("models, message", [
+    ([{**FRAUD, "name": "Churn"}],
+     f"{AT}[0].name: must be lowercase letters and digits, single '-' between, got 'Churn'"),
+    ([{**FRAUD, "name": "churn--v2"}],
+     f"{AT}[0].name: must be lowercase letters and digits, single '-' between, got 'churn--v2'"),
+    ([{**FRAUD, "data_capture": {"enabled": True}}],
+     f"{AT}[0]: serverless endpoints cannot capture data; use variants or disable data_capture"),
+    ([FRAUD, churn(), FRAUD], f"{AT}[2].name: model name 'fraud' is used twice; names must be unique"),
 ])
-def test_platform_models_reject_with_a_message(factory, message):
-    assert error_of(factory) == message
-
-
-def test_rollback_alarms_notify_the_alarm_topic_when_given():
-    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts"
-    plan = endpoint_plan("fraud", **{**SERVERLESS, "serverless_memory_mb": 3072, "serverless_max_concurrency": 20},
-                         alarm_topic_arn=topic)
-    for alarm in plan.by_type(ALARM):
-        assert (alarm.inputs["alarmActions"], alarm.inputs["okActions"]) == ([topic], [topic])
-    assert "alarmActions" not in endpoint_plan("fraud", **{**SERVERLESS, "serverless_memory_mb": 3072}).get(
-        "fraud-serverless-5xx").inputs
+def test_platform_models_reject_with_a_message(models, message):
+    assert models_error(*models) == message

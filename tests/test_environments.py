@@ -380,7 +380,7 @@ def test_stacks_readme_states_the_production_invariants_the_config_enforces():
 VPC = "vpc-0123456789abcdef0"
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-NO_VPC = "provisioned variants run in private subnets: give vpc_id and subnet_ids"
+NO_PLACEMENT = "provisioned variants run in private subnets: give a placement (vpc_id and subnet_ids)"
 
 
 def error_of(factory) -> str:
@@ -390,19 +390,29 @@ def error_of(factory) -> str:
 
 
 def provisioned(**changes):
-    from emlops.components.endpoint_args import ModelEndpointArgs, Variant
+    """The settings and the context (without a placement) of an MLflow model on instances."""
+    from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact
 
-    return ModelEndpointArgs(**{"model_data_prefix": "s3://ml-artifacts/models/churn/3/", "image_uri": IMAGE,
-                                "variants": [Variant("primary", "ml.m5.large")], **changes})
+    settings = EndpointSettings.model_validate({"variants": [{"name": "primary", "instance_type": "ml.m5.large"}]})
+    artifact = ModelArtifact("s3://ml-artifacts/models/churn/3/", compressed=False)
+    return settings, EndpointContext(**{"artifact": artifact, "image_uri": IMAGE, **changes})
 
 
-def test_endpoint_args_without_a_network_wait_for_the_platform_and_the_endpoint_refuses_them():
+def test_an_endpoint_without_a_placement_is_refused_before_anything_is_created():
     from emlops.components.endpoint import ModelEndpoint
+    from emlops.components.settings import Placement
+    from tests.conftest import run_components
 
-    args = provisioned()  # neither vpc_id nor subnet_ids: a platform fills them in
-    # outside a Pulumi program, registering would fail: this error comes before any registration
-    assert error_of(lambda: ModelEndpoint("churn", args)) == NO_VPC
-    assert error_of(lambda: provisioned(vpc_id=VPC)) == NO_VPC
+    raised = []
+
+    def program():
+        try:
+            ModelEndpoint("churn", *provisioned())  # no placement: a platform gives its network's
+        except ValueError as exc:
+            raised.append(str(exc))
+    plan = run_components(program)
+    assert (raised, [r.type for r in plan.resources]) == ([NO_PLACEMENT], ["pulumi:pulumi:Stack"])
+    assert error_of(lambda: Placement(VPC, [])) == "a placement needs vpc_id and a list of subnet_ids"
 
 
 def test_training_args_without_a_network_wait_for_the_platform_and_the_cluster_refuses_them():
@@ -415,39 +425,41 @@ def test_training_args_without_a_network_wait_for_the_platform_and_the_cluster_r
         "vpc_id None must be a VPC id like 'vpc-0123456789abcdef0'")
 
 
-def test_monitor_args_without_a_network_wait_for_the_platform_and_the_monitor_refuses_them():
-    from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
+def test_a_monitor_context_needs_a_placement_and_a_placement_needs_the_network():
+    from emlops.components.monitoring import MonitorContext
+    from emlops.components.settings import Placement
 
     class Bucket:
         kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-4333-8444-555555555555"
 
-    args = ModelMonitorArgs(endpoint_name="churn", capture_s3_uri="s3://capture/datacapture/churn",
-                            reports_bucket=Bucket(), vpc_id=None, subnet_ids=())
-    assert error_of(lambda: ModelMonitor("churn-monitor", args)) == (
-        "monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)")
+    with pytest.raises(TypeError) as caught:  # a platform gives its network's
+        MonitorContext(endpoint_name="churn", capture_s3_uri="s3://capture/datacapture/churn", reports_bucket=Bucket())
+    assert str(caught.value) == "MonitorContext.__init__() missing 1 required positional argument: 'placement'"
+    assert [error_of(lambda: Placement(*network)) for network in ((None, ()), (VPC, ()), (None, SUBNETS))] == [
+        "a placement needs vpc_id and a list of subnet_ids"] * 3
 
 
 def test_a_managed_platform_network_needs_the_region():
-    from emlops.components.network import NetworkArgs
-    from emlops.components.platform import MlPlatformArgs
+    # the stack file always names it: the managed network's flow-log key lets logs.<region>.amazonaws.com use it
+    from tests.conftest import BASE_SETTINGS
 
-    assert error_of(lambda: MlPlatformArgs(environment="dev", network=NetworkArgs())) == (
-        "a managed network needs region (its flow-log key lets logs.<region>.amazonaws.com use it), got None")
+    raw = {key: value for key, value in BASE_SETTINGS.items() if key != "region"}
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config({**raw, "network": {"managed": {}}}, "stacks/Pulumi.test.yaml")
+    assert str(caught.value) == "stacks/Pulumi.test.yaml: emlops:platform.region: field required"
+
+
+def platform_model() -> dict:
+    """`provisioned()` as a stack file's `models[]` entry."""
+    return {"name": "churn", "source": {"s3_uri": "s3://ml-artifacts/models/churn/3/"}, "image": {"uri": IMAGE},
+            "variants": [{"name": "primary", "instance_type": "ml.m5.large"}]}
 
 
 def test_the_platform_puts_endpoints_and_training_into_its_network():
-    from emlops.components.network import NetworkArgs
-    from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
-    from emlops.components.training import TrainingClusterArgs
-    from tests.conftest import run_components
+    from tests.conftest import run_platform
 
-    def program():
-        MlPlatform("ml", MlPlatformArgs(
-            environment="dev", region="eu-west-1", network=NetworkArgs(az_count=2),
-            training=TrainingClusterArgs(kind="sagemaker"),
-            models=[PlatformModel("churn", provisioned())]))
-
-    plan = run_components(program)
+    plan = run_platform({"network": {"managed": {"az_count": 2}}, "training": {"kind": "sagemaker"},
+                         "models": [platform_model()]}, name="ml")
     platform = plan.get("ml", "emlops:index:MlPlatform")
     children = [r.name for r in plan.children(platform.urn)]
     assert children[:3] == ["ml-logs", "ml-network", "ml-data"]
@@ -466,13 +478,10 @@ def test_the_platform_puts_endpoints_and_training_into_its_network():
 
 
 def test_the_platform_passes_your_own_network_through_and_creates_no_vpc():
-    from emlops.components.network import NetworkArgs
-    from emlops.components.platform import MlPlatform, MlPlatformArgs, PlatformModel
-    from tests.conftest import run_components
+    from tests.conftest import run_platform
 
-    plan = run_components(lambda: MlPlatform("ml", MlPlatformArgs(
-        environment="dev", network=NetworkArgs.existing(VPC, SUBNETS),
-        models=[PlatformModel("churn", provisioned())])))
+    plan = run_platform({"network": {"vpc_id": VPC, "private_subnet_ids": SUBNETS}, "models": [platform_model()]},
+                        name="ml")
     assert not plan.by_type("aws:ec2/vpc:Vpc") and not plan.by_type("aws:kms/key:Key")[1:]
     assert plan.get("ml-churn-model").inputs["vpcConfig"]["subnets"] == SUBNETS
     assert plan.get("ml-workloads-sg").inputs["vpcId"] == VPC
@@ -500,20 +509,39 @@ GROUP = "sg-0123456789abcdef0"
 
 def test_given_security_groups_replace_the_workloads_own():
     from emlops.components.endpoint import ModelEndpoint
+    from emlops.components.settings import Placement
     from tests.conftest import run_components
 
-    plan = run_components(lambda: ModelEndpoint("churn", provisioned(vpc_id=VPC, subnet_ids=SUBNETS,
-                                                                     security_group_ids=[GROUP])))
+    plan = run_components(lambda: ModelEndpoint("churn", *provisioned(placement=Placement(VPC, SUBNETS, [GROUP]))))
     assert plan.by_type("aws:ec2/securityGroup:SecurityGroup") == []
     assert plan.get("churn-model").inputs["vpcConfig"] == {"subnets": SUBNETS, "securityGroupIds": [GROUP]}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"security_group_ids": GROUP}, f"security_group_ids must be a list, e.g. [{GROUP!r}]"),
-    ({"security_group_ids": ["sg-1"]}, "security_group_ids: 'sg-1' is not a security group id (sg-...)"),
-    ({"security_group_ids": [GROUP] * 6}, "security_group_ids: at most 5 security groups, got 6"),
-    ({"variants": [], "serverless_memory_mb": 2048, "network_isolation": False, "security_group_ids": [GROUP]},
-     "serverless endpoints have no VPC: drop security_group_ids"),
+@pytest.mark.parametrize("groups, message", [
+    (GROUP, f"security_group_ids must be a list, e.g. [{GROUP!r}]"),
+    (["sg-1"], "security_group_ids: 'sg-1' is not a security group id (sg-...)"),
+    ([GROUP] * 6, "security_group_ids: at most 5 security groups, got 6"),
 ])
-def test_security_group_ids_are_checked(changes, message):
-    assert error_of(lambda: provisioned(**changes)) == message
+def test_security_group_ids_are_checked(groups, message):
+    from emlops.components.settings import Placement
+
+    assert error_of(lambda: Placement(VPC, SUBNETS, groups)) == message
+
+
+def test_a_serverless_endpoint_refuses_a_placement_before_anything_is_created():
+    from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
+    from emlops.components.settings import Placement
+    from tests.conftest import run_components
+
+    raised = []
+
+    def program():
+        try:
+            ModelEndpoint("churn", EndpointSettings.model_validate({"serverless": {"memory_mb": 2048}}),
+                          EndpointContext(ModelArtifact("s3://ml-artifacts/models/churn/model.tar.gz"), IMAGE,
+                                          placement=Placement(VPC, SUBNETS, [GROUP])))
+        except ValueError as exc:
+            raised.append(str(exc))
+    plan = run_components(program)
+    assert (raised, [r.type for r in plan.resources]) == (
+        ["serverless endpoints have no VPC: drop the placement"], ["pulumi:pulumi:Stack"])

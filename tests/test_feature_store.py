@@ -1,4 +1,5 @@
-"""FeatureStore: the API's name rules, argument checks, every child and its inputs, grants, and the config section."""
+"""FeatureStore: the API's name rules, its settings (a stack file's `feature_groups`) and checks, every child and its
+inputs, grants."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-from emlops.components.feature_store import (
+from emlops.components.feature_store import FeatureStore
+from emlops.components.feature_store_args import (
     FEATURE_GROUP_NAME_PATTERN,
     FEATURE_NAME_PATTERN,
     FEATURE_TYPES,
@@ -20,15 +22,16 @@ from emlops.components.feature_store import (
     MAX_NAME_LENGTH,
     RESERVED_FEATURE_NAMES,
     TTL_UNITS,
-    Feature,
-    FeatureGroupSpec,
-    FeatureStore,
-    FeatureStoreArgs,
+    FeatureGroupSettings,
+    FeatureSettings,
+    FeatureStoreContext,
+    check_feature_groups,
 )
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
+from emlops.components.settings import Governance
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.offline.plan import Plan
-from emlops.program.config_features import FeatureGroupConfig, feature_groups_problem, feature_store_args
+from emlops.program.config import PlatformConfig
 from tests.conftest import ACCOUNT, allow, api_problems, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"
@@ -49,26 +52,46 @@ ENCRYPT_DECRYPT = ["kms:DescribeKey", "kms:Decrypt", "kms:Encrypt", "kms:Generat
 GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
 FG_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:feature-group"
 
-CUSTOMER = [Feature("customer_id", "String"), Feature("event_time", "Fractional"), Feature("tenure_months", "Integral"),
-            Feature("avg_spend", "Fractional")]
-PAYMENTS = [Feature("payment_id", "Integral"), Feature("paid_at", "String"), Feature("amount", "Fractional")]
+def feature(name: str, kind: str) -> dict[str, str]:
+    return {"name": name, "type": kind}
 
 
-def customers(**changes: Any) -> FeatureGroupSpec:
-    base = dict(name="customers", features=CUSTOMER, record_identifier="customer_id", event_time_feature="event_time",
-                description="Customer profile features", online_store=True, online_ttl_value=30)
-    return FeatureGroupSpec(**{**base, **changes})
+CUSTOMER = [feature("customer_id", "String"), feature("event_time", "Fractional"),
+            feature("tenure_months", "Integral"), feature("avg_spend", "Fractional")]
+PAYMENTS = [feature("payment_id", "Integral"), feature("paid_at", "String"), feature("amount", "Fractional")]
+# A stack file's `feature_groups[]` entries, as dicts.
+CUSTOMERS: dict[str, Any] = {
+    "name": "customers", "description": "Customer profile features", "features": CUSTOMER,
+    "record_identifier": "customer_id", "event_time_feature": "event_time",
+    "online": {"enabled": True, "ttl_days": 30},
+}
+PAYMENTS_GROUP: dict[str, Any] = {
+    "name": "payments", "features": PAYMENTS, "record_identifier": "payment_id", "event_time_feature": "paid_at",
+}
 
 
-def payments(**changes: Any) -> FeatureGroupSpec:
-    base = dict(name="payments", features=PAYMENTS, record_identifier="payment_id", event_time_feature="paid_at")
-    return FeatureGroupSpec(**{**base, **changes})
+def customers(**changes: Any) -> FeatureGroupSettings:
+    return FeatureGroupSettings.model_validate({**CUSTOMERS, **changes})
+
+
+def payments(**changes: Any) -> FeatureGroupSettings:
+    return FeatureGroupSettings.model_validate({**PAYMENTS_GROUP, **changes})
 
 
 def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
+    assert not isinstance(caught.value, ValidationError)
     return str(caught.value)
+
+
+def settings_error(model: type[FeatureSettings | FeatureGroupSettings], data: dict[str, Any]) -> tuple[tuple, str]:
+    """(location, message) of the one error validating `data` (pydantic's own message, exactly)."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    errors = caught.value.errors()
+    assert len(errors) == 1, errors
+    return tuple(errors[0]["loc"]), errors[0]["msg"]
 
 
 # -- the API's own rules ------------------------------------------------------------------------------
@@ -92,79 +115,141 @@ def test_name_rules_and_limits_are_create_feature_groups_own():
         request.members["EventTimeFeatureName"].documentation)
 
 
-# -- arguments ------------------------------------------------------------------------------------------
+# -- settings (a stack file's `feature_groups[]` entry) ------------------------------------------------
 
 NAME_RULE = "1-64 ASCII letters, digits, '-' or '_', starting and ending with a letter or digit"
 RESERVED = "is reserved by SageMaker Feature Store (is_deleted, write_time, api_invocation_time); rename it"
+FEATURE_TYPE = "Input should be 'Integral', 'Fractional' or 'String'"
 
 
-@pytest.mark.parametrize("name, kind, message", [
-    ("customer id", "String", f"feature name 'customer id' must be {NAME_RULE}"),
-    ("_id", "String", f"feature name '_id' must be {NAME_RULE}"),
-    ("id-", "String", f"feature name 'id-' must be {NAME_RULE}"),
-    ("", "String", f"feature name '' must be {NAME_RULE}"),
-    ("a" * 65, "String", f"feature name {'a' * 65!r} must be {NAME_RULE}"),
-    ("a" + "_" * 63 + "b", "String", f"feature name {'a' + '_' * 63 + 'b'!r} must be {NAME_RULE}"),
-    ("kosten€", "String", f"feature name 'kosten€' must be {NAME_RULE}"),
-    ("is_deleted", "String", f"feature name 'is_deleted' {RESERVED}"),
-    ("write_time", "Fractional", f"feature name 'write_time' {RESERVED}"),
-    ("API_Invocation_Time", "String", f"feature name 'API_Invocation_Time' {RESERVED}"),
-    ("spend", "Float", "feature 'spend': type 'Float' must be Integral, Fractional or String"),
-    ("spend", "string", "feature 'spend': type 'string' must be Integral, Fractional or String"),
+@pytest.mark.parametrize("name, kind, loc, message", [
+    ("customer id", "String", ("name",), f"Value error, feature name 'customer id' must be {NAME_RULE}"),
+    ("_id", "String", ("name",), f"Value error, feature name '_id' must be {NAME_RULE}"),
+    ("id-", "String", ("name",), f"Value error, feature name 'id-' must be {NAME_RULE}"),
+    ("", "String", ("name",), f"Value error, feature name '' must be {NAME_RULE}"),
+    ("a" * 65, "String", ("name",), f"Value error, feature name {'a' * 65!r} must be {NAME_RULE}"),
+    ("a" + "_" * 63 + "b", "String", ("name",),
+     f"Value error, feature name {'a' + '_' * 63 + 'b'!r} must be {NAME_RULE}"),
+    ("kosten€", "String", ("name",), f"Value error, feature name 'kosten€' must be {NAME_RULE}"),
+    ("is_deleted", "String", ("name",), f"Value error, feature name 'is_deleted' {RESERVED}"),
+    ("write_time", "Fractional", ("name",), f"Value error, feature name 'write_time' {RESERVED}"),
+    ("API_Invocation_Time", "String", ("name",), f"Value error, feature name 'API_Invocation_Time' {RESERVED}"),
+    ("spend", "Float", ("type",), FEATURE_TYPE),
+    ("spend", "string", ("type",), FEATURE_TYPE),
 ])
-def test_feature_rejects_with_a_message(name, kind, message):
-    assert error_of(lambda: Feature(name, kind)) == message
+def test_feature_rejects_with_a_message(name, kind, loc, message):
+    assert settings_error(FeatureSettings, feature(name, kind)) == (loc, message)
+
+
+def test_feature_rejects_unknown_keys():
+    assert settings_error(FeatureSettings, {**feature("spend", "Fractional"), "kind": "x"}) == (
+        ("kind",), "Extra inputs are not permitted")
 
 
 def test_the_longest_names_are_accepted():
-    assert Feature("a" * 64, "String").name == "a" * 64
-    assert Feature("a-_b", "Integral").type == "Integral"
+    assert FeatureSettings.model_validate(feature("a" * 64, "String")).name == "a" * 64
+    assert FeatureSettings.model_validate(feature("a-_b", "Integral")).type == "Integral"
 
 
-@pytest.mark.parametrize("factory, message", [
-    (lambda: customers(name="customer profiles"), f"feature group name 'customer profiles' must be {NAME_RULE}"),
-    (lambda: customers(name="-customers"), f"feature group name '-customers' must be {NAME_RULE}"),
-    (lambda: customers(name="a" * 65), f"feature group name {'a' * 65!r} must be {NAME_RULE}"),
-    (lambda: customers(features=[]), "feature group 'customers' needs at least one feature"),
-    (lambda: customers(features=Feature("customer_id", "String")),
-     "feature group 'customers': features must be a list of Feature"),
-    (lambda: customers(features=[Feature("customer_id", "String"), Feature("event_time", "String")]
-                       + [Feature(f"f{i}", "Integral") for i in range(2499)]),
-     "feature group 'customers' has 2501 features; SageMaker allows at most 2500"),
-    (lambda: customers(features=[*CUSTOMER, Feature("Avg_Spend", "Integral"), Feature("event_time", "String")]),
-     "feature group 'customers': feature names must be unique (ignoring case); repeated: avg_spend, Avg_Spend, "
-     "event_time"),
-    (lambda: customers(record_identifier="id"),
-     "feature group 'customers': record_identifier 'id' is not one of its features; declare it in features"),
-    (lambda: customers(event_time_feature="updated_at"),
-     "feature group 'customers': event_time_feature 'updated_at' is not one of its features; declare it in features"),
-    (lambda: customers(event_time_feature="tenure_months"),
-     "feature group 'customers': event_time_feature 'tenure_months' is Integral; it must be Fractional "
+@pytest.mark.parametrize("changes, loc, message", [
+    ({"name": "customer profiles"}, ("name",),
+     f"Value error, feature group name 'customer profiles' must be {NAME_RULE}"),
+    ({"name": "-customers"}, ("name",), f"Value error, feature group name '-customers' must be {NAME_RULE}"),
+    ({"name": "a" * 65}, ("name",), f"Value error, feature group name {'a' * 65!r} must be {NAME_RULE}"),
+    ({"features": []}, (), "Value error, feature group 'customers' needs at least one feature"),
+    ({"features": feature("customer_id", "String")}, ("features",), "Input should be a valid list"),
+    ({"features": [feature("customer_id", "String"), feature("event_time", "String")]
+                  + [feature(f"f{i}", "Integral") for i in range(2499)]}, (),
+     "Value error, feature group 'customers' has 2501 features; SageMaker allows at most 2500"),
+    ({"features": [*CUSTOMER, feature("Avg_Spend", "Integral"), feature("event_time", "String")]}, (),
+     "Value error, feature group 'customers': feature names must be unique (ignoring case); repeated: avg_spend, "
+     "Avg_Spend, event_time"),
+    ({"features": [*CUSTOMER, feature("Customer_ID", "String")]}, (),
+     "Value error, feature group 'customers': feature names must be unique (ignoring case); repeated: customer_id, "
+     "Customer_ID"),
+    ({"features": [feature("customer_id", "String"), feature("write_time", "String")]}, ("features", 1, "name"),
+     f"Value error, feature name 'write_time' {RESERVED}"),
+    ({"features": [feature("customer_id", "Float")]}, ("features", 0, "type"), FEATURE_TYPE),
+    ({"record_identifier": "id"}, (),
+     "Value error, feature group 'customers': record_identifier 'id' is not one of its features; declare it in "
+     "features"),
+    ({"event_time_feature": "updated_at"}, (),
+     "Value error, feature group 'customers': event_time_feature 'updated_at' is not one of its features; declare it "
+     "in features"),
+    ({"event_time_feature": "tenure_months"}, (),
+     "Value error, feature group 'customers': event_time_feature 'tenure_months' is Integral; it must be Fractional "
      "(Unix seconds) or String (ISO-8601)"),
-    (lambda: customers(description="x" * 129),
-     "feature group 'customers': description is 129 characters; SageMaker allows at most 128"),
-    (lambda: customers(online_store=False, online_ttl_value=None, offline_store=False),
-     "feature group 'customers' needs a store: enable online_store, offline_store or both"),
-    (lambda: customers(online_store=False),
-     "feature group 'customers': online_ttl_value is set but the online store is off; enable online_store or "
-     "drop the TTL"),
-    (lambda: customers(online_ttl_value=0), "feature group 'customers': online_ttl_value (0) must be at least 1"),
-    (lambda: customers(online_ttl_unit="Weeks"), "feature group 'customers': online_ttl_unit 'Weeks' must be Hours or Days"),
+    ({"description": "x" * 129}, (),
+     "Value error, feature group 'customers': description is 129 characters; SageMaker allows at most 128"),
+    ({"online": {"enabled": False}, "offline": {"enabled": False}}, (),
+     "Value error, feature group 'customers' needs a store: enable online, offline or both"),
+    ({"online": {"enabled": False, "ttl_days": 3}}, ("online",),
+     "Value error, a TTL needs the online store: set enabled: true or drop the TTL"),
+    ({"online": {"enabled": True, "ttl_days": 3, "ttl_hours": 2}}, ("online",),
+     "Value error, give ttl_days or ttl_hours, not both"),
+    ({"online": {"enabled": True, "ttl_days": 0}}, ("online", "ttl_days"),
+     "Input should be greater than or equal to 1"),
+    ({"online": {"enabled": True, "ttl_hours": 0}}, ("online", "ttl_hours"),
+     "Input should be greater than or equal to 1"),
+    ({"online": {"enabled": True, "ttl_weeks": 2}}, ("online", "ttl_weeks"), "Extra inputs are not permitted"),
+    ({"offline": {"enabled": True, "format": "Glue"}}, ("offline", "format"), "Extra inputs are not permitted"),
+    ({"online_store": True}, ("online_store",), "Extra inputs are not permitted"),
 ])
-def test_feature_group_rejects_with_a_message(factory, message):
-    assert error_of(factory) == message
+def test_feature_group_rejects_with_a_message(changes, loc, message):
+    assert settings_error(FeatureGroupSettings, {**CUSTOMERS, **changes}) == (loc, message)
+
+
+def test_group_defaults_are_offline_only():
+    group = payments()
+    assert (group.online.enabled, group.offline.enabled, group.online.ttl_days, group.online.ttl_hours,
+            group.description, group.ttl()) == (False, True, None, None, "", None)
+
+
+def test_the_ttl_is_given_to_the_api_in_days_or_hours():
+    assert customers().ttl() == {"unit": "Days", "value": 30}
+    assert customers(online={"enabled": True, "ttl_hours": 12}).ttl() == {"unit": "Hours", "value": 12}
+    assert customers(online={"enabled": True}).ttl() is None
+
+
+def test_the_stack_file_embeds_the_settings():
+    assert PlatformConfig.model_fields["feature_groups"].annotation == list[FeatureGroupSettings]
+
+
+def test_schema_carries_the_api_patterns_for_editors():
+    schema = FeatureGroupSettings.model_json_schema()
+    assert schema["properties"]["name"]["pattern"] == f"^{FEATURE_GROUP_NAME_PATTERN}$"
+    assert schema["properties"]["features"]["maxItems"] == MAX_FEATURES
+    feature_schema = schema["$defs"]["FeatureSettings"]["properties"]
+    assert (feature_schema["name"]["pattern"], feature_schema["name"]["maxLength"]) == (f"^{FEATURE_NAME_PATTERN}$", 64)
+    assert feature_schema["type"]["enum"] == list(FEATURE_TYPES)
+
+
+# -- the groups together --------------------------------------------------------------------------------
+
+def test_groups_are_checked_together_with_the_key_to_fix():
+    assert check_feature_groups("dev-features", []) is None
+    assert check_feature_groups("dev-features", [customers(), payments()]) is None
+    assert check_feature_groups("dev-features", [customers(), payments(), customers()]) == (
+        "", "feature group names must be unique; repeated: customers")
+    assert check_feature_groups("dev-features", [payments(name="card-payments"), payments(name="card_payments")]) == (
+        "", "feature groups 'card-payments' and 'card_payments' would share the Glue table 'card_payments'; rename one")
+    assert check_feature_groups("dev-features", [customers(), customers(name="c" * 60)]) == (
+        "[1].name", f"feature group name {'dev-features-' + 'c' * 60!r} is 73 characters; SageMaker allows at most "
+        f"64: shorten the feature store name 'dev-features' or the group name {'c' * 60!r}")
 
 
 @pytest.mark.parametrize("groups, message", [
-    ([], "FeatureStore needs at least one feature group (a list of FeatureGroupSpec)"),
+    ([], "a feature store needs at least one feature group (a list of FeatureGroupSettings)"),
+    (payments(), "a feature store needs at least one feature group (a list of FeatureGroupSettings)"),  # one, no list
     ([customers(), payments(), customers()], "feature group names must be unique; repeated: customers"),
     ([payments(name="card-payments"), payments(name="card_payments")],
      "feature groups 'card-payments' and 'card_payments' would share the Glue table 'card_payments'; rename one"),
     ([payments(name="Payments"), payments()],
      "feature groups 'Payments' and 'payments' would share the Glue table 'payments'; rename one"),
 ])
-def test_feature_store_args_reject_with_a_message(groups, message):
-    assert error_of(lambda: FeatureStoreArgs(feature_groups=groups)) == message
+def test_feature_store_rejects_its_groups_with_a_message(groups, message):
+    # outside a Pulumi program, registering the component would fail: this error comes before any registration
+    assert error_of(lambda: FeatureStore("churn", groups, FeatureStoreContext())) == message
 
 
 @pytest.mark.parametrize("store, group, message", [
@@ -178,7 +263,7 @@ def test_feature_store_args_reject_with_a_message(groups, message):
 ])
 def test_sagemaker_names_are_checked_before_anything_is_created(store, group, message):
     # outside a Pulumi program, registering the component would fail: this error comes before any registration
-    assert error_of(lambda: FeatureStore(store, FeatureStoreArgs([payments(name=group)]))) == message
+    assert error_of(lambda: FeatureStore(store, [payments(name=group)], FeatureStoreContext())) == message
 
 
 # -- an online+offline group and an offline-only group, protected ---------------------------------------------
@@ -189,9 +274,8 @@ TAGS = {"team": "growth", "feature-store": "churn"}
 @functools.cache
 def store_plan() -> Plan:
     def program() -> None:
-        store = FeatureStore("churn", FeatureStoreArgs(
-            feature_groups=[customers(), payments()], permissions_boundary_arn=BOUNDARY, protect=True,
-            tags={"team": "growth"}))
+        store = FeatureStore("churn", [customers(), payments()], FeatureStoreContext(
+            governance=Governance({"team": "growth"}, permissions_boundary_arn=BOUNDARY, protect=True)))
         reader = ServiceRole("reader", ServiceRoleArgs(services=["sagemaker.amazonaws.com"]))
         writer = ServiceRole("writer", ServiceRoleArgs(services=["sagemaker.amazonaws.com"]))
         for group in ("customers", "payments"):
@@ -373,7 +457,7 @@ def test_grant_write_puts_and_deletes_records_of_one_group():
 @pytest.mark.parametrize("grant", ["grant_read", "grant_write"])
 def test_grants_reject_an_unknown_group(grant):
     def program() -> None:
-        store = FeatureStore("churn", FeatureStoreArgs([customers(), payments()]))
+        store = FeatureStore("churn", [customers(), payments()], FeatureStoreContext())
         role = ServiceRole("reader", ServiceRoleArgs(services=["sagemaker.amazonaws.com"]))
         getattr(store, grant)(role, "orders")
     assert error_of(lambda: run_components(program)) == (
@@ -385,7 +469,7 @@ def test_grants_reject_an_unknown_group(grant):
 def test_own_key_and_bucket_are_used_and_nothing_is_protected_by_default():
     def program() -> None:
         bucket = SecureBucket("datasets", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        FeatureStore("churn", FeatureStoreArgs([payments()], kms_key_arn=KEY_ARN, offline_bucket=bucket))
+        FeatureStore("churn", [payments()], FeatureStoreContext(kms_key_arn=KEY_ARN, offline_bucket=bucket))
     plan = run_components(program)
     assert [(r.type, r.name) for r in plan.children(plan.get("churn", COMPONENT).urn)] == [
         (ROLE_COMPONENT, "churn-execution"), (DATABASE, "churn-database"), (FEATURE_GROUP, "churn-payments")]
@@ -404,8 +488,8 @@ def test_own_key_and_bucket_are_used_and_nothing_is_protected_by_default():
 
 def test_online_only_store_has_no_bucket_database_or_role_policies():
     def program() -> None:
-        store = FeatureStore("rt", FeatureStoreArgs([customers(offline_store=False, online_ttl_value=6,
-                                                               online_ttl_unit="Hours", description="")]))
+        store = FeatureStore("rt", [customers(offline={"enabled": False}, online={"enabled": True, "ttl_hours": 6},
+                                              description="")], FeatureStoreContext())
         pulumi.export("noOfflineStore", [store.offline_store_uri is None, store.glue_database_name is None,
                                          store.offline_bucket is None, store.glue_database is None])
     plan = run_components(program)
@@ -420,108 +504,16 @@ def test_online_only_store_has_no_bucket_database_or_role_policies():
     assert api_problems(group) == []
 
 
-def test_group_defaults_are_offline_only():
-    group = FeatureGroupSpec("payments", PAYMENTS, "payment_id", "paid_at")
-    assert (group.online_store, group.offline_store, group.online_ttl_value, group.description) == (
-        False, True, None, "")
-
-
 def test_the_longest_sagemaker_name_is_accepted():
-    plan = run_components(lambda: FeatureStore("s" * 30, FeatureStoreArgs([payments(name="p" * 33)])))
+    plan = run_components(lambda: FeatureStore("s" * 30, [payments(name="p" * 33)], FeatureStoreContext()))
     group = plan.get("s" * 30 + "-" + "p" * 33, FEATURE_GROUP)
     assert len(group.inputs["featureGroupName"]) == 64
     assert plan.get("s" * 30 + "-database").inputs["name"] == "s" * 30 + "_features"
     assert api_problems(group) == []
 
 
-# -- the config section --------------------------------------------------------------------------------
-
-RAW: dict[str, Any] = {
-    "name": "customers", "description": "Customer profile features",
-    "features": [{"name": "customer_id", "type": "String"}, {"name": "event_time", "type": "Fractional"},
-                 {"name": "tenure_months", "type": "Integral"}, {"name": "avg_spend", "type": "Fractional"}],
-    "record_identifier": "customer_id", "event_time_feature": "event_time",
-    "online": {"enabled": True, "ttl_days": 30},
-}
-
-
-def config_error(**changes: Any) -> tuple[tuple, str]:
-    with pytest.raises(ValidationError) as caught:
-        FeatureGroupConfig.model_validate({**RAW, **changes})
-    errors = caught.value.errors()
-    assert len(errors) == 1
-    return tuple(errors[0]["loc"]), errors[0]["msg"].removeprefix("Value error, ")
-
-
-def test_config_maps_onto_the_component_arguments():
-    group = FeatureGroupConfig.model_validate(RAW)
-    assert group.to_spec() == customers()
-    assert FeatureGroupConfig.model_validate({**RAW, "online": {"enabled": True, "ttl_hours": 12}}).to_spec() == (
-        customers(online_ttl_value=12, online_ttl_unit="Hours"))
-    minimal = {key: RAW[key] for key in ("name", "features", "record_identifier", "event_time_feature")}
-    assert FeatureGroupConfig.model_validate(minimal).to_spec() == customers(
-        description="", online_store=False, online_ttl_value=None)
-    args = feature_store_args([group], {"owner": "ml"}, True, BOUNDARY, kms_key_arn=KEY_ARN)
-    assert args == FeatureStoreArgs(feature_groups=[customers()], kms_key_arn=KEY_ARN, permissions_boundary_arn=BOUNDARY,
-                                    protect=True, tags={"owner": "ml"})
-
-
-@pytest.mark.parametrize("changes, loc, message", [
-    ({"name": "customer profiles"}, ("name",), f"feature group name 'customer profiles' must be {NAME_RULE}"),
-    ({"features": [{"name": "customer_id", "type": "String"}, {"name": "write_time", "type": "String"}]},
-     ("features", 1, "name"), f"feature name 'write_time' {RESERVED}"),
-    ({"features": [{"name": "customer id", "type": "String"}]}, ("features", 0, "name"),
-     f"feature name 'customer id' must be {NAME_RULE}"),
-    ({"features": [{"name": "customer_id", "type": "Float"}]}, ("features", 0, "type"),
-     "Input should be 'Integral', 'Fractional' or 'String'"),
-    ({"features": [{"name": "customer_id", "type": "String", "kind": "x"}]}, ("features", 0, "kind"),
-     "Extra inputs are not permitted"),
-    ({"features": []}, (), "feature group 'customers' needs at least one feature"),
-    ({"features": [*RAW["features"], {"name": "Customer_ID", "type": "String"}]}, (),
-     "feature group 'customers': feature names must be unique (ignoring case); repeated: customer_id, Customer_ID"),
-    ({"record_identifier": "id"}, (),
-     "feature group 'customers': record_identifier 'id' is not one of its features; declare it in features"),
-    ({"event_time_feature": "ts"}, (),
-     "feature group 'customers': event_time_feature 'ts' is not one of its features; declare it in features"),
-    ({"event_time_feature": "tenure_months"}, (),
-     "feature group 'customers': event_time_feature 'tenure_months' is Integral; it must be Fractional "
-     "(Unix seconds) or String (ISO-8601)"),
-    ({"description": "x" * 129}, (), "feature group 'customers': description is 129 characters; SageMaker allows "
-     "at most 128"),
-    ({"online": {"enabled": False}, "offline": {"enabled": False}}, (),
-     "feature group 'customers' needs a store: enable online_store, offline_store or both"),
-    ({"online": {"enabled": False, "ttl_days": 3}}, ("online",),
-     "a TTL needs the online store: set enabled: true or drop the TTL"),
-    ({"online": {"enabled": True, "ttl_days": 3, "ttl_hours": 2}}, ("online",), "give ttl_days or ttl_hours, not both"),
-    ({"online": {"enabled": True, "ttl_days": 0}}, ("online", "ttl_days"), "Input should be greater than or equal to 1"),
-    ({"offline": {"enabled": True, "format": "Glue"}}, ("offline", "format"), "Extra inputs are not permitted"),
-])
-def test_config_rejects_with_the_components_messages(changes, loc, message):
-    assert config_error(**changes) == (loc, message)
-
-
-def test_config_checks_across_groups_with_the_key_to_fix():
-    def group(name: str) -> FeatureGroupConfig:
-        return FeatureGroupConfig.model_validate({**RAW, "name": name})
-    assert feature_groups_problem("dev-features", []) is None
-    assert feature_groups_problem("dev-features", [group("customers"), group("payments")]) is None
-    assert feature_groups_problem("dev-features", [group("customers"), group("customers")]) == (
-        "feature_groups", "feature group names must be unique; repeated: customers")
-    assert feature_groups_problem("dev-features", [group("customers"), group("c" * 60)]) == (
-        "feature_groups[1].name", f"feature group name {'dev-features-' + 'c' * 60!r} is 73 characters; SageMaker "
-        f"allows at most 64: shorten the feature store name 'dev-features' or the group name {'c' * 60!r}")
-
-
-def test_config_schema_carries_the_api_patterns_for_editors():
-    schema = FeatureGroupConfig.model_json_schema()
-    assert schema["properties"]["name"]["pattern"] == f"^{FEATURE_GROUP_NAME_PATTERN}$"
-    assert schema["properties"]["features"]["maxItems"] == MAX_FEATURES
-    feature = schema["$defs"]["FeatureConfig"]["properties"]
-    assert (feature["name"]["pattern"], feature["name"]["maxLength"]) == (f"^{FEATURE_NAME_PATTERN}$", 64)
-    assert feature["type"]["enum"] == list(FEATURE_TYPES)
-
-
 def test_a_bad_boundary_is_rejected_before_anything_is_created():
     boundary = "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
-    assert error_of(lambda: FeatureStore("churn", FeatureStoreArgs([payments()], permissions_boundary_arn=boundary))) == (
+    context = FeatureStoreContext(governance=Governance(permissions_boundary_arn=boundary))
+    assert error_of(lambda: FeatureStore("churn", [payments()], context)) == (
         "a *FullAccess managed policy cannot serve as a permissions boundary")

@@ -8,9 +8,10 @@ from typing import Any, Callable
 
 import pulumi
 import pytest
+from pydantic import ValidationError
 
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
-from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.offline.mocks import AwsIdentity
 from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, IDENTITY, REGION, run_components
@@ -74,10 +75,6 @@ ALIAS_RULE = "must be 1-250 letters, digits, '/', '_' or '-' and not start with 
 
 @pytest.mark.parametrize("changes, message", [
     ({"description": "  "}, "KmsKey needs a description of what it protects"),
-    ({"deletion_window_days": 6}, "deletion_window_days (6) must be 7-30"),
-    ({"deletion_window_days": 31}, "deletion_window_days (31) must be 7-30"),
-    ({"rotation_period_days": 89}, "rotation_period_days (89) must be 90-2560"),
-    ({"rotation_period_days": 2561}, "rotation_period_days (2561) must be 90-2560"),
     ({"alias": "aws/data"}, f"alias 'aws/data' {ALIAS_RULE}"),
     ({"alias": "AWS/data"}, f"alias 'AWS/data' {ALIAS_RULE}"),
     ({"alias": "ml data"}, f"alias 'ml data' {ALIAS_RULE}"),
@@ -91,12 +88,30 @@ def test_kms_key_args_reject_with_a_message(changes, message):
     assert error_of(lambda: KmsKeyArgs(**args)) == message
 
 
+@pytest.mark.parametrize("raw, field, message", [
+    ({"deletion_window_days": 6}, "deletion_window_days", "Input should be greater than or equal to 7"),
+    ({"deletion_window_days": 31}, "deletion_window_days", "Input should be less than or equal to 30"),
+    ({"rotation_period_days": 89}, "rotation_period_days", "Input should be greater than or equal to 90"),
+    ({"rotation_period_days": 2561}, "rotation_period_days", "Input should be less than or equal to 2560"),
+])
+def test_kms_settings_reject_with_a_message(raw, field, message):
+    with pytest.raises(ValidationError) as caught:
+        KmsSettings.model_validate(raw)
+    assert [(error["loc"], error["msg"]) for error in caught.value.errors()] == [((field,), message)]
+
+
+def test_kms_settings_default_to_thirty_days_and_yearly_rotation():
+    assert KmsKeyArgs(description="d").settings == KmsSettings(deletion_window_days=30, rotation_period_days=365)
+
+
 def test_kms_key_args_accept_the_edges_of_each_range():
-    low = KmsKeyArgs(description="d", deletion_window_days=7, rotation_period_days=90, alias="a")
-    high = KmsKeyArgs(description="d", deletion_window_days=30, rotation_period_days=2560, alias="a" * 250,
-                      service_principals=["logs.cn-north-1.amazonaws.com.cn"])
-    assert (low.deletion_window_days, low.rotation_period_days) == (7, 90)
-    assert (high.deletion_window_days, high.rotation_period_days) == (30, 2560)
+    low = KmsKeyArgs(description="d", settings=KmsSettings.model_validate(
+        {"deletion_window_days": 7, "rotation_period_days": 90}), alias="a")
+    high = KmsKeyArgs(description="d", settings=KmsSettings.model_validate(
+        {"deletion_window_days": 30, "rotation_period_days": 2560}), alias="a" * 250,
+        service_principals=["logs.cn-north-1.amazonaws.com.cn"])
+    assert (low.settings.deletion_window_days, low.settings.rotation_period_days) == (7, 90)
+    assert (high.settings.deletion_window_days, high.settings.rotation_period_days) == (30, 2560)
 
 
 # -- KmsKey -----------------------------------------------------------------------------------------
@@ -125,7 +140,8 @@ def test_kms_key_defaults_to_a_rotating_symmetric_single_region_key():
 
 
 def test_kms_key_passes_windows_and_tags_to_the_key():
-    inputs = key_plan(deletion_window_days=7, rotation_period_days=90, tags={"owner": "ml-team"}).get("data-key").inputs
+    settings = KmsSettings(deletion_window_days=7, rotation_period_days=90)
+    inputs = key_plan(settings=settings, tags={"owner": "ml-team"}).get("data-key").inputs
     assert (inputs["deletionWindowInDays"], inputs["rotationPeriodInDays"]) == (7, 90)
     assert inputs["tags"] == {"owner": "ml-team"}
     assert inputs["enableKeyRotation"] is True

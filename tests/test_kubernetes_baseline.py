@@ -1,18 +1,21 @@
-"""KubernetesBaseline: argument checks, every child and its inputs, and the plan's Kubernetes schema check."""
+"""KubernetesBaseline: settings and context checks, every child and its inputs, and the plan's Kubernetes schema
+check."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 from kubernetes_validate.utils import all_versions, major_minor
+from pydantic import BaseModel, ValidationError
 
-from emlops.components.kubernetes_baseline import KubernetesBaseline, KubernetesBaselineArgs, TeamQuota, parse_quantity
+from emlops.components.kubernetes_args import parse_quantity
+from emlops.components.kubernetes_baseline import BaselineContext, BaselineSettings, KubernetesBaseline, TeamSettings
 from emlops.catalog.kubernetes import supported_kubernetes_versions, validate_plan_objects
 from emlops.offline.plan import Plan, PlanResource
 from tests.conftest import run_components
@@ -24,22 +27,43 @@ PROVIDER_URN = "urn:pulumi:test::emlops::pulumi:providers:kubernetes::k8s"
 NAMESPACE, QUOTA = "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ResourceQuota"
 LIMITS = "kubernetes:core/v1:LimitRange"
 PRIORITY, DAEMONSET = "kubernetes:scheduling.k8s.io/v1:PriorityClass", "kubernetes:apps/v1:DaemonSet"
-TEAMS = (TeamQuota("vision", 8, "64", "256Gi"), TeamQuota("nlp", 0, "16", "64Gi", pod_security="baseline"))
+VISION = {"name": "vision", "gpus": 8, "cpu": "64", "memory": "256Gi"}
+NLP = {"name": "nlp", "gpus": 0, "cpu": "16", "memory": "64Gi", "pod_security": "baseline"}
+TEAMS = [VISION, NLP]
 SUPPORTED = ", ".join(supported_kubernetes_versions())
 ALL_PSA = ("enforce", "warn", "audit")
+
+
+def settings(**changes: Any) -> BaselineSettings:
+    """A stack file's tenancy keys (`training.eks`) with two teams, validated like one."""
+    return BaselineSettings.model_validate({"teams": TEAMS, **changes})
+
+
+def context(**changes: Any) -> BaselineContext:
+    return BaselineContext(**{"kubernetes_version": "1.33", **changes})
 
 
 def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
+    assert not isinstance(caught.value, ValidationError)
     return str(caught.value)
 
 
-def baseline_plan(**changes: Any) -> Plan:
+def settings_error(model: type[BaseModel], data: dict[str, Any]) -> tuple[tuple, str]:
+    """The one error (where, what) validating `data` as `model` raises."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    errors = caught.value.errors()
+    assert len(errors) == 1
+    return errors[0]["loc"], errors[0]["msg"].removeprefix("Value error, ")
+
+
+def baseline_plan(section: Optional[BaselineSettings] = None, given: Optional[BaselineContext] = None) -> Plan:
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        args = KubernetesBaselineArgs(**{"kubernetes_version": "1.33", "teams": TEAMS, **changes})
-        baseline = KubernetesBaseline("train", args, opts=pulumi.ResourceOptions(providers=[provider]))
+        baseline = KubernetesBaseline("train", section or settings(), given or context(),
+                                      opts=pulumi.ResourceOptions(providers=[provider]))
         pulumi.export("namespaces", baseline.namespace_names)
         pulumi.export("training", baseline.training_priority_class_name)
         pulumi.export("inference", baseline.inference_priority_class_name)
@@ -57,85 +81,108 @@ def psa_labels(enforce: str) -> dict[str, str]:
     return {**labels, **{f"pod-security.kubernetes.io/{mode}-version": "v1.33" for mode in ALL_PSA}}
 
 
-# -- arguments --------------------------------------------------------------------------------------
+# -- settings and context ---------------------------------------------------------------------------
 
-LABEL_RULE = ("must be a DNS-1123 label of at most 58 characters (lowercase letters, digits and '-', "
-              "starting and ending with a letter or digit)")
-QUANTITY_RULE = "must be a positive Kubernetes quantity, e.g. '64', '500m', '256Gi'"
+NAME_PATTERN = "String should match pattern '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"
+QUANTITY = "is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"name": "Vision"}, f"team name 'Vision' {LABEL_RULE}"),
-    ({"name": "ml_ops"}, f"team name 'ml_ops' {LABEL_RULE}"),
-    ({"name": "-vision"}, f"team name '-vision' {LABEL_RULE}"),
-    ({"name": ""}, f"team name '' {LABEL_RULE}"),
-    ({"name": "a" * 59}, f"team name {'a' * 59!r} {LABEL_RULE}"),
-    ({"gpus": -1}, "team 'vision': gpus (-1) must be a whole number, 0 or more"),
-    ({"gpus": 1.5}, "team 'vision': gpus (1.5) must be a whole number, 0 or more"),
-    ({"gpus": True}, "team 'vision': gpus (True) must be a whole number, 0 or more"),
-    ({"cpu": "64 cores"}, f"team 'vision': cpu '64 cores' {QUANTITY_RULE}"),
-    ({"cpu": "-4"}, f"team 'vision': cpu '-4' {QUANTITY_RULE}"),
-    ({"cpu": "0"}, f"team 'vision': cpu '0' {QUANTITY_RULE}"),
-    ({"memory": "256GB"}, f"team 'vision': memory '256GB' {QUANTITY_RULE}"),
-    ({"memory": "Gi"}, f"team 'vision': memory 'Gi' {QUANTITY_RULE}"),
-    ({"pod_security": "privileged"}, "team 'vision': pod_security 'privileged' must be restricted or baseline"),
+@pytest.mark.parametrize("changes, loc, message", [
+    ({"name": "Vision"}, ("name",), NAME_PATTERN),
+    ({"name": "ml_ops"}, ("name",), NAME_PATTERN),
+    ({"name": "-vision"}, ("name",), NAME_PATTERN),
+    ({"name": ""}, ("name",), NAME_PATTERN),
+    ({"name": "a" * 59}, ("name",), "String should have at most 58 characters"),
+    ({"gpus": -1}, ("gpus",), "Input should be greater than or equal to 0"),
+    ({"gpus": 1025}, ("gpus",), "Input should be less than or equal to 1024"),
+    ({"gpus": 1.5}, ("gpus",), "Input should be a valid integer, got a number with a fractional part"),
+    ({"cpu": "64 cores"}, ("cpu",), f"'64 cores' {QUANTITY}"),
+    ({"cpu": "-4"}, ("cpu",), f"'-4' {QUANTITY}"),
+    ({"cpu": "0"}, ("cpu",), f"'0' {QUANTITY}"),
+    ({"memory": "256GB"}, ("memory",), f"'256GB' {QUANTITY}"),
+    ({"memory": "Gi"}, ("memory",), f"'Gi' {QUANTITY}"),
+    ({"pod_security": "privileged"}, ("pod_security",), "Input should be 'restricted' or 'baseline'"),
+    ({"namespace": "ml"}, ("namespace",), "Extra inputs are not permitted"),
 ])
-def test_team_quota_rejects_with_a_message(changes, message):
-    fields = {"name": "vision", "gpus": 8, "cpu": "64", "memory": "256Gi", **changes}
-    assert error_of(lambda: TeamQuota(**fields)) == message
+def test_team_settings_reject_with_a_message(changes, loc, message):
+    assert settings_error(TeamSettings, {**VISION, **changes}) == (loc, message)
 
 
-def test_team_quota_accepts_the_longest_name_and_zero_gpus():
-    team = TeamQuota("a" * 58, 0, "1.5", "1e9")
-    assert team.namespace == "team-" + "a" * 58
+def test_team_settings_accept_the_longest_name_zero_gpus_and_numbers_as_quantities():
+    team = TeamSettings.model_validate({"name": "a" * 58, "gpus": 0, "cpu": 64, "memory": " 1e9 "})
+    assert (team.namespace, team.cpu, team.memory) == ("team-" + "a" * 58, "64", "1e9")
+    assert TeamSettings.model_validate({**VISION, "cpu": "1.5"}).pod_security == "restricted"
+
+
+UNPINNED = "must be pinned to a version tag (not 'latest') or a digest, e.g. 'nvcr.io/nvidia/k8s-device-plugin:v0.17.0'"
+SETTINGS_QUANTITY = "must be a positive Kubernetes quantity, e.g. '64', '500m', '256Gi'"
+
+
+@pytest.mark.parametrize("changes, loc, message", [
+    ({"teams": [VISION, NLP, VISION, NLP]}, ("teams",), "team names must be unique; repeated: nlp, vision"),
+    ({"teams": [{**VISION, "gpus": -1}]}, ("teams", 0, "gpus"), "Input should be greater than or equal to 0"),
+    ({"device_plugin_image": "nvcr.io/nvidia/k8s-device-plugin"}, ("device_plugin_image",),
+     f"'nvcr.io/nvidia/k8s-device-plugin' {UNPINNED}"),
+    ({"device_plugin_image": "nvcr.io/nvidia/k8s-device-plugin:latest"}, ("device_plugin_image",),
+     f"'nvcr.io/nvidia/k8s-device-plugin:latest' {UNPINNED}"),
+    ({"device_plugin_image": "registry:5000/k8s-device-plugin"}, ("device_plugin_image",),
+     f"'registry:5000/k8s-device-plugin' {UNPINNED}"),
+    ({"install_device_plugin": "sometimes"}, ("install_device_plugin",), "Input should be a valid boolean, unable to "
+                                                                         "interpret input"),
+    ({"default_cpu_request": "half"}, (), f"default_cpu_request 'half' {SETTINGS_QUANTITY}"),
+    ({"default_memory_limit": "0Gi"}, (), f"default_memory_limit '0Gi' {SETTINGS_QUANTITY}"),
+    ({"default_cpu_request": "5"}, (),
+     "default_cpu_request (5) is larger than default_cpu_limit (4); lower the request or raise the limit"),
+    ({"default_memory_request": "9Gi"}, (),
+     "default_memory_request (9Gi) is larger than default_memory_limit (8Gi); lower the request or raise the limit"),
+    ({"teams": [{"name": "tiny", "gpus": 0, "cpu": "250m", "memory": "64Gi"}]}, (),
+     "team 'tiny': cpu (250m) is smaller than default_cpu_request (500m); raise cpu or lower default_cpu_request"),
+    ({"teams": [{"name": "tiny", "gpus": 0, "cpu": "4", "memory": "4Gi"}]}, (),
+     "team 'tiny': memory (4Gi) is smaller than default_memory_limit (8Gi); raise memory or lower "
+     "default_memory_limit"),
+    ({"kubernetes_version": "1.33"}, ("kubernetes_version",), "Extra inputs are not permitted"),
+])
+def test_settings_reject_with_a_message(changes, loc, message):
+    assert settings_error(BaselineSettings, {"teams": TEAMS, **changes}) == (loc, message)
 
 
 LABEL_KEY_RULE = "must be a Kubernetes label key, [<DNS subdomain>/]<name of at most 63 characters>"
-UNPINNED = "must be pinned to a version tag (not 'latest') or a digest, e.g. 'nvcr.io/nvidia/k8s-device-plugin:v0.17.0'"
 
 
 @pytest.mark.parametrize("changes, message", [
     ({"kubernetes_version": "1.20"}, f"kubernetes_version '1.20' is not supported; supported: {SUPPORTED}"),
     ({"kubernetes_version": "v1.33"}, f"kubernetes_version 'v1.33' is not supported; supported: {SUPPORTED}"),
     ({"kubernetes_version": "1.33.1"}, f"kubernetes_version '1.33.1' is not supported; supported: {SUPPORTED}"),
-    ({"teams": [TEAMS[0], TEAMS[1], TEAMS[0], TEAMS[1]]},
-     "team names must be unique; nlp, vision given more than once"),
     ({"gpu_node_taint_key": "nvidia.com/gpu/x"}, f"gpu_node_taint_key 'nvidia.com/gpu/x' {LABEL_KEY_RULE}"),
     ({"gpu_node_taint_key": "Nvidia.com/gpu"}, f"gpu_node_taint_key 'Nvidia.com/gpu' {LABEL_KEY_RULE}"),
     ({"gpu_node_label": ("a", "b", "c")}, "gpu_node_label ('a', 'b', 'c') must be a (key, value) pair"),
+    ({"gpu_node_label": ["pool", "gpu"]}, "gpu_node_label ['pool', 'gpu'] must be a (key, value) pair"),
     ({"gpu_node_label": ("pool/", "gpu")}, f"gpu_node_label key 'pool/' {LABEL_KEY_RULE}"),
     ({"gpu_node_label": ("pool", "gpu nodes")},
      "gpu_node_label value 'gpu nodes' must be a Kubernetes label value: at most 63 letters, digits, '-', '_' "
      "or '.', starting and ending with a letter or digit"),
-    ({"device_plugin_image": "nvcr.io/nvidia/k8s-device-plugin"},
-     f"device_plugin_image 'nvcr.io/nvidia/k8s-device-plugin' {UNPINNED}"),
-    ({"device_plugin_image": "nvcr.io/nvidia/k8s-device-plugin:latest"},
-     f"device_plugin_image 'nvcr.io/nvidia/k8s-device-plugin:latest' {UNPINNED}"),
-    ({"device_plugin_image": "registry:5000/k8s-device-plugin"},
-     f"device_plugin_image 'registry:5000/k8s-device-plugin' {UNPINNED}"),
-    ({"default_cpu_request": "half"}, f"default_cpu_request 'half' {QUANTITY_RULE}"),
-    ({"default_memory_limit": "0Gi"}, f"default_memory_limit '0Gi' {QUANTITY_RULE}"),
-    ({"default_cpu_request": "5"},
-     "default_cpu_request (5) is larger than default_cpu_limit (4); lower the request or raise the limit"),
-    ({"default_memory_request": "9Gi"},
-     "default_memory_request (9Gi) is larger than default_memory_limit (8Gi); lower the request or raise the limit"),
-    ({"teams": [TeamQuota("tiny", 0, "250m", "64Gi")]},
-     "team 'tiny': cpu (250m) is smaller than default_cpu_request (500m); raise cpu or lower default_cpu_request"),
-    ({"teams": [TeamQuota("tiny", 0, "4", "4Gi")]},
-     "team 'tiny': memory (4Gi) is smaller than default_memory_limit (8Gi); raise memory or lower "
-     "default_memory_limit"),
 ])
-def test_args_reject_with_a_message(changes, message):
-    fields = {"kubernetes_version": "1.33", "teams": TEAMS, **changes}
-    assert error_of(lambda: KubernetesBaselineArgs(**fields)) == message
+def test_context_is_checked_before_anything_is_created(changes, message):
+    assert error_of(lambda: context(**changes).check()) == message
+    # the component checks it first (outside the mocks: nothing may be registered)
+    assert error_of(lambda: KubernetesBaseline("train", settings(), context(**changes))) == message
 
 
-def test_args_accept_pinned_images_and_every_supported_version():
+def test_settings_accept_pinned_images_and_the_context_every_supported_version():
     for image in ("registry:5000/nvidia/k8s-device-plugin:v0.17.0",
                   "nvcr.io/nvidia/k8s-device-plugin@sha256:" + "a" * 64):
-        assert KubernetesBaselineArgs("1.33", device_plugin_image=image).device_plugin_image == image
+        assert settings(device_plugin_image=image).device_plugin_image == image
     for version in supported_kubernetes_versions():
-        assert KubernetesBaselineArgs(version).kubernetes_version == version
+        assert context(kubernetes_version=version).check() is None
+
+
+def test_settings_defaults():
+    defaults = BaselineSettings()
+    assert (defaults.teams, defaults.install_device_plugin, defaults.device_plugin_image) == (
+        [], True, "nvcr.io/nvidia/k8s-device-plugin:v0.17.0")
+    assert (defaults.default_cpu_request, defaults.default_cpu_limit, defaults.default_memory_request,
+            defaults.default_memory_limit) == ("500m", "4", "1Gi", "8Gi")
+    assert context() == BaselineContext("1.33", "nvidia.com/gpu", ("emlops.dev/node-pool", "gpu"), protect=False)
 
 
 def test_supported_versions_are_the_schemas_kubernetes_validate_ships():
@@ -259,21 +306,21 @@ def test_device_plugin_runs_unprivileged_on_gpu_nodes_only(plan):
 
 def test_device_plugin_follows_the_gpu_taint_label_and_image():
     image = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/nvidia/k8s-device-plugin:v0.17.0"
-    custom = baseline_plan(gpu_node_taint_key="gpu", gpu_node_label=("karpenter.sh/nodepool", "gpu-a100"),
-                           device_plugin_image=image)
+    custom = baseline_plan(settings(device_plugin_image=image),
+                           context(gpu_node_taint_key="gpu", gpu_node_label=("karpenter.sh/nodepool", "gpu-a100")))
     expected = device_plugin("gpu", ("karpenter.sh/nodepool", "gpu-a100"), image)
     assert custom.get("train-device-plugin").inputs == expected
 
 
 def test_without_device_plugin_or_teams_only_priority_classes_remain():
-    bare = baseline_plan(teams=(), install_device_plugin=False)
+    bare = baseline_plan(settings(teams=[], install_device_plugin=False))
     assert [(r.type, r.name) for r in bare.children(COMPONENT_URN)] == [
         (PRIORITY, "train-training-priority"), (PRIORITY, "train-inference-priority")]
     assert bare.outputs["namespaces"] == {}
 
 
 def test_protect_keeps_the_namespaces_only():
-    protected = baseline_plan(protect=True)
+    protected = baseline_plan(given=context(protect=True))
     kept = {r.name for r in protected.children(COMPONENT_URN) if r.protect and r.retain_on_delete}
     assert kept == {"train-vision-namespace", "train-nlp-namespace"}
     assert not any(r.protect or r.retain_on_delete for r in protected.children(COMPONENT_URN) if r.name not in kept)

@@ -11,11 +11,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from emlops.components.model_source import (
+from emlops.offline.resolver import OfflineResolver
+from emlops.program.sources import (
     LiveResolver,
     ModelSource,
     ModelSourceError,
-    OfflineResolver,
     ResolvedModel,
     current_resolver,
     use_resolver,
@@ -29,7 +29,7 @@ BUCKET = "s3://ml-artifacts-bucket/mlflow"
 GROUP_REF = "model-package-group/churn (latest Approved)"
 NO_RESOLVER = (
     "no model source resolver is set; run the program inside "
-    "use_resolver(LiveResolver(...)) or use_resolver(OfflineResolver(...))"
+    "use_resolver(LiveResolver(...)) or use_resolver(OfflineResolver(...)) (emlops.offline.resolver)"
 )
 
 
@@ -399,9 +399,10 @@ def test_import_and_offline_resolution_stay_cheap() -> None:
     """The offline preview of a stack that names no MLflow registry must not import mlflow or boto3."""
     code = (
         "import sys\n"
-        "import emlops.components.model_source as m\n"
+        "import emlops.program.sources as m\n"
+        "from emlops.offline.resolver import OfflineResolver\n"
         "loaded = [name for name in ('mlflow', 'boto3', 'botocore') if name in sys.modules]\n"
-        "r = m.OfflineResolver()\n"
+        "r = OfflineResolver()\n"
         "r.resolve('churn', m.ModelSource(model_package_group='churn'))\n"
         "r.resolve('churn', m.ModelSource(mlflow='models:/churn@champion'))\n"
         "r.resolve('churn', m.ModelSource(s3_uri='s3://models-bucket/churn/'))\n"

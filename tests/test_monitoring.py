@@ -1,4 +1,5 @@
-"""ModelMonitor: argument checks, every child and its inputs, the role, notifications, and the config section."""
+"""ModelMonitor: its settings (a stack file's `models[].monitoring`) and their checks, the checks of its context,
+every child and its inputs, the role, and notifications."""
 
 from __future__ import annotations
 
@@ -8,24 +9,25 @@ import json
 import re
 import subprocess
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pulumi
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs, monitor_image_uri
-from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.catalog.requests import to_api_request, validate_request
-from emlops.offline.plan import Plan
-from emlops.program.config_monitoring import (
+from emlops.components.alerts import AlertsSettings
+from emlops.components.images import monitor_image_uri
+from emlops.components.monitoring import ModelMonitor, MonitorContext, MonitoringSettings
+from emlops.components.monitoring_args import (
     PRODUCTION_NEEDS_BASELINE,
     PRODUCTION_NEEDS_MONITORING,
-    AlertsConfig,
-    MonitoringConfig,
-    monitor_args,
-    monitoring_problem,
+    DriftBaseline,
+    schedule_interval_seconds,
 )
+from emlops.components.settings import Governance, Placement
+from emlops.components.storage import SecureBucket, SecureBucketArgs
+from emlops.offline.plan import Plan
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, concern_statements as statements, concerns, REGION, ROOT, run_components,
 )
@@ -51,125 +53,195 @@ SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 CAPTURE = "s3://ml-capture/datacapture/churn"
 STATISTICS = "s3://ml-baselines/churn/statistics.json"
 CONSTRAINTS = "s3://ml-baselines/churn/constraints.json"
+BASELINE = {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS}
 IMAGE = "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
 EXTERNAL_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:ml-alerts"
 VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
 NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 SCHEDULE_HELP = ("must be one of SageMaker's monitoring schedules: hourly 'cron(0 * ? * * *)', daily "
                  "'cron(0 H ? * * *)' or every N hours 'cron(0 H/N ? * * *)' (H 0-23, N 1-24)")
+S3_OBJECT_PATTERN = "String should match pattern '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\\S*[^/\\s]$'"
+S3_PREFIX_PATTERN = "String should match pattern '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\\S*$'"
 TAGS = {"team": "churn", "model-monitor": "churn"}
 
 
 class FakeBucket:
-    """Stands in for a SecureBucket in argument checks (which run before anything is registered)."""
+    """Stands in for a SecureBucket in the context checks (which run before anything is registered)."""
 
     kms_key_arn = KEY_ARN
 
 
-BASE: dict[str, Any] = dict(endpoint_name="churn", capture_s3_uri=CAPTURE, reports_bucket=FakeBucket(), vpc_id=VPC,
-                            subnet_ids=SUBNETS)
-PROD: dict[str, Any] = dict(BASE, production=True, baseline_statistics_s3_uri=STATISTICS,
-                            baseline_constraints_s3_uri=CONSTRAINTS)
+def settings(section: Optional[dict[str, Any]] = None) -> MonitoringSettings:
+    """The settings of a stack file's `monitoring:` section."""
+    return MonitoringSettings.model_validate(section or {})
+
+
+def context(**changes: Any) -> MonitorContext:
+    """A non-production monitor's context (what MlPlatform supplies), with `changes`."""
+    return MonitorContext(**{"endpoint_name": "churn", "capture_s3_uri": CAPTURE, "reports_bucket": FakeBucket(),
+                             "placement": Placement(VPC, SUBNETS), **changes})
 
 
 def error_of(factory: Callable[[], Any]) -> str:
+    """The message of the ValueError (not a settings ValidationError) `factory` raises."""
     with pytest.raises(ValueError) as caught:
         factory()
+    assert type(caught.value) is ValueError
     return str(caught.value)
 
 
-# -- arguments --------------------------------------------------------------------------------------
+def settings_error(raw: Any, model: type[BaseModel] = MonitoringSettings) -> str:
+    """`<key path>: <message>` of the one error validating `raw` as `model` finds."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(raw)
+    [error] = caught.value.errors()
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg'].removeprefix('Value error, ')}"
 
-@pytest.mark.parametrize("base, changes, message", [
-    *[(BASE, {"schedule_expression": cron}, f"schedule_expression {cron!r} {SCHEDULE_HELP}") for cron in (
+
+# -- settings (a stack file's monitoring section) -------------------------------------------------------
+
+def test_monitoring_settings_defaults():
+    assert MonitoringSettings().model_dump() == {
+        "enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
+        "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
+        "drift_threshold": 0.1, "model_quality": None}
+    assert AlertsSettings().subscriptions == []
+    assert (MonitoringSettings().is_enabled(True), MonitoringSettings().is_enabled(False),
+            settings({"enabled": False}).is_enabled(True)) == (True, False, False)
+
+
+def test_the_stack_file_embeds_the_monitoring_settings():
+    from emlops.program.config_models import ModelConfig
+
+    assert ModelConfig.model_fields["monitoring"].annotation is MonitoringSettings
+    section = {"baseline": BASELINE, "model_quality": {
+        "ground_truth_s3_uri": "s3://ml-ground-truth/churn", "problem_type": "BinaryClassification",
+        "probability_attribute": "0", "probability_threshold": 0.5, "metric": "f1", "threshold": 0.75,
+        "baseline_constraints_s3_uri": "s3://ml-baselines/churn/quality/constraints.json"}}
+    monitoring = settings(section)
+    assert monitoring.baseline.model_dump() == BASELINE
+    assert monitoring.model_quality.model_dump() == {**section["model_quality"], "inference_attribute": None}
+
+
+@pytest.mark.parametrize("section, raw, message", [
+    *[(MonitoringSettings, {"schedule": cron}, f"schedule: {cron!r} {SCHEDULE_HELP}") for cron in (
         "cron(0 19 ? * MON-FRI *)", "cron(30 * ? * * *)", "cron(0 24 ? * * *)", "cron(0 0/0 ? * * *)",
         "cron(0 0/25 ? * * *)", "rate(1 hour)", "NOW", "cron(0 * * * ? *)")],
-    (BASE, {"instance_type": "ml.m5.huge"},
-     "'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'? "
+    (MonitoringSettings, {"instance_type": "ml.m5.huge"},
+     "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'? "
      "see ProcessingInstanceType in the SageMaker API"),
-    (BASE, {"instance_type": "ml.inf2.xlarge"},
-     "'ml.inf2.xlarge' is not a SageMaker processing instance type; did you mean 'ml.p2.xlarge'? "
+    (MonitoringSettings, {"instance_type": "ml.inf2.xlarge"},
+     "instance_type: 'ml.inf2.xlarge' is not a SageMaker processing instance type; did you mean 'ml.p2.xlarge'? "
      "see ProcessingInstanceType in the SageMaker API"),
-    (dict(BASE, production=True), {},
-     "a production monitor needs a baseline: give baseline_statistics_s3_uri and baseline_constraints_s3_uri "
-     "(from a baselining job)"),
-    (BASE, {"require_baseline": True},
-     "require_baseline is set: this monitor needs a baseline: give baseline_statistics_s3_uri and "
-     "baseline_constraints_s3_uri (from a baselining job)"),
-    (PROD, {"baseline_constraints_s3_uri": None},
-     "give both baseline_statistics_s3_uri and baseline_constraints_s3_uri, or neither"),
-    (PROD, {"baseline_statistics_s3_uri": "s3://ml-baselines/churn/"},
-     "baseline_statistics_s3_uri 's3://ml-baselines/churn/' is not an s3://<bucket>/<key> object URI"),
-    (PROD, {"baseline_constraints_s3_uri": "ml-baselines/constraints.json"},
-     "baseline_constraints_s3_uri 'ml-baselines/constraints.json' is not an s3://<bucket>/<key> object URI"),
-    (BASE, {"capture_s3_uri": "https://ml-capture/datacapture"},
-     "capture_s3_uri 'https://ml-capture/datacapture' is not an s3://<bucket>[/<prefix>] URI"),
-    (BASE, {"vpc_id": ""}, "monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)"),
-    (BASE, {"subnet_ids": []}, "monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)"),
-    (BASE, {"subnet_ids": SUBNETS[0]}, "monitoring jobs run in private subnets: give vpc_id and subnet_ids (a list)"),
-    *[(BASE, {label: value}, f"{label} ({value}) must be {low}-{high}")
-      for label, (low, high) in {"instance_count": (1, 100), "volume_size_gb": (1, 16384),
-                                 "max_runtime_seconds": (1, 86400)}.items() for value in (low - 1, high + 1)],
-    (dict(BASE, production=True, require_baseline=False), {"max_runtime_seconds": 3601},
-     "max_runtime_seconds (3601) is longer than the schedule's interval (3600 s); a run must end before the next "
-     "one starts"),
-    (BASE, {"schedule_expression": "cron(0 0/2 ? * * *)", "max_runtime_seconds": 7201},
-     "max_runtime_seconds (7201) is longer than the schedule's interval (7200 s); a run must end before the next "
-     "one starts"),
-    (BASE, {"subscriptions": ["oncall"]}, "subscription 'oncall' must be an e-mail address or an https:// URL"),
-    (BASE, {"subscriptions": ["http://hooks.example.com/x"]},
-     "subscription 'http://hooks.example.com/x' must be an e-mail address or an https:// URL"),
-    (BASE, {"subscriptions": ["a@example"]}, "subscription 'a@example' must be an e-mail address or an https:// URL"),
-    (BASE, {"subscriptions": "a@example.com"}, "subscriptions must be a list, e.g. ['a@example.com']"),
-    (BASE, {"subscriptions": ["a@example.com", "a@example.com"]},
-     "subscriptions must be unique; got a@example.com, a@example.com"),
-    (BASE, {"notification_topic_arn": EXTERNAL_TOPIC, "subscriptions": ["a@example.com"]},
-     "subscriptions and topic_kms_key_arn apply only to the topic this monitor creates; drop them or drop "
-     "notification_topic_arn"),
-    (BASE, {"notification_topic_arn": EXTERNAL_TOPIC, "topic_kms_key_arn": KEY_ARN},
-     "subscriptions and topic_kms_key_arn apply only to the topic this monitor creates; drop them or drop "
-     "notification_topic_arn"),
-    (BASE, {"drift_features": ["age group"]}, "drift feature 'age group' must be 1-128 letters, digits, '_', '.' or '-'"),
-    (BASE, {"drift_features": ["age", "age"]}, "drift_features must be unique; got age, age"),
-    (BASE, {"drift_features": ["tenure_months", "tenure.months"]},
-     "drift_features tenure_months, tenure.months collide in resource names; rename one"),
-    (BASE, {"drift_threshold": 0}, "drift_threshold (0) must be above 0 and at most 1"),
-    (BASE, {"drift_threshold": 1.5}, "drift_threshold (1.5) must be above 0 and at most 1"),
+    *[(MonitoringSettings, {label: value}, f"{label}: Input should be {bound}")
+      for label, low, high in (("instance_count", 1, 100), ("volume_size_gb", 1, 16384),
+                               ("max_runtime_minutes", 1, 1440))
+      for value, bound in ((low - 1, f"greater than or equal to {low}"), (high + 1, f"less than or equal to {high}"))],
+    (MonitoringSettings, {"drift_features": ["age group"]},
+     "drift_features: drift feature 'age group' must be 1-128 letters, digits, '_', '.' or '-'"),
+    (MonitoringSettings, {"drift_features": ["age", "age"]}, "drift_features: must be unique; got age, age"),
+    (MonitoringSettings, {"drift_features": ["tenure_months", "tenure.months"]},
+     "drift_features: tenure_months, tenure.months collide in resource names; rename one"),
+    (MonitoringSettings, {"drift_threshold": 0}, "drift_threshold: Input should be greater than 0"),
+    (MonitoringSettings, {"drift_threshold": 1.5}, "drift_threshold: Input should be less than or equal to 1"),
+    (MonitoringSettings, {"baseline": {"statistics_s3_uri": STATISTICS}},
+     "baseline.constraints_s3_uri: Field required"),
+    *[(MonitoringSettings, {"baseline": {**BASELINE, "statistics_s3_uri": uri}},
+       f"baseline.statistics_s3_uri: {S3_OBJECT_PATTERN}")
+      for uri in ("ml-baselines/statistics.json", "s3://ml-baselines/churn/", "s3://Bad_Bucket/x.json")],
+    (MonitoringSettings, {"baseline": {**BASELINE, "constraints_s3_uri": "ml-baselines/constraints.json"}},
+     f"baseline.constraints_s3_uri: {S3_OBJECT_PATTERN}"),
+    (MonitoringSettings, {"ground_truth": "s3://b/gt/"}, "ground_truth: Extra inputs are not permitted"),
+    (AlertsSettings, {"email": ["https://hooks.example.com/x"]},
+     "email: 'https://hooks.example.com/x' is not an e-mail address"),
+    (AlertsSettings, {"https": ["ml-oncall@example.com"]}, "https: 'ml-oncall@example.com' is not an https:// URL"),
+    (AlertsSettings, {"https": ["http://hooks.example.com/x"]},
+     "https: 'http://hooks.example.com/x' is not an https:// URL"),
+    (AlertsSettings, {"email": ["oncall"]}, "email: 'oncall' is not an e-mail address"),
+    (AlertsSettings, {"email": ["a@example"]}, "email: 'a@example' is not an e-mail address"),
+    (AlertsSettings, {"email": ["a@example.com", "a@example.com"]},
+     "email: must be unique; got a@example.com, a@example.com"),
 ])
-def test_monitor_args_reject_with_a_message(base, changes, message):
-    assert error_of(lambda: ModelMonitorArgs(**{**base, **changes})) == message
+def test_settings_reject_with_one_line(section, raw, message):
+    assert settings_error(raw, section) == message
 
 
-@pytest.mark.parametrize("changes, schedule, interval, require_baseline", [
-    ({}, "cron(0 0 ? * * *)", 86400, False),
-    (dict(production=True, baseline_statistics_s3_uri=STATISTICS, baseline_constraints_s3_uri=CONSTRAINTS),
-     "cron(0 * ? * * *)", 3600, True),
-    ({"schedule_expression": "cron(0 17/12 ? * * *)"}, "cron(0 17/12 ? * * *)", 43200, False),
-    ({"schedule_expression": "cron(0 0/24 ? * * *)"}, "cron(0 0/24 ? * * *)", 86400, False),
-    ({"schedule_expression": "cron(0 9 ? * * *)"}, "cron(0 9 ? * * *)", 86400, False),
+@pytest.mark.parametrize("section, production, schedule, interval", [
+    ({}, False, "cron(0 0 ? * * *)", 86400),
+    ({}, True, "cron(0 * ? * * *)", 3600),
+    ({"schedule": "cron(0 17/12 ? * * *)"}, False, "cron(0 17/12 ? * * *)", 43200),
+    ({"schedule": "cron(0 0/24 ? * * *)"}, False, "cron(0 0/24 ? * * *)", 86400),
+    ({"schedule": "cron(0 9 ? * * *)"}, True, "cron(0 9 ? * * *)", 86400),
 ])
-def test_schedule_defaults_to_hourly_in_production_and_daily_otherwise(changes, schedule, interval, require_baseline):
-    args = ModelMonitorArgs(**{**BASE, **changes})
-    assert (args.schedule_expression, args.interval_seconds, args.require_baseline) == (
-        schedule, interval, require_baseline)
+def test_schedule_defaults_to_hourly_in_production_and_daily_otherwise(section, production, schedule, interval):
+    expression = settings(section).schedule_expression(production)
+    assert (expression, schedule_interval_seconds(expression)) == (schedule, interval)
 
 
-def test_a_production_monitor_may_opt_out_of_the_baseline_explicitly():
-    args = ModelMonitorArgs(**BASE, production=True, require_baseline=False)
-    assert (args.schedule_expression, args.baseline_statistics_s3_uri) == ("cron(0 * ? * * *)", None)
+@pytest.mark.parametrize("section, captures, production, problem", [
+    ({}, True, False, None),
+    ({}, False, False, None),
+    ({"enabled": False}, True, False, None),
+    ({"baseline": BASELINE}, True, True, None),
+    ({}, True, True, ("baseline", PRODUCTION_NEEDS_BASELINE)),
+    ({"enabled": False}, True, True, ("enabled", PRODUCTION_NEEDS_MONITORING)),
+    ({"enabled": True}, False, False, ("enabled", "monitoring reads captured data; enable data_capture")),
+    ({"baseline": BASELINE, "max_runtime_minutes": 61}, True, True,
+     ("max_runtime_minutes", "61 minutes is longer than the schedule's interval (60 minutes)")),
+    ({"max_runtime_minutes": 61, "schedule": "cron(0 0/2 ? * * *)"}, True, False, None),
+    ({"max_runtime_minutes": 121, "schedule": "cron(0 0/2 ? * * *)"}, True, False,
+     ("max_runtime_minutes", "121 minutes is longer than the schedule's interval (120 minutes)")),
+])
+def test_settings_problem_for_the_platform_validator(section, captures, production, problem):
+    assert settings(section).problem(captures, production) == problem
+    assert PRODUCTION_NEEDS_BASELINE == ("production monitors need a baseline: add statistics_s3_uri and "
+                                         "constraints_s3_uri from a baselining job (models served from a model "
+                                         "package may use the package's drift-check baselines instead)")
+    assert PRODUCTION_NEEDS_MONITORING == "production endpoints are monitored; remove enabled: false"
 
+
+def test_a_production_model_from_a_package_may_take_the_packages_baselines():
+    assert settings().problem(True, True, package_source=True) is None
+    assert settings().problem(True, True, package_source=False) == ("baseline", PRODUCTION_NEEDS_BASELINE)
+
+
+# -- context (checked against the settings before anything is created) -----------------------------------
 
 @pytest.mark.parametrize("name", ["churn_1", "", "-churn", "churn-", "a" * 47])
 def test_monitor_name_is_checked_before_anything_is_created(name):
-    assert error_of(lambda: ModelMonitor(name, ModelMonitorArgs(**BASE))) == (
+    assert error_of(lambda: ModelMonitor(name, settings(), context())) == (
         f"monitor name {name!r} must be at most 46 ASCII letters, digits and '-', starting and ending with a "
         "letter or digit")
+
+
+@pytest.mark.parametrize("section, changes, message", [
+    ({}, {"capture_s3_uri": "https://ml-capture/datacapture"},
+     "capture_s3_uri 'https://ml-capture/datacapture' is not an s3://<bucket>[/<prefix>] URI"),
+    ({}, {"alarm_topic_arn": EXTERNAL_TOPIC, "subscriptions": ["a@example.com"]},
+     "subscriptions apply only to the topic this monitor creates; drop them or drop alarm_topic_arn"),
+    *[({}, {"subscriptions": [endpoint]}, f"subscription {endpoint!r} must be an e-mail address or an https:// URL")
+      for endpoint in ("oncall", "http://hooks.example.com/x", "a@example")],
+    ({}, {"production": True}, PRODUCTION_NEEDS_BASELINE),
+    ({"baseline": BASELINE, "max_runtime_minutes": 61}, {"production": True},
+     "max_runtime_minutes (61) is longer than the schedule's interval (60 minutes); a run must end before the next "
+     "one starts"),
+    ({"schedule": "cron(0 0/2 ? * * *)", "max_runtime_minutes": 121}, {},
+     "max_runtime_minutes (121) is longer than the schedule's interval (120 minutes); a run must end before the "
+     "next one starts"),
+])
+def test_the_context_is_checked_before_anything_is_created(section, changes, message):
+    assert error_of(lambda: ModelMonitor("churn", settings(section), context(**changes))) == message
+
+
+@pytest.mark.parametrize("vpc_id, subnet_ids", [("", SUBNETS), (VPC, []), (VPC, SUBNETS[0])])
+def test_monitoring_jobs_run_in_private_subnets(vpc_id, subnet_ids):
+    assert error_of(lambda: Placement(vpc_id, subnet_ids)) == "a placement needs vpc_id and a list of subnet_ids"
 
 
 def test_reports_bucket_without_a_key_needs_explicit_keys():
     def program() -> None:
         logs = SecureBucket("logs", SecureBucketArgs(sse_algorithm="AES256", receives_access_logs=True))
-        ModelMonitor("churn", ModelMonitorArgs(**{**BASE, "reports_bucket": logs}))
+        ModelMonitor("churn", settings(), context(reports_bucket=logs))
     assert error_of(lambda: run_components(program)) == (
         "the reports bucket has no KMS key: give volume_kms_key_arn and output_kms_key_arn")
 
@@ -177,7 +249,7 @@ def test_reports_bucket_without_a_key_needs_explicit_keys():
 def test_analyzer_image_is_what_the_sdk_retrieves_for_every_region():
     from sagemaker.core import image_uris
 
-    from emlops.components.monitoring import _monitor_catalogue
+    from emlops.components.images import _monitor_catalogue
 
     for region in _monitor_catalogue()["registries"]:
         assert monitor_image_uri(region) == image_uris.retrieve(framework="model-monitor", region=region), region
@@ -186,10 +258,13 @@ def test_analyzer_image_is_what_the_sdk_retrieves_for_every_region():
 def test_analyzer_image_comes_from_the_sdk_catalogue_and_costs_nothing_until_used():
     assert monitor_image_uri("eu-west-1") == IMAGE
     assert monitor_image_uri("us-east-1") == "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
-    assert error_of(lambda: monitor_image_uri("xx-nowhere-1")).startswith(
-        "no SageMaker Model Monitor image in xx-nowhere-1: Unsupported region: xx-nowhere-1. Supported region(s): ")
+    from emlops.components.images import _monitor_catalogue
+
+    assert error_of(lambda: monitor_image_uri("xx-nowhere-1")) == (
+        "no SageMaker Model Monitor image in xx-nowhere-1: Unsupported region: xx-nowhere-1. Supported region(s): "
+        f"{', '.join(_monitor_catalogue()['registries'])}.")
     imported = subprocess.run(
-        [sys.executable, "-c", "import sys, components.monitoring, infra.config_monitoring; "
+        [sys.executable, "-c", "import sys, emlops.components.monitoring, emlops.program.config_models; "
                                "print(any(m.startswith('sagemaker') for m in sys.modules))"],
         cwd=ROOT, capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "False"
@@ -197,15 +272,18 @@ def test_analyzer_image_comes_from_the_sdk_catalogue_and_costs_nothing_until_use
 
 # -- a production monitor with everything -------------------------------------------------------------
 
+FULL = {"baseline": BASELINE, "drift_features": ["age", "tenure_months"], "drift_threshold": 0.2,
+        "instance_type": "ml.m5.large", "instance_count": 2, "volume_size_gb": 50, "max_runtime_minutes": 30}
+
+
 @functools.cache
 def full_plan(protect: bool = True) -> Plan:
     def program() -> None:
         reports = SecureBucket("reports", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        monitor = ModelMonitor("churn", ModelMonitorArgs(**{
-            **PROD, "reports_bucket": reports, "subscriptions": ["ml-oncall@example.com", "https://hooks.example.com/ml"],
-            "drift_features": ["age", "tenure_months"], "drift_threshold": 0.2, "instance_type": "ml.m5.large",
-            "instance_count": 2, "volume_size_gb": 50, "max_runtime_seconds": 1800, "protect": protect,
-            "tags": {"team": "churn"}}))
+        monitor = ModelMonitor("churn", settings(FULL), context(
+            reports_bucket=reports, production=True,
+            subscriptions=["ml-oncall@example.com", "https://hooks.example.com/ml"],
+            governance=Governance({"team": "churn"}, protect=protect)))
         pulumi.export("monitor", {"scheduleName": monitor.schedule_name, "scheduleArn": monitor.schedule_arn,
                                   "jobDefinitionName": monitor.job_definition_name, "topicArn": monitor.topic_arn,
                                   "reportsS3Uri": monitor.reports_s3_uri, "alarmNames": monitor.alarm_names})
@@ -421,15 +499,16 @@ def test_protect_keeps_the_topic_and_its_key_and_nothing_else(protect):
 
 # -- variations --------------------------------------------------------------------------------------
 
-def plan_with(**changes: Any) -> Plan:
+def plan_with(section: Optional[dict[str, Any]] = None, **changes: Any) -> Plan:
+    """A monitor with the settings of `section` and a context with `changes`."""
     def program() -> None:
         reports = SecureBucket("reports", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        ModelMonitor("churn", ModelMonitorArgs(**{**BASE, "reports_bucket": reports, **changes}))
+        ModelMonitor("churn", settings(section), context(reports_bucket=reports, **changes))
     return run_components(program)
 
 
 def test_an_existing_topic_gets_the_notifications_and_no_topic_is_created():
-    plan = plan_with(notification_topic_arn=EXTERNAL_TOPIC, drift_features=["age"])
+    plan = plan_with({"drift_features": ["age"]}, alarm_topic_arn=EXTERNAL_TOPIC)
     component = plan.get("churn", COMPONENT)
     assert [r.name for r in plan.children(component.urn)] == [
         "churn-sg", "churn-execution", "churn-job", "churn-schedule", "churn-drift-age", "churn-failed",
@@ -439,7 +518,7 @@ def test_an_existing_topic_gets_the_notifications_and_no_topic_is_created():
 
 
 def test_a_dev_monitor_without_baseline_only_profiles_daily():
-    plan = plan_with(capture_kms_key_arn=CAPTURE_KEY, topic_kms_key_arn=KEY_ARN, region="us-east-1")
+    plan = plan_with(capture_kms_key_arn=CAPTURE_KEY, region="us-east-1")
     job = plan.get("churn-job")
     assert "dataQualityBaselineConfig" not in job.inputs
     assert job.inputs["dataQualityAppSpecification"]["imageUri"] == (
@@ -450,121 +529,77 @@ def test_a_dev_monitor_without_baseline_only_profiles_daily():
     assert [r.name for r in plan.by_type(ROLE_POLICY)] == ["churn-execution-permissions"]
     assert statements(plan, "churn-execution-read-capture")[2] == allow(
         ["kms:DescribeKey", "kms:Decrypt"], [CAPTURE_KEY], {"StringEquals": VIA_S3})
-    assert plan.get("churn-topic").inputs["kmsMasterKeyId"] == KEY_ARN
-    assert KMS_COMPONENT not in plan.type_counts() and plan.type_counts()[TOPIC] == 1
+    # the topic the monitor creates is encrypted with a key it creates for it
+    topic = plan.get("churn-topic")
+    assert re.fullmatch(rf"arn:aws:kms:{REGION}:{ACCOUNT}:key/[0-9a-f-]{{36}}", topic.inputs["kmsMasterKeyId"])
+    assert plan.get("churn-topic-key-key").urn in topic.dependencies
+    assert (plan.type_counts()[KMS_COMPONENT], plan.type_counts()[TOPIC]) == (1, 1)
     assert api_problems(plan.get("churn-schedule")) == []
 
 
-# -- config ------------------------------------------------------------------------------------------
 
-def config_error(model: type, raw: Any) -> str:
-    with pytest.raises(ValidationError) as caught:
-        model.model_validate(raw)
-    error = caught.value.errors()[0]
-    return f"{'.'.join(map(str, error['loc']))}: {error['msg'].removeprefix('Value error, ')}"
-
-
-def test_monitoring_config_defaults():
-    assert MonitoringConfig().model_dump() == {
-        "enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
-        "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
-        "drift_threshold": 0.1, "model_quality": None}
-    assert AlertsConfig().subscriptions == []
-    assert (MonitoringConfig().is_enabled(True), MonitoringConfig().is_enabled(False),
-            MonitoringConfig(enabled=False).is_enabled(True)) == (True, False, False)
+PACKAGE_STATISTICS = "s3://ml-registry/churn/v3/statistics.json"
+PACKAGE_CONSTRAINTS = "s3://ml-registry/churn/v3/constraints.json"
+GROUP = "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/churn"
+UNKNOWN_STATISTICS = f"[unknown: {GROUP} drift-check statistics]"
+UNKNOWN_CONSTRAINTS = f"[unknown: {GROUP} drift-check constraints]"
 
 
-@pytest.mark.parametrize("section, raw, message", [
-    (MonitoringConfig, {"schedule": "cron(0 19 ? * MON-FRI *)"}, f"schedule: 'cron(0 19 ? * MON-FRI *)' {SCHEDULE_HELP}"),
-    (MonitoringConfig, {"instance_type": "ml.m5.huge"},
-     "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'? "
-     "see ProcessingInstanceType in the SageMaker API"),
-    (MonitoringConfig, {"instance_count": 0}, "instance_count: Input should be greater than or equal to 1"),
-    (MonitoringConfig, {"drift_threshold": 0}, "drift_threshold: Input should be greater than 0"),
-    (MonitoringConfig, {"drift_threshold": 1.5}, "drift_threshold: Input should be less than or equal to 1"),
-    (MonitoringConfig, {"max_runtime_minutes": 1441}, "max_runtime_minutes: Input should be less than or equal to 1440"),
-    (MonitoringConfig, {"baseline": {"statistics_s3_uri": STATISTICS}},
-     "baseline.constraints_s3_uri: Field required"),
-    (MonitoringConfig, {"ground_truth": "s3://b/gt/"}, "ground_truth: Extra inputs are not permitted"),
-    (AlertsConfig, {"email": ["https://hooks.example.com/x"]},
-     "email: 'https://hooks.example.com/x' is not an e-mail address"),
-    (AlertsConfig, {"https": ["ml-oncall@example.com"]}, "https: 'ml-oncall@example.com' is not an https:// URL"),
-    (AlertsConfig, {"https": ["http://hooks.example.com/x"]},
-     "https: 'http://hooks.example.com/x' is not an https:// URL"),
-    (AlertsConfig, {"email": ["oncall"]}, "email: 'oncall' is not an e-mail address"),
-    (AlertsConfig, {"email": ["a@example.com", "a@example.com"]}, "email: must be unique; got a@example.com, a@example.com"),
+@pytest.mark.parametrize("section, package, baseline, read", [
+    # a served package's drift-check baselines: read, and decrypted through S3, like a baseline of the settings
+    ({}, DriftBaseline(PACKAGE_STATISTICS, PACKAGE_CONSTRAINTS), (PACKAGE_STATISTICS, PACKAGE_CONSTRAINTS), [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-registry/churn/v3/statistics.json",
+                                 "arn:aws:s3:::ml-registry/churn/v3/constraints.json"]),
+        allow(["kms:Decrypt"], ["*"], {"StringEquals": VIA_S3, "StringLike": {
+            "kms:EncryptionContext:aws:s3:arn": ["arn:aws:s3:::ml-registry", "arn:aws:s3:::ml-registry/*"]}})]),
+    # ones the offline preview could not look up are named as it shows them
+    ({}, DriftBaseline(UNKNOWN_STATISTICS, UNKNOWN_CONSTRAINTS, known=False), (UNKNOWN_STATISTICS, UNKNOWN_CONSTRAINTS),
+     [allow(["s3:GetObject"], [UNKNOWN_STATISTICS, UNKNOWN_CONSTRAINTS])]),
+    # the settings' baseline wins over the package's
+    ({"baseline": BASELINE}, DriftBaseline(PACKAGE_STATISTICS, PACKAGE_CONSTRAINTS), (STATISTICS, CONSTRAINTS), [
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-baselines/churn/statistics.json",
+                                 "arn:aws:s3:::ml-baselines/churn/constraints.json"]),
+        allow(["kms:Decrypt"], ["*"], {"StringEquals": VIA_S3, "StringLike": {
+            "kms:EncryptionContext:aws:s3:arn": ["arn:aws:s3:::ml-baselines", "arn:aws:s3:::ml-baselines/*"]}})]),
 ])
-def test_config_sections_reject_with_one_line(section, raw, message):
-    assert config_error(section, raw) == message
+def test_a_production_monitor_may_use_the_served_packages_baselines(section, package, baseline, read):
+    plan = plan_with(section, production=True, package_baseline=package)
+    assert plan.get("churn-job").inputs["dataQualityBaselineConfig"] == {
+        "statisticsResource": {"s3Uri": baseline[0]}, "constraintsResource": {"s3Uri": baseline[1]}}
+    assert statements(plan, "churn-execution-read-baseline") == read
+    assert plan.get("churn-schedule").inputs["monitoringScheduleConfig"]["scheduleConfig"] == {
+        "scheduleExpression": "cron(0 * ? * * *)"}
 
 
-@pytest.mark.parametrize("uri", ["ml-baselines/statistics.json", "s3://ml-baselines/churn/", "s3://Bad_Bucket/x.json"])
-def test_baseline_uris_are_s3_objects(uri):
-    raw = {"baseline": {"statistics_s3_uri": uri, "constraints_s3_uri": CONSTRAINTS}}
-    assert config_error(MonitoringConfig, raw).startswith("baseline.statistics_s3_uri: String should match pattern")
-
-
-BASELINE = {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS}
-
-
-@pytest.mark.parametrize("raw, captures, production, problem", [
-    ({}, True, False, None),
-    ({}, False, False, None),
-    ({"baseline": BASELINE}, True, True, None),
-    ({}, True, True, ("models[0].monitoring.baseline", PRODUCTION_NEEDS_BASELINE)),
-    ({"enabled": False}, True, True, ("models[0].monitoring.enabled", PRODUCTION_NEEDS_MONITORING)),
-    ({"enabled": True}, False, False,
-     ("models[0].monitoring.enabled", "monitoring reads captured data; enable data_capture")),
-    ({"baseline": BASELINE, "max_runtime_minutes": 61}, True, True,
-     ("models[0].monitoring.max_runtime_minutes", "61 minutes is longer than the schedule's interval (60 minutes)")),
-    ({"max_runtime_minutes": 61, "schedule": "cron(0 0/2 ? * * *)"}, True, False, None),
-])
-def test_monitoring_problem_for_the_platform_validator(raw, captures, production, problem):
-    assert monitoring_problem("models[0]", MonitoringConfig(**raw), captures, production) == problem
-    assert PRODUCTION_NEEDS_BASELINE == ("production monitors need a baseline: add statistics_s3_uri and "
-                                         "constraints_s3_uri from a baselining job (models served from a model "
-                                         "package may use the package's drift-check baselines instead)")
-
-
-def test_a_production_model_from_a_package_may_take_the_packages_baselines():
-    assert monitoring_problem("models[0]", MonitoringConfig(), True, True, package_source=True) is None
-
-
-def test_monitor_args_maps_the_sections_and_builds_a_monitor():
-    monitoring = MonitoringConfig(schedule="cron(0 0/6 ? * * *)", instance_type="ml.c5.xlarge", instance_count=2,
-                                  max_runtime_minutes=30, baseline=BASELINE, drift_features=["age"])
-    alerts = AlertsConfig(email=["ml-oncall@example.com"], https=["https://hooks.example.com/ml"])
+def test_a_stack_files_sections_build_a_monitor():
+    monitoring = settings({"schedule": "cron(0 0/6 ? * * *)", "instance_type": "ml.c5.xlarge", "instance_count": 2,
+                           "max_runtime_minutes": 30, "baseline": BASELINE, "drift_features": ["age"]})
+    alerts = AlertsSettings.model_validate({"email": ["ml-oncall@example.com"],
+                                            "https": ["https://hooks.example.com/ml"]})
+    assert alerts.subscriptions == ["ml-oncall@example.com", "https://hooks.example.com/ml"]
 
     def program() -> None:
         reports = SecureBucket("reports", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        args = monitor_args(monitoring, alerts, endpoint_name="prod-churn", capture_s3_uri=CAPTURE,
-                            reports_bucket=reports, vpc_id=VPC, subnet_ids=SUBNETS, production=True,
-                            kms_key_arn=KEY_ARN, tags={"owner": "ml"})
-        assert (args.schedule_expression, args.instance_type, args.instance_count, args.max_runtime_seconds,
-                args.baseline_statistics_s3_uri, args.baseline_constraints_s3_uri, args.subscriptions,
-                args.drift_features, args.protect, args.capture_kms_key_arn, args.volume_kms_key_arn,
-                args.output_kms_key_arn, args.require_baseline) == (
-            "cron(0 0/6 ? * * *)", "ml.c5.xlarge", 2, 1800, STATISTICS, CONSTRAINTS,
-            ["ml-oncall@example.com", "https://hooks.example.com/ml"], ["age"], True, KEY_ARN, KEY_ARN, KEY_ARN, True)
-        shared = monitor_args(monitoring, alerts, endpoint_name="prod-churn", capture_s3_uri=CAPTURE,
-                              reports_bucket=reports, vpc_id=VPC, subnet_ids=SUBNETS, production=True,
-                              notification_topic_arn=EXTERNAL_TOPIC)
-        assert shared.subscriptions == [] and shared.notification_topic_arn == EXTERNAL_TOPIC
-        ModelMonitor("prod-churn", args)
+        ModelMonitor("prod-churn", monitoring, context(
+            endpoint_name="prod-churn", reports_bucket=reports, production=True, capture_kms_key_arn=KEY_ARN,
+            volume_kms_key_arn=KEY_ARN, output_kms_key_arn=KEY_ARN, subscriptions=alerts.subscriptions,
+            governance=Governance({"owner": "ml"}, protect=True)))
     plan = run_components(program)
+    job = plan.get("prod-churn-job").inputs
+    assert (job["jobResources"], job["stoppingCondition"], job["dataQualityBaselineConfig"]) == (
+        {"clusterConfig": {"instanceCount": 2, "instanceType": "ml.c5.xlarge", "volumeSizeInGb": 20,
+                           "volumeKmsKeyId": KEY_ARN}},
+        {"maxRuntimeInSeconds": 1800},
+        {"statisticsResource": {"s3Uri": STATISTICS}, "constraintsResource": {"s3Uri": CONSTRAINTS}})
+    assert job["tags"] == {"owner": "ml", "model-monitor": "prod-churn"}
+    assert plan.get("prod-churn-schedule").inputs["monitoringScheduleConfig"]["scheduleConfig"] == {
+        "scheduleExpression": "cron(0 0/6 ? * * *)"}
     assert plan.get("prod-churn-drift-age").inputs["period"] == 21600
-    assert len(plan.by_type(SUBSCRIPTION)) == 2
+    assert statements(plan, "prod-churn-execution-read-capture")[2] == allow(
+        ["kms:DescribeKey", "kms:Decrypt"], [KEY_ARN], {"StringEquals": VIA_S3})
+    assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in plan.by_type(SUBSCRIPTION)] == [
+        ("email", "ml-oncall@example.com"), ("https", "https://hooks.example.com/ml")]
     assert {r.name for r in plan.resources if r.protect} == {"prod-churn-topic", "prod-churn-topic-key-key"}
-
-
-def test_a_production_config_without_baseline_fails_at_the_arguments_too():
-    def program() -> None:
-        reports = SecureBucket("reports", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        monitor_args(MonitoringConfig(), AlertsConfig(), endpoint_name="prod-churn", capture_s3_uri=CAPTURE,
-                     reports_bucket=reports, vpc_id=VPC, subnet_ids=SUBNETS, production=True)
-    assert error_of(lambda: run_components(program)) == (
-        "a production monitor needs a baseline: give baseline_statistics_s3_uri and baseline_constraints_s3_uri "
-        "(from a baselining job)")
 
 
 # -- model quality -----------------------------------------------------------------------------------
@@ -573,83 +608,85 @@ MQ_JOB = "aws-native:sagemaker:ModelQualityJobDefinition"
 MODEL_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 GROUND_TRUTH = "s3://ml-ground-truth/churn"
 QUALITY_CONSTRAINTS = "s3://ml-baselines/churn/quality/constraints.json"
-QUALITY: dict[str, Any] = dict(ground_truth_s3_uri=GROUND_TRUTH, problem_type="BinaryClassification",
-                               probability_attribute="0", probability_threshold_attribute=0.5,
-                               model_quality_threshold=0.8)
+DROP = object()  # a key left out of the section
+# `model_quality:` sections of a stack file
+QUALITY: dict[str, Any] = {"ground_truth_s3_uri": GROUND_TRUTH, "problem_type": "BinaryClassification",
+                           "probability_attribute": "0", "probability_threshold": 0.5, "threshold": 0.8}
+MULTICLASS: dict[str, Any] = {"ground_truth_s3_uri": GROUND_TRUTH, "problem_type": "MulticlassClassification",
+                              "inference_attribute": "$.label", "threshold": 0.8}
+REGRESSION = {**MULTICLASS, "problem_type": "Regression", "inference_attribute": "0", "threshold": 12.5}
 BINARY_METRICS = ("auc, f1, f0_5, f2, accuracy, precision, recall, true_positive_rate, true_negative_rate, "
                   "false_positive_rate, false_negative_rate")
-MULTICLASS = dict(QUALITY, problem_type="MulticlassClassification", probability_attribute=None,
-                  probability_threshold_attribute=None, inference_attribute="$.label")
-REGRESSION = dict(MULTICLASS, problem_type="Regression", inference_attribute="0", model_quality_threshold=12.5)
+NEEDS_PROBABILITY = ("model_quality: BinaryClassification needs probability_attribute and probability_threshold "
+                     "(where the captured response holds the probability, and the probability from which it is "
+                     "positive)")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"ground_truth_s3_uri": GROUND_TRUTH},
-     "model-quality monitoring needs both ground_truth_s3_uri and problem_type, or neither"),
-    ({"problem_type": "Regression"}, "model-quality monitoring needs both ground_truth_s3_uri and problem_type, or neither"),
-    ({"inference_attribute": "0"},
-     "inference_attribute: only for model-quality monitoring; give ground_truth_s3_uri and problem_type, or drop them"),
-    ({"model_quality_metric": "auc", "model_quality_threshold": 0.8, "ground_truth_kms_key_arn": KEY_ARN},
-     "model_quality_metric, model_quality_threshold, ground_truth_kms_key_arn: only for model-quality monitoring; "
-     "give ground_truth_s3_uri and problem_type, or drop them"),
-    ({**QUALITY, "ground_truth_s3_uri": "https://ml-ground-truth/churn"},
-     "ground_truth_s3_uri 'https://ml-ground-truth/churn' is not an s3://<bucket>[/<prefix>] URI"),
-    ({**QUALITY, "model_quality_baseline_constraints_s3_uri": "s3://ml-baselines/churn/"},
-     "model_quality_baseline_constraints_s3_uri 's3://ml-baselines/churn/' is not an s3://<bucket>/<key> object URI"),
+def without_dropped(section: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in section.items() if value is not DROP}
+
+
+@pytest.mark.parametrize("section, message", [
+    *[({**QUALITY, key: DROP}, f"model_quality.{key}: Field required")
+      for key in ("ground_truth_s3_uri", "problem_type", "threshold")],
     ({**QUALITY, "problem_type": "Binary"},
-     "problem_type 'Binary' must be one of BinaryClassification, MulticlassClassification, Regression "
-     "(SageMaker's MonitoringProblemType)"),
-    *[({**QUALITY, label: None},
-       "BinaryClassification needs probability_attribute and probability_threshold_attribute (where the captured "
-       "response holds the probability, and the probability from which it is positive)")
-      for label in ("probability_attribute", "probability_threshold_attribute")],
-    *[({**config, "inference_attribute": None},
-       f"{config['problem_type']} needs inference_attribute (where the captured response holds the prediction)")
-      for config in (MULTICLASS, REGRESSION)],
-    ({**MULTICLASS, "probability_threshold_attribute": 0.5},
-     "probability_threshold_attribute applies only to BinaryClassification; drop it for MulticlassClassification"),
+     "model_quality.problem_type: 'Binary' is not one of BinaryClassification, MulticlassClassification, Regression"),
+    *[({**QUALITY, key: DROP}, NEEDS_PROBABILITY) for key in ("probability_attribute", "probability_threshold")],
+    *[({**section, "inference_attribute": DROP},
+       f"model_quality: {section['problem_type']} needs inference_attribute (where the captured response holds the "
+       "prediction)") for section in (MULTICLASS, REGRESSION)],
+    ({**MULTICLASS, "probability_threshold": 0.5},
+     "model_quality: probability_threshold applies only to BinaryClassification; drop it for MulticlassClassification"),
     ({**REGRESSION, "probability_attribute": "1"},
-     "probability_attribute applies only to classification; drop it for Regression"),
-    *[({**QUALITY, "probability_threshold_attribute": value},
-       f"probability_threshold_attribute ({value}) must be between 0 and 1, exclusive") for value in (0, 1.0)],
-    ({**QUALITY, "model_quality_metric": "rmse"},
-     f"model_quality_metric 'rmse' is not published for BinaryClassification; use one of {BINARY_METRICS}"),
-    ({**MULTICLASS, "model_quality_metric": "f1"},
-     "model_quality_metric 'f1' is not published for MulticlassClassification; use one of accuracy, weighted_f1, "
+     "model_quality: probability_attribute applies only to classification; drop it for Regression"),
+    ({**QUALITY, "probability_threshold": 0}, "model_quality.probability_threshold: Input should be greater than 0"),
+    ({**QUALITY, "probability_threshold": 1}, "model_quality.probability_threshold: Input should be less than 1"),
+    ({**QUALITY, "metric": "rmse"},
+     f"model_quality: metric 'rmse' is not published for BinaryClassification; use one of {BINARY_METRICS}"),
+    ({**MULTICLASS, "metric": "f1"},
+     "model_quality: metric 'f1' is not published for MulticlassClassification; use one of accuracy, weighted_f1, "
      "weighted_f0_5, weighted_f2, weighted_precision, weighted_recall"),
-    ({**QUALITY, "model_quality_threshold": None},
-     "model_quality_threshold is required: the alarm fires when auc goes below it"),
-    ({**REGRESSION, "model_quality_threshold": None},
-     "model_quality_threshold is required: the alarm fires when rmse goes above it"),
-    *[({**QUALITY, "model_quality_threshold": value},
-       f"model_quality_threshold ({value}) must be between 0 and 1, exclusive, for auc") for value in (0, 1.2)],
-    ({**QUALITY, "model_quality_metric": "false_positive_rate", "model_quality_threshold": 1},
-     "model_quality_threshold (1) must be between 0 and 1, exclusive, for false_positive_rate"),
-    ({**REGRESSION, "model_quality_threshold": 0}, "model_quality_threshold (0) must be above 0 for rmse"),
-    ({**REGRESSION, "model_quality_metric": "r2", "model_quality_threshold": 1},
-     "model_quality_threshold (1) must be below 1 for r2"),
+    *[({**QUALITY, "threshold": value},
+       f"model_quality: threshold ({shown}) must be between 0 and 1, exclusive, for auc")
+      for value, shown in ((0, "0.0"), (1.2, "1.2"), (2, "2.0"))],
+    ({**QUALITY, "metric": "false_positive_rate", "threshold": 1},
+     "model_quality: threshold (1.0) must be between 0 and 1, exclusive, for false_positive_rate"),
+    ({**REGRESSION, "threshold": 0}, "model_quality: threshold (0.0) must be above 0 for rmse"),
+    ({**REGRESSION, "metric": "r2", "threshold": 1}, "model_quality: threshold (1.0) must be below 1 for r2"),
+    ({**QUALITY, "inference_attribute": ""},
+     "model_quality.inference_attribute: String should have at least 1 character"),
+    ({**QUALITY, "ground_truth": GROUND_TRUTH}, "model_quality.ground_truth: Extra inputs are not permitted"),
+    *[({**QUALITY, "ground_truth_s3_uri": uri}, f"model_quality.ground_truth_s3_uri: {S3_PREFIX_PATTERN}")
+      for uri in ("https://ml-ground-truth/churn", "ml-ground-truth/churn", "s3://Bad_Bucket/churn",
+                  "s3://ml-ground-truth")],
+    ({**QUALITY, "baseline_constraints_s3_uri": "s3://ml-baselines/churn/"},
+     f"model_quality.baseline_constraints_s3_uri: {S3_OBJECT_PATTERN}"),
 ])
-def test_model_quality_args_reject_with_a_message(changes, message):
-    assert error_of(lambda: ModelMonitorArgs(**{**BASE, **changes})) == message
+def test_model_quality_settings_reject_with_one_line(section, message):
+    assert settings_error({"model_quality": without_dropped(section)}) == message
 
 
-@pytest.mark.parametrize("config, metric", [(QUALITY, "auc"), (MULTICLASS, "accuracy"), (REGRESSION, "rmse"),
-                                            ({**REGRESSION, "model_quality_metric": "r2", "model_quality_threshold": -1},
-                                             "r2")])
-def test_the_alarm_metric_defaults_by_problem_type(config, metric):
-    args = ModelMonitorArgs(**BASE, **config)
-    assert (args.model_quality, args.model_quality_metric) == (True, metric)
-    assert ModelMonitorArgs(**BASE).model_quality is False
+@pytest.mark.parametrize("section, metric", [(QUALITY, "auc"), (MULTICLASS, "accuracy"), (REGRESSION, "rmse"),
+                                             ({**REGRESSION, "metric": "r2", "threshold": -1}, "r2")])
+def test_the_alarm_metric_defaults_by_problem_type(section, metric):
+    quality = settings({"model_quality": section}).model_quality
+    assert (quality.metric, quality.alarm_metric) == (section.get("metric"), metric)
+    assert settings().model_quality is None
 
 
 @functools.cache
-def quality_plan(name: str = "churn", **changes: Any) -> Plan:
+def quality_plan(name: str = "churn", ground_truth_kms_key_arn: Optional[str] = None, **changes: Any) -> Plan:
+    """A production monitor with `QUALITY` (and its baseline constraints) as its model-quality section, `changes`
+    made to that section (DROP: left out)."""
+    section = without_dropped({**QUALITY, "baseline_constraints_s3_uri": QUALITY_CONSTRAINTS, **changes})
+
     def program() -> None:
         reports = SecureBucket("reports", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        monitor = ModelMonitor(name, ModelMonitorArgs(**{
-            **PROD, "reports_bucket": reports, "drift_features": ["age"], "instance_type": "ml.m5.large",
-            "instance_count": 2, "volume_size_gb": 50, "max_runtime_seconds": 1800, "tags": {"team": "churn"},
-            **QUALITY, "model_quality_baseline_constraints_s3_uri": QUALITY_CONSTRAINTS, **changes}))
+        monitor = ModelMonitor(name, settings({
+            "baseline": BASELINE, "drift_features": ["age"], "instance_type": "ml.m5.large", "instance_count": 2,
+            "volume_size_gb": 50, "max_runtime_minutes": 30, "model_quality": section,
+        }), context(reports_bucket=reports, production=True, ground_truth_kms_key_arn=ground_truth_kms_key_arn,
+                    governance=Governance({"team": "churn"})))
         pulumi.export("monitor", {"jobArn": monitor.quality_job_definition.job_definition_arn,
                                   "jobName": monitor.quality_job_definition.job_definition_name,
                                   "scheduleName": monitor.quality_schedule.name, "alarmNames": monitor.alarm_names})
@@ -745,14 +782,14 @@ def test_model_quality_alarm_and_run_outcomes_notify_the_topic():
 @pytest.mark.parametrize("config, metric, description, statistic, operator, threshold", [
     (MULTICLASS, "accuracy", "accuracy below 0.8 (MulticlassClassification)", "Minimum", "LessThanThreshold", 0.8),
     (REGRESSION, "rmse", "rmse above 12.5 (Regression)", "Maximum", "GreaterThanThreshold", 12.5),
-    ({**REGRESSION, "model_quality_metric": "r2", "model_quality_threshold": 0.6}, "r2",
+    ({**REGRESSION, "metric": "r2", "threshold": 0.6}, "r2",
      "r2 below 0.6 (Regression)", "Minimum", "LessThanThreshold", 0.6),
-    ({**QUALITY, "model_quality_metric": "false_negative_rate", "model_quality_threshold": 0.1}, "false-negative-rate",
+    ({**QUALITY, "metric": "false_negative_rate", "threshold": 0.1}, "false-negative-rate",
      "false_negative_rate above 0.1 (BinaryClassification)", "Maximum", "GreaterThanThreshold", 0.1),
 ])
 def test_scores_alarm_below_and_errors_above_their_threshold(config, metric, description, statistic, operator,
                                                              threshold):
-    plan = quality_plan(**{k: None for k in QUALITY if k not in config}, **config)
+    plan = quality_plan(**{k: DROP for k in QUALITY if k not in config}, **config)
     alarm = plan.get(f"churn-quality-{metric}").inputs
     assert (alarm["alarmDescription"], alarm["metricName"], alarm["statistic"], alarm["comparisonOperator"],
             alarm["threshold"]) == (f"churn: model quality {description}", metric.replace("-", "_"), statistic,
@@ -762,7 +799,7 @@ def test_scores_alarm_below_and_errors_above_their_threshold(config, metric, des
     assert attributes == {k: v for k, v in (("inferenceAttribute", config.get("inference_attribute")),
                                             ("probabilityAttribute", config.get("probability_attribute")),
                                             ("probabilityThresholdAttribute",
-                                             config.get("probability_threshold_attribute"))) if v is not None}
+                                             config.get("probability_threshold"))) if v is not None}
 
 
 def test_the_role_reads_the_ground_truth_and_the_quality_baseline_and_publishes_model_metrics():
@@ -785,7 +822,7 @@ def test_the_role_reads_the_ground_truth_and_the_quality_baseline_and_publishes_
 
 def test_a_ground_truth_key_and_a_whole_bucket_narrow_the_read():
     plan = quality_plan(ground_truth_s3_uri="s3://ml-ground-truth/", ground_truth_kms_key_arn=CAPTURE_KEY,
-                        model_quality_baseline_constraints_s3_uri=None)
+                        baseline_constraints_s3_uri=DROP)
     assert statements(plan, "churn-execution-read-ground-truth") == [
         allow(["s3:ListBucket"], ["arn:aws:s3:::ml-ground-truth"], {"StringLike": {"s3:prefix": ["*"]}}),
         allow(["s3:GetObject"], ["arn:aws:s3:::ml-ground-truth/*"]),
@@ -807,61 +844,6 @@ def test_without_model_quality_nothing_changes():
     assert MQ_JOB not in plan.type_counts() and plan.type_counts()[SCHEDULE] == 1
     assert statements(plan, "churn-execution-metrics")[0]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": NAMESPACE}}
-
-
-DROP = object()  # a key left out of the section
-MODEL_QUALITY_CONFIG: dict[str, Any] = {
-    "ground_truth_s3_uri": GROUND_TRUTH, "problem_type": "BinaryClassification", "probability_attribute": "0",
-    "probability_threshold": 0.5, "threshold": 0.75}
-
-
-@pytest.mark.parametrize("changes, message", [
-    ({"problem_type": "Binary"},
-     "model_quality.problem_type: 'Binary' is not one of BinaryClassification, MulticlassClassification, Regression"),
-    ({"threshold": DROP}, "model_quality.threshold: Field required"),
-    ({"probability_threshold": DROP},
-     "model_quality: BinaryClassification needs probability_attribute and probability_threshold (where the "
-     "captured response holds the probability, and the probability from which it is positive)"),
-    ({"probability_threshold": 1}, "model_quality.probability_threshold: Input should be less than 1"),
-    ({"metric": "rmse"}, f"model_quality: metric 'rmse' is not published for BinaryClassification; use one of "
-                         f"{BINARY_METRICS}"),
-    ({"threshold": 2}, "model_quality: threshold (2.0) must be between 0 and 1, exclusive, for auc"),
-    ({"problem_type": "Regression", "probability_attribute": DROP, "probability_threshold": DROP},
-     "model_quality: Regression needs inference_attribute (where the captured response holds the prediction)"),
-    ({"problem_type": "MulticlassClassification", "inference_attribute": "0"},
-     "model_quality: probability_threshold applies only to BinaryClassification; drop it for MulticlassClassification"),
-    ({"inference_attribute": ""}, "model_quality.inference_attribute: String should have at least 1 character"),
-    ({"ground_truth": GROUND_TRUTH}, "model_quality.ground_truth: Extra inputs are not permitted"),
-])
-def test_model_quality_config_rejects_with_one_line(changes, message):
-    raw = {k: v for k, v in {**MODEL_QUALITY_CONFIG, **changes}.items() if v is not DROP}
-    assert config_error(MonitoringConfig, {"model_quality": raw}) == message
-
-
-@pytest.mark.parametrize("key, uri, kind", [
-    ("ground_truth_s3_uri", "ml-ground-truth/churn", "String should match pattern"),
-    ("ground_truth_s3_uri", "s3://Bad_Bucket/churn", "String should match pattern"),
-    ("ground_truth_s3_uri", "s3://ml-ground-truth", "String should match pattern"),
-    ("baseline_constraints_s3_uri", "s3://ml-baselines/churn/", "String should match pattern"),
-])
-def test_model_quality_config_uris_are_s3(key, uri, kind):
-    raw = {"model_quality": {**MODEL_QUALITY_CONFIG, key: uri}}
-    assert config_error(MonitoringConfig, raw).startswith(f"model_quality.{key}: {kind}")
-
-
-def test_monitor_args_maps_the_model_quality_section():
-    monitoring = MonitoringConfig(baseline=BASELINE, model_quality={
-        **MODEL_QUALITY_CONFIG, "metric": "f1", "baseline_constraints_s3_uri": QUALITY_CONSTRAINTS})
-    args = monitor_args(monitoring, AlertsConfig(), endpoint_name="prod-churn", capture_s3_uri=CAPTURE,
-                        reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS, production=True)
-    assert (args.ground_truth_s3_uri, args.problem_type, args.inference_attribute, args.probability_attribute,
-            args.probability_threshold_attribute, args.model_quality_metric, args.model_quality_threshold,
-            args.model_quality_baseline_constraints_s3_uri) == (
-        GROUND_TRUTH, "BinaryClassification", None, "0", 0.5, "f1", 0.75, QUALITY_CONSTRAINTS)
-    plain = monitor_args(MonitoringConfig(baseline=BASELINE), AlertsConfig(), endpoint_name="prod-churn",
-                         capture_s3_uri=CAPTURE, reports_bucket=FakeBucket(), vpc_id=VPC, subnet_ids=SUBNETS,
-                         production=True)
-    assert (plain.model_quality, plain.problem_type, plain.model_quality_threshold) == (False, None, None)
 
 
 def prod_with(project_copy, old: str = "", new: str = ""):

@@ -1,4 +1,5 @@
-"""Network: argument checks, every child of a managed VPC and its inputs, bring-your-own, the config section."""
+"""Network: its settings (a stack file's `network` section) and checks, every child of a managed VPC and its inputs,
+bring-your-own."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import pulumi_aws as aws
 import pytest
 from pydantic import ValidationError
 
-from emlops.components.network import INTERFACE_ENDPOINTS, LOG_RETENTION_DAYS, Network, NetworkArgs, subnet_cidrs
+from emlops.catalog.aws import LOG_RETENTION_DAYS
+from emlops.components.network import INTERFACE_ENDPOINTS, Network
+from emlops.components.network_args import (
+    ManagedNetworkSettings, NetworkContext, NetworkSettings, check_cidr_block, check_public_room, subnet_cidrs,
+)
+from emlops.components.settings import AtKey, Governance
 from emlops.catalog.requests import SUPPORTED_TYPES, to_api_request, validate_request
 from emlops.offline.mocks import AwsIdentity
 from emlops.offline.plan import Plan
-from emlops.program.config_network import ManagedNetworkConfig, managed_network_args
+from emlops.program.config import PlatformConfig
 from tests.conftest import ACCOUNT, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"
@@ -44,16 +50,28 @@ SERVICES = ["sagemaker.api", "sagemaker.runtime", "sagemaker.featurestore-runtim
 def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
+    assert not isinstance(caught.value, ValidationError)
     return str(caught.value)
 
 
-def managed(**changes: Any) -> NetworkArgs:
-    return NetworkArgs(**{"log_kms_key_arn": KEY_ARN, **changes})
+def managed(**section: Any) -> NetworkSettings:
+    """Settings from a stack file's `network: {managed: section}`."""
+    return NetworkSettings.model_validate({"managed": section})
 
 
-def network_plan(name: str = "net", identity: AwsIdentity | None = None, **changes: Any) -> Plan:
+def own(**changes: Any) -> NetworkSettings:
+    """Settings from a stack file's `network` section bringing a VPC."""
+    return NetworkSettings.model_validate({"vpc_id": BYO_VPC, "private_subnet_ids": BYO_SUBNETS, **changes})
+
+
+def context(**changes: Any) -> NetworkContext:
+    return NetworkContext(**{"log_kms_key_arn": KEY_ARN, **changes})
+
+
+def network_plan(name: str = "net", identity: AwsIdentity | None = None, governance: Governance = Governance(),
+                 **section: Any) -> Plan:
     def program() -> None:
-        network = Network(name, managed(**changes))
+        network = Network(name, managed(**section), context(governance=governance))
         export(network)
     return run_components(program, **({"identity": identity} if identity else {}))
 
@@ -66,113 +84,164 @@ def export(network: Network) -> None:
 
 @functools.cache
 def two_az_plan() -> Plan:
-    return network_plan(tags=USER_TAGS)
+    return network_plan(governance=Governance(USER_TAGS))
 
 
 @functools.cache
 def three_az_public_plan() -> Plan:
-    return network_plan(az_count=3, public_subnets=True, protect=True, flow_log_retention_days=731,
-                        permissions_boundary_arn=f"arn:aws:iam::{ACCOUNT}:policy/boundary")
+    return network_plan(az_count=3, public_subnets=True, flow_log_retention_days=731, governance=Governance(
+        permissions_boundary_arn=f"arn:aws:iam::{ACCOUNT}:policy/boundary", protect=True))
 
 
 def vpc_id(plan: Plan) -> str:
     return plan.outputs["vpc_id"]
 
 
-# -- arguments --------------------------------------------------------------------------------------
+# -- settings (a stack file's `network` section) ------------------------------------------------------
 
 RETENTIONS = ", ".join(map(str, LOG_RETENTION_DAYS))
-MANAGED_ONLY = "an existing network (vpc_id) creates nothing; drop"
+NOT_PRIVATE = "is not private; use a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)"
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"cidr_block": "10.0.0.0"}, "cidr_block '10.0.0.0' must be an IPv4 CIDR block like '10.0.0.0/16'"),
-    ({"cidr_block": "ten/16"}, "cidr_block 'ten/16' must be an IPv4 CIDR block like '10.0.0.0/16'"),
-    ({"cidr_block": "fd00::/48"}, "cidr_block 'fd00::/48' must be an IPv4 CIDR block like '10.0.0.0/16'"),
-    ({"cidr_block": "10.0.0.1/16"}, "cidr_block '10.0.0.1/16' has host bits set; use the network address "
-                                    "'10.0.0.0/16'"),
-    ({"cidr_block": "8.8.0.0/16"}, "cidr_block '8.8.0.0/16' is not private; use a block inside 10.0.0.0/8, "
-                                   "172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)"),
-    ({"cidr_block": "100.64.0.0/16"}, "cidr_block '100.64.0.0/16' is not private; use a block inside 10.0.0.0/8, "
-                                      "172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)"),
-    ({"cidr_block": "172.15.0.0/16"}, "cidr_block '172.15.0.0/16' is not private; use a block inside 10.0.0.0/8, "
-                                      "172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)"),
-    ({"cidr_block": "10.0.0.0/15"}, "cidr_block '10.0.0.0/15' must be /16 to /24"),
-    ({"cidr_block": "10.0.0.0/25"}, "cidr_block '10.0.0.0/25' must be /16 to /24"),
-    ({"cidr_block": "10.0.0.0/24", "public_subnets": True},
-     "public subnets need a cidr_block of /23 or larger (got /24): each is 1/32 of the VPC and AWS subnets are at "
-     "least /28"),
-    ({"az_count": 1}, "az_count (1) must be 2-6"),
-    ({"az_count": 7}, "az_count (7) must be 2-6"),
-    ({"availability_zones": "eu-west-1a"}, "availability_zones must be a list, e.g. ['eu-west-1a']"),
-    ({"availability_zones": ["eu-west-1a", "euw1-az2"]},
-     "availability zone 'euw1-az2' must be a zone name like 'eu-west-1a'"),
-    ({"availability_zones": ["eu-west-1a", "eu-west-1b", "eu-west-1a"]},
-     "availability_zones must be unique; got eu-west-1a, eu-west-1b, eu-west-1a"),
-    ({"az_count": 3, "availability_zones": ["eu-west-1a", "eu-west-1b"]},
-     "availability_zones has 2 zones; az_count (3) needs at least 3"),
-    ({"log_kms_key_arn": "alias/logs"},
-     "log_kms_key_arn 'alias/logs' must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"),
-    ({"flow_log_retention_days": 10},
-     f"flow_log_retention_days (10) must be a CloudWatch Logs retention: {RETENTIONS}"),
-    ({"private_subnet_ids": BYO_SUBNETS}, "private_subnet_ids, security_group_ids and vpc_cidr describe an existing "
-                                          "network; give vpc_id too (NetworkArgs.existing)"),
-    ({"vpc_cidr": "10.0.0.0/16"}, "private_subnet_ids, security_group_ids and vpc_cidr describe an existing "
-                                  "network; give vpc_id too (NetworkArgs.existing)"),
+def settings_error(section: dict[str, Any]) -> tuple[tuple, str, str | None]:
+    """(location, message, deeper key of an AtKey) of the one error validating a `network` section."""
+    with pytest.raises(ValidationError) as caught:
+        NetworkSettings.model_validate(section)
+    errors = caught.value.errors()
+    assert len(errors) == 1, errors
+    error = errors[0].get("ctx", {}).get("error")
+    return tuple(errors[0]["loc"]), errors[0]["msg"], error.path if isinstance(error, AtKey) else None
+
+
+@pytest.mark.parametrize("changes, loc, message", [
+    ({"cidr_block": "10.0.0.0"}, ("cidr_block",),
+     "Value error, '10.0.0.0' must be an IPv4 CIDR block like '10.0.0.0/16'"),
+    ({"cidr_block": "ten/16"}, ("cidr_block",), "Value error, 'ten/16' must be an IPv4 CIDR block like '10.0.0.0/16'"),
+    ({"cidr_block": "fd00::/48"}, ("cidr_block",),
+     "Value error, 'fd00::/48' must be an IPv4 CIDR block like '10.0.0.0/16'"),
+    ({"cidr_block": "10.0.0.1/16"}, ("cidr_block",),
+     "Value error, '10.0.0.1/16' has host bits set; use the network address '10.0.0.0/16'"),
+    ({"cidr_block": "8.8.0.0/16"}, ("cidr_block",), f"Value error, '8.8.0.0/16' {NOT_PRIVATE}"),
+    ({"cidr_block": "100.64.0.0/16"}, ("cidr_block",), f"Value error, '100.64.0.0/16' {NOT_PRIVATE}"),
+    ({"cidr_block": "172.15.0.0/16"}, ("cidr_block",), f"Value error, '172.15.0.0/16' {NOT_PRIVATE}"),
+    ({"cidr_block": "10.0.0.0/15"}, ("cidr_block",), "Value error, '10.0.0.0/15' must be /16 to /24"),
+    ({"cidr_block": "10.0.0.0/25"}, ("cidr_block",), "Value error, '10.0.0.0/25' must be /16 to /24"),
+    ({"cidr_block": "10.0.0.0/24", "public_subnets": True}, (),
+     "Value error, public subnets need a cidr_block of /23 or larger (got /24): each is 1/32 of the VPC and AWS "
+     "subnets are at least /28"),
+    ({"az_count": 1}, ("az_count",), "Input should be greater than or equal to 2"),
+    ({"az_count": 7}, ("az_count",), "Input should be less than or equal to 6"),
+    ({"availability_zones": "eu-west-1a"}, ("availability_zones",), "Input should be a valid list"),
+    ({"availability_zones": ["eu-west-1a", "euw1-az2"]}, ("availability_zones",),
+     "Value error, 'euw1-az2' is not a zone name like 'eu-west-1a'"),
+    ({"availability_zones": ["eu-west-1a", "eu-west-1b", "eu-west-1a"]}, ("availability_zones",),
+     "Value error, must be unique; got eu-west-1a, eu-west-1b, eu-west-1a"),
+    ({"az_count": 3, "availability_zones": ["eu-west-1a", "eu-west-1b"]}, (),
+     "Value error, availability_zones has 2 zones; az_count (3) needs at least 3"),
+    ({"flow_log_retention_days": 10}, ("flow_log_retention_days",),
+     f"Value error, 10 is not a CloudWatch Logs retention; allowed: {RETENTIONS}"),
+    ({"nat": True}, ("nat",), "Extra inputs are not permitted"),
+    ({"log_kms_key_arn": KEY_ARN}, ("log_kms_key_arn",), "Extra inputs are not permitted"),
 ])
-def test_managed_args_reject_with_a_message(changes, message):
-    assert error_of(lambda: managed(**changes)) == message
+def test_managed_settings_reject_with_a_message(changes, loc, message):
+    assert settings_error({"managed": changes}) == (("managed", *loc), message, None)
 
+
+def test_check_cidr_block_names_the_key_it_checks():
+    assert error_of(lambda: check_cidr_block("8.8.0.0/16")) == f"cidr_block '8.8.0.0/16' {NOT_PRIVATE}"
+    assert error_of(lambda: check_cidr_block("10.0.0.0/8", label="vpc")) == "vpc '10.0.0.0/8' must be /16 to /24"
+    assert error_of(lambda: check_public_room("192.168.0.0/24", True)) == (
+        "public subnets need a cidr_block of /23 or larger (got /24): each is 1/32 of the VPC and AWS subnets are at "
+        "least /28")
+    check_public_room("192.168.0.0/24", False)
+    check_public_room("192.168.0.0/23", True)
+
+
+def test_managed_settings_defaults_and_descriptions():
+    settings = ManagedNetworkSettings.model_validate({})
+    assert (settings.cidr_block, settings.az_count, settings.public_subnets, settings.flow_log_retention_days,
+            settings.availability_zones) == ("10.0.0.0/16", 2, False, 365, [])
+    descriptions = {name: f.description for name, f in ManagedNetworkSettings.model_fields.items()}
+    assert {name: d.rsplit("Default: ", 1)[1] for name, d in descriptions.items()} == {
+        "cidr_block": "10.0.0.0/16.", "az_count": "2.", "public_subnets": "false.", "flow_log_retention_days": "365.",
+        "availability_zones": "the region's available zones."}
+    assert (managed().is_managed, managed().zone_count, managed(az_count=3).zone_count) == (True, 2, 3)
+
+
+def test_the_stack_file_embeds_the_settings():
+    assert PlatformConfig.model_fields["network"].annotation == NetworkSettings | None
+
+
+BOTH = ("Value error, give either managed (a VPC emlops builds) or vpc_id and private_subnet_ids (your own VPC), "
+        "not both")
+SUBNET_LIKE = "is not a subnet id like 'subnet-0123456789abcdef0'"
+VPC_PATTERN = "String should match pattern '^vpc-([0-9a-f]{8}|[0-9a-f]{17})$'"
+
+
+@pytest.mark.parametrize("section, loc, message, at", [
+    ({}, (), "Value error, give managed (a VPC emlops builds) or vpc_id and private_subnet_ids (your own VPC)", None),
+    ({"managed": {}, "vpc_id": BYO_VPC}, (), f"{BOTH}; drop vpc_id or managed", "managed"),
+    ({"managed": {}, "vpc_id": BYO_VPC, "private_subnet_ids": BYO_SUBNETS}, (),
+     f"{BOTH}; drop vpc_id and private_subnet_ids or managed", "managed"),
+    ({"managed": {}, "private_subnet_ids": BYO_SUBNETS}, (), f"{BOTH}; drop private_subnet_ids or managed", "managed"),
+    ({"managed": {}, "vpc_cidr": "10.0.0.0/16"}, (),
+     "Value error, security_group_ids and vpc_cidr describe a network you bring; drop them with managed", None),
+    ({"managed": {}, "security_group_ids": BYO_SGS}, (),
+     "Value error, security_group_ids and vpc_cidr describe a network you bring; drop them with managed", None),
+    ({"vpc_id": BYO_VPC}, (), "Value error, field required with vpc_id (your VPC's private subnets, in at least two "
+     "availability zones)", "private_subnet_ids"),
+    ({"private_subnet_ids": BYO_SUBNETS}, (),
+     "Value error, field required with private_subnet_ids (the VPC of your subnets)", "vpc_id"),
+    ({"public_subnets": True, "vpc_id": BYO_VPC, "private_subnet_ids": BYO_SUBNETS}, ("public_subnets",),
+     "Extra inputs are not permitted", None),
+])
+def test_managed_or_your_own_network_not_both(section, loc, message, at):
+    assert settings_error(section) == (loc, message, at)
+
+
+@pytest.mark.parametrize("changes, loc, message", [
+    ({"vpc_id": "vpc-123"}, ("vpc_id",), VPC_PATTERN),
+    ({"vpc_id": "vpc-0123456789ABCDEF0"}, ("vpc_id",), VPC_PATTERN),
+    ({"private_subnet_ids": "subnet-0123456789abcdef0"}, ("private_subnet_ids",), "Input should be a valid list"),
+    ({"private_subnet_ids": BYO_SUBNETS[:1]}, ("private_subnet_ids",),
+     "List should have at least 2 items after validation, not 1"),
+    ({"private_subnet_ids": [BYO_SUBNETS[0], "subnet-xyz"]}, ("private_subnet_ids",),
+     f"Value error, 'subnet-xyz' {SUBNET_LIKE}"),
+    ({"private_subnet_ids": [BYO_SUBNETS[0], "sg-0123456789abcdef0"]}, ("private_subnet_ids",),
+     f"Value error, 'sg-0123456789abcdef0' {SUBNET_LIKE}"),
+    ({"private_subnet_ids": [BYO_SUBNETS[0], BYO_SUBNETS[0]]}, ("private_subnet_ids",),
+     "Value error, subnet ids must be unique"),
+    ({"security_group_ids": ["subnet-0123456789abcdef0"]}, ("security_group_ids",),
+     "Value error, 'subnet-0123456789abcdef0' is not a security group id like 'sg-0123456789abcdef0'"),
+    ({"security_group_ids": BYO_SGS * 2}, ("security_group_ids",), "Value error, security group ids must be unique"),
+    ({"security_group_ids": [f"sg-0123456789abcdef{i}" for i in range(6)]}, ("security_group_ids",),
+     "List should have at most 5 items after validation, not 6"),
+    ({"vpc_cidr": "10.0.0.0"}, ("vpc_cidr",), "Value error, '10.0.0.0' must be an IPv4 CIDR block like '10.0.0.0/16'"),
+    ({"vpc_cidr": "10.0.0.7/16"}, ("vpc_cidr",),
+     "Value error, '10.0.0.7/16' has host bits set; use the network address '10.0.0.0/16'"),
+    ({"vpc_cidr": "10.0.0.0/29"}, ("vpc_cidr",),
+     "Value error, '10.0.0.0/29' must be /16 to /28 (the sizes AWS allows for a VPC)"),
+])
+def test_your_own_network_settings_reject_with_a_message(changes, loc, message):
+    assert settings_error({"vpc_id": BYO_VPC, "private_subnet_ids": BYO_SUBNETS, **changes}) == (loc, message, None)
+
+
+# -- context ----------------------------------------------------------------------------------------
 
 def test_a_managed_network_without_its_log_key_is_refused_before_anything_is_created():
-    # the key may be filled in later (MlPlatform creates it); the component refuses to build without one
-    args = managed(log_kms_key_arn=None)
-    assert error_of(lambda: Network("ml", args)) == (
+    # outside a Pulumi program, registering the component would fail: this error comes before any registration
+    assert error_of(lambda: Network("ml", managed(), context(log_kms_key_arn=None))) == (
         "log_kms_key_arn is required: flow logs go to a KMS-encrypted log group")
 
 
-@pytest.mark.parametrize("args, message", [
-    (("vpc-123", BYO_SUBNETS), "vpc_id 'vpc-123' must be a VPC id like 'vpc-0123456789abcdef0'"),
-    (("vpc-0123456789ABCDEF0", BYO_SUBNETS),
-     "vpc_id 'vpc-0123456789ABCDEF0' must be a VPC id like 'vpc-0123456789abcdef0'"),
-    ((BYO_VPC, "subnet-0123456789abcdef0"),
-     "private_subnet_ids must be a list, e.g. ['subnet-0123456789abcdef0']"),
-    ((BYO_VPC, BYO_SUBNETS[:1]), "private_subnet_ids needs at least two subnets in different availability zones "
-                                 "(got 1)"),
-    ((BYO_VPC, [BYO_SUBNETS[0], "subnet-xyz"]),
-     "private_subnet_ids entry 'subnet-xyz' must look like 'subnet-0123456789abcdef0'"),
-    ((BYO_VPC, [BYO_SUBNETS[0], "sg-0123456789abcdef0"]),
-     "private_subnet_ids entry 'sg-0123456789abcdef0' must look like 'subnet-0123456789abcdef0'"),
-    ((BYO_VPC, [BYO_SUBNETS[0], BYO_SUBNETS[0]]),
-     "private_subnet_ids must be unique; got subnet-0123456789abcdef0, subnet-0123456789abcdef0"),
-    ((BYO_VPC, BYO_SUBNETS, ["subnet-0123456789abcdef0"]),
-     "security_group_ids entry 'subnet-0123456789abcdef0' must look like 'sg-0123456789abcdef0'"),
-    ((BYO_VPC, BYO_SUBNETS, BYO_SGS * 2),
-     "security_group_ids must be unique; got sg-0123456789abcdef0, sg-0123456789abcdef0"),
-    ((BYO_VPC, BYO_SUBNETS, (), "10.0.0.0"), "vpc_cidr '10.0.0.0' must be an IPv4 CIDR block like '10.0.0.0/16'"),
-    ((BYO_VPC, BYO_SUBNETS, (), "10.0.0.7/16"),
-     "vpc_cidr '10.0.0.7/16' has host bits set; use the network address '10.0.0.0/16'"),
-    ((BYO_VPC, BYO_SUBNETS, (), "10.0.0.0/29"),
-     "vpc_cidr '10.0.0.0/29' must be /16 to /28 (the sizes AWS allows for a VPC)"),
-])
-def test_existing_network_args_reject_with_a_message(args, message):
-    assert error_of(lambda: NetworkArgs.existing(*args)) == message
-
-
-@pytest.mark.parametrize("changes, dropped", [
-    ({"public_subnets": True}, "public_subnets"),
-    ({"log_kms_key_arn": KEY_ARN, "flow_log_retention_days": 30}, "log_kms_key_arn, flow_log_retention_days"),
-    ({"cidr_block": "10.1.0.0/16", "az_count": 3, "availability_zones": ["eu-west-1a"]},
-     "cidr_block, az_count, availability_zones"),
-])
-def test_existing_network_rejects_managed_only_settings(changes, dropped):
-    assert error_of(lambda: NetworkArgs(vpc_id=BYO_VPC, private_subnet_ids=BYO_SUBNETS, **changes)) == (
-        f"{MANAGED_ONLY} {dropped}")
+def test_your_own_network_refuses_a_log_key_before_anything_is_created():
+    assert error_of(lambda: Network("ml", own(), context())) == (
+        "a network you bring creates nothing: drop log_kms_key_arn")
 
 
 @pytest.mark.parametrize("name", ["net_1", "", "-net", "net-", "a" * 49, "réseau"])
 def test_network_name_is_checked_before_anything_is_created(name):
-    assert error_of(lambda: Network(name, managed())) == (
+    assert error_of(lambda: Network(name, managed(), context())) == (
         f"network name {name!r} must be 1-48 letters, digits and '-', starting and ending with a letter or digit")
 
 
@@ -446,7 +515,7 @@ def test_six_zones_in_a_small_vpc():
 def test_service_names_and_zones_follow_the_parents_provider():
     def program() -> None:
         provider = aws.Provider("west", region="us-west-2")
-        export(Network("net", managed(), opts=pulumi.ResourceOptions(providers=[provider])))
+        export(Network("net", managed(), context(), opts=pulumi.ResourceOptions(providers=[provider])))
     plan = run_components(program)
     provider_ref = plan.get("west", "pulumi:providers:aws").urn
     assert [r.inputs["serviceName"] for r in plan.by_type(ENDPOINT)] == [
@@ -459,8 +528,8 @@ def test_service_names_and_zones_follow_the_parents_provider():
 
 def test_existing_network_creates_nothing_and_exposes_the_same_outputs():
     def program() -> None:
-        export(Network("net", NetworkArgs.existing(BYO_VPC, BYO_SUBNETS, BYO_SGS, vpc_cidr="10.20.0.0/16",
-                                                   tags=USER_TAGS)))
+        export(Network("net", own(security_group_ids=BYO_SGS, vpc_cidr="10.20.0.0/16"),
+                       NetworkContext(governance=Governance(USER_TAGS))))
     plan = run_components(program)
     assert [(r.type, r.name) for r in plan.resources] == [(STACK, "emlops-test"), (COMPONENT, "net")]
     assert plan.outputs == {
@@ -470,68 +539,21 @@ def test_existing_network_creates_nothing_and_exposes_the_same_outputs():
 
 
 def test_existing_network_outputs_are_plain_values_for_existing_components():
-    network_args = NetworkArgs.existing(BYO_VPC, tuple(BYO_SUBNETS))
-    assert (network_args.managed, network_args.vpc_cidr, list(network_args.security_group_ids)) == (False, None, [])
+    settings = own()
+    assert (settings.is_managed, settings.zone_count, settings.vpc_cidr, settings.security_group_ids) == (
+        False, 2, None, [])
 
     captured: dict[str, Network] = {}
-    run_components(lambda: captured.setdefault("net", Network("net", network_args)))
+    run_components(lambda: captured.setdefault("net", Network("net", settings, NetworkContext())))
     network = captured["net"]
     assert (network.managed, network.vpc_id, network.vpc_cidr, network.private_subnet_ids,
             network.security_group_ids, network.endpoint_security_group_id, network.availability_zones) == (
         False, BYO_VPC, None, BYO_SUBNETS, [], None, [])
 
 
-# -- config section ---------------------------------------------------------------------------------
-
-def config_error(data: dict) -> tuple[tuple, str]:
-    with pytest.raises(ValidationError) as caught:
-        ManagedNetworkConfig.model_validate(data)
-    errors = caught.value.errors()
-    assert len(errors) == 1
-    return errors[0]["loc"], errors[0]["msg"].removeprefix("Value error, ")
-
-
-@pytest.mark.parametrize("data, loc, message", [
-    ({"cidr_block": "8.8.0.0/16"}, ("cidr_block",),
-     "'8.8.0.0/16' is not private; use a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)"),
-    ({"cidr_block": "10.0.0.1/16"}, ("cidr_block",), "'10.0.0.1/16' has host bits set; use the network address "
-                                                     "'10.0.0.0/16'"),
-    ({"cidr_block": "10.0.0.0/12"}, ("cidr_block",), "'10.0.0.0/12' must be /16 to /24"),
-    ({"cidr_block": "10.0.0.0"}, ("cidr_block",), "'10.0.0.0' must be an IPv4 CIDR block like '10.0.0.0/16'"),
-    ({"cidr_block": "10.0.0.0/24", "public_subnets": True}, (),
-     "public subnets need a cidr_block of /23 or larger (got /24): each is 1/32 of the VPC and AWS subnets are at "
-     "least /28"),
-    ({"az_count": 1}, ("az_count",), "Input should be greater than or equal to 2"),
-    ({"az_count": 7}, ("az_count",), "Input should be less than or equal to 6"),
-    ({"flow_log_retention_days": 10}, ("flow_log_retention_days",),
-     f"10 is not a CloudWatch Logs retention; allowed: {RETENTIONS}"),
-    ({"nat": True}, ("nat",), "Extra inputs are not permitted"),
-])
-def test_managed_network_config_rejects_with_a_message(data, loc, message):
-    assert config_error(data) == (loc, message)
-
-
-def test_managed_network_config_defaults_and_descriptions():
-    config = ManagedNetworkConfig.model_validate({})
-    assert (config.cidr_block, config.az_count, config.public_subnets, config.flow_log_retention_days) == (
-        "10.0.0.0/16", 2, False, 365)
-    descriptions = {name: f.description for name, f in ManagedNetworkConfig.model_fields.items()}
-    assert {name: d.rsplit("Default: ", 1)[1] for name, d in descriptions.items()} == {
-        "cidr_block": "10.0.0.0/16.", "az_count": "2.", "public_subnets": "false.", "flow_log_retention_days": "365."}
-
-
-def test_managed_network_config_maps_onto_the_component_args():
-    config = ManagedNetworkConfig.model_validate({"cidr_block": "10.8.0.0/16", "az_count": 3, "public_subnets": True,
-                                                  "flow_log_retention_days": 731})
-    args = managed_network_args(config, log_kms_key_arn=KEY_ARN, protect=True, tags={"a": "b"},
-                                permissions_boundary_arn=f"arn:aws:iam::{ACCOUNT}:policy/boundary")
-    assert args == NetworkArgs(cidr_block="10.8.0.0/16", az_count=3, public_subnets=True, flow_log_retention_days=731,
-                               log_kms_key_arn=KEY_ARN, protect=True, tags={"a": "b"},
-                               permissions_boundary_arn=f"arn:aws:iam::{ACCOUNT}:policy/boundary")
-
-
 def test_a_full_access_boundary_is_rejected_before_anything_is_created():
     # outside a Pulumi program, registering the component would fail: this error comes before any registration
     boundary = "arn:aws:iam::aws:policy/AmazonEC2FullAccess"
-    assert error_of(lambda: Network("net", managed(permissions_boundary_arn=boundary))) == (
+    governance = Governance(permissions_boundary_arn=boundary)
+    assert error_of(lambda: Network("net", managed(), context(governance=governance))) == (
         "a *FullAccess managed policy cannot serve as a permissions boundary")

@@ -1,33 +1,48 @@
-"""MlPlatform: argument checks, what one environment creates, protection, tags and the job role."""
+"""MlPlatform: settings checks, what one environment creates, protection, tags and the job role."""
 
 from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from typing import Any, Callable
 
 import pulumi
 import pytest
 
-from emlops.components.platform import MlPlatform, MlPlatformArgs
 from emlops.offline.plan import Plan
-from tests.conftest import ACCOUNT, REGION, run_components
+from emlops.program.config import ConfigError, PlatformConfig, parse_platform_config
+from emlops.program.platform import MlPlatform, PlatformContext
+from tests.conftest import ACCOUNT, BASE_SETTINGS, REGION, run_components, run_platform
 
 STACK = "pulumi:pulumi:Stack"
 PLATFORM = "emlops:index:MlPlatform"
 KMS_COMPONENT = "emlops:index:KmsKey"
 BUCKET_COMPONENT = "emlops:index:SecureBucket"
 ROLE_COMPONENT = "emlops:index:ServiceRole"
+FEATURES_COMPONENT = "emlops:index:FeatureStore"
 KEY = "aws:kms/key:Key"
 ALIAS = "aws:kms/alias:Alias"
 BUCKET = "aws:s3/bucket:Bucket"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 LOGGING = "aws:s3/bucketLogging:BucketLogging"
-TEAM_TAGS = {"owner": "ml-team", "cost-center": "cc-42"}
+TEAM_TAGS = {"owner": "ml-team", "cost-center": "cc-42", "data-classification": "internal"}
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/ml-boundary"
 VIA_S3 = {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}
+SOURCE = "stacks/Pulumi.test.yaml"
+# The platform holds datasets and runs SageMaker jobs (the datasets bucket, the model-builder role) only when
+# something uses them: models, training or feature groups. The smallest such platform holds one online-only
+# feature group (its store, role and group are the FeatureStore's, tested in test_feature_store) and no MLflow.
+CUSTOMERS = {"name": "customers", "features": [{"name": "customer_id", "type": "String"},
+                                               {"name": "event_time", "type": "Fractional"}],
+             "record_identifier": "customer_id", "event_time_feature": "event_time",
+             "online": {"enabled": True}, "offline": {"enabled": False}}
+NETWORK = {"vpc_id": "vpc-0123456789abcdef0",
+           "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}
+HOLDS_DATA = {"feature_groups": [CUSTOMERS], "registry": {"mlflow": {"kind": "none"}}}
 
 
 def error_of(factory: Callable[[], Any]) -> str:
@@ -36,15 +51,26 @@ def error_of(factory: Callable[[], Any]) -> str:
     return str(caught.value)
 
 
+def config_error(**settings: Any) -> str:
+    """The one line the stack-file validation reports for SETTINGS (on top of BASE_SETTINGS)."""
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config({**BASE_SETTINGS, **settings}, SOURCE)
+    return str(caught.value)
+
+
 @functools.lru_cache(maxsize=None)
 def _platform_plan(production: bool, boundary: str | None, retention: tuple[int, int]) -> Plan:
     noncurrent_days, access_log_days = retention
+    settings: dict[str, Any] = {
+        **HOLDS_DATA, "production": production,
+        "storage": {"noncurrent_version_retention_days": noncurrent_days,
+                    "access_log_retention_days": access_log_days}}
+    if boundary is not None:
+        settings["permission_boundary_arn"] = boundary
 
     def program() -> None:
-        platform = MlPlatform("ml", MlPlatformArgs(
-            environment="dev", tags=TEAM_TAGS, production=production, permissions_boundary_arn=boundary,
-            noncurrent_version_retention_days=noncurrent_days, access_log_retention_days=access_log_days,
-        ))
+        # run_platform's program (it serves no models), exporting what the tests compare against
+        platform = MlPlatform("ml", PlatformConfig.model_validate({**BASE_SETTINGS, **settings}), PlatformContext())
         pulumi.export("dataKeyArn", platform.data_key.arn)
         pulumi.export("roleArn", platform.model_builder_role.arn)
     return run_components(program)
@@ -52,7 +78,7 @@ def _platform_plan(production: bool, boundary: str | None, retention: tuple[int,
 
 def platform_plan(production: bool = False, boundary: str | None = None,
                   noncurrent_days: int = 90, access_log_days: int = 365) -> Plan:
-    """The plan of MlPlatform `ml` for environment `dev` (memoised: tests only read it)."""
+    """The plan of MlPlatform `ml` for environment `dev` holding data (memoised: tests only read it)."""
     return _platform_plan(production, boundary, (noncurrent_days, access_log_days))
 
 
@@ -66,40 +92,63 @@ def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
     return document["Statement"]
 
 
-# -- arguments --------------------------------------------------------------------------------------
+# -- settings ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("environment", ["Dev", "d", "a" * 17, "dev-", "-dev", "1dev", "dev_1", ""])
-def test_platform_args_reject_bad_environment_names(environment):
-    assert error_of(lambda: MlPlatformArgs(environment=environment)) == (
-        f"environment {environment!r} must be 2-16 lowercase letters, digits or '-'")
+def test_platform_settings_reject_bad_environment_names(environment):
+    assert config_error(environment=environment) == (
+        f"{SOURCE}: emlops:platform.environment: must be 2-16 lowercase letters, digits or '-', starting with a "
+        f"letter, got {environment!r}")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"kms_deletion_window_days": 6}, "kms_deletion_window_days (6) must be 7-30"),
-    ({"kms_deletion_window_days": 31}, "kms_deletion_window_days (31) must be 7-30"),
-    ({"noncurrent_version_retention_days": 0}, "noncurrent_version_retention_days (0) must be at least 1"),
-    ({"access_log_retention_days": 0}, "access_log_retention_days (0) must be at least 1"),
+@pytest.mark.parametrize("settings, message", [
+    ({"kms": {"deletion_window_days": 6}}, "kms.deletion_window_days: must be greater than or equal to 7, got 6"),
+    ({"kms": {"deletion_window_days": 31}}, "kms.deletion_window_days: must be less than or equal to 30, got 31"),
+    ({"storage": {"noncurrent_version_retention_days": 0}},
+     "storage.noncurrent_version_retention_days: must be greater than or equal to 1, got 0"),
+    ({"storage": {"access_log_retention_days": 0}},
+     "storage.access_log_retention_days: must be greater than or equal to 1, got 0"),
 ])
-def test_platform_args_reject_out_of_range_numbers(changes, message):
-    assert error_of(lambda: MlPlatformArgs(environment="dev", **changes)) == message
+def test_platform_settings_reject_out_of_range_numbers(settings, message):
+    assert config_error(**settings) == f"{SOURCE}: emlops:platform.{message}"
 
 
-def test_platform_args_accept_the_edges():
-    args = MlPlatformArgs(environment="p" + "1" * 15, kms_deletion_window_days=7,
-                          noncurrent_version_retention_days=1, access_log_retention_days=1)
-    assert (args.environment, args.kms_deletion_window_days) == ("p111111111111111", 7)
+def test_platform_settings_accept_the_edges():
+    config = parse_platform_config({
+        **BASE_SETTINGS, "environment": "p" + "1" * 15, "kms": {"deletion_window_days": 7},
+        "storage": {"noncurrent_version_retention_days": 1, "access_log_retention_days": 1}}, SOURCE)
+    assert (config.environment, config.kms.deletion_window_days) == ("p111111111111111", 7)
+    assert (config.storage.noncurrent_version_retention_days, config.storage.access_log_retention_days) == (1, 1)
 
 
 def test_platform_refuses_a_full_access_boundary_for_its_role():
-    args = MlPlatformArgs(environment="dev", permissions_boundary_arn="arn:aws:iam::aws:policy/AmazonS3FullAccess")
-    assert error_of(lambda: run_components(lambda: MlPlatform("ml", args))) == (
+    settings = {**HOLDS_DATA, "permission_boundary_arn": "arn:aws:iam::aws:policy/AmazonS3FullAccess"}
+    assert error_of(lambda: run_platform(settings, name="ml")) == (
         "a *FullAccess managed policy cannot serve as a permissions boundary")
+
+
+def test_a_self_hosted_mlflow_server_needs_its_backend_store_uri_before_anything_is_created():
+    settings = PlatformConfig.model_validate({
+        **BASE_SETTINGS, "network": NETWORK, "registry": {"mlflow": {"kind": "kubernetes"}},
+        "training": {"kind": "eks", "eks": {"admin_role_arns": [f"arn:aws:iam::{ACCOUNT}:role/emlops-deploy"]}}})
+    raised: list[str] = []
+
+    def program() -> None:
+        try:
+            MlPlatform("ml", settings, PlatformContext())  # no mlflow_backend_store_uri
+        except ValueError as exc:
+            raised.append(str(exc))
+    plan = run_components(program)
+    assert (raised, [r.type for r in plan.resources]) == (
+        ["a self-hosted MLflow server needs its backend store URI (a secret)"], [STACK])
 
 
 # -- what it creates --------------------------------------------------------------------------------
 
 def test_platform_creates_one_key_three_buckets_and_one_role():
-    assert platform_plan().type_counts() == {
+    # the feature store's: its component, its role (an online store needs no inline policy) and its group
+    feature_store = Counter({FEATURES_COMPONENT: 1, ROLE_COMPONENT: 1, ROLE: 1, FEATURE_GROUP: 1})
+    assert platform_plan().type_counts() == feature_store + Counter({
         STACK: 1, PLATFORM: 1,
         KMS_COMPONENT: 1, KEY: 1, ALIAS: 1,
         BUCKET_COMPONENT: 3, BUCKET: 3,
@@ -110,7 +159,7 @@ def test_platform_creates_one_key_three_buckets_and_one_role():
         "aws:s3/bucketPolicy:BucketPolicy": 3,
         LIFECYCLE: 3, LOGGING: 2,
         ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 3,
-    }
+    })
 
 
 def test_platform_direct_children_are_its_components_named_after_it():
@@ -123,6 +172,7 @@ def test_platform_direct_children_are_its_components_named_after_it():
         (BUCKET_COMPONENT, "ml-datasets"),
         (BUCKET_COMPONENT, "ml-artifacts"),
         (ROLE_COMPONENT, "ml-model-builder"),
+        (FEATURES_COMPONENT, "ml-features"),
     ]
 
 
@@ -135,7 +185,8 @@ def protected(plan: Plan) -> dict[str, set[tuple[str, str]]]:
 
 def test_production_protects_and_retains_exactly_the_stateful_resources():
     stateful = {(KEY, "ml-data-key"), (BUCKET, "ml-access-logs-bucket"),
-                (BUCKET, "ml-datasets-bucket"), (BUCKET, "ml-artifacts-bucket")}
+                (BUCKET, "ml-datasets-bucket"), (BUCKET, "ml-artifacts-bucket"),
+                (FEATURE_GROUP, "ml-features-customers")}
     assert protected(platform_plan(production=True)) == {"protect": stateful, "retainOnDelete": stateful}
 
 
@@ -148,9 +199,12 @@ def test_every_taggable_resource_carries_team_environment_and_managed_by_tags(pr
     plan = platform_plan(production=production)
     tagged = {r.name: r.inputs["tags"] for r in plan.resources if "tags" in r.inputs}
     expected = {**TEAM_TAGS, "environment": "dev", "managed-by": "emlops"}
-    assert tagged == {name: expected for name in (
-        "ml-data-key", "ml-access-logs-bucket", "ml-datasets-bucket", "ml-artifacts-bucket",
-        "ml-model-builder-role")}
+    assert tagged == {
+        **{name: expected for name in (
+            "ml-data-key", "ml-access-logs-bucket", "ml-datasets-bucket", "ml-artifacts-bucket",
+            "ml-model-builder-role")},
+        **{name: {**expected, "feature-store": "ml-features"} for name in (
+            "ml-features-execution-role", "ml-features-customers")}}
 
 
 def test_permissions_boundary_reaches_the_role():
@@ -279,15 +333,9 @@ def test_access_logs_expire_after_the_retention(access_log_days):
 
 
 def test_a_registry_only_platform_holds_no_datasets_and_runs_no_jobs():
-    from emlops.components.registry import ModelRegistryArgs
-
-    plan = run_components(lambda: MlPlatform("shared", MlPlatformArgs(
-        environment="shared", datasets=False, registry=ModelRegistryArgs(model_names=["churn"], mlflow_kind="none"))))
+    # no models, training or feature groups: the datasets bucket and the job role have nothing to serve
+    plan = run_platform({"environment": "shared",
+                         "registry": {"package_groups": ["churn"], "mlflow": {"kind": "none"}}})
     assert [b.name for b in plan.by_type("aws:s3/bucket:Bucket")] == ["shared-access-logs-bucket",
                                                                       "shared-artifacts-bucket"]
     assert plan.by_type("aws:iam/role:Role") == []
-    from emlops.components.training import TrainingClusterArgs
-
-    assert error_of(lambda: MlPlatformArgs(environment="shared", datasets=False,
-                                           training=TrainingClusterArgs(kind="sagemaker"))) == (
-        "models, training and a feature store need the datasets bucket (datasets=True)")

@@ -8,13 +8,14 @@ import json
 import pulumi_aws as aws
 import pytest
 
-from emlops.components.endpoint import ModelEndpoint, ModelEndpointArgs, Variant
+from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
 from emlops.components.feature_store import Feature, FeatureGroupSpec, FeatureStore, FeatureStoreArgs
 from emlops.components.kms import KmsKey, KmsKeyArgs
 import pulumi_aws_native as aws_native
-from emlops.components.monitoring import ModelMonitor, ModelMonitorArgs
-from emlops.components.registry import ModelRegistry, ModelRegistryArgs
-from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
+from emlops.components.monitoring import ModelMonitor, MonitorContext, MonitoringSettings
+from emlops.components.registry import ModelRegistry, RegistryContext, RegistrySettings
+from emlops.components.retraining import RetrainingContext, RetrainingPipeline, RetrainingSettings
+from emlops.components.settings import Governance, Placement
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.guardrails import RULES, Settings
 from emlops.offline.plan import Plan
@@ -37,29 +38,33 @@ def good_plan() -> Plan:
     def program() -> None:
         key = KmsKey("ml", KmsKeyArgs(description="Encrypts ML data", protect=True, tags=TAGS))
         capture = SecureBucket("capture", SecureBucketArgs(kms_key_arn=key.arn, protect=True, tags=TAGS))
-        endpoint = ModelEndpoint("churn", ModelEndpointArgs(
-            model_data_prefix=PREFIX, image_uri=IMAGE, vpc_id=VPC, subnet_ids=SUBNETS,
-            variants=[Variant("primary", "ml.m5.large", 2)], kms_key_arn=key.arn, data_capture_bucket=capture,
-            deployment_strategy="canary", autoscaling_min=2, autoscaling_max=4, permissions_boundary_arn=BOUNDARY,
-            tags=TAGS))
-        ModelMonitor("churn-monitor", ModelMonitorArgs(
+        endpoint = ModelEndpoint("churn", EndpointSettings.model_validate({
+            "variants": [{"name": "primary", "instance_type": "ml.m5.large", "initial_instance_count": 2}],
+            "deployment": {"strategy": "canary"}, "autoscaling": {"min_instances": 2, "max_instances": 4},
+        }), EndpointContext(
+            artifact=ModelArtifact(PREFIX, compressed=False), image_uri=IMAGE, placement=Placement(VPC, SUBNETS),
+            kms_key_arn=key.arn, capture_bucket=capture, governance=Governance(TAGS, BOUNDARY)))
+        ModelMonitor("churn-monitor", MonitoringSettings.model_validate({
+            "baseline": {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS},
+            "model_quality": {"ground_truth_s3_uri": "s3://ml-ground-truth/churn/",
+                              "problem_type": "BinaryClassification", "probability_attribute": "0",
+                              "probability_threshold": 0.5, "threshold": 0.75},
+        }), MonitorContext(
             endpoint_name=endpoint.endpoint_name, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=capture,
-            vpc_id=VPC, subnet_ids=SUBNETS, production=True, baseline_statistics_s3_uri=STATISTICS,
-            baseline_constraints_s3_uri=CONSTRAINTS, permissions_boundary_arn=BOUNDARY, protect=True, tags=TAGS,
-            ground_truth_s3_uri="s3://ml-ground-truth/churn/", problem_type="BinaryClassification",
-            probability_attribute="0", probability_threshold_attribute=0.5, model_quality_threshold=0.75,
-            region="eu-west-1"))
+            placement=Placement(VPC, SUBNETS), production=True, region="eu-west-1",
+            governance=Governance(TAGS, BOUNDARY, protect=True)))
         FeatureStore("features", FeatureStoreArgs([FeatureGroupSpec(
             name="customers", features=FEATURES, record_identifier="customer_id", event_time_feature="event_time",
             online_store=True)], kms_key_arn=key.arn, offline_bucket=capture, permissions_boundary_arn=BOUNDARY,
             protect=True, tags=TAGS))
-        ModelRegistry("registry", ModelRegistryArgs(model_names=["churn"], consumer_account_ids=["222222222222"],
-                                                    registry_account_id=ACCOUNT, mlflow_kind="none",
-                                                    kms_key_arn=key.arn, protect=True, tags=TAGS))
-        RetrainingPipeline("churn-retraining", RetrainingPipelineArgs(
-            model_name="churn", pipeline_name="prod-churn-retraining", training_image_uri=TRAINING_IMAGE,
+        ModelRegistry("registry", RegistrySettings.model_validate({
+            "mlflow": {"kind": "none"}, "consumer_account_ids": ["222222222222"],
+        }), RegistryContext(account_id=ACCOUNT, model_groups=["churn"], kms_key_arn=key.arn,
+                            governance=Governance(TAGS, protect=True)))
+        RetrainingPipeline("churn-retraining", RetrainingSettings(training_image=TRAINING_IMAGE), RetrainingContext(
+            model_name="churn", pipeline_name="prod-churn-retraining",
             input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/",
-            kms_key_arn=key.arn, permissions_boundary_arn=BOUNDARY, protect=True, tags=TAGS))
+            kms_key_arn=key.arn, governance=Governance(TAGS, BOUNDARY, protect=True)))
     return run_components(program)
 
 
@@ -183,9 +188,10 @@ def test_every_rule_passes_the_good_ml_plan_and_the_monitor_topic_is_encrypted()
 
 
 def test_serverless_endpoints_are_excused_from_volume_key_vpc_and_isolation():
-    plan = run_components(lambda: ModelEndpoint("churn", ModelEndpointArgs(
-        model_data_url="s3://ml-artifacts/models/churn/model.tar.gz", image_uri=IMAGE, serverless_memory_mb=2048,
-        network_isolation=False, tags=TAGS)))
+    plan = run_components(lambda: ModelEndpoint(
+        "churn", EndpointSettings.model_validate({"serverless": {"memory_mb": 2048}, "network_isolation": False}),
+        EndpointContext(ModelArtifact("s3://ml-artifacts/models/churn/model.tar.gz"), IMAGE,
+                        governance=Governance(TAGS))))
     assert plan.get("churn-model").inputs["enableNetworkIsolation"] is False
     assert "vpcConfig" not in plan.get("churn-model").inputs and "kmsKeyArn" not in plan.get("churn-config").inputs
     assert {rule: findings(plan, rule, DEV) for rule in RULES} == {rule: [] for rule in RULES}

@@ -1,4 +1,4 @@
-"""ModelRegistry: package groups and their cross-account policies, the MLflow server of each kind, checks, config."""
+"""ModelRegistry: package groups and their cross-account policies, the MLflow server of each kind, checks, settings."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from emlops.components.registry import ENTITY_NAME_PATTERN, MLFLOW_IMAGE, ModelRegistry, ModelRegistryArgs
+from emlops.components.registry import ModelRegistry
+from emlops.components.registry_args import (
+    ENTITY_NAME_PATTERN, MLFLOW_IMAGE, ClusterAccess, MlflowSettings, RegistryContext, RegistrySettings,
+)
+from emlops.components.settings import Governance
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.catalog.requests import to_api_request, validate_request
 from emlops.offline.plan import Plan, PlanResource
-from emlops.program.config_registry import RegistryFields, RegistryMlflowConfig
+from emlops.program.config_models import RegistryConfig
 from tests.conftest import ACCOUNT, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"
@@ -36,11 +40,13 @@ TAGS = {"team": "ml", "model-registry": "registry"}
 VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
 KMS_USE = ["kms:DescribeKey", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom",
            "kms:ReEncryptTo"]
+NO_MLFLOW = {"mlflow": {"kind": "none"}}
 
 
 def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
+    assert not isinstance(caught.value, ValidationError)
     return str(caught.value)
 
 
@@ -50,12 +56,21 @@ def statements(resource: PlanResource, key: str = "policy") -> list[dict[str, An
     return document["Statement"]
 
 
-def kubernetes_args(provider: pulumi.ProviderResource, **changes: Any) -> ModelRegistryArgs:
-    # no Output is made here: the args of the check tests are built outside any Pulumi program
-    return ModelRegistryArgs(**{
-        "model_names": ["churn"], "mlflow_kind": "kubernetes", "kubernetes_provider": provider,
-        "oidc_provider_arn": OIDC_ARN, "oidc_issuer_url": f"https://{ISSUER_HOST}",
-        "backend_store_uri": DB_URI, "tags": {"team": "ml"}, **changes,
+def settings(**section: Any) -> RegistrySettings:
+    """Settings from a dict shaped like a stack file's `registry` section."""
+    return RegistrySettings.model_validate(section)
+
+
+def kubernetes_settings(**mlflow: Any) -> RegistrySettings:
+    return settings(mlflow={"kind": "kubernetes", **mlflow})
+
+
+def kubernetes_context(provider: pulumi.ProviderResource, **changes: Any) -> RegistryContext:
+    # no Output is made here: the contexts of the check tests are built outside any Pulumi program
+    return RegistryContext(**{
+        "account_id": ACCOUNT, "model_groups": ["churn"],
+        "cluster": ClusterAccess(provider, OIDC_ARN, f"https://{ISSUER_HOST}"),
+        "backend_store_uri": DB_URI, "governance": Governance({"team": "ml"}), **changes,
     })
 
 
@@ -68,13 +83,9 @@ def names_and_types(plan: Plan, urn: str) -> list[tuple[str, str]]:
     return [(r.type, r.name) for r in plan.children(urn)]
 
 
-# -- arguments --------------------------------------------------------------------------------------
+# -- settings (the stack file's `registry` section) ----------------------------------------------------
 
-BAD_MODEL = ("model name {!r} must be 1-63 ASCII letters, digits and '-', starting and ending with a letter or "
-             "digit (a SageMaker model package group name)")
-
-
-def test_model_names_follow_the_api_pattern_of_model_package_group_names():
+def test_group_names_follow_the_api_pattern_of_model_package_group_names():
     import botocore.session
 
     shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("EntityName")
@@ -83,66 +94,106 @@ def test_model_names_follow_the_api_pattern_of_model_package_group_names():
     assert operation.input_shape.members["ModelPackageGroupName"].name == "EntityName"
 
 
-@pytest.mark.parametrize("changes, message", [
-    *[({"model_names": [bad]}, BAD_MODEL.format(bad))
-      for bad in ("churn_v2", "-churn", "churn-", "a" * 64, "", "modèle")],
-    ({"model_names": "churn"}, "model_names must be a list, e.g. ['churn']"),
-    ({"model_names": ["churn", "fraud", "churn"]}, "model names must be unique; repeated: churn"),
-    ({"model_descriptions": {"fraud": "x"}}, "model_descriptions names models not in model_names: fraud"),
-    ({"consumer_account_ids": ["21098765432"]},
-     "consumer account id '21098765432' must be a 12-digit AWS account id (quoted)"),
-    ({"consumer_account_ids": [210987654321]},
-     "consumer account id 210987654321 must be a 12-digit AWS account id (quoted)"),
-    ({"consumer_account_ids": STAGING}, f"consumer_account_ids must be a list, e.g. [{STAGING!r}]"),
-    ({"consumer_account_ids": [STAGING]},
-     "consumer_account_ids and publisher_account_ids need registry_account_id (the account the registry deploys "
-     "into), which may not be listed"),
-    ({"publisher_account_ids": [PROD]},
-     "consumer_account_ids and publisher_account_ids need registry_account_id (the account the registry deploys "
-     "into), which may not be listed"),
-    ({"publisher_account_ids": ["1"], "registry_account_id": ACCOUNT},
-     "publisher account id '1' must be a 12-digit AWS account id (quoted)"),
-    ({"publisher_account_ids": [ACCOUNT], "registry_account_id": ACCOUNT},
-     f"publisher account {ACCOUNT} is the registry's own account; list only the accounts models are registered "
-     "from"),
-    ({"image_repositories": ["Churn"]},
-     "image repository 'Churn' must be an ECR repository name (lowercase letters, digits and '.', '_', '-', '/' "
+def test_settings_defaults():
+    assert RegistrySettings().model_dump() == {
+        "mlflow": {"kind": "sagemaker", "size": "Small", "maintenance_window": None, "version": None,
+                   "namespace": "mlflow", "image": MLFLOW_IMAGE, "replicas": 2, "cpu_request": "500m",
+                   "cpu_limit": "2", "memory": "2Gi"},
+        "consumer_account_ids": [], "publisher_account_ids": [], "package_groups": [], "image_repositories": []}
+    # the stack file's section is the component's settings plus where the stack's registry lives
+    assert RegistryConfig().model_dump() == {**RegistrySettings().model_dump(), "shared_stack": None,
+                                             "mlflow_tracking_uri": None}
+
+
+WINDOW_PATTERN = "String should match pattern '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\\d|2[0-3]):([0-5]\\d)$'"
+QUANTITY_PATTERN = "String should match pattern '^[0-9]+(\\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$'"
+
+
+@pytest.mark.parametrize("section, loc, message", [
+    ({"package_groups": ["churn_v2"]}, ("package_groups",),
+     "Value error, 'churn_v2' is not a model package group name (1-63 letters, digits and '-', starting and ending "
+     "with a letter or digit)"),
+    ({"package_groups": "churn"}, ("package_groups",), "Input should be a valid list"),
+    ({"package_groups": ["churn", "fraud", "churn"]}, ("package_groups",),
+     "Value error, group names must be unique; repeated: churn"),
+    ({"consumer_account_ids": ["21098765432"]}, ("consumer_account_ids",),
+     "Value error, '21098765432' is not a 12-digit AWS account id (quote it: '123456789012')"),
+    ({"consumer_account_ids": [210987654321]}, ("consumer_account_ids", 0), "Input should be a valid string"),
+    ({"consumer_account_ids": STAGING}, ("consumer_account_ids",), "Input should be a valid list"),
+    ({"consumer_account_ids": [STAGING, PROD, STAGING]}, ("consumer_account_ids",),
+     f"Value error, account ids must be unique; repeated: {STAGING}"),
+    ({"publisher_account_ids": ["1"]}, ("publisher_account_ids",),
+     "Value error, '1' is not a 12-digit AWS account id (quote it: '123456789012')"),
+    ({"image_repositories": ["Churn"]}, ("image_repositories",),
+     "Value error, 'Churn' is not an ECR repository name (2-256 lowercase letters, digits and '.', '_', '-', '/' "
      "between them)"),
-    ({"consumer_account_ids": [STAGING, PROD, STAGING]}, f"consumer account ids must be unique; repeated: {STAGING}"),
-    ({"consumer_account_ids": [STAGING, ACCOUNT], "registry_account_id": ACCOUNT},
-     f"consumer account {ACCOUNT} is the registry's own account; list only the accounts models are promoted to"),
-    ({"registry_account_id": "12345"}, "registry_account_id '12345' must be a 12-digit AWS account id"),
-    ({"mlflow_kind": "ec2"}, "mlflow_kind 'ec2' must be sagemaker, kubernetes or none"),
-    ({"tracking_server_size": "XLarge"}, "tracking_server_size 'XLarge' must be Small, Medium or Large"),
-    ({"weekly_maintenance_window_start": "Tuesday:03:30"},
-     "weekly_maintenance_window_start 'Tuesday:03:30' must look like 'Tue:03:30' (UTC)"),
-    ({"weekly_maintenance_window_start": "Tue:24:00"},
-     "weekly_maintenance_window_start 'Tue:24:00' must look like 'Tue:03:30' (UTC)"),
-    ({"mlflow_version": "latest"}, "mlflow_version 'latest' must look like '3.0' or '2.16.2'"),
-    ({"mlflow_kind": "kubernetes"},
-     "mlflow_kind 'kubernetes' needs kubernetes_provider, oidc_provider_arn, oidc_issuer_url, backend_store_uri "
-     "(the EKS cluster's provider and OIDC provider, and a secret backend store URI)"),
-    ({"mlflow_kind": "kubernetes", "kubernetes_provider": object(), "oidc_provider_arn": OIDC_ARN,
-      "backend_store_uri": "x"},
-     "mlflow_kind 'kubernetes' needs oidc_issuer_url (the EKS cluster's provider and OIDC provider, and a secret "
-     "backend store URI)"),
-    ({"mlflow_kind": "kubernetes", "kubernetes_provider": "k8s", "oidc_provider_arn": OIDC_ARN,
-      "oidc_issuer_url": "https://x", "backend_store_uri": "x"},
-     "kubernetes_provider must be a pulumi_kubernetes.Provider"),
+    ({"mlflow": {"kind": "ec2"}}, ("mlflow", "kind"), "Input should be 'sagemaker', 'kubernetes' or 'none'"),
+    ({"mlflow": {"size": "XLarge"}}, ("mlflow", "size"), "Input should be 'Small', 'Medium' or 'Large'"),
+    ({"mlflow": {"maintenance_window": "Tuesday:03:30"}}, ("mlflow", "maintenance_window"), WINDOW_PATTERN),
+    ({"mlflow": {"maintenance_window": "Tue:24:00"}}, ("mlflow", "maintenance_window"), WINDOW_PATTERN),
+    ({"mlflow": {"version": "latest"}}, ("mlflow", "version"),
+     "String should match pattern '^[0-9]+\\.[0-9]+(\\.[0-9]+)?$'"),
+    ({"mlflow": {"version": "3.0." + "1" * 13}}, ("mlflow", "version"), "String should have at most 16 characters"),
+    ({"mlflow": {"kind": "kubernetes", "version": "3.0"}}, ("mlflow",),
+     "Value error, version only apply to kind 'sagemaker' (got kind 'kubernetes')"),
+    ({"mlflow": {"kind": "kubernetes", "namespace": "ML_flow"}}, ("mlflow", "namespace"),
+     "String should match pattern '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"),
+    ({"mlflow": {"kind": "kubernetes", "replicas": 0}}, ("mlflow", "replicas"),
+     "Input should be greater than or equal to 1"),
+    ({"mlflow": {"kind": "kubernetes", "cpu_limit": "two"}}, ("mlflow", "cpu_limit"), QUANTITY_PATTERN),
+    ({"mlflow": {"kind": "kubernetes", "memory": "2GB"}}, ("mlflow", "memory"), QUANTITY_PATTERN),
+    ({"mlflow": {"sizes": "Small"}}, ("mlflow", "sizes"), "Extra inputs are not permitted"),
 ])
-def test_registry_args_reject_with_a_message(changes, message):
-    assert error_of(lambda: ModelRegistryArgs(**{"model_names": ["churn"], **changes})) == message
+def test_settings_reject_with_the_failing_fields_message(section, loc, message):
+    with pytest.raises(ValidationError) as caught:
+        RegistrySettings.model_validate(section)
+    assert [(error["loc"], error["msg"]) for error in caught.value.errors()] == [(loc, message)]
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"namespace": "ML_flow"}, "namespace 'ML_flow' must be at most 63 lowercase letters, digits and '-', "
-                               "starting and ending with a letter or digit"),
-    ({"replicas": 0}, "replicas (0) must be 1-10"),
-    ({"cpu_limit": "two"}, "cpu_limit 'two' must be a Kubernetes quantity like '500m' or '2Gi'"),
-    ({"memory": "2GB"}, "memory '2GB' must be a Kubernetes quantity like '500m' or '2Gi'"),
+def test_the_stack_files_section_is_the_components_settings():
+    config = RegistryConfig.model_validate({"mlflow": {"size": "Large", "maintenance_window": "Sat:04:00",
+                                                       "version": "3.0"}, "consumer_account_ids": [STAGING, PROD]})
+    assert isinstance(config, RegistrySettings) and isinstance(config.mlflow, MlflowSettings)
+    assert (config.mlflow.size, config.mlflow.maintenance_window, config.consumer_account_ids) == (
+        "Large", "Sat:04:00", [STAGING, PROD])
+
+
+# -- context (what the platform supplies) ---------------------------------------------------------------
+
+BAD_GROUP = ("model package group {!r} must be 1-63 ASCII letters, digits and '-', starting and ending with a letter "
+             "or digit")
+
+
+@pytest.mark.parametrize("section, changes, message", [
+    *[({}, {"model_groups": [bad]}, BAD_GROUP.format(bad))
+      for bad in ("churn_v2", "-churn", "churn-", "a" * 64, "", "modèle")],
+    ({}, {"account_id": "12345"}, "account_id '12345' must be a 12-digit AWS account id"),
+    ({"consumer_account_ids": [STAGING, ACCOUNT]}, {},
+     f"consumer_account_ids: {ACCOUNT!r} is the registry's own account; list only the accounts that consume it"),
+    ({"publisher_account_ids": [ACCOUNT]}, {},
+     f"publisher_account_ids: {ACCOUNT!r} is the registry's own account; list only the accounts that publish into "
+     "it"),
+    ({}, {"descriptions": {"fraud": "x"}},
+     "announced_groups and descriptions name groups the registry does not hold: fraud"),
+    ({"package_groups": ["pricing"]}, {"announced_groups": ["pricing", "fraud"], "descriptions": {"aaa": "x"}},
+     "announced_groups and descriptions name groups the registry does not hold: aaa, fraud"),
 ])
-def test_kubernetes_args_reject_with_a_message(changes, message):
-    assert error_of(lambda: kubernetes_args(unregistered_provider(), **changes)) == message
+def test_context_is_checked_before_anything_is_created(section, changes, message):
+    context = RegistryContext(**{"account_id": ACCOUNT, "model_groups": ["churn"], **changes})
+    assert error_of(lambda: context.check(settings(**section))) == message
+    # outside a Pulumi program registering the component would fail: the error comes before any registration
+    assert error_of(lambda: ModelRegistry("registry", settings(**section), context)) == message
+
+
+KUBERNETES_NEEDS = ("mlflow kind 'kubernetes' needs the EKS cluster (cluster) and a secret backend store URI "
+                    "(backend_store_uri)")
+
+
+@pytest.mark.parametrize("changes", [{"cluster": None}, {"backend_store_uri": None},
+                                     {"cluster": None, "backend_store_uri": None}])
+def test_kubernetes_kind_needs_the_cluster_and_a_backend_store(changes):
+    context = kubernetes_context(unregistered_provider(), **changes)
+    assert error_of(lambda: ModelRegistry("registry", kubernetes_settings(), context)) == KUBERNETES_NEEDS
 
 
 @pytest.mark.parametrize("name, kind, message", [
@@ -152,18 +203,22 @@ def test_kubernetes_args_reject_with_a_message(changes, message):
                                "starting with a letter (it names Kubernetes objects)"),
 ])
 def test_registry_name_is_checked_before_anything_is_created(name, kind, message):
-    args = ModelRegistryArgs(model_names=["churn"]) if kind == "sagemaker" else kubernetes_args(unregistered_provider())
+    if kind == "sagemaker":
+        registry_settings, context = settings(), RegistryContext(account_id=ACCOUNT, model_groups=["churn"])
+    else:
+        registry_settings, context = kubernetes_settings(), kubernetes_context(unregistered_provider())
     # outside a Pulumi program registering the component would fail: the error comes before any registration
-    assert error_of(lambda: ModelRegistry(name, args)) == message
+    assert error_of(lambda: ModelRegistry(name, registry_settings, context)) == message
 
 
 # -- package groups and cross-account promotion ---------------------------------------------------------
 
 def groups_plan(consumers: list[str], protect: bool = False) -> Plan:
-    return run_components(lambda: ModelRegistry("registry", ModelRegistryArgs(
-        model_names=["churn", "Fraud-Detector"], model_descriptions={"churn": "Customer churn classifier"},
-        consumer_account_ids=consumers, registry_account_id=ACCOUNT if consumers else None, mlflow_kind="none",
-        protect=protect, tags={"team": "ml"})))
+    return run_components(lambda: ModelRegistry(
+        "registry", settings(**NO_MLFLOW, consumer_account_ids=consumers),
+        RegistryContext(account_id=ACCOUNT, model_groups=["churn", "Fraud-Detector"],
+                        descriptions={"churn": "Customer churn classifier"},
+                        governance=Governance({"team": "ml"}, protect=protect))))
 
 
 def consumer_policy(roots: list[str], group: str) -> list[dict[str, Any]]:
@@ -191,6 +246,13 @@ def test_each_model_gets_a_group_named_exactly_like_the_model():
         "modelPackageGroupDescription": "Versions of the Fraud-Detector model",
         "tags": TAGS}
     assert plan.by_type(GROUP_POLICY) == []
+
+
+def test_the_models_groups_then_the_settings_package_groups_are_held_each_once():
+    plan = run_components(lambda: ModelRegistry(
+        "registry", settings(**NO_MLFLOW, package_groups=["fraud", "pricing"]),
+        RegistryContext(account_id=ACCOUNT, model_groups=["churn", "fraud"])))
+    assert [g.inputs["modelPackageGroupName"] for g in plan.by_type(GROUP)] == ["churn", "fraud", "pricing"]
 
 
 @pytest.mark.parametrize("consumers", [[STAGING], [STAGING, PROD], [PROD, STAGING]])
@@ -230,9 +292,10 @@ def test_no_mlflow_means_no_bucket_and_no_tracking_uri():
 @functools.cache
 def sagemaker_plan(protect: bool = False) -> Plan:
     def program() -> None:
-        registry = ModelRegistry("registry", ModelRegistryArgs(
-            model_names=["churn"], tracking_server_size="Medium", weekly_maintenance_window_start="Sun:02:00",
-            mlflow_version="3.0", kms_key_arn=KEY_ARN, protect=protect, tags={"team": "ml"}))
+        registry = ModelRegistry(
+            "registry", settings(mlflow={"size": "Medium", "maintenance_window": "Sun:02:00", "version": "3.0"}),
+            RegistryContext(account_id=ACCOUNT, model_groups=["churn"], kms_key_arn=KEY_ARN,
+                            governance=Governance({"team": "ml"}, protect=protect)))
         pulumi.export("trackingUri", registry.tracking_uri)
         pulumi.export("trackingServerUrl", registry.tracking_server_url)
         pulumi.export("artifactUri", registry.artifact_uri)
@@ -324,7 +387,7 @@ def test_stateful_children_are_protected_only_when_asked(protect):
 def test_a_given_bucket_is_used_and_no_bucket_is_created():
     def program() -> None:
         bucket = SecureBucket("shared", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        ModelRegistry("registry", ModelRegistryArgs(artifact_bucket=bucket))
+        ModelRegistry("registry", settings(), RegistryContext(account_id=ACCOUNT, artifact_bucket=bucket))
 
     plan = run_components(program)
     assert [r.name for r in plan.by_type(BUCKET_COMPONENT)] == ["shared"]
@@ -340,8 +403,8 @@ def test_a_given_bucket_is_used_and_no_bucket_is_created():
 def kubernetes_plan() -> Plan:
     def program() -> None:
         # the caller marks the URI secret (the component also does, see below)
-        registry = ModelRegistry("registry", kubernetes_args(k8s.Provider("k8s", kubeconfig="{}"),
-                                                             backend_store_uri=pulumi.Output.secret(DB_URI)))
+        registry = ModelRegistry("registry", kubernetes_settings(), kubernetes_context(
+            k8s.Provider("k8s", kubeconfig="{}"), backend_store_uri=pulumi.Output.secret(DB_URI)))
         pulumi.export("trackingUri", registry.tracking_uri)
 
     return run_components(program)
@@ -410,7 +473,7 @@ def test_backend_store_uri_is_a_secret_everywhere():
 
 
 def test_a_plain_string_backend_store_uri_is_made_secret():
-    plan = run_components(lambda: ModelRegistry("registry", kubernetes_args(
+    plan = run_components(lambda: ModelRegistry("registry", kubernetes_settings(), kubernetes_context(
         k8s.Provider("k8s", kubeconfig="{}"), backend_store_uri=DB_URI)))
     assert plan.get("registry-mlflow-backend-store").inputs["stringData"] == "[secret]"
     assert "s3cr3t-pa55" not in plan.dumps()
@@ -480,7 +543,7 @@ def test_service_exposes_port_5000_inside_the_cluster_only():
 def test_a_custom_namespace_flows_into_names_trust_and_uri():
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        registry = ModelRegistry("tracking", kubernetes_args(provider, namespace="ml-platform"))
+        registry = ModelRegistry("tracking", kubernetes_settings(namespace="ml-platform"), kubernetes_context(provider))
         pulumi.export("trackingUri", registry.tracking_uri)
 
     plan = run_components(program)
@@ -489,60 +552,12 @@ def test_a_custom_namespace_flows_into_names_trust_and_uri():
     assert condition["StringEquals"][f"{ISSUER_HOST}:sub"] == "system:serviceaccount:ml-platform:tracking-mlflow"
 
 
-# -- config -------------------------------------------------------------------------------------------
-
-def test_config_defaults():
-    assert RegistryFields().model_dump() == {
-        "mlflow": {"kind": "sagemaker", "size": "Small", "maintenance_window": None, "version": None,
-                   "namespace": "mlflow"},
-        "consumer_account_ids": [], "publisher_account_ids": [], "package_groups": [], "image_repositories": [],
-        "shared_stack": None}
-
-
-def config_error(factory: Callable[[], Any]) -> str:
-    with pytest.raises(ValidationError) as caught:
-        factory()
-    errors = caught.value.errors()
-    assert len(errors) == 1
-    return errors[0]["msg"]
-
-
-@pytest.mark.parametrize("data, message", [
-    ({"consumer_account_ids": ["12345"]},
-     "Value error, '12345' is not a 12-digit AWS account id (quote it: '123456789012')"),
-    ({"consumer_account_ids": [STAGING, STAGING]}, f"Value error, account ids must be unique; repeated: {STAGING}"),
-    ({"mlflow": {"kind": "kubernetes", "version": "3.0"}},
-     "Value error, version only apply to kind 'sagemaker' (got kind 'kubernetes')"),
-    ({"mlflow": {"maintenance_window": "Mon 03:00"}}, "String should match pattern "
-     "'^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\\d|2[0-3]):([0-5]\\d)$'"),
-    ({"mlflow": {"kind": "ecs"}}, "Input should be 'sagemaker', 'kubernetes' or 'none'"),
-    ({"mlflow": {"size": "small"}}, "Input should be 'Small', 'Medium' or 'Large'"),
-    ({"mlflow": {"namespace": "ML"}}, "String should match pattern '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"),
-    ({"mlflow": {"sizes": "Small"}}, "Extra inputs are not permitted"),
-])
-def test_config_rejects_with_a_message(data, message):
-    assert config_error(lambda: RegistryFields.model_validate(data)) == message
-
-
-def test_config_maps_onto_the_component_args():
-    config = RegistryFields.model_validate({"mlflow": {"size": "Large", "maintenance_window": "Sat:04:00",
-                                                       "version": "3.0"}, "consumer_account_ids": [STAGING, PROD]})
-    args = ModelRegistryArgs(model_names=["churn"], consumer_account_ids=config.consumer_account_ids,
-                             registry_account_id=ACCOUNT,
-                             mlflow_kind=config.mlflow.kind, tracking_server_size=config.mlflow.size,
-                             weekly_maintenance_window_start=config.mlflow.maintenance_window,
-                             mlflow_version=config.mlflow.version, namespace=config.mlflow.namespace)
-    assert (args.tracking_server_size, args.weekly_maintenance_window_start, args.consumer_account_ids) == (
-        "Large", "Sat:04:00", [STAGING, PROD])
-    assert isinstance(config.mlflow, RegistryMlflowConfig)
-
-
 def test_the_registrys_aws_provider_still_reaches_the_aws_children_of_the_kubernetes_server():
     import pulumi_aws as aws
 
     def program() -> None:
         provider = aws.Provider("aws-registry", region=REGION, allowed_account_ids=[ACCOUNT])
-        ModelRegistry("registry", kubernetes_args(k8s.Provider("k8s", kubeconfig="{}")),
+        ModelRegistry("registry", kubernetes_settings(), kubernetes_context(k8s.Provider("k8s", kubeconfig="{}")),
                       opts=pulumi.ResourceOptions(providers=[provider]))
 
     plan = run_components(program)

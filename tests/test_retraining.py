@@ -1,7 +1,8 @@
-"""RetrainingPipeline: the SDK-built definition, every child and its inputs, the roles, checks and config."""
+"""RetrainingPipeline: the SDK-built definition, every child and its inputs, the roles, checks and settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -12,11 +13,13 @@ from typing import Any, Callable
 import pytest
 from pydantic import ValidationError
 
-from emlops.components.retraining import RetrainingPipeline, RetrainingPipelineArgs
+from emlops.components.monitoring_args import DriftBaseline
+from emlops.components.retraining import RetrainingContext, RetrainingPipeline, RetrainingSettings
+from emlops.components.retraining_args import pipeline_name
 from emlops.components.retraining_definition import DefinitionSpec, build_definition
+from emlops.components.settings import Governance, Placement
 from emlops.catalog.requests import to_api_request, validate_request
 from emlops.offline.plan import Plan
-from emlops.program.config_retraining import RetrainingConfig, pipeline_name, retraining_args
 from tests.conftest import ACCOUNT, REGION, ROOT, run_components
 
 COMPONENT, ROLE_COMPONENT = "emlops:index:RetrainingPipeline", "emlops:index:ServiceRole"
@@ -33,11 +36,23 @@ TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:ml-alerts"
 STATISTICS, CONSTRAINTS = "s3://ml-baselines/churn/statistics.json", "s3://ml-baselines/churn/constraints.json"
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/dev-churn-retraining"
 TAGS = {"team": "churn"}
-BASE: dict[str, Any] = dict(model_name="churn", pipeline_name="dev-churn-retraining", training_image_uri=IMAGE,
-                            input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/")
-FULL: dict[str, Any] = dict(BASE, baseline_statistics_s3_uri=STATISTICS, baseline_constraints_s3_uri=CONSTRAINTS,
-                            monitoring_schedule_arn=SCHEDULE_ARN, notification_topic_arn=TOPIC,
-                            schedule_expression="cron(0 3 ? * MON *)", kms_key_arn=KEY_ARN, tags=TAGS)
+VPC, SUBNETS = "vpc-0123456789abcdef0", ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+# the least a pipeline takes (settings) and is given (context)
+BASE = RetrainingContext(model_name="churn", pipeline_name="dev-churn-retraining",
+                         input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/")
+# ... and with every trigger, a baseline, a key and tags
+FULL = dataclasses.replace(BASE, baseline=DriftBaseline(STATISTICS, CONSTRAINTS), monitoring_schedule_arn=SCHEDULE_ARN,
+                           approval_topic_arn=TOPIC, kms_key_arn=KEY_ARN, governance=Governance(TAGS))
+
+
+def settings(**changes: Any) -> RetrainingSettings:
+    """A stack file's `retraining:` section with a weekly schedule (validated like one)."""
+    return RetrainingSettings.model_validate({"enabled": True, "schedule": "cron(0 3 ? * MON *)",
+                                              "training_image": IMAGE, **changes})
+
+
+def context(**changes: Any) -> RetrainingContext:
+    return dataclasses.replace(FULL, **changes)
 
 
 def error_of(factory: Callable[[], Any]) -> str:
@@ -46,10 +61,13 @@ def error_of(factory: Callable[[], Any]) -> str:
     return str(caught.value)
 
 
-@functools.lru_cache(maxsize=None)
-def plan_of(**changes: Any) -> Plan:
-    args = dict(FULL, **changes)
-    return run_components(lambda: RetrainingPipeline("churn-retraining", RetrainingPipelineArgs(**args)))
+def plan_of(section: RetrainingSettings, given: RetrainingContext) -> Plan:
+    return run_components(lambda: RetrainingPipeline("churn-retraining", section, given))
+
+
+@functools.cache
+def full_plan() -> Plan:
+    return plan_of(settings(), FULL)
 
 
 def statements(plan: Plan, name: str) -> list[dict[str, Any]]:
@@ -76,7 +94,7 @@ def spec(**changes: Any) -> DefinitionSpec:
 # -- children -----------------------------------------------------------------------------------------
 
 def test_children_in_order_with_every_trigger():
-    plan = plan_of()
+    plan = full_plan()
     assert [(r.type, r.name) for r in plan.resources if r.type != "pulumi:pulumi:Stack"] == [
         (COMPONENT, "churn-retraining"),
         (ROLE_COMPONENT, "churn-retraining-execution"),
@@ -102,9 +120,7 @@ def test_children_in_order_with_every_trigger():
 
 
 def test_no_trigger_no_events_role_and_a_key_is_created():
-    plan = plan_of(monitoring_schedule_arn=None, notification_topic_arn=None, schedule_expression=None,
-                   kms_key_arn=None, baseline_statistics_s3_uri=None, baseline_constraints_s3_uri=None,
-                   protect=True)
+    plan = plan_of(settings(schedule=None), dataclasses.replace(BASE, governance=Governance(TAGS, protect=True)))
     assert plan.type_counts() == {"pulumi:pulumi:Stack": 1, COMPONENT: 1, KMS_COMPONENT: 1, KEY: 1, ALIAS: 1,
                                   ROLE_COMPONENT: 1, ROLE: 1, ROLE_POLICY: 7, PIPELINE: 1}
     key = plan.get("churn-retraining-key-key", KEY)
@@ -115,7 +131,7 @@ def test_no_trigger_no_events_role_and_a_key_is_created():
 
 
 def test_pipeline_inputs_and_create_request():
-    plan = plan_of()
+    plan = full_plan()
     pipeline = plan.get("churn-retraining-pipeline", PIPELINE)
     execution_role = plan.get("churn-retraining-execution-role", ROLE)
     inputs = dict(pipeline.inputs)
@@ -139,7 +155,7 @@ def test_pipeline_inputs_and_create_request():
 # -- the definition -----------------------------------------------------------------------------------
 
 def test_definition_steps_in_order_from_the_sdk():
-    plan = plan_of()
+    plan = full_plan()
     role = f"arn:aws:iam::{ACCOUNT}:role/{plan.get('churn-retraining-execution-role', ROLE).inputs['name']}"
     steps = definition(plan)["Steps"]
     assert [(s["Name"], s["Type"]) for s in steps] == [
@@ -227,7 +243,7 @@ print(len(build_definition(spec(), "dev-churn-retraining")))
 
 def test_the_sdk_is_imported_only_to_build_a_definition():
     # ~3 s of imports: previews of stacks without a retraining pipeline must not pay for them.
-    script = ("import sys, components.retraining, infra.config_retraining; "
+    script = ("import sys, emlops.components.retraining, emlops.program.config_models; "
               "print(sorted(m for m in sys.modules if m.startswith('sagemaker')))")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             check=True)
@@ -237,7 +253,7 @@ def test_the_sdk_is_imported_only_to_build_a_definition():
 # -- EventBridge and roles ----------------------------------------------------------------------------
 
 def test_rules_and_targets():
-    plan = plan_of()
+    plan = full_plan()
     events_role = plan.get("churn-retraining-events-role", ROLE)
     events_role_arn = f"arn:aws:iam::{ACCOUNT}:role/{events_role.inputs['name']}"
     violations = plan.get("churn-retraining-on-violations", RULE)
@@ -267,7 +283,7 @@ def test_rules_and_targets():
 
 
 def test_events_role_starts_only_this_pipeline():
-    plan = plan_of()
+    plan = full_plan()
     trust = json.loads(plan.get("churn-retraining-events-role", ROLE).inputs["assumeRolePolicy"])["Statement"]
     assert trust[0]["Principal"] == {"Service": ["events.amazonaws.com"]}
     assert statements(plan, "churn-retraining-events-start-pipeline") == [
@@ -275,7 +291,7 @@ def test_events_role_starts_only_this_pipeline():
 
 
 def test_execution_role_is_scoped():
-    plan = plan_of()
+    plan = full_plan()
     role = plan.get("churn-retraining-execution-role", ROLE)
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role.inputs['name']}"
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -312,79 +328,101 @@ def test_execution_role_is_scoped():
 
 # -- argument checks ----------------------------------------------------------------------------------
 
+ECR_IMAGE_PATTERN = (r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+"
+                     r"(:[\w.-]+|@sha256:[0-9a-f]{64})$")
+EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule: 'cron(<minutes> <hours> <day-of-month> <month> "
+                        "<day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'")
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"training_image": "churn:latest"}, f"String should match pattern '{ECR_IMAGE_PATTERN}'"),
+    ({"training_image": IMAGE.split(":")[0]}, f"String should match pattern '{ECR_IMAGE_PATTERN}'"),
+    ({"training_instance_type": "m5.xlarge"}, r"String should match pattern '^ml\.[a-z0-9]+\.[a-z0-9]+$'"),
+    ({"inference_instance_types": ["m5.large"]},
+     "Value error, 'm5.large' is not a SageMaker instance type like 'ml.m5.large'"),
+    ({"training_instance_count": 0}, "Input should be greater than or equal to 1"),
+    ({"max_runtime_hours": 121}, "Input should be less than or equal to 120"),
+    ({"metric_name": "metrics.auc"}, "String should match pattern '^[A-Za-z][A-Za-z0-9_]{0,63}$'"),
+    ({"comparison": "=="}, "Input should be '>=', '>', '<=' or '<'"),
+    ({"metric_threshold": 1.2}, "Value error, metric_threshold (1.2) for auc must be between 0 and 1"),
+    ({"metric_threshold": float("nan")}, "Value error, metric_threshold (nan) must be a finite number"),
+    ({"schedule": "cron(0 3 * * MON *)"},
+     "Value error, 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
+    ({"schedule": "weekly"}, f"Value error, 'weekly' {EVENTBRIDGE_SCHEDULE}"),
+    ({"schedule": "rate(1 days)"}, f"Value error, 'rate(1 days)' {EVENTBRIDGE_SCHEDULE}"),
+    ({"prepare_command": "python3 prepare.py"}, "Input should be a valid list"),
+    ({"frequency": "weekly"}, "Extra inputs are not permitted"),
+])
+def test_settings_errors(section, message):
+    with pytest.raises(ValidationError) as caught:
+        RetrainingSettings.model_validate(section)
+    [field_name] = section
+    assert [(e["loc"], e["msg"]) for e in caught.value.errors()] == [((field_name,), message)]
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"model_name": "churn_v2"}, "model_name 'churn_v2' must be letters, digits and '-' (at most 63)"),
     ({"pipeline_name": "dev churn"}, "pipeline_name 'dev churn' must be letters, digits and '-' (at most 256)"),
-    ({"training_image_uri": "churn:latest"}, "training_image_uri 'churn:latest' must be an ECR image URI with a "
-     "tag or digest, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>"),
-    ({"training_image_uri": IMAGE.split(":")[0]}, f"training_image_uri {IMAGE.split(':')[0]!r} must be an ECR "
-     "image URI with a tag or digest, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>"),
+    ({"package_group_name": "churn_v2"}, "package_group_name 'churn_v2' must be letters, digits and '-' (at most 63)"),
+    ({"package_group_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/fraud"},
+     f"package_group_arn 'arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/fraud' must be the ARN of model "
+     "package group 'churn': arn:<partition>:sagemaker:<region>:<account>:model-package-group/churn"),
+    ({"model_output_s3_uri": "s3://ml-registry/models/churn/"},
+     "model_output_s3_uri and model_kms_key_arn go together: give both or neither"),
     ({"input_s3_uri": "ml-input/datasets"}, "input_s3_uri 'ml-input/datasets' is not an s3://<bucket>[/<prefix>] URI"),
-    ({"training_instance_type": "m5.xlarge"},
-     "training_instance_type: 'm5.xlarge' is not a SageMaker instance type like 'ml.m5.xlarge'"),
-    ({"training_instance_count": 0}, "training_instance_count (0) must be 1-100"),
-    ({"max_runtime_seconds": 432001}, "max_runtime_seconds (432001) must be 60-432000"),
-    ({"metric_name": "metrics.auc"}, "metric_name 'metrics.auc' must be letters, digits and '_', starting with a letter"),
-    ({"comparison": "=="}, "comparison '==' must be one of >=, >, <=, <"),
-    ({"metric_threshold": 1.2}, "metric_threshold (1.2) for auc must be between 0 and 1"),
-    ({"metric_threshold": float("nan")}, "metric_threshold (nan) must be a finite number"),
-    ({"baseline_constraints_s3_uri": None},
-     "give both baseline_statistics_s3_uri and baseline_constraints_s3_uri, or neither"),
-    ({"baseline_statistics_s3_uri": "s3://ml-baselines/churn/"},
-     "baseline_statistics_s3_uri 's3://ml-baselines/churn/' is not an s3://<bucket>/<key> object URI"),
-    ({"schedule_expression": "cron(0 3 * * MON *)"},
-     "schedule 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
-    ({"schedule_expression": "weekly"}, "schedule 'weekly' must be an EventBridge schedule: 'cron(<minutes> <hours> "
-     "<day-of-month> <month> <day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'"),
-    ({"schedule_expression": "rate(1 days)"}, "schedule 'rate(1 days)' must be an EventBridge schedule: 'cron(<minutes> "
-     "<hours> <day-of-month> <month> <day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. "
-     "'cron(0 3 ? * MON *)'"),
-    ({"subnet_ids": ["subnet-1"]}, "subnet_ids need security_group_ids and vpc_id"),
+    ({"output_s3_uri": "s3://ml-output"}, "output_s3_uri 's3://ml-output' is not an s3://<bucket>[/<prefix>] URI"),
+    ({"model_output_s3_uri": "ml-registry/models", "model_kms_key_arn": KEY_ARN},
+     "model_output_s3_uri 'ml-registry/models' is not an s3://<bucket>[/<prefix>] URI"),
+    ({"baseline": DriftBaseline("s3://ml-baselines/churn/", CONSTRAINTS)},
+     "baseline 's3://ml-baselines/churn/' is not an s3://<bucket>/<key> object URI"),
     ({"monitoring_schedule_arn": None, "quality_schedule_arn": SCHEDULE_ARN},
      "quality_schedule_arn needs monitoring_schedule_arn (the data-quality schedule)"),
-    ({"security_group_ids": ["sg-1"]}, "security_group_ids and vpc_id need subnet_ids"),
-    ({"prepare_command": "python3 prepare.py"},
-     "prepare_command must be a non-empty list, e.g. ['python3', '/opt/program/prepare.py']"),
 ])
-def test_argument_errors(changes, message):
-    assert error_of(lambda: RetrainingPipelineArgs(**dict(FULL, **changes))) == message
+def test_context_errors(changes, message):
+    assert error_of(context(**changes).check) == message
+
+
+def test_the_pipeline_checks_its_image_and_context_before_creating_anything():
+    raised = []
+
+    def program():
+        for section, given in ((RetrainingSettings(enabled=True), FULL), (settings(), context(model_name="churn_v2"))):
+            try:
+                RetrainingPipeline("churn-retraining", section, given)
+            except ValueError as error:
+                raised.append(str(error))
+    plan = run_components(program)
+    assert (raised, [r.type for r in plan.resources]) == ([
+        "training_image is required: the pipeline trains with it and the registered version is served with it",
+        "model_name 'churn_v2' must be letters, digits and '-' (at most 63)",
+    ], ["pulumi:pulumi:Stack"])
+
+
+def test_a_placement_needs_a_vpc_and_subnets():
+    message = "a placement needs vpc_id and a list of subnet_ids"
+    assert [error_of(lambda: Placement(*given)) for given in ((VPC, []), (None, SUBNETS), (VPC, SUBNETS[0]))] == [
+        message] * 3
 
 
 def test_rmse_threshold_is_not_a_fraction_and_group_defaults_to_model():
-    args = RetrainingPipelineArgs(**dict(BASE, metric_name="rmse", metric_threshold=12.5, comparison="<"))
-    assert (args.package_group_name, args.metric_threshold) == ("churn", 12.5)
+    section = RetrainingSettings(metric_name="rmse", metric_threshold=12.5, comparison="<")
+    assert (BASE.group_name, section.metric_threshold) == ("churn", 12.5)
 
 
-# -- config -------------------------------------------------------------------------------------------
+# -- a stack file's section ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("section, location, message", [
-    ({"schedule": "cron(0 3 * * MON *)"}, ("schedule",),
-     "Value error, 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
-    ({"metric_threshold": 1.5}, ("metric_threshold",), "Value error, metric_threshold (1.5) for auc must be between 0 and 1"),
-    ({"comparison": "=="}, ("comparison",), "Input should be '>=', '>', '<=' or '<'"),
-    ({"training_instance_count": 0}, ("training_instance_count",), "Input should be greater than or equal to 1"),
-    ({"frequency": "weekly"}, ("frequency",), "Extra inputs are not permitted"),
-])
-def test_config_errors(section, location, message):
-    with pytest.raises(ValidationError) as caught:
-        RetrainingConfig(**section)
-    assert [(e["loc"], e["msg"]) for e in caught.value.errors()] == [(location, message)]
-
-
-def test_config_maps_to_args():
-    config = RetrainingConfig(enabled=True, metric_name="rmse", metric_threshold=4.0, comparison="<=",
-                              schedule="rate(7 days)", training_instance_type="ml.c5.2xlarge")
-    args = retraining_args(config, model_name="churn", environment="dev", training_image_uri=IMAGE,
-                           input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/",
-                           baseline_statistics_s3_uri=STATISTICS, baseline_constraints_s3_uri=CONSTRAINTS,
-                           monitoring_schedule_arn=SCHEDULE_ARN, notification_topic_arn=TOPIC, kms_key_arn=KEY_ARN,
-                           production=True, tags=TAGS)
-    assert (args.pipeline_name, args.package_group_name, args.training_image_uri) == (
-        "dev-churn-retraining", "churn", IMAGE)
-    assert (args.metric_name, args.metric_threshold, args.comparison, args.schedule_expression) == (
-        "rmse", 4.0, "<=", "rate(7 days)")
-    assert (args.training_instance_type, args.processing_instance_type, args.protect) == (
-        "ml.c5.2xlarge", "ml.m5.xlarge", True)
-    assert (args.monitoring_schedule_arn, args.notification_topic_arn, args.tags) == (SCHEDULE_ARN, TOPIC, TAGS)
+def test_a_stack_section_is_what_the_pipeline_runs():
+    section = RetrainingSettings.model_validate({
+        "enabled": True, "metric_name": "rmse", "metric_threshold": 4.0, "comparison": "<=",
+        "schedule": "rate(7 days)", "training_instance_type": "ml.c5.2xlarge", "max_runtime_hours": 2,
+        "training_image": IMAGE})
+    plan = plan_of(section, FULL)
+    prepare, train, _, check = (step["Arguments"] for step in definition(plan)["Steps"])
+    assert (train["ResourceConfig"]["InstanceType"], prepare["ProcessingResources"]["ClusterConfig"]["InstanceType"]) \
+        == ("ml.c5.2xlarge", "ml.m5.xlarge")
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}  # hours in the stack file, seconds in the API
+    assert (check["Conditions"][0]["Type"], check["Conditions"][0]["RightValue"]) == ("LessThanOrEqualTo", 4.0)
+    assert check["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"] == "metrics.rmse.value"
+    assert plan.get("churn-retraining-schedule", RULE).inputs["scheduleExpression"] == "rate(7 days)"
     assert pipeline_name("prod", "fraud") == "prod-fraud-retraining"
-    assert RetrainingConfig().enabled is False
+    assert RetrainingSettings().enabled is False

@@ -9,8 +9,9 @@ import json
 import pulumi
 import pytest
 
-from emlops.components.registry import ModelRegistry, ModelRegistryArgs
-from emlops.components.retraining import RetrainingPipelineArgs
+from emlops.components.registry import ModelRegistry, RegistryContext, RegistrySettings
+from emlops.components.retraining import RetrainingContext
+from emlops.components.settings import Governance
 from emlops.offline.engine import run_function
 from emlops.offline.mocks import AwsIdentity, MockGap
 from emlops.offline.preview import preview_stack
@@ -22,6 +23,8 @@ from tests.conftest import ROOT, edit_stack, preview_error, run_components
 PROD_AT = "stacks/Pulumi.prod.yaml: emlops:platform"
 STAGING_AT = "stacks/Pulumi.staging.yaml: emlops:platform"
 SHARED_GROUP = "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{}"
+REGISTRY_ACCOUNT = "123456789012"
+NO_MLFLOW = RegistrySettings.model_validate({"mlflow": {"kind": "none"}})
 
 
 # -- what the environments see ------------------------------------------------------------------
@@ -175,8 +178,8 @@ def test_a_reference_without_outputs_is_a_clear_gap():
 
 def test_approvals_are_announced_per_group_on_the_given_topic():
     topic = "arn:aws:sns:eu-west-1:123456789012:alerts"
-    plan = run_components(lambda: ModelRegistry("reg", ModelRegistryArgs(
-        model_names=["churn", "fraud"], mlflow_kind="none", approval_topic_arn=topic)))
+    plan = run_components(lambda: ModelRegistry("reg", NO_MLFLOW, RegistryContext(
+        account_id=REGISTRY_ACCOUNT, model_groups=["churn", "fraud"], approval_topic_arn=topic)))
     rules = plan.by_type("aws:cloudwatch/eventRule:EventRule")
     assert [json.loads(r.inputs["eventPattern"]) for r in rules] == [{
         "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
@@ -186,10 +189,11 @@ def test_approvals_are_announced_per_group_on_the_given_topic():
 
 def test_image_repositories_are_hardened_and_pullable_by_the_promotion_accounts_only():
     key = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-4333-8444-555555555555"
-    plan = run_components(lambda: ModelRegistry("reg", ModelRegistryArgs(
-        mlflow_kind="none", image_repositories=["ml/churn-training"], kms_key_arn=key, protect=True,
-        consumer_account_ids=["222222222222"], publisher_account_ids=["222222222222", "333333333333"],
-        registry_account_id="123456789012")))
+    registry = RegistrySettings.model_validate({
+        "mlflow": {"kind": "none"}, "image_repositories": ["ml/churn-training"],
+        "consumer_account_ids": ["222222222222"], "publisher_account_ids": ["222222222222", "333333333333"]})
+    plan = run_components(lambda: ModelRegistry("reg", registry, RegistryContext(
+        account_id=REGISTRY_ACCOUNT, kms_key_arn=key, governance=Governance(protect=True))))
     [repository] = plan.by_type("aws:ecr/repository:Repository")
     assert (repository.name, repository.inputs["name"]) == ("reg-ml-churn-training-repository", "ml/churn-training")
     assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
@@ -204,15 +208,14 @@ def test_image_repositories_are_hardened_and_pullable_by_the_promotion_accounts_
 
 def test_retraining_into_another_accounts_group_is_checked():
     base = dict(model_name="churn", pipeline_name="prod-churn-retraining",
-                training_image_uri="444444444444.dkr.ecr.eu-west-1.amazonaws.com/churn-training:1.4.0",
                 input_s3_uri="s3://in/datasets/churn/", output_s3_uri="s3://out/models/churn/")
     with pytest.raises(ValueError) as caught:
-        RetrainingPipelineArgs(**base, package_group_arn=SHARED_GROUP.format("fraud"))
+        RetrainingContext(**base, package_group_arn=SHARED_GROUP.format("fraud")).check()
     assert str(caught.value) == (
         f"package_group_arn {SHARED_GROUP.format('fraud')!r} must be the ARN of model package group 'churn': "
         "arn:<partition>:sagemaker:<region>:<account>:model-package-group/churn")
     with pytest.raises(ValueError) as caught:
-        RetrainingPipelineArgs(**base, model_output_s3_uri="s3://shared/models/churn/")
+        RetrainingContext(**base, model_output_s3_uri="s3://shared/models/churn/").check()
     assert str(caught.value) == "model_output_s3_uri and model_kms_key_arn go together: give both or neither"
 
 
@@ -236,9 +239,11 @@ def test_adding_an_environment_as_stacks_readme_says(project_copy):
 
 def test_only_the_groups_a_deploy_picks_from_are_announced():
     topic = "arn:aws:sns:eu-west-1:123456789012:alerts"
-    plan = run_components(lambda: ModelRegistry("reg", ModelRegistryArgs(
-        model_names=["churn", "fraud"], mlflow_kind="none", approval_topic_arn=topic, announced_groups=["fraud"])))
+    plan = run_components(lambda: ModelRegistry("reg", NO_MLFLOW, RegistryContext(
+        account_id=REGISTRY_ACCOUNT, model_groups=["churn", "fraud"], approval_topic_arn=topic,
+        announced_groups=["fraud"])))
     assert [r.name for r in plan.by_type("aws:cloudwatch/eventRule:EventRule")] == ["reg-fraud-approved"]
     with pytest.raises(ValueError) as caught:
-        ModelRegistryArgs(model_names=["churn"], announced_groups=["fraud"])
-    assert str(caught.value) == "announced_groups names groups not in model_names: fraud"
+        RegistryContext(account_id=REGISTRY_ACCOUNT, model_groups=["churn"], announced_groups=["fraud"]).check(
+            RegistrySettings())
+    assert str(caught.value) == "announced_groups and descriptions name groups the registry does not hold: fraud"

@@ -8,9 +8,11 @@ from typing import Any, Callable
 
 import pulumi
 import pytest
+from pydantic import ValidationError
 
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
-from emlops.components.storage import LifecycleRule, SecureBucket, SecureBucketArgs
+from emlops.components.kms import KmsSettings
+from emlops.components.storage import LifecycleRule, SecureBucket, SecureBucketArgs, StorageSettings
 from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
 
@@ -108,9 +110,28 @@ def test_secure_bucket_args_reject_with_a_message(args, message):
     assert error_of(lambda: SecureBucketArgs(**args)) == message
 
 
-def test_secure_bucket_args_check_the_key_deletion_window():
-    assert error_of(lambda: SecureBucketArgs(kms_deletion_window_days=3)) == (
-        "kms_deletion_window_days (3) must be 7-30")
+# -- the stack file's `storage` section --------------------------------------------------------------
+
+def test_storage_settings_make_the_platforms_lifecycle_rules():
+    settings = StorageSettings.model_validate({"noncurrent_version_retention_days": 30,
+                                               "access_log_retention_days": 60})
+    assert settings.keep_versions() == LifecycleRule(id="expire-old-versions", noncurrent_version_expiration_days=30)
+    assert settings.expire_access_logs() == LifecycleRule(id="expire-access-logs", expiration_days=60,
+                                                          noncurrent_version_expiration_days=1)
+    defaults = StorageSettings.model_validate({})
+    assert (defaults.noncurrent_version_retention_days, defaults.access_log_retention_days) == (90, 365)
+
+
+@pytest.mark.parametrize("raw, field, message", [
+    ({"noncurrent_version_retention_days": 0}, "noncurrent_version_retention_days",
+     "Input should be greater than or equal to 1"),
+    ({"access_log_retention_days": 36501}, "access_log_retention_days", "Input should be less than or equal to 36500"),
+    ({"access_logs_retention_days": 30}, "access_logs_retention_days", "Extra inputs are not permitted"),
+])
+def test_storage_settings_reject_with_a_message(raw, field, message):
+    with pytest.raises(ValidationError) as caught:
+        StorageSettings.model_validate(raw)
+    assert [(error["loc"], error["msg"]) for error in caught.value.errors()] == [((field,), message)]
 
 
 # -- the default bucket -----------------------------------------------------------------------------
@@ -133,11 +154,12 @@ def test_bucket_is_auto_named_and_kept_on_destroy():
     assert plan.outputs["arn"] == f"arn:aws:s3:::{inputs['bucket']}"
 
 
-def test_bucket_key_is_created_for_the_bucket_with_its_tags_and_window():
-    plan = bucket_plan(kms_deletion_window_days=7, tags={"owner": "ml-team"})
+def test_bucket_key_is_created_for_the_bucket_with_its_tags_window_and_rotation():
+    plan = bucket_plan(kms=KmsSettings(deletion_window_days=7, rotation_period_days=90), tags={"owner": "ml-team"})
     inputs = plan.get("data-key-key").inputs
     assert inputs["description"] == "Encrypts the objects of the data bucket"
-    assert (inputs["deletionWindowInDays"], inputs["tags"]) == (7, {"owner": "ml-team"})
+    assert (inputs["deletionWindowInDays"], inputs["rotationPeriodInDays"], inputs["tags"]) == (
+        7, 90, {"owner": "ml-team"})
     assert plan.get("data-key-alias").inputs["name"] == "alias/emlops/data-key"
 
 

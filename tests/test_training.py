@@ -1,4 +1,5 @@
-"""TrainingCluster: argument checks, both kinds' children and inputs, and the `training` config section."""
+"""TrainingCluster: its settings (a stack file's `training` section) and context checks, both kinds' children and
+inputs."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-import emlops.components.training as training
+import emlops.components.training_args as training_args
+from emlops.components.kubernetes_args import BaselineContext, TeamSettings
+from emlops.components.settings import Governance, Placement
 from emlops.components.storage import SecureBucket, SecureBucketArgs
-from emlops.components.training import EKS_VERSIONS, TrainingCluster, TrainingClusterArgs
+from emlops.components.training import TrainingCluster, TrainingContext, TrainingSettings
+from emlops.components.training_args import EKS_VERSIONS
 from emlops.catalog.requests import ApiRequest, validate_request
 from emlops.offline.plan import Plan, PlanResource
-from emlops.program.config_training import TrainingConfig, training_cluster_args
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, policy_statements as statements, REGION, run_components,
 )
@@ -53,16 +56,30 @@ TAGS = {"team": "ml", "training-cluster": "ml"}
 VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
 SOURCE_ACCOUNT = {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 MANAGED = "arn:aws:iam::aws:policy/"
-SAGEMAKER: dict[str, Any] = dict(kind="sagemaker", vpc_id=VPC, subnet_ids=SUBNETS)
-EKS: dict[str, Any] = dict(kind="eks", vpc_id=VPC, subnet_ids=SUBNETS, region=REGION, admin_role_arns=[DEPLOYER])
 GPU_FAMILIES = "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en, p6-b200"
 RETENTIONS = ("1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, "
               "3653")
 
 
+def sagemaker(**changes: Any) -> TrainingSettings:
+    """A stack file's `training` section of kind sagemaker (validated like one)."""
+    return TrainingSettings.model_validate({"kind": "sagemaker", "sagemaker": changes})
+
+
+def eks(**changes: Any) -> TrainingSettings:
+    """A stack file's `training` section of kind eks with one admin role (validated like one)."""
+    return TrainingSettings.model_validate({"kind": "eks", "eks": {"admin_role_arns": [DEPLOYER], **changes}})
+
+
+def context(**changes: Any) -> TrainingContext:
+    """What a platform supplies: two private subnets of a VPC and its region, by default."""
+    return TrainingContext(**{"placement": Placement(VPC, SUBNETS), "region": REGION, **changes})
+
+
 def error_of(factory: Callable[[], Any]) -> str:
     with pytest.raises(ValueError) as caught:
         factory()
+    assert not isinstance(caught.value, ValidationError)
     return str(caught.value)
 
 
@@ -81,79 +98,126 @@ def protected(plan: Plan) -> set[str]:
     return names
 
 
-# -- arguments --------------------------------------------------------------------------------------
+# -- settings and context ---------------------------------------------------------------------------
 
-S, E = SAGEMAKER, EKS
-ADMINS = ("kind 'eks' needs admin_role_arns (include the role Pulumi deploys with: the Kubernetes baseline is "
-          "applied through it)")
+def settings_error(data: dict) -> tuple[tuple, str]:
+    """The one error (where, what) validating `data` as a stack file's `training` section raises."""
+    with pytest.raises(ValidationError) as caught:
+        TrainingSettings.model_validate(data)
+    errors = caught.value.errors()
+    assert len(errors) == 1
+    return errors[0]["loc"], errors[0]["msg"].removeprefix("Value error, ")
 
 
-@pytest.mark.parametrize("base, changes, message", [
-    (S, {"kind": "batch"}, "kind 'batch' must be 'sagemaker' or 'eks'"),
-    (S, {"vpc_id": "vpc-123"}, "vpc_id 'vpc-123' must be a VPC id like 'vpc-0123456789abcdef0'"),
-    (S, {"vpc_id": ""}, "vpc_id '' must be a VPC id like 'vpc-0123456789abcdef0'"),
-    (S, {"subnet_ids": SUBNETS[:1]}, "subnet_ids needs at least two private subnets in different availability zones"),
-    (E, {"subnet_ids": "subnet-0123456789abcdef0"},
-     "subnet_ids needs at least two private subnets in different availability zones"),
-    (S, {"subnet_ids": [SUBNETS[0], "subnet-x"]}, "subnet id 'subnet-x' must look like 'subnet-0123456789abcdef0'"),
-    (S, {"subnet_ids": [SUBNETS[0], SUBNETS[0]]},
-     f"subnet_ids must be unique; got {SUBNETS[0]}, {SUBNETS[0]}"),
-    (S, {"kms_key_arn": "alias/ml"},
-     "kms_key_arn 'alias/ml' must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"),
-    (S, {"keep_images": 0}, "keep_images (0) must be 1-1000"),
-    (S, {"keep_images": 1001}, "keep_images (1001) must be 1-1000"),
-    (E, {"kubernetes_version": "1.20"}, "EKS version '1.20' is not supported; supported: 1.31, 1.32, 1.33, 1.34"),
-    (E, {"kubernetes_version": "1.33.1"},
+def eks_config(**changes: Any) -> dict:
+    return {"kind": "eks", "eks": {"admin_role_arns": [DEPLOYER], **changes}}
+
+
+def team(**changes: Any) -> dict:
+    return {"name": "vision", "gpus": 8, "cpu": "64", "memory": "256Gi", **changes}
+
+
+EKS_CONFIG = eks_config()
+UNPINNED = "must be pinned to a version tag (not 'latest') or a digest, e.g. 'nvcr.io/nvidia/k8s-device-plugin:v0.17.0'"
+
+
+@pytest.mark.parametrize("data, loc, message", [
+    ({"kind": "eks"}, (), "kind 'eks' needs an eks section (at least eks.admin_role_arns)"),
+    ({"eks": {"admin_role_arns": [DEPLOYER]}}, (),
+     "an eks section is given but kind is 'sagemaker'; set kind: eks or drop eks"),
+    ({**EKS_CONFIG, "sagemaker": {"keep_images": 5}}, (),
+     "a sagemaker section is given but kind is 'eks'; set kind: sagemaker or drop sagemaker"),
+    ({"kind": "slurm"}, ("kind",), "Input should be 'sagemaker' or 'eks'"),
+    ({"sagemaker": {"keep_images": 0}}, ("sagemaker", "keep_images"), "Input should be greater than or equal to 1"),
+    ({"sagemaker": {"keep_images": 1001}}, ("sagemaker", "keep_images"),
+     "Input should be less than or equal to 1000"),
+    ({"sagemaker": {"keep": 5}}, ("sagemaker", "keep"), "Extra inputs are not permitted"),
+    (eks_config(kubernetes_version="1.20"), ("eks", "kubernetes_version"),
+     "EKS version '1.20' is not supported; supported: 1.31, 1.32, 1.33, 1.34"),
+    (eks_config(kubernetes_version="1.33.1"), ("eks", "kubernetes_version"),
      "EKS version '1.33.1' is not supported; supported: 1.31, 1.32, 1.33, 1.34"),
-    (E, {"region": None}, "kind 'eks' needs region (the created key lets logs.<region>.amazonaws.com encrypt the "
-                          "control-plane logs), or kms_key_arn"),
-    (E, {"region": "Ireland"}, "region 'Ireland' must be an AWS region like 'eu-west-1'"),
-    (E, {"admin_role_arns": []}, ADMINS),
-    (E, {"admin_role_arns": DEPLOYER}, ADMINS),
-    (E, {"admin_role_arns": [f"arn:aws:iam::{ACCOUNT}:user/alice"]},
-     f"admin role 'arn:aws:iam::{ACCOUNT}:user/alice' must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
-    (E, {"admin_role_arns": [DEPLOYER, "arn:aws:iam::210987654321:role/Deployer"]},
-     "admin_role_arns must name different roles (their access entries are named after them)"),
-    (E, {"endpoint_access_cidrs": ["10.0.0.0/33"]}, "'10.0.0.0/33' is not a CIDR block like '10.0.0.0/16'"),
-    (E, {"endpoint_access_cidrs": ["0.0.0.0/0"]},
+    (eks_config(kubernetes_version=1.3), ("eks", "kubernetes_version"),
+     "must be a quoted string (YAML reads 1.3 unquoted as a number; write '1.3')"),
+    (eks_config(admin_role_arns=[]), ("eks", "admin_role_arns"), "List should have at least 1 item after validation, "
+                                                                 "not 0"),
+    (eks_config(admin_role_arns=DEPLOYER), ("eks", "admin_role_arns"), "Input should be a valid list"),
+    ({"kind": "eks", "eks": {}}, ("eks", "admin_role_arns"), "Field required"),
+    (eks_config(admin_role_arns=["deployer"]), ("eks", "admin_role_arns"),
+     "'deployer' must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+    (eks_config(admin_role_arns=[f"arn:aws:iam::{ACCOUNT}:user/alice"]), ("eks", "admin_role_arns"),
+     f"'arn:aws:iam::{ACCOUNT}:user/alice' must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+    (eks_config(admin_role_arns=[DEPLOYER, "arn:aws:iam::210987654321:role/Deployer"]), ("eks", "admin_role_arns"),
+     "must name different roles (their access entries are named after them)"),
+    (eks_config(endpoint_access_cidrs=["10.0.0.0/33"]), ("eks", "endpoint_access_cidrs"),
+     "'10.0.0.0/33' is not a CIDR block like '10.0.0.0/16'"),
+    (eks_config(endpoint_access_cidrs=["0.0.0.0/0"]), ("eks", "endpoint_access_cidrs"),
      "'0.0.0.0/0' opens the Kubernetes API to every address; name your private networks"),
-    (E, {"gpu_instance_types": []}, "gpu_instance_types needs at least one GPU instance type, e.g. ['g5.2xlarge']"),
-    (E, {"gpu_instance_types": "g5.2xlarge"},
-     "gpu_instance_types needs at least one GPU instance type, e.g. ['g5.2xlarge']"),
-    (E, {"gpu_instance_types": ["g5.3xlarge"]}, "'g5.3xlarge' is not an EC2 instance type; did you mean 'g5.xlarge'?"),
-    (E, {"gpu_instance_types": ["g5.2xlarge", "m5.large"]},
+    (eks_config(gpu_instance_types=[]), ("eks", "gpu_instance_types"),
+     "List should have at least 1 item after validation, not 0"),
+    (eks_config(gpu_instance_types="g5.2xlarge"), ("eks", "gpu_instance_types"), "Input should be a valid list"),
+    (eks_config(gpu_instance_types=["g5.3xlarge"]), ("eks", "gpu_instance_types"),
+     "'g5.3xlarge' is not an EC2 instance type; did you mean 'g5.xlarge'?"),
+    (eks_config(gpu_instance_types=["p5.48xlarg"]), ("eks", "gpu_instance_types"),
+     "'p5.48xlarg' is not an EC2 instance type; did you mean 'p5.48xlarge'?"),
+    (eks_config(gpu_instance_types=["g5.2xlarge", "m5.large"]), ("eks", "gpu_instance_types"),
      f"'m5.large' is not an NVIDIA GPU instance type; families: {GPU_FAMILIES}"),
-    (E, {"gpu_instance_types": ["g5g.2xlarge"]},
+    (eks_config(gpu_instance_types=["g5g.2xlarge"]), ("eks", "gpu_instance_types"),
      f"'g5g.2xlarge' is not an NVIDIA GPU instance type; families: {GPU_FAMILIES}"),
-    (E, {"system_instance_type": "m6i.larg"}, "'m6i.larg' is not an EC2 instance type; did you mean 'm6i.large'?"),
-    (E, {"gpu_max_nodes": 0}, "gpu_max_nodes (0) must be 1-100"),
-    (E, {"gpu_max_nodes": 101}, "gpu_max_nodes (101) must be 1-100"),
-    (E, {"gpu_disk_size_gib": 19}, "gpu_disk_size_gib (19) must be 20-16384"),
-    (E, {"system_nodes": 0}, "system_nodes (0) must be 1-10"),
-    (E, {"system_nodes": 11}, "system_nodes (11) must be 1-10"),
-    (E, {"log_retention_days": 10},
-     f"log_retention_days (10) must be a CloudWatch Logs retention: {RETENTIONS}"),
+    (eks_config(system_instance_type="m6i.larg"), ("eks", "system_instance_type"),
+     "'m6i.larg' is not an EC2 instance type; did you mean 'm6i.large'?"),
+    (eks_config(gpu_max_nodes=0), ("eks", "gpu_max_nodes"), "Input should be greater than or equal to 1"),
+    (eks_config(gpu_max_nodes=101), ("eks", "gpu_max_nodes"), "Input should be less than or equal to 100"),
+    (eks_config(gpu_disk_size_gib=19), ("eks", "gpu_disk_size_gib"), "Input should be greater than or equal to 20"),
+    (eks_config(system_nodes=0), ("eks", "system_nodes"), "Input should be greater than or equal to 1"),
+    (eks_config(system_nodes=11), ("eks", "system_nodes"), "Input should be less than or equal to 10"),
+    (eks_config(log_retention_days=10), ("eks", "log_retention_days"),
+     f"10 is not a CloudWatch Logs retention; allowed: {RETENTIONS}"),
+    (eks_config(teams=[team(), team(name="nlp"), team()]), ("eks", "teams"),
+     "team names must be unique; repeated: vision"),
+    (eks_config(teams=[team(name="Vision")]), ("eks", "teams", 0, "name"), "String should match pattern "
+                                                                           "'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"),
+    (eks_config(teams=[team(cpu="64 cores")]), ("eks", "teams", 0, "cpu"),
+     "'64 cores' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
+    (eks_config(teams=[team(memory="256GB")]), ("eks", "teams", 0, "memory"),
+     "'256GB' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
+    (eks_config(teams=[team(cpu="0")]), ("eks", "teams", 0, "cpu"),
+     "'0' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
+    (eks_config(teams=[team(name="a" * 59)]), ("eks", "teams", 0, "name"),
+     "String should have at most 58 characters"),
+    (eks_config(teams=[team(pod_security="privileged")]), ("eks", "teams", 0, "pod_security"),
+     "Input should be 'restricted' or 'baseline'"),
+    (eks_config(teams=[team(memory="4Gi")]), ("eks",),
+     "team 'vision': memory (4Gi) is smaller than default_memory_limit (8Gi); raise memory or lower "
+     "default_memory_limit"),
+    (eks_config(teams=[team(gpus=-1)]), ("eks", "teams", 0, "gpus"), "Input should be greater than or equal to 0"),
+    # the Kubernetes baseline's own keys live in the same section
+    (eks_config(device_plugin_image="nvcr.io/nvidia/k8s-device-plugin:latest"), ("eks", "device_plugin_image"),
+     f"'nvcr.io/nvidia/k8s-device-plugin:latest' {UNPINNED}"),
+    (eks_config(default_cpu_request="5"), ("eks",),
+     "default_cpu_request (5) is larger than default_cpu_limit (4); lower the request or raise the limit"),
+    (eks_config(gpu_node_taint_key="gpu"), ("eks", "gpu_node_taint_key"), "Extra inputs are not permitted"),
 ])
-def test_training_cluster_args_reject_with_a_message(base, changes, message):
-    assert error_of(lambda: TrainingClusterArgs(**{**base, **changes})) == message
+def test_training_settings_reject_with_a_message(data, loc, message):
+    assert settings_error(data) == (loc, message)
 
 
-def test_baseline_checks_run_with_the_arguments(baseline_module):
-    team = baseline_module.TeamQuota("vision", 8, "64", "4Gi")
-    assert error_of(lambda: TrainingClusterArgs(**EKS, teams=[team, team])) == (
-        "team names must be unique; vision given more than once")
-    assert error_of(lambda: TrainingClusterArgs(**EKS, teams=[team])) == (
-        "team 'vision': memory (4Gi) is smaller than default_memory_limit (8Gi); raise memory or lower "
-        "default_memory_limit")
+def test_training_settings_default_to_sagemaker():
+    defaults = TrainingSettings.model_validate({})
+    assert (defaults.kind, defaults.sagemaker.keep_images, defaults.eks) == ("sagemaker", 30, None)
 
 
-def test_eks_settings_are_not_checked_for_sagemaker():
-    args = TrainingClusterArgs(**SAGEMAKER, kubernetes_version="1.20", gpu_instance_types=["m5.large"])
-    assert args.kind == "sagemaker"
-
-
-def test_eks_region_is_optional_with_a_given_key():
-    assert TrainingClusterArgs(**{**EKS, "region": None}, kms_key_arn=KEY_ARN).region is None
+def test_eks_settings_defaults_and_the_teams_of_the_section():
+    section = TrainingSettings.model_validate(eks_config(
+        teams=[team(cpu=64), team(name="nlp", gpus=0, cpu="500m", memory=" 8Gi ", pod_security="baseline")]))
+    eks = section.eks
+    assert (eks.kubernetes_version, eks.admin_role_arns, eks.endpoint_access_cidrs, eks.gpu_instance_types,
+            eks.gpu_max_nodes, eks.gpu_disk_size_gib, eks.system_instance_type, eks.system_nodes,
+            eks.log_retention_days) == ("1.33", [DEPLOYER], [], ["g5.2xlarge"], 4, 200, "m6i.large", 2, 365)
+    assert (eks.install_device_plugin, eks.default_cpu_request, eks.default_memory_limit) == (True, "500m", "8Gi")
+    assert eks.teams == [
+        TeamSettings(name="vision", gpus=8, cpu="64", memory="256Gi"),
+        TeamSettings(name="nlp", gpus=0, cpu="500m", memory="8Gi", pod_security="baseline")]
+    assert [t.namespace for t in eks.teams] == ["team-vision", "team-nlp"]
 
 
 def test_every_supported_eks_version_has_kubernetes_schemas():
@@ -162,20 +226,54 @@ def test_every_supported_eks_version_has_kubernetes_schemas():
     schemas = {utils.major_minor(v) for v in utils.all_versions()}
     assert set(EKS_VERSIONS) <= schemas
     for version in EKS_VERSIONS:
-        TrainingClusterArgs(**EKS, kubernetes_version=version)
+        assert eks(kubernetes_version=version).eks.kubernetes_version == version
 
 
 def test_eks_version_needs_kubernetes_validate_schemas(monkeypatch):
     from kubernetes_validate import __version__
 
-    monkeypatch.setattr(training, "_schema_versions", lambda: ("1.31", "1.32", "1.33"))
-    assert error_of(lambda: TrainingClusterArgs(**EKS, kubernetes_version="1.34")) == (
-        f"EKS version '1.34' has no schemas in kubernetes-validate {__version__}; upgrade kubernetes-validate")
+    monkeypatch.setattr(training_args, "_schema_versions", lambda: ("1.31", "1.32", "1.33"))
+    assert settings_error(eks_config(kubernetes_version="1.34")) == (("eks", "kubernetes_version"), (
+        f"EKS version '1.34' has no schemas in kubernetes-validate {__version__}; upgrade kubernetes-validate"))
+
+
+PLACEMENT_NEEDS = "a placement needs vpc_id and a list of subnet_ids"
+
+
+@pytest.mark.parametrize("vpc_id, subnet_ids", [("", SUBNETS), (None, SUBNETS), (VPC, SUBNETS[0]), (VPC, [])])
+def test_placement_needs_a_vpc_and_a_list_of_subnets(vpc_id, subnet_ids):
+    assert error_of(lambda: Placement(vpc_id, subnet_ids)) == PLACEMENT_NEEDS
+
+
+@pytest.mark.parametrize("section, changes, message", [
+    ("sagemaker", {"placement": Placement(VPC, SUBNETS[:1])},
+     "training needs at least two private subnets in different availability zones"),
+    ("eks", {"placement": Placement(VPC, SUBNETS[:1])},
+     "training needs at least two private subnets in different availability zones"),
+    ("sagemaker", {"placement": Placement(VPC, [SUBNETS[0], "subnet-x"])},
+     "subnet id 'subnet-x' must look like 'subnet-0123456789abcdef0'"),
+    ("sagemaker", {"placement": Placement(VPC, [SUBNETS[0], SUBNETS[0]])},
+     f"subnet ids must be unique; got {SUBNETS[0]}, {SUBNETS[0]}"),
+    ("sagemaker", {"kms_key_arn": "alias/ml"},
+     "kms_key_arn 'alias/ml' must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"),
+    ("eks", {"region": None}, "kind 'eks' needs region (the created key lets logs.<region>.amazonaws.com encrypt the "
+                              "control-plane logs), or kms_key_arn"),
+])
+def test_context_is_checked_before_anything_is_created(section, changes, message):
+    chosen = sagemaker() if section == "sagemaker" else eks()
+    assert error_of(lambda: context(**changes).check(chosen)) == message
+    # the component checks it first (outside the mocks: nothing may be registered)
+    assert error_of(lambda: TrainingCluster("ml", chosen, context(**changes))) == message
+
+
+def test_eks_region_is_optional_with_a_given_key():
+    assert context(region=None, kms_key_arn=KEY_ARN).check(eks()) is None
+    assert context(region=None).check(sagemaker()) is None
 
 
 @pytest.mark.parametrize("name", ["ML", "ml_cluster", "-ml", "ml-", "", "a" * 33])
 def test_name_is_checked_before_anything_is_created(name):
-    assert error_of(lambda: TrainingCluster(name, TrainingClusterArgs(**SAGEMAKER))) == (
+    assert error_of(lambda: TrainingCluster(name, sagemaker(), context())) == (
         f"training cluster name {name!r} must be at most 32 lowercase letters, digits and '-', starting and "
         "ending with a letter or digit")
 
@@ -185,8 +283,8 @@ def test_name_is_checked_before_anything_is_created(name):
 @functools.cache
 def sagemaker_plan(protect: bool = False) -> Plan:
     def program() -> None:
-        cluster = TrainingCluster("ml", TrainingClusterArgs(**SAGEMAKER, keep_images=10, protect=protect,
-                                                            tags={"team": "ml"}))
+        cluster = TrainingCluster("ml", sagemaker(keep_images=10),
+                                  context(governance=Governance({"team": "ml"}, protect=protect)))
         for output in ("role_arn", "repository_url", "input_uri", "output_uri", "security_group_id", "subnet_ids",
                        "kms_key_arn"):
             pulumi.export(output, getattr(cluster, output))
@@ -313,8 +411,7 @@ def test_given_key_and_buckets_are_used_instead_of_created():
     def program() -> None:
         data = SecureBucket("data", SecureBucketArgs(kms_key_arn=KEY_ARN))
         models = SecureBucket("models", SecureBucketArgs(kms_key_arn=KEY_ARN))
-        TrainingCluster("ml", TrainingClusterArgs(**SAGEMAKER, kms_key_arn=KEY_ARN, input_bucket=data,
-                                                  output_bucket=models))
+        TrainingCluster("ml", sagemaker(), context(kms_key_arn=KEY_ARN, input_bucket=data, output_bucket=models))
     plan = run_components(program)
     assert [(r.type, r.name) for r in plan.children(plan.get("ml", COMPONENT).urn)] == [
         (REPOSITORY, "ml-repository"), (LIFECYCLE, "ml-repository-lifecycle"), (SG, "ml-sg"),
@@ -336,14 +433,11 @@ def baseline_module():
 
 @functools.cache
 def eks_plan(protect: bool = False) -> Plan:
-    from emlops.components.kubernetes_baseline import TeamQuota
-
     def program() -> None:
-        cluster = TrainingCluster("ml", TrainingClusterArgs(
-            **{**EKS, "admin_role_arns": [DEPLOYER, PLATFORM_ADMIN]}, endpoint_access_cidrs=["10.20.0.0/16"],
-            gpu_instance_types=["g5.2xlarge", "g6.2xlarge"], gpu_max_nodes=8, system_nodes=3,
-            teams=[TeamQuota("vision", 8, "64", "256Gi")], log_retention_days=90, protect=protect,
-            tags={"team": "ml"}))
+        cluster = TrainingCluster("ml", eks(
+            admin_role_arns=[DEPLOYER, PLATFORM_ADMIN], endpoint_access_cidrs=["10.20.0.0/16"],
+            gpu_instance_types=["g5.2xlarge", "g6.2xlarge"], gpu_max_nodes=8, system_nodes=3, teams=[team()],
+            log_retention_days=90), context(governance=Governance({"team": "ml"}, protect=protect)))
         for output in ("cluster_name", "cluster_arn", "cluster_endpoint", "oidc_provider_arn", "oidc_issuer_url",
                        "node_group_names", "subnet_ids", "kms_key_arn"):
             pulumi.export(output, getattr(cluster, output))
@@ -430,7 +524,7 @@ def test_cluster_security_group_admits_only_the_listed_networks(baseline_module)
 
 
 def test_no_endpoint_networks_means_no_ingress(baseline_module):
-    plan = run_components(lambda: TrainingCluster("ml", TrainingClusterArgs(**EKS)))
+    plan = run_components(lambda: TrainingCluster("ml", eks(), context()))
     assert plan.get("ml-cluster-sg").inputs["ingress"] == []
 
 
@@ -562,16 +656,18 @@ def test_baseline_gets_the_version_teams_and_the_gpu_pool(baseline_module, monke
     seen = []
 
     class Recording(training_eks.KubernetesBaseline):
-        def __init__(self, name, args, opts=None):
-            seen.append(args)
-            super().__init__(name, args, opts)
+        def __init__(self, name, settings, context, opts=None):
+            seen.append((settings, context))
+            super().__init__(name, settings, context, opts)
     monkeypatch.setattr(training_eks, "KubernetesBaseline", Recording)
-    team = baseline_module.TeamQuota("vision", 8, "64", "256Gi")
-    run_components(lambda: TrainingCluster("ml", TrainingClusterArgs(**EKS, kubernetes_version="1.32", teams=[team],
-                                                                     protect=True)))
-    assert seen == [baseline_module.KubernetesBaselineArgs(
-        kubernetes_version="1.32", teams=[team], gpu_node_taint_key="nvidia.com/gpu",
-        gpu_node_label=("emlops.dev/node-pool", "gpu"), protect=True)]
+    section = eks(kubernetes_version="1.32", teams=[team()], default_memory_limit="16Gi")
+    run_components(lambda: TrainingCluster("ml", section, context(governance=Governance(protect=True))))
+    # the baseline reads its own keys of the section (teams, container defaults, device plugin)
+    assert seen == [(section.eks, BaselineContext(
+        kubernetes_version="1.32", gpu_node_taint_key="nvidia.com/gpu", gpu_node_label=("emlops.dev/node-pool", "gpu"),
+        protect=True))]
+    assert seen[0][0].teams == [TeamSettings(name="vision", gpus=8, cpu="64", memory="256Gi")]
+    assert seen[0][0].default_memory_limit == "16Gi"
 
 
 def test_eks_outputs(baseline_module):
@@ -593,108 +689,7 @@ def test_eks_protects_only_stateful_children(baseline_module):
 
 
 def test_eks_with_a_given_key_creates_none(baseline_module):
-    plan = run_components(lambda: TrainingCluster("ml", TrainingClusterArgs(**{**EKS, "region": None},
-                                                                            kms_key_arn=KEY_ARN)))
+    plan = run_components(lambda: TrainingCluster("ml", eks(), context(region=None, kms_key_arn=KEY_ARN)))
     assert plan.type_counts()[KEY] == 0
     assert plan.get("ml-cluster-logs").inputs["kmsKeyId"] == KEY_ARN
     assert plan.get("ml-cluster").inputs["encryptionConfig"]["provider"] == {"keyArn": KEY_ARN}
-
-
-# -- config section ---------------------------------------------------------------------------------
-
-def config_error(data: dict) -> tuple[tuple, str]:
-    with pytest.raises(ValidationError) as caught:
-        TrainingConfig.model_validate(data)
-    errors = caught.value.errors()
-    assert len(errors) == 1
-    return errors[0]["loc"], errors[0]["msg"].removeprefix("Value error, ")
-
-
-EKS_CONFIG = {"kind": "eks", "eks": {"admin_role_arns": [DEPLOYER]}}
-
-
-def eks_config(**changes: Any) -> dict:
-    return {"kind": "eks", "eks": {"admin_role_arns": [DEPLOYER], **changes}}
-
-
-def team(**changes: Any) -> dict:
-    return {"name": "vision", "gpus": 8, "cpu": "64", "memory": "256Gi", **changes}
-
-
-@pytest.mark.parametrize("data, loc, message", [
-    ({"kind": "eks"}, (), "kind 'eks' needs an eks section (at least eks.admin_role_arns)"),
-    ({"eks": {"admin_role_arns": [DEPLOYER]}}, (),
-     "an eks section is given but kind is 'sagemaker'; set kind: eks or drop eks"),
-    ({**EKS_CONFIG, "sagemaker": {"keep_images": 5}}, (),
-     "a sagemaker section is given but kind is 'eks'; set kind: sagemaker or drop sagemaker"),
-    ({"kind": "slurm"}, ("kind",), "Input should be 'sagemaker' or 'eks'"),
-    ({"sagemaker": {"keep_images": 0}}, ("sagemaker", "keep_images"), "Input should be greater than or equal to 1"),
-    ({"sagemaker": {"keep": 5}}, ("sagemaker", "keep"), "Extra inputs are not permitted"),
-    (eks_config(kubernetes_version="1.20"), ("eks", "kubernetes_version"),
-     "EKS version '1.20' is not supported; supported: 1.31, 1.32, 1.33, 1.34"),
-    (eks_config(kubernetes_version=1.3), ("eks", "kubernetes_version"),
-     "must be a quoted string (YAML reads 1.3 unquoted as a number; write '1.3')"),
-    (eks_config(admin_role_arns=[]), ("eks", "admin_role_arns"), "List should have at least 1 item after validation, "
-                                                                 "not 0"),
-    (eks_config(admin_role_arns=["deployer"]), ("eks", "admin_role_arns"),
-     "'deployer' must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
-    (eks_config(endpoint_access_cidrs=["0.0.0.0/0"]), ("eks", "endpoint_access_cidrs"),
-     "'0.0.0.0/0' opens the Kubernetes API to every address; name your private networks"),
-    (eks_config(gpu_instance_types=["m5.large"]), ("eks", "gpu_instance_types"),
-     f"'m5.large' is not an NVIDIA GPU instance type; families: {GPU_FAMILIES}"),
-    (eks_config(gpu_instance_types=["p5.48xlarg"]), ("eks", "gpu_instance_types"),
-     "'p5.48xlarg' is not an EC2 instance type; did you mean 'p5.48xlarge'?"),
-    (eks_config(system_instance_type="m6i.larg"), ("eks", "system_instance_type"),
-     "'m6i.larg' is not an EC2 instance type; did you mean 'm6i.large'?"),
-    (eks_config(gpu_max_nodes=0), ("eks", "gpu_max_nodes"), "Input should be greater than or equal to 1"),
-    (eks_config(log_retention_days=10), ("eks", "log_retention_days"),
-     f"10 is not a CloudWatch Logs retention; allowed: {RETENTIONS}"),
-    (eks_config(teams=[team(), team(name="nlp"), team()]), ("eks", "teams"),
-     "team names must be unique; repeated: vision"),
-    (eks_config(teams=[team(name="Vision")]), ("eks", "teams", 0, "name"), "String should match pattern "
-                                                                           "'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"),
-    (eks_config(teams=[team(cpu="64 cores")]), ("eks", "teams", 0, "cpu"),
-     "'64 cores' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
-    (eks_config(teams=[team(memory="256GB")]), ("eks", "teams", 0, "memory"),
-     "'256GB' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
-    (eks_config(teams=[team(cpu="0")]), ("eks", "teams", 0, "cpu"),
-     "'0' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
-    (eks_config(teams=[team(name="a" * 59)]), ("eks", "teams", 0, "name"),
-     "String should have at most 58 characters"),
-    (eks_config(teams=[team(pod_security="privileged")]), ("eks", "teams", 0, "pod_security"),
-     "Input should be 'restricted' or 'baseline'"),
-    (eks_config(teams=[team(memory="4Gi")]), ("eks",),
-     "team 'vision': memory (4Gi) is smaller than default_memory_limit (8Gi); raise memory or lower "
-     "default_memory_limit"),
-    (eks_config(teams=[team(gpus=-1)]), ("eks", "teams", 0, "gpus"), "Input should be greater than or equal to 0"),
-])
-def test_training_config_rejects_with_a_message(data, loc, message):
-    assert config_error(data) == (loc, message)
-
-
-def test_training_config_defaults_to_sagemaker():
-    config = TrainingConfig.model_validate({})
-    assert (config.kind, config.sagemaker.keep_images, config.eks) == ("sagemaker", 30, None)
-
-
-def test_sagemaker_config_maps_onto_the_component_args():
-    config = TrainingConfig.model_validate({"sagemaker": {"keep_images": 12}})
-    args = training_cluster_args(config, vpc_id=VPC, subnet_ids=SUBNETS, region=REGION, protect=True,
-                                 permissions_boundary_arn=f"arn:aws:iam::{ACCOUNT}:policy/boundary", tags={"a": "b"})
-    assert args == TrainingClusterArgs(kind="sagemaker", vpc_id=VPC, subnet_ids=SUBNETS, keep_images=12, protect=True,
-                                       permissions_boundary_arn=f"arn:aws:iam::{ACCOUNT}:policy/boundary",
-                                       tags={"a": "b"})
-
-
-def test_eks_config_maps_onto_the_component_args(baseline_module):
-    config = TrainingConfig.model_validate(eks_config(
-        kubernetes_version="1.34", gpu_instance_types=["p5.48xlarge"], gpu_max_nodes=2, system_nodes=3,
-        endpoint_access_cidrs=["10.0.0.0/8"], log_retention_days=731,
-        teams=[team(cpu=64), team(name="nlp", gpus=0, cpu="500m", memory="8Gi", pod_security="baseline")]))
-    args = training_cluster_args(config, vpc_id=VPC, subnet_ids=SUBNETS, region=REGION)
-    TeamQuota = baseline_module.TeamQuota
-    assert args == TrainingClusterArgs(
-        kind="eks", vpc_id=VPC, subnet_ids=SUBNETS, region=REGION, kubernetes_version="1.34",
-        admin_role_arns=[DEPLOYER], endpoint_access_cidrs=["10.0.0.0/8"], gpu_instance_types=["p5.48xlarge"],
-        gpu_max_nodes=2, system_nodes=3, log_retention_days=731,
-        teams=[TeamQuota("vision", 8, "64", "256Gi"), TeamQuota("nlp", 0, "500m", "8Gi", pod_security="baseline")])

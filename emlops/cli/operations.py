@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from emlops.components.retraining_args import pipeline_name as retraining_pipeline_name
+
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
 PENDING = "PendingManualApproval"
 EXIT_INPUT = 2
@@ -141,7 +143,7 @@ def _duration(seconds: float) -> str:
 
 
 def pipeline_name(target: Target) -> str:
-    return f"{target.environment}-{target.model}-retraining"
+    return retraining_pipeline_name(target.environment, target.model)
 
 
 @dataclass

@@ -57,10 +57,11 @@ def print_preview(plan: Plan, diagnostics: list[str], json_path: Optional[Path],
     outputs.add_column("name")
     outputs.add_column("value", overflow="fold")
     for name, value in sorted(plan.outputs.items()):
-        outputs.add_row(name, value if isinstance(value, str) else json.dumps(value))
+        # escaped: an unknown value ("[unknown: models:/churn@champion]") is not rich markup
+        outputs.add_row(escape(name), escape(value if isinstance(value, str) else json.dumps(value)))
     console.print(outputs)
 
     for message in diagnostics:
-        console.print(f"[yellow]{message}[/yellow]")
+        console.print(f"[yellow]{escape(message)}[/yellow]")
     if json_path is not None:
         console.print(f"plan written to {json_path}")

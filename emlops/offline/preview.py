@@ -12,7 +12,7 @@ from emlops.program.config import ConfigError
 
 
 if TYPE_CHECKING:
-    from emlops.components.model_source import Resolver
+    from emlops.program.sources import Resolver
 
 
 class PreviewError(Exception):
@@ -37,7 +37,8 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     so bucket names and key ARNs in this plan are the ones the shared plan shows.
     `resolver` replaces the offline model-source resolver (tests use it to stand for AWS).
     """
-    from emlops.components.model_source import OfflineResolver, use_resolver
+    from emlops.offline.resolver import OfflineResolver
+    from emlops.program.sources import use_resolver
 
     try:
         project = project or find_project(start)

@@ -2,8 +2,8 @@
 
 A source is resolved when the program runs (preview or deploy), never at import, so a stack always
 deploys what the registry says *now*. `pulumi up` resolves through `LiveResolver` (MLflow + boto3);
-the offline preview through `OfflineResolver`, which turns whatever needs AWS into an explicit
-`[unknown: ...]` instead of inventing a value. mlflow and boto3 are imported inside the functions
+the offline preview through its own resolver (`emlops.offline.resolver`), which shows whatever needs
+AWS as unknown (`known=False`) instead of inventing a value. mlflow and boto3 are imported inside the functions
 that use them: importing mlflow alone costs ~2 s, and a stack that names only S3 must not pay it.
 """
 
@@ -13,7 +13,7 @@ import contextlib
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Protocol
 
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+")
 _MLFLOW_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[0-9]+))$")
@@ -60,23 +60,23 @@ class ResolvedModel:
 
     reference: str
     artifact_uri: str
-    """`s3://...` when known, else exactly `[unknown: <reference>]`."""
+    """`s3://...` when known, else what the offline preview shows in its place."""
     compressed: bool
     """True: a single .tar.gz object (ModelDataUrl). False: an S3 prefix of uncompressed files
     (ModelDataSource S3Prefix, CompressionType None), as MLflow model directories are. False when
     `known` is False: nothing is claimed about an artifact nobody looked at."""
     model_package_arn: Optional[str] = None
     """Set for package sources: the SageMaker Model then references the package. An offline group
-    look-up sets it to `[unknown: <reference>]` so the plan still shows a package is used."""
+    look-up sets it to the preview's unknown value so the plan still shows a package is used."""
     known: bool = True
     """False when the artifact could not be looked up (offline)."""
     drift_baselines: Optional[tuple[str, str]] = None
     """Package sources: the package's data-quality drift-check baselines (statistics, constraints
     `s3://` URIs), which retraining attaches when it registers a version; None when the package has
-    none. Offline they are `[unknown: <reference> drift-check statistics|constraints]`."""
+    none. Offline they are unknown (`known` is False)."""
     image_uri: Optional[str] = None
     """Package sources: the image of the package's first container, which the endpoint's role pulls.
-    Offline it is `[unknown: <reference> image]`."""
+    Offline it is unknown (`known` is False)."""
 
 
 class ModelSourceError(ValueError):
@@ -97,16 +97,7 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2].rstrip()} ... {text[-(limit // 2 - 5):].lstrip()}"
 
 
-def _unknown(source: ModelSource, package: bool = False) -> ResolvedModel:
-    ref = source.reference
-    arn = source.model_package_arn or (f"[unknown: {ref}]" if package else None)
-    baselines = (f"[unknown: {ref} drift-check statistics]", f"[unknown: {ref} drift-check constraints]")
-    return ResolvedModel(ref, f"[unknown: {ref}]", compressed=False, model_package_arn=arn, known=False,
-                         drift_baselines=baselines if package else None,
-                         image_uri=f"[unknown: {ref} image]" if package else None)
-
-
-def _resolve_s3(model: str, source: ModelSource) -> ResolvedModel:
+def resolve_s3(model: str, source: ModelSource) -> ResolvedModel:
     uri = str(source.s3_uri)
     if not _S3_URI.match(uri):
         raise ModelSourceError(model, uri, "not an S3 URI (s3://<bucket>/<key>)")
@@ -115,14 +106,14 @@ def _resolve_s3(model: str, source: ModelSource) -> ResolvedModel:
     return ResolvedModel(uri, uri, compressed=uri.endswith(".tar.gz"))
 
 
-def _parse_mlflow(model: str, ref: str) -> re.Match[str]:
+def parse_mlflow(model: str, ref: str) -> re.Match[str]:
     parsed = _MLFLOW_URI.match(ref)
     if parsed is None:
         raise ModelSourceError(model, ref, "an MLflow source is models:/<name>@<alias> or models:/<name>/<version>")
     return parsed
 
 
-def _check_package_arn(model: str, arn: str) -> None:
+def check_package_arn(model: str, arn: str) -> None:
     if not _PACKAGE_ARN.match(arn):
         raise ModelSourceError(
             model, arn,
@@ -131,7 +122,7 @@ def _check_package_arn(model: str, arn: str) -> None:
         )
 
 
-class _MlflowRegistry:
+class MlflowRegistry:
     """The one MLflow code path both resolvers share (the offline preview may point at a local registry)."""
 
     def __init__(self, tracking_uri: str) -> None:
@@ -143,7 +134,7 @@ class _MlflowRegistry:
         from mlflow.exceptions import MlflowException
 
         ref = str(source.mlflow)
-        parsed = _parse_mlflow(model, ref)
+        parsed = parse_mlflow(model, ref)
         name, alias, version = parsed["name"], parsed["alias"], parsed["version"]
         try:
             if self._client is None:
@@ -212,7 +203,7 @@ class LiveResolver:
                  role_arn: Optional[str] = None) -> None:
         self.region = region
         self.role_arn = role_arn  # the stack's deploy role: look-ups read the stack's account, as the provider does
-        self._mlflow = _MlflowRegistry(mlflow_tracking_uri) if mlflow_tracking_uri else None
+        self._mlflow = MlflowRegistry(mlflow_tracking_uri) if mlflow_tracking_uri else None
         self._session = boto3_session
         self._sagemaker: Any = None
         self._cache: dict[ModelSource, ResolvedModel] = {}
@@ -224,7 +215,7 @@ class LiveResolver:
 
     def _resolve(self, model: str, source: ModelSource) -> ResolvedModel:
         if source.s3_uri is not None:
-            return _resolve_s3(model, source)
+            return resolve_s3(model, source)
         if source.mlflow is not None:
             if self._mlflow is None:
                 raise ModelSourceError(
@@ -232,7 +223,7 @@ class LiveResolver:
                 )
             return self._mlflow.resolve(model, source)
         if source.model_package_arn is not None:
-            _check_package_arn(model, source.model_package_arn)
+            check_package_arn(model, source.model_package_arn)
             return self._package(model, source.reference, source.model_package_arn)
         return self._latest_approved(model, source.reference, str(source.model_package_group))
 
@@ -302,29 +293,11 @@ class LiveResolver:
                              drift_baselines=baselines, image_uri=container.get("Image"))
 
 
-class OfflineResolver:
-    """What `emlops preview` uses (no AWS, maybe a local MLflow): MLflow refs resolve against
-    `mlflow_uri` when given (same code path as LiveResolver); everything that needs AWS or an absent
-    tracking server becomes an explicit unknown; a pinned ARN keeps its ARN; S3 resolves as itself.
-    Never invent a value: a preview that shows a guessed artifact would review a deploy that won't happen."""
+class Resolver(Protocol):
+    """Resolves a model's source: `LiveResolver` for `pulumi up`, the offline engine's for `emlops preview`."""
 
-    def __init__(self, mlflow_uri: Optional[str] = None) -> None:
-        self._mlflow = _MlflowRegistry(mlflow_uri) if mlflow_uri else None
+    def resolve(self, model: str, source: ModelSource) -> ResolvedModel: ...
 
-    def resolve(self, model: str, source: ModelSource) -> ResolvedModel:
-        if source.s3_uri is not None:
-            return _resolve_s3(model, source)
-        if source.mlflow is not None:
-            if self._mlflow is not None:
-                return self._mlflow.resolve(model, source)
-            _parse_mlflow(model, source.mlflow)  # a malformed reference is wrong offline too
-            return _unknown(source)
-        if source.model_package_arn is not None:
-            _check_package_arn(model, source.model_package_arn)
-        return _unknown(source, package=True)
-
-
-Resolver = Union[LiveResolver, OfflineResolver]
 _RESOLVER: ContextVar[Optional[Resolver]] = ContextVar("emlops_model_source_resolver", default=None)
 
 
@@ -335,7 +308,7 @@ def current_resolver() -> Resolver:
     if resolver is None:
         raise RuntimeError(
             "no model source resolver is set; run the program inside "
-            "use_resolver(LiveResolver(...)) or use_resolver(OfflineResolver(...))"
+            "use_resolver(LiveResolver(...)) or use_resolver(OfflineResolver(...)) (emlops.offline.resolver)"
         )
     return resolver
 

@@ -1,0 +1,302 @@
+"""MlPlatform: the composition root, one environment's platform wired from the reusable components.
+
+It reads as the platform's wiring diagram, one stage per concern, in the order they are built:
+network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts -> registry
+-> serving -> monitoring -> retraining -> personas. Each stage hands a component its settings (the stack
+file's section, as it is) and its context (what earlier stages built: keys, buckets, network, topic,
+governance). Model sources are resolved before the platform exists (serving.py); the platform builds
+nothing that is not in the stack file's settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from emlops.components.alerts import notification_topic
+from emlops.components.aws_context import aws_context
+from emlops.components.endpoint import EndpointContext, ModelEndpoint
+from emlops.components.feature_store import FeatureStore, FeatureStoreContext
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
+from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.monitoring import ModelMonitor, MonitorContext
+from emlops.components.monitoring_args import DriftBaseline
+from emlops.components.network import Network, NetworkContext
+from emlops.components.network_access import https_only_security_group
+from emlops.components.options import child, type_token
+from emlops.components.personas import Personas, PersonasContext
+from emlops.components.registry import ModelRegistry, RegistryContext
+from emlops.components.registry_args import ClusterAccess
+from emlops.components.retraining import RetrainingContext, RetrainingPipeline
+from emlops.components.retraining_args import pipeline_name
+from emlops.components.settings import Governance, Placement
+from emlops.components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.training import TrainingCluster, TrainingContext
+from emlops.program.config import PlatformConfig
+from emlops.program.serving import ServedModel, SharedRegistry, deployed_groups
+from emlops.program.shared_registry import registry_groups
+
+
+@dataclass(frozen=True)
+class PlatformContext:
+    """What the program supplies to the platform besides its settings: the resolved models, and what lives
+    outside the stack file (the shared registry, a secret)."""
+
+    models: Sequence[ServedModel] = ()
+    """`models[]`, resolved (serving.py), in the stack file's order."""
+    shared: Optional[SharedRegistry] = None
+    """The shared-services registry the stack deploys from and registers into (`registry.shared_stack`)."""
+    mlflow_backend_store_uri: Optional[pulumi.Input[str]] = None
+    """Secret database URI of a self-hosted MLflow server (`registry.mlflow.kind: kubernetes`)."""
+
+
+class MlPlatform(pulumi.ComponentResource):
+    """One environment's MLOps platform (see the module docstring for its stages)."""
+
+    def __init__(self, name: str, settings: PlatformConfig, context: PlatformContext,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        if settings.registry.mlflow.kind == "kubernetes" and context.mlflow_backend_store_uri is None:
+            raise ValueError("a self-hosted MLflow server needs its backend store URI (a secret)")
+        super().__init__(type_token("MlPlatform"), name, None, opts)
+        self._name, self._settings, self._context = name, settings, context
+        tags = {**settings.tags.as_dict(), "environment": settings.environment, "managed-by": "emlops"}
+        self._governance = Governance(tags, settings.permission_boundary_arn, settings.production)
+        models = list(context.models)
+
+        self.network = self._network() if settings.network is not None else None
+        self._base()
+        self.feature_store = self._data()
+        self.training = self._training()
+        self.alerts_topic_arn = self._alerts(models)
+        self.registry = self._registry()
+        self.endpoints = self._serving(models)
+        self.monitors = self._monitoring(models)
+        self.retraining = self._retraining(models)
+        self.personas = self._personas() if settings.personas is not None else None
+
+        self.register_outputs({
+            "vpcId": None if self.network is None else self.network.vpc_id,
+            "privateSubnetIds": [] if self.network is None else self.network.private_subnet_ids,
+            "personaRoleArns": {} if self.personas is None else self.personas.role_arns,
+            "dataKeyArn": self.data_key.arn,
+            "accessLogsBucket": self.access_logs.bucket_name,
+            "datasetsBucket": self.datasets.bucket_name if self.datasets is not None else None,
+            "artifactsBucket": self.artifacts.bucket_name,
+            "modelBuilderRoleArn": self.model_builder_role.arn if self.model_builder_role is not None else None,
+            "endpointNames": [endpoint.endpoint_name for endpoint in self.endpoints.values()],
+        })
+
+    # -- network -------------------------------------------------------------------------------------------
+
+    def _network(self) -> Network:
+        """A managed VPC with its own flow-log key (CloudWatch Logs of the region uses it), or the one you bring."""
+        name, settings, governance = self._name, self._settings, self._governance
+        if not settings.network.is_managed:
+            return Network(f"{name}-network", settings.network, NetworkContext(governance=Governance(governance.tags)),
+                           opts=child(self))
+        logs_key = KmsKey(f"{name}-logs", KmsKeyArgs(
+            description=f"Encrypts the VPC flow logs of the {settings.environment} ML platform",
+            settings=settings.kms,
+            # CloudWatch Logs encrypts the flow-log group with it, on behalf of this account only
+            service_principals=[f"logs.{settings.region}.{settings.partition.dns_suffix}"],
+            protect=governance.protect, tags=governance.tags), opts=child(self))
+        return Network(f"{name}-network", settings.network, NetworkContext(log_kms_key_arn=logs_key.arn,
+                                                                           governance=governance), opts=child(self))
+
+    def _placement(self, security_group_ids: Sequence[pulumi.Input[str]] = ()) -> Placement:
+        return Placement(self.network.vpc_id, list(self.network.private_subnet_ids), security_group_ids)
+
+    # -- base: the data key, the access-log, dataset and artifact buckets, the job role ---------------------
+
+    def _base(self) -> None:
+        name, settings, governance = self._name, self._settings, self._governance
+        tags, protect = governance.tags, governance.protect
+        # The promotion path: accounts consuming this registry may read (and decrypt) model artifacts, only
+        # under models/ of the artifacts bucket; publishers may also write there (their retraining registers
+        # new versions); nothing else of this environment.
+        consumers, publishers = settings.registry.consumer_account_ids, settings.registry.publisher_account_ids
+        self.data_key = KmsKey(f"{name}-data", KmsKeyArgs(
+            description=f"Encrypts the datasets and model artifacts of the {settings.environment} ML platform",
+            settings=settings.kms, s3_decrypt_account_ids=consumers, s3_encrypt_account_ids=publishers,
+            s3_decrypt_bucket_prefixes=[f"{name}-artifacts-bucket-"] if consumers or publishers else [],
+            protect=protect, tags=tags), opts=child(self))
+        self.access_logs = SecureBucket(f"{name}-access-logs", SecureBucketArgs(
+            sse_algorithm="AES256", receives_access_logs=True,
+            lifecycle_rules=[settings.storage.expire_access_logs()], protect=protect, tags=tags), opts=child(self))
+        # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
+        holds_data = bool(settings.models or settings.training or settings.feature_groups)
+        self.datasets = self._data_bucket("datasets") if holds_data else None
+        self.artifacts = self._data_bucket("artifacts", consumers, publishers)
+        self.model_builder_role = None
+        if holds_data:
+            self.model_builder_role = ServiceRole(f"{name}-model-builder", ServiceRoleArgs(
+                services=["sagemaker.amazonaws.com"],
+                description=f"SageMaker processing and training jobs of {settings.environment}: "
+                            "read datasets, write model artifacts",
+                permissions_boundary_arn=governance.permissions_boundary_arn, tags=tags), opts=child(self))
+            self.datasets.grant_read(self.model_builder_role)
+            self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
+            self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
+
+    def _data_bucket(self, purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = ()) -> SecureBucket:
+        """A bucket of the platform's data: the data key, access logs, old versions expire."""
+        return SecureBucket(f"{self._name}-{purpose}", SecureBucketArgs(
+            kms_key_arn=self.data_key.arn, access_log_bucket=self.access_logs.bucket_name,
+            lifecycle_rules=[self._settings.storage.keep_versions()], reader_account_ids=list(readers),
+            writer_account_ids=list(writers), reader_prefix="models/" if readers or writers else "",
+            protect=self._governance.protect, tags=self._governance.tags), opts=child(self))
+
+    # -- data and training ----------------------------------------------------------------------------------
+
+    def _data(self) -> Optional[FeatureStore]:
+        if not self._settings.feature_groups:
+            return None
+        return FeatureStore(f"{self._name}-features", self._settings.feature_groups, FeatureStoreContext(
+            kms_key_arn=self.data_key.arn, offline_bucket=self.datasets, governance=self._governance),
+            opts=child(self))
+
+    def _training(self) -> Optional[TrainingCluster]:
+        training = self._settings.training
+        if training is None:
+            return None
+        # the EKS kind makes its own key: its control-plane log group needs the logs service on it
+        sagemaker = training.kind == "sagemaker"
+        return TrainingCluster(f"{self._name}-training", training, TrainingContext(
+            placement=self._placement(), kms_key_arn=self.data_key.arn if sagemaker else None,
+            input_bucket=self.datasets if sagemaker else None, output_bucket=self.artifacts if sagemaker else None,
+            region=self._settings.region, governance=self._governance), opts=child(self))
+
+    # -- alerts and registry --------------------------------------------------------------------------------
+
+    def _registry_groups(self) -> list[str]:
+        """The package groups this stack's registry holds (none when a shared registry holds them)."""
+        return [] if self._settings.registry.shared_stack else registry_groups(self._settings)
+
+    def _alerts(self, models: list[ServedModel]) -> Optional[pulumi.Output[str]]:
+        """One alerts topic per environment, made before the registry and the endpoints so that approvals and
+        the endpoints' rollback alarms notify it too; the monitors' drift alarms and run outcomes publish to it."""
+        subscriptions = self._settings.alerts.subscriptions
+        if not any(m.monitored for m in models) and not (self._registry_groups() and subscriptions):
+            return None
+        return notification_topic(self, f"{self._name}-alerts", Governance(self._governance.tags,
+                                                                           protect=self._governance.protect),
+                                  subscriptions=subscriptions,
+                                  purpose=f"the alerts of the {self._settings.environment} ML platform")
+
+    def _registry(self) -> Optional[ModelRegistry]:
+        """A package group per served model and per group a model is sourced from (or none, with a shared
+        registry), the settings' own groups and repositories, and MLflow as configured."""
+        settings = self._settings.registry
+        groups = self._registry_groups()
+        if not groups and not settings.image_repositories and settings.mlflow.kind == "none":
+            return None
+        deployed = deployed_groups(self._settings)
+        cluster = None
+        if settings.mlflow.kind == "kubernetes":
+            cluster = ClusterAccess(self.training.kubernetes_provider, self.training.oidc_provider_arn,
+                                    self.training.oidc_issuer_url)
+        return ModelRegistry(f"{self._name}-registry", settings, RegistryContext(
+            account_id=self._settings.account_id, model_groups=groups,
+            approval_topic_arn=self.alerts_topic_arn if groups else None,
+            # approvals are announced for the groups a deploy picks versions from: sourced, retrained, held for others
+            announced_groups=[g for g in groups if g in deployed or g in settings.package_groups],
+            kms_key_arn=self.data_key.arn, artifact_bucket=self.artifacts, cluster=cluster,
+            backend_store_uri=self._context.mlflow_backend_store_uri, governance=self._governance), opts=child(self))
+
+    # -- serving and monitoring -----------------------------------------------------------------------------
+
+    def _serving(self, models: list[ServedModel]) -> dict[str, ModelEndpoint]:
+        name, governance = self._name, self._governance
+        self.capture = self._data_bucket("capture") if any(m.captures_data for m in models) else None
+        # One group for the network interfaces of every endpoint and monitoring job: no inbound rule, so
+        # sharing it lets no workload reach another; HTTPS out only (the VPC endpoints).
+        self._workloads: list[pulumi.Input[str]] = []
+        if self.network is not None and any(m.monitored or not m.settings.serverless for m in models):
+            group = https_only_security_group(self, f"{name}-workloads", self.network.vpc_id,
+                                              "SageMaker endpoints and model monitors of", governance.tags)
+            self._workloads = [group.id]
+        endpoints = {}
+        for model in models:
+            endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", model.settings, EndpointContext(
+                artifact=model.artifact, image_uri=model.image_uri,
+                # serverless endpoints have no VPC
+                placement=None if model.settings.serverless else self._placement(self._workloads),
+                kms_key_arn=self.data_key.arn, capture_bucket=self.capture if model.captures_data else None,
+                alarm_topic_arn=self.alerts_topic_arn,
+                governance=Governance(governance.tags, governance.permissions_boundary_arn)), opts=child(self))
+        return endpoints
+
+    def _monitoring(self, models: list[ServedModel]) -> dict[str, ModelMonitor]:
+        name, key = self._name, self.data_key.arn
+        monitors = {}
+        for model in [m for m in models if m.monitored]:
+            monitors[model.name] = ModelMonitor(f"{name}-{model.name}-monitor", model.settings.monitoring,
+                                                MonitorContext(
+                endpoint_name=f"{name}-{model.name}", capture_s3_uri=self.endpoints[model.name].data_capture_uri,
+                reports_bucket=self.capture, placement=self._placement(self._workloads),
+                production=self._settings.production, package_baseline=model.package_baseline,
+                capture_kms_key_arn=key, volume_kms_key_arn=key, output_kms_key_arn=key,
+                alarm_topic_arn=self.alerts_topic_arn, region=self._settings.region, governance=self._governance),
+                opts=child(self))
+        return monitors
+
+    # -- retraining and personas ----------------------------------------------------------------------------
+
+    def _retraining(self, models: list[ServedModel]) -> dict[str, RetrainingPipeline]:
+        name = self._name
+        groups = [self.training.security_group_id, *self.network.security_group_ids] if self.training else []
+        pipelines = {}
+        for model in [m for m in models if m.settings.retraining.enabled]:
+            monitor, target = self.monitors[model.name], model.registry_target
+            baseline = model.settings.monitoring.baseline
+            pipelines[model.name] = RetrainingPipeline(f"{name}-{model.name}-retraining", model.settings.retraining,
+                                                       RetrainingContext(
+                model_name=model.name, pipeline_name=pipeline_name(self._settings.environment, model.name),
+                input_s3_uri=pulumi.Output.concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
+                output_s3_uri=pulumi.Output.concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
+                # with a shared registry, new versions go to its group, bucket and key
+                package_group_arn=target.group_arn if target else None,
+                model_output_s3_uri=target.model_output_s3_uri if target else None,
+                model_kms_key_arn=target.model_kms_key_arn if target else None,
+                baseline=DriftBaseline(baseline.statistics_s3_uri, baseline.constraints_s3_uri) if baseline else None,
+                monitoring_schedule_arn=monitor.schedule_arn,
+                # a model that got worse against ground truth is retrained too
+                quality_schedule_arn=monitor.quality_schedule.arn if monitor.quality_schedule is not None else None,
+                # approvals are announced by the registry that holds the group (here, or the shared stack)
+                placement=self._placement(groups), kms_key_arn=self.data_key.arn, governance=self._governance),
+                opts=child(self))
+        return pipelines
+
+    def _personas(self) -> Personas:
+        settings, shared = self._settings, self._context.shared
+        return Personas(f"{self._name}-personas", settings.personas, PersonasContext(
+            environment=settings.environment, data_key_arn=self.data_key.arn,
+            datasets_bucket_arn=self.datasets.arn if self.datasets is not None else None,
+            artifacts_bucket_arn=self.artifacts.arn,
+            feature_group_arns=list(self.feature_store.feature_group_arns.values()) if self.feature_store else [],
+            package_group_arns=list(self.registry.package_group_arns.values()) if self.registry else [],
+            shared_group_arns=[shared.ref.group_arn(g) for g in deployed_groups(settings)] if shared else [],
+            shared_group_publisher=bool(shared and shared.ref.publisher),
+            endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
+            monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
+            pipeline_arns=[pipeline.pipeline_arn for pipeline in self.retraining.values()],
+            # SageMaker training only (an EKS cluster has no job role)
+            training_role_arn=self.training.role_arn if self.training is not None else None,
+            execution_role_arns=[pipeline.role_arn for pipeline in self.retraining.values()],
+            job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),
+            name_prefix=f"{self._name}-", production=settings.production,
+            governance=Governance(self._governance.tags, self._governance.permissions_boundary_arn)),
+            opts=child(self))
+
+
+def _sagemaker_job_logs(parent: pulumi.Resource) -> list[Statement]:
+    """CloudWatch Logs for SageMaker jobs, limited to SageMaker's own log groups in this account."""
+    groups = aws_context(parent).arn("logs", "log-group:/aws/sagemaker/*")
+    return [
+        Statement(actions=["logs:CreateLogGroup"], resources=[groups]),
+        Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                  resources=[pulumi.Output.concat(groups, ":log-stream:*")]),
+    ]

@@ -1,0 +1,157 @@
+"""What the platform serves: each `models[]` entry with its source and image resolved.
+
+A source is resolved when the program runs (preview or deploy), never at import, and before any resource of
+the platform exists: a source or image that cannot be resolved stops the program with one line naming the
+stack file and the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from emlops.components.endpoint_args import ModelArtifact
+from emlops.components.images import framework_image_uri
+from emlops.components.monitoring_args import DriftBaseline
+from emlops.program import sources
+from emlops.program.config import FULL_KEY, ConfigError, PlatformConfig
+from emlops.program.config_models import ModelConfig
+from emlops.program.shared_registry import SharedRegistryRef
+
+
+@dataclass(frozen=True)
+class SharedOutputs:
+    """What the environment reads from the deployed shared stack (through its stack reference)."""
+
+    artifacts_bucket: pulumi.Output[str]
+    """The shared registry's artifacts bucket: approved versions are read, new versions written, under `models/`."""
+    data_key_arn: pulumi.Output[str]
+    """The key of that bucket."""
+
+
+@dataclass(frozen=True)
+class SharedRegistry:
+    """The shared-services registry an environment deploys from and registers into."""
+
+    ref: SharedRegistryRef
+    """What its stack file says (account, region, groups, whether this account consumes or publishes)."""
+    outputs: SharedOutputs
+    """What its deployment holds."""
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    """Where a model's retraining registers new versions when that is a shared registry's group."""
+
+    group_arn: str
+    """The shared registry's package group."""
+    model_output_s3_uri: pulumi.Input[str]
+    """`models/<model>/` of the shared registry's bucket: the train step writes the model artifact there."""
+    model_kms_key_arn: pulumi.Input[str]
+    """The key of that bucket."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A `models[]` entry as the platform serves it."""
+
+    settings: ModelConfig
+    """The entry (its endpoint's settings, monitoring and retraining)."""
+    artifact: ModelArtifact
+    """The resolved model."""
+    image_uri: Optional[str]
+    """Its inference image (none for a model package, which names its own)."""
+    captures_data: bool
+    """The endpoint captures requests and responses (on by default except in `dev`)."""
+    monitored: bool
+    """A monitor compares the captured data with a baseline."""
+    package_baseline: Optional[DriftBaseline] = None
+    """The served package's drift-check baselines, when the monitoring settings name no baseline."""
+    registry_target: Optional[RegistryTarget] = None
+    """The shared registry's group its retraining registers into. Default: the platform's own registry."""
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+def deployed_groups(config: PlatformConfig) -> list[str]:
+    """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
+    groups = [m.source.model_package_group for m in config.models if m.source.model_package_group]
+    groups += [m.name for m in config.models if m.retraining.enabled]
+    return list(dict.fromkeys(groups))
+
+
+def serve(config: PlatformConfig, resolver: sources.Resolver, index: int, model: ModelConfig, source: str,
+          shared: Optional[SharedRegistry] = None) -> ServedModel:
+    """Resolve `models[index]`'s source and image; ConfigError in one line at the entry's key if they do not."""
+    at = f"{source}: {FULL_KEY}.models[{index}]"
+    src = model.source
+    group = src.model_package_group
+    from_shared = shared is not None and group is not None
+    try:
+        resolved = resolver.resolve(model.name, sources.ModelSource(
+            mlflow=src.mlflow, model_package_group=shared.ref.group_arn(group) if from_shared else group,
+            model_package_arn=src.model_package_arn, s3_uri=src.s3_uri,
+        ))
+    except sources.ModelSourceError as exc:
+        key = next(k for k in ("mlflow", "model_package_group", "model_package_arn", "s3_uri") if getattr(src, k))
+        raise ConfigError(f"{at}.source.{key}: {exc}") from None
+
+    image_uri = None
+    if model.image is not None:
+        image_uri = model.image.uri or _framework_image(config, model, at)
+    captures = model.captures_data(config.environment)
+    monitored = model.monitoring.is_enabled(captures)
+    package = resolved.model_package_arn if src.model_package_group or src.model_package_arn else None
+    try:
+        artifact = ModelArtifact(
+            uri=resolved.artifact_uri, compressed=resolved.compressed, package_arn=package,
+            image_uri=resolved.image_uri if package else None,
+            # a shared registry's versions are encrypted with its key (decrypted through S3 only)
+            kms_key_arn=shared.outputs.data_key_arn if from_shared else None,
+            known=resolved.known)
+    except ValueError as exc:
+        raise ConfigError(f"{at}: {exc}") from None
+    return ServedModel(
+        settings=model, artifact=artifact, image_uri=image_uri, captures_data=captures, monitored=monitored,
+        package_baseline=_package_baseline(config, model, resolved, at) if monitored else None,
+        registry_target=_registry_target(model, shared) if model.retraining.enabled else None)
+
+
+def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str:
+    image = model.image
+    instance_type = model.variants[0].instance_type if model.variants else None
+    try:
+        return framework_image_uri(image.framework, image.framework_version, config.region, instance_type,
+                                   image.python_version, image.base_framework_version)
+    except ValueError as exc:
+        raise ConfigError(f"{at}.image: {exc}") from None
+
+
+def _package_baseline(config: PlatformConfig, model: ModelConfig, resolved: sources.ResolvedModel,
+                      at: str) -> Optional[DriftBaseline]:
+    """Without a configured baseline, a model served from a package is compared with the package's
+    data-quality drift-check baselines (retraining attaches them when it registers a version)."""
+    if model.monitoring.baseline is not None or resolved.model_package_arn is None:
+        return None
+    if resolved.drift_baselines is None:
+        if config.production:
+            raise ConfigError(f"{at}.monitoring.baseline: model {model.name!r}: {resolved.reference} has no "
+                              "data-quality drift-check baselines; add statistics_s3_uri and constraints_s3_uri")
+        return None
+    return DriftBaseline(*resolved.drift_baselines, known=resolved.known)
+
+
+def _registry_target(model: ModelConfig, shared: Optional[SharedRegistry]) -> Optional[RegistryTarget]:
+    """With a shared registry, retraining registers new versions into its group and writes their model
+    artifact to `models/<model>/` of its bucket with its key, where the consumer accounts read it; the
+    data splits and evaluation reports stay in this environment's artifacts bucket."""
+    if shared is None:
+        return None
+    return RegistryTarget(
+        group_arn=shared.ref.group_arn(model.name),
+        model_output_s3_uri=pulumi.Output.concat("s3://", shared.outputs.artifacts_bucket, f"/models/{model.name}/"),
+        model_kms_key_arn=shared.outputs.data_key_arn)
