@@ -8,11 +8,11 @@ dotted/indexed paths (`productionVariants[0].instanceType`); inside a JSON docum
 
 Replacement: the resource catalogue (`emlops.catalog.resources`) records, per resource type, which
 inputs AWS cannot update in place (the provider replaces the resource when they change), the input
-holding its physical name, and whether it is stateful. A replaced resource that Pulumi auto-named gets a new physical name, so Pulumi creates the new
-one before it deletes the old one; a fixed name has to be freed first (delete-before-create, an
-interruption). The new name is not known offline, so every input elsewhere that holds the old name (or,
-for a KMS key, the old key id) is shown as changing too, which may in turn replace that resource (a
-replaced Model replaces its EndpointConfiguration).
+holding its physical name, and whether it is stateful. A replaced resource that Pulumi auto-named gets
+a new physical name, so Pulumi creates the new one before it deletes the old one; a fixed name has to
+be freed first (delete-before-create, an interruption). The new name is not known offline, so every
+input elsewhere that holds the old name (or, for a KMS key, the old key id) is shown as changing too,
+which may in turn replace that resource (a replaced Model replaces its EndpointConfiguration).
 
 Deleting or replacing a stateful resource (data lives in it) is called out, with its `protect` and
 `retainOnDelete` flags from the base plan: `pulumi up` refuses to delete a protected resource.
