@@ -129,7 +129,8 @@ def test_ec2_ids_are_a_type_prefix_and_17_hex_digits():
     group = resource_type("aws:ec2/securityGroup:SecurityGroup")
     group_id = group.physical_id_of({"name": "workloads"}, "urn:sg", EU)
     assert re.fullmatch(r"sg-[0-9a-f]{17}", group_id)
-    assert group.computed_outputs(group_id, {}, EU)["arn"] == f"arn:aws:ec2:eu-west-1:{ACCOUNT}:security-group/{group_id}"
+    arn = group.computed_outputs(group_id, {}, EU)["arn"]
+    assert arn == f"arn:aws:ec2:eu-west-1:{ACCOUNT}:security-group/{group_id}"
 
 
 # -- consistency with the provider SDKs ----------------------------------------------------------------
