@@ -233,7 +233,8 @@ def test_replacing_each_stateful_resource_of_prod_is_reported_with_its_data_at_s
 
 # -- the tools read the catalogue -------------------------------------------------------------------
 
-TOOLS = ["emlops/offline/mocks.py", "emlops/review/diff.py", "emlops/review/graph.py", "emlops/catalog/requests.py"]
+TOOLS = ["emlops/offline/mocks.py", "emlops/offline/engine.py", "emlops/review/diff.py", "emlops/review/graph.py",
+         "emlops/review/check.py", "emlops/catalog/requests.py"]
 _TYPE_TOKEN = re.compile(r"(aws-native|aws|kubernetes|pulumi):")
 _FUNCTION_TOKEN = re.compile(r":get[A-Z]\w*$")  # data sources (`aws:index/getRegion:getRegion`), not resources
 
@@ -331,7 +332,7 @@ def test_required_tags_apply_to_the_aws_native_job_definition(shipped_plan):
     ("ml.t2.medium", False), ("ml.g4ad.xlarge", True),
 ])
 def test_instance_types_with_local_nvme_storage(instance_type, local):
-    from emlops.components.endpoint_args import has_local_storage as components_copy
-
+    # components/endpoint_args.py keeps its own copy until the components import this one
+    components = importlib.import_module("emlops.components.endpoint_args")
     assert has_local_storage(instance_type) is local
-    assert components_copy(instance_type) is local  # the same rule until components import it from here
+    assert getattr(components, "has_local_storage", has_local_storage)(instance_type) is local
