@@ -92,7 +92,7 @@ Outputs = Union[Mapping[str, Any], Callable[[Mapping[str, str]], Mapping[str, An
 PhysicalId = Union[None, str, Callable[[Mapping[str, Any]], str]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one entry per token: compared and hashed by identity
 class ResourceType:
     """One AWS, Kubernetes or Pulumi resource type, as every emlops tool needs to know it."""
 
