@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from emlops.review.graph import NODE_TYPES, build_graph, graph
+from emlops.catalog.resources import GRAPH_LABELS
+from emlops.review.graph import build_graph, graph
 from emlops.offline.plan import Plan, PlanResource
 from tests.conftest import SHIPPED_STACKS
 
@@ -50,7 +51,7 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
                             "TrainingCluster training", "ModelEndpoint churn", "ModelEndpoint fraud", "ModelMonitor churn-monitor",
                             "ModelMonitor fraud-monitor", "RetrainingPipeline churn-retraining",
                             "RetrainingPipeline fraud-retraining"]
-    assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
+    assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
     assert 30 <= len(labels) < 60
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
@@ -97,7 +98,7 @@ def test_the_shared_registry_draws_its_groups_and_their_approvals(shipped_plan):
 def test_every_shipped_stack_draws(shipped_plan):
     for stack in SHIPPED_STACKS:
         plan = shipped_plan(stack)
-        nodes = [r.name for r in plan.resources if r.type in NODE_TYPES]
+        nodes = [r.name for r in plan.resources if r.type in GRAPH_LABELS]
         assert sorted(r.name for m in build_graph(plan).groups.values() for r in m) == sorted(nodes)
         _, labels, _ = parse_mermaid(graph(plan))
         assert len(labels) == len(nodes) < 60
@@ -113,7 +114,7 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]
-    assert len(nodes) == len([r for r in shipped_plan("prod").resources if r.type in NODE_TYPES])
+    assert len(nodes) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
     assert edges and all(a in nodes and b in nodes for a, b in edges)
     assert '  n_prod_fraud_retraining_pipeline -> n_organization_emlops_shared [label="registers"];' in lines
     assert '    n_prod_fraud_endpoint [label="prod-fraud-endpoint\\nendpoint"];' in lines

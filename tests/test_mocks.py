@@ -74,10 +74,19 @@ def test_an_unexpected_data_source_fails_loudly():
 
 def test_a_resource_type_without_a_known_arn_format_fails_loudly():
     with pytest.raises(MockGap, match=re.escape(
-        "the offline preview has no ARN format for aws:sqs/queue:Queue; add AWS's format for it to "
-        "ARN_FORMATS in emlops/mock_tables.py"
+        "the offline preview has no catalogue entry for aws:sqs/queue:Queue; add a ResourceType for it (ARN format, "
+        "physical id, naming, replace-on-change inputs, stateful, taggable, graph label) to its service's module in "
+        "emlops/catalog/ (resources_<service>.py)"
     )):
         run_components(lambda: aws.sqs.Queue("jobs"))
+
+
+def test_a_catalogued_type_whose_entry_has_no_arn_format_fails_loudly():
+    with pytest.raises(MockGap, match=re.escape(
+        "the offline preview has no ARN format for aws:dynamodb/table:Table; add AWS's format for it to its entry "
+        "in emlops/catalog/resources_other.py"
+    )):
+        run_components(lambda: aws.dynamodb.Table("features", hash_key="id", attributes=[{"name": "id", "type": "S"}]))
 
 
 def test_auto_names_follow_pulumi_and_aws_limits():

@@ -11,41 +11,18 @@ import jsonschema
 import pytest
 
 import emlops.offline.preview
+from emlops.catalog.resources import CATALOGUE, STATEFUL_TYPES
 from emlops.offline.plan import Plan
 from emlops.offline.preview import PreviewError, preview_stack
 from emlops.program.stackfile import find_project
 from tests.conftest import REQUIRED_TAGS, ROOT, SHIPPED_STACKS
 
 PLAN_SCHEMA = json.loads((ROOT / "emlops" / "offline" / "plan.schema.json").read_text())
-# What would lose data or history if deleted: production protects and retains exactly these.
-STATEFUL_TYPES = {
-    "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
-    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
-    # the alerts topic keeps its confirmed subscriptions
-    "aws:sns/topic:Topic",
-    # the VPC flow logs are audit records
-    "aws:cloudwatch/logGroup:LogGroup",
-}
-# AWS has no tags on these (bucket settings, inline policies, aliases, scaling policies and schedules).
-UNTAGGABLE_TYPES = {
-    "pulumi:providers:aws", "pulumi:providers:aws-native", "aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
-    "aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketPolicy:BucketPolicy",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "aws:s3/bucketLogging:BucketLogging",
-    "aws:appautoscaling/policy:Policy", "aws:appautoscaling/scheduledAction:ScheduledAction",
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy",
-    "aws:ecr/repositoryPolicy:RepositoryPolicy",
-    # what the program reads, not manages: the shared stack's outputs
-    "pulumi:pulumi:StackReference",
-    "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
-    "aws:cloudwatch/eventTarget:EventTarget", "aws:ec2/routeTableAssociation:RouteTableAssociation",
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
-    # Kubernetes objects carry labels, not AWS tags
-    "pulumi:providers:kubernetes", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ResourceQuota",
-    "kubernetes:core/v1:LimitRange", "kubernetes:scheduling.k8s.io/v1:PriorityClass", "kubernetes:apps/v1:DaemonSet",
-}
+# What would lose data or history if deleted is the catalogue's STATEFUL_TYPES: production protects and
+# retains exactly these. AWS has no tags on the types the catalogue does not mark taggable (bucket settings,
+# inline policies, aliases, scaling policies and schedules); Kubernetes objects carry labels, not AWS tags;
+# providers and stack references (what the program reads, not manages) are no AWS resources.
+UNTAGGABLE_TYPES = frozenset(token for token, entry in CATALOGUE.items() if not entry.taggable)
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333", "shared": "444444444444"}
 
 
@@ -138,19 +115,20 @@ def test_production_stacks_protect_and_retain_every_stateful_resource_and_only_t
 def test_prod_stateful_resources(shipped_plan):
     plan = shipped_plan("prod")
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
-    assert {t: plan.type_counts().get(t, 0) for t in STATEFUL_TYPES} == {
+    counts = {t: plan.type_counts().get(t, 0) for t in STATEFUL_TYPES}
+    assert {t: n for t, n in counts.items() if n} == {
         # the data key, the alerts topic's key and the flow logs' key
         "aws:kms/key:Key": 3,
         # access-log, dataset, artifact and capture buckets
         "aws:s3/bucket:Bucket": 4,
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
-        # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
-        "aws:sagemaker/modelPackageGroup:ModelPackageGroup": 0,
-        "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": 0,
         "aws:sns/topic:Topic": 1,  # the alerts topic
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
     }
+    # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
+    assert counts["aws:sagemaker/modelPackageGroup:ModelPackageGroup"] == 0
+    assert counts["aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"] == 0
     assert all(r.protect and r.retain_on_delete for r in stateful)
     assert not [r.urn for r in plan.resources if r.type not in STATEFUL_TYPES and (r.protect or r.retain_on_delete)]
 

@@ -1,4 +1,4 @@
-"""AWS facts read from botocore's offline data (partitions, regions, API enums).
+"""AWS facts: botocore's offline data (partitions, regions, API enums) and SageMaker's instance storage.
 
 botocore ships AWS's own endpoint and service-model definitions, so the config schema, the
 components and the offline mocks can reject a bad region or enum value without a network call.
@@ -10,6 +10,10 @@ import functools
 import re
 from dataclasses import dataclass
 
+
+# Instance families with local NVMe storage: their volumes are encrypted by the instance hardware and
+# SageMaker rejects a KmsKeyId for them (CreateEndpointConfig, KmsKeyId).
+_LOCAL_STORAGE = re.compile(r"^ml\.([a-z]+[0-9]+[a-z]*d[a-z]*|g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|p5e|p5en|trn1|trn1n|inf2)\.")
 
 # What CloudWatch Logs accepts for retention_in_days (botocore models it as a plain integer).
 LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -80,6 +84,11 @@ def api_enum(service: str, shape: str) -> tuple[str, ...]:
     if shape not in enums:
         raise KeyError(f"botocore's {service} model has no enum shape {shape!r}")
     return enums[shape]
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """The SageMaker instance type (`ml.g5.xlarge`) has local NVMe storage, so it takes no volume KMS key."""
+    return bool(_LOCAL_STORAGE.match(instance_type))
 
 
 def zone_id_prefix(region: str) -> str:

@@ -2,7 +2,8 @@
 
 The offline preview's mocks accept any input, so a typo or an out-of-range value would only surface at
 `pulumi up`. Each supported resource's `inputs` (camelCase, as pulumi_aws v7 receives them) are
-translated into the request of the resource's create API, then checked the way the service would:
+translated into the request of the resource's create API (the `create` of its entry in the resource
+catalogue, `emlops.catalog.resources`), then checked the way the service would:
 botocore's `ParamValidator` for types, required members and minimums, plus what it leaves out
 (maximums, enums and regex patterns). Values the preview cannot know ("[unknown: ...]", "[secret]")
 count as present but are not checked.
@@ -17,9 +18,11 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
+
+from emlops.catalog.resource_type import CreateRequest
+from emlops.catalog.resources import CATALOGUE
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel, Shape
@@ -39,93 +42,16 @@ class ApiRequest:
 
 
 class UnsupportedResource(KeyError):
-    """The resource type has no entry in the mapping table (yet)."""
+    """The resource type's catalogue entry has no create request (yet)."""
 
     def __str__(self) -> str:  # KeyError's default repr-quotes the message
         return str(self.args[0])
 
 
-@dataclass(frozen=True)
-class _Mapping:
-    """How one Pulumi resource type maps onto its create API.
-
-    Members are matched case-insensitively (`memorySizeInMb` ~ `MemorySizeInMB`), and a pluralised
-    list of one block (`s3DataSources`, the bridge's name for a Terraform block) onto the singular
-    structure (`S3DataSource`). Only what that cannot match is listed here.
-    """
-
-    service: str
-    operation: str
-    # Pulumi path (dotted, no list indexes) -> API member name.
-    renames: Mapping[str, str] = field(default_factory=dict)
-    # Pulumi paths with no API counterpart, dropped on purpose (each with its reason in a comment).
-    ignore: frozenset[str] = frozenset()
-    # Top-level API members the provider fills in itself (e.g. idempotency tokens), as plan placeholders.
-    provider_supplied: frozenset[str] = frozenset()
-
-
 # Pulumi-only top-level inputs on every type: `region` (pulumi_aws v7) picks the API endpoint.
 _GLOBAL_IGNORE = frozenset({"region"})
 
-_MAPPINGS: dict[str, _Mapping] = {
-    "aws:sagemaker/model:Model": _Mapping("sagemaker", "CreateModel", {"name": "ModelName"}),
-    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": _Mapping(
-        "sagemaker", "CreateEndpointConfig", {"name": "EndpointConfigName", "kmsKeyArn": "KmsKeyId"},
-        # the provider turns namePrefix into `name`; the API only knows the final name
-        ignore=frozenset({"namePrefix"}),
-    ),
-    "aws:sagemaker/endpoint:Endpoint": _Mapping("sagemaker", "CreateEndpoint", {"name": "EndpointName"}),
-    # Data, training and registry (each owner adjusts the renames and ignores of its own types).
-    "aws:sagemaker/featureGroup:FeatureGroup": _Mapping("sagemaker", "CreateFeatureGroup", {}),
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": _Mapping("sagemaker", "CreateModelPackageGroup", {}),
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": _Mapping("sagemaker", "CreateMlflowTrackingServer", {}),
-    "aws:ecr/repository:Repository": _Mapping(
-        "ecr", "CreateRepository", {"name": "repositoryName"},
-        # forceDelete is the provider's own switch (delete the images on destroy); the API has no member
-        ignore=frozenset({"forceDelete"}),
-    ),
-    "aws:eks/cluster:Cluster": _Mapping(
-        "eks", "CreateCluster", {"vpcConfig": "resourcesVpcConfig"},
-        # the provider flattens `logging.clusterLogging[{types, enabled}]` into a list of log types, and
-        # models the API's one-element `encryptionConfig` list as one block: neither maps by renaming
-        # (tests/test_training.py checks both against the API's shapes and enums)
-        ignore=frozenset({"enabledClusterLogTypes", "encryptionConfig"}),
-    ),
-    "aws:eks/nodeGroup:NodeGroup": _Mapping(
-        "eks", "CreateNodegroup", {"nodeRoleArn": "nodeRole", "subnetIds": "subnets"}),
-    # Monitoring (owner: components/monitoring.py).
-    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition": _Mapping(
-        "sagemaker", "CreateDataQualityJobDefinition", {"name": "JobDefinitionName"}),
-    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _Mapping(
-        "sagemaker", "CreateMonitoringSchedule", {"name": "MonitoringScheduleName"}),
-    # pulumi-aws-native's (components/model_quality.py): pulumi_aws has no model-quality job definition
-    "aws-native:sagemaker:ModelQualityJobDefinition": _Mapping("sagemaker", "CreateModelQualityJobDefinition", {}),
-    # Retraining (owner: components/retraining.py).
-    # the provider generates CreatePipeline's idempotency token
-    "aws:sagemaker/pipeline:Pipeline": _Mapping("sagemaker", "CreatePipeline", {},
-                                                provider_supplied=frozenset({"ClientRequestToken"})),
-    # Network (owner: components/network.py). EC2 create calls take tags as TagSpecifications (with a
-    # resource type), which the provider builds from `tags`; the DNS and public-IP switches are
-    # Modify*Attribute calls the provider makes after creating; a security group's rules are
-    # Authorize*/Revoke* calls, and an internet gateway is attached to its VPC by AttachInternetGateway.
-    "aws:ec2/vpc:Vpc": _Mapping("ec2", "CreateVpc", {}, ignore=frozenset(
-        {"tags", "enableDnsSupport", "enableDnsHostnames"})),
-    "aws:ec2/subnet:Subnet": _Mapping("ec2", "CreateSubnet", {}, ignore=frozenset({"tags", "mapPublicIpOnLaunch"})),
-    "aws:ec2/routeTable:RouteTable": _Mapping("ec2", "CreateRouteTable", {}, ignore=frozenset({"tags"})),
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": _Mapping("ec2", "AssociateRouteTable", {}),
-    "aws:ec2/route:Route": _Mapping("ec2", "CreateRoute", {}),
-    "aws:ec2/internetGateway:InternetGateway": _Mapping("ec2", "CreateInternetGateway", {},
-                                                        ignore=frozenset({"tags", "vpcId"})),
-    "aws:ec2/eip:Eip": _Mapping("ec2", "AllocateAddress", {}, ignore=frozenset({"tags"})),
-    "aws:ec2/natGateway:NatGateway": _Mapping("ec2", "CreateNatGateway", {}, ignore=frozenset({"tags"})),
-    "aws:ec2/securityGroup:SecurityGroup": _Mapping(
-        "ec2", "CreateSecurityGroup", {"name": "GroupName"},
-        ignore=frozenset({"tags", "ingress", "egress", "revokeRulesOnDelete"})),
-    "aws:ec2/vpcEndpoint:VpcEndpoint": _Mapping("ec2", "CreateVpcEndpoint", {"policy": "PolicyDocument"},
-                                                ignore=frozenset({"tags"})),
-}
-
-SUPPORTED_TYPES: frozenset[str] = frozenset(_MAPPINGS)
+SUPPORTED_TYPES: frozenset[str] = frozenset(token for token, entry in CATALOGUE.items() if entry.create)
 
 
 def is_placeholder(value: object) -> bool:
@@ -136,7 +62,8 @@ def is_placeholder(value: object) -> bool:
 
 def to_api_request(resource_type: str, inputs: dict) -> ApiRequest:
     """Translate a plan resource's `inputs` into the request of its create API."""
-    mapping = _MAPPINGS.get(resource_type)
+    entry = CATALOGUE.get(resource_type)
+    mapping = entry.create if entry is not None else None
     if mapping is None:
         raise UnsupportedResource(
             f"{resource_type}: no mapping to an AWS create API (supported: {', '.join(sorted(SUPPORTED_TYPES))})")
@@ -174,7 +101,7 @@ def _session() -> Session:
 
 # --- translation ---------------------------------------------------------------------------------
 
-def _translate(value: Any, shape: Shape, mapping: _Mapping, path: str, table_path: str,
+def _translate(value: Any, shape: Shape, mapping: CreateRequest, path: str, table_path: str,
                unmapped: list[str]) -> Any:
     """Walk the value and the API shape together, renaming members and converting Pulumi idioms."""
     if value is None or is_placeholder(value):
@@ -201,7 +128,7 @@ def _translate(value: Any, shape: Shape, mapping: _Mapping, path: str, table_pat
     return value
 
 
-def _translate_structure(value: dict, shape: Shape, mapping: _Mapping, path: str, table_path: str,
+def _translate_structure(value: dict, shape: Shape, mapping: CreateRequest, path: str, table_path: str,
                          unmapped: list[str]) -> dict:
     members = {name.lower(): name for name in shape.members}
     out: dict[str, Any] = {}

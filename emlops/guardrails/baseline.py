@@ -14,6 +14,11 @@ from typing import Any, Optional
 
 from pulumi_policy import PolicyResource
 
+from emlops.catalog import resources_iam as iam
+from emlops.catalog import resources_network as network
+from emlops.catalog import resources_storage as storage
+from emlops.catalog.resources_eks import CLUSTER
+from emlops.catalog.resources_operations import LOG_GROUP, TOPIC
 from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
@@ -31,22 +36,20 @@ from emlops.guardrails.helpers import (
     text,
 )
 
-BUCKET = "aws:s3/bucket:Bucket"
-BUCKET_V2 = "aws:s3/bucketV2:BucketV2"
-SSE = ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-       "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
-VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
-PUBLIC_ACCESS = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
-BUCKET_POLICY = ("aws:s3/bucketPolicy:BucketPolicy",)
-LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
+BUCKET = storage.BUCKET.token
+BUCKET_V2 = storage.BUCKET_V2.token
+SSE = (storage.BUCKET_ENCRYPTION.token, storage.BUCKET_ENCRYPTION_V2.token)
+VERSIONING = (storage.BUCKET_VERSIONING.token, storage.BUCKET_VERSIONING_V2.token)
+PUBLIC_ACCESS = (storage.BUCKET_PUBLIC_ACCESS_BLOCK.token,)
+BUCKET_POLICY = (storage.BUCKET_POLICY.token,)
+LOGGING = (storage.BUCKET_LOGGING.token, storage.BUCKET_LOGGING_V2.token)
 POLICY_DOCUMENTS = {
-    "aws:iam/rolePolicy:RolePolicy": "policy", "aws:iam/policy:Policy": "policy",
-    "aws:iam/userPolicy:UserPolicy": "policy", "aws:iam/groupPolicy:GroupPolicy": "policy",
+    iam.ROLE_POLICY.token: "policy", iam.POLICY.token: "policy",
+    iam.USER_POLICY.token: "policy", iam.GROUP_POLICY.token: "policy",
 }
-ATTACHMENTS = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policyAttachment:PolicyAttachment",
-               "aws:iam/userPolicyAttachment:UserPolicyAttachment",
-               "aws:iam/groupPolicyAttachment:GroupPolicyAttachment")
-ROLE = "aws:iam/role:Role"
+ATTACHMENTS = (iam.ROLE_POLICY_ATTACHMENT.token, iam.POLICY_ATTACHMENT.token, iam.USER_POLICY_ATTACHMENT.token,
+               iam.GROUP_POLICY_ATTACHMENT.token)
+ROLE = iam.ROLE.token
 FULL_ACCESS = re.compile(r":iam::aws:policy/(.*/)?[^/]*FullAccess")
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 EKS_LOG_TYPES = ("api", "audit", "authenticator")
@@ -189,7 +192,7 @@ def s3_bucket_tls_only(resources: list[PolicyResource], settings: Settings) -> I
 # KMS and IAM
 
 
-@resource_rule("kms-key-rotation", types=["aws:kms/key:Key"], severity="high",
+@resource_rule("kms-key-rotation", types=[storage.KMS_KEY.token], severity="high",
                description="Symmetric customer-managed KMS keys rotate their key material automatically.",
                remediation="Create keys with components.kms.KmsKey (rotation always on) or set "
                            "enable_key_rotation=True.")
@@ -255,7 +258,7 @@ def iam_role_permission_boundary(props: Any, settings: Settings) -> Iterator[str
 # ECR, CloudWatch Logs, SNS
 
 
-@resource_rule("ecr-scan-on-push", types=["aws:ecr/repository:Repository"], severity="medium",
+@resource_rule("ecr-scan-on-push", types=[storage.ECR_REPOSITORY.token], severity="medium",
                description="ECR repositories scan every image for vulnerabilities when it is pushed.",
                remediation="Set image_scanning_configuration={'scan_on_push': True} (TrainingCluster does).")
 def ecr_scan_on_push(props: Any, settings: Settings) -> Iterator[str]:
@@ -263,7 +266,7 @@ def ecr_scan_on_push(props: Any, settings: Settings) -> Iterator[str]:
         yield "images are not scanned on push"
 
 
-@resource_rule("ecr-immutable-tags", types=["aws:ecr/repository:Repository"], severity="medium",
+@resource_rule("ecr-immutable-tags", types=[storage.ECR_REPOSITORY.token], severity="medium",
                description="ECR image tags are immutable, so a deployed tag always names the same image.",
                remediation="Set image_tag_mutability='IMMUTABLE' and push a new tag for each build.")
 def ecr_immutable_tags(props: Any, settings: Settings) -> Iterator[str]:
@@ -272,7 +275,7 @@ def ecr_immutable_tags(props: Any, settings: Settings) -> Iterator[str]:
         yield f"image tags are {mutability}"
 
 
-@resource_rule("cloudwatch-log-group-retention", types=["aws:cloudwatch/logGroup:LogGroup"], severity="low",
+@resource_rule("cloudwatch-log-group-retention", types=[LOG_GROUP.token], severity="low",
                enforcement="advisory",
                description="CloudWatch log groups expire their events after a set retention.",
                remediation="Set retention_in_days (e.g. 365), as TrainingCluster does for its EKS control plane.")
@@ -281,7 +284,7 @@ def log_group_retention(props: Any, settings: Settings) -> Iterator[str]:
         yield "log events are kept forever (no retentionInDays)"
 
 
-@resource_rule("cloudwatch-log-group-kms", types=["aws:cloudwatch/logGroup:LogGroup"], severity="medium",
+@resource_rule("cloudwatch-log-group-kms", types=[LOG_GROUP.token], severity="medium",
                description="CloudWatch log groups are encrypted with a customer-managed KMS key.",
                remediation="Set kms_key_id to a KmsKey whose service_principals include logs.<region>.amazonaws.com.")
 def log_group_kms(props: Any, settings: Settings) -> Iterator[str]:
@@ -289,7 +292,7 @@ def log_group_kms(props: Any, settings: Settings) -> Iterator[str]:
         yield "the log group has no kmsKeyId"
 
 
-@resource_rule("sns-topic-encrypted", types=["aws:sns/topic:Topic"], severity="medium",
+@resource_rule("sns-topic-encrypted", types=[TOPIC.token], severity="medium",
                description="SNS topics are encrypted at rest with KMS.",
                remediation="Set kms_master_key_id (ModelMonitor creates a key for its topic).")
 def sns_topic_encrypted(props: Any, settings: Settings) -> Iterator[str]:
@@ -300,7 +303,7 @@ def sns_topic_encrypted(props: Any, settings: Settings) -> Iterator[str]:
 # ------------------------------------------------------------------------------------------------
 # EKS and security groups
 
-EKS_CLUSTER = ["aws:eks/cluster:Cluster"]
+EKS_CLUSTER = [CLUSTER.token]
 
 
 @resource_rule("eks-private-endpoint", types=EKS_CLUSTER, severity="high",
@@ -347,8 +350,8 @@ OPEN = ("0.0.0.0/0", "::/0")
 
 
 @resource_rule("ec2-security-group-no-open-ingress",
-               types=["aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule",
-                      "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"],
+               types=[network.SECURITY_GROUP.token, network.SECURITY_GROUP_RULE.token,
+                      network.SECURITY_GROUP_INGRESS_RULE.token],
                severity="high",
                description="Security groups accept no inbound traffic from the whole internet.",
                remediation="Allow ingress only from the security groups or private CIDRs that need it.")

@@ -1,4 +1,7 @@
-"""Governance rules: required tags on every taggable AWS resource, and production's stateful resources kept."""
+"""Governance rules: required tags on every taggable AWS resource, and production's stateful resources kept.
+
+Which types are taggable and which are stateful is the resource catalogue's (`emlops.catalog.resources`).
+"""
 
 from __future__ import annotations
 
@@ -9,31 +12,28 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
+from emlops.catalog.resources import STATEFUL_TYPES, lookup
 from emlops.guardrails.helpers import UNKNOWN, Settings, get, parse_json, resource_rule, tags_of
 
-# Resources whose loss loses data or history: production protects them (no delete) and retains them
-# (removing them from the code leaves them in the account).
-STATEFUL_TYPES = (
-    "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws:kms/key:Key", "aws:ecr/repository:Repository",
-    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer", "aws:eks/cluster:Cluster",
-    "aws:cloudwatch/logGroup:LogGroup", "aws:sns/topic:Topic", "aws:dynamodb/table:Table",
-    "aws:rds/instance:Instance", "aws:rds/cluster:Cluster", "aws:efs/fileSystem:FileSystem",
-    "aws:codeartifact/domain:Domain", "aws:codeartifact/repository:Repository",
-    "aws:secretsmanager/secret:Secret", "kubernetes:core/v1:Namespace",
-)
+# The provider SDKs whose argument classes tell whether a type the catalogue does not know takes tags.
+_SDK_PACKAGES = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native"}
 
 
 @functools.lru_cache(maxsize=None)
 def is_taggable(resource_type: str) -> bool:
-    """The pulumi_aws resource has a `tags` input (read from the provider SDK's own argument class)."""
+    """The type takes AWS tags: its catalogue entry says so; for a type the catalogue does not know (a
+    team's own resources, under the Pulumi CLI), the provider SDK's argument class has a `tags` input."""
+    entry = lookup(resource_type)
+    if entry is not None:
+        return entry.taggable
     parts = resource_type.split(":")
-    if len(parts) != 3 or parts[0] != "aws":
+    if len(parts) != 3 or parts[0] not in _SDK_PACKAGES:
         return False
     module, class_name = parts[1].split("/")[0], parts[2]
     for candidate in (module, f"{module}_"):  # modules named like Python keywords end in '_' (lambda_)
         try:
-            args = getattr(importlib.import_module(f"pulumi_aws.{candidate}"), f"{class_name}Args", None)
+            args = getattr(importlib.import_module(f"{_SDK_PACKAGES[parts[0]]}.{candidate}"), f"{class_name}Args",
+                           None)
         except ImportError:
             continue
         return args is not None and hasattr(args, "tags")
@@ -70,7 +70,9 @@ def required_tags(props: Any, settings: Settings, args: ResourceValidationArgs) 
         yield f"missing required tags: {', '.join(missing)}"
 
 
-@resource_rule("prod-stateful-protected", types=STATEFUL_TYPES, severity="high", config=["production"],
+# Resources whose loss loses data or history: production protects them (no delete) and retains them
+# (removing them from the code leaves them in the account).
+@resource_rule("prod-stateful-protected", types=tuple(sorted(STATEFUL_TYPES)), severity="high", config=["production"],
                with_args=True,
                description="In production, stateful resources are protected and retained on delete.",
                remediation="Pass protect=True to the component (the platform does for production stacks); it sets "

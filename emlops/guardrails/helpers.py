@@ -182,8 +182,21 @@ def actions_match(statement: Mapping[str, Any], action: str) -> bool:
 
 
 def tags_of(props: Any) -> Any:
+    """A resource's tags as a map (UNKNOWN when they are not known): pulumi-aws takes a map,
+    pulumi-aws-native (Cloud Control) a list of `{"key": ..., "value": ...}` pairs."""
     tags = get(props, "tags")
-    return tags if tags is UNKNOWN or isinstance(tags, Mapping) else {}
+    if tags is UNKNOWN or isinstance(tags, Mapping):
+        return tags
+    if not is_list(tags):
+        return {}
+    out: dict[str, Any] = {}
+    for pair in items(tags):
+        key = get(pair, "key") if isinstance(pair, Mapping) else None
+        if pair is UNKNOWN or key is UNKNOWN:
+            return UNKNOWN  # an unknown pair may be any required tag
+        if isinstance(key, str):
+            out[key] = get(pair, "value")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

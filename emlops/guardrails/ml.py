@@ -13,7 +13,9 @@ from typing import Any, Optional
 
 from pulumi_policy import PolicyResource
 
-from emlops.components.endpoint_args import has_local_storage
+from emlops.catalog import resources_sagemaker as sagemaker
+from emlops.catalog.aws import has_local_storage
+from emlops.catalog.resources_operations import SCALING_TARGET as _SCALING_TARGET
 from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
@@ -30,18 +32,18 @@ from emlops.guardrails.helpers import (
     text,
 )
 
-MODEL = "aws:sagemaker/model:Model"
-ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
-ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
-DATA_QUALITY_JOB = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
+MODEL = sagemaker.MODEL.token
+ENDPOINT_CONFIG = sagemaker.ENDPOINT_CONFIG.token
+ENDPOINT = sagemaker.ENDPOINT.token
+DATA_QUALITY_JOB = sagemaker.DATA_QUALITY_JOB_DEFINITION.token
 # pulumi_aws has no model-quality job definition; components/model_quality.py uses pulumi-aws-native's
-MODEL_QUALITY_JOB = "aws-native:sagemaker:ModelQualityJobDefinition"
+MODEL_QUALITY_JOB = sagemaker.MODEL_QUALITY_JOB_DEFINITION.token
 MONITORING_JOBS = [DATA_QUALITY_JOB, MODEL_QUALITY_JOB]
-MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
-FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
-PIPELINE = "aws:sagemaker/pipeline:Pipeline"
-SCALING_TARGET = "aws:appautoscaling/target:Target"
-PACKAGE_GROUP_POLICY = "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"
+MONITORING_SCHEDULE = sagemaker.MONITORING_SCHEDULE.token
+FEATURE_GROUP = sagemaker.FEATURE_GROUP.token
+PIPELINE = sagemaker.PIPELINE.token
+SCALING_TARGET = _SCALING_TARGET.token
+PACKAGE_GROUP_POLICY = sagemaker.MODEL_PACKAGE_GROUP_POLICY.token
 
 
 def _variants(config_props: Any) -> list[Any]:

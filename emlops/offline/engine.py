@@ -29,11 +29,12 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.settings import configure
 from pulumi.runtime.stack import run_in_stack
 
+from emlops.catalog.resources_pulumi import STACK, STACK_REFERENCE
 from emlops.offline.mocks import AwsIdentity, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
 
-ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
-STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+ROOT_STACK_TYPE = STACK.token
+STACK_REFERENCE_TYPE = STACK_REFERENCE.token
 # What `pulumi.get_organization()` answers offline; the DIY backends (S3, local) answer the same.
 ORGANIZATION = "organization"
 SECRET = "[secret]"

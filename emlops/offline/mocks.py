@@ -4,18 +4,16 @@ Pulumi's mocks accept anything, so a plan made with naive mocks can be full of e
 missing names. These mocks answer like the AWS provider would for the stack's account, region and
 partition: auto-naming with Pulumi's `<logical name>-<7 hex>` suffix, ARNs in each service's format,
 physical ids the provider would use, and realistic answers to data sources. Anything they have no
-truthful answer for fails loudly instead of returning `{}`.
-The per-type tables they read (ARN formats, EC2 id prefixes, naming limits) live in `emlops.offline.mock_tables`.
+truthful answer for fails loudly instead of returning `{}`: a custom resource type with no entry in
+the resource catalogue (`emlops.catalog.resources`, which holds every type's ARN format, physical
+id, naming rules and computed outputs), an ARN the catalogue has no format for, a data source.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
-import hashlib
 import importlib
-import inspect
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -23,8 +21,9 @@ from typing import Any, Callable, Optional
 import pulumi
 
 from emlops.catalog.aws import partition_of, zone_id_prefix
-from emlops.offline.mock_tables import (ARN_FORMATS, AUTONAME_OVERRIDES, LOWERCASE_NAMES,  # noqa: F401 (re-exported)
-                                MAX_NAME_LENGTH, _BUCKET_CHILDREN, _EC2_ID_PREFIXES)
+from emlops.catalog.resource_type import BY_ARN, ResourceType, digest
+from emlops.catalog.resources import UnknownResourceType, lookup, resource_type, source_of
+from emlops.catalog.resources_pulumi import AWS_NATIVE_PROVIDER, AWS_PROVIDER, STACK_REFERENCE, is_provider
 
 
 class MockGap(Exception):
@@ -50,11 +49,6 @@ class AwsIdentity:
 SUFFIX_LENGTH = 7
 
 
-def digest(seed: str, length: int = SUFFIX_LENGTH) -> str:
-    """A deterministic stand-in for Pulumi's random hex: same URN, same suffix, every run."""
-    return hashlib.sha256(seed.encode()).hexdigest()[:length]
-
-
 def autoname(logical_name: str, seed: str, max_length: int = 255, lowercase: bool = False) -> str:
     """Pulumi's auto-name: logical name, '-', 7 hex characters (the prefix is cut to fit)."""
     prefix = logical_name.lower() if lowercase else logical_name
@@ -76,25 +70,9 @@ def _resource_class(token: str) -> Optional[type]:
     return getattr(mod, class_name, None)
 
 
-@functools.lru_cache(maxsize=None)
-def _optional_init_args(token: str) -> frozenset[str]:
-    """Arguments of a resource type that the program may leave out (and the provider may fill)."""
-    cls = _resource_class(token)
-    args_cls = getattr(importlib.import_module(cls.__module__), f"{cls.__name__}Args", None) if cls else None
-    if args_cls is None:
-        return frozenset()
-    params = inspect.signature(args_cls.__init__).parameters
-    return frozenset(name for name, p in params.items() if p.default is not inspect.Parameter.empty)
-
-
 def _has_output(token: str, prop: str) -> bool:
     cls = _resource_class(token)
     return cls is not None and isinstance(getattr(cls, prop, None), property)
-
-
-def _camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 class TruthfulMocks(pulumi.runtime.Mocks):
@@ -113,26 +91,36 @@ class TruthfulMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
         seed = getattr(args, "urn", None) or f"{args.typ}::{args.name}"
         state = dict(args.inputs)
-        if args.typ.startswith("pulumi:providers:"):
+        if is_provider(args.typ):
             provider_id = str(uuid.UUID(digest(seed, 32)))
-            if args.typ in ("pulumi:providers:aws", "pulumi:providers:aws-native"):
+            if args.typ in (AWS_PROVIDER.token, AWS_NATIVE_PROVIDER.token):
                 self._register_provider(seed, provider_id, state)
             return provider_id, state
 
-        if args.typ == "pulumi:pulumi:StackReference":
+        if args.typ == STACK_REFERENCE.token:
             return self._stack_reference(str(args.resource_id or args.name))
 
+        entry = self._entry(args.typ) if getattr(args, "custom", True) else None
+        if entry is None:  # a component resource: nothing to answer but an id
+            return str(state["name"]) if state.get("name") else digest(seed, 17), state
         identity = self.identity_for(args.provider)
-        self._autoname(args.typ, args.name, seed, state)
-        resource_id = self._physical_id(args.typ, seed, state)
-        self._computed(args.typ, resource_id, state, identity)
-        if args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            resource_id = state["arn"]  # IAM identifies OIDC providers by their ARN
-        if args.typ == "aws-native:sagemaker:ModelQualityJobDefinition":
-            resource_id = state["jobDefinitionArn"]
-        if "tags" in state and _has_output(args.typ, "tags_all"):
+        self._autoname(entry, args.name, seed, state)
+        for key, value in entry.input_defaults.items():
+            state.setdefault(key, value)
+        resource_id = entry.physical_id_of(state, seed, identity)
+        self._computed(entry, resource_id, state, identity)
+        if entry.physical_id == BY_ARN:
+            resource_id = state[entry.arn_output]
+        if "tags" in state and entry.answers_tags_all:
             state["tagsAll"] = dict(state["tags"] or {})
         return resource_id, state
+
+    @staticmethod
+    def _entry(typ: str) -> ResourceType:
+        try:
+            return resource_type(typ)
+        except UnknownResourceType as gap:
+            raise MockGap(f"the offline preview has no catalogue entry for {typ}; {gap.hint}") from None
 
     def stack_reference_gap(self, name: str) -> MockGap:
         known = ", ".join(sorted(self.stack_outputs)) or "none"
@@ -150,126 +138,27 @@ class TruthfulMocks(pulumi.runtime.Mocks):
     @staticmethod
     def autonamed_property(typ: str) -> Optional[str]:
         """The property Pulumi fills with an auto-name when the program leaves it out, if any."""
-        if typ in AUTONAME_OVERRIDES:
-            return AUTONAME_OVERRIDES[typ][0]
-        if "name" in _optional_init_args(typ) and _has_output(typ, "name"):
-            return "name"
-        return None
+        entry = lookup(typ)
+        return entry.naming.property if entry is not None and entry.naming.auto else None
 
-    def _autoname(self, typ: str, logical: str, seed: str, state: dict) -> None:
-        prop = self.autonamed_property(typ)
-        if prop is None:
+    def _autoname(self, entry: ResourceType, logical: str, seed: str, state: dict) -> None:
+        naming = entry.naming
+        if not naming.auto or state.get(naming.property):
             return
-        if typ in AUTONAME_OVERRIDES:
-            _, max_length, lowercase = AUTONAME_OVERRIDES[typ]
-        else:
-            max_length, lowercase = MAX_NAME_LENGTH.get(typ, 255), typ in LOWERCASE_NAMES
-        if state.get(prop):
-            return
-        prefix = state.get(f"{prop}Prefix")
+        prefix = state.get(f"{naming.property}Prefix")
         if prefix:
-            state[prop] = f"{prefix}{digest(seed, 26)}"
+            state[naming.property] = f"{prefix}{digest(seed, 26)}"
         else:
-            state[prop] = autoname(logical, seed, max_length, lowercase)
+            state[naming.property] = autoname(logical, seed, naming.max_length, naming.lowercase)
 
-    def _physical_id(self, typ: str, seed: str, state: dict) -> str:
-        if typ == "aws:kms/key:Key":
-            return str(uuid.UUID(digest(seed, 32), version=4))  # KMS key ids are random UUIDs
-        if typ == "aws:s3/bucket:Bucket":
-            return state["bucket"]
-        if typ in _BUCKET_CHILDREN:
-            return str(state["bucket"])
-        if typ == "aws:iam/rolePolicy:RolePolicy":
-            return f"{state['role']}:{state['name']}"
-        if typ in _EC2_ID_PREFIXES:
-            return f"{_EC2_ID_PREFIXES[typ]}-{digest(seed, 17)}"  # EC2 ids: a type prefix and 17 hex digits
-        if typ == "aws:appautoscaling/target:Target":
-            return str(state["resourceId"])
-        if typ == "aws:eks/nodeGroup:NodeGroup":
-            return f"{state['clusterName']}:{state['nodeGroupName']}"
-        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            return f"lt-{digest(seed, 17)}"
-        if typ == "aws:glue/catalogDatabase:CatalogDatabase":
-            return f"{state.get('catalogId') or self.identity.account_id}:{state['name']}"
-        if typ == "aws:sagemaker/featureGroup:FeatureGroup":
-            return str(state["featureGroupName"])
-        if typ == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
-            return str(state["modelPackageGroupName"])
-        if typ == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
-            return str(state["trackingServerName"])
-        if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            return "pending"  # replaced by the ARN once it is computed
-        if typ == "aws-native:sagemaker:ModelQualityJobDefinition":
-            return "pending"  # Cloud Control identifies it by its ARN, computed below
-        if state.get("name"):
-            return str(state["name"])
-        return digest(seed, 17)
-
-    def _computed(self, typ: str, resource_id: str, state: dict, identity: AwsIdentity) -> None:
-        fields = {
-            "partition": identity.partition, "region": identity.region, "account": identity.account_id,
-            "id": resource_id, "uuid": str(uuid.UUID(digest(resource_id + typ, 32), version=4)),
-            "uuid_short": digest(resource_id + typ, 32), **{k: v for k, v in state.items() if isinstance(v, str)},
-        }
-        for key in [k for k, v in fields.items() if isinstance(v, str)]:
-            fields[f"{key}_lower"] = fields[key].lower()
-        if isinstance(state.get("principalArn"), str):
-            fields["principal_name"] = state["principalArn"].rsplit("/", 1)[-1]
-        if isinstance(state.get("url"), str):
-            fields["url_host_path"] = state["url"].removeprefix("https://")
-        self._service_outputs(typ, resource_id, state, identity)
-        if typ == "aws:kms/key:Key":
-            state["keyId"] = resource_id
-        elif typ == "aws:kms/alias:Alias":
-            state["targetKeyArn"] = ARN_FORMATS["aws:kms/key:Key"].format(**{**fields, "id": state["targetKeyId"]})
-        elif typ == "aws:s3/bucket:Bucket":
-            bucket = state["bucket"]
-            state["bucketDomainName"] = f"{bucket}.s3.{identity.dns_suffix}"
-            state["bucketRegionalDomainName"] = f"{bucket}.s3.{identity.region}.{identity.dns_suffix}"
-            state["region"] = identity.region
-        elif typ in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
-            state.setdefault("path", "/")
-            fields["path"] = state["path"]
-            if typ == "aws:iam/role:Role":
-                state["uniqueId"] = "AROA" + digest(fields["name"] + fields["account"], 17).upper()
-        if _has_output(typ, "arn"):
-            template = ARN_FORMATS.get(typ)
-            if template is None:
-                raise MockGap(
-                    f"the offline preview has no ARN format for {typ}; add AWS's format for it to "
-                    "ARN_FORMATS in emlops/mock_tables.py"
-                )
-            state["arn"] = template.format(**fields)
-
-    def _service_outputs(self, typ: str, resource_id: str, state: dict, identity: AwsIdentity) -> None:
-        """Computed outputs other resources read, in the formats the services use."""
-        seed = f"{typ}::{resource_id}"
-        if typ == "aws:ecr/repository:Repository":
-            state["registryId"] = identity.account_id
-            state["repositoryUrl"] = (f"{identity.account_id}.dkr.ecr.{identity.region}."
-                                      f"{identity.dns_suffix}/{state['name']}")
-        elif typ == "aws:eks/cluster:Cluster":
-            cluster_id = digest(seed, 32).upper()
-            state.setdefault("version", "1.33")
-            state["endpoint"] = f"https://{cluster_id}.gr7.{identity.region}.eks.{identity.dns_suffix}"
-            state["certificateAuthority"] = {"data": base64.b64encode(
-                f"-----BEGIN CERTIFICATE-----\n{cluster_id}\n-----END CERTIFICATE-----\n".encode()).decode()}
-            state["identities"] = [{"oidcs": [{
-                "issuer": f"https://oidc.eks.{identity.region}.{identity.dns_suffix}/id/{cluster_id}"}]}]
-            state["platformVersion"] = "eks.1"
-            state["status"] = "ACTIVE"
-        elif typ == "aws:eks/nodeGroup:NodeGroup":
-            state["status"] = "ACTIVE"
-        elif typ == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
-            state["trackingServerUrl"] = (f"https://t-{digest(seed, 12)}.{identity.region}."
-                                          "experiments.sagemaker.aws")
-        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            state["latestVersion"] = 1
-            state["defaultVersion"] = 1
-        elif typ == "aws-native:sagemaker:ModelQualityJobDefinition":
-            state["jobDefinitionArn"] = (f"arn:{identity.partition}:sagemaker:{identity.region}:{identity.account_id}:"
-                                         f"model-quality-job-definition/{state['jobDefinitionName'].lower()}")
-            state["creationTime"] = "2026-01-01T00:00:00Z"
+    def _computed(self, entry: ResourceType, resource_id: str, state: dict, identity: AwsIdentity) -> None:
+        """The catalogue's computed outputs (ARN included), in the formats the services use."""
+        if entry.arn is None and _has_output(entry.token, "arn"):
+            raise MockGap(
+                f"the offline preview has no ARN format for {entry.token}; add AWS's format for it to its entry "
+                f"in {source_of(entry.token)}"
+            )
+        state.update(entry.computed_outputs(resource_id, state, identity))
 
     # -- providers and data sources ---------------------------------------------------------------
 

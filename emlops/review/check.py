@@ -26,6 +26,7 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from emlops.catalog.resources_pulumi import is_provider
 from emlops.guardrails import POLICIES, RULES, Settings, pack_config
 from emlops.offline.plan import Plan, PlanResource
 from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
@@ -110,7 +111,7 @@ def _props(resource: PlanResource) -> Any:
 
 def _providers(plan: Plan) -> dict[str, PolicyProviderResource]:
     return {r.urn: PolicyProviderResource(r.type, _props(r), r.urn, r.name)
-            for r in plan.resources if r.type.startswith("pulumi:providers:")}
+            for r in plan.resources if is_provider(r.type)}
 
 
 def policy_resources(plan: Plan) -> dict[str, PolicyResource]:

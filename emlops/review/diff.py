@@ -6,13 +6,13 @@ dotted/indexed paths (`productionVariants[0].instanceType`); inside a JSON docum
 (policies, event patterns, pipeline definitions) the path continues after `#`
 (`policy#Statement[0].Resource`). Secrets stay `[secret]`; long values are cut.
 
-Replacement: `REPLACE_ON_CHANGE` (in `emlops.review.diff_rules`, with the other per-type rules) says, per
-resource type, which inputs AWS cannot update in place (the provider replaces the resource when they
-change). A replaced resource that Pulumi auto-named gets a new physical name, so Pulumi creates the new
-one before it deletes the old one; a fixed name has to be freed first (delete-before-create, an
-interruption). The new name is not known offline, so every input elsewhere that holds the old name (or,
-for a KMS key, the old key id) is shown as changing too, which may in turn replace that resource (a
-replaced Model replaces its EndpointConfiguration).
+Replacement: the resource catalogue (`emlops.catalog.resources`) records, per resource type, which
+inputs AWS cannot update in place (the provider replaces the resource when they change), the input
+holding its physical name, and whether it is stateful. A replaced resource that Pulumi auto-named gets
+a new physical name, so Pulumi creates the new one before it deletes the old one; a fixed name has to
+be freed first (delete-before-create, an interruption). The new name is not known offline, so every
+input elsewhere that holds the old name (or, for a KMS key, the old key id) is shown as changing too,
+which may in turn replace that resource (a replaced Model replaces its EndpointConfiguration).
 
 Deleting or replacing a stateful resource (data lives in it) is called out, with its `protect` and
 `retainOnDelete` flags from the base plan: `pulumi up` refuses to delete a protected resource.
@@ -20,53 +20,48 @@ Deleting or replacing a stateful resource (data lives in it) is called out, with
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from emlops.review.diff_rules import (ALL, REPLACE_ON_CHANGE, STATEFUL_TYPES, TAGS,  # noqa: F401 (re-exported)
-                               _DEFAULT_REPLACE, _KUBERNETES_REPLACE, _strip_indexes, replaces)
+from emlops.catalog.resource_type import RANDOM_UUID, digest, random_uuid
+from emlops.catalog.resources import STATEFUL_TYPES, assumed
+from emlops.catalog.resources_pulumi import STACK, is_provider
 from emlops.offline.plan import Plan, PlanResource
 
-
-# The input holding a type's physical name, where it is not `name`.
-NAME_PROPERTIES: dict[str, str] = {
-    "aws:s3/bucket:Bucket": "bucket",
-    "aws:sagemaker/featureGroup:FeatureGroup": "featureGroupName",
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "modelPackageGroupName",
-    "aws:sagemaker/pipeline:Pipeline": "pipelineName",
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": "trackingServerName",
-    "aws:eks/nodeGroup:NodeGroup": "nodeGroupName",
-    "aws-native:sagemaker:ModelQualityJobDefinition": "jobDefinitionName",
-}
 MAX_VALUE = 80
 
 
-def _digest(seed: str, length: int = 7) -> str:
-    # emlops.offline.mocks.digest (not imported: it would load pulumi): the auto-name suffix seeded by the URN.
-    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+def replaces(type_: str, path: str) -> bool:
+    """Whether a change of input PATH replaces a resource of TYPE (the catalogue's replace-on-change inputs)."""
+    if path.startswith("("):  # protect, provider, retainOnDelete: Pulumi options, not inputs
+        return False
+    return assumed(type_).replaces(path)
 
 
 def physical_name(resource: PlanResource) -> Optional[str]:
-    """The resource's physical name from its inputs, if it has one."""
-    value = resource.inputs.get(NAME_PROPERTIES.get(resource.type, "name"))
-    if resource.type.startswith("kubernetes:"):
-        value = (resource.inputs.get("metadata") or {}).get("name")
+    """The resource's physical name from its inputs (the catalogue's name property), if it has one."""
+    value: Any = resource.inputs
+    for key in assumed(resource.type).naming.property.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
     return value if isinstance(value, str) else None
 
 
 def is_auto_named(resource: PlanResource) -> bool:
     """True when the physical name is Pulumi's auto-name (`<logical>-<7 hex>`), not one the program chose."""
     name = physical_name(resource)
-    return name is not None and (name.endswith("-" + _digest(resource.urn)) or name.endswith(_digest(resource.urn, 26)))
+    return name is not None and (name.endswith("-" + digest(resource.urn)) or name.endswith(digest(resource.urn, 26)))
+
+
+def _has_generated_uuid(type_: str) -> bool:
+    """AWS gives it a fresh UUID id (a KMS key), which other resources' inputs hold."""
+    return assumed(type_).physical_id == RANDOM_UUID
 
 
 def identities(resource: PlanResource) -> list[str]:
-    """Strings that change when the resource is replaced: an auto-name, a KMS key id."""
-    if resource.type == "aws:kms/key:Key":
-        return [str(uuid.UUID(_digest(resource.urn, 32), version=4))]
+    """Strings that change when the resource is replaced: an auto-name, a generated UUID id (a KMS key's)."""
+    if _has_generated_uuid(resource.type):
+        return [random_uuid(resource.urn)]
     return [physical_name(resource)] if is_auto_named(resource) else []
 
 
@@ -152,7 +147,7 @@ def group_of(plan: Plan, resource: PlanResource) -> str:
     chain: list[PlanResource] = []
     current: Optional[PlanResource] = resource
     while current is not None:
-        if not current.custom and current.type != "pulumi:pulumi:Stack":
+        if not current.custom and current.type != STACK.token:
             chain.append(current)
         current = by_urn.get(current.parent) if current.parent else None
     if not chain:
@@ -248,7 +243,7 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
                 new_name = physical_name(now)
                 known = new_name if new_name != ident and not is_auto_named(now) else None
                 _propagate(ident, known, replaced, head, base_by_urn, changes)
-            if replaced.type.startswith("pulumi:providers:"):  # Pulumi replaces what a replaced provider manages
+            if is_provider(replaced.type):  # Pulumi replaces what a replaced provider manages
                 for r in head.resources:
                     if r.provider == urn and r.urn in base_by_urn and r.urn != urn:
                         changes.setdefault(r.urn, []).append(
@@ -274,7 +269,7 @@ def _propagate(ident: str, new_name: Optional[str], replaced: PlanResource, head
                base_by_urn: dict[str, PlanResource], changes: dict[str, list[Change]]) -> None:
     """Show inputs holding IDENT (the old name or key id of REPLACED) as changing with it."""
     needle = ident.lower()
-    what = "key id" if replaced.type == "aws:kms/key:Key" else "name"
+    what = "key id" if _has_generated_uuid(replaced.type) else "name"
     pending = Pending(f"new {what} of `{replaced.name}`, after its replacement")
     for r in head.resources:
         old = base_by_urn.get(r.urn)

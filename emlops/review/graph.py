@@ -2,8 +2,9 @@
 
 One group per top-level component (each ModelEndpoint, ModelMonitor, RetrainingPipeline, FeatureStore,
 TrainingCluster, ModelRegistry; keys, buckets and roles of the platform itself under "base"), and in each
-group only the resources a reader reasons about (`NODE_TYPES`: endpoints, models, buckets, keys,
-schedules, alarms, rules, pipelines, package groups...), not every policy or bucket setting.
+group only the resources a reader reasons about (the types the resource catalogue gives a graph label:
+endpoints, models, buckets, keys, schedules, alarms, rules, pipelines, package groups...), not every
+policy or bucket setting.
 
 Edges are the platform's data flow, read from the plan's inputs: a model serves an endpoint config,
 the config an endpoint, the endpoint captures into a bucket, a monitoring schedule reads that capture,
@@ -18,33 +19,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from emlops.review.diff import group_of, physical_name
+from emlops.catalog.resource_type import ResourceType
+from emlops.catalog.resources import GRAPH_LABELS
+from emlops.catalog.resources_eks import CLUSTER, NODE_GROUP
+from emlops.catalog.resources_operations import EVENT_RULE, EVENT_TARGET, LOG_GROUP, METRIC_ALARM, TOPIC
+from emlops.catalog.resources_pulumi import STACK_REFERENCE
+from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, ENDPOINT, ENDPOINT_CONFIG,
+                                                FEATURE_GROUP, MLFLOW_TRACKING_SERVER, MODEL, MODEL_PACKAGE_GROUP,
+                                                MODEL_QUALITY_JOB_DEFINITION, MONITORING_SCHEDULE, PIPELINE)
+from emlops.catalog.resources_storage import BUCKET
 from emlops.offline.plan import Plan, PlanResource
+from emlops.review.diff import group_of, physical_name
 
-NODE_TYPES: dict[str, str] = {
-    "aws:sagemaker/endpoint:Endpoint": "endpoint",
-    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "endpoint config",
-    "aws:sagemaker/model:Model": "model",
-    "aws:s3/bucket:Bucket": "S3 bucket",
-    "aws:kms/key:Key": "KMS key",
-    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": "monitoring schedule",
-    "aws:cloudwatch/metricAlarm:MetricAlarm": "alarm",
-    "aws:cloudwatch/eventRule:EventRule": "EventBridge rule",
-    "aws:sagemaker/pipeline:Pipeline": "SageMaker pipeline",
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "model package group",
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": "MLflow tracking server",
-    "aws:sagemaker/featureGroup:FeatureGroup": "feature group",
-    "aws:sns/topic:Topic": "SNS topic",
-    "aws:ecr/repository:Repository": "ECR repository",
-    "aws:eks/cluster:Cluster": "EKS cluster",
-    "aws:eks/nodeGroup:NodeGroup": "node group",
-    "aws:cloudwatch/logGroup:LogGroup": "log group",
-    # the shared-services stack whose registry the environment deploys from and registers into
-    "pulumi:pulumi:StackReference": "stack reference",
-}
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
-_JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
-              "aws-native:sagemaker:ModelQualityJobDefinition")
+# monitoring schedules run one of these (the model-quality one is pulumi-aws-native's)
+_JOB_DEFINITIONS = (DATA_QUALITY_JOB_DEFINITION, MODEL_QUALITY_JOB_DEFINITION)
 
 
 @dataclass
@@ -86,23 +74,22 @@ def _refers(resource: PlanResource, name: Optional[str]) -> bool:
 def build_graph(plan: Plan) -> Graph:
     """The nodes (grouped) and data-flow edges of PLAN."""
     graph = Graph()
-    nodes = [r for r in plan.resources if r.custom and r.type in NODE_TYPES]
+    nodes = [r for r in plan.resources if r.custom and r.type in GRAPH_LABELS]
     for r in nodes:
-        label = f"StackReference {r.name.rsplit('/', 1)[-1]}" if r.type == STACK_REFERENCE else group_of(plan, r)
+        label = f"StackReference {r.name.rsplit('/', 1)[-1]}" if r.type == STACK_REFERENCE.token else group_of(plan, r)
         graph.groups.setdefault(label, []).append(r)
 
-    def of(type_: str) -> list[PlanResource]:
-        return [r for r in nodes if r.type == type_]
+    def of(entry: ResourceType) -> list[PlanResource]:
+        return [r for r in nodes if r.type == entry.token]
 
     by_name = {(r.type, physical_name(r)): r for r in plan.resources if r.custom}
-    endpoints, configs = of("aws:sagemaker/endpoint:Endpoint"), of(
-        "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
-    buckets, topics = of("aws:s3/bucket:Bucket"), of("aws:sns/topic:Topic")
+    endpoints, configs = of(ENDPOINT), of(ENDPOINT_CONFIG)
+    buckets, topics = of(BUCKET), of(TOPIC)
     config_of: dict[str, PlanResource] = {}
 
     for config in configs:
         for variant in config.inputs.get("productionVariants") or []:
-            graph.add_edge(by_name.get(("aws:sagemaker/model:Model", variant.get("modelName"))), config, "serves")
+            graph.add_edge(by_name.get((MODEL.token, variant.get("modelName"))), config, "serves")
         for endpoint in endpoints:
             if endpoint.inputs.get("endpointConfigName") == physical_name(config):
                 graph.add_edge(config, endpoint)
@@ -114,12 +101,11 @@ def build_graph(plan: Plan) -> Graph:
     for endpoint in endpoints:  # alarms that roll a deployment back
         rollback = ((endpoint.inputs.get("deploymentConfig") or {}).get("autoRollbackConfiguration") or {})
         for alarm in rollback.get("alarms") or []:
-            graph.add_edge(by_name.get(("aws:cloudwatch/metricAlarm:MetricAlarm", alarm.get("alarmName"))),
-                           endpoint, "rollback")
+            graph.add_edge(by_name.get((METRIC_ALARM.token, alarm.get("alarmName"))), endpoint, "rollback")
 
-    for schedule in of("aws:sagemaker/monitoringSchedule:MonitoringSchedule"):
+    for schedule in of(MONITORING_SCHEDULE):
         job_name = (schedule.inputs.get("monitoringScheduleConfig") or {}).get("monitoringJobDefinitionName")
-        job = next((by_name[(t, job_name)] for t in _JOB_TYPES if (t, job_name) in by_name), None)
+        job = next((by_name[(t.token, job_name)] for t in _JOB_DEFINITIONS if (t.token, job_name) in by_name), None)
         if job is not None:
             for key in ("dataQualityJobInput", "modelQualityJobInput"):
                 endpoint_name = ((job.inputs.get(key) or {}).get("endpointInput") or {}).get("endpointName")
@@ -129,63 +115,61 @@ def build_graph(plan: Plan) -> Graph:
                     if capture.startswith(f"s3://{physical_name(bucket)}/"):
                         graph.add_edge(bucket, schedule, "captured data")
         for other in nodes:
-            if other.type in ("aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/metricAlarm:MetricAlarm") \
-                    and _refers(other, physical_name(schedule)):
+            if other.type in (EVENT_RULE.token, METRIC_ALARM.token) and _refers(other, physical_name(schedule)):
                 pattern = other.inputs.get("eventPattern", "")
-                graph.add_edge(schedule, other, "metrics" if "Alarm" in other.type else
+                graph.add_edge(schedule, other, "metrics" if other.type == METRIC_ALARM.token else
                                "violations" if "CompletedWithViolations" in pattern else
                                "failures" if '"Failed"' in pattern else "events")
 
-    targets = {r.urn: by_name.get(("aws:sagemaker/pipeline:Pipeline", r.inputs.get("arn", "").rsplit("/", 1)[-1]))
+    targets = {r.urn: by_name.get((PIPELINE.token, r.inputs.get("arn", "").rsplit("/", 1)[-1]))
                or next((t for t in topics if r.inputs.get("arn", "").endswith(":" + str(physical_name(t)))), None)
-               for r in plan.by_type("aws:cloudwatch/eventTarget:EventTarget")}
-    for target in plan.by_type("aws:cloudwatch/eventTarget:EventTarget"):
-        rule = by_name.get(("aws:cloudwatch/eventRule:EventRule", target.inputs.get("rule")))
+               for r in plan.by_type(EVENT_TARGET.token)}
+    for target in plan.by_type(EVENT_TARGET.token):
+        rule = by_name.get((EVENT_RULE.token, target.inputs.get("rule")))
         sink = targets[target.urn]
-        graph.add_edge(rule, sink, "starts" if sink is not None and "pipeline" in sink.type else "notifies")
-    for alarm in of("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        graph.add_edge(rule, sink, "starts" if sink is not None and sink.type == PIPELINE.token else "notifies")
+    for alarm in of(METRIC_ALARM):
         for topic in topics:
             if any(a.endswith(":" + str(physical_name(topic))) for a in alarm.inputs.get("alarmActions") or []):
                 graph.add_edge(alarm, topic, "notifies")
 
-    for group in of("aws:sagemaker/modelPackageGroup:ModelPackageGroup"):
+    for group in of(MODEL_PACKAGE_GROUP):
         name = physical_name(group)
-        for pipeline in of("aws:sagemaker/pipeline:Pipeline"):
+        for pipeline in of(PIPELINE):
             if f'"ModelPackageGroupName": "{name}"' in pipeline.inputs.get("pipelineDefinition", ""):
                 graph.add_edge(pipeline, group, "registers")
-        for model in of("aws:sagemaker/model:Model"):
+        for model in of(MODEL):
             if any(f"model-package-group/{name}" in s for s in _strings(model.inputs)):
                 graph.add_edge(group, model, "approved version")
-        for rule in of("aws:cloudwatch/eventRule:EventRule"):
+        for rule in of(EVENT_RULE):
             if f'"ModelPackageGroupName": ["{name}"]' in rule.inputs.get("eventPattern", ""):
                 graph.add_edge(group, rule, "approval")
 
     for reference in of(STACK_REFERENCE):  # a shared registry's groups live in the referenced stack
-        for pipeline in of("aws:sagemaker/pipeline:Pipeline"):
+        for pipeline in of(PIPELINE):
             if '"ModelPackageGroupName": "arn:' in pipeline.inputs.get("pipelineDefinition", ""):
                 graph.add_edge(pipeline, reference, "registers")
-        for model in of("aws:sagemaker/model:Model"):
+        for model in of(MODEL):
             package = (model.inputs.get("primaryContainer") or {}).get("modelPackageName", "")
             if re.search(r"arn:[^:]+:sagemaker:[^:]+:[0-9]{12}:model-package(-group)?/", package):
                 graph.add_edge(reference, model, "approved version")
 
-    for model in of("aws:sagemaker/model:Model"):  # models:/<name>@<alias> resolved through MLflow
+    for model in of(MODEL):  # models:/<name>@<alias> resolved through MLflow
         if any(s.startswith(("models:/", "[unknown: models:/")) for s in _strings(model.inputs)):
-            for server in of("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"):
+            for server in of(MLFLOW_TRACKING_SERVER):
                 graph.add_edge(server, model, "MLflow alias")
 
-    for cluster in of("aws:eks/cluster:Cluster"):
+    for cluster in of(CLUSTER):
         name = physical_name(cluster)
-        for member in of("aws:eks/nodeGroup:NodeGroup"):
+        for member in of(NODE_GROUP):
             if member.inputs.get("clusterName") == name:
                 graph.add_edge(member, cluster, "nodes")
-        for logs in of("aws:cloudwatch/logGroup:LogGroup"):
+        for logs in of(LOG_GROUP):
             if f"/{name}/" in str(physical_name(logs)):
                 graph.add_edge(cluster, logs, "control plane logs")
 
     # Where data is kept: feature stores, training, MLflow and pipelines read and write buckets.
-    for consumer in of("aws:sagemaker/featureGroup:FeatureGroup") + of(
-            "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer") + of("aws:sagemaker/pipeline:Pipeline"):
+    for consumer in of(FEATURE_GROUP) + of(MLFLOW_TRACKING_SERVER) + of(PIPELINE):
         for bucket in buckets:
             if _refers(consumer, physical_name(bucket)) or bucket.urn in consumer.dependencies:
                 graph.add_edge(consumer, bucket, "stores")
@@ -193,7 +177,7 @@ def build_graph(plan: Plan) -> Graph:
 
 
 def _node_label(r: PlanResource) -> str:
-    return f"{r.name}\n{NODE_TYPES[r.type]}"
+    return f"{r.name}\n{GRAPH_LABELS[r.type]}"
 
 
 def _ids(graph: Graph) -> dict[str, str]:

@@ -1,0 +1,67 @@
+"""Catalogue entries of running the platform: CloudWatch alarms and logs, EventBridge, SNS and endpoint autoscaling."""
+
+from __future__ import annotations
+
+from emlops.catalog.resource_type import AUTO_NAMED, ResourceType
+
+# -- CloudWatch and EventBridge ----------------------------------------------------------------------
+
+METRIC_ALARM = ResourceType(
+    "aws:cloudwatch/metricAlarm:MetricAlarm", label="alarm", taggable=True, naming=AUTO_NAMED,
+    arn="arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}",
+)
+LOG_GROUP = ResourceType(
+    "aws:cloudwatch/logGroup:LogGroup", label="log group", stateful=True, taggable=True, naming=AUTO_NAMED,
+    arn="arn:{partition}:logs:{region}:{account}:log-group:{name}", replace_on_change=("name", "namePrefix"),
+)
+EVENT_RULE = ResourceType(
+    "aws:cloudwatch/eventRule:EventRule", label="EventBridge rule", taggable=True, naming=AUTO_NAMED,
+    arn="arn:{partition}:events:{region}:{account}:rule/{name}",
+    replace_on_change=("name", "namePrefix", "eventBusName"),
+)
+EVENT_TARGET = ResourceType(
+    "aws:cloudwatch/eventTarget:EventTarget",
+    arn="{arn}",  # the target's `arn` is the destination's ARN (an input)
+    replace_on_change=("rule", "targetId", "eventBusName"),
+)
+
+# -- SNS --------------------------------------------------------------------------------------------
+
+TOPIC = ResourceType(
+    "aws:sns/topic:Topic", label="SNS topic",
+    stateful=True,  # its confirmed subscriptions
+    taggable=True, naming=AUTO_NAMED, arn="arn:{partition}:sns:{region}:{account}:{name}",
+    replace_on_change=("name", "namePrefix", "fifoTopic"),
+)
+TOPIC_POLICY = ResourceType(
+    "aws:sns/topicPolicy:TopicPolicy",
+    arn="{arn}",  # the policy's `arn` is its topic's ARN (an input)
+    replace_on_change=("arn",),
+)
+TOPIC_SUBSCRIPTION = ResourceType(
+    "aws:sns/topicSubscription:TopicSubscription",
+    arn="{topic}:{uuid}",  # <topic ARN>:<subscription id>
+    replace_on_change=("topic", "protocol", "endpoint"),
+)
+
+# -- Application Auto Scaling (SageMaker endpoint variants) ----------------------------------------
+
+_SCALING_KEY = ("resourceId", "scalableDimension", "serviceNamespace")
+
+SCALING_TARGET = ResourceType(
+    "aws:appautoscaling/target:Target", taggable=True,
+    arn="arn:{partition}:application-autoscaling:{region}:{account}:scalable-target/{uuid_short}",
+    physical_id="{resourceId}", replace_on_change=_SCALING_KEY,
+)
+SCALING_POLICY = ResourceType(
+    "aws:appautoscaling/policy:Policy", naming=AUTO_NAMED,
+    arn="arn:{partition}:autoscaling:{region}:{account}:scalingPolicy:{uuid}:resource/{serviceNamespace}/"
+        "{resourceId}:policyName/{name}",
+    replace_on_change=("name", *_SCALING_KEY),
+)
+SCHEDULED_ACTION = ResourceType(
+    "aws:appautoscaling/scheduledAction:ScheduledAction", naming=AUTO_NAMED,
+    arn="arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
+        "{resourceId}:scheduledActionName/{name}",
+    replace_on_change=("name", *_SCALING_KEY),
+)

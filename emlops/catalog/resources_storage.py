@@ -1,0 +1,88 @@
+"""Catalogue entries of where data and keys live: S3 buckets and their settings, KMS, ECR and the Glue catalog.
+
+pulumi-aws v7 splits a bucket into `aws:s3/bucket:Bucket` and one resource per setting, each naming
+the bucket in its `bucket` input and identified by it. The `...V2` types are the deprecated
+spellings of the same resources: the platform does not register them, but a team's own code may, and
+the guardrails check them (no ARN format is recorded for `BucketV2`, so the offline preview refuses it).
+"""
+
+from __future__ import annotations
+
+from emlops.catalog.resource_type import AUTO_NAMED, RANDOM_UUID, CreateRequest, Naming, ResourceType
+
+# -- S3 ---------------------------------------------------------------------------------------------
+
+_BUCKET_NAMING = Naming("bucket", auto=True, max_length=63, lowercase=True)
+_BUCKET_OUTPUTS = {
+    "bucketDomainName": "{bucket}.s3.{dns_suffix}",
+    "bucketRegionalDomainName": "{bucket}.s3.{region}.{dns_suffix}",
+    "region": "{region}",
+}
+
+BUCKET = ResourceType(
+    "aws:s3/bucket:Bucket", label="S3 bucket", stateful=True, taggable=True, naming=_BUCKET_NAMING,
+    arn="arn:{partition}:s3:::{bucket}", physical_id="{bucket}",
+    replace_on_change=("bucket", "bucketPrefix", "objectLockEnabled"), outputs=_BUCKET_OUTPUTS,
+)
+BUCKET_V2 = ResourceType("aws:s3/bucketV2:BucketV2", stateful=True, taggable=True)
+
+
+def _bucket_setting(token: str) -> ResourceType:
+    """A bucket's setting: identified by its bucket's name, replaced when it moves to another bucket."""
+    return ResourceType(token, physical_id="{bucket}", replace_on_change=("bucket", "expectedBucketOwner"))
+
+
+BUCKET_PUBLIC_ACCESS_BLOCK = _bucket_setting("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+BUCKET_OWNERSHIP_CONTROLS = _bucket_setting("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+BUCKET_VERSIONING = _bucket_setting("aws:s3/bucketVersioning:BucketVersioning")
+BUCKET_ENCRYPTION = _bucket_setting(
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+BUCKET_POLICY = _bucket_setting("aws:s3/bucketPolicy:BucketPolicy")
+BUCKET_LIFECYCLE = _bucket_setting("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+BUCKET_LOGGING = _bucket_setting("aws:s3/bucketLogging:BucketLogging")
+BUCKET_VERSIONING_V2 = ResourceType("aws:s3/bucketVersioningV2:BucketVersioningV2")
+BUCKET_ENCRYPTION_V2 = ResourceType(
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+BUCKET_LOGGING_V2 = ResourceType("aws:s3/bucketLoggingV2:BucketLoggingV2")
+
+# -- KMS --------------------------------------------------------------------------------------------
+
+KMS_KEY = ResourceType(
+    "aws:kms/key:Key", label="KMS key", stateful=True, taggable=True,
+    arn="arn:{partition}:kms:{region}:{account}:key/{id}",
+    physical_id=RANDOM_UUID,  # KMS key ids are random UUIDs
+    replace_on_change=("customerMasterKeySpec", "keyUsage", "multiRegion", "customKeyStoreId", "xksKeyId"),
+    outputs={"keyId": "{id}"},
+)
+KMS_ALIAS = ResourceType(
+    "aws:kms/alias:Alias", naming=AUTO_NAMED, arn="arn:{partition}:kms:{region}:{account}:{name}",
+    replace_on_change=("name", "namePrefix"),
+    outputs=lambda fields: {"targetKeyArn": KMS_KEY.arn.format(**{**fields, "id": fields["targetKeyId"]})},
+)
+
+# -- ECR --------------------------------------------------------------------------------------------
+
+ECR_REPOSITORY = ResourceType(
+    "aws:ecr/repository:Repository", label="ECR repository", stateful=True, taggable=True,
+    naming=Naming(auto=True, lowercase=True), arn="arn:{partition}:ecr:{region}:{account}:repository/{name}",
+    replace_on_change=("name", "encryptionConfigurations"),
+    outputs={"registryId": "{account}", "repositoryUrl": "{account}.dkr.ecr.{region}.{dns_suffix}/{name}"},
+    create=CreateRequest(
+        "ecr", "CreateRepository", {"name": "repositoryName"},
+        # forceDelete is the provider's own switch (delete the images on destroy); the API has no member
+        ignore=frozenset({"forceDelete"}),
+    ),
+)
+ECR_LIFECYCLE_POLICY = ResourceType("aws:ecr/lifecyclePolicy:LifecyclePolicy", replace_on_change=("repository",))
+ECR_REPOSITORY_POLICY = ResourceType("aws:ecr/repositoryPolicy:RepositoryPolicy")
+
+# -- Glue -------------------------------------------------------------------------------------------
+
+# The feature store's offline-store catalog. Not stateful: it holds table definitions only; the offline
+# store's data lives in its (stateful) bucket.
+GLUE_CATALOG_DATABASE = ResourceType(
+    "aws:glue/catalogDatabase:CatalogDatabase", taggable=True, naming=Naming(auto=True, lowercase=True),
+    arn="arn:{partition}:glue:{region}:{account}:database/{name}",
+    physical_id=lambda values: f"{values.get('catalogId') or values['account']}:{values['name']}",
+    replace_on_change=("name", "catalogId"),
+)
