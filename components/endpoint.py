@@ -18,8 +18,8 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
-                                             has_local_storage)
+from emlops.catalog.aws import has_local_storage
+from emlops.components.endpoint_args import EndpointContext, EndpointSettings, ModelArtifact, VariantSettings
 from emlops.components.endpoint_iam import execution_role
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.network_access import https_only_security_group

@@ -26,15 +26,6 @@ if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
 
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-# Instance families with local NVMe storage: their volumes are encrypted by the instance hardware and
-# SageMaker rejects a KmsKeyId for them (CreateEndpointConfig, KmsKeyId).
-_LOCAL_STORAGE = re.compile(r"^ml\.([a-z]+[0-9]+[a-z]*d[a-z]*|g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|p5e|p5en|trn1|trn1n|inf2)\.")
-
-
-def has_local_storage(instance_type: str) -> bool:
-    return bool(_LOCAL_STORAGE.match(instance_type))
-
-
 @functools.lru_cache(maxsize=1)
 def production_variant_instance_types() -> tuple[str, ...]:
     """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""

@@ -189,6 +189,13 @@ class RegistryContext:
         """ValueError in one line when the context cannot work with the settings (before anything exists)."""
         if not re.fullmatch(r"[0-9]{12}", self.account_id):
             raise ValueError(f"account_id {self.account_id!r} must be a 12-digit AWS account id")
+        if isinstance(self.model_groups, str):
+            raise ValueError(f"model_groups must be a list, e.g. [{self.model_groups!r}]")
+        repeated = sorted({g for g in self.model_groups if list(self.model_groups).count(g) > 1})
+        if repeated:
+            raise ValueError(f"model_groups must be unique; repeated: {', '.join(repeated)}")
+        if self.cluster is not None and not isinstance(self.cluster.kubernetes_provider, pulumi.ProviderResource):
+            raise ValueError("cluster.kubernetes_provider must be the cluster's pulumi_kubernetes.Provider")
         for key in ("consumer_account_ids", "publisher_account_ids"):
             if self.account_id in getattr(settings, key):
                 raise ValueError(f"{key}: {self.account_id!r} is the registry's own account; list only the "

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from emlops.catalog.aws import Partition, partition_of, regions_with
+from emlops.components.iam import FULL_ACCESS_POLICY
 from emlops.components.settings import AtKey, QuotedStr, Settings, error_message
 from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe
 from emlops.program.config_guardrails import GuardrailsConfig
@@ -172,6 +173,13 @@ class PlatformConfig(Settings):
             raise ValueError(f"{region!r} is not a region with SageMaker; {hint}allowed: {', '.join(known)}")
         return region
 
+    @field_validator("permission_boundary_arn")
+    @classmethod
+    def _not_full_access(cls, arn: Optional[str]) -> Optional[str]:
+        if arn is not None and FULL_ACCESS_POLICY.search(arn):
+            raise ValueError("a *FullAccess managed policy cannot serve as a permissions boundary")
+        return arn
+
     @model_validator(mode="after")
     def _boundary_in_partition(self) -> "PlatformConfig":
         arn = self.permission_boundary_arn
@@ -218,6 +226,9 @@ class PlatformConfig(Settings):
             if problem:
                 raise AtKey(f"{at}.monitoring.{problem[0]}", problem[1])
             if model.retraining.enabled:
+                if not model.monitoring.is_enabled(model.captures_data(self.environment)):
+                    raise AtKey(f"{at}.retraining.enabled", "retraining starts on the monitor's violations; monitor "
+                                "the model (data capture and monitoring on)")
                 if self.training is None or self.training.kind != "sagemaker":
                     raise AtKey(f"{at}.retraining.enabled", "retraining runs SageMaker jobs in the training "
                                 "network and buckets; needs training.kind: sagemaker")

@@ -64,8 +64,7 @@ def test_shipped_stacks_use_managed_networks_with_three_zones_in_prod():
      "or 192.168.0.0/16 (RFC 1918)"),
     ({"managed": {"az_count": 3, "subnets": 3}},
      f"{AT}.network.managed.subnets: unknown key; did you mean 'public_subnets'? allowed keys: cidr_block, "
-     "az_count, public_subnets, "
-     "flow_log_retention_days"),
+     "az_count, public_subnets, flow_log_retention_days, availability_zones"),
 ])
 def test_network_is_managed_or_your_own_with_one_line_errors(network, message):
     raw = shipped_config("prod")
@@ -415,14 +414,14 @@ def test_an_endpoint_without_a_placement_is_refused_before_anything_is_created()
     assert error_of(lambda: Placement(VPC, [])) == "a placement needs vpc_id and a list of subnet_ids"
 
 
-def test_training_args_without_a_network_wait_for_the_platform_and_the_cluster_refuses_them():
-    from emlops.components.training import TrainingCluster, TrainingClusterArgs
+def test_a_training_context_needs_a_placement_and_a_placement_needs_the_network():
+    from emlops.components.settings import Placement
+    from emlops.components.training import TrainingContext
 
-    args = TrainingClusterArgs(kind="sagemaker")
-    assert error_of(lambda: TrainingCluster("ml-training", args)) == (
-        "vpc_id None must be a VPC id like 'vpc-0123456789abcdef0'")
-    assert error_of(lambda: TrainingClusterArgs(kind="sagemaker", subnet_ids=SUBNETS)) == (
-        "vpc_id None must be a VPC id like 'vpc-0123456789abcdef0'")
+    with pytest.raises(TypeError) as caught:  # a platform gives its network's
+        TrainingContext()
+    assert str(caught.value) == "TrainingContext.__init__() missing 1 required positional argument: 'placement'"
+    assert error_of(lambda: Placement(None, SUBNETS)) == "a placement needs vpc_id and a list of subnet_ids"
 
 
 def test_a_monitor_context_needs_a_placement_and_a_placement_needs_the_network():

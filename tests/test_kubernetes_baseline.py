@@ -95,7 +95,7 @@ QUANTITY = "is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"
     ({"name": "a" * 59}, ("name",), "String should have at most 58 characters"),
     ({"gpus": -1}, ("gpus",), "Input should be greater than or equal to 0"),
     ({"gpus": 1025}, ("gpus",), "Input should be less than or equal to 1024"),
-    ({"gpus": 1.5}, ("gpus",), "Input should be a valid integer, got a number with a fractional part"),
+    ({"gpus": 1.5}, ("gpus",), "Input should be a valid integer"),
     ({"cpu": "64 cores"}, ("cpu",), f"'64 cores' {QUANTITY}"),
     ({"cpu": "-4"}, ("cpu",), f"'-4' {QUANTITY}"),
     ({"cpu": "0"}, ("cpu",), f"'0' {QUANTITY}"),

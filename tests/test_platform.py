@@ -121,10 +121,10 @@ def test_platform_settings_accept_the_edges():
     assert (config.storage.noncurrent_version_retention_days, config.storage.access_log_retention_days) == (1, 1)
 
 
-def test_platform_refuses_a_full_access_boundary_for_its_role():
-    settings = {**HOLDS_DATA, "permission_boundary_arn": "arn:aws:iam::aws:policy/AmazonS3FullAccess"}
-    assert error_of(lambda: run_platform(settings, name="ml")) == (
-        "a *FullAccess managed policy cannot serve as a permissions boundary")
+def test_platform_refuses_a_full_access_boundary_for_its_roles_at_its_key():
+    assert config_error(permission_boundary_arn="arn:aws:iam::aws:policy/AmazonS3FullAccess") == (
+        f"{SOURCE}: emlops:platform.permission_boundary_arn: a *FullAccess managed policy cannot serve as a "
+        "permissions boundary")
 
 
 def test_a_self_hosted_mlflow_server_needs_its_backend_store_uri_before_anything_is_created():

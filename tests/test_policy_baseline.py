@@ -12,7 +12,8 @@ import pytest
 from emlops.components.iam import ServiceRole, ServiceRoleArgs
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.storage import SecureBucket, SecureBucketArgs
-from emlops.components.training import TrainingCluster, TrainingClusterArgs
+from emlops.components.settings import Governance, Placement
+from emlops.components.training import TrainingCluster, TrainingContext, TrainingSettings
 from emlops.review.check import evaluate
 from emlops.guardrails import RULES, Settings
 from emlops.offline.plan import Plan
@@ -49,9 +50,11 @@ def good_plan() -> Plan:
                                                            permissions_boundary_arn=BOUNDARY, tags=TAGS))
         bucket.grant_read_write(role, prefix="models/")
         role.grant_pass_to(pipeline, "sagemaker.amazonaws.com")
-        owned = dict(vpc_id=VPC, subnet_ids=SUBNETS, permissions_boundary_arn=BOUNDARY, protect=True, tags=TAGS)
-        TrainingCluster("jobs", TrainingClusterArgs(kind="sagemaker", **owned))
-        TrainingCluster("gpu", TrainingClusterArgs(kind="eks", region=REGION, admin_role_arns=[DEPLOYER], **owned))
+        owned = TrainingContext(placement=Placement(VPC, SUBNETS), region=REGION,
+                                governance=Governance(TAGS, BOUNDARY, protect=True))
+        TrainingCluster("jobs", TrainingSettings(kind="sagemaker"), owned)
+        TrainingCluster("gpu", TrainingSettings.model_validate({"kind": "eks", "eks": {"admin_role_arns": [DEPLOYER]}}),
+                        owned)
     return run_components(program)
 
 

@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import pytest
 
 from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
-from emlops.components.feature_store import Feature, FeatureGroupSpec, FeatureStore, FeatureStoreArgs
+from emlops.components.feature_store import FeatureGroupSettings, FeatureStore, FeatureStoreContext
 from emlops.components.kms import KmsKey, KmsKeyArgs
 import pulumi_aws_native as aws_native
 from emlops.components.monitoring import ModelMonitor, MonitorContext, MonitoringSettings
@@ -29,7 +29,8 @@ STATISTICS, CONSTRAINTS = "s3://ml-baselines/churn/statistics.json", "s3://ml-ba
 ALLOWED = ("ml.m5.large", "ml.m5.xlarge")
 PROD = Settings(production=True, environment="prod", permission_boundary_required=True, allowed_instance_types=ALLOWED)
 DEV = Settings(production=False, environment="dev", allowed_instance_types=ALLOWED)
-FEATURES = [Feature("customer_id", "String"), Feature("event_time", "Fractional"), Feature("tenure", "Integral")]
+FEATURES = [{"name": "customer_id", "type": "String"}, {"name": "event_time", "type": "Fractional"},
+            {"name": "tenure", "type": "Integral"}]
 
 
 @functools.cache
@@ -53,10 +54,10 @@ def good_plan() -> Plan:
             endpoint_name=endpoint.endpoint_name, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=capture,
             placement=Placement(VPC, SUBNETS), production=True, region="eu-west-1",
             governance=Governance(TAGS, BOUNDARY, protect=True)))
-        FeatureStore("features", FeatureStoreArgs([FeatureGroupSpec(
-            name="customers", features=FEATURES, record_identifier="customer_id", event_time_feature="event_time",
-            online_store=True)], kms_key_arn=key.arn, offline_bucket=capture, permissions_boundary_arn=BOUNDARY,
-            protect=True, tags=TAGS))
+        FeatureStore("features", [FeatureGroupSettings.model_validate({
+            "name": "customers", "features": FEATURES, "record_identifier": "customer_id",
+            "event_time_feature": "event_time", "online": {"enabled": True}})], FeatureStoreContext(
+            kms_key_arn=key.arn, offline_bucket=capture, governance=Governance(TAGS, BOUNDARY, protect=True)))
         ModelRegistry("registry", RegistrySettings.model_validate({
             "mlflow": {"kind": "none"}, "consumer_account_ids": ["222222222222"],
         }), RegistryContext(account_id=ACCOUNT, model_groups=["churn"], kms_key_arn=key.arn,

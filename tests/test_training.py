@@ -245,13 +245,19 @@ def test_placement_needs_a_vpc_and_a_list_of_subnets(vpc_id, subnet_ids):
     assert error_of(lambda: Placement(vpc_id, subnet_ids)) == PLACEMENT_NEEDS
 
 
+@pytest.mark.parametrize("vpc_id, subnet_ids, message", [
+    ("vpc-123", SUBNETS, "vpc_id 'vpc-123' must be a VPC id like 'vpc-0123456789abcdef0'"),
+    (VPC, [SUBNETS[0], "subnet-x"], "subnet id 'subnet-x' must look like 'subnet-0123456789abcdef0'"),
+])
+def test_placement_ids_have_their_ec2_shapes(vpc_id, subnet_ids, message):
+    assert error_of(lambda: Placement(vpc_id, subnet_ids)) == message
+
+
 @pytest.mark.parametrize("section, changes, message", [
     ("sagemaker", {"placement": Placement(VPC, SUBNETS[:1])},
      "training needs at least two private subnets in different availability zones"),
     ("eks", {"placement": Placement(VPC, SUBNETS[:1])},
      "training needs at least two private subnets in different availability zones"),
-    ("sagemaker", {"placement": Placement(VPC, [SUBNETS[0], "subnet-x"])},
-     "subnet id 'subnet-x' must look like 'subnet-0123456789abcdef0'"),
     ("sagemaker", {"placement": Placement(VPC, [SUBNETS[0], SUBNETS[0]])},
      f"subnet ids must be unique; got {SUBNETS[0]}, {SUBNETS[0]}"),
     ("sagemaker", {"kms_key_arn": "alias/ml"},

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from emlops.components.retraining_args import pipeline_name as retraining_pipeline_name
+from emlops.components.retraining_args import pipeline_name
 
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
 PENDING = "PendingManualApproval"
@@ -116,16 +116,12 @@ def _aws_error(exc: Exception) -> OperationError:
     return OperationError(f"{type(exc).__name__}: {exc}")
 
 
-def _client_code(exc: Exception) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-
-
 def _not_found(exc: Exception) -> bool:
     """AWS answers ResourceNotFound; some calls (and moto) answer ValidationException '... not found'."""
-    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "").lower()
-    return _client_code(exc) == "ResourceNotFound" or (
-        _client_code(exc) == "ValidationException" and ("not found" in message or "does not exist" in message
-                                                        or "could not find" in message))
+    error = getattr(exc, "response", {}).get("Error", {})
+    code, message = error.get("Code", ""), error.get("Message", "").lower()
+    return code == "ResourceNotFound" or (code == "ValidationException" and (
+        "not found" in message or "does not exist" in message or "could not find" in message))
 
 
 def _caller_arn(session: Any, target: Target) -> str:
@@ -140,10 +136,6 @@ def _caller_arn(session: Any, target: Target) -> str:
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
-def pipeline_name(target: Target) -> str:
-    return retraining_pipeline_name(target.environment, target.model)
 
 
 @dataclass
@@ -209,7 +201,7 @@ def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: fl
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    name = pipeline_name(target)
+    name = pipeline_name(target.environment, target.model)
     display = runtime.now().strftime("emlops-%Y%m%d-%H%M%S")
     try:
         session = boto3.session.Session()
@@ -288,7 +280,7 @@ def read_report(s3: Any, uri: str) -> tuple[Optional[Any], Optional[str]]:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except (ClientError, BotoCoreError) as exc:
-        code = _client_code(exc) or type(exc).__name__
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") or type(exc).__name__
         return None, f"cannot read {uri}: {code}"
     try:
         return json.loads(body), None
