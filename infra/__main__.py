@@ -2,7 +2,7 @@
 
 import pulumi
 
-from emlops.program.config import load_platform_config
+from emlops.program.platform import load_platform_config
 from emlops.program.program import build_platform
 
 platform = build_platform(load_platform_config())

@@ -1,43 +1,111 @@
-"""MlPlatform: the composition root, one environment's platform wired from the reusable components.
+"""The composition root: the stack file's sections (`PlatformConfig`) and the stages that build them (`MlPlatform`).
 
-It reads as the platform's wiring diagram, one stage per concern, in the order they are built:
-network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts -> registry
--> serving -> monitoring -> retraining -> personas. Each stage hands a component its settings (the stack
-file's section, as it is) and its context (what earlier stages built: keys, buckets, network, topic,
-governance). Model sources are resolved before the platform exists (serving.py); the platform builds
-nothing that is not in the stack file's settings.
+`PlatformConfig` is what `emlops:platform` may say: what every stack says about itself (`StackConfig`) and a
+section per component, each the component's own settings model, as it is; the rules across sections are in
+`rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
+built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
+registry -> serving -> monitoring -> retraining -> personas. Each stage hands a component its section and its
+context (what earlier stages built: keys, buckets, network, topic, governance). Model sources are resolved
+before the platform exists (`program.py`); the platform builds nothing that is not in the stack file.
+
+Adding a component is a field here, a stage here and the component's module (README, "Adding a component").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
+from pydantic import Field, model_validator
 
-from emlops.components.alerts import notification_topic
+from emlops.components.alerts import AlertsSettings, notification_topic
 from emlops.components.aws_context import aws_context
 from emlops.components.endpoint import EndpointContext, ModelEndpoint
 from emlops.components.feature_store import FeatureStore, FeatureStoreContext
+from emlops.components.feature_store_args import FeatureGroupSettings
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
-from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext
 from emlops.components.monitoring_args import DriftBaseline
 from emlops.components.network import Network, NetworkContext
+from emlops.components.network_args import NetworkSettings
 from emlops.components.network_access import https_only_security_group
 from emlops.components.options import child, type_token
 from emlops.components.personas import Personas, PersonasContext
+from emlops.components.personas_args import PersonasSettings
 from emlops.components.registry import ModelRegistry, RegistryContext
 from emlops.components.registry_args import ClusterAccess
 from emlops.components.retraining import RetrainingContext, RetrainingPipeline
 from emlops.components.retraining_args import pipeline_name
 from emlops.components.settings import Governance, Placement
-from emlops.components.storage import SecureBucket, SecureBucketArgs
+from emlops.components.storage import SecureBucket, SecureBucketArgs, StorageSettings
 from emlops.components.training import TrainingCluster, TrainingContext
-from emlops.program.config import PlatformConfig
-from emlops.program.serving import ServedModel, SharedRegistry, deployed_groups
-from emlops.program.shared_registry import registry_groups
+from emlops.components.training_args import TrainingSettings
+from emlops.program import rules
+from emlops.program.config import StackConfig, config_json_schema, load_config, parse_config
+from emlops.program.config_guardrails import GuardrailsConfig
+from emlops.program.config_models import ModelConfig, RegistryConfig
+from emlops.program.serving import ServedModel, SharedRegistry
+
+
+class PlatformConfig(StackConfig):
+    """The whole platform of one stack (`emlops:platform` in `stacks/Pulumi.<stack>.yaml`)."""
+
+    kms: KmsSettings = Field(default_factory=KmsSettings, description="KMS key settings of the platform's keys.")
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="S3 bucket settings.")
+    network: Optional[NetworkSettings] = Field(
+        None, description="The VPC whose private subnets models run in. Required when a model runs on instances.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model registry settings.")
+    feature_groups: list[FeatureGroupSettings] = Field(
+        default_factory=list, description="SageMaker feature groups of the platform's feature store. Default: none.")
+    training: Optional[TrainingSettings] = Field(
+        None, description="Training infrastructure (SageMaker jobs or an EKS GPU cluster). Default: none.")
+    models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
+    personas: Optional[PersonasSettings] = Field(
+        None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
+        "own least-privilege policy. Default: none.")
+    guardrails: GuardrailsConfig = Field(
+        default_factory=GuardrailsConfig,
+        description="Guardrails: allowed SageMaker instance types and accepted exceptions to policy rules "
+        "(`emlops check`, `policy/`). Default: every instance type botocore allows, no exceptions.")
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings,
+                                 description="Subscribers of the stack's alerts topic (drift, violations, failures).")
+
+
+    @model_validator(mode="after")
+    def _sections_fit(self) -> "PlatformConfig":
+        rules.check(self)
+        return self
+
+    def registry_groups(self) -> list[str]:
+        """The package groups a stack's own registry holds: one per served model, the groups its models are
+        sourced from, and `registry.package_groups`."""
+        groups = [model.name for model in self.models]
+        groups += [m.source.model_package_group for m in self.models if m.source.model_package_group]
+        return list(dict.fromkeys(groups + list(self.registry.package_groups)))
+
+    def deployed_groups(self) -> list[str]:
+        """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
+        groups = [m.source.model_package_group for m in self.models if m.source.model_package_group]
+        groups += [m.name for m in self.models if m.retraining.enabled]
+        return list(dict.fromkeys(groups))
+
+
+def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
+    """Validate a stack's `emlops:platform` value; ConfigError with one line naming `source` and the key."""
+    return parse_config(PlatformConfig, raw, source)
+
+
+def load_platform_config() -> PlatformConfig:
+    """Read and validate the running Pulumi program's stack config."""
+    return load_config(PlatformConfig)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of `emlops:platform`, for editors and the README's config reference."""
+    return config_json_schema(PlatformConfig)
 
 
 @dataclass(frozen=True)
@@ -173,7 +241,7 @@ class MlPlatform(pulumi.ComponentResource):
 
     def _registry_groups(self) -> list[str]:
         """The package groups this stack's registry holds (none when a shared registry holds them)."""
-        return [] if self._settings.registry.shared_stack else registry_groups(self._settings)
+        return [] if self._settings.registry.shared_stack else self._settings.registry_groups()
 
     def _alerts(self, models: list[ServedModel]) -> Optional[pulumi.Output[str]]:
         """One alerts topic per environment, made before the registry and the endpoints so that approvals and
@@ -193,7 +261,7 @@ class MlPlatform(pulumi.ComponentResource):
         groups = self._registry_groups()
         if not groups and not settings.image_repositories and settings.mlflow.kind == "none":
             return None
-        deployed = deployed_groups(self._settings)
+        deployed = self._settings.deployed_groups()
         cluster = None
         if settings.mlflow.kind == "kubernetes":
             cluster = ClusterAccess(self.training.kubernetes_provider, self.training.oidc_provider_arn,
@@ -278,7 +346,7 @@ class MlPlatform(pulumi.ComponentResource):
             artifacts_bucket_arn=self.artifacts.arn,
             feature_group_arns=list(self.feature_store.feature_group_arns.values()) if self.feature_store else [],
             package_group_arns=list(self.registry.package_group_arns.values()) if self.registry else [],
-            shared_group_arns=[shared.ref.group_arn(g) for g in deployed_groups(settings)] if shared else [],
+            shared_group_arns=[shared.ref.group_arn(g) for g in settings.deployed_groups()] if shared else [],
             shared_group_publisher=bool(shared and shared.ref.publisher),
             endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
             monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],

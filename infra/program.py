@@ -13,10 +13,10 @@ import pulumi
 import pulumi_aws as aws
 
 from emlops.program import sources
-from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, stack_file
-from emlops.program.platform import MlPlatform, PlatformContext
-from emlops.program.serving import SharedOutputs, SharedRegistry, serve
-from emlops.program.shared_registry import SharedRegistryRef, load_shared_registry
+from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, stack_file
+from emlops.program.platform import MlPlatform, PlatformConfig, PlatformContext
+from emlops.program.serving import SharedOutputs, SharedRegistry, SharedRegistryRef, serve
+from emlops.program.shared_registry import load_shared_registry
 
 
 def build_platform(config: PlatformConfig) -> MlPlatform:

@@ -16,9 +16,32 @@ from emlops.components.endpoint_args import ModelArtifact
 from emlops.components.images import framework_image_uri
 from emlops.components.monitoring_args import DriftBaseline
 from emlops.program import sources
-from emlops.program.config import FULL_KEY, ConfigError, PlatformConfig
+from emlops.program.config import FULL_KEY, ConfigError, StackConfig
 from emlops.program.config_models import ModelConfig
-from emlops.program.shared_registry import SharedRegistryRef
+
+
+@dataclass(frozen=True)
+class SharedRegistryRef:
+    """The shared stack as this environment sees it."""
+
+    stack: str
+    """Its stack name, e.g. `shared`."""
+    account_id: str
+    region: str
+    partition: str
+    groups: tuple[str, ...]
+    """The model package groups it holds."""
+    repositories: tuple[str, ...]
+    """The ECR repositories it holds (images of registered versions)."""
+    consumer: bool
+    """This environment's account may deploy its approved versions."""
+    publisher: bool
+    """This environment's account may register new versions into its groups."""
+
+    def group_arn(self, group: str) -> str:
+        # SageMaker lower-cases names in its ARNs
+        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:"
+                f"model-package-group/{group.lower()}")
 
 
 @dataclass(frozen=True)
@@ -77,14 +100,7 @@ class ServedModel:
         return self.settings.name
 
 
-def deployed_groups(config: PlatformConfig) -> list[str]:
-    """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
-    groups = [m.source.model_package_group for m in config.models if m.source.model_package_group]
-    groups += [m.name for m in config.models if m.retraining.enabled]
-    return list(dict.fromkeys(groups))
-
-
-def serve(config: PlatformConfig, resolver: sources.Resolver, index: int, model: ModelConfig, source: str,
+def serve(config: StackConfig, resolver: sources.Resolver, index: int, model: ModelConfig, source: str,
           shared: Optional[SharedRegistry] = None) -> ServedModel:
     """Resolve `models[index]`'s source and image; ConfigError in one line at the entry's key if they do not."""
     at = f"{source}: {FULL_KEY}.models[{index}]"
@@ -121,7 +137,7 @@ def serve(config: PlatformConfig, resolver: sources.Resolver, index: int, model:
         registry_target=_registry_target(model, shared) if model.retraining.enabled else None)
 
 
-def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str:
+def _framework_image(config: StackConfig, model: ModelConfig, at: str) -> str:
     image = model.image
     instance_type = model.variants[0].instance_type if model.variants else None
     try:
@@ -131,7 +147,7 @@ def _framework_image(config: PlatformConfig, model: ModelConfig, at: str) -> str
         raise ConfigError(f"{at}.image: {exc}") from None
 
 
-def _package_baseline(config: PlatformConfig, model: ModelConfig, resolved: sources.ResolvedModel,
+def _package_baseline(config: StackConfig, model: ModelConfig, resolved: sources.ResolvedModel,
                       at: str) -> Optional[DriftBaseline]:
     """Without a configured baseline, a model served from a package is compared with the package's
     data-quality drift-check baselines (retraining attaches them when it registers a version)."""

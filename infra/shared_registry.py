@@ -11,50 +11,18 @@ with one-line errors naming this stack's key). What only exists once the shared 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
 from emlops.components.images import ECR_IMAGE
-from emlops.program.config import FULL_KEY, ConfigError, PlatformConfig, parse_platform_config
+from emlops.program.config import FULL_KEY, ConfigError
+from emlops.program.platform import PlatformConfig, parse_platform_config
 from emlops.program.project import find_project
+from emlops.program.serving import SharedRegistryRef
 
 SHARED_ENVIRONMENT = "shared"
-
-
-@dataclass(frozen=True)
-class SharedRegistryRef:
-    """The shared stack as this environment sees it."""
-
-    stack: str
-    """Its stack name, e.g. `shared`."""
-    account_id: str
-    region: str
-    partition: str
-    groups: tuple[str, ...]
-    """The model package groups it holds."""
-    repositories: tuple[str, ...]
-    """The ECR repositories it holds (images of registered versions)."""
-    consumer: bool
-    """This environment's account may deploy its approved versions."""
-    publisher: bool
-    """This environment's account may register new versions into its groups."""
-
-    def group_arn(self, group: str) -> str:
-        # SageMaker lower-cases names in its ARNs
-        return (f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:"
-                f"model-package-group/{group.lower()}")
-
-
-def registry_groups(config: PlatformConfig) -> list[str]:
-    """The package groups a stack's own registry holds: one per served model, the groups its models are
-    sourced from, and `registry.package_groups`."""
-    groups = [model.name for model in config.models]
-    groups += [m.source.model_package_group for m in config.models if m.source.model_package_group]
-    groups += list(config.registry.package_groups)
-    return list(dict.fromkeys(groups))
 
 
 def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: Path) -> Optional[SharedRegistryRef]:
@@ -87,7 +55,7 @@ def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: 
     if shared.account_id == config.account_id:
         raise ConfigError(f"{at}: stack {name!r} deploys into this stack's account {config.account_id!r}; the "
                           "shared registry lives in its own account")
-    groups = tuple(registry_groups(shared))
+    groups = tuple(shared.registry_groups())
     own = config.account_id
     consumer = own in shared.registry.consumer_account_ids
     publisher = own in shared.registry.publisher_account_ids

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, PlatformConfig, parse_platform_config
+from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError
+from emlops.program.platform import PlatformConfig, parse_platform_config
 
 from emlops.program.project import Project, find_project  # noqa: F401 (the tooling's way to the project and its stacks)
 from emlops.program.shared_registry import load_shared_registry

@@ -63,7 +63,7 @@ def run_platform(settings: dict[str, Any], name: Optional[str] = None, identity:
     required keys come from BASE_SETTINGS), with its models resolved offline; return the plan.
     `context` adds PlatformContext fields (e.g. mlflow_backend_store_uri)."""
     from emlops.offline.resolver import OfflineResolver
-    from emlops.program.config import PlatformConfig
+    from emlops.program.platform import PlatformConfig
     from emlops.program.platform import MlPlatform, PlatformContext
     from emlops.program.serving import serve
 

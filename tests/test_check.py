@@ -92,18 +92,6 @@ def broken_plan_file(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def guardrails_field(monkeypatch):
-    """PlatformConfig with its `guardrails` section, as the integrator adds it (a no-op once it exists)."""
-    import infra.config as config
-
-    if "guardrails" not in config.PlatformConfig.model_fields:
-        class PlatformConfig(config.PlatformConfig):
-            guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="Guardrails.")
-
-        monkeypatch.setattr(config, "PlatformConfig", PlatformConfig)
-
-
 def app_with_check() -> typer.Typer:
     app = typer.Typer()
 
@@ -207,8 +195,7 @@ def test_markdown_format(broken_plan_file, monkeypatch):
                                "bucket 'prod-scratch-bucket' has no SSE-KMS default encryption | ")
 
 
-def test_a_suppression_with_a_reason_is_reported_and_does_not_fail(broken_plan_file, project_copy, monkeypatch,
-                                                                   guardrails_field):
+def test_a_suppression_with_a_reason_is_reported_and_does_not_fail(broken_plan_file, project_copy, monkeypatch):
     add_guardrails(project_copy, suppression())
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file), "--json", "r.json"],
@@ -221,8 +208,7 @@ def test_a_suppression_with_a_reason_is_reported_and_does_not_fail(broken_plan_f
         ("s3-bucket-sse-kms", True, REASON), ("sagemaker-prod-endpoint-monitoring", False, None)]
 
 
-def test_suppressing_every_violation_passes_and_by_urn_too(broken_plan_file, project_copy, monkeypatch,
-                                                          guardrails_field):
+def test_suppressing_every_violation_passes_and_by_urn_too(broken_plan_file, project_copy, monkeypatch):
     urn = ("urn:pulumi:prod::emlops::emlops:index:MlPlatform$emlops:index:ModelEndpoint"
            "$aws:sagemaker/endpoint:Endpoint::prod-ranking-endpoint")
     text = suppression() + f"        - rule: sagemaker-prod-endpoint-monitoring\n          resource: '{urn}'\n" \
@@ -244,7 +230,7 @@ def test_suppressing_every_violation_passes_and_by_urn_too(broken_plan_file, pro
      "stacks/Pulumi.prod.yaml: emlops:platform.guardrails.suppressions[0].rule: unknown rule 's3-bucket-sse'; "
      "did you mean 's3-bucket-sse-kms'? rules are listed in policy/README.md"),
 ])
-def test_a_bad_suppression_is_one_line_and_exit_2(broken_plan_file, project_copy, monkeypatch, guardrails_field,
+def test_a_bad_suppression_is_one_line_and_exit_2(broken_plan_file, project_copy, monkeypatch,
                                                    entry, message):
     add_guardrails(project_copy, "    guardrails:\n      suppressions:\n" + entry)
     monkeypatch.chdir(project_copy)
@@ -253,8 +239,7 @@ def test_a_bad_suppression_is_one_line_and_exit_2(broken_plan_file, project_copy
     assert result.stderr == message + "\n"
 
 
-def test_a_suppression_that_matches_nothing_is_a_warning(broken_plan_file, project_copy, monkeypatch,
-                                                         guardrails_field):
+def test_a_suppression_that_matches_nothing_is_a_warning(broken_plan_file, project_copy, monkeypatch):
     add_guardrails(project_copy, suppression(rule="s3-bucket-versioning"))
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file)],
@@ -264,7 +249,7 @@ def test_a_suppression_that_matches_nothing_is_a_warning(broken_plan_file, proje
             "from guardrails.suppressions") in result.stdout
 
 
-def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, monkeypatch, guardrails_field):
+def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, monkeypatch):
     add_guardrails(project_copy, "    guardrails:\n      allowed_instance_types: [ml.m5.large]\n")
     monkeypatch.chdir(project_copy)
     report = check_stack("prod", broken_plan_file)
@@ -274,7 +259,7 @@ def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, m
             "prod-churn-monitor-quality-job", "prod-fraud-monitor-job")}
 
 
-def test_pack_config_file_for_the_pulumi_cli(broken_plan_file, project_copy, monkeypatch, guardrails_field):
+def test_pack_config_file_for_the_pulumi_cli(broken_plan_file, project_copy, monkeypatch):
     add_guardrails(project_copy, suppression())
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app_with_check(), ["check", "prod", "--plan", str(broken_plan_file),

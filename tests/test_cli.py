@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from emlops.cli import app
 from emlops.cli.docs import config_reference
 from emlops.offline.plan import Plan
-from emlops.program.config import json_schema
+from emlops.program.platform import json_schema
 from tests.conftest import ROOT
 
 runner = CliRunner()

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from emlops.program.config import ConfigError, PlatformConfig, json_schema, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import PlatformConfig, json_schema, parse_platform_config
 from tests.conftest import ROOT, SHIPPED_STACKS
 
 SOURCE = "stacks/Pulumi.dev.yaml"

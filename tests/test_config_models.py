@@ -8,7 +8,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from emlops.program.config import ConfigError, json_schema, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import json_schema, parse_platform_config
 
 SOURCE = "stacks/Pulumi.dev.yaml"
 AT = f"{SOURCE}: emlops:platform"

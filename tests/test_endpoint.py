@@ -14,7 +14,8 @@ from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelA
 from emlops.components.settings import Governance, Placement
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.offline.plan import Plan
-from emlops.program.config import ConfigError, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import parse_platform_config
 from tests.conftest import (
     ACCOUNT, allow, api_problems, auto_name, BASE_SETTINGS, concern_statements as statements, concerns, REGION,
     run_components, run_platform,

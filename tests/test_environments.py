@@ -14,7 +14,8 @@ import yaml
 from emlops.review.diff import diff_plans
 from emlops.offline.plan import Plan, PlanResource
 from emlops.offline.preview import preview_stack
-from emlops.program.config import ConfigError, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import parse_platform_config
 from tests.conftest import ROOT, edit_stack, preview_error
 
 PROD_SOURCE = "stacks/Pulumi.prod.yaml"

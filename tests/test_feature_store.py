@@ -31,7 +31,7 @@ from emlops.components.iam import ServiceRole, ServiceRoleArgs
 from emlops.components.settings import Governance
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.offline.plan import Plan
-from emlops.program.config import PlatformConfig
+from emlops.program.platform import PlatformConfig
 from tests.conftest import ACCOUNT, allow, api_problems, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

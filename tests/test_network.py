@@ -22,7 +22,7 @@ from emlops.components.settings import AtKey, Governance
 from emlops.catalog.requests import SUPPORTED_TYPES, to_api_request, validate_request
 from emlops.offline.mocks import AwsIdentity
 from emlops.offline.plan import Plan
-from emlops.program.config import PlatformConfig
+from emlops.program.platform import PlatformConfig
 from tests.conftest import ACCOUNT, policy_statements as statements, REGION, run_components
 
 STACK = "pulumi:pulumi:Stack"

@@ -19,7 +19,7 @@ from emlops.components.personas_args import PERSONAS
 from emlops.components.personas_policies import ADMIN_TAGGED_ACTIONS, KEY_ADMIN_ACTIONS, READ_ONLY_ACTIONS
 from emlops.components.settings import Governance
 from emlops.offline.plan import Plan
-from emlops.program.config import parse_platform_config
+from emlops.program.platform import parse_platform_config
 from emlops.program.platform import MlPlatform, PlatformContext
 from tests.conftest import ACCOUNT, REGION, ROOT, policy_statements, run_components
 

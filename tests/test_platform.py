@@ -11,7 +11,8 @@ import pulumi
 import pytest
 
 from emlops.offline.plan import Plan
-from emlops.program.config import ConfigError, PlatformConfig, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import PlatformConfig, parse_platform_config
 from emlops.program.platform import MlPlatform, PlatformContext
 from tests.conftest import ACCOUNT, BASE_SETTINGS, REGION, run_components, run_platform
 

@@ -194,7 +194,8 @@ def test_the_program_itself_rejects_invalid_config_before_creating_resources():
     # What `pulumi up` runs: infra/__main__.py loads the config before building anything.
     from emlops.offline.engine import run_function
     from emlops.offline.mocks import AwsIdentity
-    from emlops.program.config import ConfigError, load_platform_config
+    from emlops.program.config import ConfigError
+    from emlops.program.platform import load_platform_config
 
     created = []
 

@@ -16,7 +16,8 @@ from emlops.offline.engine import run_function
 from emlops.offline.mocks import AwsIdentity, MockGap
 from emlops.offline.preview import preview_stack
 from emlops.program.stackfile import find_project, load_stack
-from emlops.program.config import ConfigError, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import parse_platform_config
 from emlops.program.shared_registry import load_shared_registry
 from tests.conftest import ROOT, edit_stack, preview_error, run_components
 

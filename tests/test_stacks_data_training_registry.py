@@ -9,7 +9,8 @@ import pytest
 
 from emlops.catalog.kubernetes import validate_plan_objects
 from emlops.offline.preview import PreviewError, preview_stack
-from emlops.program.config import ConfigError, parse_platform_config
+from emlops.program.config import ConfigError
+from emlops.program.platform import parse_platform_config
 from tests.conftest import ROOT
 
 SOURCE = "stacks/Pulumi.prod.yaml"

@@ -63,7 +63,7 @@ def config_schema(
 ) -> None:
     """Print the stack configuration schema (`emlops:platform`)."""
     if output_format == "json":
-        from emlops.program.config import json_schema
+        from emlops.program.platform import json_schema
 
         typer.echo(json.dumps(json_schema(), indent=2))
     elif output_format == "markdown":

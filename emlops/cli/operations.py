@@ -77,7 +77,6 @@ def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
     one, and a registry-only stack's groups count as its models."""
     from emlops.program.stackfile import find_project, load_stack
     from emlops.program.config import ConfigError
-    from emlops.program.shared_registry import registry_groups
 
     try:
         project = find_project()
@@ -88,7 +87,7 @@ def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
             platform = load_stack(project, stack).platform
     except ConfigError as exc:
         raise OperationError(str(exc), EXIT_INPUT, prefixed=False) from None
-    _check_model(stack, model, registry_groups(platform) if registry else [m.name for m in platform.models])
+    _check_model(stack, model, platform.registry_groups() if registry else [m.name for m in platform.models])
     return Target(stack, model, platform.environment, platform.account_id, platform.region, platform.partition.name)
 
 

@@ -188,22 +188,8 @@ def apply_suppressions(violations: list[Violation], suppressions: list[Suppressi
 
 
 def guardrails_of(stack_config) -> GuardrailsConfig:
-    """The stack's `guardrails` section (the validated PlatformConfig field once it exists)."""
-    section = getattr(stack_config.platform, "guardrails", None)
-    if section is not None:
-        return section
-    from pydantic import ValidationError
-
-    from emlops.program.config import FULL_KEY
-
-    raw = json.loads(stack_config.values.get(FULL_KEY, "{}")).get("guardrails")
-    try:
-        return GuardrailsConfig.model_validate(raw or {})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise CheckError(f"{stack_config.source}: {FULL_KEY}.guardrails{path}: {message}") from None
+    """The stack's `guardrails` section (validated with the rest of its `emlops:platform`)."""
+    return stack_config.platform.guardrails
 
 
 def settings_of(stack_config, guardrails: GuardrailsConfig) -> Settings:
