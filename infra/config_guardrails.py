@@ -46,7 +46,7 @@ class SuppressionConfig(Settings):
         if value not in known:
             close = difflib.get_close_matches(value, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown rule {value!r}; {hint}rules are listed in policy/README.md")
+            raise ValueError(f"unknown rule {value!r}; {hint}`emlops rules` lists them")
         return value
 
     @field_validator("reason")

@@ -73,7 +73,6 @@ class PlatformConfig(StackConfig):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings,
                                  description="Subscribers of the stack's alerts topic (drift, violations, failures).")
 
-
     @model_validator(mode="after")
     def _sections_fit(self) -> "PlatformConfig":
         rules.check(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import shutil
 import textwrap
@@ -228,7 +229,7 @@ def test_suppressing_every_violation_passes_and_by_urn_too(broken_plan_file, pro
      "reason of at least 10 characters (why the rule does not apply and who accepted it)"),
     (suppression(rule="s3-bucket-sse").split("suppressions:\n")[1],
      "stacks/Pulumi.prod.yaml: emlops:platform.guardrails.suppressions[0].rule: unknown rule 's3-bucket-sse'; "
-     "did you mean 's3-bucket-sse-kms'? rules are listed in policy/README.md"),
+     "did you mean 's3-bucket-sse-kms'? `emlops rules` lists them"),
 ])
 def test_a_bad_suppression_is_one_line_and_exit_2(broken_plan_file, project_copy, monkeypatch,
                                                    entry, message):
@@ -367,7 +368,26 @@ def test_policy_pack_files():
     assert manifest["runtime"]["name"] == "python" and manifest["description"]
     requirements = (ROOT / "policy" / "requirements.txt").read_text().splitlines()
     assert "pulumi-policy>=1.21,<2" in requirements and "-e .." in requirements
-    assert rules_markdown() in (ROOT / "policy" / "README.md").read_text()
+    assert "emlops rules" in (ROOT / "policy" / "README.md").read_text()
+
+
+def test_emlops_rules_lists_every_rule_as_text_and_markdown():
+    text = runner.invoke(app_with_check(), ["rules"], env={"COLUMNS": "400"})
+    assert text.exit_code == 0, text.output
+    rows = [[cell.strip() for cell in re.split("[┃│]", line)] for line in text.stdout.splitlines()]
+    assert rows[0] == ["rule", "kind", "enforcement", "severity", "what it requires"]
+    assert [row[0] for row in rows[2:]] == [p.name for p in POLICIES]
+    assert rows[2] == ["sagemaker-endpoint-config-kms", "resource", "mandatory", "high",
+                       "SageMaker endpoint configurations encrypt their instances' volumes with a KMS key."]
+    markdown = runner.invoke(app_with_check(), ["rules", "--format", "markdown"])
+    assert markdown.exit_code == 0 and markdown.stdout == rules_markdown()
+    rows = markdown.stdout.splitlines()
+    assert rows[:2] == ["| rule | kind | enforcement | severity | what it requires |", "|---|---|---|---|---|"]
+    assert rows[2] == ("| `sagemaker-endpoint-config-kms` | resource | mandatory | high | SageMaker endpoint "
+                       "configurations encrypt their instances' volumes with a KMS key. |")
+    assert len(rows) == 2 + len(POLICIES)
+    bad = runner.invoke(app_with_check(), ["rules", "--format", "html"])
+    assert (bad.exit_code, bad.stderr) == (2, "--format: 'html' is not supported; allowed: text, markdown\n")
 
 
 def test_markdown_report_of_a_clean_stack():

@@ -13,6 +13,9 @@ from emlops.program.config import ConfigError
 from emlops.program.platform import PlatformConfig, json_schema, parse_platform_config
 from tests.conftest import ROOT, SHIPPED_STACKS
 
+# every key of emlops:platform, as an unknown key's message lists them (a new section joins the list)
+TOP_LEVEL_KEYS = ", ".join(PlatformConfig.model_fields)
+
 SOURCE = "stacks/Pulumi.dev.yaml"
 VALID: dict[str, Any] = {
     "environment": "dev",
@@ -73,8 +76,7 @@ def test_region_decides_the_partition():
      "stacks/Pulumi.dev.yaml: emlops:platform.region: field required"),
     (with_change("regoin", "eu-west-1"),
      "stacks/Pulumi.dev.yaml: emlops:platform.regoin: unknown key; did you mean 'region'? allowed keys: "
-     "environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, "
-     "storage, network, registry, feature_groups, training, models, personas, guardrails, alerts"),
+     + TOP_LEVEL_KEYS),
     (with_change("kms.deletion_window", 7),
      "stacks/Pulumi.dev.yaml: emlops:platform.kms.deletion_window: unknown key; did you mean "
      "'deletion_window_days'? allowed keys: deletion_window_days, rotation_period_days"),
@@ -184,3 +186,16 @@ def test_deploy_role_must_be_a_role_in_the_stacks_own_account(role, expected):
 ])
 def test_personas_and_guardrails_errors_name_the_stack_file_and_key(section, value, expected):
     assert error_of(with_change(section, value)) == f"stacks/Pulumi.dev.yaml: emlops:platform.{expected}"
+
+
+def test_the_top_level_keys_are_the_stacks_own_then_a_section_per_component():
+    from emlops.program.config import StackConfig
+
+    assert list(StackConfig.model_fields) == [
+        "environment", "production", "account_id", "region", "deploy_role_arn", "tags", "permission_boundary_arn"]
+    keys = list(PlatformConfig.model_fields)
+    assert keys[:len(StackConfig.model_fields)] == list(StackConfig.model_fields)
+    # the sections follow, in the order of the stages that build them (a new component adds its own)
+    assert keys[len(StackConfig.model_fields):][:10] == [
+        "kms", "storage", "network", "registry", "feature_groups", "training", "models", "personas", "guardrails",
+        "alerts"]

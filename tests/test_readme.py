@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from emlops.cli.docs import render_readme
-from tests.conftest import ROOT, run_components
+from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 PREVIEW_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -c requirements.lock -e . && .venv/bin/emlops preview dev"
@@ -58,28 +58,6 @@ def test_readme_error_example_is_what_the_cli_prints(project_copy):
 
 def test_config_reference_is_up_to_date():
     assert render_readme(README) == README, "run: .venv/bin/python -m emlops.cli.docs"
-
-
-def test_extension_example_creates_what_it_says():
-    [example] = [block for block in code_blocks("python") if "class FeatureExports" in block]
-    namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
-
-    def program():
-        from emlops.components.iam import ServiceRole, ServiceRoleArgs
-
-        reader = ServiceRole("reader", ServiceRoleArgs(services=["sagemaker.amazonaws.com"]))
-        namespace["FeatureExports"]("features", reader, "arn:aws:kms:eu-west-1:123456789012:key/k")
-
-    plan = run_components(program)
-    exports = plan.get("features", "emlops:index:FeatureExports")
-    [bucket_component] = plan.children(exports.urn)
-    assert (bucket_component.type, bucket_component.name) == ("emlops:index:SecureBucket", "features-exports")
-    lifecycle = plan.get("features-exports-lifecycle").inputs
-    assert lifecycle["rules"][0]["expiration"] == {"days": 30}
-    policy = plan.get("reader-read-features-exports-exports")
-    assert policy.type == "aws:iam/rolePolicy:RolePolicy"
-    assert '"s3:prefix": ["exports/*"]' in policy.inputs["policy"]
 
 
 def test_lock_file_was_made_by_the_readme_command():

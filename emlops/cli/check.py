@@ -1,4 +1,5 @@
-"""`emlops check STACK`: the guardrails report, as text (rich) or markdown, and the exit code CI acts on."""
+"""`emlops check STACK`: the guardrails report, as text (rich) or markdown, and the exit code CI acts on;
+`emlops rules`: the rules themselves."""
 
 from __future__ import annotations
 
@@ -77,8 +78,36 @@ def markdown_report(report: "CheckReport") -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def print_rules(console: Optional[Console] = None) -> None:
+    """Every rule of the policy pack: name, kind, enforcement, severity and what it requires."""
+    from emlops.guardrails import rule_rows
+
+    console = console or Console(highlight=False, soft_wrap=False)
+    table = Table(show_edge=False)
+    for column in ("rule", "kind", "enforcement", "severity", "what it requires"):
+        table.add_column(column, overflow="fold")
+    for row in rule_rows():
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `check` to APP."""
+    """Add `check` and `rules` to APP."""
+
+    @app.command("rules")
+    def rules_command(
+        output_format: str = typer.Option("text", "--format", help="text or markdown."),
+    ) -> None:
+        """List the guardrails: every rule `emlops check` and the policy pack run."""
+        from emlops.guardrails import rules_markdown
+
+        if output_format not in ("text", "markdown"):
+            typer.echo(f"--format: {output_format!r} is not supported; allowed: text, markdown", err=True)
+            raise typer.Exit(2)
+        if output_format == "markdown":
+            typer.echo(rules_markdown(), nl=False)
+        else:
+            print_rules()
 
     @app.command("check")
     def check_command(

@@ -34,14 +34,19 @@ def pack_config(settings: Settings, suppressions: dict[str, list[dict[str, str]]
     return out
 
 
-__all__ = ["CONFIG_PROPERTIES", "POLICIES", "RULES", "RULE_NAMES", "Settings", "pack_config", "rules_markdown"]
+__all__ = ["CONFIG_PROPERTIES", "POLICIES", "RULES", "RULE_NAMES", "Settings", "pack_config", "rule_rows",
+           "rules_markdown"]
+
+
+def rule_rows() -> list[tuple[str, str, str, str, str]]:
+    """(rule, kind, enforcement, severity, what it requires) of every rule, in the pack's order."""
+    return [(policy.name, "resource" if type(policy).__name__ == "ResourceValidationPolicy" else "stack",
+             policy.enforcement_level.value, policy.severity.value, policy.description) for policy in POLICIES]
 
 
 def rules_markdown() -> str:
-    """The rule table of policy/README.md (a test keeps the README in step with the code)."""
+    """The rules as a markdown table (`emlops rules --format markdown`)."""
     lines = ["| rule | kind | enforcement | severity | what it requires |", "|---|---|---|---|---|"]
-    for policy in POLICIES:
-        kind = "resource" if type(policy).__name__ == "ResourceValidationPolicy" else "stack"
-        lines.append(f"| `{policy.name}` | {kind} | {policy.enforcement_level.value} | {policy.severity.value} | "
-                     f"{policy.description} |")
+    lines += [f"| `{name}` | {kind} | {enforcement} | {severity} | {description} |"
+              for name, kind, enforcement, severity, description in rule_rows()]
     return "\n".join(lines) + "\n"
