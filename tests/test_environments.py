@@ -545,3 +545,31 @@ def test_a_serverless_endpoint_refuses_a_placement_before_anything_is_created():
     plan = run_components(program)
     assert (raised, [r.type for r in plan.resources]) == (
         ["serverless endpoints have no VPC: drop the placement"], ["pulumi:pulumi:Stack"])
+
+
+def test_stacks_readme_says_where_each_setting_is_defined():
+    """Each row of 'Where each setting goes': its keys are keys of emlops:platform, the model is the one
+    the keys are validated with, and the module named defines it."""
+    import importlib
+    import typing
+
+    from emlops.program.config import StackConfig
+    from emlops.program.platform import PlatformConfig
+
+    text = (ROOT / "stacks" / "README.md").read_text()
+    rows = re.findall(r"^\| (`[^|]+`) \| `(\w+)`[^|]* \| `([\w/]+)\.py` \| [^|]+ \|$", text, flags=re.M)
+    seen = []
+    for keys, model, module in rows:
+        keys = re.findall(r"`(\w+)`", keys)
+        seen += keys
+        package = {"components": "emlops.components", "infra": "emlops.program"}[module.split("/")[0]]
+        defined = getattr(importlib.import_module(f"{package}.{module.split('/')[1]}"), model)
+        if model == "StackConfig":
+            assert keys == list(StackConfig.model_fields)
+            continue
+        [key] = keys
+        annotation = PlatformConfig.model_fields[key].annotation
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+        assert inner[0] is defined, (key, model)
+    assert seen == list(PlatformConfig.model_fields)[:len(seen)]
+    assert len(seen) == len(StackConfig.model_fields) + 10
