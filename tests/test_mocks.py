@@ -67,7 +67,7 @@ def test_invokes_through_an_explicit_provider_answer_for_its_account_and_region(
 def test_an_unexpected_data_source_fails_loudly():
     with pytest.raises(MockGap, match=re.escape(
         "the offline preview has no answer for data source aws:ec2/getVpc:getVpc; add one to "
-        "_DATA_SOURCES in emlops/mocks.py"
+        "_DATA_SOURCES in emlops/offline/mocks.py"
     )):
         run_components(lambda: aws.ec2.get_vpc_output(default=True).apply(lambda v: v.id))
 

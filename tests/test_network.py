@@ -466,8 +466,7 @@ def test_public_subnets_route_to_the_internet_and_each_private_subnet_to_its_zon
         nat = plan.get(f"net-nat-{i}")
         assert nat.inputs == {"allocationId": nat.inputs["allocationId"], "connectivityType": "public",
                               "subnetId": outputs["public_subnet_ids"][i - 1], "tags": {"Name": f"net-nat-{i}"}}
-        # (the mocks' ids have no AWS prefix yet: see the report on emlops/mocks.py `_physical_id`)
-        assert re.fullmatch(r"(eipalloc-)?[0-9a-f]{17}", nat.inputs["allocationId"])
+        assert re.fullmatch(r"eipalloc-[0-9a-f]{17}", nat.inputs["allocationId"])
         assert plan.get(f"net-nat-{i}-eip").urn in nat.dependencies
         assert plan.get("net-igw").urn in nat.dependencies
         route = plan.get(f"net-private-{i}-internet")

@@ -11,7 +11,17 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from emlops.catalog.resources import lookup
 from emlops.offline.plan import Plan, PlanResource
+
+
+def _physical_name(resource: PlanResource) -> Optional[str]:
+    """The resource's physical name, from the input its catalogue entry names (a bucket's `bucket`, ...)."""
+    entry = lookup(resource.type)
+    value: object = resource.inputs
+    for part in (entry.naming.property if entry is not None else "name").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _label(resource: PlanResource) -> str:
@@ -22,7 +32,7 @@ def _label(resource: PlanResource) -> str:
     if resource.retain_on_delete:
         flags.append("retain")
     suffix = f" [yellow]({', '.join(flags)})[/yellow]" if flags else ""
-    name = resource.inputs.get("bucket") if resource.type == "aws:s3/bucket:Bucket" else resource.inputs.get("name")
+    name = _physical_name(resource)
     physical = f" [dim]→ {escape(name)}[/dim]" if resource.custom and isinstance(name, str) else ""
     return f"[cyan]{escape(resource.name)}[/cyan]  {kind}{physical}{suffix}"
 

@@ -64,7 +64,8 @@ def _provisioned(config_props: Any) -> list[Any]:
 
 @resource_rule("sagemaker-endpoint-config-kms", types=[ENDPOINT_CONFIG], severity="high",
                description="SageMaker endpoint configurations encrypt their instances' volumes with a KMS key.",
-               remediation="Give ModelEndpointArgs.kms_key_arn (or let ModelEndpoint create a key). Serverless "
+               remediation="ModelEndpoint encrypts volumes with the key of its context (EndpointContext.kms_key_arn: the "
+                           "platform's data key) or a key of its own; for raw resources set kms_key_arn. Serverless "
                            "variants and instance types with local NVMe storage take no volume key.")
 def endpoint_config_kms(props: Any, settings: Settings) -> Iterator[str]:
     provisioned = _provisioned(props)
@@ -90,8 +91,8 @@ def data_capture_kms(props: Any, settings: Settings) -> Iterator[str]:
 @resource_rule("sagemaker-data-capture-enabled", types=[ENDPOINT_CONFIG], severity="medium", config=["environment"],
                description="Endpoints on instances capture their traffic in every environment but dev (monitoring "
                            "and retraining read it).",
-               remediation="Leave models[].data_capture.enabled at its default (on outside dev) or give "
-                           "ModelEndpointArgs.data_capture_bucket.")
+               remediation="Leave models[].data_capture.enabled at its default (on outside dev); a ModelEndpoint of your "
+                           "own captures when its context has a capture_bucket.")
 def data_capture_enabled(props: Any, settings: Settings) -> Iterator[str]:
     if settings.environment == "dev" or not _provisioned(props):
         return
@@ -175,7 +176,8 @@ def _models(resources: list[PolicyResource]) -> Iterator[PolicyResource]:
 @stack_rule("sagemaker-model-network-isolation", severity="high",
             description="SageMaker models run with network isolation (no outbound network from the container); "
                         "models served only by serverless variants are excepted (AWS does not support it there).",
-            remediation="Keep ModelEndpointArgs.network_isolation=True (the default on instances).")
+            remediation="Leave models[].network_isolation at its default (on for instances); for raw resources set "
+                        "enable_network_isolation.")
 def model_network_isolation(resources: list[PolicyResource], settings: Settings) -> Iterator[Finding]:
     for model in _models(resources):
         if get(model.props, "enableNetworkIsolation", default=False) is False:
@@ -185,7 +187,8 @@ def model_network_isolation(resources: list[PolicyResource], settings: Settings)
 @stack_rule("sagemaker-model-vpc", severity="high",
             description="SageMaker models on instances run in private subnets (vpcConfig); models served only by "
                         "serverless variants are excepted (AWS does not support a VPC there).",
-            remediation="Give ModelEndpointArgs.vpc_id and subnet_ids (the stack's network.private_subnet_ids).")
+            remediation="Give the stack a network (network.managed or your VPC's private_subnet_ids); a ModelEndpoint "
+                        "of your own runs where EndpointContext.placement says.")
 def model_vpc(resources: list[PolicyResource], settings: Settings) -> Iterator[Finding]:
     for model in _models(resources):
         vpc = get(model.props, "vpcConfig")
@@ -227,7 +230,7 @@ def _endpoints(resources: list[PolicyResource]) -> Iterator[tuple[PolicyResource
 @stack_rule("sagemaker-prod-endpoint-autoscaling", severity="high", config=["production"],
             description="Production endpoints scale every variant with an Application Auto Scaling target "
                         "(endpoint/<name>/variant/<variant>) that keeps at least 2 instances.",
-            remediation="Set models[].autoscaling with min_instances >= 2 (ModelEndpointArgs.autoscaling_min/max).")
+            remediation="Set models[].autoscaling with min_instances >= 2.")
 def prod_endpoint_autoscaling(resources: list[PolicyResource], settings: Settings) -> Iterator[Finding]:
     if not settings.production:
         return
@@ -279,7 +282,8 @@ def prod_endpoint_monitoring(resources: list[PolicyResource], settings: Settings
 
 @resource_rule("sagemaker-monitor-vpc", types=MONITORING_JOBS, severity="high",
                description="Model monitoring jobs run in private subnets (networkConfig.vpcConfig).",
-               remediation="Give ModelMonitorArgs.vpc_id and subnet_ids.")
+               remediation="ModelMonitor runs its jobs where MonitorContext.placement says (the stack's private "
+                           "subnets); for raw job definitions set network_config.vpc_config.")
 def monitor_vpc(props: Any, settings: Settings) -> Iterator[str]:
     vpc = get(props, "networkConfig", "vpcConfig")
     if vpc is not UNKNOWN and get(vpc, "subnets") is not UNKNOWN and (vpc is None or not items(get(vpc, "subnets"))):
@@ -297,10 +301,11 @@ def monitor_network_isolation(props: Any, settings: Settings) -> Iterator[str]:
 
 @resource_rule("sagemaker-monitoring-output-encrypted", types=MONITORING_JOBS, severity="high",
                description="Model monitoring reports and job volumes are encrypted with KMS.",
-               remediation="Give ModelMonitorArgs.output_kms_key_arn and volume_kms_key_arn (default: the reports "
-                           "bucket's key).")
+               remediation="Give MonitorContext.output_kms_key_arn and volume_kms_key_arn (the platform passes its data "
+                           "key); for raw job definitions set the output config's kms_key_id and the cluster's "
+                           "volume_kms_key_id.")
 def monitoring_output_encrypted(props: Any, settings: Settings) -> Iterator[str]:
-    quality = get(props, "modelQualityJobOutputConfig")  # the dynamic model-quality job, or UNKNOWN/None
+    quality = get(props, "modelQualityJobOutputConfig")  # a model-quality job definition, or UNKNOWN/None
     output = "dataQualityJobOutputConfig" if quality is None else "modelQualityJobOutputConfig"
     for label, path in (("reports", (output, "kmsKeyId")),
                         ("volumes", ("jobResources", "clusterConfig", "volumeKmsKeyId"))):

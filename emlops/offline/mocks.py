@@ -180,7 +180,7 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         if handler is None:
             raise MockGap(
                 f"the offline preview has no answer for data source {args.token}; add one to "
-                "_DATA_SOURCES in emlops/mocks.py"
+                "_DATA_SOURCES in emlops/offline/mocks.py"
             )
         return handler(self.identity_for(args.provider), args.args), []
 
