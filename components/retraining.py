@@ -24,7 +24,7 @@ from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_p
 from emlops.components.images import repository_arn_output
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.locations import parse_s3
-from emlops.components.network_access import vpc_interface_statements
+from emlops.components.network_access import https_only_security_group, vpc_interface_statements
 from emlops.components.options import child, type_token
 from emlops.components.retraining_args import RetrainingContext, RetrainingSettings
 
@@ -67,6 +67,11 @@ class RetrainingPipeline(pulumi.ComponentResource):
         from emlops.components.retraining_definition import DefinitionSpec, build_definition
 
         placement = context.placement
+        # SageMaker jobs in a VPC need a security group: without one of the platform's, an HTTPS-out-only group
+        security_group_ids: list[pulumi.Input[str]] = []
+        if placement is not None:
+            security_group_ids = list(placement.security_group_ids) or [
+                https_only_security_group(self, name, placement.vpc_id, "Retraining jobs", tags).id]
         baseline = context.baseline
         group = context.package_group_arn or context.group_name
 
@@ -93,7 +98,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
             aws_facts.region, role.arn, key_arn, context.input_s3_uri, context.output_s3_uri,
             # subnets and security groups may be other resources' ids: the SDK needs them resolved
             pulumi.Output.all(*(placement.subnet_ids if placement else ())),
-            pulumi.Output.all(*(placement.security_group_ids if placement else ())),
+            pulumi.Output.all(*security_group_ids),
             context.model_output_s3_uri, context.model_kms_key_arn).apply(definition)
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import os
 import subprocess
 import sys
@@ -426,3 +427,22 @@ def test_a_stack_section_is_what_the_pipeline_runs():
     assert plan.get("churn-retraining-schedule", RULE).inputs["scheduleExpression"] == "rate(7 days)"
     assert pipeline_name("prod", "fraud") == "prod-fraud-retraining"
     assert RetrainingSettings().enabled is False
+
+
+def test_a_placement_without_security_groups_gets_an_https_only_group_of_its_own():
+    """SageMaker's VpcConfig needs 1-5 security groups: jobs placed in subnets alone get one that lets
+    nothing in and only HTTPS (the VPC endpoints) out."""
+    plan = plan_of(settings(), context(placement=Placement(VPC, SUBNETS)))
+    [group] = plan.by_type("aws:ec2/securityGroup:SecurityGroup")
+    assert (group.name, group.inputs["vpcId"], group.inputs["ingress"]) == ("churn-retraining-sg", VPC, [])
+    assert [(rule["protocol"], rule["fromPort"], rule["toPort"]) for rule in group.inputs["egress"]] == [
+        ("tcp", 443, 443)]
+    document = json.loads(plan.get("churn-retraining-pipeline").inputs["pipelineDefinition"])
+    vpc = document["Steps"][1]["Arguments"]["VpcConfig"]  # train
+    assert list(vpc) == ["SecurityGroupIds", "Subnets"] and vpc["Subnets"] == SUBNETS
+    assert len(vpc["SecurityGroupIds"]) == 1 and re.fullmatch(r"sg-[0-9a-f]{17}", vpc["SecurityGroupIds"][0])
+    assert document["Steps"][0]["Arguments"]["NetworkConfig"]["VpcConfig"] == vpc  # prepare
+    assert group.urn in plan.get("churn-retraining-pipeline").dependencies
+    # with the platform's groups, none is made
+    given = plan_of(settings(), context(placement=Placement(VPC, SUBNETS, ["sg-0123456789abcdef0"])))
+    assert given.by_type("aws:ec2/securityGroup:SecurityGroup") == []
