@@ -1,0 +1,116 @@
+"""What the operator commands (`emlops retrain`, `emlops approve`) act on and how they fail.
+
+`resolve_target` reads the stack's validated config: the stack and model a command names, in the stack's
+account and region (or the shared registry's, for an approval). AWS failures become one line for the
+operator (`OperationError`, with the command's exit code); credentials for another account than the
+stack's are refused before anything is called.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+_ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken",
+                  "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException")
+
+
+class OperationError(Exception):
+    """A one-line error for the operator (without the `emlops <command>:` prefix) and its exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE, prefixed: bool = True):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.prefixed = prefixed  # config errors already name the stack file they come from
+
+
+@dataclass
+class Runtime:
+    """What the commands need from the clock; tests inject their own so they never wait."""
+
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class Target:
+    """The stack and model an operator command acts on."""
+
+    stack: str
+    model: str
+    environment: str
+    account_id: str
+    region: str
+    partition: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.account_id}/{self.region}"
+
+
+def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
+    """Read the stack's validated config and check MODEL is one of its models (exit 2 otherwise).
+
+    With `registry`, the target is where MODEL's package group lives: the shared stack when STACK uses
+    one, and a registry-only stack's groups count as its models."""
+    from emlops.program.stackfile import find_project, load_stack
+    from emlops.program.config import ConfigError
+
+    try:
+        project = find_project()
+        platform = load_stack(project, stack).platform
+        if registry and platform.registry.shared_stack is not None:
+            _check_model(stack, model, [m.name for m in platform.models])
+            stack = platform.registry.shared_stack
+            platform = load_stack(project, stack).platform
+    except ConfigError as exc:
+        raise OperationError(str(exc), EXIT_INPUT, prefixed=False) from None
+    _check_model(stack, model, platform.registry_groups() if registry else [m.name for m in platform.models])
+    return Target(stack, model, platform.environment, platform.account_id, platform.region, platform.partition.name)
+
+
+def _check_model(stack: str, model: str, names: list[str]) -> None:
+    if model not in names:
+        close = difflib.get_close_matches(model, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise OperationError(f"stack {stack!r} has no model {model!r}; {hint}models: {', '.join(names) or 'none'}",
+                             EXIT_INPUT)
+
+
+def _aws_error(exc: Exception) -> OperationError:
+    """A short reason for a boto3/botocore failure."""
+    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return OperationError("no AWS credentials found; set AWS_PROFILE or the AWS_* credential variables")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "Error"), error.get("Message", "")
+        operation = getattr(exc, "operation_name", "the AWS call")
+        if code in _ACCESS_DENIED:
+            return OperationError(f"access denied calling {operation}: {code}: {message}")
+        return OperationError(f"{operation} failed: {code}: {message}")
+    return OperationError(f"{type(exc).__name__}: {exc}")
+
+
+def _not_found(exc: Exception) -> bool:
+    """AWS answers ResourceNotFound; some calls (and moto) answer ValidationException '... not found'."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    code, message = error.get("Code", ""), error.get("Message", "").lower()
+    return code == "ResourceNotFound" or (code == "ValidationException" and (
+        "not found" in message or "does not exist" in message or "could not find" in message))
+
+
+def _caller_arn(session: Any, target: Target) -> str:
+    """The caller's ARN; refuses credentials for another account than the stack's."""
+    identity = session.client("sts", region_name=target.region).get_caller_identity()
+    if identity["Account"] != target.account_id:
+        raise OperationError(f"the AWS credentials are for account {identity['Account']} but stack "
+                             f"{target.stack!r} is in {target.account_id}; use credentials for {target.account_id}")
+    return identity["Arn"]
