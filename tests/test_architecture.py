@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-MAX_MODULE_LINES = 420
+MAX_MODULE_LINES = 400
 
 
 def _package_dirs() -> dict[str, Path]:
