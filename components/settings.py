@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
 import pulumi
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from emlops.catalog.aws import LOG_RETENTION_DAYS
 
@@ -35,6 +36,23 @@ class Settings(BaseModel):
     whitespace is dropped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _own_pattern_messages(cls, data: Any, handler: Any) -> Any:
+        """A value that does not match a field's pattern is reported with the field's own `error_message`,
+        for settings made in Python as for a stack file (whose one-line errors read the same message)."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            custom = [field_extra(cls, tuple(e["loc"])).get("errorMessage")
+                      if e["type"] == "string_pattern_mismatch" else None for e in errors]
+            if not any(custom):
+                raise
+            raise ValidationError.from_exception_data(exc.title, [
+                {"type": PydanticCustomError(e["type"], message or e["msg"], e.get("ctx")), "loc": e["loc"],
+                 "input": e["input"]} for e, message in zip(errors, custom)]) from None
 
 
 class AtKey(ValueError):
@@ -59,6 +77,47 @@ def error_message(message: str) -> dict[str, Any]:
     """A field's own one-line error for a pattern mismatch, carried into the JSON Schema as `errorMessage`
     (the ajv-errors keyword), so editors and `emlops preview` say the same thing."""
     return {"errorMessage": message}
+
+
+# -- reading a model along a key path (pydantic's error locations) ---------------------------------------------
+
+
+def model_at(root: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
+    """The model the key path `loc` (pydantic's error location) leads to inside `root`, or None."""
+    model: Optional[type[BaseModel]] = root
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = find_field(model, str(part))
+        model = nested_model(field.annotation) if field else None
+    return model
+
+
+def find_field(model: type[BaseModel], key: str):
+    """The field of `model` that the stack file spells `key` (its alias, else its name), or None."""
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == key:
+            return field
+    return None
+
+
+def nested_model(annotation: Any) -> Optional[type[BaseModel]]:
+    """The model an annotation holds (itself, or inside Optional[...] / list[...]), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = nested_model(arg)
+        if found:
+            return found
+    return None
+
+
+def field_extra(root: type[BaseModel], loc: tuple) -> dict[str, Any]:
+    """The JSON-schema extras (`errorMessage`, ...) of the field at `loc` inside `root`."""
+    model = model_at(root, loc[:-1]) if loc else None
+    field = find_field(model, str(loc[-1])) if model and loc else None
+    extra = field.json_schema_extra if field else None
+    return extra if isinstance(extra, dict) else {}
 
 
 def check_log_retention(days: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
-from emlops.components.settings import AtKey
+from emlops.components.settings import AtKey, field_extra, model_at
 
 
 CONFIG_NAMESPACE = "emlops"
@@ -34,7 +34,7 @@ def describe(error: dict[str, Any], root: type[BaseModel]) -> str:
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"{path}: unknown key; {hint}allowed keys: {', '.join(allowed)}"
-    custom = _field_extra(root, loc).get("errorMessage")
+    custom = field_extra(root, loc).get("errorMessage")
     got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
     if kind == "string_pattern_mismatch" and custom:
         return f"{path}: {custom}{got}"
@@ -73,40 +73,6 @@ _SIZE_MESSAGES = {
 }
 
 
-def _model_at(root: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
-    model: Optional[type[BaseModel]] = root
-    for part in loc:
-        if model is None or isinstance(part, int):
-            continue
-        field = _find_field(model, str(part))
-        model = _nested_model(field.annotation) if field else None
-    return model
-
-
-def _find_field(model: type[BaseModel], key: str):
-    for name, field in model.model_fields.items():
-        if (field.alias or name) == key:
-            return field
-    return None
-
-
-def _nested_model(annotation: Any) -> Optional[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _nested_model(arg)
-        if found:
-            return found
-    return None
-
-
 def _allowed_keys(root: type[BaseModel], loc: tuple) -> list[str]:
-    model = _model_at(root, loc)
+    model = model_at(root, loc)
     return [field.alias or name for name, field in model.model_fields.items()] if model else []
-
-
-def _field_extra(root: type[BaseModel], loc: tuple) -> dict[str, Any]:
-    model = _model_at(root, loc[:-1]) if loc else None
-    field = _find_field(model, str(loc[-1])) if model and loc else None
-    extra = field.json_schema_extra if field else None
-    return extra if isinstance(extra, dict) else {}

@@ -83,7 +83,7 @@ def psa_labels(enforce: str) -> dict[str, str]:
 
 # -- settings and context ---------------------------------------------------------------------------
 
-NAME_PATTERN = "String should match pattern '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"
+NAME_PATTERN = "must be at most 58 lowercase letters, digits and '-', starting and ending with a letter or digit"
 QUANTITY = "is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"
 
 

@@ -60,8 +60,8 @@ VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
 NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 SCHEDULE_HELP = ("must be one of SageMaker's monitoring schedules: hourly 'cron(0 * ? * * *)', daily "
                  "'cron(0 H ? * * *)' or every N hours 'cron(0 H/N ? * * *)' (H 0-23, N 1-24)")
-S3_OBJECT_PATTERN = "String should match pattern '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\\S*[^/\\s]$'"
-S3_PREFIX_PATTERN = "String should match pattern '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\\S*$'"
+S3_OBJECT_PATTERN = "must be an S3 object URI, s3://<bucket>/<key>"
+S3_PREFIX_PATTERN = "must be an S3 URI, s3://<bucket>/[<prefix>]"
 TAGS = {"team": "churn", "model-monitor": "churn"}
 
 

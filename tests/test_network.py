@@ -175,7 +175,7 @@ def test_the_stack_file_embeds_the_settings():
 BOTH = ("Value error, give either managed (a VPC emlops builds) or vpc_id and private_subnet_ids (your own VPC), "
         "not both")
 SUBNET_LIKE = "is not a subnet id like 'subnet-0123456789abcdef0'"
-VPC_PATTERN = "String should match pattern '^vpc-([0-9a-f]{8}|[0-9a-f]{17})$'"
+VPC_PATTERN = "must be a VPC id like 'vpc-0123456789abcdef0'"
 
 
 @pytest.mark.parametrize("section, loc, message, at", [

@@ -153,7 +153,7 @@ def run_jobs(roles: list[str], subnets: Optional[list[str]] = None) -> list[dict
 ROLE_FORM = "'arn:aws:iam::<account>:role/<name>'"
 PRINCIPAL_HINT = ("must be an IAM role or user ARN ('*' allowed in the name), e.g. "
                   "'arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DataScientist_*'")
-PREFIX_PATTERN = "String should match pattern '^[^/*][^*]*/$'"
+PREFIX_PATTERN = "must end with '/', not start with '/', and have no '*'"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -201,7 +201,7 @@ TRUSTED = ("trusted_principal_arns",)
     ({"max_session_hours": 13}, ("max_session_hours",), "Input should be less than or equal to 12"),
     ({"max_session_hours": 1.5}, ("max_session_hours",),
      "Input should be a valid integer"),
-    ({"datasets_prefix": "datasets"}, ("datasets_prefix",), "String should match pattern '^([^/*][^*]*/)?$'"),
+    ({"datasets_prefix": "datasets"}, ("datasets_prefix",), PREFIX_PATTERN),
     ({"experiments_prefix": "/experiments/"}, ("experiments_prefix",), PREFIX_PATTERN),
     ({"experiments_prefix": "exp"}, ("experiments_prefix",), PREFIX_PATTERN),
     # data scientists write only under it

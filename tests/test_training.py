@@ -174,8 +174,8 @@ UNPINNED = "must be pinned to a version tag (not 'latest') or a digest, e.g. 'nv
      f"10 is not a CloudWatch Logs retention; allowed: {RETENTIONS}"),
     (eks_config(teams=[team(), team(name="nlp"), team()]), ("eks", "teams"),
      "team names must be unique; repeated: vision"),
-    (eks_config(teams=[team(name="Vision")]), ("eks", "teams", 0, "name"), "String should match pattern "
-                                                                           "'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"),
+    (eks_config(teams=[team(name="Vision")]), ("eks", "teams", 0, "name"),
+     "must be at most 58 lowercase letters, digits and '-', starting and ending with a letter or digit"),
     (eks_config(teams=[team(cpu="64 cores")]), ("eks", "teams", 0, "cpu"),
      "'64 cores' is not a positive Kubernetes quantity like '64', '500m' or '256Gi'"),
     (eks_config(teams=[team(memory="256GB")]), ("eks", "teams", 0, "memory"),
