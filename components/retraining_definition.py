@@ -81,7 +81,7 @@ def _offline_sdk(region: str) -> Iterator[None]:
     disabled = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings(), _schema_checked_once():
+        with warnings.catch_warnings(), _schema_checked_once(), _one_botocore_loader():
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's own modules moving within it
             yield
@@ -94,26 +94,67 @@ def _offline_sdk(region: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
+_LOADERS: dict[Optional[str], object] = {}
+
+
+@contextlib.contextmanager
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session the SDK makes shares one data loader, so each service model is decoded once.
+
+    A build makes a PipelineSession and, for each processing step, a local-mode session of its own (the SDK
+    instantiates `LocalSagemakerClient` only to read a method's name): every new botocore session would
+    decode the same service-model JSON files again (~1.4 s per definition). The loader only reads files
+    that ship with botocore, and caches what it decodes, so sharing it changes nothing but the time.
+    """
+    import botocore.session
+    from botocore.loaders import create_loader
+
+    def shared_loader(search_paths: Optional[str] = None):
+        if search_paths not in _LOADERS:
+            _LOADERS[search_paths] = create_loader(search_paths)
+        return _LOADERS[search_paths]
+
+    botocore.session.create_loader = shared_loader
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = create_loader
+
+
 @contextlib.contextmanager
 def _schema_checked_once() -> Iterator[None]:
     """Validate the SDK config against its schema without re-checking the schema itself each time.
 
-    The SDK calls `jsonschema.validate(config, schema)` on every config look-up (~90 per build), and
-    each call first checks the 2020-12 schema itself (~0.45 s): 40 s per definition. One validator
-    built once still validates every look-up.
+    The SDK calls `jsonschema.validate(config, schema)` on every config look-up (~90 per build) and when it
+    makes a session, and each call first checks the 2020-12 schema itself (~0.45 s): 40 s per definition.
+    One validator built once still validates every look-up.
     """
     import jsonschema
     from sagemaker.core.config.config_manager import SageMakerConfig
     from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
 
+    import sagemaker.core.config.config as config_module
+    import sagemaker.core.helper.session_helper as session_module
+    import sagemaker.core.local.local_session as local_module
+
     validator_class = jsonschema.validators.validator_for(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
     validator = validator_class(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
-    original = SageMakerConfig.__dict__["validate_sagemaker_config"]
-    SageMakerConfig.validate_sagemaker_config = staticmethod(lambda config=None: validator.validate(config))
+
+    def validate(config=None) -> None:
+        validator.validate(config)
+
+    # the method, and the function as the session modules imported it (by name)
+    patched = [(SageMakerConfig, "validate_sagemaker_config", staticmethod(validate))]
+    patched += [(module, "validate_sagemaker_config", validate)
+                for module in (config_module, session_module, local_module)]
+    originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patched]
+    for owner, name, value in patched:
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        SageMakerConfig.validate_sagemaker_config = original
+        for owner, name, value in originals:
+            setattr(owner, name, value)
 
 
 def build_definition(spec: DefinitionSpec, pipeline_name: str) -> str:
