@@ -1,4 +1,5 @@
-"""Renames: the plan records each resource's aliases as Pulumi's engine derives them."""
+"""Renames: the plan records each resource's aliases as Pulumi's engine derives them, and `emlops diff`
+matches a renamed resource to its old URN through them (keeping its generated names), as `pulumi up` would."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import pulumi_aws as aws
 import pytest
 
 from emlops.offline.plan import PlanResource
-from tests.conftest import SHIPPED_STACKS, run_components
+from emlops.offline.preview import preview_stack
+from emlops.program import platform
+from emlops.review.diff import diff_plans, physical_name
+from emlops.program.stackfile import find_project
+from tests.conftest import ROOT, SHIPPED_STACKS, run_components
 
 BUCKET = "aws:s3/bucket:Bucket"
 
@@ -64,3 +69,74 @@ def test_the_shipped_plans_alias_only_the_types_their_sdks_renamed(stack, shippe
         if resource.aliases or resource.type in SDK_TYPE_ALIASES:
             assert resource.aliases == [resource.urn.replace(f"${resource.type}::", f"${old}::")
                                         for old in SDK_TYPE_ALIASES[resource.type]], resource.urn
+
+
+# -- a component of the platform renamed: the datasets bucket's ------------------------------------------
+
+def renamed_datasets(monkeypatch, aliases: bool):
+    """Preview dev with the datasets bucket's component renamed `dev-training-data` (with or without `aliases`)."""
+    real = platform.SecureBucket
+
+    def secure_bucket(name, args, opts=None):
+        if name.endswith("-datasets"):
+            if aliases:
+                opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=name)]))
+            name = name.replace("-datasets", "-training-data")
+        return real(name, args, opts=opts)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(platform, "SecureBucket", secure_bucket)
+        return preview_stack("dev", project=find_project(ROOT)).plan
+
+
+def test_a_component_renamed_without_aliases_deletes_its_bucket_and_replaces_what_names_it(monkeypatch, shipped_plan):
+    base = shipped_plan("dev")
+    diff = diff_plans(base, renamed_datasets(monkeypatch, aliases=False))
+    destroyed = [(r.action, r.resource.name) for r in diff.resources if r.destructive and r.stateful]
+    assert destroyed == [("replace", "dev-features-customers"), ("remove", "dev-datasets-bucket")]
+    assert sorted(r.resource.name for r in diff.resources if r.action == "remove") == sorted(
+        [f"dev-datasets-{child}" for child in ("bucket", "public-access-block", "ownership", "versioning", "encryption",
+                                               "policy", "lifecycle", "logging")]
+        + ["dev-model-builder-read-dev-datasets", "dev-training-training-read-dev-datasets"])
+    [group] = [r for r in diff.resources if r.resource.name == "dev-features-customers"]
+    old = physical_name(base.get("dev-datasets-bucket"))
+    assert [(c.path, c.old, c.replaces) for c in group.changes] == [
+        ("offlineStoreConfig.s3StorageConfig.s3Uri", f"s3://{old}/feature-store/dev-features-customers", True)]
+
+
+def test_a_component_renamed_with_aliases_keeps_its_bucket_and_its_name(monkeypatch, shipped_plan):
+    base = shipped_plan("dev")
+    head = renamed_datasets(monkeypatch, aliases=True)
+    bucket = head.get("dev-training-data-bucket")
+    assert bucket.aliases[1] == base.get("dev-datasets-bucket").urn
+    diff = diff_plans(base, head)
+    assert [r for r in diff.resources if r.stateful] == []
+    # what pulumi up changes: the access-log prefix (the component's name) and the grants named after it
+    assert [(r.action, r.resource.name, [(c.path, c.old, c.new) for c in r.changes]) for r in diff.resources] == [
+        ("update", "dev-training-data-logging", [("targetPrefix", "dev-datasets/", "dev-training-data/")]),
+        ("add", "dev-model-builder-read-dev-training-data", []),
+        ("add", "dev-training-training-read-dev-training-data", []),
+        ("remove", "dev-model-builder-read-dev-datasets", []),
+        ("remove", "dev-training-training-read-dev-datasets", []),
+    ]
+
+
+class Vault(pulumi.ComponentResource):
+    """A key and an alias holding its key id (which AWS generates, and the mocks derive from the key's URN)."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("emlops:index:Vault", name, None, opts)
+        key = aws.kms.Key(f"{name}-key", description="vault", opts=pulumi.ResourceOptions(parent=self))
+        aws.kms.Alias(f"{name}-alias", name="alias/vault", target_key_id=key.key_id,
+                      opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+def test_a_renamed_key_keeps_its_key_id_and_what_holds_it_does_not_change():
+    base = run_components(lambda: Vault("vault"))
+    renamed = run_components(lambda: Vault("secrets", opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="vault")])))
+    assert renamed.get("secrets-alias").inputs["targetKeyId"] != base.get("vault-alias").inputs["targetKeyId"]
+    assert diff_plans(base, renamed).resources == []
+    without = diff_plans(base, run_components(lambda: Vault("secrets")))
+    assert [(r.action, r.resource.name) for r in without.resources] == [
+        ("add", "secrets-key"), ("add", "secrets-alias"), ("remove", "vault-key"), ("remove", "vault-alias")]
