@@ -264,3 +264,22 @@ def test_a_name_two_base_resources_share_needs_the_urn():
         "t: deletes stateful resource data (aws:kms/key:Key) without an accepted change; to accept it, add {resource: "
         "data, change: delete, reason: \"why, and who accepted it\"} to guardrails.accepted_stateful_changes in "
         "stacks/Pulumi.t.yaml"]
+
+
+# -- what counts as stateful: the catalogue's flag, every type of it the platform deploys -----------------
+
+def test_deleting_any_stateful_resource_of_the_shipped_stacks_fails_the_gate(shipped_plan):
+    from emlops.catalog.resources import STATEFUL_TYPES
+
+    covered: set[str] = set()
+    for stack in ("prod", "shared", "staging"):
+        base = shipped_plan(stack)
+        stateful = [r for r in base.resources if r.custom and r.type in STATEFUL_TYPES]
+        head = copy.deepcopy(base)
+        head.resources = [r for r in head.resources if not (r.custom and r.type in STATEFUL_TYPES)]
+        report = evaluate(diff_plans(base, head), base, [], f"stacks/Pulumi.{stack}.yaml")
+        assert [(v.old.name, v.accepted) for v in report.verdicts] == [(r.name, None) for r in stateful]
+        covered |= {r.type for r in stateful}
+    assert {"aws:kms/key:Key", BUCKET, GROUP, "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+            "aws:ecr/repository:Repository", "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+            "aws:cloudwatch/logGroup:LogGroup", "aws:eks/cluster:Cluster"} <= covered
