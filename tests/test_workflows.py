@@ -265,6 +265,13 @@ def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_commen
                             f"  - {line}\n")
     assert summary.read_text() == comment
 
+    # a stack file the gate cannot use (exit 2) is listed the same way, its own line as it is
+    error = ("stacks/Pulumi.dev.yaml: emlops:platform.guardrails.accepted_stateful_changes[0].resource: 'x' is not a "
+             "resource of the plan before the change (stack 'dev'); name one it holds")
+    (plans / "head" / "dev.gate.txt").write_text(error + "\n")
+    assert run_step(comment_step["run"], env, project).returncode == 0
+    assert (plans / "comment.md").read_text().endswith(f"with a reason):\n  - {error}\n")
+
 
 def test_pr_preview_updates_one_marked_comment_and_keeps_forks_in_the_summary():
     job = PR["jobs"]["preview"]
