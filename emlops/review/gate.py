@@ -1,7 +1,8 @@
 """The stateful-change gate: `emlops diff BASE HEAD --fail-on-stateful`.
 
 Replacing or deleting a stateful resource (the catalogue's `stateful` flag: keys, buckets, feature groups,
-package groups, repositories, the MLflow server, ...) loses what it holds, unless the old one is retained.
+package groups, repositories, the MLflow server, ...) loses what it holds (or, where it is retained on
+delete, leaves it in the account, no longer managed, beside an empty new one).
 The gate fails on each such change of HEAD against BASE that the stack file does not accept: an entry of
 `guardrails.accepted_stateful_changes` naming that resource of BASE, the change (`replace` or `delete`) and
 a written reason. CI runs it for every stack on every pull request, comparing the plans of the base branch
@@ -54,12 +55,10 @@ class Verdict:
         return self.resource.base or self.resource.resource
 
     def line(self, stack: str, source: str) -> str:
-        """One line saying what happens to the resource and, unless accepted, how to accept it."""
+        """One line saying what happens to the (blocked) resource and how to accept it."""
         r = self.resource
         why = next((f"; {c.path} forces it" for c in r.changes if c.replaces), "") if r.action == "replace" else ""
         what = f"{stack}: {change_of(r)}s stateful resource {self.old.name} ({self.old.type}{why})"
-        if self.accepted is not None:
-            return f"{what}: accepted by guardrails.accepted_stateful_changes[{self.accepted}]: {self.reason}"
         return (f"{what} without an accepted change{self.note}; to accept it, add {{resource: {self.old.name}, "
                 f"change: {change_of(r)}, reason: \"why, and who accepted it\"}} to "
                 f"guardrails.accepted_stateful_changes in {source}")
