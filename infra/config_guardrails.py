@@ -1,16 +1,19 @@
-"""Stack config section `guardrails`: what `emlops check` (and the policy pack) allow and suppress in a stack."""
+"""Stack config section `guardrails`: what `emlops check` (and the policy pack) allow and suppress in a stack,
+and the stateful changes `emlops diff --fail-on-stateful` lets through."""
 
 from __future__ import annotations
 
 import difflib
 import functools
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from emlops.components.settings import Settings
+from emlops.components.settings import AtKey, Settings, error_message
 
 
 MIN_REASON = 10
+MIN_ACCEPTANCE_WORDS = 5  # "at least a sentence": why the data may go, and who decided
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,6 +61,33 @@ class SuppressionConfig(Settings):
         return value
 
 
+class AcceptedStatefulChange(Settings):
+    """One stateful resource a change of the stack may replace or delete, and why that is acceptable."""
+
+    resource: str = Field(
+        min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$", json_schema_extra=error_message(
+            "must be one resource's logical name (as `emlops preview` shows it) or its URN, on one line"),
+        description="The stateful resource (key, bucket, feature group, package group, repository, ...) as the "
+        "plan before the change names it: its logical name (as `emlops preview` shows it) or its URN.")
+    change: Literal["replace", "delete"] = Field(
+        description="What the change does to it: `replace` (a new one is created, the old one deleted) or "
+        "`delete` (removed, or renamed without `aliases`).")
+    reason: str = Field(
+        pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$", json_schema_extra=error_message(
+            "must be text without control characters"),
+        description=f"Why losing what the resource holds is acceptable and who accepted it: at least a sentence "
+        f"({MIN_ACCEPTANCE_WORDS} words or more); shown in the gate's report.")
+
+    @field_validator("reason")
+    @classmethod
+    def _written_reason(cls, value: str) -> str:
+        if len(value.split()) < MIN_ACCEPTANCE_WORDS:
+            raise ValueError(f"an accepted stateful change needs a written reason of at least a sentence "
+                             f"({MIN_ACCEPTANCE_WORDS} words or more): why losing what the resource holds is "
+                             "acceptable and who accepted it")
+        return value
+
+
 class GuardrailsConfig(Settings):
     """Guardrails of the stack: allowed SageMaker instance types and accepted exceptions to rules."""
 
@@ -68,6 +98,11 @@ class GuardrailsConfig(Settings):
     suppressions: list[SuppressionConfig] = Field(
         default_factory=list, description="Accepted exceptions to rules, each with a written reason. "
         "Suppressed violations are reported but do not fail `emlops check`. Default: none.")
+    accepted_stateful_changes: list[AcceptedStatefulChange] = Field(
+        default_factory=list, description="Stateful resources a change may replace or delete, each with a written "
+        "reason; any other replacement or deletion of a stateful resource fails `emlops diff --fail-on-stateful` "
+        "(the pull-request gate). An acceptance is for one change: remove it once that change is deployed. "
+        "Default: none.")
 
     @field_validator("allowed_instance_types")
     @classmethod
@@ -81,3 +116,15 @@ class GuardrailsConfig(Settings):
         if len(set(values)) != len(values):
             raise ValueError("instance types must be unique")
         return values
+
+    @model_validator(mode="after")
+    def _each_change_accepted_once(self) -> "GuardrailsConfig":
+        seen: dict[tuple[str, str], int] = {}
+        for index, accepted in enumerate(self.accepted_stateful_changes):
+            key = (accepted.resource, accepted.change)
+            if key in seen:
+                raise AtKey(f"accepted_stateful_changes[{index}].resource",
+                            f"the {accepted.change} of {accepted.resource!r} is already accepted by "
+                            f"accepted_stateful_changes[{seen[key]}]; keep one")
+            seen[key] = index
+        return self

@@ -29,7 +29,7 @@ from emlops.guardrails import POLICIES, RULES, Settings, pack_config, rules_mark
 from emlops.offline.plan import Plan
 from emlops.offline.preview import preview_stack
 from emlops.program.stackfile import find_project, load_stack
-from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
+from emlops.program.config_guardrails import AcceptedStatefulChange, GuardrailsConfig, SuppressionConfig
 from tests.conftest import ROOT, SHIPPED_STACKS
 
 runner = CliRunner()
@@ -316,13 +316,15 @@ def test_bad_input_exits_2(broken_plan_file, tmp_path, monkeypatch):
 
 
 def test_guardrails_config_section():
-    assert GuardrailsConfig().model_dump() == {"allowed_instance_types": [], "suppressions": []}
+    assert GuardrailsConfig().model_dump() == {"allowed_instance_types": [], "suppressions": [],
+                                               "accepted_stateful_changes": []}
     typo = "'ml.m5.larg' is not a SageMaker instance type; did you mean 'ml.m5.large'"
     with pytest.raises(ValidationError, match=typo):
         GuardrailsConfig(allowed_instance_types=["ml.m5.larg"])
     with pytest.raises(ValidationError, match="extra"):
         SuppressionConfig(rule="s3-bucket-sse-kms", resource="b", reason=REASON, until="2027-01-01")
-    for name, field in {**GuardrailsConfig.model_fields, **SuppressionConfig.model_fields}.items():
+    for name, field in {**GuardrailsConfig.model_fields, **SuppressionConfig.model_fields,
+                        **AcceptedStatefulChange.model_fields}.items():
         assert field.description, name
     assert "Default: any type botocore allows." in GuardrailsConfig.model_fields["allowed_instance_types"].description
 

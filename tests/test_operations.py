@@ -2,10 +2,14 @@
 
 moto 5.2.5 limits what these tests can take from it (each use of pytest-mock below works around one):
 - a pipeline execution is `Succeeded` the moment it starts (never `Executing`, never `Failed`), so the
-  polling, failure and timeout paths patch `emlops.cli.operations.read_execution` (the status source) only;
+  polling, failure, throttling and timeout paths patch `emlops.cli.operations.read_execution` (the status
+  source) only;
 - `ListPipelineExecutionSteps` is not implemented (raises NotImplementedError), so the paths that use moto's
   own execution status patch `emlops.cli.operations.list_steps` only;
-- a missing pipeline is a ValidationException "Could not find pipeline ..." (AWS: ResourceNotFound).
+- a missing pipeline is a ValidationException "Could not find pipeline ..." (AWS: ResourceNotFound);
+- moto cannot be interrupted mid-request, so Ctrl-C while starting patches `emlops.cli.operations.start_execution`
+  (raising KeyboardInterrupt before or after moto started the execution).
+The terminal is the Runtime's `interactive` (the `tty` fixture): CliRunner's stdin is never a TTY.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from emlops.cli import operations
+from emlops.cli import approval, operations, targets
 from emlops.cli.operations import ExecutionState, Runtime, register
 
 ACCOUNT, REGION = "333333333333", "eu-west-1"  # stacks/Pulumi.prod.yaml
@@ -62,10 +66,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def cli(clock):
+def tty() -> dict[str, bool]:
+    """Whether the commands see a terminal (set tty["on"] = False for CI, a pipe, cron)."""
+    return {"on": True}
+
+
+@pytest.fixture
+def cli(clock, tty):
     app = typer.Typer()
     register(app, Runtime(sleep=clock.sleep, clock=lambda: clock.now,
-                          now=lambda: datetime(2026, 11, 26, 18, 30, 5, tzinfo=timezone.utc)))
+                          now=lambda: datetime(2026, 11, 26, 18, 30, 5, tzinfo=timezone.utc),
+                          interactive=lambda: tty["on"]))
     return lambda *args, input=None: runner.invoke(app, list(args), input=input, env={"COLUMNS": "200"})
 
 
@@ -193,11 +204,114 @@ def test_retrain_stops_following_after_the_timeout(aws, cli, clock, mocker):
     create_pipeline()
     mocker.patch.object(operations, "read_execution", return_value=ExecutionState("Executing", "", []))
     result = cli("retrain", "prod", "churn", "--poll-seconds", "60", "--timeout-minutes", "3")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     arn = lines(result.stdout)[1].strip()
-    assert result.stderr == (f"emlops retrain: {PIPELINE} execution emlops-20261126-183005 is still Executing "
-                             f"after 3m 00s; it keeps running in SageMaker: {arn}\n")
+    assert result.stderr == (f"emlops retrain: stopped following {PIPELINE} execution emlops-20261126-183005 "
+                             f"(still Executing after 3m 00s); it keeps running in SageMaker: {arn}\n")
     assert clock.sleeps == [60.0, 60.0, 60.0]
+
+
+def throttled(code: str = "ThrottlingException", operation: str = "DescribePipelineExecution") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, operation)
+
+
+def test_retrain_keeps_following_through_throttled_status_checks(aws, cli, clock, mocker):
+    create_pipeline()
+    read = mocker.patch.object(operations, "read_execution", side_effect=[
+        ExecutionState("Executing", "", [step("Train", "Executing")]),
+        throttled(), throttled("TooManyRequestsException", "ListPipelineExecutionSteps"),
+        ExecutionState("Succeeded", "", [step("Train", "Succeeded")]),
+    ])
+    result = cli("retrain", "prod", "churn", "--poll-seconds", "5")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert lines(result.stdout)[2:] == ["  step Train: Executing", "  step Train: Succeeded",
+                                        f"{PIPELINE} execution emlops-20261126-183005 Succeeded"]
+    assert read.call_count == 4
+    assert clock.sleeps == [5.0, 5.0, 10.0]  # the poll, then a pause that doubles while throttled
+
+
+def test_retrain_stops_following_when_throttling_does_not_end(aws, cli, clock, mocker):
+    create_pipeline()
+    mocker.patch.object(operations, "read_execution", side_effect=throttled())
+    result = cli("retrain", "prod", "churn", "--poll-seconds", "30")
+    assert result.exit_code == 3
+    arn = lines(result.stdout)[1].strip()
+    assert result.stderr == (f"emlops retrain: stopped following {PIPELINE} execution emlops-20261126-183005 "
+                             "(9 status checks in a row throttled: DescribePipelineExecution failed: "
+                             f"ThrottlingException: Rate exceeded); it keeps running in SageMaker: {arn}\n")
+    assert clock.sleeps == [30.0, 60.0, 120.0, 240.0, 300.0, 300.0, 300.0, 300.0]
+
+
+def test_retrain_stops_following_on_an_aws_error_and_says_the_execution_keeps_running(aws, cli, mocker):
+    create_pipeline()
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized\nto describe"}},
+                         "DescribePipelineExecution")
+    mocker.patch.object(operations, "read_execution", side_effect=denied)
+    result = cli("retrain", "prod", "churn")
+    assert result.exit_code == 3
+    arn = lines(result.stdout)[1].strip()
+    assert result.stderr == (f"emlops retrain: stopped following {PIPELINE} execution emlops-20261126-183005 "
+                             "(access denied calling DescribePipelineExecution: AccessDeniedException: not authorized "
+                             f"to describe); it keeps running in SageMaker: {arn}\n")
+
+
+def test_a_failed_step_reason_from_aws_is_printed_on_one_line(aws, cli, mocker):
+    create_pipeline()
+    mocker.patch.object(operations, "read_execution", return_value=ExecutionState(
+        "Failed", "", [step("Train\x1b[2J", "Failed", "AlgorithmError:\nout of memory\x1b[0m")]))
+    result = cli("retrain", "prod", "churn")
+    assert result.exit_code == 1
+    assert lines(result.stdout)[2:] == ["  step Train: Failed (AlgorithmError: out of memory)"]
+    assert result.stderr == (f"emlops retrain: {PIPELINE} execution emlops-20261126-183005 Failed: "
+                             "step Train: AlgorithmError: out of memory\n")
+
+
+def test_ctrl_c_before_the_start_request_says_nothing_started(aws, cli, mocker):
+    create_pipeline()
+    mocker.patch.object(operations, "_caller_arn", side_effect=KeyboardInterrupt)
+    result = cli("retrain", "prod", "churn")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"emlops retrain: interrupted before starting {PIPELINE}; no execution started\n"
+
+
+def test_ctrl_c_during_the_start_before_sagemaker_started_it(aws, cli, mocker):
+    create_pipeline()
+    mocker.patch.object(operations, "start_execution", side_effect=KeyboardInterrupt)
+    result = cli("retrain", "prod", "churn")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"emlops retrain: interrupted while starting {PIPELINE}; no execution started\n"
+    assert sagemaker().list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
+
+
+def test_ctrl_c_during_the_start_after_sagemaker_started_it(aws, cli, mocker):
+    create_pipeline()
+    real = operations.start_execution
+
+    def started_then_interrupted(client, name, display):  # SageMaker started it; its answer never arrived
+        real(client, name, display)
+        raise KeyboardInterrupt
+
+    mocker.patch.object(operations, "start_execution", side_effect=started_then_interrupted)
+    result = cli("retrain", "prod", "churn")
+    [summary] = sagemaker().list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == (f"emlops retrain: interrupted while starting {PIPELINE}; execution "
+                             "emlops-20261126-183005 started and keeps running in SageMaker: "
+                             f"{summary['PipelineExecutionArn']}\n")
+
+
+def test_ctrl_c_during_the_start_when_aws_cannot_say(aws, cli, mocker):
+    create_pipeline()
+    mocker.patch.object(operations, "start_execution", side_effect=KeyboardInterrupt)
+    mocker.patch.object(operations, "started_execution", side_effect=throttled("ThrottlingException",
+                                                                                "ListPipelineExecutions"))
+    result = cli("retrain", "prod", "churn")
+    assert result.exit_code == 1
+    assert result.stderr == (f"emlops retrain: interrupted while starting {PIPELINE}; whether execution "
+                             "emlops-20261126-183005 started is unknown (ListPipelineExecutions failed: "
+                             "ThrottlingException: Rate exceeded); look for it among the pipeline's executions in "
+                             "SageMaker\n")
 
 
 def test_retrain_no_wait_starts_and_returns(aws, cli, mocker):
@@ -255,11 +369,14 @@ def test_access_denied_is_one_short_line():
     exc = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:sts::333333333333:"
                                  "assumed-role/dev/x is not authorized to perform: sagemaker:UpdateModelPackage"}},
                       "UpdateModelPackage")
-    assert str(operations._aws_error(exc)) == (
+    assert str(targets._aws_error(exc)) == (
         "access denied calling UpdateModelPackage: AccessDeniedException: User: arn:aws:sts::333333333333:"
         "assumed-role/dev/x is not authorized to perform: sagemaker:UpdateModelPackage")
     other = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "ListModelPackages")
-    assert str(operations._aws_error(other)) == "ListModelPackages failed: ThrottlingException: Rate exceeded"
+    assert str(targets._aws_error(other)) == "ListModelPackages failed: ThrottlingException: Rate exceeded"
+    noisy = ClientError({"Error": {"Code": "ValidationException", "Message": "bad\n\x1b[31mvalue\x1b[0m\u202e"}},
+                        "UpdateModelPackage")
+    assert str(targets._aws_error(noisy)) == "UpdateModelPackage failed: ValidationException: bad value"
 
 
 # ---------------------------------------------------------------- approve
@@ -268,7 +385,8 @@ def package_arn(version: int) -> str:
     return f"arn:aws:sagemaker:{REGION}:{REGISTRY_ACCOUNT}:model-package/churn/{version}"
 
 
-def create_packages(*statuses: str, report: object = REPORT, uri: str = REPORT_URI, metrics: bool = True) -> None:
+def create_packages(*statuses: str, report: object = REPORT, uri: str = REPORT_URI, metrics: bool = True,
+                    description: str = "churn retrained, run {number}", git_key: str = "git_sha") -> None:
     """Group 'churn' with one package per status (versions 1, 2, ...), each pointing at the evaluation report."""
     bucket, key = uri[5:].split("/", 1)
     s3 = boto3.client("s3", region_name=REGION)
@@ -281,8 +399,9 @@ def create_packages(*statuses: str, report: object = REPORT, uri: str = REPORT_U
                                                                    "S3Uri": uri}}}} if metrics else {}
         sagemaker().create_model_package(
             ModelPackageGroupName="churn", ModelApprovalStatus=status,
-            ModelPackageDescription=f"churn retrained, run {number}",
-            CustomerMetadataProperties={"git_sha": f"abc{number}", "training_job": f"prod-churn-train-{number}"},
+            ModelPackageDescription=description.format(number=number),
+            CustomerMetadataProperties={git_key: f"abc{number}\r\n{number}", "training_job": f"prod-churn-train-{number}"}
+            if git_key != "git_sha" else {"git_sha": f"abc{number}", "training_job": f"prod-churn-train-{number}"},
             InferenceSpecification={"Containers": [{"Image": f"{REGISTRY_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn:{number}"}],
                                     "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
             **extra)
@@ -380,46 +499,125 @@ def test_approve_unknown_model(registry_aws, cli):
                              "models: churn, fraud\n")
 
 
-@pytest.mark.parametrize("kwargs, problem", [
+NO_REPORT = [
     ({"metrics": False}, "model package churn/1 has no evaluation report (ModelMetrics.ModelQuality.Statistics)"),
     ({"report": None}, f"evaluation report of churn/1: cannot read {REPORT_URI}: NoSuchKey"),
     ({"report": b"{not json"}, f"evaluation report of churn/1: {REPORT_URI} is not valid JSON "
                                "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
     ({"report": {"version": 0.0}}, f"evaluation report of churn/1: {REPORT_URI} holds no metrics"),
-])
-def test_approve_without_readable_metrics_needs_an_interactive_confirmation(registry_aws, cli, kwargs, problem):
+]
+NOT_WITHOUT_REPORT = ("emlops approve: not approving churn/1 without its evaluation report; if it may be approved "
+                      "anyway, say why with --no-report-reason (recorded in the approval)\n")
+WHY = "the evaluation job failed on a quota; metrics checked by hand in MLflow run 42 by J. Doe"
+
+
+@pytest.mark.parametrize("kwargs, problem", NO_REPORT)
+def test_approve_refuses_a_version_without_a_readable_report_unless_told_why(registry_aws, cli, kwargs, problem):
     create_packages("PendingManualApproval", **kwargs)
-    refused = cli("approve", "prod", "churn", "--yes")
-    assert refused.exit_code == 1
-    assert refused.stderr == (f"emlops approve: warning: {problem}\n"
-                              "emlops approve: not approving churn/1 under --yes without its evaluation metrics; "
-                              "rerun without --yes to confirm\n")
+    for args, answer in ((["--yes"], None), ([], "y\n")):
+        refused = cli("approve", "prod", "churn", *args, input=answer)
+        assert refused.exit_code == 1
+        assert refused.stderr == f"emlops approve: warning: {problem}\n" + NOT_WITHOUT_REPORT
+        assert not any(line.startswith("Approve churn") for line in lines(refused.stdout))  # never asked
+        assert status_of(1)[0] == "PendingManualApproval"
+
+    approved = cli("approve", "prod", "churn", "--no-report-reason", WHY, input="y\n")
+    assert approved.exit_code == 0, approved.stderr
+    assert approved.stderr == f"emlops approve: warning: {problem}\n"
+    assert not any(line.startswith("Evaluation metrics") for line in lines(approved.stdout))
+    assert lines(approved.stdout)[-2:] == ["Approve churn/1 in stack shared? [y/N]: y",
+                                           f"Approved churn/1 as {REGISTRY_CALLER}"]
+    assert status_of(1) == ("Approved", f"approved with emlops by {REGISTRY_CALLER}; no evaluation report: {WHY}")
+
+
+def test_a_reason_without_a_report_works_under_yes_and_is_recorded_on_one_line(registry_aws, cli):
+    create_packages("PendingManualApproval", metrics=False)
+    cut = WHY.index(" metrics")
+    result = cli("approve", "prod", "churn", "--yes", "--no-report-reason", f"  {WHY[:cut]}\n\x1b[1m{WHY[cut:]}  ")
+    assert result.exit_code == 0, result.stderr
+    assert status_of(1) == ("Approved", f"approved with emlops by {REGISTRY_CALLER}; no evaluation report: {WHY}")
+
+
+@pytest.mark.parametrize("reason, message", [
+    ("metrics are fine", "--no-report-reason: say why the version may be approved without an evaluation report, "
+                         "and who decided (5 words or more)"),
+    ("because " * 200, "--no-report-reason: 1599 characters, but SageMaker keeps at most 1024 in an approval "
+                       "description, which leaves 941 for the reason"),
+])
+def test_a_reason_that_says_too_little_or_does_not_fit_is_refused(registry_aws, cli, reason, message):
+    create_packages("PendingManualApproval", metrics=False)
+    result = cli("approve", "prod", "churn", "--yes", "--no-report-reason", reason)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"emlops approve: {message}"
     assert status_of(1)[0] == "PendingManualApproval"
 
-    confirmed = cli("approve", "prod", "churn", input="y\n")
-    assert confirmed.exit_code == 0, confirmed.stderr
-    assert confirmed.stderr == f"emlops approve: warning: {problem}\n"
-    assert not any(line.startswith("Evaluation metrics") for line in lines(confirmed.stdout))
-    assert lines(confirmed.stdout)[-2:] == ["Approve churn/1 in stack shared? [y/N]: y", f"Approved churn/1 as {REGISTRY_CALLER}"]
-    assert status_of(1) == ("Approved", f"approved with emlops by {REGISTRY_CALLER}")
+
+def test_a_reason_for_a_version_that_has_a_report_is_refused(registry_aws, cli):
+    create_packages("PendingManualApproval")
+    result = cli("approve", "prod", "churn", "--yes", "--no-report-reason", WHY)
+    assert result.exit_code == 2
+    assert result.stderr == ("emlops approve: churn/1 has an evaluation report; --no-report-reason is only for a "
+                             "version without one\n")
+    assert status_of(1)[0] == "PendingManualApproval"
+
+
+def test_approve_asks_only_on_a_terminal(registry_aws, cli, tty):
+    create_packages("PendingManualApproval", "PendingManualApproval")
+    tty["on"] = False
+    refused = cli("approve", "prod", "churn", input="y\n")
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert refused.stderr == ("emlops approve: no terminal to confirm the approval on (stdin is not a TTY); review "
+                              "the version in a terminal, or approve it without asking with --yes\n")
+    assert [status_of(v)[0] for v in (1, 2)] == ["PendingManualApproval", "PendingManualApproval"]
+    approved = cli("approve", "prod", "churn", "--yes")
+    assert approved.exit_code == 0, approved.stderr
+    assert lines(approved.stdout)[-1] == f"Approved churn/2 as {REGISTRY_CALLER}"
+
+
+def test_approve_prints_what_aws_holds_without_control_characters(registry_aws, cli):
+    """Descriptions, metric names and values, metadata: escape sequences and line breaks never reach the terminal."""
+    report = {"binary_classification_metrics": {"accuracy\x1b[2J": {"value": "0.99\nALL CLEAR"}},
+              "note\u202e": {"value": "\x1b]0;pwned\x07ok"}}
+    create_packages("PendingManualApproval", report=report, git_key="git\x1b[31m_sha",
+                    description="churn\x1b[8m retrained\nApproved churn/1 as root\x1b[0m")
+
+    result = cli("approve", "prod", "churn", input="y\n")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
+    assert lines(out)[1:3] == [f"  {package_arn(1)}", "  churn retrained Approved churn/1 as root"]
+    assert lines(out)[4:] == [
+        " metric                                 ┃          value ┃ std dev",
+        "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━╇━━━━━━━━━",
+        " binary_classification_metrics.accuracy │ 0.99 ALL CLEAR │",
+        " note                                   │             ok │",
+        "Metadata",
+        " key          ┃ value",
+        "━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━",
+        " git_sha      │ abc1  1",
+        " training_job │ prod-churn-train-1",
+        "Approve churn/1 in stack shared? [y/N]: y",
+        f"Approved churn/1 as {REGISTRY_CALLER}",
+    ]
 
 
 def test_metric_rows_flatten_reports():
     report = {"regression_metrics": {"mse": {"value": 4.123456789, "standard_deviation": 0.5}},
               "confusion_matrix": {"0": {"0": 10, "1": 2}}, "version": 0.0, "curve": [1, 2]}
-    assert operations.metric_rows(report) == [("regression_metrics.mse", "4.12346", "0.5"),
+    assert approval.metric_rows(report) == [("regression_metrics.mse", "4.12346", "0.5"),
                                               ("confusion_matrix.0.0", "10", ""), ("confusion_matrix.0.1", "2", "")]
-    assert operations.metric_rows([1, 2]) == []
+    assert approval.metric_rows([1, 2]) == []
 
 
 def test_interrupting_the_follow_leaves_the_execution_running(aws, cli, mocker):
     create_pipeline()
     mocker.patch.object(operations, "read_execution", side_effect=KeyboardInterrupt)
     result = cli("retrain", "prod", "churn")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     arn = lines(result.stdout)[1].strip()
-    assert result.stderr == (f"emlops retrain: stopped following {PIPELINE} execution emlops-20261126-183005; "
-                             f"it keeps running in SageMaker: {arn}\n")
+    assert result.stderr == (f"emlops retrain: stopped following {PIPELINE} execution emlops-20261126-183005 "
+                             f"(interrupted); it keeps running in SageMaker: {arn}\n")
 
 
 @pytest.mark.parametrize("code, message, expected", [
@@ -431,7 +629,7 @@ def test_interrupting_the_follow_leaves_the_execution_running(aws, cli, mocker):
     ("AccessDeniedException", "not authorized", False),
 ])
 def test_not_found_answers_of_aws_and_moto(code, message, expected):
-    assert operations._not_found(ClientError({"Error": {"Code": code, "Message": message}}, "Describe")) is expected
+    assert targets._not_found(ClientError({"Error": {"Code": code, "Message": message}}, "Describe")) is expected
 
 
 def test_approving_a_model_of_an_environment_is_done_in_the_shared_registry(registry_aws, cli):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +36,7 @@ SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 EMLOPS_INTERFACE = {
     "preview": {"--json", "--mlflow-uri", "--quiet", "-q", "--debug"},
     "check": {"--plan", "--json", "--format", "--pack-config"},
-    "diff": {"--format"},
+    "diff": {"--format", "--fail-on-stateful"},
     "graph": {"--plan", "--format"},
     "pr-comment": {"--base", "--head", "--output"},
 }
@@ -145,7 +148,7 @@ def test_tests_run_the_readme_command_on_python_3_11(path):
 
 
 def test_workflows_call_only_the_emlops_interface():
-    assert {call[0] for call in ALL_CALLS} == {"preview", "check", "pr-comment"}
+    assert {call[0] for call in ALL_CALLS} == {"preview", "check", "diff", "pr-comment"}
     for subcommand, *args in ALL_CALLS:
         options = {arg for arg in args if arg.startswith("-")}
         assert options <= EMLOPS_INTERFACE[subcommand], (subcommand, args)
@@ -190,6 +193,8 @@ def test_pr_preview_job_previews_base_and_head_of_every_stack_file():
         ["preview", "$stack", "--json", "$RUNNER_TEMP/emlops-pr/base/$stack.json", "-q"],
         ["preview", "$stack", "--json", "$plans/head/$stack.json", "-q"],
         ["check", "$stack", "--plan", "$plans/head/$stack.json", "--json", "$plans/head/$stack.check.json"],
+        ["diff", "$plans/base/$stack.json", "$plans/head/$stack.json", "--fail-on-stateful", "--format", "text",
+         "2>", "$gate"],
         ["pr-comment", "--base", "$plans/base", "--head", "$plans/head", "--output", "$plans/comment.md"],
     ]
 
@@ -199,12 +204,73 @@ def test_pr_preview_failed_checks_fail_the_job_after_the_comment():
     names = [step.get("name", step.get("uses")) for step in job["steps"]]
     head = step_named(job, "Preview and check the head's stacks")
     assert "failed=\"$failed $stack:check\"" in head["run"]
+    assert "failed=\"$failed $stack:stateful\"" in head["run"]
     assert 'echo "failed=${failed# }" >> "$GITHUB_OUTPUT"' in head["run"]
-    fail = step_named(job, "Fail on failed previews or checks")
+    fail = step_named(job, "Fail on failed previews, checks or gates")
     assert fail["if"] == "steps.head.outputs.failed != ''"
     assert fail["run"].rstrip().endswith("exit 1")
-    assert names[-1] == "Fail on failed previews or checks"
-    assert names.index("Post or update the PR comment") < names.index("Fail on failed previews or checks")
+    assert names[-1] == "Fail on failed previews, checks or gates"
+    assert names.index("Post or update the PR comment") < names.index("Fail on failed previews, checks or gates")
+
+
+def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a workflow step's script the way GitHub's bash shell runs it (`bash -e -o pipefail`)."""
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_comment(tmp_path):
+    """The head step and the comment step, run for real on a project whose base plan holds a bucket that the
+    head deletes: the stack is listed as failed by the gate, and the comment names the bucket."""
+    from emlops.offline.preview import preview_stack
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    (project / "infra").symlink_to(ROOT / "infra")
+    (project / "stacks").mkdir()
+    shutil.copy(ROOT / "stacks" / "Pulumi.dev.yaml", project / "stacks" / "Pulumi.dev.yaml")
+    (project / ".venv").mkdir()
+    (project / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
+    runner_temp = tmp_path / "runner"
+    plans = runner_temp / "emlops-pr"
+    (plans / "base").mkdir(parents=True)
+    base = preview_stack("dev", start=project).plan
+    bucket = base.get("dev-datasets-bucket")
+    base.resources.append(dataclasses.replace(bucket, urn=bucket.urn.replace("::dev-datasets-bucket",
+                                                                              "::dev-old-datasets-bucket"),
+                                              name="dev-old-datasets-bucket"))
+    base.write(plans / "base" / "dev.json")
+    outputs = tmp_path / "github-output"
+    env = {**os.environ, "RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(outputs)}
+    head = run_step(step_named(PR["jobs"]["preview"], "Preview and check the head's stacks")["run"], env, project)
+    assert head.returncode == 0, head.stderr
+    assert outputs.read_text() == "failed=dev:stateful\n"
+    assert ("::error file=stacks/Pulumi.dev.yaml::emlops diff --fail-on-stateful: dev would replace or delete a "
+            "stateful resource its stack file does not accept (exit 1)") in head.stdout
+    line = ("dev: deletes stateful resource dev-old-datasets-bucket (aws:s3/bucket:Bucket) without an accepted change; "
+            "to accept it, add {resource: dev-old-datasets-bucket, change: delete, reason: \"why, and who accepted "
+            "it\"} to guardrails.accepted_stateful_changes in stacks/Pulumi.dev.yaml")
+    assert f"emlops diff: {line}\n" in head.stderr
+
+    comment_step = step_named(PR["jobs"]["preview"], "Write the comment")
+    summary = tmp_path / "summary.md"
+    env.update(FAILED="dev:stateful", RUN_URL="https://github.com/o/r/actions/runs/1", GITHUB_STEP_SUMMARY=str(summary))
+    written = run_step(comment_step["run"], env, project)
+    assert written.returncode == 0, written.stderr
+    comment = (plans / "comment.md").read_text()
+    assert comment.endswith("\n**Failed in CI** ([run](https://github.com/o/r/actions/runs/1)):\n"
+                            "- `emlops diff --fail-on-stateful` of `dev` (accept a change in its stack file's "
+                            "`guardrails.accepted_stateful_changes`, with a reason):\n"
+                            f"  - {line}\n")
+    assert summary.read_text() == comment
+
+    # a stack file the gate cannot use (exit 2) is listed the same way, its own line as it is
+    error = ("stacks/Pulumi.dev.yaml: emlops:platform.guardrails.accepted_stateful_changes[0].resource: 'x' is not a "
+             "resource of the plan before the change (stack 'dev'); name one it holds")
+    (plans / "head" / "dev.gate.txt").write_text(error + "\n")
+    assert run_step(comment_step["run"], env, project).returncode == 0
+    assert (plans / "comment.md").read_text().endswith(f"with a reason):\n  - {error}\n")
 
 
 def test_pr_preview_updates_one_marked_comment_and_keeps_forks_in_the_summary():

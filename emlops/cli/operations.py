@@ -1,44 +1,47 @@
-"""Operator commands on a deployed stack: `emlops retrain` and `emlops approve` (what they act on: targets.py).
+"""Operator commands on a deployed stack: `emlops retrain` and `emlops approve` (what they act on: targets.py;
+the approval itself: approval.py).
 
 They call AWS with boto3 and the credentials of the environment (no role is assumed here), in the
 stack's region, and refuse to act when those credentials are for another account than the stack's.
 Names follow the platform: a model's retraining pipeline is `<environment>-<model>-retraining`,
-its model package group is `<model>`. Approving is the registry account's decision: for an environment
-that uses the shared registry (`registry.shared_stack`), `emlops approve` acts on the shared stack, with
-credentials for its account.
+its model package group is `<model>`.
 
-An approval shows the package's evaluation report (`ModelMetrics.ModelQuality.Statistics`, a JSON
-file in S3) first. A missing or unreadable report is reported as a warning; approving anyway needs an
-interactive confirmation: `--yes` does not approve a model whose metrics nobody has seen.
+`emlops retrain` starts the pipeline and follows its steps. A status check AWS throttles is retried with a
+growing pause (up to `MAX_THROTTLED` in a row), never taken for a failed pipeline. Whenever the command stops
+following (its timeout, Ctrl-C, an AWS error, throttling that does not end), it says the execution keeps
+running, with its ARN, and ends with `EXIT_STILL_RUNNING`; Ctrl-C while starting says whether an execution
+started (looked up by its display name).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timedelta
 from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from emlops.cli.approval import approve
 from emlops.cli.targets import (
     EXIT_FAILURE,
-    EXIT_INPUT,
+    EXIT_STILL_RUNNING,
     OperationError,
     Runtime,
     Target,
     _aws_error,
     _caller_arn,
     _not_found,
+    clean,
+    is_throttled,
     resolve_target,
 )
 from emlops.components.retraining_args import pipeline_name
 
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
-PENDING = "PendingManualApproval"
+MAX_THROTTLED = 8  # throttled status checks in a row before the command stops following
+MAX_BACKOFF_SECONDS = 300.0
 
 
 def _duration(seconds: float) -> str:
@@ -71,11 +74,37 @@ def list_steps(sagemaker: Any, execution_arn: str) -> list[dict[str, Any]]:
 
 def _failure_reason(state: ExecutionState) -> str:
     if state.failure_reason:
-        return state.failure_reason
+        return clean(state.failure_reason)
     for step in state.steps:
         if step.get("StepStatus") in ("Failed", "Stopped") and step.get("FailureReason"):
-            return f"step {step['StepName']}: {step['FailureReason']}"
+            return clean(f"step {step['StepName']}: {step['FailureReason']}")
     return "no failure reason given"
+
+
+def still_running(label: str, arn: str, why: str) -> OperationError:
+    """The command stops following LABEL; the execution itself goes on."""
+    return OperationError(f"stopped following {label} ({why}); it keeps running in SageMaker: {arn}",
+                          EXIT_STILL_RUNNING)
+
+
+def _poll(sagemaker: Any, execution_arn: str, label: str, spinner: Any, runtime: Runtime,
+          poll_seconds: float) -> ExecutionState:
+    """One status check, retried with a growing pause while AWS throttles it (up to MAX_THROTTLED in a row)."""
+    from botocore.exceptions import ClientError
+
+    for throttled in range(MAX_THROTTLED + 1):
+        try:
+            return read_execution(sagemaker, execution_arn)
+        except ClientError as exc:
+            if not is_throttled(exc):
+                raise
+            if throttled == MAX_THROTTLED:
+                raise still_running(label, execution_arn, f"{MAX_THROTTLED + 1} status checks in a row throttled: "
+                                    f"{_aws_error(exc)}") from None
+            pause = min(poll_seconds * 2 ** throttled, MAX_BACKOFF_SECONDS)
+            spinner.update(f"{escape(label)}: status checks throttled, next in {_duration(pause)}")
+            runtime.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def follow_execution(sagemaker: Any, execution_arn: str, label: str, console: Console, runtime: Runtime,
@@ -85,23 +114,55 @@ def follow_execution(sagemaker: Any, execution_arn: str, label: str, console: Co
     seen: dict[str, str] = {}
     with console.status(f"{escape(label)}: starting") as spinner:
         while True:
-            state = read_execution(sagemaker, execution_arn)
+            state = _poll(sagemaker, execution_arn, label, spinner, runtime, poll_seconds)
             for step in state.steps:
-                name, status = step["StepName"], step.get("StepStatus", "Unknown")
+                name, status = clean(step["StepName"]), clean(step.get("StepStatus", "Unknown"))
                 if seen.get(name) != status:
                     seen[name] = status
                     reason = f" ({step['FailureReason']})" if status == "Failed" and step.get("FailureReason") else ""
-                    console.print(f"  step {escape(name)}: {status}{escape(reason)}")
+                    console.print(f"  step {escape(name)}: {escape(status)}{escape(clean(reason))}")
             elapsed = runtime.clock() - started
             if state.status in TERMINAL_STATUSES:
                 return state
             if elapsed >= timeout_seconds:
-                raise OperationError(f"{label} is still {state.status} after {_duration(elapsed)}; it keeps "
-                                     f"running in SageMaker: {execution_arn}")
+                raise still_running(label, execution_arn, f"still {clean(state.status)} after {_duration(elapsed)}")
             done = sum(1 for s in state.steps if s.get("StepStatus") == "Succeeded")
-            spinner.update(f"{escape(label)}: {state.status}, {done}/{len(state.steps)} steps done, "
+            spinner.update(f"{escape(label)}: {escape(clean(state.status))}, {done}/{len(state.steps)} steps done, "
                            f"{_duration(elapsed)}")
             runtime.sleep(poll_seconds)
+
+
+def start_execution(sagemaker: Any, name: str, display: str) -> str:
+    """Start the pipeline; its ARN. botocore fills in an idempotency token, so its own retries start one at most."""
+    return sagemaker.start_pipeline_execution(PipelineName=name, PipelineExecutionDisplayName=display,
+                                              PipelineExecutionDescription="started with emlops retrain")[
+        "PipelineExecutionArn"]
+
+
+def started_execution(sagemaker: Any, name: str, display: str, since: Any) -> Optional[str]:
+    """The ARN of the pipeline's execution named DISPLAY started after SINCE, if there is one."""
+    for page in sagemaker.get_paginator("list_pipeline_executions").paginate(
+            PipelineName=name, CreatedAfter=since, SortBy="CreationTime", SortOrder="Descending"):
+        for summary in page.get("PipelineExecutionSummaries", []):
+            if summary.get("PipelineExecutionDisplayName") == display:
+                return summary["PipelineExecutionArn"]
+    return None
+
+
+def _interrupted_start(sagemaker: Any, name: str, display: str, since: Any) -> OperationError:
+    """Ctrl-C while the start request was out: whether SageMaker started the execution."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        arn = started_execution(sagemaker, name, display, since)
+    except (ClientError, BotoCoreError, KeyboardInterrupt) as exc:
+        why = "interrupted again" if isinstance(exc, KeyboardInterrupt) else str(_aws_error(exc))
+        return OperationError(f"interrupted while starting {name}; whether execution {display} started is unknown "
+                              f"({why}); look for it among the pipeline's executions in SageMaker")
+    if arn is None:
+        return OperationError(f"interrupted while starting {name}; no execution started")
+    return OperationError(f"interrupted while starting {name}; execution {display} started and keeps running in "
+                          f"SageMaker: {clean(arn)}", EXIT_STILL_RUNNING)
 
 
 def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: float, console: Console,
@@ -110,177 +171,40 @@ def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: fl
     from botocore.exceptions import BotoCoreError, ClientError
 
     name = pipeline_name(target.environment, target.model)
-    display = runtime.now().strftime("emlops-%Y%m%d-%H%M%S")
+    now = runtime.now()
+    display = now.strftime("emlops-%Y%m%d-%H%M%S")
     try:
-        session = boto3.session.Session()
-        _caller_arn(session, target)
-        sagemaker = session.client("sagemaker", region_name=target.region)
         try:
-            arn = sagemaker.start_pipeline_execution(PipelineName=name, PipelineExecutionDisplayName=display,
-                                                     PipelineExecutionDescription="started with emlops retrain")[
-                "PipelineExecutionArn"]
+            session = boto3.session.Session()
+            _caller_arn(session, target)
+            sagemaker = session.client("sagemaker", region_name=target.region)
+        except KeyboardInterrupt:
+            raise OperationError(f"interrupted before starting {name}; no execution started") from None
+        try:
+            arn = clean(start_execution(sagemaker, name, display))
+        except KeyboardInterrupt:
+            raise _interrupted_start(sagemaker, name, display, now - timedelta(minutes=5)) from None
         except ClientError as exc:
             if _not_found(exc):
                 raise OperationError(f"pipeline {name!r} does not exist in {target.where} yet; "
                                      "deploy the stack first") from None
             raise
-        console.print(f"Started {name} execution {display}")
-        console.print(f"  {arn}")
-        if not wait:
-            return
-        try:
-            state = follow_execution(sagemaker, arn, f"{name} execution {display}", console, runtime, poll_seconds,
-                                     timeout_minutes * 60)
-        except KeyboardInterrupt:
-            raise OperationError(f"stopped following {name} execution {display}; it keeps running in "
-                                 f"SageMaker: {arn}") from None
     except (ClientError, BotoCoreError) as exc:
         raise _aws_error(exc) from None
+    label = f"{name} execution {display}"
+    console.print(f"Started {label}")
+    console.print(f"  {arn}")
+    if not wait:
+        return
+    try:
+        state = follow_execution(sagemaker, arn, label, console, runtime, poll_seconds, timeout_minutes * 60)
+    except KeyboardInterrupt:
+        raise still_running(label, arn, "interrupted") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise still_running(label, arn, str(_aws_error(exc))) from None
     if state.status != "Succeeded":
-        raise OperationError(f"{name} execution {display} {state.status}: {_failure_reason(state)}")
-    console.print(f"{name} execution {display} Succeeded")
-
-
-def package_arn(target: Target, version: int) -> str:
-    # SageMaker writes model package ARNs in lowercase.
-    return (f"arn:{target.partition}:sagemaker:{target.region}:{target.account_id}:"
-            f"model-package/{target.model.lower()}/{version}")
-
-
-def find_package(sagemaker: Any, target: Target, version: Optional[int]) -> dict[str, Any]:
-    """The package to approve: version N of the group, else the newest one pending approval."""
-    from botocore.exceptions import ClientError
-
-    group = target.model
-    try:
-        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
-    except ClientError as exc:
-        if _not_found(exc):
-            raise OperationError(f"model package group {group!r} does not exist in {target.where} yet; "
-                                 "deploy the stack first") from None
-        raise
-    if version is not None:
-        try:
-            package = sagemaker.describe_model_package(ModelPackageName=package_arn(target, version))
-        except ClientError as exc:
-            if _not_found(exc):
-                raise OperationError(f"model package group {group!r} has no version {version}") from None
-            raise
-        if package.get("ModelApprovalStatus") != PENDING:
-            raise OperationError(f"model package {group}/{version} is {package.get('ModelApprovalStatus')}, "
-                                 f"not {PENDING}; only packages waiting for approval can be approved")
-        return package
-    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
-                                              SortBy="CreationTime", SortOrder="Descending",
-                                              MaxResults=1)["ModelPackageSummaryList"]
-    if not summaries:
-        raise OperationError(f"model package group {group!r} has no package waiting for approval")
-    return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
-
-
-def read_report(s3: Any, uri: str) -> tuple[Optional[Any], Optional[str]]:
-    """The JSON report at an s3:// URI, or None and why it could not be read."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        return None, f"{uri!r} is not an s3://bucket/key URI"
-    bucket, key = uri[5:].split("/", 1)
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except (ClientError, BotoCoreError) as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") or type(exc).__name__
-        return None, f"cannot read {uri}: {code}"
-    try:
-        return json.loads(body), None
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"{uri} is not valid JSON ({exc})"
-
-
-def metric_rows(report: Any, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(metric, value, standard deviation) rows: `{"value": v, "standard_deviation": s}` objects and
-    scalar leaves, by their dotted path; lists (curves) are left out."""
-    rows: list[tuple[str, str, str]] = []
-    if not isinstance(report, dict):
-        return rows
-    if "value" in report and not isinstance(report["value"], (dict, list)):
-        std = report.get("standard_deviation")
-        return [(prefix, _fmt(report["value"]), "" if std is None else _fmt(std))]
-    for key, value in report.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            rows += metric_rows(value, path)
-        elif not isinstance(value, list) and path != "version":
-            rows.append((path, _fmt(value), ""))
-    return rows
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def show_package(package: dict[str, Any], s3: Any, console: Console) -> Optional[str]:
-    """Print the package, its evaluation metrics and metadata; return a warning if the metrics are missing."""
-    label = f"{package.get('ModelPackageGroupName')}/{package.get('ModelPackageVersion')}"
-    created = package.get("CreationTime")
-    when = f", created {created.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if isinstance(created, datetime) else ""
-    console.print(f"Model package {escape(label)} ({package.get('ModelApprovalStatus')}{when})")
-    console.print(f"  {package['ModelPackageArn']}")
-    if package.get("ModelPackageDescription"):
-        console.print(f"  {escape(package['ModelPackageDescription'])}")
-    warning = None
-    uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-    if not uri:
-        warning = f"model package {label} has no evaluation report (ModelMetrics.ModelQuality.Statistics)"
-    else:
-        report, problem = read_report(s3, uri)
-        rows = metric_rows(report) if problem is None else []
-        if problem is None and not rows:
-            problem = f"{uri} holds no metrics"
-        if problem:
-            warning = f"evaluation report of {label}: {problem}"
-        else:
-            table = Table(title=f"Evaluation metrics ({escape(uri)})", title_justify="left", show_edge=False)
-            table.add_column("metric")
-            table.add_column("value", justify="right")
-            table.add_column("std dev", justify="right")
-            for row in rows:
-                table.add_row(*(escape(cell) for cell in row))
-            console.print(table)
-    metadata = package.get("CustomerMetadataProperties") or {}
-    if metadata:
-        table = Table(title="Metadata", title_justify="left", show_edge=False)
-        table.add_column("key")
-        table.add_column("value", overflow="fold")
-        for key, value in sorted(metadata.items()):
-            table.add_row(escape(key), escape(value))
-        console.print(table)
-    return warning
-
-
-def approve(target: Target, version: Optional[int], yes: bool, console: Console,
-            confirm: Callable[[str], bool], warn: Callable[[str], None]) -> None:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        session = boto3.session.Session()
-        caller = _caller_arn(session, target)
-        sagemaker = session.client("sagemaker", region_name=target.region)
-        package = find_package(sagemaker, target, version)
-        label = f"{target.model}/{package.get('ModelPackageVersion')}"
-        warning = show_package(package, session.client("s3", region_name=target.region), console)
-        if warning:
-            warn(f"warning: {warning}")
-            if yes:
-                raise OperationError(f"not approving {label} under --yes without its evaluation metrics; "
-                                     "rerun without --yes to confirm")
-        if not yes and not confirm(f"Approve {label} in stack {target.stack}?"):
-            raise OperationError(f"not approved; {label} stays {PENDING}")
-        sagemaker.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved",
-                                       ApprovalDescription=f"approved with emlops by {caller}")
-    except (ClientError, BotoCoreError) as exc:
-        raise _aws_error(exc) from None
-    console.print(f"Approved {label} as {escape(caller)}")
+        raise OperationError(f"{label} {clean(state.status)}: {_failure_reason(state)}", EXIT_FAILURE)
+    console.print(f"{label} Succeeded")
 
 
 def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
@@ -291,7 +215,8 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
         try:
             action()
         except OperationError as exc:
-            typer.echo(f"emlops {command}: {exc}" if exc.prefixed else str(exc), err=True)
+            message = clean(exc)  # one line, whatever AWS put in it
+            typer.echo(f"emlops {command}: {message}" if exc.prefixed else message, err=True)
             raise typer.Exit(exc.exit_code)
 
     @app.command("retrain")
@@ -303,7 +228,11 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
         timeout_minutes: int = typer.Option(180, "--timeout-minutes", min=1,
                                               help="Stop following (the execution keeps running) after this long."),
     ) -> None:
-        """Start MODEL's retraining pipeline in STACK's account and follow it to the end."""
+        """Start MODEL's retraining pipeline in STACK's account and follow it to the end.
+
+        Exit codes: 0 succeeded (or started, with --no-wait); 1 failed, or not started; 2 bad input; 3 stopped
+        following (timeout, Ctrl-C, AWS errors or throttling), the execution keeps running.
+        """
         console = Console(highlight=False, soft_wrap=True)
         run("retrain", lambda: retrain(resolve_target(stack, model), wait, poll_seconds, timeout_minutes,
                                        console, runtime))
@@ -316,11 +245,15 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
                                               "in the shared stack."),
         version: Optional[int] = typer.Option(None, "--version", min=1,
                                               help="Approve this version. Default: the newest one pending approval."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed where no terminal "
+                                 "can answer, e.g. in CI)."),
+        no_report_reason: Optional[str] = typer.Option(
+            None, "--no-report-reason", help="Approve a version that has no readable evaluation report, for this "
+            "reason (why, and who decided), recorded in the approval's description."),
     ) -> None:
         """Show a model package's evaluation metrics and approve it for deployment."""
         console = Console(highlight=False, soft_wrap=True)
-        run("approve", lambda: approve(resolve_target(stack, model, registry=True), version, yes, console,
+        run("approve", lambda: approve(resolve_target(stack, model, registry=True), version, yes, no_report_reason,
+                                       console, runtime.interactive(),
                                        lambda prompt: typer.confirm(prompt, default=False),
                                        lambda line: typer.echo(f"emlops approve: {line}", err=True)))
-

@@ -1,7 +1,8 @@
 """Review commands: `emlops diff`, `emlops graph` and `emlops pr-comment` (they read plan.json files).
 
-Bad input (a missing file, a file that is not an emlops plan, an unknown format) ends with one line on
-stderr and exit code 2, never a traceback.
+Bad input (a missing file, a file that is not an emlops plan, an unknown format, a stack file the gate cannot
+use) ends with one line on stderr and exit code 2, never a traceback. `emlops diff --fail-on-stateful` (the
+stateful-change gate) ends with exit code 1 and one line per stateful resource lost without an accepted change.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable, Optional
 import typer
 
 EXIT_INPUT = 2
-EXIT_INTERNAL = 1
+EXIT_INTERNAL = 1  # also the gate's verdict: a stateful resource lost without an accepted change
 
 
 def _fail(command: str, message: str, code: int = EXIT_INPUT) -> None:
@@ -22,11 +23,15 @@ def _fail(command: str, message: str, code: int = EXIT_INPUT) -> None:
 
 def _run(command: str, action: Callable[[], None]) -> None:
     from emlops.review.comment import CommentError
+    from emlops.review.gate import GateError
 
     try:
         action()
     except CommentError as exc:
         _fail(command, str(exc))
+    except GateError as exc:  # the stack file's own errors name the file already
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(exc.exit_code) from None
     except ValueError as exc:  # an unsupported --format
         _fail(command, str(exc))
 
@@ -44,17 +49,35 @@ def register(app: typer.Typer) -> None:
         base: Path = typer.Argument(..., help="The plan before the change (emlops.plan/v1 JSON)."),
         head: Path = typer.Argument(..., help="The plan after the change."),
         output_format: str = typer.Option("markdown", "--format", help="markdown or text."),
+        fail_on_stateful: bool = typer.Option(
+            False, "--fail-on-stateful", help="The stateful-change gate: exit 1 when HEAD replaces or deletes a "
+            "stateful resource (key, bucket, feature group, package group, repository, ...) that the stack file "
+            "(stacks/Pulumi.<the plans' stack>.yaml) does not accept in guardrails.accepted_stateful_changes."),
     ) -> None:
         """Show what changes from BASE to HEAD: added, removed, changed and replaced resources."""
         _choose("diff", "--format", output_format, ("markdown", "text"))
 
         def action() -> None:
+            from emlops.review import diff as diff_module
             from emlops.review.comment import load_plan
-            from emlops.review.diff import diff_plans, render_markdown, render_text
 
             base_plan, head_plan = load_plan(base), load_plan(head)
-            render = render_markdown if output_format == "markdown" else render_text
-            typer.echo(render(diff_plans(base_plan, head_plan), head_plan.stack), nl=False)
+            changes = diff_module.diff_plans(base_plan, head_plan)
+            report = None
+            if fail_on_stateful:
+                from emlops.review import gate
+
+                report = gate.gate(base_plan, head_plan, changes)
+            render = diff_module.render_markdown if output_format == "markdown" else diff_module.render_text
+            text = render(changes, head_plan.stack)
+            if report is not None:
+                text += "\n" + (gate.render_markdown if output_format == "markdown" else gate.render_text)(report)
+            typer.echo(text, nl=False)
+            if report is not None:
+                for line in report.lines() + [f"warning: {w}" for w in report.warnings]:
+                    typer.echo(f"emlops diff: {line}", err=True)
+                if report.failed:
+                    raise typer.Exit(EXIT_INTERNAL)
 
         _run("diff", action)
 

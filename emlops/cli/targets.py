@@ -3,21 +3,45 @@
 `resolve_target` reads the stack's validated config: the stack and model a command names, in the stack's
 account and region (or the shared registry's, for an approval). AWS failures become one line for the
 operator (`OperationError`, with the command's exit code); credentials for another account than the
-stack's are refused before anything is called.
+stack's are refused before anything is called. Text that comes from AWS (descriptions, names, reasons,
+metrics, error messages) is printed through `clean`: no terminal escape sequences, no line breaks.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
+import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
+EXIT_STILL_RUNNING = 3  # the command stopped following; what it started keeps running in AWS
 _ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken",
                   "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException")
+# Error codes AWS answers when a caller is over its request rate (botocore retries them a few times first).
+THROTTLING = ("Throttling", "ThrottlingException", "ThrottledException", "TooManyRequests",
+              "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException",
+              "SlowDown")
+
+# ANSI/VT escape sequences: CSI (`ESC [ ... final`), OSC (`ESC ] ... BEL` or `ESC \`), and two-character ones.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+
+
+def clean(text: Any) -> str:
+    """TEXT for one line of a terminal: escape sequences dropped, line breaks and tabs as spaces, other control
+    and format characters (bidirectional overrides, zero-width characters) dropped."""
+    out = []
+    for ch in _ESCAPES.sub("", str(text)):
+        if ch in "\n\r\t\v\f":
+            out.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf"):
+            out.append(ch)
+    return "".join(out)
 
 
 class OperationError(Exception):
@@ -31,11 +55,13 @@ class OperationError(Exception):
 
 @dataclass
 class Runtime:
-    """What the commands need from the clock; tests inject their own so they never wait."""
+    """What the commands need from the clock and the terminal; tests inject their own so they never wait."""
 
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    interactive: Callable[[], bool] = field(default=lambda: sys.stdin.isatty())
+    """Whether someone at a terminal can answer a question (stdin is a TTY)."""
 
 
 @dataclass
@@ -91,12 +117,17 @@ def _aws_error(exc: Exception) -> OperationError:
         return OperationError("no AWS credentials found; set AWS_PROFILE or the AWS_* credential variables")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        code, message = error.get("Code", "Error"), error.get("Message", "")
+        code, message = clean(error.get("Code", "Error")), clean(error.get("Message", ""))
         operation = getattr(exc, "operation_name", "the AWS call")
         if code in _ACCESS_DENIED:
             return OperationError(f"access denied calling {operation}: {code}: {message}")
         return OperationError(f"{operation} failed: {code}: {message}")
-    return OperationError(f"{type(exc).__name__}: {exc}")
+    return OperationError(f"{type(exc).__name__}: {clean(exc)}")
+
+
+def is_throttled(exc: Exception) -> bool:
+    """AWS refused the call for the caller's request rate (after botocore's own retries)."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "") in THROTTLING
 
 
 def _not_found(exc: Exception) -> bool:
@@ -111,6 +142,6 @@ def _caller_arn(session: Any, target: Target) -> str:
     """The caller's ARN; refuses credentials for another account than the stack's."""
     identity = session.client("sts", region_name=target.region).get_caller_identity()
     if identity["Account"] != target.account_id:
-        raise OperationError(f"the AWS credentials are for account {identity['Account']} but stack "
+        raise OperationError(f"the AWS credentials are for account {clean(identity['Account'])} but stack "
                              f"{target.stack!r} is in {target.account_id}; use credentials for {target.account_id}")
-    return identity["Arn"]
+    return clean(identity["Arn"])

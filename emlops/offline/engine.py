@@ -54,18 +54,50 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded: dict[str, _Recorded] = {}
         self.stack_outputs: dict[str, Any] = {}
         self.stack_urn: Optional[str] = None
+        self.aliases: dict[str, list[str]] = {}  # URN -> its alias URNs, for its children to inherit
         self._lock = threading.Lock()
         self.thread_loops: list[asyncio.AbstractEventLoop] = []
         self.gap: Optional[Exception] = None  # what the offline preview could not answer truthfully
 
-    def make_urn(self, parent: str, type_: str, name: str) -> str:
+    def make_urn(self, parent: str, type_: str, name: str, stack: str = "", project: str = "") -> str:
         # The engine prefixes a child's type with its parent's whole qualified type, except for
         # children of the root stack.
         if parent:
             parent_type = parent.split("::")[2]
             if parent_type != ROOT_STACK_TYPE:
                 type_ = f"{parent_type}${type_}"
-        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
+        return f"urn:pulumi:{stack or pulumi.get_stack()}::{project or pulumi.get_project()}::{type_}::{name}"
+
+    def alias_urns(self, request: Any) -> list[str]:
+        """The URNs a resource answers to besides its own, derived as Pulumi's engine derives them (its step
+        generator's `generateAliases`): its own aliases, then its parent's aliases applied to it (a child
+        named `<parent>-<suffix>` is looked for as `<parent's old name>-<suffix>`), each combined with its own."""
+        own: list[str] = []
+        for urn in [self._collapse(request, alias) for alias in request.aliases] + list(request.aliasURNs):
+            if urn not in own:
+                own.append(urn)
+        found = list(own)
+        with self._lock:
+            parent_aliases = self.aliases.get(request.parent, []) if request.parent else []
+        parent_name = request.parent.rsplit("::", 1)[-1] if request.parent else ""
+        for parent_alias in parent_aliases:
+            for type_, name in [(request.type, request.name)] + [(_base_type(u), u.rsplit("::", 1)[-1]) for u in own]:
+                if name.startswith(parent_name):
+                    name = parent_alias.rsplit("::", 1)[-1] + name[len(parent_name):]
+                urn = self.make_urn(parent_alias, type_, name)
+                if urn not in found:
+                    found.append(urn)
+        return found
+
+    def _collapse(self, request: Any, alias: Any) -> str:
+        """One alias (a URN, or a spec whose blanks default to the resource's own name, type, parent, ...)."""
+        if alias.WhichOneof("alias") == "urn":
+            return alias.urn
+        spec = alias.spec
+        parent = ("" if spec.WhichOneof("parent") == "noParent" and spec.noParent else
+                  spec.parentUrn if spec.WhichOneof("parent") == "parentUrn" and spec.parentUrn else request.parent)
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name, spec.stack,
+                             spec.project)
 
     def thread_loop(self) -> asyncio.AbstractEventLoop:
         """The event loop of the calling worker thread, which Pulumi's deserializer needs.
@@ -99,7 +131,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=to_plain(json_format.MessageToDict(request.object)) if request.object else {},
             protect=bool(request.protect) if request.HasField("protect") else False,
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
+            aliases=self.alias_urns(request),
         )
+        if entry.aliases:
+            with self._lock:
+                self.aliases[urn] = entry.aliases
         self._record(entry)
         if request.type == ROOT_STACK_TYPE:
             self.stack_urn = urn
@@ -155,6 +191,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.urn and request.urn == self.stack_urn:
             self.stack_outputs = to_plain(json_format.MessageToDict(request.outputs)) if request.outputs else {}
         return empty_pb2.Empty()
+
+
+def _base_type(urn: str) -> str:
+    """The resource's own type in a URN (its qualified type holds its parents' types before it)."""
+    return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
 def _provider_urn(reference: str) -> Optional[str]:

@@ -29,9 +29,12 @@ class PlanResource:
     inputs: dict[str, Any]
     protect: bool = False
     retain_on_delete: bool = False
+    aliases: list[str] = field(default_factory=list)
+    """URNs the resource had before a rename (its `aliases`, and those inherited from its parents'), as
+    Pulumi's engine derives them; written only when there are some, as Pulumi's own state does."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -43,6 +46,7 @@ class PlanResource:
             "protect": self.protect,
             "retainOnDelete": self.retain_on_delete,
         }
+        return {**data, "aliases": self.aliases} if self.aliases else data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "PlanResource":
@@ -50,6 +54,7 @@ class PlanResource:
             urn=data["urn"], type=data["type"], name=data["name"], custom=data["custom"],
             parent=data["parent"], dependencies=list(data["dependencies"]), provider=data["provider"],
             inputs=data["inputs"], protect=data["protect"], retain_on_delete=data["retainOnDelete"],
+            aliases=list(data.get("aliases", [])),
         )
 
 

@@ -1,7 +1,9 @@
 """`emlops diff`: what changes between two plans (emlops.plan/v1), and which changes replace a resource.
 
-Resources are matched by URN. URNs hold logical names, so they are stable; the physical names Pulumi
-generates (`prod-fraud-config-b53719b`) sit in inputs such as `name`. Changed inputs are listed as
+Resources are matched by URN, as Pulumi matches them: URNs hold logical names, so they are stable; the
+physical names Pulumi generates (`prod-fraud-config-b53719b`) sit in inputs such as `name`. A resource
+renamed with `aliases` is matched to its old URN and keeps its generated names (`emlops.review.matching`);
+renamed without, it is a new resource and the old one is deleted. Changed inputs are listed as
 dotted/indexed paths (`productionVariants[0].instanceType`); inside a JSON document held in a string
 (policies, event patterns, pipeline definitions) the path continues after `#`
 (`policy#Statement[0].Resource`). Secrets stay `[secret]`; long values are cut.
@@ -24,10 +26,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from emlops.catalog.resource_type import RANDOM_UUID, digest, random_uuid
 from emlops.catalog.resources import STATEFUL_TYPES, assumed
 from emlops.catalog.resources_pulumi import STACK, is_provider
 from emlops.offline.plan import Plan, PlanResource
+from emlops.review.matching import has_generated_uuid, identities, is_auto_named, match, physical_name
+
+__all__ = ["Change", "Pending", "PlanDiff", "ResourceDiff", "diff_plans", "is_auto_named", "physical_name",
+           "render_markdown", "render_text", "replaces", "show", "warnings"]
 
 MAX_VALUE = 80
 
@@ -37,32 +42,6 @@ def replaces(type_: str, path: str) -> bool:
     if path.startswith("("):  # protect, provider, retainOnDelete: Pulumi options, not inputs
         return False
     return assumed(type_).replaces(path)
-
-
-def physical_name(resource: PlanResource) -> Optional[str]:
-    """The resource's physical name from its inputs (the catalogue's name property), if it has one."""
-    value: Any = resource.inputs
-    for key in assumed(resource.type).naming.property.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def is_auto_named(resource: PlanResource) -> bool:
-    """True when the physical name is Pulumi's auto-name (`<logical>-<7 hex>`), not one the program chose."""
-    name = physical_name(resource)
-    return name is not None and (name.endswith("-" + digest(resource.urn)) or name.endswith(digest(resource.urn, 26)))
-
-
-def _has_generated_uuid(type_: str) -> bool:
-    """AWS gives it a fresh UUID id (a KMS key), which other resources' inputs hold."""
-    return assumed(type_).physical_id == RANDOM_UUID
-
-
-def identities(resource: PlanResource) -> list[str]:
-    """Strings that change when the resource is replaced: an auto-name, a generated UUID id (a KMS key's)."""
-    if _has_generated_uuid(resource.type):
-        return [random_uuid(resource.urn)]
-    return [physical_name(resource)] if is_auto_named(resource) else []
 
 
 @dataclass(frozen=True)
@@ -212,16 +191,19 @@ def _changes(old: Any, new: Any, path: str = "") -> Iterator[Change]:
 
 
 def diff_plans(base: Plan, head: Plan) -> PlanDiff:
-    """Added, removed, updated and replaced custom resources of HEAD compared with BASE."""
-    base_by_urn = {r.urn: r for r in base.resources}
+    """Added, removed, updated and replaced custom resources of HEAD compared with BASE (a resource renamed
+    with `aliases` is matched to its old URN, see `emlops.review.matching`)."""
+    matching = match(base, head)
+    base_of = matching.base_of
     head_by_urn = {r.urn: r for r in head.resources}
     changes: dict[str, list[Change]] = {}
     for r in head.resources:
-        old = base_by_urn.get(r.urn)
+        old = base_of.get(r.urn)
         if not r.custom or old is None:
             continue
-        found = list(_changes(old.inputs, r.inputs))
-        for option, before, after in (("(protect)", old.protect, r.protect), ("(provider)", old.provider, r.provider),
+        found = list(_changes(old.inputs, matching.kept(r.inputs)))
+        for option, before, after in (("(protect)", old.protect, r.protect),
+                                      ("(provider)", old.provider, matching.base_urn(r.provider)),
                                       ("(retainOnDelete)", old.retain_on_delete, r.retain_on_delete)):
             if before != after:
                 found.append(Change(option, before, after))
@@ -238,14 +220,14 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
             break
         for urn in todo:
             propagated.add(urn)
-            replaced, now = base_by_urn[urn], head_by_urn[urn]
+            replaced, now = base_of[urn], head_by_urn[urn]
             for ident in identities(replaced):
                 new_name = physical_name(now)
                 known = new_name if new_name != ident and not is_auto_named(now) else None
-                _propagate(ident, known, replaced, head, base_by_urn, changes)
+                _propagate(ident, known, replaced, head, base_of, changes)
             if is_provider(replaced.type):  # Pulumi replaces what a replaced provider manages
                 for r in head.resources:
-                    if r.provider == urn and r.urn in base_by_urn and r.urn != urn:
+                    if r.provider == urn and r.urn in base_of and r.urn != urn:
                         changes.setdefault(r.urn, []).append(
                             Change("(provider)", urn, Pending(f"replaced provider `{replaced.name}`"), True))
 
@@ -253,26 +235,27 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
     for r in head.resources:
         if not r.custom:
             continue
-        if r.urn not in base_by_urn:
+        if r.urn not in base_of:
             result.resources.append(ResourceDiff("add", r, group_of(head, r)))
         elif r.urn in changes:
             cs = changes[r.urn]
             action = "replace" if any(c.replaces for c in cs) else "update"
-            result.resources.append(ResourceDiff(action, r, group_of(head, r), cs, base_by_urn[r.urn]))
+            result.resources.append(ResourceDiff(action, r, group_of(head, r), cs, base_of[r.urn]))
+    matched = {old.urn for old in base_of.values()}
     for r in base.resources:
-        if r.custom and r.urn not in head_by_urn:
+        if r.custom and r.urn not in matched:
             result.resources.append(ResourceDiff("remove", r, group_of(base, r), base=r))
     return result
 
 
 def _propagate(ident: str, new_name: Optional[str], replaced: PlanResource, head: Plan,
-               base_by_urn: dict[str, PlanResource], changes: dict[str, list[Change]]) -> None:
+               base_of: dict[str, PlanResource], changes: dict[str, list[Change]]) -> None:
     """Show inputs holding IDENT (the old name or key id of REPLACED) as changing with it."""
     needle = ident.lower()
-    what = "key id" if _has_generated_uuid(replaced.type) else "name"
+    what = "key id" if has_generated_uuid(replaced.type) else "name"
     pending = Pending(f"new {what} of `{replaced.name}`, after its replacement")
     for r in head.resources:
-        old = base_by_urn.get(r.urn)
+        old = base_of.get(r.urn)
         if not r.custom or old is None or physical_name(old) == ident:
             continue
         known = {c.path for c in changes.get(r.urn, [])}

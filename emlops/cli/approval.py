@@ -1,0 +1,207 @@
+"""`emlops approve`: show a model package's evaluation metrics and approve it (the command: operations.py).
+
+Approving is the registry account's decision: for an environment that uses the shared registry
+(`registry.shared_stack`), the approval acts on the shared stack, with credentials for its account.
+
+The package's evaluation report (`ModelMetrics.ModelQuality.Statistics`, a JSON file in S3) is shown first.
+A version whose report is missing, unreadable or empty is not approved unless the operator says why
+(`--no-report-reason`), and that reason is recorded in the approval's description. The command asks for
+confirmation only where someone can answer (a terminal); elsewhere it needs `--yes`. Everything it prints
+that comes from AWS or from the report goes through `clean`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from emlops.cli.targets import EXIT_INPUT, OperationError, Target, _aws_error, _caller_arn, _not_found, clean
+
+PENDING = "PendingManualApproval"
+MAX_APPROVAL_DESCRIPTION = 1024  # SageMaker's ApprovalDescription (botocore: max 1024)
+MIN_REASON_WORDS = 5
+
+
+def shown(value: Any) -> str:
+    """A value from AWS as rich prints it: cleaned to one line, markup escaped."""
+    return escape(clean(value))
+
+
+def package_arn(target: Target, version: int) -> str:
+    # SageMaker writes model package ARNs in lowercase.
+    return (f"arn:{target.partition}:sagemaker:{target.region}:{target.account_id}:"
+            f"model-package/{target.model.lower()}/{version}")
+
+
+def find_package(sagemaker: Any, target: Target, version: Optional[int]) -> dict[str, Any]:
+    """The package to approve: version N of the group, else the newest one pending approval."""
+    from botocore.exceptions import ClientError
+
+    group = target.model
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+    except ClientError as exc:
+        if _not_found(exc):
+            raise OperationError(f"model package group {group!r} does not exist in {target.where} yet; "
+                                 "deploy the stack first") from None
+        raise
+    if version is not None:
+        try:
+            package = sagemaker.describe_model_package(ModelPackageName=package_arn(target, version))
+        except ClientError as exc:
+            if _not_found(exc):
+                raise OperationError(f"model package group {group!r} has no version {version}") from None
+            raise
+        if package.get("ModelApprovalStatus") != PENDING:
+            raise OperationError(f"model package {group}/{version} is {clean(package.get('ModelApprovalStatus'))}, "
+                                 f"not {PENDING}; only packages waiting for approval can be approved")
+        return package
+    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
+                                              SortBy="CreationTime", SortOrder="Descending",
+                                              MaxResults=1)["ModelPackageSummaryList"]
+    if not summaries:
+        raise OperationError(f"model package group {group!r} has no package waiting for approval")
+    return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+
+
+def read_report(s3: Any, uri: str) -> tuple[Optional[Any], Optional[str]]:
+    """The JSON report at an s3:// URI, or None and why it could not be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        return None, f"{uri!r} is not an s3://bucket/key URI"
+    bucket, key = uri[5:].split("/", 1)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") or type(exc).__name__
+        return None, f"cannot read {uri}: {code}"
+    try:
+        return json.loads(body), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"{uri} is not valid JSON ({exc})"
+
+
+def metric_rows(report: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(metric, value, standard deviation) rows: `{"value": v, "standard_deviation": s}` objects and
+    scalar leaves, by their dotted path; lists (curves) are left out."""
+    rows: list[tuple[str, str, str]] = []
+    if not isinstance(report, dict):
+        return rows
+    if "value" in report and not isinstance(report["value"], (dict, list)):
+        std = report.get("standard_deviation")
+        return [(prefix, _fmt(report["value"]), "" if std is None else _fmt(std))]
+    for key, value in report.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            rows += metric_rows(value, path)
+        elif not isinstance(value, list) and path != "version":
+            rows.append((path, _fmt(value), ""))
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def show_package(package: dict[str, Any], s3: Any, console: Console) -> Optional[str]:
+    """Print the package, its evaluation metrics and metadata; return why the metrics are missing, if they are."""
+    label = clean(f"{package.get('ModelPackageGroupName')}/{package.get('ModelPackageVersion')}")
+    created = package.get("CreationTime")
+    when = f", created {created.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if isinstance(created, datetime) else ""
+    console.print(f"Model package {escape(label)} ({shown(package.get('ModelApprovalStatus'))}{when})")
+    console.print(f"  {shown(package['ModelPackageArn'])}")
+    if package.get("ModelPackageDescription"):
+        console.print(f"  {shown(package['ModelPackageDescription'])}")
+    warning = None
+    uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    if not uri:
+        warning = f"model package {label} has no evaluation report (ModelMetrics.ModelQuality.Statistics)"
+    else:
+        report, problem = read_report(s3, uri)
+        rows = metric_rows(report) if problem is None else []
+        if problem is None and not rows:
+            problem = f"{uri} holds no metrics"
+        if problem:
+            warning = clean(f"evaluation report of {label}: {problem}")
+        else:
+            table = Table(title=f"Evaluation metrics ({shown(uri)})", title_justify="left", show_edge=False)
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            table.add_column("std dev", justify="right")
+            for row in rows:
+                table.add_row(*(shown(cell) for cell in row))
+            console.print(table)
+    metadata = package.get("CustomerMetadataProperties") or {}
+    if metadata:
+        table = Table(title="Metadata", title_justify="left", show_edge=False)
+        table.add_column("key")
+        table.add_column("value", overflow="fold")
+        for key, value in sorted(metadata.items()):
+            table.add_row(shown(key), shown(value))
+        console.print(table)
+    return warning
+
+
+def check_reason(reason: Optional[str]) -> Optional[str]:
+    """The `--no-report-reason` as it is recorded (one line), or OperationError (exit 2) when it says too little."""
+    if reason is None:
+        return None
+    text = " ".join(clean(reason).split())
+    if len(text.split()) < MIN_REASON_WORDS:
+        raise OperationError(f"--no-report-reason: say why the version may be approved without an evaluation "
+                             f"report, and who decided ({MIN_REASON_WORDS} words or more)", EXIT_INPUT)
+    return text
+
+
+def approval_description(caller: str, reason: Optional[str]) -> str:
+    """What the approval records: who approved, and why without a report when that is the case."""
+    description = f"approved with emlops by {caller}"
+    if reason is None:
+        return description
+    description += "; no evaluation report: "
+    room = MAX_APPROVAL_DESCRIPTION - len(description)
+    if len(reason) > room:
+        raise OperationError(f"--no-report-reason: {len(reason)} characters, but SageMaker keeps at most "
+                             f"{MAX_APPROVAL_DESCRIPTION} in an approval description, which leaves {room} for the "
+                             "reason", EXIT_INPUT)
+    return description + reason
+
+
+def approve(target: Target, version: Optional[int], yes: bool, no_report_reason: Optional[str], console: Console,
+            interactive: bool, confirm: Callable[[str], bool], warn: Callable[[str], None]) -> None:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    reason = check_reason(no_report_reason)
+    if not yes and not interactive:
+        raise OperationError("no terminal to confirm the approval on (stdin is not a TTY); review the version in a "
+                             "terminal, or approve it without asking with --yes", EXIT_INPUT)
+    try:
+        session = boto3.session.Session()
+        caller = _caller_arn(session, target)
+        sagemaker = session.client("sagemaker", region_name=target.region)
+        package = find_package(sagemaker, target, version)
+        label = f"{target.model}/{clean(package.get('ModelPackageVersion'))}"
+        warning = show_package(package, session.client("s3", region_name=target.region), console)
+        if warning:
+            warn(f"warning: {warning}")
+            if reason is None:
+                raise OperationError(f"not approving {label} without its evaluation report; if it may be approved "
+                                     "anyway, say why with --no-report-reason (recorded in the approval)")
+        elif reason is not None:
+            raise OperationError(f"{label} has an evaluation report; --no-report-reason is only for a version "
+                                 "without one", EXIT_INPUT)
+        description = approval_description(caller, reason)
+        if not yes and not confirm(f"Approve {label} in stack {target.stack}?"):
+            raise OperationError(f"not approved; {label} stays {PENDING}")
+        sagemaker.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved",
+                                       ApprovalDescription=description)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error(exc) from None
+    console.print(f"Approved {escape(label)} as {escape(caller)}")
