@@ -125,6 +125,10 @@ class ResourceType:
     literal values, or a function of those fields."""
     create: Optional[CreateRequest] = None
     """The AWS create request its inputs map onto, for request validation; None: not checked."""
+    type_aliases: tuple[str, ...] = ()
+    """Earlier tokens of the type that its provider SDK aliases (pulumi-aws v7's `...V2` S3 spellings, old
+    Kubernetes API versions): Pulumi matches a resource recorded under one to this type. `emlops diff` matches
+    them from here, so plans do not repeat them for every resource (a test keeps this list equal to the SDKs')."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_defaults", MappingProxyType(dict(self.input_defaults)))

@@ -23,23 +23,28 @@ BUCKET = ResourceType(
     "aws:s3/bucket:Bucket", label="S3 bucket", stateful=True, taggable=True, naming=_BUCKET_NAMING,
     arn="arn:{partition}:s3:::{bucket}", physical_id="{bucket}",
     replace_on_change=("bucket", "bucketPrefix", "objectLockEnabled"), outputs=_BUCKET_OUTPUTS,
+    type_aliases=("aws:s3/bucketV2:BucketV2",),
 )
 BUCKET_V2 = ResourceType("aws:s3/bucketV2:BucketV2", stateful=True, taggable=True)
 
 
-def _bucket_setting(token: str) -> ResourceType:
-    """A bucket's setting: identified by its bucket's name, replaced when it moves to another bucket."""
-    return ResourceType(token, physical_id="{bucket}", replace_on_change=("bucket", "expectedBucketOwner"))
+def _bucket_setting(token: str, v2_alias: bool = False) -> ResourceType:
+    """A bucket's setting: identified by its bucket's name, replaced when it moves to another bucket. With
+    `v2_alias`, pulumi-aws v7 aliases its `...V2` spelling (`aws:s3/bucketLoggingV2:BucketLoggingV2`)."""
+    module, kind = token.split(":")[1:]
+    aliases = (f"aws:{module}V2:{kind}V2",) if v2_alias else ()
+    return ResourceType(token, physical_id="{bucket}", replace_on_change=("bucket", "expectedBucketOwner"),
+                        type_aliases=aliases)
 
 
 BUCKET_PUBLIC_ACCESS_BLOCK = _bucket_setting("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
 BUCKET_OWNERSHIP_CONTROLS = _bucket_setting("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
-BUCKET_VERSIONING = _bucket_setting("aws:s3/bucketVersioning:BucketVersioning")
+BUCKET_VERSIONING = _bucket_setting("aws:s3/bucketVersioning:BucketVersioning", v2_alias=True)
 BUCKET_ENCRYPTION = _bucket_setting(
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", v2_alias=True)
 BUCKET_POLICY = _bucket_setting("aws:s3/bucketPolicy:BucketPolicy")
-BUCKET_LIFECYCLE = _bucket_setting("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
-BUCKET_LOGGING = _bucket_setting("aws:s3/bucketLogging:BucketLogging")
+BUCKET_LIFECYCLE = _bucket_setting("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", v2_alias=True)
+BUCKET_LOGGING = _bucket_setting("aws:s3/bucketLogging:BucketLogging", v2_alias=True)
 BUCKET_VERSIONING_V2 = ResourceType("aws:s3/bucketVersioningV2:BucketVersioningV2")
 BUCKET_ENCRYPTION_V2 = ResourceType(
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")

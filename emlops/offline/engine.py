@@ -29,6 +29,7 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.settings import configure
 from pulumi.runtime.stack import run_in_stack
 
+from emlops.catalog.resources import assumed
 from emlops.catalog.resources_pulumi import STACK, STACK_REFERENCE
 from emlops.offline.mocks import AwsIdentity, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
@@ -55,6 +56,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self.stack_urn: Optional[str] = None
         self.aliases: dict[str, list[str]] = {}  # URN -> its alias URNs, for its children to inherit
+        self.sdk_type_aliases: dict[str, list[str]] = {}  # type -> the earlier tokens its SDK aliases it from
         self._lock = threading.Lock()
         self.thread_loops: list[asyncio.AbstractEventLoop] = []
         self.gap: Optional[Exception] = None  # what the offline preview could not answer truthfully
@@ -88,6 +90,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 if urn not in found:
                     found.append(urn)
         return found
+
+    def _recorded_aliases(self, request: Any, aliases: list[str]) -> list[str]:
+        """ALIASES without those naming the resource by an earlier token of its type that the catalogue lists
+        (`type_aliases`: pulumi-aws's `...V2` S3 spellings, ...): every such resource of every plan would carry
+        them, and `emlops diff` matches them from the catalogue. Which ones the SDK declared is kept, so a test
+        can hold the catalogue to it."""
+        earlier = set(assumed(request.type).type_aliases)
+        kept = [urn for urn in aliases if _base_type(urn) not in earlier]
+        declared = [t for t in dict.fromkeys(_base_type(urn) for urn in aliases) if t != request.type]
+        if declared:
+            with self._lock:
+                self.sdk_type_aliases.setdefault(request.type, [])
+                self.sdk_type_aliases[request.type] += [t for t in declared
+                                                         if t not in self.sdk_type_aliases[request.type]]
+        return kept
 
     def _collapse(self, request: Any, alias: Any) -> str:
         """One alias (a URN, or a spec whose blanks default to the resource's own name, type, parent, ...)."""
@@ -131,7 +148,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=to_plain(json_format.MessageToDict(request.object)) if request.object else {},
             protect=bool(request.protect) if request.HasField("protect") else False,
             retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
-            aliases=self.alias_urns(request),
+            aliases=self._recorded_aliases(request, self.alias_urns(request)),
         )
         if entry.aliases:
             with self._lock:
@@ -278,6 +295,9 @@ class _Collector(logging.Handler):
 class RunResult:
     plan: Plan
     diagnostics: list[str] = field(default_factory=list)
+    sdk_type_aliases: dict[str, list[str]] = field(default_factory=dict)
+    """Type -> the other tokens its resources were aliased from (the SDKs' own type renames, and any a program
+    declared); the plan leaves out those the catalogue lists."""
 
 
 def run_program(
@@ -372,4 +392,4 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
 
     resources = [item.resource for item in sorted(monitor.recorded.values(), key=position)]
     plan = Plan(project=project, stack=stack, resources=resources, outputs=monitor.stack_outputs)
-    return RunResult(plan=plan, diagnostics=collector.messages)
+    return RunResult(plan=plan, diagnostics=collector.messages, sdk_type_aliases=monitor.sdk_type_aliases)

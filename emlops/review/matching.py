@@ -21,17 +21,18 @@ from emlops.catalog.resources import assumed
 from emlops.offline.plan import Plan, PlanResource
 
 
-def physical_name(resource: PlanResource) -> Optional[str]:
-    """The resource's physical name from its inputs (the catalogue's name property), if it has one."""
+def physical_name(resource: PlanResource, type_: Optional[str] = None) -> Optional[str]:
+    """The resource's physical name from its inputs (the catalogue's name property of its type, or of
+    `type_`: what it is now, for a resource recorded under an earlier token), if it has one."""
     value: Any = resource.inputs
-    for key in assumed(resource.type).naming.property.split("."):
+    for key in assumed(type_ or resource.type).naming.property.split("."):
         value = value.get(key) if isinstance(value, dict) else None
     return value if isinstance(value, str) else None
 
 
-def is_auto_named(resource: PlanResource) -> bool:
+def is_auto_named(resource: PlanResource, type_: Optional[str] = None) -> bool:
     """True when the physical name is Pulumi's auto-name (`<logical>-<7 hex>`), not one the program chose."""
-    name = physical_name(resource)
+    name = physical_name(resource, type_)
     return name is not None and (name.endswith("-" + digest(resource.urn)) or name.endswith(digest(resource.urn, 26)))
 
 
@@ -47,10 +48,10 @@ def identities(resource: PlanResource) -> list[str]:
     return [physical_name(resource)] if is_auto_named(resource) else []
 
 
-def _generated(resource: PlanResource) -> list[str]:
+def _generated(resource: PlanResource, type_: Optional[str] = None) -> list[str]:
     """What the mocks generated for the resource from its URN: ids (17 hex), name-prefix suffixes (26 hex),
-    UUIDs, and its auto-name."""
-    name = physical_name(resource) if is_auto_named(resource) else None
+    UUIDs, and its auto-name (read as `type_` names it, when given)."""
+    name = physical_name(resource, type_) if is_auto_named(resource, type_) else None
     return [random_uuid(resource.urn), digest(resource.urn, 26), digest(resource.urn, 17), name or ""]
 
 
@@ -82,6 +83,17 @@ class Matching:
         return self.renamed.get(head_urn, head_urn) if head_urn else head_urn
 
 
+def _with_earlier_types(resource: PlanResource) -> list[str]:
+    """The resource's aliases, then its URN and aliases under the earlier tokens of its type that its SDK
+    aliases (the catalogue's `type_aliases`, which plans do not repeat): a base plan made with an older
+    provider recorded the resource under one of those."""
+    earlier = assumed(resource.type).type_aliases
+    urns = [resource.urn, *resource.aliases]
+    retyped = [urn.rsplit(f"{resource.type}::", 1)[0] + f"{old}::" + urn.rsplit("::", 1)[-1]
+               for old in earlier for urn in urns if f"{resource.type}::" in urn]
+    return [*resource.aliases, *retyped]
+
+
 def match(base: Plan, head: Plan) -> Matching:
     """Match HEAD's resources to BASE's: by URN, else by the first alias naming a base resource that HEAD
     does not hold under its own URN (Pulumi refuses an alias that two resources claim)."""
@@ -92,13 +104,12 @@ def match(base: Plan, head: Plan) -> Matching:
         if r.urn in base_by_urn:
             result.base_of[r.urn] = base_by_urn[r.urn]
             continue
-        for alias in r.aliases:
+        for alias in _with_earlier_types(r):
             old = base_by_urn.get(alias)
             if old is not None and alias not in head_urns and alias not in result.renamed.values():
                 result.base_of[r.urn], result.renamed[r.urn] = old, alias
-                if old.type == r.type:
-                    for new_value, old_value in zip(_generated(r), _generated(old)):
-                        if new_value and old_value and new_value != old_value:
-                            result.carried[new_value] = old_value
+                for new_value, old_value in zip(_generated(r), _generated(old, r.type)):
+                    if new_value and old_value and new_value != old_value:
+                        result.carried[new_value] = old_value
                 break
     return result
