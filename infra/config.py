@@ -32,7 +32,7 @@ from pydantic import (
 from emlops.catalog.aws import Partition, partition_of, regions_with
 from emlops.components.iam import FULL_ACCESS_POLICY
 from emlops.components.settings import AtKey, QuotedStr, Settings, error_message
-from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe
+from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe, printable
 
 # Secrets live in their own keys (`pulumi config set --secret ...`), never inside emlops:platform.
 MLFLOW_BACKEND_KEY = "mlflowBackendStoreUri"
@@ -44,8 +44,12 @@ _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 class ConfigError(RunError):
     """A stack configuration problem, reported as one line without a traceback.
 
-    It is a `pulumi.RunError`, so the real `pulumi up` also prints just the message.
+    It is a `pulumi.RunError`, so the real `pulumi up` also prints just the message. The message is made
+    printable on one line, whatever a stack file's keys and values hold (`config_errors.printable`).
     """
+
+    def __init__(self, message: object) -> None:
+        super().__init__(printable(str(message)))
 
 
 class Tags(BaseModel):
