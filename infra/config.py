@@ -214,10 +214,26 @@ def load_config(model: type[StackSettings]) -> StackSettings:
     if text is None:
         raise ConfigError(f"{source}: {FULL_KEY}: field required")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise ConfigError(f"{source}: {FULL_KEY}: must be a mapping of settings, got {text!r}") from None
+    except _RepeatedKey as exc:
+        raise ConfigError(f"{source}: {FULL_KEY}: key {exc} appears twice; keep one") from None
     return parse_config(model, raw, source)
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys appear once (the stack file's YAML reader refuses repeats the same way)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(repr(key))
+        found[key] = value
+    return found
 
 
 def config_json_schema(model: type[StackConfig]) -> dict[str, Any]:

@@ -10,11 +10,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError
 from emlops.program.platform import PlatformConfig, parse_platform_config
@@ -36,22 +33,20 @@ class StackConfig:
     values: dict[str, str]
     secret_keys: list[str]
     platform: PlatformConfig
+    warnings: list[str] = field(default_factory=list)
+    """What the checks of this stack could not do (a sibling stack file that cannot be read)."""
 
 
 def load_stack(project: Project, stack: str) -> StackConfig:
     """Read and validate `stacks/Pulumi.<stack>.yaml`; raise ConfigError with one line on failure."""
     path = project.stack_path(stack)
     source = project.display_path(stack)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         known = ", ".join(project.stacks()) or "none"
         raise ConfigError(f"{source}: no such stack file; stacks in this project: {known}")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}: not valid YAML: {where}{problem}") from None
+    document = project.read_stack(stack)
+    if document is None:
+        document = {}
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: must be a mapping with a 'config' key")
     for key in document:
@@ -75,9 +70,10 @@ def load_stack(project: Project, stack: str) -> StackConfig:
         values[key] = plain if isinstance(plain, str) else json.dumps(plain)
     raw = _without_secure_values(config.get(FULL_KEY))[0]
     platform = parse_platform_config(raw, source)
-    check_account_references(project, stack, raw, source)
+    warnings = check_account_references(project, stack, raw, source)
     load_shared_registry(platform, stack, source, project.root)  # the relation to the shared registry holds
-    return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform)
+    return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform,
+                       warnings=warnings)
 
 
 # Environments whose account every stack may reference (shared services: a central registry, images, ...).
@@ -86,28 +82,29 @@ _ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 _PACKAGE_ARN_KEY = re.compile(r"^models\[[0-9]+\]\.source\.model_package_arn$")
 
 
-def check_account_references(project: Project, stack: str, raw: Any, source: str) -> None:
-    """A stack may not point into an account another shipped stack owns, unless that stack is `shared`.
+def check_account_references(project: Project, stack: str, raw: Any, source: str) -> list[str]:
+    """A stack may not point into an account another shipped stack owns, unless that stack is `shared`. Returns a
+    warning for each sibling stack file it could not read: that file fails its own preview, and this stack is still
+    compared with every other.
 
     Each environment's data, images and roles stay in its own account: a dev stack that pulls prod's image
     or reads prod's bucket crosses the boundary the accounts exist for. Three references are the promotion
-    path and allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts
-    that may read this stack's registry, and register into it) and a model package (`models[i].source.model_package_arn`) in an account whose stack lists this stack's
-    account among its registry's consumers.
+    path and allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts that
+    may read this stack's registry, and register into it) and a model package
+    (`models[i].source.model_package_arn`) in an account whose stack lists this stack's account among its
+    registry's consumers.
     """
     if not isinstance(raw, dict):
-        return
+        return []
     own = str(raw.get("account_id", ""))
     owners: dict[str, tuple[str, dict]] = {}
-    for other in project.stacks():
-        if other == stack:
-            continue
-        settings = _platform_settings(project.stack_path(other))
+    siblings, warnings = _sibling_settings(project, stack, source)
+    for other, settings in siblings:
         account = str(settings.get("account_id", ""))
         if account and account != own and settings.get("environment") != SHARED_ENVIRONMENT:
             owners.setdefault(account, (other, settings))
     if not owners:
-        return
+        return warnings
     for path, value in _leaves(raw, ""):
         if path == "account_id" or path.startswith(("registry.consumer_account_ids[",
                                                    "registry.publisher_account_ids[")):
@@ -125,16 +122,25 @@ def check_account_references(project: Project, stack: str, raw: Any, source: str
                       f"{SHARED_ENVIRONMENT!r})")
             raise ConfigError(f"{source}: {FULL_KEY}.{path}: {account!r} is the account of stack {other!r} "
                               f"(environment {settings.get('environment')!r}); {reason}")
+    return warnings
 
 
-def _platform_settings(path: Path) -> dict:
-    """Another stack's raw `emlops:platform` settings ({} when the file cannot be read: it fails on its own)."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        settings = (document.get("config") or {}).get(FULL_KEY) or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-    return settings if isinstance(settings, dict) else {}
+def _sibling_settings(project: Project, stack: str, source: str) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The raw `emlops:platform` settings of every other stack file, and a warning for each that cannot be read."""
+    siblings: list[tuple[str, dict]] = []
+    warnings: list[str] = []
+    for other in project.stacks():
+        if other == stack:
+            continue
+        try:
+            document = project.read_stack(other)
+        except ConfigError as exc:
+            warnings.append(f"warning: {exc} (so the account rule could not compare {source} with it)")
+            continue
+        config = document.get("config") if isinstance(document, dict) else None
+        settings = config.get(FULL_KEY) if isinstance(config, dict) else None
+        siblings.append((other, settings if isinstance(settings, dict) else {}))
+    return siblings, warnings
 
 
 def _leaves(value: Any, path: str):

@@ -41,6 +41,39 @@ def append_to_stack(project: Path, stack: str, data: bytes) -> None:
 
 # (old text of stacks/Pulumi.dev.yaml, new text, the one line) -- one defect each
 DEV_CASES = {
+    # a repeated key, at any depth: YAML would keep the last one silently
+    "repeated top-level setting": (
+        "    production: false\n", "    production: false\n    production: true\n",
+        f"{AT}.production: appears twice (lines 5 and 6); keep one (YAML would silently use the last)"),
+    "repeated tag": (
+        "      owner: ml-platform@example.com\n",
+        "      owner: ml-platform@example.com\n      owner: someone@example.com\n",
+        f"{AT}.tags.owner: appears twice (lines 11 and 12); keep one (YAML would silently use the last)"),
+    "repeated key in a list item": (
+        "      - name: fraud\n", "      - name: fraud\n        name: churn\n",
+        f"{AT}.models[1].name: appears twice (lines 63 and 64); keep one (YAML would silently use the last)"),
+    "repeated quoted and plain key": (
+        "    kms:\n", '    "kms": {}\n    kms:\n',
+        f"{AT}.kms: appears twice (lines 14 and 15); keep one (YAML would silently use the last)"),
+    "repeated config key": (
+        "config:\n", "config: {}\nconfig:\n",
+        f"{DEV}: config: appears twice (lines 2 and 3); keep one (YAML would silently use the last)"),
+    # YAML beyond what JSON (and so the Pulumi program) holds
+    "binary tag": (
+        "      owner: ml-platform@example.com\n", "      owner: !!binary aGVsbG8=\n",
+        f"{DEV}: line 11: emlops:platform.tags.owner: YAML tag !!binary is not supported; write a "
+        "plain value (a stack file holds strings, numbers, booleans, lists and mappings)"),
+    "set tag": (
+        "    kms:\n", "    alerts: !!set {a, b}\n    kms:\n",
+        f"{DEV}: line 14: emlops:platform.alerts: YAML tag !!set is not supported; write a plain "
+        "value (a stack file holds strings, numbers, booleans, lists and mappings)"),
+    "number as a key": (
+        "      owner: ml-platform@example.com\n", "      owner: ml-platform@example.com\n      123: x\n",
+        f"{DEV}: line 12: emlops:platform.tags: key 123 is not a string; quote it"),
+    "recursive alias": (
+        "    kms:\n", "    alerts: &loop {email: [*loop]}\n    kms:\n",
+        f"{DEV}: line 14: alias *loop refers to the block that contains it; a stack file cannot hold a recursive "
+        "structure"),
     # one line whatever a key or value holds
     "unknown key with a newline": (
         "    kms:\n", '    "kms\\nextra": 1\n    kms:\n',
@@ -61,3 +94,133 @@ def test_a_malformed_dev_stack_is_one_line_and_no_plan(project_copy, monkeypatch
     assert preview_fails(project_copy) == expected
 
 
+def test_a_repeated_key_in_prod_cannot_drop_its_protection(project_copy, monkeypatch):
+    """The issue's example: `production: false` after `production: true` used to win silently."""
+    edit_stack(project_copy, "prod", "    production: true\n", "    production: true\n    production: false\n")
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy, "prod") == (
+        "stacks/Pulumi.prod.yaml: emlops:platform.production: appears twice (lines 5 and 6); keep one (YAML would "
+        "silently use the last)")
+
+
+ALIAS_BOMB = "\n".join(
+    ['  lol: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"  l{n}: &{chr(98 + n)} [{', '.join([f'*{chr(97 + n)}'] * 9)}]" for n in range(8)]) + "\n"
+
+
+def test_an_alias_bomb_fails_fast_in_one_line(project_copy, monkeypatch):
+    """A 3-line "billion laughs" would expand to 9^9 strings; the aliases' budget stops it while it is read."""
+    (project_copy / "stacks" / "Pulumi.dev.yaml").write_text("config:\n" + ALIAS_BOMB)
+    monkeypatch.chdir(project_copy)
+    started = time.monotonic()
+    assert preview_fails(project_copy) == (
+        f"{DEV}: line 6: alias *d makes the file's aliases repeat more than 10000 values; aliases may reuse a block, "
+        "not multiply it")
+    assert time.monotonic() - started < 5
+
+
+def test_aliases_of_long_text_are_bounded_too(project_copy, monkeypatch):
+    long = "x" * 100_000
+    text = f"config:\n  text: &t {long}\n  copies: [{', '.join(['*t'] * 11)}]\n"
+    (project_copy / "stacks" / "Pulumi.dev.yaml").write_text(text)
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy) == (
+        f"{DEV}: line 3: alias *t makes the file's aliases repeat more than 1 MiB of text; aliases may reuse a "
+        "block, not multiply it")
+
+
+def test_reusing_a_block_with_an_alias_and_a_merge_key_works(project_copy):
+    from emlops.program.stackfile import find_project, load_stack
+
+    edit_stack(project_copy, "dev", "        serverless:\n",
+               "        alarms: &alarms {model_latency_ms: 250, invocation_5xx_errors: 3}\n        serverless:\n")
+    edit_stack(project_copy, "dev", "        variants:\n",
+               "        alarms: {<<: *alarms, invocation_5xx_errors: 9}\n        variants:\n")
+    churn, fraud = load_stack(find_project(project_copy), "dev").platform.models
+    assert (churn.alarms.model_latency_ms, churn.alarms.invocation_5xx_errors) == (250, 3)
+    assert (fraud.alarms.model_latency_ms, fraud.alarms.invocation_5xx_errors) == (250, 9)
+
+
+def test_a_byte_that_is_not_utf8_names_the_file_and_line(project_copy, monkeypatch):
+    append_to_stack(project_copy, "dev", b"    # caf\xe9\n")
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 73; save the file as UTF-8"
+
+
+def test_a_directory_in_place_of_a_stack_file(project_copy, monkeypatch):
+    (project_copy / "stacks" / "Pulumi.qa.yaml").mkdir()
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy, "qa") == "stacks/Pulumi.qa.yaml: is a directory, not a stack file"
+
+
+def test_a_stack_file_that_cannot_be_read(project_copy, monkeypatch):
+    (project_copy / "stacks" / "Pulumi.qa.yaml").symlink_to("Pulumi.qa.yaml")  # a link to itself
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy, "qa") == (
+        "stacks/Pulumi.qa.yaml: cannot be read: Too many levels of symbolic links")
+
+
+def test_a_stack_file_without_read_permission(project_copy, monkeypatch):
+    original = open
+
+    def denied(path, *args, **kwargs):
+        if str(path).endswith("Pulumi.dev.yaml"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denied)
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy) == f"{DEV}: cannot be read: Permission denied"
+
+
+def test_a_fifo_in_place_of_a_stack_file_is_not_read(project_copy, monkeypatch):
+    os.mkfifo(project_copy / "stacks" / "Pulumi.qa.yaml")  # reading it would wait forever
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy, "qa") == (
+        "stacks/Pulumi.qa.yaml: is not a regular file; a stack file is a YAML file")
+
+
+def test_a_huge_stack_file_is_not_read(project_copy, monkeypatch):
+    append_to_stack(project_copy, "dev", b"#" * (4 * 1024 * 1024))
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy) == f"{DEV}: is larger than 4 MiB; a stack file is a few KB"
+
+
+def test_a_broken_project_file_names_it(project_copy, monkeypatch):
+    (project_copy / "Pulumi.yaml").write_text("name: emlops\nname: other\n")
+    monkeypatch.chdir(project_copy / "stacks")
+    result = runner.invoke(app, ["preview", "dev"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"{project_copy.resolve()}/Pulumi.yaml: name: appears twice (lines 1 and 2); keep one "
+                             "(YAML would silently use the last)\n")
+
+
+def test_a_broken_sibling_does_not_break_the_preview_of_another_stack(project_copy, monkeypatch):
+    """A stray byte in staging used to break `preview dev` without naming staging. Dev is still previewed and
+    checked against every stack file that can be read; the account rule says which one it skipped."""
+    append_to_stack(project_copy, "staging", b"\xff\n")
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app, ["preview", "dev"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert ("warning: stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 83; save the file as UTF-8 (so "
+            "the account rule could not compare stacks/Pulumi.dev.yaml with it)") in result.stdout
+    assert preview_fails(project_copy, "staging") == (
+        "stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 83; save the file as UTF-8")
+
+
+def test_a_broken_shared_stack_is_named_by_the_stacks_that_use_it(project_copy, monkeypatch):
+    edit_stack(project_copy, "shared", "    region: eu-west-1\n", "    region: eu-west-1\n    region: eu-west-2\n")
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy, "staging") == (
+        "stacks/Pulumi.shared.yaml: emlops:platform.region: appears twice (lines 12 and 13); keep one (YAML would "
+        "silently use the last)")
+
+
+def test_yaml_12_scalars_dates_and_sexagesimals_stay_strings(project_copy):
+    from emlops.program.stackfile import find_project
+
+    edit_stack(project_copy, "dev", "      owner: ml-platform@example.com\n",
+               "      owner: ml-platform@example.com\n      review: 2026-11-20\n      window: 1:30\n      on: on\n")
+    document = find_project(project_copy).read_stack("dev")
+    assert {key: document["config"]["emlops:platform"]["tags"][key] for key in ("review", "window", "on")} == {
+        "review": "2026-11-20", "window": "1:30", "on": "on"}

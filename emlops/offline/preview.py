@@ -36,6 +36,8 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     stack reference: the shared stack is previewed first and its plan's outputs answer the reference,
     so bucket names and key ARNs in this plan are the ones the shared plan shows.
     `resolver` replaces the offline model-source resolver (tests use it to stand for AWS).
+    Warnings of the stack's checks (a sibling stack file the account rule could not read) come first in the
+    result's diagnostics.
     """
     from emlops.offline.resolver import OfflineResolver
     from emlops.program.sources import use_resolver
@@ -48,9 +50,9 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     identity = AwsIdentity(config.platform.account_id, config.platform.region)
     referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, _seen)
     try:
-        return run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
-                           context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
-                           stack_outputs=referenced)
+        result = run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
+                             context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
+                             stack_outputs=referenced)
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
     except MockGap as exc:
@@ -58,6 +60,8 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     except ValueError as exc:
         # Components check their arguments before creating anything and raise ValueError.
         raise PreviewError(f"{config.source}: {exc}") from None
+    result.diagnostics[:0] = config.warnings
+    return result
 
 
 def _referenced_outputs(project: Project, stack: str, shared: Optional[str], mlflow_uri: Optional[str],
