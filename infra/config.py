@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from typing import Any, Literal, Optional, TypeVar
 
 from pulumi import RunError
@@ -25,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,7 +40,28 @@ from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY,
 MLFLOW_BACKEND_KEY = "mlflowBackendStoreUri"
 SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+# Tags the platform sets itself on every resource (MlPlatform): a stack's own tag of that key would be overwritten.
+PLATFORM_TAGS = ("environment", "managed-by")
+# AWS's tag limits (the Tagging API and IAM alike).
+TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_PER_RESOURCE = 128, 256, 50
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+_TAG_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
+def _tag_character_problem(text: str) -> Optional[str]:
+    """The first character AWS does not allow in a tag (Unicode letters, numbers and space separators, and
+    `_ . : / = + - @`), or None. Tabs, line breaks and other control characters are never allowed."""
+    for char in text:
+        if not (char.isalnum() or char in _TAG_PUNCTUATION or unicodedata.category(char) == "Zs"):
+            return char
+    return None
+
+
+def _tag_value_problem(value: str) -> Optional[str]:
+    char = _tag_character_problem(value)
+    if char is not None:
+        return f"has {char!r}, which AWS does not allow in a tag value ({_TAG_CHARACTERS})"
+    if len(value) > TAG_VALUE_MAX:
+        return f"is {len(value)} characters long; AWS allows at most {TAG_VALUE_MAX} in a tag value"
+    return None
 
 
 class ConfigError(RunError):
@@ -54,17 +77,19 @@ class ConfigError(RunError):
 
 class Tags(BaseModel):
     """Tags applied to every resource of the stack. `owner`, `cost-center` and
-    `data-classification` are required; any other key is an extra tag."""
+    `data-classification` are required; any other key is an extra tag. Keys and values follow AWS's tag rules:
+    keys of 1-128 and values of at most 256 letters, digits, spaces and `_ . : / = + - @`, no key starting with
+    `aws:`, no two keys that differ only in case (IAM compares them case-insensitively)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=False)
     __pydantic_extra__: dict[str, str] = Field(init=False)  # extra tags are strings too
 
     owner: str = Field(
-        min_length=1, max_length=256,
+        min_length=1,
         description="Team or person accountable for the stack's resources (e.g. an e-mail or team alias).",
     )
     cost_center: QuotedStr = Field(
-        alias="cost-center", min_length=1, max_length=256,
+        alias="cost-center", min_length=1,
         description="Cost center that pays for the stack's resources.",
     )
     data_classification: Literal["public", "internal", "confidential", "restricted"] = Field(
@@ -72,20 +97,44 @@ class Tags(BaseModel):
         description="Highest classification of the data the platform processes.",
     )
 
+    @field_validator("owner", "cost_center")
+    @classmethod
+    def _required_value(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            who = "the team or person accountable" if info.field_name == "owner" else "the cost center that pays"
+            raise ValueError(f"must not be blank; name {who}")
+        problem = _tag_value_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _check_extra_keys(self) -> "Tags":
         extra = self.__pydantic_extra__ or {}
+        seen = {key.lower(): key for key in REQUIRED_TAGS}
         for key, value in extra.items():
-            if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
-                raise ValueError(
-                    f"tag key {key!r} is not allowed: 1-128 letters, digits, spaces or _.:/=+-@, "
-                    "not starting with 'aws:'"
-                )
-            if len(value) > 256:
-                raise ValueError(f"tag {key!r}: value is longer than 256 characters")
-        # AWS allows 50 tags per resource; emlops adds `environment`, `managed-by` and `pulumi-stack`.
-        if len(extra) + len(REQUIRED_TAGS) + 3 > 50:
-            raise ValueError(f"at most {50 - 3 - len(REQUIRED_TAGS)} extra tags are allowed (AWS limit 50)")
+            at = printable(key, quote=True)
+            char = _tag_character_problem(key)
+            if char is not None:
+                raise AtKey(at, f"tag key has {char!r}, which AWS does not allow in a tag key ({_TAG_CHARACTERS})")
+            if not 1 <= len(key) <= TAG_KEY_MAX:
+                raise AtKey(at, f"tag key is {len(key)} characters long; AWS allows 1-{TAG_KEY_MAX}")
+            if key.lower().startswith("aws:"):
+                raise AtKey(at, "tag keys starting with 'aws:' are reserved for AWS; choose another key")
+            if key in PLATFORM_TAGS:
+                raise AtKey(at, f"the platform sets the {key!r} tag itself on every resource; drop it")
+            if key.lower() in seen:
+                raise AtKey(at, f"differs from tag {seen[key.lower()]!r} only in case; IAM compares tag keys "
+                            "case-insensitively, so a role cannot carry both")
+            seen[key.lower()] = key
+            problem = _tag_value_problem(value)
+            if problem:
+                raise AtKey(at, problem)
+        # emlops adds its own tags (PLATFORM_TAGS) and keeps one spare for the deploy tooling.
+        most = TAGS_PER_RESOURCE - len(PLATFORM_TAGS) - 1 - len(REQUIRED_TAGS)
+        if len(extra) > most:
+            raise ValueError(f"at most {most} extra tags are allowed (AWS allows {TAGS_PER_RESOURCE} tags per "
+                             f"resource; the platform adds {len(PLATFORM_TAGS)})")
         return self
 
     def as_dict(self) -> dict[str, str]:
@@ -105,8 +154,9 @@ class StackConfig(Settings):
         ),
     )
     production: bool = Field(
-        False,
-        description="Production stacks protect and retain every stateful resource. Default: false.",
+        False, strict=True,
+        description="Production stacks protect and retain every stateful resource (`true` or `false`, unquoted). "
+        "Default: false.",
     )
     account_id: QuotedStr = Field(
         pattern=r"^[0-9]{12}$",
@@ -124,7 +174,9 @@ class StackConfig(Settings):
         json_schema_extra=error_message(
             "must be an IAM role ARN, e.g. 'arn:aws:iam::123456789012:role/emlops-deploy'"),
     )
-    tags: Tags = Field(description="Tags every resource carries.")
+    tags: Tags = Field(description="Tags every resource carries, by AWS's tag rules: keys of 1-128 and values of at "
+                       "most 256 letters, digits, spaces and `_ . : / = + - @`; no key starting with `aws:`, no two "
+                       "keys that differ only in case, not `environment` or `managed-by` (the platform sets those).")
     permission_boundary_arn: Optional[str] = Field(
         None,
         pattern=r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9_+=,.@/-]{1,128}$",

@@ -84,6 +84,63 @@ DEV_CASES = {
     "unknown config key with a line separator": (
         "config:\n", 'config:\n  "emlops:x\\Ly": 1\n',
         f"{DEV}: emlops:x\\u2028y: unknown key; allowed keys: emlops:platform, emlops:mlflowBackendStoreUri"),
+    "value with a paragraph separator": (
+        "      owner: ml-platform@example.com\n", '      owner: "ml-platform\\Pexample.com"\n',
+        f"{AT}.tags.owner: has '\\u2029', which AWS does not allow in a tag value ({TAG_CHARACTERS})"),
+    # AWS's tag rules
+    "blank owner": (
+        "      owner: ml-platform@example.com\n", '      owner: "  "\n',
+        f"{AT}.tags.owner: must not be blank; name the team or person accountable"),
+    "empty cost center": (
+        '      cost-center: "cc-1042"\n', '      cost-center: ""\n',
+        f"{AT}.tags.cost-center: must have at least 1 character, got ''"),
+    "blank cost center": (
+        '      cost-center: "cc-1042"\n', '      cost-center: "\\t"\n',
+        f"{AT}.tags.cost-center: must not be blank; name the cost center that pays"),
+    "owner with a tab": (
+        "      owner: ml-platform@example.com\n", '      owner: "ml\\tplatform"\n',
+        f"{AT}.tags.owner: has '\\t', which AWS does not allow in a tag value ({TAG_CHARACTERS})"),
+    "owner with a character outside AWS's set": (
+        "      owner: ml-platform@example.com\n", "      owner: ml-platform<ops>\n",
+        f"{AT}.tags.owner: has '<', which AWS does not allow in a tag value ({TAG_CHARACTERS})"),
+    "owner too long": (
+        "      owner: ml-platform@example.com\n", f"      owner: {'o' * 257}\n",
+        f"{AT}.tags.owner: is 257 characters long; AWS allows at most 256 in a tag value"),
+    "tag key with a star": (
+        "      owner: ml-platform@example.com\n", "      owner: ml-platform@example.com\n      team*: ml\n",
+        f"{AT}.tags.team*: tag key has '*', which AWS does not allow in a tag key ({TAG_CHARACTERS})"),
+    "tag key too long": (
+        "      owner: ml-platform@example.com\n", f"      owner: ml-platform@example.com\n      {'k' * 129}: x\n",
+        f"{AT}.tags.{'k' * 129}: tag key is 129 characters long; AWS allows 1-128"),
+    "tag value too long": (
+        "      owner: ml-platform@example.com\n", f"      owner: ml-platform@example.com\n      team: {'v' * 257}\n",
+        f"{AT}.tags.team: is 257 characters long; AWS allows at most 256 in a tag value"),
+    "tag key reserved for AWS": (
+        "      owner: ml-platform@example.com\n", "      owner: ml-platform@example.com\n      AWS:team: ml\n",
+        f"{AT}.tags.AWS:team: tag keys starting with 'aws:' are reserved for AWS; choose another key"),
+    "tag key differing only in case": (
+        "      owner: ml-platform@example.com\n", "      owner: ml-platform@example.com\n      Owner: ml\n",
+        f"{AT}.tags.Owner: differs from tag 'owner' only in case; IAM compares tag keys case-insensitively, so a "
+        "role cannot carry both"),
+    "tag the platform sets": (
+        "      owner: ml-platform@example.com\n", "      owner: ml-platform@example.com\n      managed-by: me\n",
+        f"{AT}.tags.managed-by: the platform sets the 'managed-by' tag itself on every resource; drop it"),
+    "tag value with a newline": (
+        "      owner: ml-platform@example.com\n", '      owner: ml-platform@example.com\n      team: "a\\nb"\n',
+        f"{AT}.tags.team: has '\\n', which AWS does not allow in a tag value ({TAG_CHARACTERS})"),
+    # strict booleans: YAML 1.2 reads yes/on as strings (as the Pulumi CLI does), and nothing becomes true by luck
+    "production quoted": (
+        "    production: false\n", '    production: "true"\n',
+        f"{AT}.production: must be true or false, got 'true'"),
+    "production yes": (
+        "    production: false\n", "    production: yes\n",
+        f"{AT}.production: must be true or false, got 'yes'"),
+    "production one": (
+        "    production: false\n", "    production: 1\n",
+        f"{AT}.production: must be true or false, got 1"),
+    "production off": (
+        "    production: false\n", "    production: off\n",
+        f"{AT}.production: must be true or false, got 'off'"),
 }
 
 
