@@ -83,25 +83,35 @@ _PACKAGE_ARN_KEY = re.compile(r"^models\[[0-9]+\]\.source\.model_package_arn$")
 
 
 def check_account_references(project: Project, stack: str, raw: Any, source: str) -> list[str]:
-    """A stack may not point into an account another shipped stack owns, unless that stack is `shared`. Returns a
-    warning for each sibling stack file it could not read: that file fails its own preview, and this stack is still
-    compared with every other.
+    """A stack deploys into an account of its own, with a deploy role of its own, and may not point into an
+    account another shipped stack owns, unless that stack is `shared`. Returns a warning for each sibling stack
+    file it could not read: that file fails its own preview, and this stack is still compared with every other.
 
     Each environment's data, images and roles stay in its own account: a dev stack that pulls prod's image
-    or reads prod's bucket crosses the boundary the accounts exist for. Three references are the promotion
-    path and allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts that
-    may read this stack's registry, and register into it) and a model package
-    (`models[i].source.model_package_arn`) in an account whose stack lists this stack's account among its
-    registry's consumers.
+    or reads prod's bucket crosses the boundary the accounts exist for, and a dev stack that names prod's
+    account and deploy role would deploy dev's code into prod. Three references are the promotion path and
+    allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts that may read
+    this stack's registry, and register into it) and a model package (`models[i].source.model_package_arn`) in
+    an account whose stack lists this stack's account among its registry's consumers.
     """
     if not isinstance(raw, dict):
         return []
     own = str(raw.get("account_id", ""))
+    own_role = raw.get("deploy_role_arn")
     owners: dict[str, tuple[str, dict]] = {}
     siblings, warnings = _sibling_settings(project, stack, source)
     for other, settings in siblings:
         account = str(settings.get("account_id", ""))
-        if account and account != own and settings.get("environment") != SHARED_ENVIRONMENT:
+        other_source = project.display_path(other)
+        environment = settings.get("environment")
+        if own and account == own:
+            raise ConfigError(f"{source}: {FULL_KEY}.account_id: {own!r} is the account of {other_source} "
+                              f"(environment {environment!r}); each stack deploys into an account of its own")
+        if own_role and settings.get("deploy_role_arn") == own_role:
+            raise ConfigError(f"{source}: {FULL_KEY}.deploy_role_arn: {own_role!r} is the deploy role of "
+                              f"{other_source} (environment {environment!r}); each stack deploys with a role of "
+                              "its own account")
+        if account and environment != SHARED_ENVIRONMENT:
             owners.setdefault(account, (other, settings))
     if not owners:
         return warnings

@@ -14,7 +14,7 @@ VALID_STACK = """\
 config:
   emlops:platform:
     environment: qa
-    account_id: "444444444444"
+    account_id: "555555555555"
     region: eu-central-1
     tags:
       owner: ml-team
@@ -40,7 +40,7 @@ def test_config_is_passed_as_the_cli_would_objects_as_json(project_copy):
     assert list(loaded.values) == ["emlops:platform"]
     assert json.loads(loaded.values["emlops:platform"])["region"] == "eu-central-1"
     assert loaded.secret_keys == []
-    assert loaded.platform.account_id == "444444444444"
+    assert loaded.platform.account_id == "555555555555"
 
 
 def test_secure_values_are_masked_and_their_key_marked_secret(project_copy):

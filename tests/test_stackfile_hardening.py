@@ -141,6 +141,19 @@ DEV_CASES = {
     "production off": (
         "    production: false\n", "    production: off\n",
         f"{AT}.production: must be true or false, got 'off'"),
+    # one account per stack
+    "another stack's account": (
+        '    account_id: "111111111111"\n    # CI assumes this role in the account (OIDC session from the tooling '
+        'account); see README\n    deploy_role_arn: arn:aws:iam::111111111111:role/emlops-deploy\n',
+        '    account_id: "333333333333"\n    deploy_role_arn: arn:aws:iam::333333333333:role/emlops-deploy\n',
+        f"{AT}.account_id: '333333333333' is the account of stacks/Pulumi.prod.yaml (environment 'prod'); each "
+        "stack deploys into an account of its own"),
+    "the shared stack's account": (
+        '    account_id: "111111111111"\n    # CI assumes this role in the account (OIDC session from the tooling '
+        'account); see README\n    deploy_role_arn: arn:aws:iam::111111111111:role/emlops-deploy\n',
+        '    account_id: "444444444444"\n',
+        f"{AT}.account_id: '444444444444' is the account of stacks/Pulumi.shared.yaml (environment 'shared'); each "
+        "stack deploys into an account of its own"),
 }
 
 
@@ -265,12 +278,31 @@ def test_a_broken_sibling_does_not_break_the_preview_of_another_stack(project_co
         "stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 83; save the file as UTF-8")
 
 
+def test_a_broken_sibling_does_not_hide_the_account_rule_of_the_others(project_copy, monkeypatch):
+    append_to_stack(project_copy, "staging", b"\xff\n")
+    edit_stack(project_copy, "dev", *DEV_CASES["another stack's account"][:2])
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy) == (
+        f"{AT}.account_id: '333333333333' is the account of stacks/Pulumi.prod.yaml (environment 'prod'); each stack "
+        "deploys into an account of its own")
+
+
 def test_a_broken_shared_stack_is_named_by_the_stacks_that_use_it(project_copy, monkeypatch):
     edit_stack(project_copy, "shared", "    region: eu-west-1\n", "    region: eu-west-1\n    region: eu-west-2\n")
     monkeypatch.chdir(project_copy)
     assert preview_fails(project_copy, "staging") == (
         "stacks/Pulumi.shared.yaml: emlops:platform.region: appears twice (lines 12 and 13); keep one (YAML would "
         "silently use the last)")
+
+
+def test_another_stacks_deploy_role_is_refused(project_copy, monkeypatch):
+    """Even where a sibling's own file is wrong about its account, a deploy role is never shared."""
+    edit_stack(project_copy, "staging", "deploy_role_arn: arn:aws:iam::222222222222:role/emlops-deploy",
+               "deploy_role_arn: arn:aws:iam::111111111111:role/emlops-deploy")
+    monkeypatch.chdir(project_copy)
+    assert preview_fails(project_copy) == (
+        f"{AT}.deploy_role_arn: 'arn:aws:iam::111111111111:role/emlops-deploy' is the deploy role of "
+        "stacks/Pulumi.staging.yaml (environment 'staging'); each stack deploys with a role of its own account")
 
 
 def test_yaml_12_scalars_dates_and_sexagesimals_stay_strings(project_copy):
