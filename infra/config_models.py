@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal, Optional
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,6 +15,46 @@ from emlops.components.retraining_args import RetrainingSettings
 from emlops.components.registry_args import RegistrySettings
 
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
+# botocore's TrackingServerArn and MlflowAppArn (SageMaker), with the names of TrackingServerName.
+SAGEMAKER_ARN_PREFIX = r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:"
+TRACKING_SERVER_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"
+TRACKING_SERVER_ARN = re.compile(
+    rf"^{SAGEMAKER_ARN_PREFIX}(mlflow-tracking-server/{TRACKING_SERVER_NAME}|mlflow-app/[A-Za-z0-9-]+)$")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+_URL_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+
+
+def tracking_uri_problem(uri: str) -> Optional[str]:
+    """What is wrong with `uri` as the MLflow tracking server of a deploy, or None.
+
+    The deploy serves whatever artifact the server names for a `models:/` reference, so it must reach the server it
+    means: over TLS (plain http lets anyone on the network path answer, and read the credentials), at a SageMaker
+    tracking server ARN, or on the deploying machine itself (a port-forward or tunnel does its own transport).
+    """
+    allowed = ("must be a SageMaker MLflow tracking server ARN (arn:aws:sagemaker:<region>:<account>:"
+               "mlflow-tracking-server/<name>) or an https:// URL of an MLflow server")
+    if any(char.isspace() or not char.isprintable() for char in uri):
+        return allowed + " (no spaces or control characters)"
+    if uri.startswith("arn:"):
+        return None if TRACKING_SERVER_ARN.match(uri) else allowed
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return allowed
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return allowed
+    if parts.username is not None or parts.password is not None:
+        return ("must not hold credentials; the deploy gives them to MLflow as MLFLOW_TRACKING_TOKEN or "
+                "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD")
+    if parts.query or parts.fragment or (port is None and ":" in parts.netloc.rsplit("]", 1)[-1]):
+        return allowed + " (no query, fragment or empty port)"
+    if parts.hostname not in _LOOPBACK_HOSTS and not _URL_HOST.match(parts.hostname):
+        return allowed + f" (host {parts.hostname!r} is not a DNS name)"
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        return ("must be https:// (plain http:// lets anyone on the network path choose the model the deploy serves "
+                "and read its MLflow credentials; http:// is allowed only to localhost, 127.0.0.1 or [::1])")
+    return None
 # The longest SageMaker child name a model gets is "<environment>-<model>-config" plus Pulumi's
 # 8-character auto-name suffix, and SageMaker names are at most 63 characters.
 SAGEMAKER_NAME_LIMIT = 63
@@ -130,7 +171,21 @@ class RegistryConfig(RegistrySettings):
         "environment reads its outputs through a stack reference. Default: the stack's own registry.",
         json_schema_extra={"errorMessage": "must be a stack name of this project, e.g. 'shared'"})
     mlflow_tracking_uri: Optional[str] = Field(
-        None, description="MLflow tracking/registry URI used to resolve `models:/...` sources. Default: none.")
+        None, description="MLflow tracking server that `models:/...` sources are resolved against when the stack is "
+        "deployed: a SageMaker MLflow tracking server ARN (`arn:aws:sagemaker:<region>:<account>:"
+        "mlflow-tracking-server/<name>`), or the `https://` URL of a self-hosted server, without credentials (the "
+        "deploy gives them as `MLFLOW_TRACKING_TOKEN` or `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`); "
+        "plain `http://` only to this machine (`localhost`, `127.0.0.1`, `[::1]`, e.g. a port-forward). "
+        "Default: none.")
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_server(cls, uri: Optional[str]) -> Optional[str]:
+        if uri is not None:
+            problem = tracking_uri_problem(uri)
+            if problem:
+                raise ValueError(f"{problem}, got {uri!r}")
+        return uri
 
     @model_validator(mode="after")
     def _shared_or_own(self) -> "RegistryConfig":
