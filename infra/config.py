@@ -46,6 +46,56 @@ PLATFORM_TAGS = ("environment", "managed-by")
 TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_PER_RESOURCE = 128, 256, 50
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _TAG_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
+# Values that are secrets whatever key holds them: the stack file is plaintext in git, and the plan shows it.
+_SECRET_VALUES = (
+    (re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://[^/\s@:]*:[^/\s@]+@"), "a URI with a password"),
+    (re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"(?<![A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,})"), "a GitHub token"),
+    (re.compile(r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"), "a Hugging Face token"),
+)
+_DATABASE_SCHEMES = re.compile(r"^(postgres(ql)?|mysql|mssql|mariadb|oracle|sqlite)(\+\w+)?$")
+SECRET_HINT = "secrets go in Pulumi config secrets (`pulumi config set --secret`), never in the stack file"
+SECURE_IN_PLATFORM = ("a secret (secure:) inside emlops:platform would reach the plan and the Pulumi state in "
+                      "plaintext; secrets have config keys of their own (models[].secret_environment, "
+                      "emlops:mlflowBackendStoreUri)")
+
+
+_CONTAINER_ENVIRONMENT = re.compile(r"^(?P<model>models\[[0-9]+\])\.environment\.(?P<name>.+)$")
+
+
+def secret_value_problem(text: str, path: str = "") -> Optional[str]:
+    """Why `text` (at key path `path`) is a secret that may not sit in a stack file in plaintext, or None."""
+    for pattern, what in _SECRET_VALUES:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        container = _CONTAINER_ENVIRONMENT.match(path)
+        if container:
+            return (f"holds {what}; environment values are plaintext in the stack file, the plan and the Pulumi "
+                    f"state: move it to {container['model']}.secret_environment ({container['name']}: <config key>) "
+                    "and set the key with `pulumi config set --secret emlops:<config key> <value>`")
+        if what == "a URI with a password" and _DATABASE_SCHEMES.match(found["scheme"].lower()):
+            return (f"holds a database URI with its password; an MLflow backend store URI is a secret: set it with "
+                    f"`pulumi config set --secret {CONFIG_NAMESPACE}:mlflowBackendStoreUri <uri>`")
+        return f"holds {what}; {SECRET_HINT}"
+    return None
+
+
+def _string_leaves(value: Any, path: str):
+    """(key path, text) of every string under `value`, paths as the config errors write them."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            key = printable(str(key), quote=True)
+            yield from _string_leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_leaves(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
 def _tag_character_problem(text: str) -> Optional[str]:
     """The first character AWS does not allow in a tag (Unicode letters, numbers and space separators, and
     `_ . : / = + - @`), or None. Tabs, line breaks and other control characters are never allowed."""
@@ -187,6 +237,16 @@ class StackConfig(Settings):
         ),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plaintext_secrets(cls, data: Any) -> Any:
+        """No password, access key, private key or token anywhere in the stack file (it is plaintext in git)."""
+        for path, text in _string_leaves(data, "") if isinstance(data, dict) else ():
+            problem = secret_value_problem(text, path)
+            if problem:
+                raise AtKey(path, problem)
+        return data
+
     @field_validator("region")
     @classmethod
     def _known_region(cls, region: str) -> str:
@@ -261,7 +321,11 @@ def load_config(model: type[StackSettings]) -> StackSettings:
 
     import pulumi
 
+    from pulumi.runtime.config import is_config_secret
+
     source = stack_file(pulumi.get_stack())
+    if is_config_secret(FULL_KEY):
+        raise ConfigError(f"{source}: {FULL_KEY}: {SECURE_IN_PLATFORM}")
     text = pulumi.Config(CONFIG_NAMESPACE).get(CONFIG_KEY)
     if text is None:
         raise ConfigError(f"{source}: {FULL_KEY}: field required")

@@ -11,9 +11,9 @@ import difflib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
-from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError
+from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, SECURE_IN_PLATFORM, ConfigError
 from emlops.program.platform import PlatformConfig, parse_platform_config
 
 from emlops.program.project import Project, find_project  # noqa: F401 (the tooling's way to the project and its stacks)
@@ -55,11 +55,15 @@ def load_stack(project: Project, stack: str) -> StackConfig:
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: config: must be a mapping of settings")
+    secret_refs = _secret_config_keys(config.get(FULL_KEY))
+    allowed = [*ALLOWED_CONFIG_KEYS, *secret_refs]
     for key in config:
-        if key not in ALLOWED_CONFIG_KEYS:
-            close = difflib.get_close_matches(str(key), ALLOWED_CONFIG_KEYS, n=1)
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"{source}: {key}: unknown key; {hint}allowed keys: {', '.join(ALLOWED_CONFIG_KEYS)}")
+            listed = ", ".join(ALLOWED_CONFIG_KEYS) + (
+                " and the keys models[].secret_environment names" if secret_refs else "")
+            raise ConfigError(f"{source}: {key}: unknown key; {hint}allowed keys: {listed}")
 
     secret_keys: list[str] = []
     values: dict[str, str] = {}
@@ -68,12 +72,62 @@ def load_stack(project: Project, stack: str) -> StackConfig:
         if has_secret:
             secret_keys.append(key)
         values[key] = plain if isinstance(plain, str) else json.dumps(plain)
-    raw = _without_secure_values(config.get(FULL_KEY))[0]
+    secure = _first_secure_value(config.get(FULL_KEY), "")
+    if secure is not None:
+        raise ConfigError(f"{source}: {FULL_KEY}{secure}: {SECURE_IN_PLATFORM}")
+    raw = config.get(FULL_KEY)
     platform = parse_platform_config(raw, source)
+    _check_secrets(platform, config, source)
     warnings = check_account_references(project, stack, raw, source)
     load_shared_registry(platform, stack, source, project.root)  # the relation to the shared registry holds
     return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform,
                        warnings=warnings)
+
+
+def _secret_config_keys(raw: Any) -> list[str]:
+    """`emlops:<key>` of every config key `models[].secret_environment` names (read before the settings are
+    validated, so that an unknown config key is reported first)."""
+    refs: list[str] = []
+    models = raw.get("models") if isinstance(raw, dict) else None
+    for model in models if isinstance(models, list) else []:
+        environment = model.get("secret_environment") if isinstance(model, dict) else None
+        for key in environment.values() if isinstance(environment, dict) else ():
+            if isinstance(key, str) and f"{CONFIG_NAMESPACE}:{key}" not in refs:
+                refs.append(f"{CONFIG_NAMESPACE}:{key}")
+    return refs
+
+
+def _first_secure_value(value: Any, path: str) -> Optional[str]:
+    """The key path (`.tags.owner`) of the first encrypted (`secure:`) value under `value`, or None."""
+    if _is_secure(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_secure_value(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _check_secrets(platform: PlatformConfig, config: dict, source: str) -> None:
+    """Config keys meant for secrets hold encrypted values (`secure:`), and every key the models name is set."""
+    backend = f"{CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}"
+    if backend in config and not _is_secure(config[backend]):
+        raise ConfigError(f"{source}: {backend}: is in plaintext, and a database URI holds its password; set it "
+                          f"encrypted with `pulumi config set --secret {backend} <uri>`")
+    for index, model in enumerate(platform.models):
+        for name, key in model.secret_environment.items():
+            full = f"{CONFIG_NAMESPACE}:{key}"
+            if full not in config:
+                raise ConfigError(f"{source}: {FULL_KEY}.models[{index}].secret_environment.{name}: config key "
+                                  f"{full!r} is not set; set it with `pulumi config set --secret {full} <value>`")
+            if not _is_secure(config[full]):
+                raise ConfigError(f"{source}: {full}: is in plaintext, and it holds the secret {name} of model "
+                                  f"{model.name!r}; set it encrypted with `pulumi config set --secret {full} <value>`")
 
 
 # Environments whose account every stack may reference (shared services: a central registry, images, ...).
