@@ -25,6 +25,7 @@ from emlops.components.endpoint_iam import execution_role
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.network_access import https_only_security_group
 from emlops.components.options import child, type_token
+from emlops.components.settings import AtKey
 
 __all__ = ["EndpointContext", "EndpointSettings", "ModelArtifact", "ModelEndpoint"]
 
@@ -154,7 +155,10 @@ def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> N
     if context.secret_environment:
         if context.artifact.package_arn is not None:
             raise ValueError("a model package names its own container and environment; drop secret_environment")
-        check_environment_names([*settings.environment, *context.secret_environment], at="secret_environment.")
+        try:
+            check_environment_names([*settings.environment, *context.secret_environment], at="secret_environment.")
+        except AtKey as exc:
+            raise ValueError(f"{exc.path}: {exc}") from None
         both = sorted(set(settings.environment) & set(context.secret_environment))
         if both:
             raise ValueError(f"{', '.join(both)}: in both environment and secret_environment; a variable is either "

@@ -263,3 +263,42 @@ def test_the_environment_limits_are_botocores():
     assert (environment.name, environment.metadata["max"]) == ("EnvironmentMap", ENVIRONMENT_MAX_ENTRIES)
     assert environment.key.metadata == {"min": 0, "max": ENVIRONMENT_KEY_MAX, "pattern": ENVIRONMENT_KEY}
     assert environment.value.metadata["max"] == ENVIRONMENT_VALUE_MAX
+
+
+# -- the component: ModelEndpoint takes secret environment values in its context
+
+def test_the_endpoint_passes_secret_environment_values_as_secrets():
+    from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
+    from tests.conftest import run_components
+
+    image = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    settings = EndpointSettings.model_validate({"serverless": {}, "environment": {"LOG_LEVEL": "info"}})
+    plan = run_components(lambda: ModelEndpoint("churn", settings, EndpointContext(
+        ModelArtifact("s3://ml-artifacts/models/churn/model.tar.gz"), image_uri=image,
+        secret_environment={"DB_PASSWORD": "hunter2"})))
+    assert plan.get("churn-model").inputs["primaryContainer"]["environment"] == {
+        "DB_PASSWORD": "[secret]", "LOG_LEVEL": "info"}
+
+
+@pytest.mark.parametrize("environment, secret_environment, artifact, expected", [
+    ({"DB_USER": "ml"}, {"DB_USER": "x"}, None,
+     "DB_USER: in both environment and secret_environment; a variable is either plain or secret"),
+    ({}, {"db-password": "x"}, None,
+     "secret_environment.db-password: is not an environment variable name SageMaker accepts: a letter or '_', then letters, digits or '_' "
+     "([a-zA-Z_][a-zA-Z0-9_]*)"),
+    ({f"V{i}": "x" for i in range(100)}, {"DB_PASSWORD": "x"}, None,
+     "has 101 variables; SageMaker allows at most 100 in a container's environment (CreateModel)"),
+    ({}, {"DB_PASSWORD": "x"}, "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3",
+     "a model package names its own container and environment; drop secret_environment"),
+])
+def test_the_endpoint_checks_its_secret_environment(environment, secret_environment, artifact, expected):
+    from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
+    from tests.conftest import run_components
+
+    image = None if artifact else "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    settings = EndpointSettings.model_validate({"serverless": {}, "environment": environment})
+    context = EndpointContext(ModelArtifact("s3://ml-artifacts/models/churn/model.tar.gz", package_arn=artifact),
+                              image_uri=image, secret_environment=secret_environment)
+    with pytest.raises(ValueError) as caught:
+        run_components(lambda: ModelEndpoint("churn", settings, context))
+    assert str(caught.value) == expected
