@@ -313,3 +313,26 @@ def test_yaml_12_scalars_dates_and_sexagesimals_stay_strings(project_copy):
     document = find_project(project_copy).read_stack("dev")
     assert {key: document["config"]["emlops:platform"]["tags"][key] for key in ("review", "window", "on")} == {
         "review": "2026-11-20", "window": "1:30", "on": "on"}
+
+
+@pytest.mark.parametrize("command, exit_code, expected", [
+    (["preview", "dev"], 1, "emlops: internal error while previewing dev: RuntimeError: first\\nsecond\\x1b[0m "
+     "(rerun with --debug for the traceback)"),
+    (["check", "dev"], 1, "emlops: internal error while checking dev: RuntimeError: first\\nsecond\\x1b[0m "
+     "(rerun with --debug for the traceback)"),
+])
+def test_an_internal_error_quoting_several_lines_is_one_line(monkeypatch, mocker, command, exit_code, expected):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    mocker.patch("emlops.offline.preview.run_program", side_effect=RuntimeError("first\nsecond\x1b[0m"))
+    result = runner.invoke(app, command)
+    assert (result.exit_code, result.stderr) == (exit_code, expected + "\n")
+
+
+def test_a_check_of_a_malformed_stack_is_one_line(project_copy, monkeypatch):
+    edit_stack(project_copy, "dev", *DEV_CASES["unknown key with a newline"][:2])
+    monkeypatch.chdir(project_copy)
+    result = runner.invoke(app, ["check", "dev"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == DEV_CASES["unknown key with a newline"][2] + "\n"
