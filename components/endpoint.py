@@ -19,11 +19,13 @@ import pulumi
 import pulumi_aws as aws
 
 from emlops.catalog.aws import has_local_storage
-from emlops.components.endpoint_args import EndpointContext, EndpointSettings, ModelArtifact, VariantSettings
+from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
+                                             check_environment_names)
 from emlops.components.endpoint_iam import execution_role
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.network_access import https_only_security_group
 from emlops.components.options import child, type_token
+from emlops.components.settings import AtKey
 
 __all__ = ["EndpointContext", "EndpointSettings", "ModelArtifact", "ModelEndpoint"]
 
@@ -150,6 +152,17 @@ def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> N
         raise ValueError("serverless endpoints cannot capture data; drop the capture bucket")
     if settings.data_capture.enabled and context.capture_bucket is None:
         raise ValueError("data_capture.enabled needs a capture bucket")
+    if context.secret_environment:
+        if context.artifact.package_arn is not None:
+            raise ValueError("a model package names its own container and environment; drop secret_environment")
+        try:
+            check_environment_names([*settings.environment, *context.secret_environment], at="secret_environment.")
+        except AtKey as exc:
+            raise ValueError(f"{exc.path}: {exc}") from None
+        both = sorted(set(settings.environment) & set(context.secret_environment))
+        if both:
+            raise ValueError(f"{', '.join(both)}: in both environment and secret_environment; a variable is either "
+                             "plain or secret")
 
 
 def _container(settings: EndpointSettings, context: EndpointContext) -> dict:
@@ -157,8 +170,10 @@ def _container(settings: EndpointSettings, context: EndpointContext) -> dict:
     if artifact.package_arn is not None:
         return {"model_package_name": artifact.package_arn}
     container: dict = {"image": context.image_uri, "mode": "SingleModel"}
-    if settings.environment:
-        container["environment"] = dict(settings.environment)
+    environment = {**settings.environment,
+                   **{name: pulumi.Output.secret(value) for name, value in context.secret_environment.items()}}
+    if environment:
+        container["environment"] = environment
     if artifact.compressed:
         container["model_data_url"] = artifact.uri
     else:

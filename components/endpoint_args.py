@@ -13,6 +13,7 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
@@ -20,12 +21,39 @@ from pydantic import Field, field_validator, model_validator
 
 from emlops.catalog.aws import api_enum
 from emlops.components.locations import parse_s3
-from emlops.components.settings import Governance, Placement, Settings
+from emlops.components.settings import AtKey, Governance, Placement, Settings
 
 if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
 
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+# A container's environment as CreateModel takes it (botocore: EnvironmentMap, EnvironmentKey, EnvironmentValue;
+# the 32 KB total is in the API reference of ContainerDefinition.Environment).
+ENVIRONMENT_MAX_ENTRIES = 100
+ENVIRONMENT_KEY = r"[a-zA-Z_][a-zA-Z0-9_]*"
+ENVIRONMENT_KEY_MAX = ENVIRONMENT_VALUE_MAX = 1024
+ENVIRONMENT_TOTAL_BYTES = 32 * 1024
+
+
+def check_environment_names(names: Sequence[str], at: str = "") -> None:
+    """SageMaker's rules for a container's environment variable names (ValueError, or AtKey at the name)."""
+    if len(names) > ENVIRONMENT_MAX_ENTRIES:
+        raise ValueError(f"has {len(names)} variables; SageMaker allows at most {ENVIRONMENT_MAX_ENTRIES} in a "
+                         "container's environment (CreateModel)")
+    for name in names:
+        where = f"{at}{printable_key(name)}"
+        if not re.fullmatch(ENVIRONMENT_KEY, name):
+            raise AtKey(where, f"is not an environment variable name SageMaker accepts: a letter or '_', then "
+                        f"letters, digits or '_' ({ENVIRONMENT_KEY})")
+        if len(name) > ENVIRONMENT_KEY_MAX:
+            raise AtKey(where, f"is {len(name)} characters long; SageMaker allows at most {ENVIRONMENT_KEY_MAX}")
+
+
+def printable_key(key: str) -> str:
+    """A key as a key path shows it: quoted when it holds characters that cannot be printed on one line."""
+    return key if key.isprintable() else repr(key)
+
+
 @functools.lru_cache(maxsize=1)
 def production_variant_instance_types() -> tuple[str, ...]:
     """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""
@@ -148,7 +176,12 @@ class EndpointSettings(Settings):
     """How one model is served: variants (or serverless), container environment, capture, rollout, rollback
     alarms and autoscaling."""
 
-    environment: dict[str, str] = Field(default_factory=dict, description="Container environment variables.")
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Container environment variables (at most {ENVIRONMENT_MAX_ENTRIES}, names "
+        f"`{ENVIRONMENT_KEY}`, values of at most {ENVIRONMENT_VALUE_MAX} characters, {ENVIRONMENT_TOTAL_BYTES // 1024} "
+        "KB in all: SageMaker's limits). They are plaintext in the plan, the Pulumi state and the SageMaker model; "
+        "secrets are passed as secret environment values. Default: none.")
     variants: list[VariantSettings] = Field(default_factory=list, description="Provisioned variants (or `serverless`).")
     serverless: Optional[ServerlessSettings] = Field(None, description="A single serverless variant instead of "
                                                      "`variants`.")
@@ -160,6 +193,20 @@ class EndpointSettings(Settings):
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Rollback alarms.")
     autoscaling: Optional[AutoscalingSettings] = Field(None, description="Autoscaling of every provisioned variant. "
                                                        "Required in production stacks.")
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_limits(cls, environment: dict[str, str]) -> dict[str, str]:
+        check_environment_names(list(environment))
+        for name, value in environment.items():
+            if len(value) > ENVIRONMENT_VALUE_MAX:
+                raise AtKey(printable_key(name), f"is {len(value)} characters long; SageMaker allows at most "
+                            f"{ENVIRONMENT_VALUE_MAX} in an environment value")
+        total = sum(len(name.encode()) + len(value.encode()) for name, value in environment.items())
+        if total > ENVIRONMENT_TOTAL_BYTES:
+            raise ValueError(f"names and values add up to {total} bytes; SageMaker allows "
+                             f"{ENVIRONMENT_TOTAL_BYTES // 1024} KB ({ENVIRONMENT_TOTAL_BYTES} bytes) per container")
+        return environment
 
     @model_validator(mode="after")
     def _serving_shape(self) -> "EndpointSettings":
@@ -240,3 +287,8 @@ class EndpointContext:
     only roll deployments back)."""
     governance: Governance = field(default_factory=Governance)
     """Tags of every child and the execution role's permissions boundary."""
+    secret_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Container environment variables whose values are secrets (e.g. `pulumi.Config().require_secret(...)`):
+    the model gets them beside the settings' `environment`, Pulumi keeps them encrypted in its state and the plan
+    shows them as `[secret]`. SageMaker itself shows a model's environment to whoever may describe the model.
+    Default: none."""

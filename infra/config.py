@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from typing import Any, Literal, Optional, TypeVar
 
 from pulumi import RunError
@@ -25,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,35 +34,112 @@ from pydantic import (
 from emlops.catalog.aws import Partition, partition_of, regions_with
 from emlops.components.iam import FULL_ACCESS_POLICY
 from emlops.components.settings import AtKey, QuotedStr, Settings, error_message
-from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe
+from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe, printable
 
 # Secrets live in their own keys (`pulumi config set --secret ...`), never inside emlops:platform.
 MLFLOW_BACKEND_KEY = "mlflowBackendStoreUri"
 SCHEMA_ID = "https://emlops.dev/schemas/platform-config.json"
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+# Tags the platform sets itself on every resource (MlPlatform): a stack's own tag of that key would be overwritten.
+PLATFORM_TAGS = ("environment", "managed-by")
+# AWS's tag limits (the Tagging API and IAM alike).
+TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_PER_RESOURCE = 128, 256, 50
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+_TAG_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
+# Values that are secrets whatever key holds them: the stack file is plaintext in git, and the plan shows it.
+_SECRET_VALUES = (
+    (re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://[^/\s@:]*:[^/\s@]+@"), "a URI with a password"),
+    (re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"(?<![A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,})"), "a GitHub token"),
+    (re.compile(r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"), "a Hugging Face token"),
+)
+_DATABASE_SCHEMES = re.compile(r"^(postgres(ql)?|mysql|mssql|mariadb|oracle|sqlite)(\+\w+)?$")
+SECRET_HINT = "secrets go in Pulumi config secrets (`pulumi config set --secret`), never in the stack file"
+SECURE_IN_PLATFORM = ("a secret (secure:) inside emlops:platform would reach the plan and the Pulumi state in "
+                      "plaintext; secrets have config keys of their own (models[].secret_environment, "
+                      "emlops:mlflowBackendStoreUri)")
+
+
+_CONTAINER_ENVIRONMENT = re.compile(r"^(?P<model>models\[[0-9]+\])\.environment\.(?P<name>.+)$")
+
+
+def secret_value_problem(text: str, path: str = "") -> Optional[str]:
+    """Why `text` (at key path `path`) is a secret that may not sit in a stack file in plaintext, or None."""
+    for pattern, what in _SECRET_VALUES:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        container = _CONTAINER_ENVIRONMENT.match(path)
+        if container:
+            return (f"holds {what}; environment values are plaintext in the stack file, the plan and the Pulumi "
+                    f"state: move it to {container['model']}.secret_environment ({container['name']}: <config key>) "
+                    "and set the key with `pulumi config set --secret emlops:<config key> <value>`")
+        if what == "a URI with a password" and _DATABASE_SCHEMES.match(found["scheme"].lower()):
+            return (f"holds a database URI with its password; an MLflow backend store URI is a secret: set it with "
+                    f"`pulumi config set --secret {CONFIG_NAMESPACE}:mlflowBackendStoreUri <uri>`")
+        return f"holds {what}; {SECRET_HINT}"
+    return None
+
+
+def _string_leaves(value: Any, path: str):
+    """(key path, text) of every string under `value`, paths as the config errors write them."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            key = printable(str(key), quote=True)
+            yield from _string_leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_leaves(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _tag_character_problem(text: str) -> Optional[str]:
+    """The first character AWS does not allow in a tag (Unicode letters, numbers and space separators, and
+    `_ . : / = + - @`), or None. Tabs, line breaks and other control characters are never allowed."""
+    for char in text:
+        if not (char.isalnum() or char in _TAG_PUNCTUATION or unicodedata.category(char) == "Zs"):
+            return char
+    return None
+
+
+def _tag_value_problem(value: str) -> Optional[str]:
+    char = _tag_character_problem(value)
+    if char is not None:
+        return f"has {char!r}, which AWS does not allow in a tag value ({_TAG_CHARACTERS})"
+    if len(value) > TAG_VALUE_MAX:
+        return f"is {len(value)} characters long; AWS allows at most {TAG_VALUE_MAX} in a tag value"
+    return None
 
 
 class ConfigError(RunError):
     """A stack configuration problem, reported as one line without a traceback.
 
-    It is a `pulumi.RunError`, so the real `pulumi up` also prints just the message.
+    It is a `pulumi.RunError`, so the real `pulumi up` also prints just the message. The message is made
+    printable on one line, whatever a stack file's keys and values hold (`config_errors.printable`).
     """
+
+    def __init__(self, message: object) -> None:
+        super().__init__(printable(str(message)))
 
 
 class Tags(BaseModel):
     """Tags applied to every resource of the stack. `owner`, `cost-center` and
-    `data-classification` are required; any other key is an extra tag."""
+    `data-classification` are required; any other key is an extra tag. Keys and values follow AWS's tag rules:
+    keys of 1-128 and values of at most 256 letters, digits, spaces and `_ . : / = + - @`, no key starting with
+    `aws:`, no two keys that differ only in case (IAM compares them case-insensitively)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=False)
     __pydantic_extra__: dict[str, str] = Field(init=False)  # extra tags are strings too
 
     owner: str = Field(
-        min_length=1, max_length=256,
+        min_length=1,
         description="Team or person accountable for the stack's resources (e.g. an e-mail or team alias).",
     )
     cost_center: QuotedStr = Field(
-        alias="cost-center", min_length=1, max_length=256,
+        alias="cost-center", min_length=1,
         description="Cost center that pays for the stack's resources.",
     )
     data_classification: Literal["public", "internal", "confidential", "restricted"] = Field(
@@ -68,20 +147,44 @@ class Tags(BaseModel):
         description="Highest classification of the data the platform processes.",
     )
 
+    @field_validator("owner", "cost_center")
+    @classmethod
+    def _required_value(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            who = "the team or person accountable" if info.field_name == "owner" else "the cost center that pays"
+            raise ValueError(f"must not be blank; name {who}")
+        problem = _tag_value_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _check_extra_keys(self) -> "Tags":
         extra = self.__pydantic_extra__ or {}
+        seen = {key.lower(): key for key in REQUIRED_TAGS}
         for key, value in extra.items():
-            if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
-                raise ValueError(
-                    f"tag key {key!r} is not allowed: 1-128 letters, digits, spaces or _.:/=+-@, "
-                    "not starting with 'aws:'"
-                )
-            if len(value) > 256:
-                raise ValueError(f"tag {key!r}: value is longer than 256 characters")
-        # AWS allows 50 tags per resource; emlops adds `environment`, `managed-by` and `pulumi-stack`.
-        if len(extra) + len(REQUIRED_TAGS) + 3 > 50:
-            raise ValueError(f"at most {50 - 3 - len(REQUIRED_TAGS)} extra tags are allowed (AWS limit 50)")
+            at = printable(key, quote=True)
+            char = _tag_character_problem(key)
+            if char is not None:
+                raise AtKey(at, f"tag key has {char!r}, which AWS does not allow in a tag key ({_TAG_CHARACTERS})")
+            if not 1 <= len(key) <= TAG_KEY_MAX:
+                raise AtKey(at, f"tag key is {len(key)} characters long; AWS allows 1-{TAG_KEY_MAX}")
+            if key.lower().startswith("aws:"):
+                raise AtKey(at, "tag keys starting with 'aws:' are reserved for AWS; choose another key")
+            if key in PLATFORM_TAGS:
+                raise AtKey(at, f"the platform sets the {key!r} tag itself on every resource; drop it")
+            if key.lower() in seen:
+                raise AtKey(at, f"differs from tag {seen[key.lower()]!r} only in case; IAM compares tag keys "
+                            "case-insensitively, so a role cannot carry both")
+            seen[key.lower()] = key
+            problem = _tag_value_problem(value)
+            if problem:
+                raise AtKey(at, problem)
+        # emlops adds its own tags (PLATFORM_TAGS) and keeps one spare for the deploy tooling.
+        most = TAGS_PER_RESOURCE - len(PLATFORM_TAGS) - 1 - len(REQUIRED_TAGS)
+        if len(extra) > most:
+            raise ValueError(f"at most {most} extra tags are allowed (AWS allows {TAGS_PER_RESOURCE} tags per "
+                             f"resource; the platform adds {len(PLATFORM_TAGS)})")
         return self
 
     def as_dict(self) -> dict[str, str]:
@@ -101,8 +204,9 @@ class StackConfig(Settings):
         ),
     )
     production: bool = Field(
-        False,
-        description="Production stacks protect and retain every stateful resource. Default: false.",
+        False, strict=True,
+        description="Production stacks protect and retain every stateful resource (`true` or `false`, unquoted). "
+        "Default: false.",
     )
     account_id: QuotedStr = Field(
         pattern=r"^[0-9]{12}$",
@@ -120,7 +224,9 @@ class StackConfig(Settings):
         json_schema_extra=error_message(
             "must be an IAM role ARN, e.g. 'arn:aws:iam::123456789012:role/emlops-deploy'"),
     )
-    tags: Tags = Field(description="Tags every resource carries.")
+    tags: Tags = Field(description="Tags every resource carries, by AWS's tag rules: keys of 1-128 and values of at "
+                       "most 256 letters, digits, spaces and `_ . : / = + - @`; no key starting with `aws:`, no two "
+                       "keys that differ only in case, not `environment` or `managed-by` (the platform sets those).")
     permission_boundary_arn: Optional[str] = Field(
         None,
         pattern=r"^arn:aws(-cn|-us-gov)?:iam::([0-9]{12}|aws):policy/[A-Za-z0-9_+=,.@/-]{1,128}$",
@@ -130,6 +236,16 @@ class StackConfig(Settings):
             "must be an IAM policy ARN, e.g. 'arn:aws:iam::123456789012:policy/ml-boundary'"
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plaintext_secrets(cls, data: Any) -> Any:
+        """No password, access key, private key or token anywhere in the stack file (it is plaintext in git)."""
+        for path, text in _string_leaves(data, "") if isinstance(data, dict) else ():
+            problem = secret_value_problem(text, path)
+            if problem:
+                raise AtKey(path, problem)
+        return data
 
     @field_validator("region")
     @classmethod
@@ -205,15 +321,35 @@ def load_config(model: type[StackSettings]) -> StackSettings:
 
     import pulumi
 
+    from pulumi.runtime.config import is_config_secret
+
     source = stack_file(pulumi.get_stack())
+    if is_config_secret(FULL_KEY):
+        raise ConfigError(f"{source}: {FULL_KEY}: {SECURE_IN_PLATFORM}")
     text = pulumi.Config(CONFIG_NAMESPACE).get(CONFIG_KEY)
     if text is None:
         raise ConfigError(f"{source}: {FULL_KEY}: field required")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise ConfigError(f"{source}: {FULL_KEY}: must be a mapping of settings, got {text!r}") from None
+    except _RepeatedKey as exc:
+        raise ConfigError(f"{source}: {FULL_KEY}: key {exc} appears twice; keep one") from None
     return parse_config(model, raw, source)
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys appear once (the stack file's YAML reader refuses repeats the same way)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(repr(key))
+        found[key] = value
+    return found
 
 
 def config_json_schema(model: type[StackConfig]) -> dict[str, Any]:

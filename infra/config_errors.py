@@ -22,10 +22,31 @@ CONFIG_KEY = "platform"
 FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
 
 
+def printable(text: str, quote: bool = False) -> str:
+    """`text` as one printable line: control characters, line and paragraph separators written as Python
+    escapes (`\\n`, `\\x1b`, `\\u2028`). With `quote`, text that needs escaping is written as a quoted
+    Python string instead (`'a\\nb'`), so a key path shows where such a key begins and ends."""
+    if text.isprintable():
+        return text
+    if quote:
+        return repr(text)
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def describe(error: dict[str, Any], root: type[BaseModel]) -> str:
-    """One line for a pydantic error of `root` (the model of `emlops:platform`)."""
+    """One line for a pydantic error of `root` (the model of `emlops:platform`), printable whatever the stack
+    file's keys and values hold."""
+    return printable(_describe(error, root))
+
+
+def key_path(loc: tuple) -> str:
+    """`emlops:platform.<key>[<index>]...`: a pydantic location as the stack file's key path, each key printable."""
+    return FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{printable(str(p), quote=True)}" for p in loc)
+
+
+def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
     loc = tuple(error["loc"])
-    path = FULL_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    path = key_path(loc)
     kind = error["type"]
     if kind == "missing":
         return f"{path}: field required"
@@ -46,7 +67,7 @@ def describe(error: dict[str, Any], root: type[BaseModel]) -> str:
     if kind == "value_error":
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, AtKey):
-            return f"{path}.{cause.path}: {cause}" if loc else f"{FULL_KEY}.{cause.path}: {cause}"
+            return f"{path}.{printable(cause.path)}: {cause}"
         return f"{path}: {message.removeprefix('Value error, ')}"
     message = re.sub(r"^Input should be", "must be", message)
     message = re.sub(r"^String should", "must", message)

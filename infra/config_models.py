@@ -4,16 +4,78 @@ from __future__ import annotations
 
 import re
 from typing import Literal, Optional
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.components.endpoint_args import EndpointSettings
+from emlops.components.endpoint_args import (ENVIRONMENT_MAX_ENTRIES, EndpointSettings, check_environment_names,
+                                             printable_key)
 from emlops.components.settings import AtKey, Settings
 from emlops.components.monitoring_args import MonitoringSettings
 from emlops.components.retraining_args import RetrainingSettings
 from emlops.components.registry_args import RegistrySettings
 
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
+# botocore's TrackingServerArn and MlflowAppArn (SageMaker), with the names of TrackingServerName.
+SAGEMAKER_ARN_PREFIX = r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:"
+TRACKING_SERVER_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"
+TRACKING_SERVER_ARN = re.compile(
+    rf"^{SAGEMAKER_ARN_PREFIX}(mlflow-tracking-server/{TRACKING_SERVER_NAME}|mlflow-app/[A-Za-z0-9-]+)$")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+_URL_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+
+
+def tracking_uri_problem(uri: str) -> Optional[str]:
+    """What is wrong with `uri` as the MLflow tracking server of a deploy, or None.
+
+    The deploy serves whatever artifact the server names for a `models:/` reference, so it must reach the server it
+    means: over TLS (plain http lets anyone on the network path answer, and read the credentials), at a SageMaker
+    tracking server ARN, or on the deploying machine itself (a port-forward or tunnel does its own transport).
+    """
+    allowed = ("must be a SageMaker MLflow tracking server ARN (arn:aws:sagemaker:<region>:<account>:"
+               "mlflow-tracking-server/<name>) or an https:// URL of an MLflow server")
+    if any(char.isspace() or not char.isprintable() for char in uri):
+        return allowed + " (no spaces or control characters)"
+    if uri.startswith("arn:"):
+        return None if TRACKING_SERVER_ARN.match(uri) else allowed
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return allowed
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return allowed
+    if parts.username is not None or parts.password is not None:
+        return ("must not hold credentials; the deploy gives them to MLflow as MLFLOW_TRACKING_TOKEN or "
+                "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD")
+    if parts.query or parts.fragment or (port is None and ":" in parts.netloc.rsplit("]", 1)[-1]):
+        return allowed + " (no query, fragment or empty port)"
+    if parts.hostname not in _LOOPBACK_HOSTS and not _URL_HOST.match(parts.hostname):
+        return allowed + f" (host {parts.hostname!r} is not a DNS name)"
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        return ("must be https:// (plain http:// lets anyone on the network path choose the model the deploy serves "
+                "and read its MLflow credentials; http:// is allowed only to localhost, 127.0.0.1 or [::1])")
+    return None
+# Keys of the `emlops` config namespace that hold a model's secret environment values (`emlops:<key>`).
+SECRET_CONFIG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,99}$")
+RESERVED_CONFIG_KEYS = ("platform", "mlflowBackendStoreUri")
+# Environment variable names that say their value is a secret (a word of the name, as in DB_PASSWORD, HF_TOKEN).
+_SECRET_WORDS = {"PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "APIKEY", "CREDENTIAL", "CREDENTIALS",
+                 "PRIVATEKEY"}
+_SECRET_PAIRS = {("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("AUTH", "KEY"), ("CLIENT", "SECRET")}
+
+
+def secret_looking_name(name: str) -> Optional[str]:
+    """The word of an environment variable name that says it holds a secret (`PASSWORD` in `DB_PASSWORD`), or
+    None. Words are what `_`, `-` and `.` separate; plurals such as `MAX_TOTAL_TOKENS` are counts, not secrets."""
+    words = [word for word in re.split(r"[_.-]+", name.upper()) if word]
+    for word in words:
+        if word in _SECRET_WORDS:
+            return word
+    for pair in zip(words, words[1:]):
+        if pair in _SECRET_PAIRS:
+            return "_".join(pair)
+    return None
 # The longest SageMaker child name a model gets is "<environment>-<model>-config" plus Pulumi's
 # 8-character auto-name suffix, and SageMaker names are at most 63 characters.
 SAGEMAKER_NAME_LIMIT = 63
@@ -98,6 +160,12 @@ class ModelConfig(EndpointSettings, ModelIdentity):
     """One model and the SageMaker endpoint that serves it: the endpoint's own settings, plus where the model
     comes from, its image, and how it is monitored and retrained."""
 
+    secret_environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Container environment variables whose values are secrets: variable name to a key of the "
+        "`emlops` config namespace, set with `pulumi config set --secret emlops:<key> <value>` (e.g. "
+        "`DB_PASSWORD: churnDbPassword`). The program reads them as Pulumi secrets; the plan shows `[secret]`. "
+        "Default: none.")
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings,
                                          description="Data-quality monitoring of the captured traffic.")
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings,
@@ -116,6 +184,35 @@ class ModelConfig(EndpointSettings, ModelIdentity):
             raise ValueError("a model package names its own image; drop image")
         if not package and not self.image:
             raise ValueError("image is required unless the source is a model package")
+        for key in ("environment", "secret_environment"):
+            if package and getattr(self, key):
+                raise AtKey(key, "a model package names its own container and environment; drop it")
+        return self
+
+    @model_validator(mode="after")
+    def _secrets_stay_secret(self) -> "ModelConfig":
+        """Secret-looking variables are refused in `environment`; `secret_environment` names config keys."""
+        for name, value in self.environment.items():
+            word = secret_looking_name(name)
+            if word is not None and not value.startswith("arn:"):  # an ARN names a secret, it is not one
+                raise AtKey(f"environment.{printable_key(name)}", (
+                    f"looks like a secret ({word} in its name); environment values are plaintext in the stack "
+                    "file, the plan and the Pulumi state: move it to secret_environment "
+                    f"({name}: <config key>) and set the key with `pulumi config set --secret emlops:<config key> "
+                    "<value>`"))
+        check_environment_names(list(self.secret_environment), at="secret_environment.")
+        total = len(self.environment) + len(self.secret_environment)
+        if total > ENVIRONMENT_MAX_ENTRIES:
+            raise ValueError(f"environment and secret_environment hold {total} variables; SageMaker allows at most "
+                             f"{ENVIRONMENT_MAX_ENTRIES} in a container's environment (CreateModel)")
+        for name, key in self.secret_environment.items():
+            at = f"secret_environment.{printable_key(name)}"
+            if name in self.environment:
+                raise AtKey(at, "is also in environment; a variable is either plain or secret")
+            if not SECRET_CONFIG_KEY.match(key) or key in RESERVED_CONFIG_KEYS:
+                raise AtKey(at, f"{key!r} is not a config key for a secret: letters, digits, '_' or '-', starting "
+                            f"with a letter (the value is set with `pulumi config set --secret emlops:<key>`), not "
+                            f"{' or '.join(RESERVED_CONFIG_KEYS)}")
         return self
 
 
@@ -130,7 +227,21 @@ class RegistryConfig(RegistrySettings):
         "environment reads its outputs through a stack reference. Default: the stack's own registry.",
         json_schema_extra={"errorMessage": "must be a stack name of this project, e.g. 'shared'"})
     mlflow_tracking_uri: Optional[str] = Field(
-        None, description="MLflow tracking/registry URI used to resolve `models:/...` sources. Default: none.")
+        None, description="MLflow tracking server that `models:/...` sources are resolved against when the stack is "
+        "deployed: a SageMaker MLflow tracking server ARN (`arn:aws:sagemaker:<region>:<account>:"
+        "mlflow-tracking-server/<name>`), or the `https://` URL of a self-hosted server, without credentials (the "
+        "deploy gives them as `MLFLOW_TRACKING_TOKEN` or `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`); "
+        "plain `http://` only to this machine (`localhost`, `127.0.0.1`, `[::1]`, e.g. a port-forward). "
+        "Default: none.")
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_server(cls, uri: Optional[str]) -> Optional[str]:
+        if uri is not None:
+            problem = tracking_uri_problem(uri)
+            if problem:
+                raise ValueError(f"{problem}, got {uri!r}")
+        return uri
 
     @model_validator(mode="after")
     def _shared_or_own(self) -> "RegistryConfig":

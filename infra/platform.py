@@ -292,7 +292,7 @@ class MlPlatform(pulumi.ComponentResource):
                 # serverless endpoints have no VPC
                 placement=None if model.settings.serverless else self._placement(self._workloads),
                 kms_key_arn=self.data_key.arn, capture_bucket=self.capture if model.captures_data else None,
-                alarm_topic_arn=self.alerts_topic_arn,
+                alarm_topic_arn=self.alerts_topic_arn, secret_environment=model.secret_environment,
                 governance=Governance(governance.tags, governance.permissions_boundary_arn)), opts=child(self))
         return endpoints
 

@@ -7,13 +7,16 @@ import time and before any resource of the platform exists (serving.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+from pulumi.runtime.config import is_config_secret
 
 from emlops.program import sources
 from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, stack_file
+from emlops.program.config_models import ModelConfig
 from emlops.program.platform import MlPlatform, PlatformConfig, PlatformContext
 from emlops.program.serving import SharedOutputs, SharedRegistry, SharedRegistryRef, serve
 from emlops.program.shared_registry import load_shared_registry
@@ -26,7 +29,9 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
     ref = load_shared_registry(config, stack, source, Path(pulumi.get_root_directory()))
     resolver = _resolver(config)
     shared = SharedRegistry(ref, _shared_outputs(ref)) if ref is not None else None
-    models = [serve(config, resolver, index, model, source, shared) for index, model in enumerate(config.models)]
+    models = [replace(serve(config, resolver, index, model, source, shared),
+                      secret_environment=_secret_environment(model, index, source))
+              for index, model in enumerate(config.models)]
     backend_store_uri = _mlflow_backend_store_uri(source) if config.registry.mlflow.kind == "kubernetes" else None
     context = PlatformContext(models=models, shared=shared, mlflow_backend_store_uri=backend_store_uri)
     try:
@@ -88,10 +93,30 @@ def _shared_outputs(shared: SharedRegistryRef) -> SharedOutputs:
 
 
 def _mlflow_backend_store_uri(source: str) -> pulumi.Output[str]:
+    full = f"{CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}"
     uri = pulumi.Config(CONFIG_NAMESPACE).get_secret(MLFLOW_BACKEND_KEY)
     if uri is None:
         raise ConfigError(
-            f"{source}: {CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}: field required when registry.mlflow.kind is "
-            f"kubernetes; set it with `pulumi config set --secret {CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY} "
-            "postgresql://...`")
+            f"{source}: {full}: field required when registry.mlflow.kind is kubernetes; set it with "
+            f"`pulumi config set --secret {full} postgresql://...`")
+    if not is_config_secret(full):
+        raise ConfigError(f"{source}: {full}: is in plaintext, and a database URI holds its password; set it "
+                          f"encrypted with `pulumi config set --secret {full} <uri>`")
     return uri
+
+
+def _secret_environment(model: ModelConfig, index: int, source: str) -> dict[str, pulumi.Output[str]]:
+    """The values of `secret_environment`, read as Pulumi secrets from the config keys it names; each must be set,
+    and set as a secret (stack files keep it encrypted; `emlops preview` shows it as `[secret]`)."""
+    values = {}
+    for name, key in model.secret_environment.items():
+        full = f"{CONFIG_NAMESPACE}:{key}"
+        value = pulumi.Config(CONFIG_NAMESPACE).get_secret(key)
+        if value is None:
+            raise ConfigError(f"{source}: {FULL_KEY}.models[{index}].secret_environment.{name}: config key {full!r} "
+                              f"is not set; set it with `pulumi config set --secret {full} <value>`")
+        if not is_config_secret(full):
+            raise ConfigError(f"{source}: {full}: is in plaintext, and it holds the secret {name} of "
+                              f"model {model.name!r}; set it encrypted with `pulumi config set --secret {full} <value>`")
+        values[name] = value
+    return values

@@ -7,7 +7,8 @@ stack file and the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
@@ -94,6 +95,8 @@ class ServedModel:
     """The served package's drift-check baselines, when the monitoring settings name no baseline."""
     registry_target: Optional[RegistryTarget] = None
     """The shared registry's group its retraining registers into. Default: the platform's own registry."""
+    secret_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """`secret_environment`'s values, read as Pulumi secrets from the config keys it names. Default: none."""
 
     @property
     def name(self) -> str:

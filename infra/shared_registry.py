@@ -14,8 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from emlops.components.images import ECR_IMAGE
 from emlops.program.config import FULL_KEY, ConfigError
 from emlops.program.platform import PlatformConfig, parse_platform_config
@@ -35,13 +33,14 @@ def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: 
         raise ConfigError(f"{at}: names this stack itself; name the shared-services stack, e.g. 'shared'")
     project = find_project(root)
     path, shared_source = project.stack_path(name), project.display_path(name)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise ConfigError(f"{at}: no stack file {shared_source}; stacks in this project: "
                           f"{', '.join(project.stacks()) or 'none'}")
-    try:
-        raw = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}).get(FULL_KEY)
-    except (yaml.YAMLError, AttributeError):
-        raise ConfigError(f"{at}: {shared_source} is not a valid stack file (preview it on its own)") from None
+    document = project.read_stack(name)  # a broken file is one line naming it
+    shared_config = document.get("config") if isinstance(document, dict) else None
+    raw = shared_config.get(FULL_KEY) if isinstance(shared_config, dict) else None
+    if shared_config is not None and not isinstance(shared_config, dict):
+        raise ConfigError(f"{at}: {shared_source} is not a valid stack file (preview it on its own)")
     shared = parse_platform_config(raw, shared_source)
     if shared.environment != SHARED_ENVIRONMENT:
         raise ConfigError(f"{at}: stack {name!r} is environment {shared.environment!r}; the shared registry is "

@@ -10,13 +10,10 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
-import yaml
-
-from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError
+from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, SECURE_IN_PLATFORM, ConfigError
 from emlops.program.platform import PlatformConfig, parse_platform_config
 
 from emlops.program.project import Project, find_project  # noqa: F401 (the tooling's way to the project and its stacks)
@@ -36,22 +33,20 @@ class StackConfig:
     values: dict[str, str]
     secret_keys: list[str]
     platform: PlatformConfig
+    warnings: list[str] = field(default_factory=list)
+    """What the checks of this stack could not do (a sibling stack file that cannot be read)."""
 
 
 def load_stack(project: Project, stack: str) -> StackConfig:
     """Read and validate `stacks/Pulumi.<stack>.yaml`; raise ConfigError with one line on failure."""
     path = project.stack_path(stack)
     source = project.display_path(stack)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         known = ", ".join(project.stacks()) or "none"
         raise ConfigError(f"{source}: no such stack file; stacks in this project: {known}")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}: not valid YAML: {where}{problem}") from None
+    document = project.read_stack(stack)
+    if document is None:
+        document = {}
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: must be a mapping with a 'config' key")
     for key in document:
@@ -60,11 +55,15 @@ def load_stack(project: Project, stack: str) -> StackConfig:
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: config: must be a mapping of settings")
+    secret_refs = _secret_config_keys(config.get(FULL_KEY))
+    allowed = [*ALLOWED_CONFIG_KEYS, *secret_refs]
     for key in config:
-        if key not in ALLOWED_CONFIG_KEYS:
-            close = difflib.get_close_matches(str(key), ALLOWED_CONFIG_KEYS, n=1)
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"{source}: {key}: unknown key; {hint}allowed keys: {', '.join(ALLOWED_CONFIG_KEYS)}")
+            listed = ", ".join(ALLOWED_CONFIG_KEYS) + (
+                " and the keys models[].secret_environment names" if secret_refs else "")
+            raise ConfigError(f"{source}: {key}: unknown key; {hint}allowed keys: {listed}")
 
     secret_keys: list[str] = []
     values: dict[str, str] = {}
@@ -73,11 +72,62 @@ def load_stack(project: Project, stack: str) -> StackConfig:
         if has_secret:
             secret_keys.append(key)
         values[key] = plain if isinstance(plain, str) else json.dumps(plain)
-    raw = _without_secure_values(config.get(FULL_KEY))[0]
+    secure = _first_secure_value(config.get(FULL_KEY), "")
+    if secure is not None:
+        raise ConfigError(f"{source}: {FULL_KEY}{secure}: {SECURE_IN_PLATFORM}")
+    raw = config.get(FULL_KEY)
     platform = parse_platform_config(raw, source)
-    check_account_references(project, stack, raw, source)
+    _check_secrets(platform, config, source)
+    warnings = check_account_references(project, stack, raw, source)
     load_shared_registry(platform, stack, source, project.root)  # the relation to the shared registry holds
-    return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform)
+    return StackConfig(stack=stack, source=source, values=values, secret_keys=secret_keys, platform=platform,
+                       warnings=warnings)
+
+
+def _secret_config_keys(raw: Any) -> list[str]:
+    """`emlops:<key>` of every config key `models[].secret_environment` names (read before the settings are
+    validated, so that an unknown config key is reported first)."""
+    refs: list[str] = []
+    models = raw.get("models") if isinstance(raw, dict) else None
+    for model in models if isinstance(models, list) else []:
+        environment = model.get("secret_environment") if isinstance(model, dict) else None
+        for key in environment.values() if isinstance(environment, dict) else ():
+            if isinstance(key, str) and f"{CONFIG_NAMESPACE}:{key}" not in refs:
+                refs.append(f"{CONFIG_NAMESPACE}:{key}")
+    return refs
+
+
+def _first_secure_value(value: Any, path: str) -> Optional[str]:
+    """The key path (`.tags.owner`) of the first encrypted (`secure:`) value under `value`, or None."""
+    if _is_secure(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_secure_value(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _check_secrets(platform: PlatformConfig, config: dict, source: str) -> None:
+    """Config keys meant for secrets hold encrypted values (`secure:`), and every key the models name is set."""
+    backend = f"{CONFIG_NAMESPACE}:{MLFLOW_BACKEND_KEY}"
+    if backend in config and not _is_secure(config[backend]):
+        raise ConfigError(f"{source}: {backend}: is in plaintext, and a database URI holds its password; set it "
+                          f"encrypted with `pulumi config set --secret {backend} <uri>`")
+    for index, model in enumerate(platform.models):
+        for name, key in model.secret_environment.items():
+            full = f"{CONFIG_NAMESPACE}:{key}"
+            if full not in config:
+                raise ConfigError(f"{source}: {FULL_KEY}.models[{index}].secret_environment.{name}: config key "
+                                  f"{full!r} is not set; set it with `pulumi config set --secret {full} <value>`")
+            if not _is_secure(config[full]):
+                raise ConfigError(f"{source}: {full}: is in plaintext, and it holds the secret {name} of model "
+                                  f"{model.name!r}; set it encrypted with `pulumi config set --secret {full} <value>`")
 
 
 # Environments whose account every stack may reference (shared services: a central registry, images, ...).
@@ -86,28 +136,39 @@ _ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 _PACKAGE_ARN_KEY = re.compile(r"^models\[[0-9]+\]\.source\.model_package_arn$")
 
 
-def check_account_references(project: Project, stack: str, raw: Any, source: str) -> None:
-    """A stack may not point into an account another shipped stack owns, unless that stack is `shared`.
+def check_account_references(project: Project, stack: str, raw: Any, source: str) -> list[str]:
+    """A stack deploys into an account of its own, with a deploy role of its own, and may not point into an
+    account another shipped stack owns, unless that stack is `shared`. Returns a warning for each sibling stack
+    file it could not read: that file fails its own preview, and this stack is still compared with every other.
 
     Each environment's data, images and roles stay in its own account: a dev stack that pulls prod's image
-    or reads prod's bucket crosses the boundary the accounts exist for. Three references are the promotion
-    path and allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts
-    that may read this stack's registry, and register into it) and a model package (`models[i].source.model_package_arn`) in an account whose stack lists this stack's
-    account among its registry's consumers.
+    or reads prod's bucket crosses the boundary the accounts exist for, and a dev stack that names prod's
+    account and deploy role would deploy dev's code into prod. Three references are the promotion path and
+    allowed: `registry.consumer_account_ids` and `registry.publisher_account_ids` (the accounts that may read
+    this stack's registry, and register into it) and a model package (`models[i].source.model_package_arn`) in
+    an account whose stack lists this stack's account among its registry's consumers.
     """
     if not isinstance(raw, dict):
-        return
+        return []
     own = str(raw.get("account_id", ""))
+    own_role = raw.get("deploy_role_arn")
     owners: dict[str, tuple[str, dict]] = {}
-    for other in project.stacks():
-        if other == stack:
-            continue
-        settings = _platform_settings(project.stack_path(other))
+    siblings, warnings = _sibling_settings(project, stack, source)
+    for other, settings in siblings:
         account = str(settings.get("account_id", ""))
-        if account and account != own and settings.get("environment") != SHARED_ENVIRONMENT:
+        other_source = project.display_path(other)
+        environment = settings.get("environment")
+        if own and account == own:
+            raise ConfigError(f"{source}: {FULL_KEY}.account_id: {own!r} is the account of {other_source} "
+                              f"(environment {environment!r}); each stack deploys into an account of its own")
+        if own_role and settings.get("deploy_role_arn") == own_role:
+            raise ConfigError(f"{source}: {FULL_KEY}.deploy_role_arn: {own_role!r} is the deploy role of "
+                              f"{other_source} (environment {environment!r}); each stack deploys with a role of "
+                              "its own account")
+        if account and environment != SHARED_ENVIRONMENT:
             owners.setdefault(account, (other, settings))
     if not owners:
-        return
+        return warnings
     for path, value in _leaves(raw, ""):
         if path == "account_id" or path.startswith(("registry.consumer_account_ids[",
                                                    "registry.publisher_account_ids[")):
@@ -125,16 +186,25 @@ def check_account_references(project: Project, stack: str, raw: Any, source: str
                       f"{SHARED_ENVIRONMENT!r})")
             raise ConfigError(f"{source}: {FULL_KEY}.{path}: {account!r} is the account of stack {other!r} "
                               f"(environment {settings.get('environment')!r}); {reason}")
+    return warnings
 
 
-def _platform_settings(path: Path) -> dict:
-    """Another stack's raw `emlops:platform` settings ({} when the file cannot be read: it fails on its own)."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        settings = (document.get("config") or {}).get(FULL_KEY) or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-    return settings if isinstance(settings, dict) else {}
+def _sibling_settings(project: Project, stack: str, source: str) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The raw `emlops:platform` settings of every other stack file, and a warning for each that cannot be read."""
+    siblings: list[tuple[str, dict]] = []
+    warnings: list[str] = []
+    for other in project.stacks():
+        if other == stack:
+            continue
+        try:
+            document = project.read_stack(other)
+        except ConfigError as exc:
+            warnings.append(f"warning: {exc} (so the account rule could not compare {source} with it)")
+            continue
+        config = document.get("config") if isinstance(document, dict) else None
+        settings = config.get(FULL_KEY) if isinstance(config, dict) else None
+        siblings.append((other, settings if isinstance(settings, dict) else {}))
+    return siblings, warnings
 
 
 def _leaves(value: Any, path: str):

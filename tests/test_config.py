@@ -107,8 +107,8 @@ def test_region_decides_the_partition():
      "stacks/Pulumi.dev.yaml: emlops:platform: permission_boundary_arn is in partition 'aws-cn' but "
      "region 'eu-west-1' is in 'aws'"),
     (with_change("tags.aws:owner", "x"),
-     "stacks/Pulumi.dev.yaml: emlops:platform.tags: tag key 'aws:owner' is not allowed: 1-128 letters, "
-     "digits, spaces or _.:/=+-@, not starting with 'aws:'"),
+     "stacks/Pulumi.dev.yaml: emlops:platform.tags.aws:owner: tag keys starting with 'aws:' are reserved for AWS; "
+     "choose another key"),
     (with_change("tags.team", 7),
      "stacks/Pulumi.dev.yaml: emlops:platform.tags.team: must be a string, got 7"),
     (with_change("tags", "everyone"),

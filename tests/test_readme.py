@@ -89,17 +89,25 @@ def test_readme_model_example_is_a_valid_model():
 
     from emlops.program.config_models import ModelConfig
 
-    [example] = [block for block in code_blocks("yaml") if "models:" in block]
-    [model] = yaml.safe_load(example)["models"]
-    parsed = ModelConfig.model_validate(model)
-    assert (parsed.name, parsed.source.mlflow, parsed.deployment.strategy) == ("churn", "models:/churn@champion", "canary")
+    examples = [block for block in code_blocks("yaml") if "models:" in block]
+    parsed = [ModelConfig.model_validate(model) for example in examples for model in yaml.safe_load(example)["models"]]
+    [churn] = [model for model in parsed if model.name == "churn"]
+    assert (churn.name, churn.source.mlflow, churn.deployment.strategy) == ("churn", "models:/churn@champion", "canary")
+    [fraud] = [model for model in parsed if model.name == "fraud"]
+    assert (fraud.environment, fraud.secret_environment) == ({"LOG_LEVEL": "info"}, {"DB_PASSWORD": "fraudDbPassword"})
 
 
 def test_readme_secret_command_names_a_config_key_the_stack_files_accept():
+    """Each `pulumi config set --secret` sets a key a stack file accepts: its own, or one a model's
+    `secret_environment` in the README's examples names."""
+    import yaml
+
     from emlops.program.stackfile import ALLOWED_CONFIG_KEYS
 
+    named = [f"emlops:{key}" for block in code_blocks("yaml") if "secret_environment:" in block
+             for model in yaml.safe_load(block)["models"] for key in model["secret_environment"].values()]
     keys = re.findall(r"pulumi config set --secret (\S+)", README)
-    assert keys and all(key in ALLOWED_CONFIG_KEYS for key in keys)
+    assert keys and named and all(key in (*ALLOWED_CONFIG_KEYS, *named) for key in keys)
 
 
 def test_every_emlops_command_the_readme_shows_exists():

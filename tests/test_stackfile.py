@@ -14,7 +14,7 @@ VALID_STACK = """\
 config:
   emlops:platform:
     environment: qa
-    account_id: "444444444444"
+    account_id: "555555555555"
     region: eu-central-1
     tags:
       owner: ml-team
@@ -40,15 +40,25 @@ def test_config_is_passed_as_the_cli_would_objects_as_json(project_copy):
     assert list(loaded.values) == ["emlops:platform"]
     assert json.loads(loaded.values["emlops:platform"])["region"] == "eu-central-1"
     assert loaded.secret_keys == []
-    assert loaded.platform.account_id == "444444444444"
+    assert loaded.platform.account_id == "555555555555"
 
 
 def test_secure_values_are_masked_and_their_key_marked_secret(project_copy):
-    text = VALID_STACK.replace("owner: ml-team", "owner:\n        secure: v1:abc==")
+    text = VALID_STACK + "  emlops:mlflowBackendStoreUri:\n    secure: v1:abc==\n"
     write_stack(project_copy, "qa", text)
     loaded = load_stack(find_project(project_copy), "qa")
-    assert loaded.secret_keys == ["emlops:platform"]
-    assert json.loads(loaded.values["emlops:platform"])["tags"]["owner"] == "[secret]"
+    assert loaded.secret_keys == ["emlops:mlflowBackendStoreUri"]
+    assert loaded.values["emlops:mlflowBackendStoreUri"] == "[secret]"
+
+
+def test_a_secure_value_inside_the_platform_is_refused(project_copy):
+    """emlops:platform reaches the program as plain settings: a secret there would be written in clear."""
+    text = VALID_STACK.replace("owner: ml-team", "owner:\n        secure: v1:abc==")
+    write_stack(project_copy, "qa", text)
+    assert load_error(project_copy, "qa") == (
+        "stacks/Pulumi.qa.yaml: emlops:platform.tags.owner: a secret (secure:) inside emlops:platform would reach "
+        "the plan and the Pulumi state in plaintext; secrets have config keys of their own "
+        "(models[].secret_environment, emlops:mlflowBackendStoreUri)")
 
 
 def test_missing_stack_file_lists_the_stacks(project_copy):

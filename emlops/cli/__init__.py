@@ -22,7 +22,9 @@ EXIT_INTERNAL = 1
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
-    typer.echo(message, err=True)
+    from emlops.program.config_errors import printable
+
+    typer.echo(printable(message), err=True)  # one line, whatever the message quotes
     raise typer.Exit(code)
 
 

@@ -123,6 +123,7 @@ def register(app: typer.Typer) -> None:
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
     ) -> None:
         """Run the guardrails (the policy pack's rules) on STACK's offline plan; exit 1 on a mandatory violation."""
+        from emlops.program.config_errors import printable
         from emlops.review.check import CheckError, check_stack, stack_pack_config
 
         if output_format not in ("text", "markdown"):
@@ -133,13 +134,13 @@ def register(app: typer.Typer) -> None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")
             report = check_stack(stack, plan_path)
         except CheckError as exc:
-            typer.echo(str(exc), err=True)
+            typer.echo(printable(str(exc)), err=True)
             raise typer.Exit(exc.exit_code)
         except Exception as exc:  # a bug in emlops or a rule, not bad input
             if debug:
                 traceback.print_exc()
-            typer.echo(f"emlops: internal error while checking {stack}: {type(exc).__name__}: {exc} "
-                       "(rerun with --debug for the traceback)", err=True)
+            typer.echo(printable(f"emlops: internal error while checking {stack}: {type(exc).__name__}: {exc} "
+                                 "(rerun with --debug for the traceback)"), err=True)
             raise typer.Exit(1)
         if json_path is not None:
             report.write(json_path)

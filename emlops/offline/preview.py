@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from emlops.offline.engine import ORGANIZATION, RunResult, run_program
 from emlops.offline.mocks import AwsIdentity, MockGap
@@ -13,6 +19,11 @@ from emlops.program.config import ConfigError
 
 if TYPE_CHECKING:
     from emlops.program.sources import Resolver
+
+# How long `--mlflow-uri` may take to answer before the preview gives up on it (seconds). MLflow's own client
+# waits 120 s a request and retries 7 times with backoff: a dead server would hold the preview for minutes.
+MLFLOW_TIMEOUT = 5.0
+_MLFLOW_CLIENT_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
 
 
 class PreviewError(Exception):
@@ -30,12 +41,15 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
 
     The stack file is validated before the program starts, so a bad config registers nothing.
     Component argument errors found while the program runs are reported with the stack file too.
-    MLflow references resolve against `mlflow_uri` when given; otherwise, like everything that
+    MLflow references resolve against `mlflow_uri` when given (a server that does not answer within
+    `MLFLOW_TIMEOUT` stops the preview at once); otherwise, like everything that
     needs AWS, they are written as explicit unknowns ("[unknown: models:/churn@champion]").
     A stack that uses a shared registry (`registry.shared_stack`) reads that stack's outputs through a
     stack reference: the shared stack is previewed first and its plan's outputs answer the reference,
     so bucket names and key ARNs in this plan are the ones the shared plan shows.
     `resolver` replaces the offline model-source resolver (tests use it to stand for AWS).
+    Warnings of the stack's checks (a sibling stack file the account rule could not read) come first in the
+    result's diagnostics.
     """
     from emlops.offline.resolver import OfflineResolver
     from emlops.program.sources import use_resolver
@@ -45,12 +59,15 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
         config = load_stack(project, stack)
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
+    if mlflow_uri is not None and not _seen:
+        check_mlflow_server(mlflow_uri)
     identity = AwsIdentity(config.platform.account_id, config.platform.region)
     referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, _seen)
     try:
-        return run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
-                           context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
-                           stack_outputs=referenced)
+        with _mlflow_client_limits(mlflow_uri):
+            result = run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
+                                 context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
+                                 stack_outputs=referenced)
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
     except MockGap as exc:
@@ -58,6 +75,55 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     except ValueError as exc:
         # Components check their arguments before creating anything and raise ValueError.
         raise PreviewError(f"{config.source}: {exc}") from None
+    result.diagnostics[:0] = config.warnings
+    return result
+
+
+def check_mlflow_server(uri: str, timeout: float = MLFLOW_TIMEOUT) -> None:
+    """PreviewError (exit 2, one line) unless the MLflow server at an http(s) `uri` answers within `timeout`
+    seconds; any HTTP answer will do (its /health route, or an error page). Other URIs (a local `sqlite:///`
+    store, a file store) are not servers and pass as they are."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    shown = _without_credentials(uri)
+    health = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/") + "/health", "", ""))
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(health, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # the server answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            problem = f"no answer within {timeout:g} s"
+        elif isinstance(reason, ConnectionRefusedError):
+            problem = "connection refused"
+        else:
+            problem = " ".join(str(reason).split()) or type(reason).__name__
+    raise PreviewError(f"--mlflow-uri {shown}: cannot reach the MLflow server ({problem}); start it, or preview "
+                       "without --mlflow-uri (models:/ sources then show as unknown)")
+
+
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
+@contextlib.contextmanager
+def _mlflow_client_limits(mlflow_uri: Optional[str]) -> Iterator[None]:
+    """Shorter waits for MLflow's own client while the preview resolves against `mlflow_uri` (unless the user
+    set them): a server that stops answering mid-preview fails in seconds, not minutes."""
+    added = [name for name in _MLFLOW_CLIENT_LIMITS if mlflow_uri is not None and name not in os.environ]
+    for name in added:
+        os.environ[name] = _MLFLOW_CLIENT_LIMITS[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _referenced_outputs(project: Project, stack: str, shared: Optional[str], mlflow_uri: Optional[str],
