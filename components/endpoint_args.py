@@ -10,7 +10,6 @@ capture bucket, network, alerts topic and governance.
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Optional
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from emlops.catalog.aws import api_enum
+from emlops.components.api_limits import check_content_types, check_instance_type
 from emlops.components.locations import parse_s3
 from emlops.components.settings import Governance, Placement, Settings
 
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
 
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-@functools.lru_cache(maxsize=1)
-def production_variant_instance_types() -> tuple[str, ...]:
-    """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""
-    return api_enum("sagemaker", "ProductionVariantInstanceType")
 
 
 class VariantSettings(Settings):
@@ -37,20 +32,15 @@ class VariantSettings(Settings):
 
     name: str = Field("primary", pattern=SAGEMAKER_NAME,
                       description="Variant name; keep it stable (blue/green updates need the same name). Default: primary.")
-    instance_type: str = Field(description="Hosting instance type, e.g. `ml.m5.large`.")
+    instance_type: str = Field(description="Hosting instance type, e.g. `ml.m5.large` (botocore's "
+                               "`ProductionVariantInstanceType`).")
     initial_instance_count: int = Field(1, ge=1, le=100, description="Instances at creation. Default: 1.")
     weight: float = Field(1.0, gt=0, le=1000, description="Share of traffic relative to other variants. Default: 1.")
 
     @field_validator("instance_type")
     @classmethod
     def _known_instance_type(cls, value: str) -> str:
-        allowed = production_variant_instance_types()
-        if value not in allowed:
-            close = difflib.get_close_matches(value, allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{value!r} is not a SageMaker hosting instance type; {hint}"
-                             "see ProductionVariantInstanceType in the SageMaker API")
-        return value
+        return check_instance_type(value, "hosting")
 
 
 class ServerlessSettings(Settings):
@@ -66,9 +56,21 @@ class DataCaptureSettings(Settings):
     enabled: Optional[bool] = Field(None, description="Default: on in every environment except `dev`.")
     sampling_percentage: int = Field(100, ge=0, le=100, description="Share of requests captured. Default: 100.")
     csv_content_types: list[str] = Field(default_factory=lambda: ["text/csv"],
-                                         description="Content types captured as CSV. Default: text/csv.")
+                                         description="MIME types captured as CSV (1-10, SageMaker's "
+                                         "`CsvContentTypes`). Default: text/csv.")
     json_content_types: list[str] = Field(default_factory=lambda: ["application/json"],
-                                          description="Content types captured as JSON. Default: application/json.")
+                                          description="MIME types captured as JSON (1-10, SageMaker's "
+                                          "`JsonContentTypes`). Default: application/json.")
+
+    @field_validator("csv_content_types")
+    @classmethod
+    def _csv(cls, values: list[str]) -> list[str]:
+        return check_content_types(values, "CsvContentTypes")
+
+    @field_validator("json_content_types")
+    @classmethod
+    def _json(cls, values: list[str]) -> list[str]:
+        return check_content_types(values, "JsonContentTypes")
 
 
 class DeploymentSettings(Settings):

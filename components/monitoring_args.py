@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 from pydantic import Field, field_validator
 
-from emlops.catalog.aws import api_enum
+from emlops.components.api_limits import check_instance_type
 from emlops.components.model_quality import S3_OBJECT, ModelQualitySettings
 from emlops.components.settings import Governance, Placement, Settings, error_message
 
@@ -47,21 +45,6 @@ PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistic
                              "from a baselining job (models served from a model package may use the package's "
                              "drift-check baselines instead)")
 PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
-
-
-@functools.lru_cache(maxsize=1)
-def processing_instance_types() -> tuple[str, ...]:
-    """SageMaker's own list of processing instance types (botocore's `ProcessingInstanceType`)."""
-    return api_enum("sagemaker", "ProcessingInstanceType")
-
-
-def check_instance_type(instance_type: str) -> None:
-    allowed = processing_instance_types()
-    if instance_type not in allowed:
-        close = difflib.get_close_matches(instance_type, allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"{instance_type!r} is not a SageMaker processing instance type; {hint}"
-                         "see ProcessingInstanceType in the SageMaker API")
 
 
 def schedule_interval_seconds(expression: str) -> int:
@@ -97,7 +80,8 @@ class MonitoringSettings(Settings):
     schedule: Optional[str] = Field(None, description="When the job runs: hourly `cron(0 * ? * * *)`, daily "
                                     "`cron(0 H ? * * *)` or every N hours `cron(0 H/N ? * * *)`. Default: "
                                     "hourly in production stacks, daily `cron(0 0 ? * * *)` otherwise.")
-    instance_type: str = Field("ml.m5.xlarge", description="Processing instance type. Default: ml.m5.xlarge.")
+    instance_type: str = Field("ml.m5.xlarge", description="Processing instance type (botocore's "
+                               "`ProcessingInstanceType`). Default: ml.m5.xlarge.")
     instance_count: int = Field(1, ge=1, le=100, description="Processing instances. Default: 1.")
     volume_size_gb: int = Field(20, ge=1, le=16384, description="Volume per instance in GB. Default: 20.")
     max_runtime_minutes: int = Field(60, ge=1, le=1440, description="Longest a run may take; at most the "
@@ -127,8 +111,7 @@ class MonitoringSettings(Settings):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        check_instance_type(value)
-        return value
+        return check_instance_type(value, "processing")
 
     @field_validator("drift_features")
     @classmethod

@@ -146,10 +146,10 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      "got 'arn:aws:sagemaker:eu-west-1:1:model-package/fraud'"),
     (platform(model(variants=[{"instance_type": "ml.m5.larg"}])),
      f"{M0}.variants[0].instance_type: 'ml.m5.larg' is not a SageMaker hosting instance type; "
-     "did you mean 'ml.m5.large'? see ProductionVariantInstanceType in the SageMaker API"),
+     "did you mean 'ml.m5.large'?"),
     (platform(model(variants=[{"instance_type": "m5"}])),
-     f"{M0}.variants[0].instance_type: 'm5' is not a SageMaker hosting instance type; "
-     "see ProductionVariantInstanceType in the SageMaker API"),
+     f"{M0}.variants[0].instance_type: 'm5' is not a SageMaker hosting instance type "
+     "(see ProductionVariantInstanceType in the SageMaker API)"),
     (platform(model(variants=[{"instance_type": "ml.m5.large"}, {"instance_type": "ml.c5.large"}])),
      f"{M0}: variant names must be unique; got primary, primary"),
     (platform(model(image={"framework": "xgboost"})), f"{M0}.image: framework 'xgboost' needs a framework_version"),

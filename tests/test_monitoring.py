@@ -128,11 +128,9 @@ def test_the_stack_file_embeds_the_monitoring_settings():
         "cron(0 19 ? * MON-FRI *)", "cron(30 * ? * * *)", "cron(0 24 ? * * *)", "cron(0 0/0 ? * * *)",
         "cron(0 0/25 ? * * *)", "rate(1 hour)", "NOW", "cron(0 * * * ? *)")],
     (MonitoringSettings, {"instance_type": "ml.m5.huge"},
-     "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'? "
-     "see ProcessingInstanceType in the SageMaker API"),
+     "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'?"),
     (MonitoringSettings, {"instance_type": "ml.inf2.xlarge"},
-     "instance_type: 'ml.inf2.xlarge' is not a SageMaker processing instance type; did you mean 'ml.p2.xlarge'? "
-     "see ProcessingInstanceType in the SageMaker API"),
+     "instance_type: 'ml.inf2.xlarge' is not a SageMaker processing instance type; did you mean 'ml.p2.xlarge'?"),
     *[(MonitoringSettings, {label: value}, f"{label}: Input should be {bound}")
       for label, low, high in (("instance_count", 1, 100), ("volume_size_gb", 1, 16384),
                                ("max_runtime_minutes", 1, 1440))

@@ -337,9 +337,10 @@ EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule: 'cron(<minutes> <hours
 @pytest.mark.parametrize("section, message", [
     ({"training_image": "churn:latest"}, ECR_IMAGE_HELP),
     ({"training_image": IMAGE.split(":")[0]}, ECR_IMAGE_HELP),
-    ({"training_instance_type": "m5.xlarge"}, "must look like 'ml.m5.xlarge'"),
+    ({"training_instance_type": "m5.xlarge"},
+     "Value error, 'm5.xlarge' is not a SageMaker training instance type; did you mean 'ml.m5.xlarge'?"),
     ({"inference_instance_types": ["m5.large"]},
-     "Value error, 'm5.large' is not a SageMaker instance type like 'ml.m5.large'"),
+     "Value error, 'm5.large' is not a SageMaker hosting instance type; did you mean 'ml.m5.large'?"),
     ({"training_instance_count": 0}, "Input should be greater than or equal to 1"),
     ({"max_runtime_hours": 121}, "Input should be less than or equal to 120"),
     ({"metric_name": "metrics.auc"}, "must be letters, digits and '_'"),
