@@ -26,7 +26,8 @@ import pulumi
 from pydantic import Field, field_validator
 
 from emlops.components.api_limits import check_instance_type
-from emlops.components.model_quality import S3_OBJECT, ModelQualitySettings
+from emlops.components.locations import S3ObjectUri
+from emlops.components.model_quality import ModelQualitySettings
 from emlops.components.settings import Governance, Placement, Settings, error_message
 
 if TYPE_CHECKING:
@@ -65,11 +66,11 @@ def feature_token(feature: str) -> str:
 class BaselineSettings(Settings):
     """The baseline the captured data is compared with (the output of a SageMaker baselining job)."""
 
-    statistics_s3_uri: str = Field(
-        pattern=S3_OBJECT, description="`statistics.json` of the baselining job.",
+    statistics_s3_uri: S3ObjectUri = Field(
+        description="`statistics.json` of the baselining job.",
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
-    constraints_s3_uri: str = Field(
-        pattern=S3_OBJECT, description="`constraints.json` of the baselining job.",
+    constraints_s3_uri: S3ObjectUri = Field(
+        description="`constraints.json` of the baselining job.",
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
 
 

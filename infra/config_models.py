@@ -8,6 +8,7 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from emlops.components.endpoint_args import EndpointSettings
+from emlops.components.locations import check_s3_uri
 from emlops.components.settings import AtKey, Settings
 from emlops.components.monitoring_args import MonitoringSettings
 from emlops.components.retraining_args import RetrainingSettings
@@ -45,6 +46,13 @@ class ModelSourceConfig(Settings):
         description="Explicit model artifact: a `.tar.gz` object or an S3 prefix ending in `/`.",
         json_schema_extra={"errorMessage": "must be s3://<bucket>/<key>.tar.gz or an S3 prefix ending in '/'"},
     )
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3_rules(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            check_s3_uri(value, prefix=True)
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ModelSourceConfig":

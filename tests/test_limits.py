@@ -10,9 +10,12 @@ from pydantic import ValidationError
 
 from emlops.components.endpoint_args import DataCaptureSettings, VariantSettings
 from emlops.components.kubernetes_args import TeamSettings
-from emlops.components.monitoring_args import MonitoringSettings
+from emlops.components.locations import BUCKET_RULE, check_key_prefix, check_s3_uri
+from emlops.components.model_quality import ModelQualitySettings
+from emlops.components.monitoring_args import BaselineSettings, MonitoringSettings
 from emlops.components.network_args import ManagedNetworkSettings
 from emlops.components.retraining_args import RetrainingSettings
+from emlops.program.config_models import ModelSourceConfig
 from tests.conftest import edit_stack, preview_error
 
 
@@ -179,3 +182,119 @@ def test_stack_file_content_type_error(project_copy):
     assert preview_error(project_copy, "dev") == (
         "stacks/Pulumi.dev.yaml: emlops:platform.models[1].data_capture.csv_content_types: at most 10 content types "
         "(CsvContentTypes in the SageMaker API), got 11")
+
+
+# -- S3 URIs and prefixes (components/locations.py) ------------------------------------------------------------
+
+GRANT = "IAM reads '*' and '?' as wildcards and '${' as a policy variable in the grants made from it"
+
+
+@pytest.mark.parametrize("uri, prefix, message", [
+    ("s3://ml_models/m.tar.gz", False, f"'s3://ml_models/m.tar.gz' names bucket 'ml_models': {BUCKET_RULE}"),
+    ("s3://ML-models/m.tar.gz", False, f"'s3://ML-models/m.tar.gz' names bucket 'ML-models': {BUCKET_RULE}"),
+    ("s3://ab/m.tar.gz", False, f"'s3://ab/m.tar.gz' names bucket 'ab': {BUCKET_RULE}"),
+    (f"s3://{'a' * 64}/m", False, f"'s3://{'a' * 64}/m' names bucket '{'a' * 64}': {BUCKET_RULE}"),
+    ("s3://-models/m", False, f"'s3://-models/m' names bucket '-models': {BUCKET_RULE}"),
+    ("s3://ml..models/m", False, "'s3://ml..models/m' names bucket 'ml..models': S3 bucket names have no two "
+                                 "adjacent periods"),
+    ("s3://192.168.5.4/m", False, "'s3://192.168.5.4/m' names bucket '192.168.5.4': S3 bucket names are not IP "
+                                  "addresses"),
+    ("s3://xn--models/m", False, "'s3://xn--models/m' names bucket 'xn--models': S3 reserves bucket names starting "
+                                 "with 'xn--'"),
+    ("s3://models-s3alias/m", False, "'s3://models-s3alias/m' names bucket 'models-s3alias': S3 reserves bucket "
+                                     "names ending with '-s3alias'"),
+    ("s3://models--x-s3/m", False, "'s3://models--x-s3/m' names bucket 'models--x-s3': S3 reserves bucket names "
+                                   "ending with '--x-s3'"),
+    ("s3://models/*/m.tar.gz", False, f"'s3://models/*/m.tar.gz' has '*' in its key: {GRANT}"),
+    ("s3://models/??????/", True, f"'s3://models/??????/' has '?' in its key: {GRANT}"),
+    ("s3://models/${aws:username}/", True, f"'s3://models/${{aws:username}}/' has '${{' in its key: {GRANT}"),
+    ("s3://models/churn/../fraud/", True, "'s3://models/churn/../fraud/' has a '.' or '..' segment in its key; "
+                                          "give the plain path"),
+    ("s3://models/./churn/", True, "'s3://models/./churn/' has a '.' or '..' segment in its key; give the plain "
+                                   "path"),
+    ("s3://models/churn//v1/", True, "'s3://models/churn//v1/' has an empty segment ('//' or a leading '/') in "
+                                     "its key"),
+    ("s3://models//churn/", True, "'s3://models//churn/' has an empty segment ('//' or a leading '/') in its key"),
+    ("s3://models/ch urn/", True, "'s3://models/ch urn/' has whitespace or a control character in its key"),
+    ("s3://models/churn/\x07", True, "'s3://models/churn/\\x07' has whitespace or a control character in its key"),
+    ("s3://models/" + "k" * 1025, True, f"'s3://models/{'k' * 1025}' has a key of 1025 bytes; S3 allows 1024"),
+    ("s3://models/churn/", False, "'s3://models/churn/' is not an s3://<bucket>/<key> object URI"),
+    ("s3://models", True, "'s3://models' is not an s3://<bucket>[/<prefix>] URI"),
+    ("https://models/m", False, "'https://models/m' is not an s3://<bucket>/<key> object URI"),
+])
+def test_s3_uris_follow_s3_and_iam_rules(uri, prefix, message):
+    with pytest.raises(ValueError) as caught:
+        check_s3_uri(uri, prefix=prefix)
+    assert str(caught.value) == message
+
+
+def test_s3_uris_that_are_fine():
+    assert check_s3_uri("s3://acme-ml.prod-models/churn/2026/model.tar.gz") == (
+        "acme-ml.prod-models", "churn/2026/model.tar.gz")
+    assert check_s3_uri("s3://models/", prefix=True) == ("models", "")
+    assert check_s3_uri("s3://models/churn/v1.2/", prefix=True) == ("models", "churn/v1.2/")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("??????/", f"'??????/' has '?' in its key: {GRANT}"),
+    ("experiments/*", f"'experiments/*' has '*' in its key: {GRANT}"),
+    ("../models/", "'../models/' has a '.' or '..' segment in its key; give the plain path"),
+    ("/experiments/", "'/experiments/' has an empty segment ('//' or a leading '/') in its key"),
+    ("experiments", "'experiments' must end with '/' (a prefix, e.g. 'datasets/')"),
+])
+def test_key_prefixes(value, message):
+    with pytest.raises(ValueError) as caught:
+        check_key_prefix(value)
+    assert str(caught.value) == message
+    assert check_key_prefix("experiments/team-a/") == "experiments/team-a/"
+
+
+@pytest.mark.parametrize("model, raw, loc, message", [
+    (BaselineSettings, {"statistics_s3_uri": "s3://baselines/a/../statistics.json",
+                        "constraints_s3_uri": "s3://baselines/constraints.json"}, ("statistics_s3_uri",),
+     "Value error, 's3://baselines/a/../statistics.json' has a '.' or '..' segment in its key; give the plain path"),
+    (BaselineSettings, {"statistics_s3_uri": "s3://baselines/statistics.json",
+                        "constraints_s3_uri": "s3://baselines/*.json"}, ("constraints_s3_uri",),
+     f"Value error, 's3://baselines/*.json' has '*' in its key: {GRANT}"),
+    (BaselineSettings, {"statistics_s3_uri": "s3://baselines/", "constraints_s3_uri": "s3://baselines/c.json"},
+     ("statistics_s3_uri",), "must be an S3 object URI, s3://<bucket>/<key>"),
+    (ModelQualitySettings, {"ground_truth_s3_uri": "s3://xn--truth/churn/", "problem_type": "Regression",
+                            "inference_attribute": "0", "threshold": 1.0}, ("ground_truth_s3_uri",),
+     "Value error, 's3://xn--truth/churn/' names bucket 'xn--truth': S3 reserves bucket names starting with 'xn--'"),
+    (ModelSourceConfig, {"s3_uri": "s3://models/??????/"}, ("s3_uri",),
+     f"Value error, 's3://models/??????/' has '?' in its key: {GRANT}"),
+    (ModelSourceConfig, {"s3_uri": "s3://192.168.1.1/m.tar.gz"}, ("s3_uri",),
+     "Value error, 's3://192.168.1.1/m.tar.gz' names bucket '192.168.1.1': S3 bucket names are not IP addresses"),
+])
+def test_s3_settings_use_the_one_validator(model, raw, loc, message):
+    assert settings_error(model, raw) == (loc, message)
+
+
+def test_contexts_use_the_one_validator():
+    from emlops.components.endpoint_args import ModelArtifact
+
+    with pytest.raises(ValueError, match=r"^model artifact 's3://models/\*\.tar\.gz' has '\*' in its key: IAM reads"):
+        ModelArtifact("s3://models/*.tar.gz")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("s3_uri: s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz", "s3_uri: s3://acme-ml-dev-models/fraud/*/",
+     f"emlops:platform.models[1].source.s3_uri: 's3://acme-ml-dev-models/fraud/*/' has '*' in its key: {GRANT}"),
+    ("s3_uri: s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz", "s3_uri: s3://acme-ml-dev-models/../m.tar.gz",
+     "emlops:platform.models[1].source.s3_uri: 's3://acme-ml-dev-models/../m.tar.gz' has a '.' or '..' segment in "
+     "its key; give the plain path"),
+    ("s3_uri: s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz", "s3_uri: s3://acme--x-s3/fraud/m.tar.gz",
+     "emlops:platform.models[1].source.s3_uri: 's3://acme--x-s3/fraud/m.tar.gz' names bucket 'acme--x-s3': S3 "
+     "reserves bucket names ending with '--x-s3'"),
+])
+def test_stack_file_s3_errors(project_copy, old, new, message):
+    edit_stack(project_copy, "dev", old, new)
+    assert preview_error(project_copy, "dev") == f"stacks/Pulumi.dev.yaml: {message}"
+
+
+def test_stack_file_baseline_error(project_copy):
+    edit_stack(project_copy, "prod", "ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/churn/",
+               "ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/${aws:userid}/")
+    assert preview_error(project_copy, "prod") == (
+        "stacks/Pulumi.prod.yaml: emlops:platform.models[0].monitoring.model_quality.ground_truth_s3_uri: "
+        f"'s3://acme-ml-prod-ground-truth/${{aws:userid}}/' has '${{' in its key: {GRANT}")
