@@ -10,7 +10,6 @@ capture bucket, network, alerts topic and governance.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Optional
 
@@ -19,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from emlops.components.api_limits import check_content_types, check_instance_type
 from emlops.components.locations import parse_s3
+from emlops.components.schedules import check_autoscaling_cron
 from emlops.components.settings import Governance, Placement, Settings
 
 if TYPE_CHECKING:
@@ -99,8 +99,10 @@ class AlarmSettings(Settings):
 class OffHoursSettings(Settings):
     """Scale a non-production endpoint down outside working hours."""
 
-    scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (EventBridge cron).")
-    scale_up_cron: str = Field("cron(0 7 ? * MON-FRI *)", description="When to scale back up (EventBridge cron).")
+    scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (an Application Auto "
+                                 "Scaling cron, six fields). Default: 19:00 Monday to Friday.")
+    scale_up_cron: str = Field("cron(0 7 ? * MON-FRI *)", description="When to scale back up (an Application Auto "
+                               "Scaling cron, six fields). Default: 07:00 Monday to Friday.")
     timezone: str = Field("UTC", description="IANA time zone of the crons. Default: UTC.")
     off_hours_max_instances: int = Field(1, ge=1, description="Instance ceiling outside working hours. Default: 1.")
 
@@ -119,9 +121,7 @@ class OffHoursSettings(Settings):
     @field_validator("scale_down_cron", "scale_up_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if not re.fullmatch(r"cron\((\S+\s){5}\S+\)", value):
-            raise ValueError(f"{value!r} must be an EventBridge cron with six fields, e.g. 'cron(0 19 ? * MON-FRI *)'")
-        return value
+        return check_autoscaling_cron(value)
 
 
 class AutoscalingSettings(Settings):

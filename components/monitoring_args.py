@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 from emlops.components.api_limits import check_instance_type
 from emlops.components.locations import S3ObjectUri
 from emlops.components.model_quality import ModelQualitySettings
+from emlops.components.schedules import parse_cron
 from emlops.components.settings import Governance, Placement, Settings, error_message
 
 if TYPE_CHECKING:
@@ -49,10 +50,13 @@ PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enable
 
 
 def schedule_interval_seconds(expression: str) -> int:
-    """Seconds between two runs of a monitoring schedule; ValueError if SageMaker would reject it."""
+    """Seconds between two runs of a monitoring schedule; ValueError if SageMaker would reject it: a cron
+    outside the grammar names its field, a valid cron outside SageMaker's few gets SCHEDULE_HELP."""
+    if expression.startswith("cron("):
+        parse_cron(expression)
     match = _SCHEDULE.match(expression)
     if not match or match["every"] in ("0", "00"):
-        raise ValueError(f"schedule_expression {expression!r} {SCHEDULE_HELP}")
+        raise ValueError(f"{expression!r} {SCHEDULE_HELP}")
     if match["hour"] == "*":
         return 3600
     return int(match["every"]) * 3600 if match["every"] else 86400
@@ -103,10 +107,7 @@ class MonitoringSettings(Settings):
     @classmethod
     def _schedule(cls, value: Optional[str]) -> Optional[str]:
         if value is not None:
-            try:
-                schedule_interval_seconds(value)
-            except ValueError:
-                raise ValueError(f"{value!r} {SCHEDULE_HELP}") from None
+            schedule_interval_seconds(value)
         return value
 
     @field_validator("instance_type")

@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 from emlops.components.api_limits import check_content_types, check_instance_type, check_instance_types
 from emlops.components.locations import parse_s3
 from emlops.components.monitoring_args import DriftBaseline
+from emlops.components.schedules import check_eventbridge_schedule
 from emlops.components.settings import Governance, Placement, Settings, error_message
 
 # Metrics that are fractions: a threshold outside 0-1 can never be met (or is always met).
@@ -32,23 +33,6 @@ _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package-group/"
                         r"[a-z0-9](-*[a-z0-9]){0,62}$")
-_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
-_RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
-SCHEDULE_HELP = ("must be an EventBridge schedule: 'cron(<minutes> <hours> <day-of-month> <month> <day-of-week> "
-                 "<year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'")
-
-
-def check_schedule_expression(expression: str) -> None:
-    """EventBridge's schedule grammar (six cron fields, one of day-of-month/day-of-week is '?')."""
-    if _RATE.match(expression):
-        return
-    if not _CRON.match(expression):
-        raise ValueError(f"{expression!r} {SCHEDULE_HELP}")
-    fields = expression[len("cron("):-1].split()
-    if (fields[2] == "?") == (fields[4] == "?"):
-        raise ValueError(f"{expression!r}: exactly one of day-of-month and day-of-week must be '?'")
-
-
 def check_threshold(metric_name: str, threshold: float) -> None:
     if not math.isfinite(threshold):
         raise ValueError(f"metric_threshold ({threshold!r}) must be a finite number")
@@ -108,9 +92,7 @@ class RetrainingSettings(Settings):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None:
-            check_schedule_expression(value)
-        return value
+        return value if value is None else check_eventbridge_schedule(value)
 
     @field_validator("metric_threshold")
     @classmethod

@@ -181,8 +181,8 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      f"{M0}.autoscaling: min_instances (3) is larger than max_instances (2); "
      "lower min_instances or raise max_instances"),
     (platform(model(autoscaling={"off_hours": {"scale_down_cron": "0 19 * * 1-5"}})),
-     f"{M0}.autoscaling.off_hours.scale_down_cron: '0 19 * * 1-5' must be an EventBridge cron with six fields, "
-     "e.g. 'cron(0 19 ? * MON-FRI *)'"),
+     f"{M0}.autoscaling.off_hours.scale_down_cron: '0 19 * * 1-5' must be a cron expression of six fields, "
+     "'cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>)', e.g. 'cron(0 3 ? * MON *)'"),
     (platform(model(name="Churn_1")),
      f"{M0}.name: must be lowercase letters and digits, single '-' between, got 'Churn_1'"),
     (platform(MODEL, model(SERVERLESS, name="churn")),

@@ -125,8 +125,16 @@ def test_the_stack_file_embeds_the_monitoring_settings():
 
 @pytest.mark.parametrize("section, raw, message", [
     *[(MonitoringSettings, {"schedule": cron}, f"schedule: {cron!r} {SCHEDULE_HELP}") for cron in (
-        "cron(0 19 ? * MON-FRI *)", "cron(30 * ? * * *)", "cron(0 24 ? * * *)", "cron(0 0/0 ? * * *)",
-        "cron(0 0/25 ? * * *)", "rate(1 hour)", "NOW", "cron(0 * * * ? *)")],
+        "cron(0 19 ? * MON-FRI *)", "cron(30 * ? * * *)", "cron(0 0/12 ? * MON *)", "rate(1 hour)", "NOW",
+        "cron(0 * * * ? *)")],
+    # outside the cron grammar itself: the field and its range (components/schedules.py)
+    (MonitoringSettings, {"schedule": "cron(0 24 ? * * *)"}, "schedule: 'cron(0 24 ? * * *)': hours '24' is outside 0-23"),
+    (MonitoringSettings, {"schedule": "cron(0 0/0 ? * * *)"},
+     "schedule: 'cron(0 0/0 ? * * *)': hours '0/0' has increment '0'; increments are 1-24"),
+    (MonitoringSettings, {"schedule": "cron(0 0/25 ? * * *)"},
+     "schedule: 'cron(0 0/25 ? * * *)': hours '0/25' has increment '25'; increments are 1-24"),
+    (MonitoringSettings, {"schedule": "cron(0 * * * * *)"},
+     "schedule: 'cron(0 * * * * *)': exactly one of day-of-month and day-of-week must be '?'"),
     (MonitoringSettings, {"instance_type": "ml.m5.huge"},
      "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'?"),
     (MonitoringSettings, {"instance_type": "ml.inf2.xlarge"},

@@ -330,8 +330,9 @@ def test_execution_role_is_scoped():
 # -- argument checks ----------------------------------------------------------------------------------
 
 ECR_IMAGE_HELP = "must be an ECR image URI with a tag, <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
-EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule: 'cron(<minutes> <hours> <day-of-month> <month> "
-                        "<day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'")
+EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule, 'cron(<minutes> <hours> <day-of-month> <month> "
+                        "<day-of-week> <year>)', e.g. 'cron(0 3 ? * MON *)' or 'rate(<n> <minutes|hours|days>)', "
+                        "e.g. 'rate(7 days)'")
 
 
 @pytest.mark.parametrize("section, message", [
@@ -350,7 +351,7 @@ EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule: 'cron(<minutes> <hours
     ({"schedule": "cron(0 3 * * MON *)"},
      "Value error, 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
     ({"schedule": "weekly"}, f"Value error, 'weekly' {EVENTBRIDGE_SCHEDULE}"),
-    ({"schedule": "rate(1 days)"}, f"Value error, 'rate(1 days)' {EVENTBRIDGE_SCHEDULE}"),
+    ({"schedule": "rate(1 days)"}, "Value error, 'rate(1 days)': a value of 1 takes the singular unit, 'rate(1 day)'"),
     ({"prepare_command": "python3 prepare.py"}, "Input should be a valid list"),
     ({"frequency": "weekly"}, "Extra inputs are not permitted"),
 ])
