@@ -15,10 +15,6 @@ from emlops.components.retraining_args import RetrainingSettings
 from emlops.components.registry_args import RegistrySettings
 
 MODEL_NAME = r"^[a-z0-9](-?[a-z0-9])*$"
-# The longest SageMaker child name a model gets is "<environment>-<model>-config" plus Pulumi's
-# 8-character auto-name suffix, and SageMaker names are at most 63 characters.
-SAGEMAKER_NAME_LIMIT = 63
-LONGEST_CHILD_SUFFIX = len("-config") + 8
 
 
 class ModelSourceConfig(Settings):

@@ -188,8 +188,8 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
     (platform(MODEL, model(SERVERLESS, name="churn")),
      f"{AT}.models[1].name: model name 'churn' is used twice; names must be unique"),
     (platform(model(name="a" * 32), environment="abcdefghijklmnop"),
-     f"{M0}.name: {'a' * 32!r} is too long for environment 'abcdefghijklmnop': "
-     "SageMaker names are at most 63 characters, so at most 31 here"),
+     f"{M0}.name: {'a' * 32!r} makes the endpoint config name 'abcdefghijklmnop-{'a' * 32}-config-1a2b3c4' 64 "
+     "characters (with Pulumi's auto-name suffix); AWS allows 63 (at most 31 characters here)"),
     (platform(SERVERLESS, registry=None),
      f"{M0}.source.mlflow: needs registry.mlflow_tracking_uri to resolve the reference"),
     (platform(MODEL, network=None),
@@ -219,8 +219,15 @@ def test_invalid_models_fail_with_one_exact_line(raw, expected):
 
 
 def test_the_longest_model_name_an_environment_allows_parses():
-    raw = platform(model(name="a" * 31), environment="abcdefghijklmnop")
-    assert parse_platform_config(raw, SOURCE).models[0].name == "a" * 31
+    # the endpoint's execution role, `<environment>-<model>-execution-role-<7 hex>`, is the longest name an
+    # unmonitored model derives: IAM allows 64 characters, so 24 are left beside a 16-character environment
+    unmonitored = {"data_capture": {"enabled": False}}
+    raw = platform(model(name="a" * 24, **unmonitored), environment="abcdefghijklmnop")
+    assert parse_platform_config(raw, SOURCE).models[0].name == "a" * 24
+    with pytest.raises(ConfigError, match=r"models\[0\]\.name: 'a{25}' makes the IAM role name "
+                       r"'abcdefghijklmnop-a{25}-execution-role-1a2b3c4' 65 characters \(with Pulumi's auto-name "
+                       r"suffix\); AWS allows 64 \(at most 24 characters here\)$"):
+        parse_platform_config(platform(model(name="a" * 25, **unmonitored), environment="abcdefghijklmnop"), SOURCE)
 
 
 PRODUCTION_PLATFORM = {"production": True, "environment": "prod"}

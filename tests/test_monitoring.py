@@ -213,10 +213,10 @@ def test_a_production_model_from_a_package_may_take_the_packages_baselines():
 
 # -- context (checked against the settings before anything is created) -----------------------------------
 
-@pytest.mark.parametrize("name", ["churn_1", "", "-churn", "churn-", "a" * 47])
+@pytest.mark.parametrize("name", ["churn_1", "", "-churn", "churn-", "a" * 42])
 def test_monitor_name_is_checked_before_anything_is_created(name):
     assert error_of(lambda: ModelMonitor(name, settings(), context())) == (
-        f"monitor name {name!r} must be at most 46 ASCII letters, digits and '-', starting and ending with a "
+        f"monitor name {name!r} must be at most 41 ASCII letters, digits and '-', starting and ending with a "
         "letter or digit")
 
 
@@ -837,12 +837,17 @@ def test_a_ground_truth_key_and_a_whole_bucket_narrow_the_read():
     assert len(statements(plan, "churn-execution-read-baseline")[0]["Resource"]) == 2
 
 
-def test_the_longest_monitor_name_still_fits_sagemakers_names():
-    name = "a" * 46
+def test_the_longest_monitor_name_still_fits_aws_names():
+    # with model quality, the longest name a monitor derives is its violations rule's: EventBridge allows 64
+    name = "a" * 37
     plan = quality_plan(name)
-    assert len(plan.get(f"{name}-quality").inputs["name"]) == 62
-    # the prefix is cut to fit (SageMaker allows the double hyphen)
-    assert re.fullmatch(r"a{46}-quality--[0-9a-f]{7}", plan.outputs["monitor"]["jobName"])
+    assert len(plan.get(f"{name}-quality-violations").inputs["name"]) == 64
+    assert len(plan.get(f"{name}-quality").inputs["name"]) == 53
+    assert re.fullmatch(r"a{37}-quality-job-[0-9a-f]{7}", plan.outputs["monitor"]["jobName"])
+    from emlops.components.monitoring import check_monitor_name
+
+    with pytest.raises(ValueError, match=r"^monitor name 'a{38}' must be at most 37 ASCII"):
+        check_monitor_name("a" * 38, settings({"model_quality": QUALITY}))
 
 
 def test_without_model_quality_nothing_changes():
