@@ -100,12 +100,17 @@ def notification_topic(parent: pulumi.Resource, name: str, governance: Governanc
     return topic.arn
 
 
+def approvals_rule_name(name: str) -> str:
+    """The EventBridge rule `announce_approvals` creates, auto-named from `<name>-approved`."""
+    return f"{name}-approved"
+
+
 def announce_approvals(parent: pulumi.Resource, name: str, group: str, topic_arn: pulumi.Input[str],
                        tags: Mapping[str, str]) -> aws.cloudwatch.EventRule:
     """An EventBridge rule `<name>-approved` sending the approvals of GROUP's versions to TOPIC_ARN. Only the
     account that holds the group sees its events."""
     rule = aws.cloudwatch.EventRule(
-        f"{name}-approved",
+        approvals_rule_name(name),
         description=f"{name}: a model package of {group} was approved",
         event_pattern=json.dumps({
             "source": ["aws.sagemaker"],

@@ -19,11 +19,16 @@ import pulumi
 import pulumi_aws as aws
 
 from emlops.catalog.aws import has_local_storage
+from emlops.catalog.resources_operations import METRIC_ALARM, SCALING_POLICY, SCHEDULED_ACTION
+from emlops.catalog.resources_sagemaker import ENDPOINT, ENDPOINT_CONFIG, MODEL
 from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
                                              check_environment_names)
-from emlops.components.endpoint_iam import execution_role
+from emlops.components.endpoint_iam import execution_role, execution_role_name
+from emlops.catalog.resources_iam import ROLE
+from emlops.components.iam import role_logical_name, role_names
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.network_access import https_only_security_group
+from emlops.components.naming import AUTO_SUFFIX, DerivedName, auto_named, given
 from emlops.components.options import child, type_token
 from emlops.components.settings import AtKey
 
@@ -31,8 +36,9 @@ __all__ = ["EndpointContext", "EndpointSettings", "ModelArtifact", "ModelEndpoin
 
 _TRAFFIC = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-# The longest SageMaker child name is "<endpoint>-config" plus Pulumi's 8-character suffix.
-MAX_ENDPOINT_NAME = 63 - len("-config") - 8
+# The longest name an endpoint derives is its execution role's, "<endpoint>-execution-role" plus Pulumi's
+# 8-character suffix, and IAM role names are at most 64 characters.
+MAX_ENDPOINT_NAME = ROLE.naming.max_length - len(role_logical_name(execution_role_name(""))) - len(AUTO_SUFFIX)
 
 
 def check_endpoint_name(name: str) -> None:
@@ -40,6 +46,45 @@ def check_endpoint_name(name: str) -> None:
     if not _SAGEMAKER_NAME.match(name) or len(name) > MAX_ENDPOINT_NAME:
         raise ValueError(f"endpoint name {name!r} must be at most {MAX_ENDPOINT_NAME} ASCII letters, digits and "
                          "'-', starting and ending with a letter or digit")
+
+
+OFF_HOURS, WORKING_HOURS = "off-hours", "working-hours"
+
+
+def model_logical_name(name: str) -> str:
+    return f"{name}-model"
+
+
+def config_logical_name(name: str) -> str:
+    return f"{name}-config"
+
+
+def alarm_logical_name(name: str, variant: str, signal: str) -> str:
+    return f"{name}-{variant}-{signal}"
+
+
+def scaling_policy_name(name: str, variant: str) -> str:
+    return f"{name}-{variant}-invocations-per-instance"
+
+
+def scheduled_action_name(name: str, variant: str, window: str) -> str:
+    return f"{name}-{variant}-{window}"
+
+
+def derived_names(name: str, settings: EndpointSettings) -> list[DerivedName]:
+    """The physical names a ModelEndpoint called `name` gives its children (naming.py): the SageMaker model,
+    endpoint configuration and endpoint, the execution role, the rollback alarms and the autoscaling names."""
+    variants = [v.name for v in settings.variants] or ["serverless"]
+    names = [auto_named(MODEL.token, model_logical_name(name)), auto_named(ENDPOINT_CONFIG.token,
+             config_logical_name(name)), given(ENDPOINT.token, name), *role_names(execution_role_name(name))]
+    names += [auto_named(METRIC_ALARM.token, alarm_logical_name(name, variant, signal))
+              for variant in variants for signal in ("5xx", "latency")]
+    if settings.autoscaling is not None:
+        names += [given(SCALING_POLICY.token, scaling_policy_name(name, variant)) for variant in variants]
+        if settings.autoscaling.off_hours is not None:
+            names += [given(SCHEDULED_ACTION.token, scheduled_action_name(name, variant, window))
+                      for variant in variants for window in (OFF_HOURS, WORKING_HOURS)]
+    return names
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -83,7 +128,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                                         governance)
         self.model_artifact_uri = context.artifact.uri
         model = aws.sagemaker.Model(
-            f"{name}-model",
+            model_logical_name(name),
             execution_role_arn=role.arn,
             primary_container=_container(settings, context),
             enable_network_isolation=settings.isolated,
@@ -95,7 +140,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=child(self, depends_on=policies),
         )
         config = aws.sagemaker.EndpointConfiguration(
-            f"{name}-config",
+            config_logical_name(name),
             production_variants=_variants(settings, model.name),
             kms_key_arn=None if serverless or any(has_local_storage(v.instance_type) for v in settings.variants)
             else kms_key_arn,
@@ -205,14 +250,14 @@ def _rollback_alarms(parent: pulumi.Resource, name: str, variant: str, settings:
     common = dict(namespace="AWS/SageMaker", dimensions=dimensions, period=60, evaluation_periods=3,
                   datapoints_to_alarm=2, treat_missing_data="notBreaching", tags=tags, opts=child(parent), **notify)
     errors = aws.cloudwatch.MetricAlarm(
-        f"{name}-{variant}-5xx",
+        alarm_logical_name(name, variant, "5xx"),
         alarm_description=f"{name}/{variant}: {alarms.invocation_5xx_errors}+ 5XX errors a minute; "
                           "rolls back deployments",
         metric_name="Invocation5XXErrors", statistic="Sum",
         comparison_operator="GreaterThanOrEqualToThreshold", threshold=alarms.invocation_5xx_errors, **common,
     )
     latency = aws.cloudwatch.MetricAlarm(
-        f"{name}-{variant}-latency",
+        alarm_logical_name(name, variant, "latency"),
         alarm_description=f"{name}/{variant}: p99 model latency above {alarms.model_latency_ms} ms; "
                           "rolls back deployments",
         # ModelLatency is published in microseconds.
@@ -254,7 +299,7 @@ def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, set
     scaled = dict(service_namespace="sagemaker", scalable_dimension=dimension, resource_id=target.resource_id)
     aws.appautoscaling.Policy(
         f"{name}-{variant.name}-invocations",
-        name=f"{name}-{variant.name}-invocations-per-instance",
+        name=scaling_policy_name(name, variant.name),
         policy_type="TargetTrackingScaling",
         target_tracking_scaling_policy_configuration={
             "predefined_metric_specification": {"predefined_metric_type": "SageMakerVariantInvocationsPerInstance"},
@@ -266,13 +311,13 @@ def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, set
     )
     off_hours = scaling.off_hours
     if off_hours is not None:
-        windows = (("off-hours", off_hours.scale_down_cron,
+        windows = ((OFF_HOURS, off_hours.scale_down_cron,
                     min(scaling.min_instances, off_hours.off_hours_max_instances), off_hours.off_hours_max_instances),
-                   ("working-hours", off_hours.scale_up_cron, scaling.min_instances, scaling.max_instances))
+                   (WORKING_HOURS, off_hours.scale_up_cron, scaling.min_instances, scaling.max_instances))
         for label, cron, low, high in windows:
             aws.appautoscaling.ScheduledAction(
-                f"{name}-{variant.name}-{label}",
-                name=f"{name}-{variant.name}-{label}", schedule=cron, timezone=off_hours.timezone,
+                scheduled_action_name(name, variant.name, label),
+                name=scheduled_action_name(name, variant.name, label), schedule=cron, timezone=off_hours.timezone,
                 scalable_target_action={"min_capacity": low, "max_capacity": high},
                 **scaled, opts=child(parent),
             )

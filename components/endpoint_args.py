@@ -10,7 +10,6 @@ capture bucket, network, alerts topic and governance.
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
@@ -19,8 +18,9 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from emlops.catalog.aws import api_enum
+from emlops.components.api_limits import check_content_types, check_instance_type
 from emlops.components.locations import parse_s3
+from emlops.components.schedules import check_autoscaling_cron
 from emlops.components.settings import AtKey, Governance, Placement, Settings
 
 if TYPE_CHECKING:
@@ -54,31 +54,20 @@ def printable_key(key: str) -> str:
     return key if key.isprintable() else repr(key)
 
 
-@functools.lru_cache(maxsize=1)
-def production_variant_instance_types() -> tuple[str, ...]:
-    """SageMaker's own list of hosting instance types (botocore's `ProductionVariantInstanceType`)."""
-    return api_enum("sagemaker", "ProductionVariantInstanceType")
-
-
 class VariantSettings(Settings):
     """One production variant on provisioned instances."""
 
     name: str = Field("primary", pattern=SAGEMAKER_NAME,
                       description="Variant name; keep it stable (blue/green updates need the same name). Default: primary.")
-    instance_type: str = Field(description="Hosting instance type, e.g. `ml.m5.large`.")
+    instance_type: str = Field(description="Hosting instance type, e.g. `ml.m5.large` (botocore's "
+                               "`ProductionVariantInstanceType`).")
     initial_instance_count: int = Field(1, ge=1, le=100, description="Instances at creation. Default: 1.")
     weight: float = Field(1.0, gt=0, le=1000, description="Share of traffic relative to other variants. Default: 1.")
 
     @field_validator("instance_type")
     @classmethod
     def _known_instance_type(cls, value: str) -> str:
-        allowed = production_variant_instance_types()
-        if value not in allowed:
-            close = difflib.get_close_matches(value, allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{value!r} is not a SageMaker hosting instance type; {hint}"
-                             "see ProductionVariantInstanceType in the SageMaker API")
-        return value
+        return check_instance_type(value, "hosting")
 
 
 class ServerlessSettings(Settings):
@@ -94,9 +83,21 @@ class DataCaptureSettings(Settings):
     enabled: Optional[bool] = Field(None, description="Default: on in every environment except `dev`.")
     sampling_percentage: int = Field(100, ge=0, le=100, description="Share of requests captured. Default: 100.")
     csv_content_types: list[str] = Field(default_factory=lambda: ["text/csv"],
-                                         description="Content types captured as CSV. Default: text/csv.")
+                                         description="MIME types captured as CSV (1-10, SageMaker's "
+                                         "`CsvContentTypes`). Default: text/csv.")
     json_content_types: list[str] = Field(default_factory=lambda: ["application/json"],
-                                          description="Content types captured as JSON. Default: application/json.")
+                                          description="MIME types captured as JSON (1-10, SageMaker's "
+                                          "`JsonContentTypes`). Default: application/json.")
+
+    @field_validator("csv_content_types")
+    @classmethod
+    def _csv(cls, values: list[str]) -> list[str]:
+        return check_content_types(values, "CsvContentTypes")
+
+    @field_validator("json_content_types")
+    @classmethod
+    def _json(cls, values: list[str]) -> list[str]:
+        return check_content_types(values, "JsonContentTypes")
 
 
 class DeploymentSettings(Settings):
@@ -125,8 +126,10 @@ class AlarmSettings(Settings):
 class OffHoursSettings(Settings):
     """Scale a non-production endpoint down outside working hours."""
 
-    scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (EventBridge cron).")
-    scale_up_cron: str = Field("cron(0 7 ? * MON-FRI *)", description="When to scale back up (EventBridge cron).")
+    scale_down_cron: str = Field("cron(0 19 ? * MON-FRI *)", description="When to scale down (an Application Auto "
+                                 "Scaling cron, six fields). Default: 19:00 Monday to Friday.")
+    scale_up_cron: str = Field("cron(0 7 ? * MON-FRI *)", description="When to scale back up (an Application Auto "
+                               "Scaling cron, six fields). Default: 07:00 Monday to Friday.")
     timezone: str = Field("UTC", description="IANA time zone of the crons. Default: UTC.")
     off_hours_max_instances: int = Field(1, ge=1, description="Instance ceiling outside working hours. Default: 1.")
 
@@ -145,9 +148,7 @@ class OffHoursSettings(Settings):
     @field_validator("scale_down_cron", "scale_up_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if not re.fullmatch(r"cron\((\S+\s){5}\S+\)", value):
-            raise ValueError(f"{value!r} must be an EventBridge cron with six fields, e.g. 'cron(0 19 ? * MON-FRI *)'")
-        return value
+        return check_autoscaling_cron(value)
 
 
 class AutoscalingSettings(Settings):

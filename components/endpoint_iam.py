@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
 
 
+def execution_role_name(name: str) -> str:
+    """The ServiceRole an endpoint's model runs as: `<endpoint>-execution`."""
+    return f"{name}-execution"
+
+
 def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSettings, context: EndpointContext,
                    capture: Optional["SecureBucket"], kms_key_arn: pulumi.Input[str], capture_prefix: str,
                    governance: Governance) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
@@ -32,7 +37,7 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
     partition = aws_facts.partition
     via_s3 = aws_facts.service_endpoint("s3")
 
-    role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
+    role = ServiceRole(execution_role_name(name), ServiceRoleArgs(
         services=["sagemaker.amazonaws.com"],
         description=f"Runs the model of the {name} endpoint",
         permissions_boundary_arn=governance.permissions_boundary_arn,

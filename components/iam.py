@@ -18,7 +18,9 @@ from typing import Any, Literal, Optional, Union
 import pulumi
 import pulumi_aws as aws
 
+from emlops.catalog.resources_iam import ROLE
 from emlops.components.aws_context import aws_context
+from emlops.components.naming import DerivedName, auto_named
 from emlops.components.options import child, merge_tags, type_token
 
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
@@ -161,6 +163,16 @@ class ServiceRoleArgs:
             raise ValueError("a *FullAccess managed policy cannot serve as a permissions boundary")
 
 
+def role_logical_name(name: str) -> str:
+    """The logical name of a ServiceRole's role (Pulumi auto-names it `<name>-role-<7 hex>`)."""
+    return f"{name}-role"
+
+
+def role_names(name: str) -> list[DerivedName]:
+    """The physical names a ServiceRole called `name` derives (naming.py)."""
+    return [auto_named(ROLE.token, role_logical_name(name))]
+
+
 class ServiceRole(pulumi.ComponentResource):
     """An IAM role that one or more AWS services assume, with no permissions until granted.
 
@@ -185,7 +197,7 @@ class ServiceRole(pulumi.ComponentResource):
             conditions={"StringEquals": {"aws:SourceAccount": account_id}},
         )
         self.role = aws.iam.Role(
-            f"{name}-role",
+            role_logical_name(name),
             assume_role_policy=policy_document([trust]),
             description=args.description or None,
             max_session_duration=args.max_session_duration_seconds,

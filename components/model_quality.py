@@ -15,6 +15,7 @@ from typing import Any, Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
+from emlops.components.locations import S3ObjectUri, S3PrefixUri
 from emlops.components.settings import Settings, error_message
 
 __all__ = ["ModelQualitySettings", "QUALITY_METRICS", "check_model_quality", "default_metric",
@@ -39,8 +40,6 @@ QUALITY_METRICS: dict[str, dict[str, str]] = {
 }
 _DEFAULT_METRIC = {"BinaryClassification": "auc", "MulticlassClassification": "accuracy", "Regression": "rmse"}
 _UNBOUNDED = {"rmse", "mae", "mse", "r2"}
-S3_OBJECT = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*[^/\s]$"
-S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S*$"
 
 
 def problem_types() -> tuple[str, ...]:
@@ -102,8 +101,8 @@ def check_model_quality(problem_type: str, inference_attribute: Optional[str], p
 class ModelQualitySettings(Settings):
     """Model-quality monitoring: the endpoint's captured predictions compared with ground-truth labels."""
 
-    ground_truth_s3_uri: str = Field(
-        pattern=S3_PREFIX, description="Where the ground-truth labels are uploaded (read-only for the monitor).",
+    ground_truth_s3_uri: S3PrefixUri = Field(
+        description="Where the ground-truth labels are uploaded (read-only for the monitor).",
         json_schema_extra=error_message("must be an S3 URI, s3://<bucket>/[<prefix>]"))
     problem_type: str = Field(description="BinaryClassification, MulticlassClassification or Regression.")
     inference_attribute: Optional[str] = Field(
@@ -119,8 +118,8 @@ class ModelQualitySettings(Settings):
                                   "rmse, mae, r2). Default: auc (binary), accuracy (multiclass), rmse (regression).")
     threshold: float = Field(description="Value that trips the alarm: below it for scores (auc, f1, accuracy, r2, "
                              "...), above it for errors (rmse, mae, mse, false_positive_rate, false_negative_rate).")
-    baseline_constraints_s3_uri: Optional[str] = Field(
-        None, pattern=S3_OBJECT, description="`constraints.json` of a model-quality baselining job. Default: none "
+    baseline_constraints_s3_uri: Optional[S3ObjectUri] = Field(
+        None, description="`constraints.json` of a model-quality baselining job. Default: none "
         "(the alarm is the only check).",
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
 

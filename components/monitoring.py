@@ -23,30 +23,68 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from emlops.catalog.resources_operations import EVENT_RULE
+from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, MODEL_QUALITY_JOB_DEFINITION,
+                                                MONITORING_SCHEDULE)
 from emlops.components.alerts import notification_topic, subscription_protocol
 from emlops.components.aws_context import aws_context
 from emlops.components.images import monitor_image_uri
 from emlops.components.locations import parse_s3
 from emlops.components.model_quality import monitor_quality_job
-from emlops.components.monitoring_alarms import drift_alarms, quality_alarm, run_outcome_rules
+from emlops.components.iam import role_names
+from emlops.components.monitoring_alarms import OUTCOMES, drift_alarms, outcome_rule_name, quality_alarm, run_outcome_rules
 from emlops.components.monitoring_args import (MonitorContext, MonitoringSettings, PRODUCTION_NEEDS_BASELINE,
                                                schedule_interval_seconds)
-from emlops.components.monitoring_role import monitoring_role
+from emlops.components.monitoring_role import monitoring_role, monitoring_role_name
+from emlops.components.naming import DerivedName, auto_named, room
 from emlops.components.network_access import https_only_security_group
 from emlops.components.options import child, type_token
 
 __all__ = ["ModelMonitor", "MonitorContext", "MonitoringSettings"]
 
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-# The longest child with an auto-named SageMaker name is "<name>-schedule" plus Pulumi's 8-character suffix.
-MAX_MONITOR_NAME = 63 - len("-schedule") - 8
 LOCAL_INPUT, LOCAL_OUTPUT = "/opt/ml/processing/input/endpoint", "/opt/ml/processing/output"
 
 
-def check_monitor_name(name: str) -> None:
-    if not _SAGEMAKER_NAME.match(name) or len(name) > MAX_MONITOR_NAME:
-        raise ValueError(f"monitor name {name!r} must be at most {MAX_MONITOR_NAME} ASCII letters, digits and '-', "
+def check_monitor_name(name: str, settings: MonitoringSettings) -> None:
+    """SageMaker's name pattern, leaving room for the longest name the monitor derives (its role's, or with
+    model quality its violations rule's, each with Pulumi's 8-character suffix)."""
+    longest = room(name, derived_names(name, settings))
+    if not _SAGEMAKER_NAME.match(name) or len(name) > longest:
+        raise ValueError(f"monitor name {name!r} must be at most {longest} ASCII letters, digits and '-', "
                          "starting and ending with a letter or digit")
+
+
+def job_logical_name(name: str) -> str:
+    return f"{name}-job"
+
+
+def schedule_logical_name(name: str) -> str:
+    return f"{name}-schedule"
+
+
+def quality_job_logical_name(name: str) -> str:
+    return f"{name}-quality-job"
+
+
+def quality_logical_name(name: str) -> str:
+    """The model-quality schedule's logical name, and the name its run-outcome rules start with."""
+    return f"{name}-quality"
+
+
+def derived_names(name: str, settings: MonitoringSettings) -> list[DerivedName]:
+    """The physical names a ModelMonitor called `name` gives its children (naming.py): job definitions,
+    schedules, the execution role and the run-outcome rules."""
+    names = [auto_named(DATA_QUALITY_JOB_DEFINITION.token, job_logical_name(name)),
+             auto_named(MONITORING_SCHEDULE.token, schedule_logical_name(name)),
+             *role_names(monitoring_role_name(name)),
+             *[auto_named(EVENT_RULE.token, outcome_rule_name(name, outcome)) for outcome in OUTCOMES]]
+    if settings.model_quality is not None:
+        quality = quality_logical_name(name)
+        names += [auto_named(MODEL_QUALITY_JOB_DEFINITION.token, quality_job_logical_name(name)),
+                  auto_named(MONITORING_SCHEDULE.token, quality),
+                  *[auto_named(EVENT_RULE.token, outcome_rule_name(quality, outcome)) for outcome in OUTCOMES]]
+    return names
 
 
 class ModelMonitor(pulumi.ComponentResource):
@@ -98,7 +136,7 @@ class ModelMonitor(pulumi.ComponentResource):
 
         baseline = context.baseline(settings)
         self.job_definition = aws.sagemaker.DataQualityJobDefinition(
-            f"{name}-job",
+            job_logical_name(name),
             data_quality_app_specification={
                 "image_uri": image_uri,
                 "environment": {"publish_cloudwatch_metrics": "Enabled"},
@@ -119,7 +157,7 @@ class ModelMonitor(pulumi.ComponentResource):
             opts=child(self, depends_on=policies),
         )
         expression = settings.schedule_expression(context.production)
-        self.schedule = self._schedule(f"{name}-schedule", self.job_definition.name, "DataQuality", expression, tags)
+        self.schedule = self._schedule(schedule_logical_name(name), self.job_definition.name, "DataQuality", expression, tags)
         self.schedule_name = self.schedule.name
         self.schedule_arn = self.schedule.arn
         self.job_definition_name = self.job_definition.name
@@ -128,10 +166,10 @@ class ModelMonitor(pulumi.ComponentResource):
         self.quality_job_definition = self.quality_schedule = None
         if quality is not None:
             self.quality_job_definition = monitor_quality_job(
-                f"{name}-quality-job", quality, endpoint_input=endpoint_input, image_uri=image_uri,
+                quality_job_logical_name(name), quality, endpoint_input=endpoint_input, image_uri=image_uri,
                 output_key=output_key, reports_s3_uri=pulumi.Output.concat(self.reports_s3_uri, "/model-quality"),
                 tags=tags, **shared, opts=child(self, depends_on=policies))
-            self.quality_schedule = self._schedule(f"{name}-quality", self.quality_job_definition.job_definition_name,
+            self.quality_schedule = self._schedule(quality_logical_name(name), self.quality_job_definition.job_definition_name,
                                                    "ModelQuality", expression, tags)
 
         self.topic_arn = pulumi.Output.from_input(
@@ -145,7 +183,7 @@ class ModelMonitor(pulumi.ComponentResource):
                                         self.topic_arn, tags))
         run_outcome_rules(self, name, self.schedule_arn, self.topic_arn, tags)
         if self.quality_schedule is not None:
-            run_outcome_rules(self, f"{name}-quality", self.quality_schedule.arn, self.topic_arn, tags)
+            run_outcome_rules(self, quality_logical_name(name), self.quality_schedule.arn, self.topic_arn, tags)
         self.alarm_names = [alarm.name for alarm in alarms]
         self.register_outputs({
             "scheduleName": self.schedule_name,
@@ -176,7 +214,7 @@ class ModelMonitor(pulumi.ComponentResource):
 def _check(name: str, settings: MonitoringSettings, context: MonitorContext) -> int:
     """What the settings alone cannot know: the context fits them (before anything is created). Returns the
     schedule's interval in seconds."""
-    check_monitor_name(name)
+    check_monitor_name(name, settings)
     if isinstance(context.capture_s3_uri, str):
         parse_s3(context.capture_s3_uri, "capture_s3_uri", prefix=True)
     if context.reports_bucket.kms_key_arn is None and None in (context.volume_kms_key_arn, context.output_kms_key_arn):

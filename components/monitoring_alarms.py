@@ -82,18 +82,27 @@ def quality_alarm(parent: pulumi.Resource, name: str, quality: ModelQualitySetti
     )
 
 
+OUTCOMES = ("failed", "violations")
+
+
+def outcome_rule_name(name: str, outcome: str) -> str:
+    """The EventBridge rule of a monitoring run's outcome (one of OUTCOMES), auto-named from `<name>-<outcome>`."""
+    return f"{name}-{outcome}"
+
+
 def run_outcome_rules(parent: pulumi.Resource, name: str, schedule_arn: pulumi.Output[str],
                       topic_arn: pulumi.Input[str], tags: dict) -> list[aws.cloudwatch.EventRule]:
     """EventBridge rules for runs that failed and runs that found violations, both to the topic."""
+    failed, violations = OUTCOMES
     outcomes = (
-        ("failed", "a monitoring run failed or was stopped", {"ProcessingJobStatus": ["Failed", "Stopped"]}),
-        ("violations", "a monitoring run found constraint violations",
+        (failed, "a monitoring run failed or was stopped", {"ProcessingJobStatus": ["Failed", "Stopped"]}),
+        (violations, "a monitoring run found constraint violations",
          {"ProcessingJobStatus": ["Completed"], "ExitMessage": [{"prefix": "CompletedWithViolations"}]}),
     )
     rules = []
     for suffix, what, detail in outcomes:
         rule = aws.cloudwatch.EventRule(
-            f"{name}-{suffix}",
+            outcome_rule_name(name, suffix),
             description=f"{name}: {what}",
             event_pattern=schedule_arn.apply(lambda arn, detail=detail: json.dumps({
                 "source": ["aws.sagemaker"],

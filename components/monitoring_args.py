@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,8 +25,10 @@ from typing import TYPE_CHECKING, Optional
 import pulumi
 from pydantic import Field, field_validator
 
-from emlops.catalog.aws import api_enum
-from emlops.components.model_quality import S3_OBJECT, ModelQualitySettings
+from emlops.components.api_limits import check_instance_type
+from emlops.components.locations import S3ObjectUri
+from emlops.components.model_quality import ModelQualitySettings
+from emlops.components.schedules import parse_cron
 from emlops.components.settings import Governance, Placement, Settings, error_message
 
 if TYPE_CHECKING:
@@ -49,26 +49,14 @@ PRODUCTION_NEEDS_BASELINE = ("production monitors need a baseline: add statistic
 PRODUCTION_NEEDS_MONITORING = "production endpoints are monitored; remove enabled: false"
 
 
-@functools.lru_cache(maxsize=1)
-def processing_instance_types() -> tuple[str, ...]:
-    """SageMaker's own list of processing instance types (botocore's `ProcessingInstanceType`)."""
-    return api_enum("sagemaker", "ProcessingInstanceType")
-
-
-def check_instance_type(instance_type: str) -> None:
-    allowed = processing_instance_types()
-    if instance_type not in allowed:
-        close = difflib.get_close_matches(instance_type, allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"{instance_type!r} is not a SageMaker processing instance type; {hint}"
-                         "see ProcessingInstanceType in the SageMaker API")
-
-
 def schedule_interval_seconds(expression: str) -> int:
-    """Seconds between two runs of a monitoring schedule; ValueError if SageMaker would reject it."""
+    """Seconds between two runs of a monitoring schedule; ValueError if SageMaker would reject it: a cron
+    outside the grammar names its field, a valid cron outside SageMaker's few gets SCHEDULE_HELP."""
+    if expression.startswith("cron("):
+        parse_cron(expression)
     match = _SCHEDULE.match(expression)
     if not match or match["every"] in ("0", "00"):
-        raise ValueError(f"schedule_expression {expression!r} {SCHEDULE_HELP}")
+        raise ValueError(f"{expression!r} {SCHEDULE_HELP}")
     if match["hour"] == "*":
         return 3600
     return int(match["every"]) * 3600 if match["every"] else 86400
@@ -82,11 +70,11 @@ def feature_token(feature: str) -> str:
 class BaselineSettings(Settings):
     """The baseline the captured data is compared with (the output of a SageMaker baselining job)."""
 
-    statistics_s3_uri: str = Field(
-        pattern=S3_OBJECT, description="`statistics.json` of the baselining job.",
+    statistics_s3_uri: S3ObjectUri = Field(
+        description="`statistics.json` of the baselining job.",
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
-    constraints_s3_uri: str = Field(
-        pattern=S3_OBJECT, description="`constraints.json` of the baselining job.",
+    constraints_s3_uri: S3ObjectUri = Field(
+        description="`constraints.json` of the baselining job.",
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
 
 
@@ -97,7 +85,8 @@ class MonitoringSettings(Settings):
     schedule: Optional[str] = Field(None, description="When the job runs: hourly `cron(0 * ? * * *)`, daily "
                                     "`cron(0 H ? * * *)` or every N hours `cron(0 H/N ? * * *)`. Default: "
                                     "hourly in production stacks, daily `cron(0 0 ? * * *)` otherwise.")
-    instance_type: str = Field("ml.m5.xlarge", description="Processing instance type. Default: ml.m5.xlarge.")
+    instance_type: str = Field("ml.m5.xlarge", description="Processing instance type (botocore's "
+                               "`ProcessingInstanceType`). Default: ml.m5.xlarge.")
     instance_count: int = Field(1, ge=1, le=100, description="Processing instances. Default: 1.")
     volume_size_gb: int = Field(20, ge=1, le=16384, description="Volume per instance in GB. Default: 20.")
     max_runtime_minutes: int = Field(60, ge=1, le=1440, description="Longest a run may take; at most the "
@@ -118,17 +107,13 @@ class MonitoringSettings(Settings):
     @classmethod
     def _schedule(cls, value: Optional[str]) -> Optional[str]:
         if value is not None:
-            try:
-                schedule_interval_seconds(value)
-            except ValueError:
-                raise ValueError(f"{value!r} {SCHEDULE_HELP}") from None
+            schedule_interval_seconds(value)
         return value
 
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        check_instance_type(value)
-        return value
+        return check_instance_type(value, "processing")
 
     @field_validator("drift_features")
     @classmethod

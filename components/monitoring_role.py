@@ -22,13 +22,18 @@ from emlops.components.monitoring_args import MonitorContext, MonitoringSettings
 from emlops.components.network_access import vpc_interface_statements
 
 
+def monitoring_role_name(name: str) -> str:
+    """The ServiceRole a monitor's jobs run as: `<monitor>-execution`."""
+    return f"{name}-execution"
+
+
 def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSettings, context: MonitorContext,
                     prefix: str, image_uri: pulumi.Output[str], volume_key: pulumi.Input[str],
                     output_key: pulumi.Input[str], tags: dict) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
     """The role the monitoring jobs run as, and its policies (the job definition waits for them)."""
     aws_facts = aws_context(parent)
     partition, via_s3 = aws_facts.partition, aws_facts.service_endpoint("s3")
-    role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
+    role = ServiceRole(monitoring_role_name(name), ServiceRoleArgs(
         services=["sagemaker.amazonaws.com"],
         description=f"Runs the {name} model monitor's jobs",
         permissions_boundary_arn=context.governance.permissions_boundary_arn,

@@ -15,7 +15,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.alerts import announce_approvals
+from emlops.catalog.resources_operations import EVENT_RULE
+from emlops.components.alerts import announce_approvals, approvals_rule_name
+from emlops.components.naming import DerivedName, auto_named
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, policy_document
 from emlops.components.options import child, type_token
@@ -51,6 +53,17 @@ def check_registry_name(name: str, kind: str) -> None:
                          "ending with a letter or digit")
 
 
+def group_component_name(name: str, group: str) -> str:
+    """What a registry called `name` names the children of package group `group`: `<registry>-<group>`."""
+    return f"{name}-{group}"
+
+
+def derived_names(name: str, group: str, *, announced: bool) -> list[DerivedName]:
+    """The physical names a ModelRegistry called `name` derives from a group it holds (naming.py): the rule that
+    announces its approvals, when `announced`."""
+    return [auto_named(EVENT_RULE.token, approvals_rule_name(group_component_name(name, group)))] if announced else []
+
+
 class ModelRegistry(pulumi.ComponentResource):
     """Model package groups with cross-account read for promotion, and an MLflow tracking server."""
 
@@ -77,7 +90,7 @@ class ModelRegistry(pulumi.ComponentResource):
         self.package_groups, self.package_group_names, self.package_group_arns = {}, {}, {}
         for model in groups:
             group = aws.sagemaker.ModelPackageGroup(
-                f"{name}-{model}-group",
+                f"{group_component_name(name, model)}-group",
                 model_package_group_name=model,
                 model_package_group_description=context.descriptions.get(model, f"Versions of the {model} model"),
                 tags=tags,
@@ -88,7 +101,7 @@ class ModelRegistry(pulumi.ComponentResource):
             self.package_group_arns[model] = group.arn
             if settings.promotion_accounts:
                 aws.sagemaker.ModelPackageGroupPolicy(
-                    f"{name}-{model}-group-policy",
+                    f"{group_component_name(name, model)}-group-policy",
                     model_package_group_name=group.model_package_group_name,
                     resource_policy=_consumer_policy(aws_facts, group, model, settings),
                     opts=child(self),
@@ -98,7 +111,7 @@ class ModelRegistry(pulumi.ComponentResource):
             # One EventBridge rule per group: a version approved (by a person, in this account) is announced.
             announced = groups if context.announced_groups is None else context.announced_groups
             for model in [m for m in groups if m in announced]:
-                announce_approvals(self, f"{name}-{model}", model, context.approval_topic_arn, tags)
+                announce_approvals(self, group_component_name(name, model), model, context.approval_topic_arn, tags)
         self.repository_urls: dict[str, pulumi.Output[str]] = {}
         for repository in settings.image_repositories:
             self.repository_urls[repository] = self._image_repository(name, repository, settings, context, tags)

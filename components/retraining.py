@@ -18,17 +18,51 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.alerts import announce_approvals
+from emlops.catalog.resources_operations import EVENT_RULE
+from emlops.catalog.resources_sagemaker import PIPELINE
+from emlops.components.alerts import announce_approvals, approvals_rule_name
 from emlops.components.aws_context import aws_context
-from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
+from emlops.components.iam import (ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement,
+                                   role_names)
 from emlops.components.images import repository_arn_output
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.locations import parse_s3
+from emlops.components.naming import DerivedName, auto_named, given
 from emlops.components.network_access import https_only_security_group, vpc_interface_statements
 from emlops.components.options import child, type_token
 from emlops.components.retraining_args import RetrainingContext, RetrainingSettings
 
 __all__ = ["RetrainingContext", "RetrainingPipeline", "RetrainingSettings"]
+
+ON_VIOLATIONS, ON_SCHEDULE = "on-violations", "schedule"
+
+
+def execution_role_name(name: str) -> str:
+    return f"{name}-execution"
+
+
+def events_role_name(name: str) -> str:
+    return f"{name}-events"
+
+
+def start_rule_name(name: str, trigger: str) -> str:
+    """The EventBridge rule that starts the pipeline on `trigger` (ON_VIOLATIONS or ON_SCHEDULE)."""
+    return f"{name}-{trigger}"
+
+
+def derived_names(name: str, settings: RetrainingSettings, pipeline: str, *, monitored: bool = True,
+                  announces: bool = False) -> list[DerivedName]:
+    """The physical names a RetrainingPipeline called `name` gives its children (naming.py): the pipeline, its
+    roles and the EventBridge rules that start it (`monitored`: on violations) or announce approvals."""
+    triggers = [t for t, on in ((ON_VIOLATIONS, monitored), (ON_SCHEDULE, settings.schedule is not None)) if on]
+    names = [given(PIPELINE.token, pipeline), *role_names(execution_role_name(name)),
+             *[auto_named(EVENT_RULE.token, start_rule_name(name, trigger)) for trigger in triggers]]
+    if triggers:
+        names += role_names(events_role_name(name))
+    if announces:
+        names.append(auto_named(EVENT_RULE.token, approvals_rule_name(name)))
+    return names
+
 
 class RetrainingPipeline(pulumi.ComponentResource):
     """One model's retraining pipeline, what starts it, and who hears about approved versions."""
@@ -56,7 +90,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
                 description=f"Encrypts the datasets, volumes and artifacts of the {name} retraining pipeline",
                 protect=governance.protect, tags=tags), opts=child(self)).arn
         processing_image = settings.processing_image or settings.training_image
-        role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
+        role = ServiceRole(execution_role_name(name), ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"],
             description=f"Runs the {context.pipeline_name} pipeline and its jobs",
             permissions_boundary_arn=governance.permissions_boundary_arn,
@@ -116,7 +150,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
         if context.monitoring_schedule_arn is not None:
             schedules = [context.monitoring_schedule_arn] + (
                 [context.quality_schedule_arn] if context.quality_schedule_arn is not None else [])
-            starts.append(("on-violations", "a monitoring run found constraint violations", dict(
+            starts.append((ON_VIOLATIONS, "a monitoring run found constraint violations", dict(
                 event_pattern=pulumi.Output.all(*schedules).apply(lambda arns: json.dumps({
                     "source": ["aws.sagemaker"],
                     "detail-type": ["SageMaker Processing Job State Change"],
@@ -124,10 +158,10 @@ class RetrainingPipeline(pulumi.ComponentResource):
                                "ExitMessage": [{"prefix": "CompletedWithViolations"}]},
                 })))))
         if settings.schedule is not None:
-            starts.append(("schedule", f"the schedule {settings.schedule} fires",
+            starts.append((ON_SCHEDULE, f"the schedule {settings.schedule} fires",
                            dict(schedule_expression=settings.schedule)))
         if starts:
-            events_role = ServiceRole(f"{name}-events", ServiceRoleArgs(
+            events_role = ServiceRole(events_role_name(name), ServiceRoleArgs(
                 services=["events.amazonaws.com"],
                 description=f"Lets EventBridge start the {context.pipeline_name} pipeline",
                 permissions_boundary_arn=governance.permissions_boundary_arn,
@@ -136,7 +170,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
             start_policy = events_role.add_policy("start-pipeline", [
                 Statement(actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline.arn])])
             for suffix, why, trigger in starts:
-                rule = aws.cloudwatch.EventRule(f"{name}-{suffix}", description=f"{name}: retrain when {why}",
+                rule = aws.cloudwatch.EventRule(start_rule_name(name, suffix), description=f"{name}: retrain when {why}",
                                                 tags=tags, opts=child(self), **trigger)
                 aws.cloudwatch.EventTarget(
                     f"{name}-{suffix}-start", rule=rule.name, arn=self.pipeline.arn, role_arn=events_role.arn,

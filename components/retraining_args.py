@@ -19,36 +19,20 @@ from typing import Literal, Optional
 import pulumi
 from pydantic import Field, field_validator
 
+from emlops.components.api_limits import check_content_types, check_instance_type, check_instance_types
 from emlops.components.locations import parse_s3
 from emlops.components.monitoring_args import DriftBaseline
+from emlops.components.schedules import check_eventbridge_schedule
 from emlops.components.settings import Governance, Placement, Settings, error_message
 
 # Metrics that are fractions: a threshold outside 0-1 can never be met (or is always met).
 FRACTION_METRICS = frozenset({"auc", "accuracy", "f1", "precision", "recall", "r2"})
-_INSTANCE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 _ECR_IMAGE = (r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+"
               r"(:[\w.-]+|@sha256:[0-9a-f]{64})$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package-group/"
                         r"[a-z0-9](-*[a-z0-9]){0,62}$")
-_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
-_RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
-SCHEDULE_HELP = ("must be an EventBridge schedule: 'cron(<minutes> <hours> <day-of-month> <month> <day-of-week> "
-                 "<year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'")
-
-
-def check_schedule_expression(expression: str) -> None:
-    """EventBridge's schedule grammar (six cron fields, one of day-of-month/day-of-week is '?')."""
-    if _RATE.match(expression):
-        return
-    if not _CRON.match(expression):
-        raise ValueError(f"{expression!r} {SCHEDULE_HELP}")
-    fields = expression[len("cron("):-1].split()
-    if (fields[2] == "?") == (fields[4] == "?"):
-        raise ValueError(f"{expression!r}: exactly one of day-of-month and day-of-week must be '?'")
-
-
 def check_threshold(metric_name: str, threshold: float) -> None:
     if not math.isfinite(threshold):
         raise ValueError(f"metric_threshold ({threshold!r}) must be a finite number")
@@ -71,12 +55,10 @@ class RetrainingSettings(Settings):
     schedule: Optional[str] = Field(None, description="EventBridge schedule that also starts the pipeline, e.g. "
                                     "`cron(0 3 ? * MON *)` or `rate(7 days)`. Default: started only by monitoring "
                                     "violations and `emlops retrain`.")
-    processing_instance_type: str = Field("ml.m5.xlarge", pattern=_INSTANCE, description="Instance type of the "
-                                          "prepare and evaluate steps. Default: ml.m5.xlarge.",
-                                          json_schema_extra=error_message("must look like 'ml.m5.xlarge'"))
-    training_instance_type: str = Field("ml.m5.xlarge", pattern=_INSTANCE, description="Instance type of the "
-                                        "training step. Default: ml.m5.xlarge.",
-                                        json_schema_extra=error_message("must look like 'ml.m5.xlarge'"))
+    processing_instance_type: str = Field("ml.m5.xlarge", description="Instance type of the prepare and evaluate "
+                                          "steps (botocore's `ProcessingInstanceType`). Default: ml.m5.xlarge.")
+    training_instance_type: str = Field("ml.m5.xlarge", description="Instance type of the training step "
+                                        "(botocore's `TrainingInstanceType`). Default: ml.m5.xlarge.")
     training_instance_count: int = Field(1, ge=1, le=100, description="Training instances. Default: 1.")
     training_image: Optional[str] = Field(None, pattern=_ECR_IMAGE, description="ECR training image with a tag "
                                           "or digest; the registered version is served with it too. Required "
@@ -100,16 +82,17 @@ class RetrainingSettings(Settings):
     max_runtime_hours: int = Field(24, ge=1, le=120, description="Longest each step's job may run, in hours. "
                                    "Default: 24.")
     content_types: list[str] = Field(["text/csv"], min_length=1, description="Request and response MIME types of "
-                                     "the registered version. Default: text/csv.")
+                                     "the registered version (its `SupportedContentTypes` and "
+                                     "`SupportedResponseMIMETypes`). Default: text/csv.")
     inference_instance_types: list[str] = Field(["ml.m5.large"], min_length=1, description="Instance types the "
-                                                "registered version may be deployed to. Default: ml.m5.large.")
+                                                "registered version may be deployed to, for endpoints and batch "
+                                                "transform (botocore's `ProductionVariantInstanceType` and "
+                                                "`TransformInstanceType`). Default: ml.m5.large.")
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None:
-            check_schedule_expression(value)
-        return value
+        return value if value is None else check_eventbridge_schedule(value)
 
     @field_validator("metric_threshold")
     @classmethod
@@ -117,13 +100,25 @@ class RetrainingSettings(Settings):
         check_threshold(info.data.get("metric_name", "auc"), value)
         return value
 
+    @field_validator("processing_instance_type")
+    @classmethod
+    def _processing_type(cls, value: str) -> str:
+        return check_instance_type(value, "processing")
+
+    @field_validator("training_instance_type")
+    @classmethod
+    def _training_type(cls, value: str) -> str:
+        return check_instance_type(value, "training")
+
     @field_validator("inference_instance_types")
     @classmethod
     def _instance_types(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.match(_INSTANCE, value):
-                raise ValueError(f"{value!r} is not a SageMaker instance type like 'ml.m5.large'")
-        return values
+        return check_instance_types(values, "hosting", "batch transform")
+
+    @field_validator("content_types")
+    @classmethod
+    def _content_types(cls, values: list[str]) -> list[str]:
+        return check_content_types(values, "ContentTypes", "ResponseMIMETypes")
 
 
 def pipeline_name(environment: str, model_name: str) -> str:

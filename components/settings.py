@@ -31,11 +31,23 @@ SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
 
 
+# What a value of the wrong type is told, in Python as in a stack file (YAML's words: true/false, whole number).
+STRICT_MESSAGES = {
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+}
+
+
 class Settings(BaseModel):
     """Base of every component's settings: unknown keys are errors, values are frozen, surrounding
-    whitespace is dropped."""
+    whitespace is dropped, and types are strict: `true` is not 1, `1.5` and `"3"` are not whole numbers,
+    `1` and `"yes"` are not booleans (pydantic's lax mode would turn `max_session_hours: true` into 1 hour)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -47,7 +59,8 @@ class Settings(BaseModel):
         except ValidationError as exc:
             errors = exc.errors()
             custom = [field_extra(cls, tuple(e["loc"])).get("errorMessage")
-                      if e["type"] == "string_pattern_mismatch" else None for e in errors]
+                      if e["type"] == "string_pattern_mismatch" else STRICT_MESSAGES.get(e["type"])
+                      for e in errors]
             if not any(custom):
                 raise
             raise ValidationError.from_exception_data(exc.title, [

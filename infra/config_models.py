@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from emlops.components.endpoint_args import (ENVIRONMENT_MAX_ENTRIES, EndpointSettings, check_environment_names,
                                              printable_key)
+from emlops.components.locations import check_s3_uri
 from emlops.components.settings import AtKey, Settings
 from emlops.components.monitoring_args import MonitoringSettings
 from emlops.components.retraining_args import RetrainingSettings
@@ -56,6 +57,8 @@ def tracking_uri_problem(uri: str) -> Optional[str]:
         return ("must be https:// (plain http:// lets anyone on the network path choose the model the deploy serves "
                 "and read its MLflow credentials; http:// is allowed only to localhost, 127.0.0.1 or [::1])")
     return None
+
+
 # Keys of the `emlops` config namespace that hold a model's secret environment values (`emlops:<key>`).
 SECRET_CONFIG_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,99}$")
 RESERVED_CONFIG_KEYS = ("platform", "mlflowBackendStoreUri")
@@ -76,10 +79,6 @@ def secret_looking_name(name: str) -> Optional[str]:
         if pair in _SECRET_PAIRS:
             return "_".join(pair)
     return None
-# The longest SageMaker child name a model gets is "<environment>-<model>-config" plus Pulumi's
-# 8-character auto-name suffix, and SageMaker names are at most 63 characters.
-SAGEMAKER_NAME_LIMIT = 63
-LONGEST_CHILD_SUFFIX = len("-config") + 8
 
 
 class ModelSourceConfig(Settings):
@@ -107,6 +106,13 @@ class ModelSourceConfig(Settings):
         description="Explicit model artifact: a `.tar.gz` object or an S3 prefix ending in `/`.",
         json_schema_extra={"errorMessage": "must be s3://<bucket>/<key>.tar.gz or an S3 prefix ending in '/'"},
     )
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3_rules(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            check_s3_uri(value, prefix=True)
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ModelSourceConfig":

@@ -47,6 +47,7 @@ from emlops.program import rules
 from emlops.program.config import StackConfig, config_json_schema, load_config, parse_config
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import ModelConfig, RegistryConfig
+from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.serving import ServedModel, SharedRegistry
 
 
@@ -84,6 +85,14 @@ class PlatformConfig(StackConfig):
         groups = [model.name for model in self.models]
         groups += [m.source.model_package_group for m in self.models if m.source.model_package_group]
         return list(dict.fromkeys(groups + list(self.registry.package_groups)))
+
+    def announced_groups(self) -> list[str]:
+        """The groups whose approvals this stack's own registry announces: those a deploy picks versions from
+        (sourced, retrained) and those it holds for others; none when a shared registry holds the groups."""
+        if self.registry.shared_stack:
+            return []
+        deployed = self.deployed_groups()
+        return [g for g in self.registry_groups() if g in deployed or g in self.registry.package_groups]
 
     def deployed_groups(self) -> list[str]:
         """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
@@ -260,16 +269,14 @@ class MlPlatform(pulumi.ComponentResource):
         groups = self._registry_groups()
         if not groups and not settings.image_repositories and settings.mlflow.kind == "none":
             return None
-        deployed = self._settings.deployed_groups()
         cluster = None
         if settings.mlflow.kind == "kubernetes":
             cluster = ClusterAccess(self.training.kubernetes_provider, self.training.oidc_provider_arn,
                                     self.training.oidc_issuer_url)
-        return ModelRegistry(f"{self._name}-registry", settings, RegistryContext(
+        return ModelRegistry(registry_component(self._name), settings, RegistryContext(
             account_id=self._settings.account_id, model_groups=groups,
             approval_topic_arn=self.alerts_topic_arn if groups else None,
-            # approvals are announced for the groups a deploy picks versions from: sourced, retrained, held for others
-            announced_groups=[g for g in groups if g in deployed or g in settings.package_groups],
+            announced_groups=[g for g in groups if g in self._settings.announced_groups()],
             kms_key_arn=self.data_key.arn, artifact_bucket=self.artifacts, cluster=cluster,
             backend_store_uri=self._context.mlflow_backend_store_uri, governance=self._governance), opts=child(self))
 
@@ -287,7 +294,7 @@ class MlPlatform(pulumi.ComponentResource):
             self._workloads = [group.id]
         endpoints = {}
         for model in models:
-            endpoints[model.name] = ModelEndpoint(f"{name}-{model.name}", model.settings, EndpointContext(
+            endpoints[model.name] = ModelEndpoint(endpoint_component(name, model.name), model.settings, EndpointContext(
                 artifact=model.artifact, image_uri=model.image_uri,
                 # serverless endpoints have no VPC
                 placement=None if model.settings.serverless else self._placement(self._workloads),
@@ -300,9 +307,9 @@ class MlPlatform(pulumi.ComponentResource):
         name, key = self._name, self.data_key.arn
         monitors = {}
         for model in [m for m in models if m.monitored]:
-            monitors[model.name] = ModelMonitor(f"{name}-{model.name}-monitor", model.settings.monitoring,
+            monitors[model.name] = ModelMonitor(monitor_component(name, model.name), model.settings.monitoring,
                                                 MonitorContext(
-                endpoint_name=f"{name}-{model.name}", capture_s3_uri=self.endpoints[model.name].data_capture_uri,
+                endpoint_name=endpoint_component(name, model.name), capture_s3_uri=self.endpoints[model.name].data_capture_uri,
                 reports_bucket=self.capture, placement=self._placement(self._workloads),
                 production=self._settings.production, package_baseline=model.package_baseline,
                 capture_kms_key_arn=key, volume_kms_key_arn=key, output_kms_key_arn=key,
@@ -319,7 +326,7 @@ class MlPlatform(pulumi.ComponentResource):
         for model in [m for m in models if m.settings.retraining.enabled]:
             monitor, target = self.monitors[model.name], model.registry_target
             baseline = model.settings.monitoring.baseline
-            pipelines[model.name] = RetrainingPipeline(f"{name}-{model.name}-retraining", model.settings.retraining,
+            pipelines[model.name] = RetrainingPipeline(retraining_component(name, model.name), model.settings.retraining,
                                                        RetrainingContext(
                 model_name=model.name, pipeline_name=pipeline_name(self._settings.environment, model.name),
                 input_s3_uri=pulumi.Output.concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from emlops.components.feature_store_args import check_feature_groups
 from emlops.components.settings import AtKey
-from emlops.program.config_models import LONGEST_CHILD_SUFFIX, SAGEMAKER_NAME_LIMIT, ModelConfig
+from emlops.program import names
+from emlops.program.config_models import ModelConfig
 
 if TYPE_CHECKING:  # the settings that hold the sections; rules run while they validate
     from emlops.program.platform import PlatformConfig
@@ -26,22 +27,18 @@ def check(config: PlatformConfig) -> None:
     models_fit_the_environment(config)
     data_training_registry_fit(config)
     network_fits_the_environment(config)
+    names.check(config)
 
 
 def models_fit_the_environment(config: PlatformConfig) -> None:
-    """Model names are unique and fit SageMaker's name limit; sources, network, monitoring and retraining
-    have what they need; production models are highly available and monitored."""
+    """Model names are unique; sources, network, monitoring and retraining have what they need; production
+    models are highly available and monitored. (The names derived from them are checked by names.py.)"""
     seen: set[str] = set()
     for index, model in enumerate(config.models):
         at = f"models[{index}]"
         if model.name in seen:
             raise AtKey(f"{at}.name", f"model name {model.name!r} is used twice; names must be unique")
         seen.add(model.name)
-        longest = f"{config.environment}-{model.name}-config-1a2b3c4"
-        if len(longest) > SAGEMAKER_NAME_LIMIT:
-            room = SAGEMAKER_NAME_LIMIT - LONGEST_CHILD_SUFFIX - len(config.environment) - 1
-            raise AtKey(f"{at}.name", f"{model.name!r} is too long for environment {config.environment!r}: "
-                        f"SageMaker names are at most {SAGEMAKER_NAME_LIMIT} characters, so at most {room} here")
         if model.source.mlflow and not config.registry.mlflow_tracking_uri:
             raise AtKey(f"{at}.source.mlflow", "needs registry.mlflow_tracking_uri to resolve the reference")
         if model.variants and config.network is None:

@@ -146,10 +146,10 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      "got 'arn:aws:sagemaker:eu-west-1:1:model-package/fraud'"),
     (platform(model(variants=[{"instance_type": "ml.m5.larg"}])),
      f"{M0}.variants[0].instance_type: 'ml.m5.larg' is not a SageMaker hosting instance type; "
-     "did you mean 'ml.m5.large'? see ProductionVariantInstanceType in the SageMaker API"),
+     "did you mean 'ml.m5.large'?"),
     (platform(model(variants=[{"instance_type": "m5"}])),
-     f"{M0}.variants[0].instance_type: 'm5' is not a SageMaker hosting instance type; "
-     "see ProductionVariantInstanceType in the SageMaker API"),
+     f"{M0}.variants[0].instance_type: 'm5' is not a SageMaker hosting instance type "
+     "(see ProductionVariantInstanceType in the SageMaker API)"),
     (platform(model(variants=[{"instance_type": "ml.m5.large"}, {"instance_type": "ml.c5.large"}])),
      f"{M0}: variant names must be unique; got primary, primary"),
     (platform(model(image={"framework": "xgboost"})), f"{M0}.image: framework 'xgboost' needs a framework_version"),
@@ -181,15 +181,15 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      f"{M0}.autoscaling: min_instances (3) is larger than max_instances (2); "
      "lower min_instances or raise max_instances"),
     (platform(model(autoscaling={"off_hours": {"scale_down_cron": "0 19 * * 1-5"}})),
-     f"{M0}.autoscaling.off_hours.scale_down_cron: '0 19 * * 1-5' must be an EventBridge cron with six fields, "
-     "e.g. 'cron(0 19 ? * MON-FRI *)'"),
+     f"{M0}.autoscaling.off_hours.scale_down_cron: '0 19 * * 1-5' must be a cron expression of six fields, "
+     "'cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>)', e.g. 'cron(0 3 ? * MON *)'"),
     (platform(model(name="Churn_1")),
      f"{M0}.name: must be lowercase letters and digits, single '-' between, got 'Churn_1'"),
     (platform(MODEL, model(SERVERLESS, name="churn")),
      f"{AT}.models[1].name: model name 'churn' is used twice; names must be unique"),
     (platform(model(name="a" * 32), environment="abcdefghijklmnop"),
-     f"{M0}.name: {'a' * 32!r} is too long for environment 'abcdefghijklmnop': "
-     "SageMaker names are at most 63 characters, so at most 31 here"),
+     f"{M0}.name: {'a' * 32!r} makes the endpoint config name 'abcdefghijklmnop-{'a' * 32}-config-1a2b3c4' 64 "
+     "characters (with Pulumi's auto-name suffix); AWS allows 63 (at most 31 characters here)"),
     (platform(SERVERLESS, registry=None),
      f"{M0}.source.mlflow: needs registry.mlflow_tracking_uri to resolve the reference"),
     (platform(MODEL, network=None),
@@ -220,8 +220,15 @@ def test_invalid_models_fail_with_one_exact_line(raw, expected):
 
 
 def test_the_longest_model_name_an_environment_allows_parses():
-    raw = platform(model(name="a" * 31), environment="abcdefghijklmnop")
-    assert parse_platform_config(raw, SOURCE).models[0].name == "a" * 31
+    # the endpoint's execution role, `<environment>-<model>-execution-role-<7 hex>`, is the longest name an
+    # unmonitored model derives: IAM allows 64 characters, so 24 are left beside a 16-character environment
+    unmonitored = {"data_capture": {"enabled": False}}
+    raw = platform(model(name="a" * 24, **unmonitored), environment="abcdefghijklmnop")
+    assert parse_platform_config(raw, SOURCE).models[0].name == "a" * 24
+    with pytest.raises(ConfigError, match=r"models\[0\]\.name: 'a{25}' makes the IAM role name "
+                       r"'abcdefghijklmnop-a{25}-execution-role-1a2b3c4' 65 characters \(with Pulumi's auto-name "
+                       r"suffix\); AWS allows 64 \(at most 24 characters here\)$"):
+        parse_platform_config(platform(model(name="a" * 25, **unmonitored), environment="abcdefghijklmnop"), SOURCE)
 
 
 PRODUCTION_PLATFORM = {"production": True, "environment": "prod"}

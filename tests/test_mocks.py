@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import pytest
 
 from emlops.offline.engine import run_function
-from emlops.offline.mocks import AwsIdentity, MockGap, autoname
+from emlops.offline.mocks import AwsIdentity, MockGap, NameRefused, autoname
 from tests.conftest import IDENTITY, run_components
 
 
@@ -91,13 +91,13 @@ def test_a_catalogued_type_whose_entry_has_no_arn_format_fails_loudly():
 
 def test_auto_names_follow_pulumi_and_aws_limits():
     plan = run_components(lambda: [
-        aws.iam.Role("a" * 70, assume_role_policy="{}"),
+        aws.iam.Role("a" * 56, assume_role_policy="{}"),
         aws.s3.Bucket("Mixed-Case"),
         aws.iam.Role("named", name="explicit-name", assume_role_policy="{}"),
         aws.iam.Role("prefixed", name_prefix="team-", assume_role_policy="{}"),
     ])
-    long_role = plan.get("a" * 70).inputs["name"]
-    assert len(long_role) == 64 and re.fullmatch(r"a{56}-[0-9a-f]{7}", long_role)
+    longest_role = plan.get("a" * 56).inputs["name"]
+    assert len(longest_role) == 64 and re.fullmatch(r"a{56}-[0-9a-f]{7}", longest_role)
     assert re.fullmatch(r"mixed-case-[0-9a-f]{7}", plan.get("Mixed-Case").inputs["bucket"])
     assert plan.get("named").inputs["name"] == "explicit-name"
     assert re.fullmatch(r"team-[0-9a-f]{26}", plan.get("prefixed").inputs["name"])
@@ -146,3 +146,50 @@ def test_runs_are_isolated_from_each_other():
     second = run_components(lambda: aws.s3.Bucket("two"))
     assert [r.name for r in first.resources] == ["emlops-test", "one"]
     assert [r.name for r in second.resources] == ["emlops-test", "two"]
+
+
+def test_an_auto_name_longer_than_aws_allows_is_refused_as_pulumi_does():
+    # Pulumi does not cut the logical name: "name '<prefix>-' plus 7 random chars is longer than maximum length"
+    with pytest.raises(NameRefused, match=re.escape(
+        f"could not make instance of 'aws:iam/role:Role' {'a' * 57!r}: name {'a' * 57 + '-'!r} plus 7 random chars "
+        "is longer than maximum length 64 (AWS's limit for its name; see emlops/catalog/resources_iam.py)")):
+        run_components(lambda: aws.iam.Role("a" * 57, assume_role_policy="{}"))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: aws.cloudwatch.EventRule("rule", name="r" * 65, schedule_expression="rate(1 day)"),
+     f"aws:cloudwatch/eventRule:EventRule 'rule': AWS refuses its name {'r' * 65!r}: it is 65 characters; AWS "
+     "allows 64"),
+    (lambda: aws.cloudwatch.EventRule("rule", name="retrain on drift", schedule_expression="rate(1 day)"),
+     "aws:cloudwatch/eventRule:EventRule 'rule': AWS refuses its name 'retrain on drift': it has characters AWS "
+     "does not allow (the name must match [\\.\\-_A-Za-z0-9]+)"),
+    (lambda: aws.iam.Role("role", name="team/role", assume_role_policy="{}"),
+     "aws:iam/role:Role 'role': AWS refuses its name 'team/role': it has characters AWS does not allow (the name "
+     "must match [\\w+=,.@-]+)"),
+    (lambda: aws.sagemaker.Endpoint("endpoint", name="churn_endpoint", endpoint_config_name="config"),
+     "aws:sagemaker/endpoint:Endpoint 'endpoint': AWS refuses its name 'churn_endpoint': it has characters AWS does "
+     "not allow (the name must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})"),
+    (lambda: aws.sagemaker.Model("model", name="m" * 64, execution_role_arn="arn:aws:iam::123456789012:role/r"),
+     f"aws:sagemaker/model:Model 'model': AWS refuses its name {'m' * 64!r}: it is 64 characters; AWS allows 63"),
+    (lambda: aws.s3.Bucket("bucket", bucket="ab"),
+     "aws:s3/bucket:Bucket 'bucket': AWS refuses its bucket 'ab': it is 2 characters; AWS needs at least 3"),
+])
+def test_mocks_refuse_a_name_aws_would_refuse(build, message):
+    with pytest.raises(NameRefused) as caught:
+        run_components(build)
+    assert str(caught.value) == message
+
+
+def test_a_refused_name_ends_the_run_alone_not_wrapped_by_its_dependents():
+    from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
+
+    def program() -> None:
+        role = ServiceRole("r" * 52, ServiceRoleArgs(services=["sagemaker.amazonaws.com"],
+                                                     source_account_id="123456789012"))
+        role.add_policy("read", [Statement(actions=["s3:GetObject"], resources=["arn:aws:s3:::b/*"])])
+
+    with pytest.raises(NameRefused) as caught:
+        run_components(program)
+    assert str(caught.value) == (
+        f"could not make instance of 'aws:iam/role:Role' {'r' * 52 + '-role'!r}: name {'r' * 52 + '-role-'!r} plus 7 "
+        "random chars is longer than maximum length 64 (AWS's limit for its name; see emlops/catalog/resources_iam.py)")

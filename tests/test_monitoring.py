@@ -125,14 +125,20 @@ def test_the_stack_file_embeds_the_monitoring_settings():
 
 @pytest.mark.parametrize("section, raw, message", [
     *[(MonitoringSettings, {"schedule": cron}, f"schedule: {cron!r} {SCHEDULE_HELP}") for cron in (
-        "cron(0 19 ? * MON-FRI *)", "cron(30 * ? * * *)", "cron(0 24 ? * * *)", "cron(0 0/0 ? * * *)",
-        "cron(0 0/25 ? * * *)", "rate(1 hour)", "NOW", "cron(0 * * * ? *)")],
+        "cron(0 19 ? * MON-FRI *)", "cron(30 * ? * * *)", "cron(0 0/12 ? * MON *)", "rate(1 hour)", "NOW",
+        "cron(0 * * * ? *)")],
+    # outside the cron grammar itself: the field and its range (components/schedules.py)
+    (MonitoringSettings, {"schedule": "cron(0 24 ? * * *)"}, "schedule: 'cron(0 24 ? * * *)': hours '24' is outside 0-23"),
+    (MonitoringSettings, {"schedule": "cron(0 0/0 ? * * *)"},
+     "schedule: 'cron(0 0/0 ? * * *)': hours '0/0' has increment '0'; increments are 1-24"),
+    (MonitoringSettings, {"schedule": "cron(0 0/25 ? * * *)"},
+     "schedule: 'cron(0 0/25 ? * * *)': hours '0/25' has increment '25'; increments are 1-24"),
+    (MonitoringSettings, {"schedule": "cron(0 * * * * *)"},
+     "schedule: 'cron(0 * * * * *)': exactly one of day-of-month and day-of-week must be '?'"),
     (MonitoringSettings, {"instance_type": "ml.m5.huge"},
-     "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'? "
-     "see ProcessingInstanceType in the SageMaker API"),
+     "instance_type: 'ml.m5.huge' is not a SageMaker processing instance type; did you mean 'ml.m5.large'?"),
     (MonitoringSettings, {"instance_type": "ml.inf2.xlarge"},
-     "instance_type: 'ml.inf2.xlarge' is not a SageMaker processing instance type; did you mean 'ml.p2.xlarge'? "
-     "see ProcessingInstanceType in the SageMaker API"),
+     "instance_type: 'ml.inf2.xlarge' is not a SageMaker processing instance type; did you mean 'ml.p2.xlarge'?"),
     *[(MonitoringSettings, {label: value}, f"{label}: Input should be {bound}")
       for label, low, high in (("instance_count", 1, 100), ("volume_size_gb", 1, 16384),
                                ("max_runtime_minutes", 1, 1440))
@@ -207,10 +213,10 @@ def test_a_production_model_from_a_package_may_take_the_packages_baselines():
 
 # -- context (checked against the settings before anything is created) -----------------------------------
 
-@pytest.mark.parametrize("name", ["churn_1", "", "-churn", "churn-", "a" * 47])
+@pytest.mark.parametrize("name", ["churn_1", "", "-churn", "churn-", "a" * 42])
 def test_monitor_name_is_checked_before_anything_is_created(name):
     assert error_of(lambda: ModelMonitor(name, settings(), context())) == (
-        f"monitor name {name!r} must be at most 46 ASCII letters, digits and '-', starting and ending with a "
+        f"monitor name {name!r} must be at most 41 ASCII letters, digits and '-', starting and ending with a "
         "letter or digit")
 
 
@@ -831,12 +837,17 @@ def test_a_ground_truth_key_and_a_whole_bucket_narrow_the_read():
     assert len(statements(plan, "churn-execution-read-baseline")[0]["Resource"]) == 2
 
 
-def test_the_longest_monitor_name_still_fits_sagemakers_names():
-    name = "a" * 46
+def test_the_longest_monitor_name_still_fits_aws_names():
+    # with model quality, the longest name a monitor derives is its violations rule's: EventBridge allows 64
+    name = "a" * 37
     plan = quality_plan(name)
-    assert len(plan.get(f"{name}-quality").inputs["name"]) == 62
-    # the prefix is cut to fit (SageMaker allows the double hyphen)
-    assert re.fullmatch(r"a{46}-quality--[0-9a-f]{7}", plan.outputs["monitor"]["jobName"])
+    assert len(plan.get(f"{name}-quality-violations").inputs["name"]) == 64
+    assert len(plan.get(f"{name}-quality").inputs["name"]) == 53
+    assert re.fullmatch(r"a{37}-quality-job-[0-9a-f]{7}", plan.outputs["monitor"]["jobName"])
+    from emlops.components.monitoring import check_monitor_name
+
+    with pytest.raises(ValueError, match=r"^monitor name 'a{38}' must be at most 37 ASCII"):
+        check_monitor_name("a" * 38, settings({"model_quality": QUALITY}))
 
 
 def test_without_model_quality_nothing_changes():

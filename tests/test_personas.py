@@ -200,7 +200,7 @@ TRUSTED = ("trusted_principal_arns",)
     ({"max_session_hours": 0}, ("max_session_hours",), "Input should be greater than or equal to 1"),
     ({"max_session_hours": 13}, ("max_session_hours",), "Input should be less than or equal to 12"),
     ({"max_session_hours": 1.5}, ("max_session_hours",),
-     "Input should be a valid integer"),
+     "must be a whole number"),
     ({"datasets_prefix": "datasets"}, ("datasets_prefix",), PREFIX_PATTERN),
     ({"experiments_prefix": "/experiments/"}, ("experiments_prefix",), PREFIX_PATTERN),
     ({"experiments_prefix": "exp"}, ("experiments_prefix",), PREFIX_PATTERN),

@@ -330,16 +330,18 @@ def test_execution_role_is_scoped():
 # -- argument checks ----------------------------------------------------------------------------------
 
 ECR_IMAGE_HELP = "must be an ECR image URI with a tag, <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
-EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule: 'cron(<minutes> <hours> <day-of-month> <month> "
-                        "<day-of-week> <year>)' or 'rate(<n> <minutes|hours|days>)', e.g. 'cron(0 3 ? * MON *)'")
+EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule, 'cron(<minutes> <hours> <day-of-month> <month> "
+                        "<day-of-week> <year>)', e.g. 'cron(0 3 ? * MON *)' or 'rate(<n> <minutes|hours|days>)', "
+                        "e.g. 'rate(7 days)'")
 
 
 @pytest.mark.parametrize("section, message", [
     ({"training_image": "churn:latest"}, ECR_IMAGE_HELP),
     ({"training_image": IMAGE.split(":")[0]}, ECR_IMAGE_HELP),
-    ({"training_instance_type": "m5.xlarge"}, "must look like 'ml.m5.xlarge'"),
+    ({"training_instance_type": "m5.xlarge"},
+     "Value error, 'm5.xlarge' is not a SageMaker training instance type; did you mean 'ml.m5.xlarge'?"),
     ({"inference_instance_types": ["m5.large"]},
-     "Value error, 'm5.large' is not a SageMaker instance type like 'ml.m5.large'"),
+     "Value error, 'm5.large' is not a SageMaker hosting instance type; did you mean 'ml.m5.large'?"),
     ({"training_instance_count": 0}, "Input should be greater than or equal to 1"),
     ({"max_runtime_hours": 121}, "Input should be less than or equal to 120"),
     ({"metric_name": "metrics.auc"}, "must be letters, digits and '_'"),
@@ -349,7 +351,7 @@ EVENTBRIDGE_SCHEDULE = ("must be an EventBridge schedule: 'cron(<minutes> <hours
     ({"schedule": "cron(0 3 * * MON *)"},
      "Value error, 'cron(0 3 * * MON *)': exactly one of day-of-month and day-of-week must be '?'"),
     ({"schedule": "weekly"}, f"Value error, 'weekly' {EVENTBRIDGE_SCHEDULE}"),
-    ({"schedule": "rate(1 days)"}, f"Value error, 'rate(1 days)' {EVENTBRIDGE_SCHEDULE}"),
+    ({"schedule": "rate(1 days)"}, "Value error, 'rate(1 days)': a value of 1 takes the singular unit, 'rate(1 day)'"),
     ({"prepare_command": "python3 prepare.py"}, "Input should be a valid list"),
     ({"frequency": "weekly"}, "Extra inputs are not permitted"),
 ])

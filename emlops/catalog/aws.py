@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 
 # Instance families with local NVMe storage: their volumes are encrypted by the instance hardware and
@@ -60,9 +61,20 @@ def regions_with(service: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class ShapeLimits:
+    """What an API's string or list shape allows: length (items, for a list), pattern, list member shape."""
+
+    min: Optional[int] = None
+    max: Optional[int] = None
+    pattern: Optional[str] = None
+    member: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class _ServiceFacts:
     endpoint_prefix: str
     enums: dict[str, tuple[str, ...]]  # enum shape name -> allowed values
+    limits: dict[str, ShapeLimits]  # string and list shape name -> what it allows
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,6 +87,10 @@ def _service_facts(service: str) -> _ServiceFacts:
     return _ServiceFacts(
         endpoint_prefix=model["metadata"].get("endpointPrefix", service),
         enums={name: tuple(shape["enum"]) for name, shape in model["shapes"].items() if "enum" in shape},
+        limits={name: ShapeLimits(shape.get("min"), shape.get("max"), shape.get("pattern"),
+                                  shape["member"]["shape"] if shape["type"] == "list" else None)
+                for name, shape in model["shapes"].items()
+                if shape["type"] in ("string", "list") and "enum" not in shape},
     )
 
 
@@ -84,6 +100,14 @@ def api_enum(service: str, shape: str) -> tuple[str, ...]:
     if shape not in enums:
         raise KeyError(f"botocore's {service} model has no enum shape {shape!r}")
     return enums[shape]
+
+
+def api_limits(service: str, shape: str) -> ShapeLimits:
+    """What a string or list shape of an AWS API allows (lengths, pattern, member), from botocore's model."""
+    limits = _service_facts(service).limits
+    if shape not in limits:
+        raise KeyError(f"botocore's {service} model has no string or list shape {shape!r}")
+    return limits[shape]
 
 
 def has_local_storage(instance_type: str) -> bool:

@@ -53,16 +53,33 @@ class Placement(Protocol):
 
 @dataclass(frozen=True)
 class Naming:
-    """The input holding a type's physical name, and how Pulumi auto-names it."""
+    """The input holding a type's physical name, how Pulumi auto-names it, and what AWS allows in it."""
 
     property: str = "name"
     """The input holding the physical name (a dotted path for Kubernetes objects: `metadata.name`)."""
     auto: bool = False
     """Pulumi fills it with `<logical name>-<7 hex>` (or `<namePrefix><26 hex>`) when the program leaves it out."""
     max_length: int = 255
-    """The service's limit on the name; an auto-name's logical part is cut to fit."""
+    """The service's limit on the name, in characters. Pulumi refuses an auto-name that would not fit (it does
+    not cut the logical name), and AWS refuses a longer name given."""
     lowercase: bool = False
     """The service accepts lower-case names only, so an auto-name is lower-cased."""
+    pattern: Optional[str] = None
+    """The service's character set, a regular expression the whole name matches; None: any characters."""
+    min_length: int = 1
+    """The service's shortest name."""
+    what: Optional[str] = None
+    """What messages call the named thing when the type has no graph label (`IAM role`)."""
+
+    def problem(self, name: str) -> Optional[str]:
+        """Why the service refuses `name` (its length or characters, with the limit), or None."""
+        if len(name) > self.max_length:
+            return f"is {len(name)} characters; AWS allows {self.max_length}"
+        if len(name) < self.min_length:
+            return f"is {len(name)} characters; AWS needs at least {self.min_length}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, name):
+            return f"has characters AWS does not allow (the name must match {self.pattern})"
+        return None
 
 
 AUTO_NAMED = Naming(auto=True)

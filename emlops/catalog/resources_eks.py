@@ -27,7 +27,7 @@ def _cluster_outputs(fields: Mapping[str, str]) -> dict[str, Any]:
 
 CLUSTER = ResourceType(
     "aws:eks/cluster:Cluster", label="EKS cluster", stateful=True, taggable=True,
-    naming=Naming(auto=True, max_length=100), arn=_ARN + "cluster/{name}",
+    naming=Naming(auto=True, max_length=100, pattern=r"[0-9A-Za-z][A-Za-z0-9\-_]*"), arn=_ARN + "cluster/{name}",
     replace_on_change=(
         "name", "roleArn", "vpcConfig.subnetIds", "vpcConfig.securityGroupIds", "kubernetesNetworkConfig",
         "accessConfig.bootstrapClusterCreatorAdminPermissions", "outpostConfig"),

@@ -10,7 +10,7 @@ request.
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import AUTO_NAMED, RANDOM_HEX, CreateRequest, ResourceType
+from emlops.catalog.resource_type import RANDOM_HEX, CreateRequest, Naming, ResourceType
 
 _ARN = "arn:{partition}:ec2:{region}:{account}:"
 _TAGS = frozenset({"tags"})
@@ -45,7 +45,9 @@ NAT_GATEWAY = ResourceType(
     create=CreateRequest("ec2", "CreateNatGateway", ignore=_TAGS),
 )
 SECURITY_GROUP = ResourceType(
-    "aws:ec2/securityGroup:SecurityGroup", taggable=True, naming=AUTO_NAMED, arn=_ARN + "security-group/{id}",
+    "aws:ec2/securityGroup:SecurityGroup", taggable=True,
+    # EC2's GroupName in a VPC: up to 255 of a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$*
+    naming=Naming(auto=True, max_length=255, pattern=r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+"), arn=_ARN + "security-group/{id}",
     physical_id="sg-" + RANDOM_HEX, replace_on_change=("name", "namePrefix", "description", "vpcId"),
     create=CreateRequest("ec2", "CreateSecurityGroup", {"name": "GroupName"},
                          ignore=_TAGS | {"ingress", "egress", "revokeRulesOnDelete"}),
@@ -62,7 +64,8 @@ VPC_ENDPOINT = ResourceType(
 FLOW_LOG = ResourceType(
     "aws:ec2/flowLog:FlowLog", taggable=True, arn=_ARN + "vpc-flow-log/{id}", physical_id="fl-" + RANDOM_HEX)
 LAUNCH_TEMPLATE = ResourceType(
-    "aws:ec2/launchTemplate:LaunchTemplate", taggable=True, naming=AUTO_NAMED, arn=_ARN + "launch-template/{id}",
+    "aws:ec2/launchTemplate:LaunchTemplate", taggable=True,
+    naming=Naming(auto=True, max_length=128, min_length=3, pattern=r"[a-zA-Z0-9().\-/_]+"), arn=_ARN + "launch-template/{id}",
     physical_id="lt-" + RANDOM_HEX, outputs={"latestVersion": 1, "defaultVersion": 1},
 )
 

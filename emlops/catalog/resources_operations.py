@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import AUTO_NAMED, ResourceType
+from emlops.catalog.resource_type import Naming, ResourceType
 
 # -- CloudWatch and EventBridge ----------------------------------------------------------------------
 
 METRIC_ALARM = ResourceType(
-    "aws:cloudwatch/metricAlarm:MetricAlarm", label="alarm", taggable=True, naming=AUTO_NAMED,
+    "aws:cloudwatch/metricAlarm:MetricAlarm", label="alarm", taggable=True, naming=Naming(auto=True, max_length=255),
     arn="arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}",
 )
 LOG_GROUP = ResourceType(
-    "aws:cloudwatch/logGroup:LogGroup", label="log group", stateful=True, taggable=True, naming=AUTO_NAMED,
+    "aws:cloudwatch/logGroup:LogGroup", label="log group", stateful=True, taggable=True,
+    naming=Naming(auto=True, max_length=512, pattern=r"[\.\-_/#A-Za-z0-9]+"),
     arn="arn:{partition}:logs:{region}:{account}:log-group:{name}", replace_on_change=("name", "namePrefix"),
 )
 EVENT_RULE = ResourceType(
-    "aws:cloudwatch/eventRule:EventRule", label="EventBridge rule", taggable=True, naming=AUTO_NAMED,
+    "aws:cloudwatch/eventRule:EventRule", label="EventBridge rule", taggable=True,
+    naming=Naming(auto=True, max_length=64, pattern=r"[\.\-_A-Za-z0-9]+"),
     arn="arn:{partition}:events:{region}:{account}:rule/{name}",
     replace_on_change=("name", "namePrefix", "eventBusName"),
 )
@@ -30,7 +32,10 @@ EVENT_TARGET = ResourceType(
 TOPIC = ResourceType(
     "aws:sns/topic:Topic", label="SNS topic",
     stateful=True,  # its confirmed subscriptions
-    taggable=True, naming=AUTO_NAMED, arn="arn:{partition}:sns:{region}:{account}:{name}",
+    taggable=True,
+    # CreateTopic: 1-256 letters, digits, '-' and '_' (a FIFO topic's name ends in `.fifo`)
+    naming=Naming(auto=True, max_length=256, pattern=r"[A-Za-z0-9_-]+(\.fifo)?"),
+    arn="arn:{partition}:sns:{region}:{account}:{name}",
     replace_on_change=("name", "namePrefix", "fifoTopic"),
 )
 TOPIC_POLICY = ResourceType(
@@ -54,13 +59,16 @@ SCALING_TARGET = ResourceType(
     physical_id="{resourceId}", replace_on_change=_SCALING_KEY,
 )
 SCALING_POLICY = ResourceType(
-    "aws:appautoscaling/policy:Policy", naming=AUTO_NAMED,
+    "aws:appautoscaling/policy:Policy", naming=Naming(auto=True, max_length=256, pattern=r"[\x20-\x7e]+", what="scaling policy"),
     arn="arn:{partition}:autoscaling:{region}:{account}:scalingPolicy:{uuid}:resource/{serviceNamespace}/"
         "{resourceId}:policyName/{name}",
     replace_on_change=("name", *_SCALING_KEY),
 )
 SCHEDULED_ACTION = ResourceType(
-    "aws:appautoscaling/scheduledAction:ScheduledAction", naming=AUTO_NAMED,
+    "aws:appautoscaling/scheduledAction:ScheduledAction",
+    # no ':', '/', '|' or control characters, no leading or trailing spaces
+    naming=Naming(auto=True, max_length=256, pattern=r"(?! )[^:/|\x00-\x1f\x7f-\x9f]+(?<! )",
+                  what="scheduled action"),
     arn="arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
         "{resourceId}:scheduledActionName/{name}",
     replace_on_change=("name", *_SCALING_KEY),

@@ -6,21 +6,25 @@ definitions have no update API at all, so every input change replaces them.
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import (ALL, AUTO_NAMED, BY_ARN, CreateRequest, Naming, ResourceType,
+from emlops.catalog.resource_type import (ALL, BY_ARN, CreateRequest, Naming, ResourceType,
                                           digest)
 
 _ARN = "arn:{partition}:sagemaker:{region}:{account}:"
+# SageMaker's names (botocore's EndpointName, EntityName, MonitoringScheduleName, ...): 1-63 letters and
+# digits with single or repeated '-' between them.
+_SAGEMAKER_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+_AUTO_NAMED = Naming(auto=True, max_length=63, pattern=_SAGEMAKER_NAME)
 
 # -- serving ----------------------------------------------------------------------------------------
 
 MODEL = ResourceType(
-    "aws:sagemaker/model:Model", label="model", taggable=True, naming=AUTO_NAMED,
+    "aws:sagemaker/model:Model", label="model", taggable=True, naming=_AUTO_NAMED,
     arn=_ARN + "model/{name_lower}", replace_on_change=(ALL,),
     create=CreateRequest("sagemaker", "CreateModel", {"name": "ModelName"}),
 )
 ENDPOINT_CONFIG = ResourceType(
     "aws:sagemaker/endpointConfiguration:EndpointConfiguration", label="endpoint config", taggable=True,
-    naming=AUTO_NAMED, arn=_ARN + "endpoint-config/{name_lower}", replace_on_change=(ALL,),
+    naming=_AUTO_NAMED, arn=_ARN + "endpoint-config/{name_lower}", replace_on_change=(ALL,),
     create=CreateRequest(
         "sagemaker", "CreateEndpointConfig", {"name": "EndpointConfigName", "kmsKeyArn": "KmsKeyId"},
         # the provider turns namePrefix into `name`; the API only knows the final name
@@ -28,7 +32,7 @@ ENDPOINT_CONFIG = ResourceType(
     ),
 )
 ENDPOINT = ResourceType(
-    "aws:sagemaker/endpoint:Endpoint", label="endpoint", taggable=True, naming=AUTO_NAMED,
+    "aws:sagemaker/endpoint:Endpoint", label="endpoint", taggable=True, naming=_AUTO_NAMED,
     arn=_ARN + "endpoint/{name_lower}",
     replace_on_change=("name",),  # a new endpointConfigName is a (blue/green) update
     create=CreateRequest("sagemaker", "CreateEndpoint", {"name": "EndpointName"}),
@@ -38,7 +42,7 @@ ENDPOINT = ResourceType(
 
 FEATURE_GROUP = ResourceType(
     "aws:sagemaker/featureGroup:FeatureGroup", label="feature group", stateful=True, taggable=True,
-    naming=Naming("featureGroupName"), arn=_ARN + "feature-group/{featureGroupName_lower}",
+    naming=Naming("featureGroupName", max_length=64, pattern=r"[a-zA-Z0-9]([_-]*[a-zA-Z0-9]){0,63}"), arn=_ARN + "feature-group/{featureGroupName_lower}",
     physical_id="{featureGroupName}",
     # UpdateFeatureGroup changes only the online store's TTL, throughput and added features.
     replace_on_change=(
@@ -49,7 +53,7 @@ FEATURE_GROUP = ResourceType(
 )
 MODEL_PACKAGE_GROUP = ResourceType(
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup", label="model package group", stateful=True,
-    taggable=True, naming=Naming("modelPackageGroupName"),
+    taggable=True, naming=Naming("modelPackageGroupName", max_length=63, pattern=_SAGEMAKER_NAME),
     arn=_ARN + "model-package-group/{modelPackageGroupName_lower}", physical_id="{modelPackageGroupName}",
     replace_on_change=("modelPackageGroupName", "modelPackageGroupDescription"),
     create=CreateRequest("sagemaker", "CreateModelPackageGroup"),
@@ -60,7 +64,7 @@ MODEL_PACKAGE_GROUP_POLICY = ResourceType(
 )
 MLFLOW_TRACKING_SERVER = ResourceType(
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer", label="MLflow tracking server", stateful=True,
-    taggable=True, naming=Naming("trackingServerName", max_length=256),
+    taggable=True, naming=Naming("trackingServerName", max_length=256, pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"),
     arn=_ARN + "mlflow-tracking-server/{trackingServerName}", physical_id="{trackingServerName}",
     replace_on_change=("trackingServerName", "roleArn", "mlflowVersion"),
     outputs=lambda fields: {"trackingServerUrl": (
@@ -72,7 +76,8 @@ MLFLOW_TRACKING_SERVER = ResourceType(
 # -- monitoring -------------------------------------------------------------------------------------
 
 DATA_QUALITY_JOB_DEFINITION = ResourceType(
-    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", taggable=True, naming=AUTO_NAMED,
+    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", taggable=True,
+    naming=Naming(auto=True, max_length=63, pattern=_SAGEMAKER_NAME, what="data-quality job definition"),
     arn=_ARN + "data-quality-job-definition/{name_lower}", replace_on_change=(ALL,),
     create=CreateRequest("sagemaker", "CreateDataQualityJobDefinition", {"name": "JobDefinitionName"}),
 )
@@ -81,7 +86,8 @@ DATA_QUALITY_JOB_DEFINITION = ResourceType(
 MODEL_QUALITY_JOB_DEFINITION = ResourceType(
     "aws-native:sagemaker:ModelQualityJobDefinition", taggable=True,
     # pulumi-aws-native names it `<logical name>-<7 hex>`, within SageMaker's 63 characters
-    naming=Naming("jobDefinitionName", auto=True, max_length=63),
+    naming=Naming("jobDefinitionName", auto=True, max_length=63, pattern=_SAGEMAKER_NAME,
+                  what="model-quality job definition"),
     arn=_ARN + "model-quality-job-definition/{jobDefinitionName_lower}", arn_output="jobDefinitionArn",
     physical_id=BY_ARN,
     replace_on_change=(ALL,),  # Cloud Control: every property is create-only
@@ -90,14 +96,14 @@ MODEL_QUALITY_JOB_DEFINITION = ResourceType(
 )
 MONITORING_SCHEDULE = ResourceType(
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule", label="monitoring schedule", taggable=True,
-    naming=AUTO_NAMED, arn=_ARN + "monitoring-schedule/{name_lower}", replace_on_change=("name",),
+    naming=_AUTO_NAMED, arn=_ARN + "monitoring-schedule/{name_lower}", replace_on_change=("name",),
     create=CreateRequest("sagemaker", "CreateMonitoringSchedule", {"name": "MonitoringScheduleName"}),
 )
 
 # -- retraining -------------------------------------------------------------------------------------
 
 PIPELINE = ResourceType(
-    "aws:sagemaker/pipeline:Pipeline", label="SageMaker pipeline", taggable=True, naming=Naming("pipelineName"),
+    "aws:sagemaker/pipeline:Pipeline", label="SageMaker pipeline", taggable=True, naming=Naming("pipelineName", max_length=256, pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"),
     arn=_ARN + "pipeline/{pipelineName_lower}", replace_on_change=("pipelineName",),
     # the provider generates CreatePipeline's idempotency token
     create=CreateRequest("sagemaker", "CreatePipeline", provider_supplied=frozenset({"ClientRequestToken"})),

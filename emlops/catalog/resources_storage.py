@@ -8,11 +8,13 @@ the guardrails check them (no ARN format is recorded for `BucketV2`, so the offl
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import AUTO_NAMED, RANDOM_UUID, CreateRequest, Naming, ResourceType
+from emlops.catalog.resource_type import RANDOM_UUID, CreateRequest, Naming, ResourceType
 
 # -- S3 ---------------------------------------------------------------------------------------------
 
-_BUCKET_NAMING = Naming("bucket", auto=True, max_length=63, lowercase=True)
+# S3's general purpose bucket names: 3-63 lowercase letters, digits, '.' and '-', a letter or digit at each end
+_BUCKET_NAMING = Naming("bucket", auto=True, max_length=63, lowercase=True, min_length=3,
+                        pattern=r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _BUCKET_OUTPUTS = {
     "bucketDomainName": "{bucket}.s3.{dns_suffix}",
     "bucketRegionalDomainName": "{bucket}.s3.{region}.{dns_suffix}",
@@ -60,7 +62,7 @@ KMS_KEY = ResourceType(
     outputs={"keyId": "{id}"},
 )
 KMS_ALIAS = ResourceType(
-    "aws:kms/alias:Alias", naming=AUTO_NAMED, arn="arn:{partition}:kms:{region}:{account}:{name}",
+    "aws:kms/alias:Alias", naming=Naming(auto=True, max_length=256, pattern=r"alias/[a-zA-Z0-9:/_-]+"), arn="arn:{partition}:kms:{region}:{account}:{name}",
     replace_on_change=("name", "namePrefix"),
     outputs=lambda fields: {"targetKeyArn": KMS_KEY.arn.format(**{**fields, "id": fields["targetKeyId"]})},
 )
@@ -69,7 +71,9 @@ KMS_ALIAS = ResourceType(
 
 ECR_REPOSITORY = ResourceType(
     "aws:ecr/repository:Repository", label="ECR repository", stateful=True, taggable=True,
-    naming=Naming(auto=True, lowercase=True), arn="arn:{partition}:ecr:{region}:{account}:repository/{name}",
+    naming=Naming(auto=True, lowercase=True, max_length=256, min_length=2,
+                  pattern=r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"),
+    arn="arn:{partition}:ecr:{region}:{account}:repository/{name}",
     replace_on_change=("name", "encryptionConfigurations"),
     outputs={"registryId": "{account}", "repositoryUrl": "{account}.dkr.ecr.{region}.{dns_suffix}/{name}"},
     create=CreateRequest(
@@ -86,7 +90,8 @@ ECR_REPOSITORY_POLICY = ResourceType("aws:ecr/repositoryPolicy:RepositoryPolicy"
 # The feature store's offline-store catalog. Not stateful: it holds table definitions only; the offline
 # store's data lives in its (stateful) bucket.
 GLUE_CATALOG_DATABASE = ResourceType(
-    "aws:glue/catalogDatabase:CatalogDatabase", taggable=True, naming=Naming(auto=True, lowercase=True),
+    "aws:glue/catalogDatabase:CatalogDatabase", taggable=True,
+    naming=Naming(auto=True, lowercase=True, max_length=255),
     arn="arn:{partition}:glue:{region}:{account}:database/{name}",
     physical_id=lambda values: f"{values.get('catalogId') or values['account']}:{values['name']}",
     replace_on_change=("name", "catalogId"),

@@ -31,7 +31,7 @@ from pulumi.runtime.stack import run_in_stack
 
 from emlops.catalog.resources import assumed
 from emlops.catalog.resources_pulumi import STACK, STACK_REFERENCE
-from emlops.offline.mocks import AwsIdentity, TruthfulMocks
+from emlops.offline.mocks import AwsIdentity, MockGap, NameRefused, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
 
 ROOT_STACK_TYPE = STACK.token
@@ -169,7 +169,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         )
         args.urn = urn  # lets the mocks derive deterministic names and ids from the URN
         with self._lock:
-            resource_id, state = self.mocks.new_resource(args)
+            try:
+                resource_id, state = self.mocks.new_resource(args)
+            except (MockGap, NameRefused) as refused:
+                # Pulumi wraps the failure in every resource that waits on this one; the run ends with it alone
+                self.gap = self.gap or refused
+                raise
         # The provider's Check fills auto-names into the inputs; policies and the plan see them there.
         autonamed = self.mocks.autonamed_property(request.type)
         if autonamed and autonamed not in entry.inputs and autonamed in state:

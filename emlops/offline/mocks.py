@@ -30,6 +30,10 @@ class MockGap(Exception):
     """The offline preview has no truthful answer for something the program asked for."""
 
 
+class NameRefused(ValueError):
+    """A resource whose physical name AWS (or Pulumi's auto-naming, on AWS's limit) would refuse."""
+
+
 @dataclass(frozen=True)
 class AwsIdentity:
     """The account, region and partition a provider deploys into."""
@@ -50,10 +54,13 @@ SUFFIX_LENGTH = 7
 
 
 def autoname(logical_name: str, seed: str, max_length: int = 255, lowercase: bool = False) -> str:
-    """Pulumi's auto-name: logical name, '-', 7 hex characters (the prefix is cut to fit)."""
-    prefix = logical_name.lower() if lowercase else logical_name
-    room = max_length - SUFFIX_LENGTH - 1
-    return f"{prefix[:room]}-{digest(seed)}"
+    """Pulumi's auto-name: logical name, '-', 7 hex characters. Like Pulumi, refuses (NameRefused) one that
+    would be longer than the type's limit rather than cutting the logical name."""
+    prefix = f"{logical_name.lower() if lowercase else logical_name}-"
+    if len(prefix) + SUFFIX_LENGTH > max_length:
+        raise NameRefused(f"name {prefix!r} plus {SUFFIX_LENGTH} random chars is longer than maximum length "
+                          f"{max_length}")
+    return f"{prefix}{digest(seed)}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,6 +112,7 @@ class TruthfulMocks(pulumi.runtime.Mocks):
             return str(state["name"]) if state.get("name") else digest(seed, 17), state
         identity = self.identity_for(args.provider)
         self._autoname(entry, args.name, seed, state)
+        self._check_name(entry, args.name, state)
         for key, value in entry.input_defaults.items():
             state.setdefault(key, value)
         resource_id = entry.physical_id_of(state, seed, identity)
@@ -148,8 +156,23 @@ class TruthfulMocks(pulumi.runtime.Mocks):
         prefix = state.get(f"{naming.property}Prefix")
         if prefix:
             state[naming.property] = f"{prefix}{digest(seed, 26)}"
-        else:
+            return
+        try:
             state[naming.property] = autoname(logical, seed, naming.max_length, naming.lowercase)
+        except NameRefused as refused:
+            raise NameRefused(f"could not make instance of {entry.token!r} {logical!r}: {refused} (AWS's limit "
+                              f"for its {naming.property}; see {source_of(entry.token)})") from None
+
+    @staticmethod
+    def _check_name(entry: ResourceType, logical: str, state: dict) -> None:
+        """AWS refuses a physical name (given or auto-named) outside the type's limits: so do the mocks."""
+        name = state.get(entry.naming.property)
+        # what the offline preview cannot know is written as a placeholder ("[unknown: ...]", "[secret]")
+        known = isinstance(name, str) and not (name.startswith("[") and name.endswith("]"))
+        problem = entry.naming.problem(name) if known else None
+        if problem:
+            raise NameRefused(f"{entry.token} {logical!r}: AWS refuses its {entry.naming.property} {name!r}: it "
+                              f"{problem}")
 
     def _computed(self, entry: ResourceType, resource_id: str, state: dict, identity: AwsIdentity) -> None:
         """The catalogue's computed outputs (ARN included), in the formats the services use."""
