@@ -162,8 +162,10 @@ class TrainingCluster(pulumi.ComponentResource):
         ])
         role.add_policy("volume-encryption", [
             # SageMaker encrypts the instances' volumes with the key through a grant it creates for them.
-            Statement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[self.kms_key_arn],
+            Statement(actions=["kms:CreateGrant"], resources=[self.kms_key_arn],
                       conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            # DescribeKey is no grant operation: under the grant condition it would never be allowed.
+            Statement(actions=["kms:DescribeKey"], resources=[self.kms_key_arn]),
         ])
         role.add_policy("vpc-access", vpc_interface_statements(aws_facts, context.placement.vpc_id))
         return role

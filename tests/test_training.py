@@ -372,7 +372,8 @@ def test_training_role_reads_inputs_writes_outputs_and_pulls_only_its_image():
         allow(["cloudwatch:PutMetricData"], ["*"],
               {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}})]
     assert statements(plan, "ml-training-volume-encryption") == [
-        allow(["kms:CreateGrant", "kms:DescribeKey"], [key], {"Bool": {"kms:GrantIsForAWSResource": "true"}})]
+        allow(["kms:CreateGrant"], [key], {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        allow(["kms:DescribeKey"], [key])]
     assert statements(plan, "ml-training-vpc-access") == [
         allow(["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
                "ec2:DescribeSubnets", "ec2:DescribeVpcs"], ["*"]),

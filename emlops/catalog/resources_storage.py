@@ -78,10 +78,11 @@ ECR_REPOSITORY_POLICY = ResourceType("aws:ecr/repositoryPolicy:RepositoryPolicy"
 
 # -- Glue -------------------------------------------------------------------------------------------
 
-# The feature store's offline-store catalog. Not stateful: it holds table definitions only; the offline
-# store's data lives in its (stateful) bucket.
+# The feature store's offline-store catalog. Stateful: the offline store's data lives in its bucket, but
+# the tables SageMaker defines in it (schemas, Iceberg metadata pointers) are not rebuilt by a deploy.
 GLUE_CATALOG_DATABASE = ResourceType(
     "aws:glue/catalogDatabase:CatalogDatabase", taggable=True, naming=Naming(auto=True, lowercase=True),
+    stateful=True,
     arn="arn:{partition}:glue:{region}:{account}:database/{name}",
     physical_id=lambda values: f"{values.get('catalogId') or values['account']}:{values['name']}",
     replace_on_change=("name", "catalogId"),
