@@ -26,6 +26,12 @@ _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 FULL_ACCESS_POLICY = re.compile(r":iam::aws:policy/.*FullAccess")
 
 PrincipalValue = Union[str, Sequence[pulumi.Input[str]]]
+# The approval gate: whoever registers a model version (sagemaker:CreateModelPackage) must say, in the
+# request, that it waits for a person's approval; a request for `Approved` (or none) is refused.
+PENDING_APPROVAL_ONLY = {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+# Changing a version without touching its approval (MLflow updating what it registered): the request
+# carries no approval status at all.
+APPROVAL_UNCHANGED = {"Null": {"sagemaker:ModelApprovalStatus": "true"}}
 
 
 @dataclass(frozen=True)
@@ -102,14 +108,16 @@ def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
 
 
 def kms_usage_statement(key_arn: pulumi.Input[str], *, encrypt: bool, decrypt: bool,
-                        via_service: Optional[str] = None, sid: Optional[str] = None) -> Statement:
-    """Use of one KMS key, optionally only through one AWS service (`kms:ViaService`)."""
+                        via_service: Union[None, pulumi.Input[str], Sequence[pulumi.Input[str]]] = None,
+                        sid: Optional[str] = None) -> Statement:
+    """Use of one KMS key, optionally only through the AWS services named (`kms:ViaService`, one or a list)."""
     actions = ["kms:DescribeKey"]
     if decrypt:
         actions.append("kms:Decrypt")
     if encrypt:
         actions += ["kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
-    conditions = {"StringEquals": {"kms:ViaService": via_service}} if via_service else None
+    services = list(via_service) if isinstance(via_service, (list, tuple)) else via_service
+    conditions = {"StringEquals": {"kms:ViaService": services}} if services else None
     return Statement(sid=sid, actions=actions, resources=[key_arn], conditions=conditions)
 
 

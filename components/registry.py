@@ -17,7 +17,8 @@ import pulumi_aws as aws
 
 from emlops.components.alerts import announce_approvals
 from emlops.components.aws_context import aws_context
-from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, policy_document
+from emlops.components.iam import (APPROVAL_UNCHANGED, PENDING_APPROVAL_ONLY, ServiceRole, ServiceRoleArgs, Statement,
+                                   policy_document)
 from emlops.components.options import child, type_token
 from emlops.components.registry_args import ARTIFACT_PREFIX, RegistryContext, RegistrySettings
 from emlops.components.storage import SecureBucket, SecureBucketArgs
@@ -31,13 +32,13 @@ CONSUMER_GROUP_ACTIONS = ["sagemaker:DescribeModelPackageGroup"]
 # approving is this (the registry's) account's decision, never a consumer's.
 CONSUMER_PACKAGE_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
                             "sagemaker:CreateModel"]
-# What a publisher account's pipelines need to register a version into a group of this account.
-PUBLISHER_ACTIONS = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                     "sagemaker:DescribeModelPackageGroup"]
+# What a publisher account's pipelines need to register a version into a group of this account; the
+# registration itself (CreateModelPackage) only as `PendingManualApproval`.
+PUBLISHER_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"]
 # What a SageMaker MLflow tracking server needs to register MLflow models in the model registry
-# ("Set up IAM permissions for MLflow", automatic model registration).
-REGISTRATION_ACTIONS = ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
-                        "sagemaker:DescribeModelPackageGroup", "sagemaker:UpdateModelPackage"]
+# ("Set up IAM permissions for MLflow", automatic model registration); CreateModelPackage only as
+# `PendingManualApproval` and UpdateModelPackage only without an approval status: approving stays a person's.
+REGISTRATION_ACTIONS = ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup"]
 
 
 def check_registry_name(name: str, kind: str) -> None:
@@ -176,12 +177,15 @@ class ModelRegistry(pulumi.ComponentResource):
         policies = [self.artifact_bucket.grant_read_write(role, prefix=ARTIFACT_PREFIX)]
         if groups:
             # automatic model registration, only into this registry's groups
-            policies.append(role.add_policy("model-registration", [Statement(
-                actions=REGISTRATION_ACTIONS,
-                resources=[resource for model in groups for resource in (
-                    aws_facts.arn("sagemaker", f"model-package-group/{model.lower()}"),
-                    _package_arns(aws_facts, model))],
-            )]))
+            resources = [resource for model in groups for resource in (
+                aws_facts.arn("sagemaker", f"model-package-group/{model.lower()}"), _package_arns(aws_facts, model))]
+            policies.append(role.add_policy("model-registration", [
+                Statement(actions=REGISTRATION_ACTIONS, resources=resources),
+                Statement(sid="RegisterForApprovalOnly", actions=["sagemaker:CreateModelPackage"], resources=resources,
+                          conditions=PENDING_APPROVAL_ONLY),
+                Statement(sid="UpdateWithoutApproving", actions=["sagemaker:UpdateModelPackage"], resources=resources,
+                          conditions=APPROVAL_UNCHANGED),
+            ]))
         mlflow = settings.mlflow
         self.tracking_server = aws.sagemaker.MlflowTrackingServer(
             f"{name}-tracking-server",
@@ -219,9 +223,15 @@ def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str
         ]
     if args.publisher_account_ids:
         # registering a version names the group; the new version is a package of the group
-        statements.append(Statement(
-            sid="PublisherAccountsRegisterVersions", principals=roots(args.publisher_account_ids),
-            actions=PUBLISHER_ACTIONS, resources=[group.arn, _package_arns(context, model)]))
+        publishers = roots(args.publisher_account_ids)
+        statements += [
+            Statement(sid="PublisherAccountsRegisterVersions", principals=publishers, actions=PUBLISHER_ACTIONS,
+                      resources=[group.arn, _package_arns(context, model)]),
+            # a version registered from another account waits for this account's approvers
+            Statement(sid="PublisherAccountsRegisterForApprovalOnly", principals=publishers,
+                      actions=["sagemaker:CreateModelPackage"], resources=[group.arn, _package_arns(context, model)],
+                      conditions=PENDING_APPROVAL_ONLY),
+        ]
     return policy_document(statements)
 
 
