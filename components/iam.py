@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,10 +68,10 @@ class Statement:
             passes_roles = any(fnmatch.fnmatchcase("iam:passrole", a.lower()) for a in self.actions)
             if passes_roles and any(isinstance(r, str) and "*" in r for r in self.resources):
                 raise ValueError("iam:PassRole on '*' is not allowed: pass only the roles a service needs")
-            if self.principals == "*" or (
-                isinstance(self.principals, Mapping)
-                and any("*" in list(values) for values in self.principals.values())
-            ):
+            if self.principals == "*" and not _names_principal_account(self.conditions):
+                raise ValueError("an Allow statement may name Principal '*' only with an aws:PrincipalAccount or "
+                                 "aws:PrincipalOrgID condition")
+            if isinstance(self.principals, Mapping) and any("*" in list(values) for values in self.principals.values()):
                 raise ValueError("an Allow statement may not name Principal '*'")
         if self.sid is not None and not re.match(r"^[A-Za-z0-9]+$", self.sid):
             raise ValueError(f"statement id {self.sid!r} must be letters and digits only")
@@ -93,9 +94,30 @@ class Statement:
         return out
 
 
+def _names_principal_account(conditions: Optional[Mapping[str, Mapping[str, Any]]]) -> bool:
+    """The conditions pin the principal's account or organization (what a VPC endpoint policy's '*' needs)."""
+    return any(key in ("aws:PrincipalAccount", "aws:PrincipalOrgID")
+               for operator, values in (conditions or {}).items() if operator.startswith("StringEquals")
+               for key in values)
+
+
+def platform_role_path(environment: str, *, data: bool = False) -> str:
+    """The IAM path of an environment's platform roles: `/emlops/<environment>/` for roles that reach no data,
+    `/emlops/<environment>/data/` for those that do. Only the platform's roles use it: its admins change roles
+    under the first (within the permissions boundary) and never under the second."""
+    return f"/emlops/{environment}/data/" if data else f"/emlops/{environment}/"
+
+
 def name_token(name: str) -> str:
     """A component name as it may appear in a policy name: lowercase letters, digits and '-'."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
+
+
+def policy_size(statements: Sequence[Statement]) -> int:
+    """The size IAM counts (characters, whitespace excluded) of the document of `statements`, whose values are all
+    plain strings: how a policy is sized from the stack file before anything is deployed."""
+    document = json.dumps({"Version": "2012-10-17", "Statement": [s.to_json() for s in statements]})
+    return len(re.sub(r"\s", "", document))
 
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:

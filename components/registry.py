@@ -10,13 +10,14 @@ deploying a model version from a different account. The MLflow tracking server i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
 from emlops.components.alerts import announce_approvals
-from emlops.components.aws_context import aws_context
+from emlops.components.aws_context import AwsContext, aws_context
 from emlops.components.iam import (APPROVAL_UNCHANGED, PENDING_APPROVAL_ONLY, ServiceRole, ServiceRoleArgs, Statement,
                                    policy_document)
 from emlops.components.options import child, type_token
@@ -36,9 +37,11 @@ CONSUMER_PACKAGE_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:ListMod
 # registration itself (CreateModelPackage) only as `PendingManualApproval`.
 PUBLISHER_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"]
 # What a SageMaker MLflow tracking server needs to register MLflow models in the model registry
-# ("Set up IAM permissions for MLflow", automatic model registration); CreateModelPackage only as
-# `PendingManualApproval` and UpdateModelPackage only without an approval status: approving stays a person's.
-REGISTRATION_ACTIONS = ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup"]
+# ("Set up IAM permissions for MLflow", automatic model registration). A request that names an approval status
+# must name `PendingManualApproval` (a version registered without one waits for approval too), and updates carry
+# none (UpdateModelPackage is split out): approving stays a person's.
+REGISTRATION_ACTIONS = ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
+                        "sagemaker:DescribeModelPackageGroup"]
 
 
 def check_registry_name(name: str, kind: str) -> None:
@@ -171,21 +174,13 @@ class ModelRegistry(pulumi.ComponentResource):
         role = ServiceRole(f"{name}-mlflow", ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"],
             description=f"SageMaker MLflow tracking server of the {name} registry",
-            permissions_boundary_arn=governance.permissions_boundary_arn,
+            permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
             tags=tags,
         ), opts=child(self))
         policies = [self.artifact_bucket.grant_read_write(role, prefix=ARTIFACT_PREFIX)]
         if groups:
             # automatic model registration, only into this registry's groups
-            resources = [resource for model in groups for resource in (
-                aws_facts.arn("sagemaker", f"model-package-group/{model.lower()}"), _package_arns(aws_facts, model))]
-            policies.append(role.add_policy("model-registration", [
-                Statement(actions=REGISTRATION_ACTIONS, resources=resources),
-                Statement(sid="RegisterForApprovalOnly", actions=["sagemaker:CreateModelPackage"], resources=resources,
-                          conditions=PENDING_APPROVAL_ONLY),
-                Statement(sid="UpdateWithoutApproving", actions=["sagemaker:UpdateModelPackage"], resources=resources,
-                          conditions=APPROVAL_UNCHANGED),
-            ]))
+            policies.append(role.add_policy("model-registration", mlflow_registration_statements(aws_facts, groups)))
         mlflow = settings.mlflow
         self.tracking_server = aws.sagemaker.MlflowTrackingServer(
             f"{name}-tracking-server",
@@ -204,6 +199,18 @@ class ModelRegistry(pulumi.ComponentResource):
         self.tracking_server_url = self.tracking_server.tracking_server_url
         # the sagemaker-mlflow plugin takes the tracking server's ARN as the tracking URI
         self.tracking_uri = self.tracking_server.arn
+
+
+def mlflow_registration_statements(aws_facts: AwsContext, groups: Sequence[str]) -> list[Statement]:
+    """What the MLflow server's role may do in the registry: register versions for approval into `groups` only."""
+    resources = [resource for model in groups for resource in (
+        aws_facts.arn("sagemaker", f"model-package-group/{model.lower()}"), _package_arns(aws_facts, model))]
+    return [
+        Statement(sid="RegisterForApprovalOnly", actions=REGISTRATION_ACTIONS, resources=resources,
+                  conditions={"StringEqualsIfExists": PENDING_APPROVAL_ONLY["StringEquals"]}),
+        Statement(sid="UpdateWithoutApproving", actions=["sagemaker:UpdateModelPackage"], resources=resources,
+                  conditions=APPROVAL_UNCHANGED),
+    ]
 
 
 def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str,
