@@ -362,10 +362,10 @@ def test_tracking_server_role_reaches_only_the_artifact_prefix_and_this_registry
               f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"]
     # MLflow registers versions for approval and updates them, but never approves one
     assert statements(plan.get("registry-mlflow-model-registration")) == [
-        {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup",
-                                       "sagemaker:DescribeModelPackageGroup"], "Resource": groups},
-        {"Sid": "RegisterForApprovalOnly", "Effect": "Allow", "Action": ["sagemaker:CreateModelPackage"],
-         "Resource": groups, "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}},
+        {"Sid": "RegisterForApprovalOnly", "Effect": "Allow",
+         "Action": ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackageGroup"], "Resource": groups,
+         "Condition": {"StringEqualsIfExists": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}},
         {"Sid": "UpdateWithoutApproving", "Effect": "Allow", "Action": ["sagemaker:UpdateModelPackage"],
          "Resource": groups, "Condition": {"Null": {"sagemaker:ModelApprovalStatus": "true"}}},
     ]
