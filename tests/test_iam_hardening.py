@@ -222,3 +222,34 @@ def test_a_persona_prefix_that_reaches_the_registry_is_refused(project_copy, val
     edit_stack(project_copy, "dev", "      max_session_hours: 8", f"      max_session_hours: 8\n"
                                                                    f"      experiments_prefix: {value}")
     assert preview_error(project_copy, "dev") == f"stacks/Pulumi.dev.yaml: emlops:platform.personas.experiments_prefix: {message}"
+
+
+def test_the_training_role_follows_the_data_scientists_prefixes():
+    from emlops.guardrails import RULES, Settings
+    from emlops.review.check import evaluate
+    from tests.conftest import run_platform
+
+    plan = run_platform({"network": {"managed": {"cidr_block": "10.10.0.0/16"}}, "training": {"kind": "sagemaker"},
+                         "personas": {"datasets_prefix": "curated/", "experiments_prefix": "research/"}})
+    role = plan.get("dev-training-training-role").inputs["name"]
+    objects = {(a, r) for s in statements(plan, role) if s["Effect"] == "Allow" for a in s["Action"]
+               if a in ("s3:GetObject", "s3:PutObject") for r in s["Resource"]}
+    datasets, artifacts = (plan.get(f"dev-{p}-bucket").inputs["bucket"] for p in ("datasets", "artifacts"))
+    assert objects == {("s3:GetObject", f"arn:aws:s3:::{datasets}/curated/*"),
+                       ("s3:PutObject", f"arn:aws:s3:::{artifacts}/research/*")}
+    assert evaluate(plan, Settings(environment="dev"), [RULES["iam-passrole-no-widening"]]) == []
+
+
+def test_too_many_package_groups_for_the_mlflow_role_are_refused_naming_the_key():
+    from emlops.program.config import ConfigError
+    from tests.conftest import BASE_SETTINGS
+
+    groups = {"registry": {"package_groups": [f"group-{i:03d}" for i in range(40)]}}
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config({**BASE_SETTINGS, **groups}, "stacks/Pulumi.dev.yaml")
+    assert str(caught.value) == (
+        "stacks/Pulumi.dev.yaml: emlops:platform.registry.package_groups: 40 package groups make the MLflow server "
+        "role's inline policies 12,629 characters; IAM allows 10,240 per role")
+    # without MLflow, no role holds them all
+    parse_platform_config({**BASE_SETTINGS, "registry": {**groups["registry"], "mlflow": {"kind": "none"}}},
+                          "stacks/Pulumi.dev.yaml")
