@@ -35,7 +35,7 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
     role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
         services=["sagemaker.amazonaws.com"],
         description=f"Runs the model of the {name} endpoint",
-        permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
+        permissions_boundary_arn=governance.permissions_boundary_arn,
         tags=dict(governance.tags),
     ), opts=opts)
     artifact = context.artifact

@@ -59,7 +59,7 @@ class FeatureStore(pulumi.ComponentResource):
         role_args = ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"],
             description=f"SageMaker Feature Store: writes the offline store of {name}",
-            permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
+            permissions_boundary_arn=governance.permissions_boundary_arn,
             tags=tags,
         )
         super().__init__(type_token("FeatureStore"), name, None, opts)

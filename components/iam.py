@@ -101,11 +101,12 @@ def _names_principal_account(conditions: Optional[Mapping[str, Mapping[str, Any]
                for key in values)
 
 
-def platform_role_path(environment: str, *, data: bool = False) -> str:
-    """The IAM path of an environment's platform roles: `/emlops/<environment>/` for roles that reach no data,
-    `/emlops/<environment>/data/` for those that do. Only the platform's roles use it: its admins change roles
-    under the first (within the permissions boundary) and never under the second."""
-    return f"/emlops/{environment}/data/" if data else f"/emlops/{environment}/"
+def platform_role_path(environment: str) -> str:
+    """`/emlops/<environment>/`: the IAM path of the platform's roles that platform admins may change (within the
+    permissions boundary). Only the platform uses it, and only for roles that reach none of its data (VPC flow-log
+    delivery, EventBridge's pipeline starters) and roles admins create; roles with data access stay at `/`, so no
+    admin policy reaches their trust or policies."""
+    return f"/emlops/{environment}/"
 
 
 def name_token(name: str) -> str:

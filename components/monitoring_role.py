@@ -31,7 +31,7 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
     role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
         services=["sagemaker.amazonaws.com"],
         description=f"Runs the {name} model monitor's jobs",
-        permissions_boundary_arn=context.governance.permissions_boundary_arn, path=context.governance.data_role_path,
+        permissions_boundary_arn=context.governance.permissions_boundary_arn,
         tags=tags,
     ), opts=pulumi.ResourceOptions(parent=parent))
 

@@ -8,9 +8,9 @@
   and invokes endpoints and monitors, reads artifacts; it administers neither IAM nor KMS, and passes no
   role (every job role reads datasets, which it may not).
 - `platform-admin` runs the platform: changes resources that carry the platform's tags, the roles on the
-  platform's path `/emlops/<environment>/` (only with a permissions boundary, and only within it; never the
-  roles with data access under `/emlops/<environment>/data/`) and the data key's settings, reads
-  configuration everywhere else and the platform's own log groups, and is denied the data itself.
+  platform's path `/emlops/<environment>/` (only with a permissions boundary, and only within it; the roles with
+  data access stay at `/`, out of its reach) and the data key's settings, reads configuration everywhere else and
+  the platform's own log groups, and is denied the data itself.
 
 Humans assume these roles, so the trust is built here (ServiceRole trusts AWS services): the principals
 listed per persona (of the stack's account or its identity accounts), or by default the Identity Center

@@ -241,7 +241,6 @@ def platform_log_groups(context: PersonasContext, aws_facts: AwsContext) -> list
 def platform_admin_policies(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext) -> Policies:
     tagged = {f"aws:ResourceTag/{key}": value for key, value in context.platform_tags.items()}
     managed_roles = aws_facts.arn("iam", f"role{platform_role_path(context.environment)}*", regional=False)
-    data_roles = aws_facts.arn("iam", f"role{platform_role_path(context.environment, data=True)}*", regional=False)
     persona_roles = aws_facts.arn("iam", f"role{PERSONA_PATH}*", regional=False)
     boundary = context.permissions_boundary_arn
     policies: Policies = [
@@ -267,8 +266,6 @@ def platform_admin_policies(settings: PersonasSettings, context: PersonasContext
             Statement(sid="ChangePlatformRoles", actions=ROLE_OTHER_ACTIONS, resources=[managed_roles]),
             Statement(sid="KeepBoundaries", effect="Deny", actions=["iam:DeleteRolePermissionsBoundary"],
                       resources=["*"]),
-            # the roles that read or write the data: who may assume them and what they may do is the deploy's
-            Statement(sid="NoChangesToDataRoles", effect="Deny", actions=ROLE_WRITE_ACTIONS, resources=[data_roles]),
         ]))
     policies += [
         ("administer-data-key", [Statement(actions=KEY_ADMIN_ACTIONS, resources=[context.data_key_arn])]),

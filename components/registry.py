@@ -174,7 +174,7 @@ class ModelRegistry(pulumi.ComponentResource):
         role = ServiceRole(f"{name}-mlflow", ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"],
             description=f"SageMaker MLflow tracking server of the {name} registry",
-            permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
+            permissions_boundary_arn=governance.permissions_boundary_arn,
             tags=tags,
         ), opts=child(self))
         policies = [self.artifact_bucket.grant_read_write(role, prefix=ARTIFACT_PREFIX)]

@@ -38,7 +38,7 @@ class WorkloadRole(ServiceRole):
 
     def __init__(self, name: str, *, oidc_provider_arn: pulumi.Input[str], oidc_issuer_url: pulumi.Input[str],
                  namespace: str, service_account: str, description: str, permissions_boundary_arn: Optional[str],
-                 tags: Mapping[str, str], path: str = "/", opts: Optional[pulumi.ResourceOptions] = None):
+                 tags: Mapping[str, str], opts: Optional[pulumi.ResourceOptions] = None):
         pulumi.ComponentResource.__init__(self, type_token("WorkloadRole"), name, None, opts)
         self._name = name
         self._policy_names: set[str] = set()
@@ -60,7 +60,7 @@ class WorkloadRole(ServiceRole):
             assume_role_policy=pulumi.Output.from_input(oidc_issuer_url).apply(trust),
             description=description,
             max_session_duration=3600,
-            path=path,
+            path="/",
             permissions_boundary=permissions_boundary_arn,
             tags=merge_tags(tags),
             opts=child(self),
@@ -106,7 +106,7 @@ class MlflowOnKubernetes(pulumi.ComponentResource):
             oidc_issuer_url=args.cluster.oidc_issuer_url, namespace=namespace, service_account=name,
             description=f"MLflow server {name} (service account {namespace}/{name}) on EKS",
             permissions_boundary_arn=args.governance.permissions_boundary_arn, tags=args.governance.tags,
-            path=args.governance.data_role_path, opts=child(self),
+            opts=child(self),
         )
         grant = args.bucket.grant_read_write(role, prefix=ARTIFACT_PREFIX)
 

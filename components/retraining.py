@@ -60,7 +60,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
         role = ServiceRole(f"{name}-execution", ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"],
             description=f"Runs the {context.pipeline_name} pipeline and its jobs",
-            permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
+            permissions_boundary_arn=governance.permissions_boundary_arn,
             tags=tags,
         ), opts=child(self))
         policies = self._execution_policies(role, settings, context, aws_facts, key_arn, processing_image)

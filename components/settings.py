@@ -141,11 +141,9 @@ class Governance:
     protect: bool = False
     """Protect stateful children (no delete) and retain them when removed from the code. Default: false."""
     role_path: str = "/"
-    """IAM path of the roles the component creates that reach none of the platform's data (the platform's
-    `/emlops/<environment>/`, the only path its admins may change roles in). Default: `/`."""
-    data_role_path: str = "/"
-    """IAM path of the roles that read or write the platform's data (the platform's
-    `/emlops/<environment>/data/`, whose trust and policies its admins may not change). Default: `/`."""
+    """IAM path of the roles the component creates that reach none of the platform's data and anchor nothing
+    stateful (the platform's `/emlops/<environment>/`, the only path its admins may change roles on). Roles with
+    data access stay at `/`, out of the admins' reach. Default: `/`."""
 
     def with_tags(self, *extra: Optional[Mapping[str, str]]) -> "Governance":
         """The same governance with more tags (later ones win; first-seen key order, for stable plans)."""

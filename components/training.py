@@ -143,7 +143,7 @@ class TrainingCluster(pulumi.ComponentResource):
         role = ServiceRole(f"{name}-training", ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"],
             description=f"Runs the training jobs of {name}",
-            permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
+            permissions_boundary_arn=governance.permissions_boundary_arn,
             tags=dict(governance.tags),
         ), opts=child(self))
         # people pass this role to their jobs: it reads and writes only the prefixes they may

@@ -56,7 +56,7 @@ def build_eks(parent: pulumi.ComponentResource, name: str, eks: EksSettings, con
     control_plane = ServiceRole(f"{name}-control-plane", ServiceRoleArgs(
         services=["eks.amazonaws.com"],
         description=f"EKS control plane of {name}",
-        permissions_boundary_arn=boundary, path=governance.role_path,
+        permissions_boundary_arn=boundary,
         tags=tags,
     ), opts=child(parent))
     # EKS requires this AWS-managed policy on the cluster role (it manages the control plane's ENIs and
@@ -117,7 +117,6 @@ def build_eks(parent: pulumi.ComponentResource, name: str, eks: EksSettings, con
         assume_role_policy=_irsa_trust(oidc.arn, issuer, "kube-system", "aws-node"),
         description=f"VPC CNI (kube-system/aws-node) of the {name} EKS cluster",
         permissions_boundary=boundary,
-        path=governance.role_path,
         tags=tags,
         opts=child(parent),
     )
@@ -142,7 +141,6 @@ def build_eks(parent: pulumi.ComponentResource, name: str, eks: EksSettings, con
                                                       principals={"Service": ["ec2.amazonaws.com"]})]),
         description=f"Nodes of the {name} EKS cluster",
         permissions_boundary=boundary,
-        path=governance.role_path,
         tags=tags,
         opts=child(parent),
     )

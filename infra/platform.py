@@ -132,8 +132,7 @@ class MlPlatform(pulumi.ComponentResource):
         self._name, self._settings, self._context = name, settings, context
         tags = {**settings.tags.as_dict(), "environment": settings.environment, "managed-by": "emlops"}
         self._governance = Governance(tags, settings.permission_boundary_arn, settings.production,
-                                      role_path=platform_role_path(settings.environment),
-                                      data_role_path=platform_role_path(settings.environment, data=True))
+                                      role_path=platform_role_path(settings.environment))
         models = list(context.models)
 
         self.network = self._network() if settings.network is not None else None
@@ -214,7 +213,7 @@ class MlPlatform(pulumi.ComponentResource):
                 services=["sagemaker.amazonaws.com"],
                 description=f"SageMaker processing and training jobs of {settings.environment}: "
                             "read datasets, write model artifacts",
-                permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.data_role_path,
+                permissions_boundary_arn=governance.permissions_boundary_arn,
                 tags=tags), opts=child(self))
             self.datasets.grant_read(self.model_builder_role)
             self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")

@@ -139,8 +139,8 @@ def estimated_personas_context(config: PlatformConfig) -> PersonasContext:
         monitoring_schedule_arns=[f"{sagemaker}:monitoring-schedule/{env}-{name}-monitor-schedule{_SUFFIX}"
                                   for name in monitored],
         pipeline_arns=[f"{sagemaker}:pipeline/{pipeline_name(env, name)}" for name in retrained],
-        training_role_arn=(f"arn:{partition}:iam::{config.account_id}:role{platform_role_path(env, data=True)}"
-                           f"{env}-training-training-role{_SUFFIX}") if training else None,
+        training_role_arn=(f"arn:{partition}:iam::{config.account_id}:role/{env}-training-training-role{_SUFFIX}"
+                           if training else None),
         job_subnet_ids=subnets, job_security_group_ids=[f"sg-{_EC2_HEX}"] if training else [],
         name_prefix=f"{env}-", production=config.production,
         governance=Governance(permissions_boundary_arn=config.permission_boundary_arn))

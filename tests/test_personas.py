@@ -444,7 +444,7 @@ ROLE_WRITES = ["iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRole", "iam:
 
 
 def admin_policies(boundary: Optional[str], tags: dict[str, str], prefix: str = "dev-") -> dict[str, Any]:
-    roles, data_roles = f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/*", f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/data/*"
+    roles = f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/*"
     bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}}
     tagged = {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in tags.items()}}
     logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
@@ -454,7 +454,7 @@ def admin_policies(boundary: Optional[str], tags: dict[str, str], prefix: str = 
             allow(["sagemaker:AddTags", "sagemaker:DeleteTags"], ["*"],
                   {**tagged, "ForAllValues:StringNotEquals": {"aws:TagKeys": list(tags)}}, sid="TagPlatformResources"),
         ],
-        # roles on the platform's path only, within the boundary; never those with data access
+        # roles on the platform's path only (those with data access stay off it), within the boundary
         "administer-roles": [
             allow(["iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"],
                   [roles], bounded, sid="GrantOnlyWithinBoundary"),
@@ -464,7 +464,6 @@ def admin_policies(boundary: Optional[str], tags: dict[str, str], prefix: str = 
             allow(["iam:DeleteRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
                    "iam:UpdateRoleDescription"], [roles], sid="ChangePlatformRoles"),
             deny("KeepBoundaries", ["iam:DeleteRolePermissionsBoundary"], ["*"]),
-            deny("NoChangesToDataRoles", ROLE_WRITES, [data_roles]),
         ],
         "administer-data-key": [allow(KEY_ADMIN_ACTIONS, [KEY_ARN])],
         "read-only": [
@@ -608,16 +607,15 @@ def test_an_mlplatform_fills_in_what_it_owns():
     assert re.fullmatch(rf"arn:aws:kms:{REGION}:{ACCOUNT}:key/[0-9a-f-]{{36}}", guardrails[1]["Resource"][0])
     builder = plan.get("dev-model-builder-role", ROLE).inputs["name"]
     assert document(plan, "dev-personas-data-scientist-run-jobs")[-1]["Resource"] == [
-        f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/data/{builder}"]
+        f"arn:aws:iam::{ACCOUNT}:role/{builder}"]
     assert plan.get(f"dev-personas-{DS}", ROLE).inputs["maxSessionDuration"] == 3600
     assert "Bool" in trust_of(plan, DS)[0]["Condition"]
     # the admin's tag scope is what the platform puts on its resources
     condition = document(plan, "dev-personas-platform-admin-administer-tagged")[0]["Condition"]["StringEquals"]
     assert {key.removeprefix("aws:ResourceTag/"): value for key, value in condition.items()}.items() <= \
         datasets["tags"].items()
-    # the platform's roles are on its path (those with data access under data/, which admins may not change);
-    # the persona roles (path /personas/) are not
-    assert plan.get("dev-model-builder-role", ROLE).inputs["path"] == "/emlops/dev/data/"
+    # roles with data access stay off the admins' path, and so do the persona roles (path /personas/)
+    assert plan.get("dev-model-builder-role", ROLE).inputs["path"] == "/"
     assert {plan.get(f"dev-personas-{p}", ROLE).inputs["path"] for p in PERSONAS} == {"/personas/"}
 
 

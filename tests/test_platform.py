@@ -227,9 +227,9 @@ def test_model_builder_role_is_assumed_by_sagemaker_for_this_account():
         "Effect": "Allow", "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"],
         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
     }]
-    # it reads the platform's data: on the path platform admins may not change
-    assert inputs["path"] == "/emlops/dev/data/"
-    assert plan.outputs["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/data/{inputs['name']}"
+    # it reads the platform's data: off the path platform admins may change
+    assert inputs["path"] == "/"
+    assert plan.outputs["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{inputs['name']}"
 
 
 # -- the model builder's permissions ----------------------------------------------------------------

@@ -44,10 +44,10 @@ BAD: dict[str, list[tuple[str, str]]] = {
                                  "scoped to role/emlops/dev/*, not '*' or a name"),
         ("admin-by-name-prefix", "allows iam:CreateRole without an iam:PermissionsBoundary condition: a role it writes "
                                  "could exceed the boundary"),
-        ("admin-into-data-roles", f"allows iam:PutRolePolicy on 'arn:aws:iam::{ACCOUNT}:role/emlops/dev/*' without "
-                                  "denying role writes on role/emlops/dev/data/* (the roles with data access, whose "
-                                  "trust and policies only deploys change)"),
     ],
+    "iam-data-roles-off-the-admin-path": [
+        ("data-role-on-admin-path", "role data-role-0000000 is on the admins' path but allows kms:Decrypt, "
+                                    "s3:GetObject")],
     "iam-log-reads-scoped": [
         ("reads-every-log", "allows logs:FilterLogEvents on '*': read log events in named log groups only")],
     "sagemaker-register-for-approval-only": [
@@ -79,8 +79,10 @@ def bad_plan() -> Plan:
     def program() -> None:
         aws.iam.RolePolicy("admin-by-name-prefix", role="admin", policy=policy(
             allow(["iam:CreateRole", "iam:PutRolePolicy"], [f"arn:aws:iam::{ACCOUNT}:role/dev-*"])))
-        aws.iam.RolePolicy("admin-into-data-roles", role="admin", policy=policy(
-            allow(["iam:PutRolePolicy"], [f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/*"], BOUNDED)))
+        data_role = aws.iam.Role("data-role-on-admin-path", name="data-role-0000000", path="/emlops/dev/",
+                                 assume_role_policy=policy(SAGEMAKER_TRUST))
+        aws.iam.RolePolicy("data-role-reads", role=data_role.name, policy=policy(
+            allow(["s3:GetObject", "kms:Decrypt"], [f"{DATA}/*"])))
         aws.iam.RolePolicy("reads-every-log", role="admin", policy=policy(
             allow(["logs:FilterLogEvents", "logs:GetLogEvents"])))
         aws.iam.RolePolicy("registers-approved", role="scientist", policy=policy(
@@ -124,17 +126,19 @@ def test_the_shipped_stacks_comply(stack, shipped_plan):
 
 
 def test_compliant_forms_pass():
-    """What the rules accept: the platform's path with the boundary and the data roles denied; named log groups;
+    """What the rules accept: the platform's path with the boundary, holding a role without data access; named log groups;
     registrations that wait for approval (StringEquals, or IfExists for MLflow); updates without a status; jobs in
     named subnets and groups with network isolation; a passed role no wider than its passer; trust by ARN."""
-    data_roles = f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/data/*"
     pending = {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
 
     def program() -> None:
         aws.iam.RolePolicy("admin", role="admin", policy=policy(
             allow(["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"], [f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/*"],
-                  BOUNDED),
-            {"Effect": "Deny", "Action": ["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"], "Resource": [data_roles]}))
+                  BOUNDED)))
+        events = aws.iam.Role("events-role", name="events-role-0000000", path="/emlops/dev/", assume_role_policy=policy(
+            {**SAGEMAKER_TRUST, "Principal": {"Service": ["events.amazonaws.com"]}}))
+        aws.iam.RolePolicy("events-start", role=events.name, policy=policy(
+            allow(["sagemaker:StartPipelineExecution"], ["*"])))
         aws.iam.RolePolicy("reads-own-logs", role="admin", policy=policy(allow(
             ["logs:GetLogEvents"], ["arn:aws:logs:eu-west-1:123456789012:log-group:/emlops/vpc-flow-logs/dev-*"])))
         aws.iam.RolePolicy("registers", role="scientist", policy=policy(

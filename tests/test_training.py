@@ -563,7 +563,7 @@ def test_node_role_can_join_and_pull_images_but_has_no_cni_permissions(baseline_
     plan = eks_plan()
     role = plan.get("ml-node-role")
     assert role.inputs == {"name": auto_name(role), "description": "Nodes of the ml EKS cluster", "tags": TAGS,
-                           "path": "/", "assumeRolePolicy": role.inputs["assumeRolePolicy"]}
+                           "assumeRolePolicy": role.inputs["assumeRolePolicy"]}
     assert trust(role) == [{"Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com"]},
                             "Action": ["sts:AssumeRole"]}]
     attached = {r.inputs["policyArn"] for r in plan.by_type(ATTACHMENT) if r.inputs["role"] == role.inputs["name"]}

@@ -2,7 +2,7 @@
 may start and pass, and whom a role trusts.
 
 - Role writes (create a role, change its policies, trust or boundary) name the platform's role path, never `*` or a
-  name prefix, carry the permissions boundary where IAM can check it, and keep away from the roles with data access.
+  name prefix, and carry the permissions boundary where IAM can check it; no role with data access is on that path.
 - Log events are read in named log groups, never in every group of the account.
 - Model versions enter the registry only as `PendingManualApproval`, and no role an AWS service assumes approves one.
 - Roles people assume start SageMaker jobs only in the platform's subnets and security groups with network
@@ -87,18 +87,13 @@ def _role_part(arn: str) -> Optional[str]:
 @resource_rule("iam-role-writes-scoped", types=tuple(POLICY_DOCUMENTS), severity="critical",
                config=["environment"], with_args=True,
                description="IAM role writes name the platform's role path (role/emlops/<environment>/*, not '*' or a "
-                           "name prefix), require the permissions boundary where IAM checks it, and deny the roles "
-                           "with data access (role/emlops/<environment>/data/*).",
+                           "name prefix, so roles with data access, which stay off it, are out of reach) and require "
+                           "the permissions boundary where IAM checks it.",
                remediation="Build admin policies with Personas (platform_admin_policies does): no IAM writes without "
                            "emlops:platform.permission_boundary_arn.")
 def role_writes_scoped(props: Any, settings: Settings, args: Any) -> Iterator[str]:
     document = _document(props, args.resource_type)
     path = f"emlops/{settings.environment}/" if settings.environment else None
-    denied_data = any(
-        get(s, "Effect") == "Deny" and actions_match(s, "iam:PutRolePolicy") and actions_match(
-            s, "iam:UpdateAssumeRolePolicy") and any(
-            isinstance(r, str) and path and (_role_part(r) or "").startswith(f"{path}data/") for r in _resources(s))
-        for s in as_list(get(document, "Statement")) if isinstance(s, Mapping)) if document is not UNKNOWN else False
     for statement in allow_statements(document):
         writes = [action for action in ROLE_WRITES if actions_match(statement, action)]
         if not writes:
@@ -110,9 +105,6 @@ def role_writes_scoped(props: Any, settings: Settings, args: Any) -> Iterator[st
             if "/" not in role.rstrip("*") or (path and not role.startswith(path)):
                 where = f"role/{path}*" if path else "a role path (role/<path>/*)"
                 yield f"allows {writes[0]} on {resource!r}: role writes are scoped to {where}, not '*' or a name"
-            elif path and not denied_data:
-                yield (f"allows {writes[0]} on {resource!r} without denying role writes on role/{path}data/* "
-                       "(the roles with data access, whose trust and policies only deploys change)")
         bounded = _condition_values(statement, "StringEquals", "iam:PermissionsBoundary") or \
             _condition_values(statement, "ArnEquals", "iam:PermissionsBoundary")
         unbounded = [action for action in writes if action in BOUNDED_ROLE_WRITES]
@@ -133,6 +125,26 @@ def log_reads_scoped(props: Any, settings: Settings, args: Any) -> Iterator[str]
             r == "*" or re.fullmatch(r"arn:[^:]*:logs:[^:]*:[^:]*:(\*|log-group:\*)(:.*)?", r))]
         if reads and broad:
             yield f"allows {reads[0]} on {broad[0]!r}: read log events in named log groups only"
+
+
+DATA_ACTIONS = ("s3:GetObject", "s3:PutObject", "kms:Decrypt", "sagemaker:GetRecord")
+
+
+@stack_rule("iam-data-roles-off-the-admin-path", severity="high", config=["environment"],
+            description="No role on the path platform admins change (/emlops/<environment>/) reads or writes data "
+                        "(S3 objects, KMS decrypt, feature records): the trust and policies of roles with data access "
+                        "are changed by deploys only.",
+            remediation="Leave the role at path '/' (Governance.role_path is for roles that reach no data).")
+def data_roles_off_the_admin_path(resources: list[PolicyResource], settings: Settings) -> Iterator[Finding]:
+    if not settings.environment:
+        return
+    for role, name, statements in _roles(resources):
+        if text(get(role.props, "path")) != f"/emlops/{settings.environment}/":
+            continue
+        reaches = sorted({a for s in statements if get(s, "Effect") == "Allow" for a in DATA_ACTIONS
+                          if actions_match(s, a)})
+        if reaches:
+            yield f"role {name} is on the admins' path but allows {', '.join(reaches)}", role.urn
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,6 +321,6 @@ def grant_condition_on_grant_actions_only(props: Any, settings: Settings, args: 
             yield f"conditions {', '.join(others)} on kms:GrantIsForAWSResource, which only grant operations carry"
 
 
-POLICIES = [role_writes_scoped, log_reads_scoped, register_for_approval_only, approval_by_people_only,
+POLICIES = [role_writes_scoped, data_roles_off_the_admin_path, log_reads_scoped, register_for_approval_only, approval_by_people_only,
             people_jobs_isolated, passrole_no_widening, trust_matches_principal_arn,
             grant_condition_on_grant_actions_only]
