@@ -16,20 +16,30 @@ import pulumi
 import pulumi_aws as aws
 
 
+def concat(*parts: pulumi.Input[str]) -> pulumi.Input[str]:
+    """The parts joined: a plain string when every part is one (policies sized before a deploy), else an Output."""
+    if all(isinstance(part, str) for part in parts):
+        return "".join(parts)  # type: ignore[arg-type]
+    return pulumi.Output.concat(*parts)
+
+
 @dataclass(frozen=True)
 class AwsContext:
-    account_id: pulumi.Output[str]
-    region: pulumi.Output[str]
-    partition: pulumi.Output[str]
+    """The account, region and partition: Outputs of the provider, or plain strings (known from the stack file)."""
 
-    def arn(self, service: str, resource: str, *, regional: bool = True, account: bool = True) -> pulumi.Output[str]:
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    partition: pulumi.Input[str]
+
+    def arn(self, service: str, resource: pulumi.Input[str], *, regional: bool = True,
+            account: bool = True) -> pulumi.Input[str]:
         """An ARN in this account and region: `arn:<partition>:<service>:<region>:<account>:<resource>`."""
-        return pulumi.Output.concat("arn:", self.partition, ":", service, ":", self.region if regional else "",
-                                    ":", self.account_id if account else "", ":", resource)
+        return concat("arn:", self.partition, ":", service, ":", self.region if regional else "",
+                      ":", self.account_id if account else "", ":", resource)
 
-    def service_endpoint(self, service: str) -> pulumi.Output[str]:
+    def service_endpoint(self, service: str) -> pulumi.Input[str]:
         """`<service>.<region>.amazonaws.com`, e.g. for `kms:ViaService` conditions."""
-        return pulumi.Output.concat(service, ".", self.region, ".amazonaws.com")
+        return concat(service, ".", self.region, ".amazonaws.com")
 
 
 # One cache per Pulumi run: each run (and each `emlops preview`) executes in its own context.

@@ -92,7 +92,8 @@ class FeatureStore(pulumi.ComponentResource):
                 name=f"{glue_name(name)}_features",
                 description=f"Offline store tables of the {name} feature store (created by SageMaker)",
                 tags=tags,
-                opts=child(self),
+                # the offline store's tables are defined here: losing the database loses them
+                opts=child(self, protect=protect),
             )
             self.glue_database_name = self.glue_database.name
             self.offline_store_uri = pulumi.Output.concat("s3://", self.offline_bucket.bucket_name, "/", OFFLINE_PREFIX)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,12 @@ _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 FULL_ACCESS_POLICY = re.compile(r":iam::aws:policy/.*FullAccess")
 
 PrincipalValue = Union[str, Sequence[pulumi.Input[str]]]
+# The approval gate: whoever registers a model version (sagemaker:CreateModelPackage) must say, in the
+# request, that it waits for a person's approval; a request for `Approved` (or none) is refused.
+PENDING_APPROVAL_ONLY = {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+# Changing a version without touching its approval (MLflow updating what it registered): the request
+# carries no approval status at all.
+APPROVAL_UNCHANGED = {"Null": {"sagemaker:ModelApprovalStatus": "true"}}
 
 
 @dataclass(frozen=True)
@@ -63,10 +70,10 @@ class Statement:
             passes_roles = any(fnmatch.fnmatchcase("iam:passrole", a.lower()) for a in self.actions)
             if passes_roles and any(isinstance(r, str) and "*" in r for r in self.resources):
                 raise ValueError("iam:PassRole on '*' is not allowed: pass only the roles a service needs")
-            if self.principals == "*" or (
-                isinstance(self.principals, Mapping)
-                and any("*" in list(values) for values in self.principals.values())
-            ):
+            if self.principals == "*" and not _names_principal_account(self.conditions):
+                raise ValueError("an Allow statement may name Principal '*' only with an aws:PrincipalAccount or "
+                                 "aws:PrincipalOrgID condition")
+            if isinstance(self.principals, Mapping) and any("*" in list(values) for values in self.principals.values()):
                 raise ValueError("an Allow statement may not name Principal '*'")
         if self.sid is not None and not re.match(r"^[A-Za-z0-9]+$", self.sid):
             raise ValueError(f"statement id {self.sid!r} must be letters and digits only")
@@ -89,9 +96,31 @@ class Statement:
         return out
 
 
+def _names_principal_account(conditions: Optional[Mapping[str, Mapping[str, Any]]]) -> bool:
+    """The conditions pin the principal's account or organization (what a VPC endpoint policy's '*' needs)."""
+    return any(key in ("aws:PrincipalAccount", "aws:PrincipalOrgID")
+               for operator, values in (conditions or {}).items() if operator.startswith("StringEquals")
+               for key in values)
+
+
+def platform_role_path(environment: str) -> str:
+    """`/emlops/<environment>/`: the IAM path of the platform's roles that platform admins may change (within the
+    permissions boundary). Only the platform uses it, and only for roles that reach none of its data (VPC flow-log
+    delivery, EventBridge's pipeline starters) and roles admins create; roles with data access stay at `/`, so no
+    admin policy reaches their trust or policies."""
+    return f"/emlops/{environment}/"
+
+
 def name_token(name: str) -> str:
     """A component name as it may appear in a policy name: lowercase letters, digits and '-'."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
+
+
+def policy_size(statements: Sequence[Statement]) -> int:
+    """The size IAM counts (characters, whitespace excluded) of the document of `statements`, whose values are all
+    plain strings: how a policy is sized from the stack file before anything is deployed."""
+    document = json.dumps({"Version": "2012-10-17", "Statement": [s.to_json() for s in statements]})
+    return len(re.sub(r"\s", "", document))
 
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
@@ -104,14 +133,16 @@ def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
 
 
 def kms_usage_statement(key_arn: pulumi.Input[str], *, encrypt: bool, decrypt: bool,
-                        via_service: Optional[str] = None, sid: Optional[str] = None) -> Statement:
-    """Use of one KMS key, optionally only through one AWS service (`kms:ViaService`)."""
+                        via_service: Union[None, pulumi.Input[str], Sequence[pulumi.Input[str]]] = None,
+                        sid: Optional[str] = None) -> Statement:
+    """Use of one KMS key, optionally only through the AWS services named (`kms:ViaService`, one or a list)."""
     actions = ["kms:DescribeKey"]
     if decrypt:
         actions.append("kms:Decrypt")
     if encrypt:
         actions += ["kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
-    conditions = {"StringEquals": {"kms:ViaService": via_service}} if via_service else None
+    services = list(via_service) if isinstance(via_service, (list, tuple)) else via_service
+    conditions = {"StringEquals": {"kms:ViaService": services}} if services else None
     return Statement(sid=sid, actions=actions, resources=[key_arn], conditions=conditions)
 
 

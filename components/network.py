@@ -3,7 +3,9 @@
 Managed mode builds a VPC across `az_count` availability zones with one private subnet (and its
 own route table) per zone, VPC flow logs of all traffic to a KMS-encrypted log group, interface
 endpoints for every AWS API the workloads call (private DNS on) and an S3 gateway endpoint, so
-nothing needs a route to the internet. Public subnets, an internet gateway and one NAT gateway per
+nothing needs a route to the internet; each endpoint's policy admits this account's principals acting on this
+account's resources only (plus AWS's own where a service needs them, and the accounts in
+`resource_account_ids`), and workloads send HTTPS to the endpoints only (`endpoint_egress`). Public subnets, an internet gateway and one NAT gateway per
 zone exist only when `public_subnets` asks for them.
 
 Subnet layout (deterministic, so adding zones or public subnets never moves a private subnet):
@@ -26,6 +28,7 @@ from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
 from emlops.components.network_args import (KMS_KEY_ARN, ManagedNetworkSettings, NetworkContext, NetworkSettings,
                                             subnet_cidrs)
+from emlops.components.network_access import EndpointEgress, endpoint_policy
 from emlops.components.options import child, type_token
 
 __all__ = ["INTERFACE_ENDPOINTS", "Network", "NetworkContext", "NetworkSettings"]
@@ -62,6 +65,9 @@ class Network(pulumi.ComponentResource):
     """Extra groups compute should join: the given ones for an existing VPC, none for a managed one."""
     endpoint_security_group_id: Optional[pulumi.Output[str]]
     """The interface endpoints' group (managed); None for an existing VPC."""
+    endpoint_egress: Optional[EndpointEgress]
+    """Where workloads send HTTPS (managed): the endpoints' group and the S3 gateway's prefix list; None for an
+    existing VPC (its endpoints are not known here)."""
     availability_zones: list[str]
     """The zones of `private_subnet_ids` (managed); empty (unknown) for an existing VPC."""
     public_subnet_ids: list[pulumi.Output[str]]
@@ -85,13 +91,13 @@ class Network(pulumi.ComponentResource):
         role_args = ServiceRoleArgs(
             services=["vpc-flow-logs.amazonaws.com"],
             description=f"Delivers the VPC flow logs of {name} to their log group",
-            permissions_boundary_arn=governance.permissions_boundary_arn,
+            permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.role_path,
             tags=dict(governance.with_tags({"Name": f"{name}-flow-logs-delivery"}).tags),
         ) if settings.is_managed else None
         super().__init__(type_token("Network"), name, None, opts)
         self.managed = settings.is_managed
         self.public_subnet_ids, self.private_route_table_ids, self.flow_log_group_arn = [], [], None
-        self.endpoint_security_group_id = None
+        self.endpoint_security_group_id, self.endpoint_egress = None, None
         if settings.is_managed:
             self._build(name, settings.managed, context, role_args)
         else:
@@ -147,24 +153,30 @@ class Network(pulumi.ComponentResource):
             tags=tags(f"{name}-endpoints-sg"),
             opts=child(self),
         )
-        region = aws_context(self).region
+        aws_facts = aws_context(self)
+        region, accounts = aws_facts.region, list(context.resource_account_ids)
         subnet_ids = [s.id for s in private_subnets]
+        # Every endpoint has a policy: this account's principals reach this account's resources (and AWS's own
+        # where a service needs them), so nothing leaves for another account's bucket, key or repository.
         for key, service in INTERFACE_ENDPOINTS.items():
             aws.ec2.VpcEndpoint(
                 f"{name}-endpoint-{key}", vpc_id=vpc.id, vpc_endpoint_type="Interface",
                 service_name=pulumi.Output.concat("com.amazonaws.", region, f".{service}"),
                 private_dns_enabled=True, subnet_ids=subnet_ids, security_group_ids=[endpoint_sg.id],
+                policy=endpoint_policy(service, aws_facts, accounts),
                 tags=tags(f"{name}-endpoint-{key}"), opts=child(self))
-        aws.ec2.VpcEndpoint(
+        s3 = aws.ec2.VpcEndpoint(
             f"{name}-endpoint-s3", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
             service_name=pulumi.Output.concat("com.amazonaws.", region, ".s3"),
-            route_table_ids=[t.id for t in route_tables], tags=tags(f"{name}-endpoint-s3"), opts=child(self))
+            route_table_ids=[t.id for t in route_tables], policy=endpoint_policy("s3", aws_facts, accounts),
+            tags=tags(f"{name}-endpoint-s3"), opts=child(self))
 
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         self.private_subnet_ids = subnet_ids
         self.security_group_ids = []
         self.endpoint_security_group_id = endpoint_sg.id
+        self.endpoint_egress = EndpointEgress(endpoint_sg.id, s3.prefix_list_id)
         self.availability_zones = zones
         self.private_route_table_ids = [t.id for t in route_tables]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -193,3 +194,6 @@ class NetworkContext:
     """(managed, required) Key of the flow-log group; its policy must let `logs.<region>.amazonaws.com` use it."""
     governance: Governance = field(default_factory=Governance)
     """Tags (each child also gets a `Name`), the flow-log role's permissions boundary, protection of the log group."""
+    resource_account_ids: Sequence[str] = ()
+    """(managed) Accounts besides the VPC's own whose resources workloads reach through the endpoints, e.g. a shared
+    registry's bucket, key and image repositories. Default: none."""

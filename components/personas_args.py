@@ -16,6 +16,8 @@ from emlops.components.settings import Governance, Settings, error_message
 
 PERSONAS = ("data-scientist", "ml-engineer", "platform-admin")
 PERSONA_TAG = "emlops-persona"
+# Where IAM Identity Center creates the roles of its permission sets in an account (people sign in through them).
+IDENTITY_CENTER_ROLES = "/aws-reserved/sso.amazonaws.com/*"
 # IAM quotas (characters without whitespace): a role's inline policies together, and its trust policy.
 INLINE_POLICIES_LIMIT, TRUST_POLICY_LIMIT = 10240, 2048
 
@@ -32,9 +34,9 @@ _ID_FORMS = {
     "monitoring_schedule_arns": "arn:aws:sagemaker:<region>:<account>:monitoring-schedule/<name>",
     "pipeline_arns": "arn:aws:sagemaker:<region>:<account>:pipeline/<name>",
     "training_role_arn": "arn:aws:iam::<account>:role/<name>",
-    "execution_role_arns": "arn:aws:iam::<account>:role/<name>",
     "permissions_boundary_arn": "arn:aws:iam::<account>:policy/<name>",
     "job_subnet_ids": "subnet-<hex>",
+    "job_security_group_ids": "sg-<hex>",
 }
 _FORM_PARTS = {"arn:aws:": r"arn:aws(-cn|-us-gov)?:", "<region>": r"[a-z]{2}(-[a-z]+)+-\d",
                "<account>": r"(\d{12}|aws)", "<bucket>": r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
@@ -47,6 +49,15 @@ def _id_pattern(form: str) -> re.Pattern:
         pattern = pattern.replace(re.escape(part), f"({regex})")
     return re.compile(pattern)
 
+
+# A key prefix that means exactly itself in an IAM policy: folders ending in '/', no IAM wildcard ('*', '?'), no
+# policy variable ('${'), no '.', '..' or empty folder, no control character.
+# (the pattern has the shape and characters; `_literal_prefix` the folders and '${', which need look-arounds)
+_PREFIX = r"[^/*?\x00-\x1f\x7f][^*?\x00-\x1f\x7f]*/"
+_PREFIX_HELP = ("must be folders each ending in '/' (not starting with '/'), without '*', '?', '${', control "
+                "characters or '.'/'..' folders, e.g. 'experiments/'")
+# What the platform keeps under the artifacts bucket (registered model artifacts, MLflow's store).
+RESERVED_ARTIFACT_PREFIXES = ("models/", "mlflow/")
 
 PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(role|user)/[\w+=,.@/*-]+$")
 _PRINCIPAL_EXAMPLE = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DataScientist_*"
@@ -80,8 +91,9 @@ class PersonasSettings(Settings):
         description=f"Per persona ({', '.join(PERSONAS)}), the IAM role or user ARNs that may assume it; a `*` "
         "may stand in the name, e.g. an Identity Center permission-set role "
         "`arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DataScientist_*`. "
-        f"Each principal belongs to one persona. Default: principals of the stack's account tagged "
-        f"`{PERSONA_TAG}=<persona>`.")
+        "Each principal belongs to one persona and is in the stack's account or one of `identity_account_ids`. "
+        "Default: Identity Center permission-set roles (`role/aws-reserved/sso.amazonaws.com/*`) of those "
+        f"accounts whose principal carries the tag `{PERSONA_TAG}=<persona>` (a tag alone is never enough).")
     max_session_hours: int = Field(
         4, ge=1, le=12, strict=True,
         description="Longest session a persona role allows, in hours (sessions reached by role chaining, "
@@ -91,13 +103,45 @@ class PersonasSettings(Settings):
         description="Require MFA (`aws:MultiFactorAuthPresent`) to assume a persona. SAML and Identity Center "
         "sessions do not carry the key (the IdP does the MFA): set false for them. Default: true in production.")
     datasets_prefix: str = Field(
-        "", pattern=r"^([^/*][^*]*/)?$",
-        description="Key prefix of the datasets bucket data scientists read. Default: the whole bucket.",
-        json_schema_extra=error_message("must end with '/', not start with '/', and have no '*'"))
+        "", pattern=f"^({_PREFIX})?$",
+        description="Key prefix of the datasets bucket data scientists (and the training jobs they start) read. "
+        "Default: the whole bucket.", json_schema_extra=error_message(_PREFIX_HELP))
     experiments_prefix: str = Field(
-        "experiments/", pattern=r"^[^/*][^*]*/$",
-        description="Key prefix of the artifacts bucket data scientists read and write. Default: `experiments/`.",
-        json_schema_extra=error_message("must end with '/', not start with '/', and have no '*'"))
+        "experiments/", pattern=f"^{_PREFIX}$",
+        description="Key prefix of the artifacts bucket data scientists (and the training jobs they start) read and "
+        f"write; not under {' or '.join(RESERVED_ARTIFACT_PREFIXES)} (the registry's). Default: `experiments/`.",
+        json_schema_extra=error_message(_PREFIX_HELP))
+    identity_account_ids: list[str] = Field(
+        default_factory=list,
+        description="Accounts besides the stack's own whose principals may be trusted (e.g. the account people "
+        "sign in to through Identity Center); every principal in `trusted_principal_arns` is in the stack's "
+        "account or one of these. Default: none.")
+
+    @field_validator("datasets_prefix", "experiments_prefix")
+    @classmethod
+    def _literal_prefix(cls, value: str) -> str:
+        if "${" in value or any(folder in ("", ".", "..") for folder in value.split("/")[:-1]):
+            raise ValueError(_PREFIX_HELP)
+        return value
+
+    @field_validator("experiments_prefix")
+    @classmethod
+    def _not_the_registrys(cls, value: str) -> str:
+        for reserved in RESERVED_ARTIFACT_PREFIXES:
+            if value.startswith(reserved):
+                raise ValueError(f"{value!r} is under {reserved}, which only the platform's pipelines and MLflow "
+                                 "write; choose another prefix, e.g. 'experiments/'")
+        return value
+
+    @field_validator("identity_account_ids")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        for account in value:
+            if not re.fullmatch(r"[0-9]{12}", account):
+                raise ValueError(f"{account!r} is not a 12-digit AWS account id (quote it: '123456789012')")
+        if len(set(value)) != len(value):
+            raise ValueError("account ids must be unique")
+        return value
 
     @field_validator("trusted_principal_arns")
     @classmethod
@@ -142,11 +186,12 @@ class PersonasContext:
     pipeline_arns: Sequence[pulumi.Input[str]] = ()
     """Retraining pipelines ML engineers start and stop. Default: none."""
     training_role_arn: Optional[pulumi.Input[str]] = None
-    """Role data scientists and ML engineers pass to training and processing jobs. Default: none (no jobs)."""
-    execution_role_arns: Sequence[pulumi.Input[str]] = ()
-    """Further roles ML engineers may pass to SageMaker jobs. Default: none."""
+    """Role data scientists pass to their training and processing jobs; it must read and write no more than they
+    may (the datasets prefix, the experiments prefix). Default: none (no jobs)."""
     job_subnet_ids: Sequence[pulumi.Input[str]] = ()
     """Subnets jobs must run in. Default: any subnet, but always in a VPC."""
+    job_security_group_ids: Sequence[pulumi.Input[str]] = ()
+    """Security groups jobs must run in (all of their groups among these). Default: any, but at least one."""
     name_prefix: Optional[str] = None
     """Name prefix of the platform's IAM roles and SageMaker resources. Default: `<environment>-`."""
     resource_tags: Optional[Mapping[str, str]] = None

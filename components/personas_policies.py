@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import pulumi
 
-from emlops.components.aws_context import AwsContext
-from emlops.components.iam import Statement, kms_usage_statement
+from emlops.components.aws_context import AwsContext, concat
+from emlops.components.iam import PENDING_APPROVAL_ONLY, Statement, kms_usage_statement, platform_role_path
 from emlops.components.personas_args import PersonasContext, PersonasSettings
 
 
@@ -63,7 +63,7 @@ READ_ONLY_ACTIONS = [
     *_named("iam", "GetPolicy GetPolicyVersion GetRole GetRolePolicy ListAttachedRolePolicies ListRolePolicies "
             "ListRoles"),
     *_named("kms", "ListAliases ListKeys"),
-    *_named("logs", "DescribeLogGroups DescribeLogStreams FilterLogEvents GetLogEvents"),
+    *_named("logs", "DescribeLogGroups"),
     *_named("s3", "GetBucketLogging GetBucketOwnershipControls GetBucketPolicy GetBucketPublicAccessBlock "
             "GetBucketTagging GetBucketVersioning GetEncryptionConfiguration GetLifecycleConfiguration "
             "ListAllMyBuckets"),
@@ -77,10 +77,17 @@ READ_ONLY_ACTIONS = [
     *_named("sns", "GetTopicAttributes ListSubscriptionsByTopic ListTopics"),
     *_named("tag", "GetResources"),
 ]
-# IAM changes that grant permissions: only on roles that keep the permissions boundary.
+# Log events are read only in the platform's own log groups (below), never in every group of the account:
+# a job's or an application's log may print the data it works on.
+LOG_READ_ACTIONS = _named("logs", "DescribeLogStreams FilterLogEvents GetLogEvents")
+# IAM changes that grant permissions: only on roles that keep the permissions boundary (iam:PermissionsBoundary).
 ROLE_GRANT_ACTIONS = _named("iam", "CreateRole DeleteRolePolicy PutRolePermissionsBoundary PutRolePolicy")
+# IAM does not evaluate iam:PermissionsBoundary for these: they are allowed on the platform's role path only, where
+# every role carries the boundary (the platform creates them with it; admins only within it).
 ROLE_OTHER_ACTIONS = _named("iam", "DeleteRole TagRole UntagRole UpdateAssumeRolePolicy UpdateRole "
                             "UpdateRoleDescription")
+ROLE_WRITE_ACTIONS = sorted(ROLE_GRANT_ACTIONS + ROLE_OTHER_ACTIONS + _named(
+    "iam", "AttachRolePolicy DeleteRolePermissionsBoundary DetachRolePolicy"))
 
 
 def _bucket(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext,
@@ -90,26 +97,34 @@ def _bucket(settings: PersonasSettings, context: PersonasContext, aws_facts: Aws
     listing = Statement(actions=["s3:ListBucket"], resources=[bucket_arn],
                         conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None)
     actions = ["s3:GetObject", "s3:GetObjectVersion"] + (["s3:AbortMultipartUpload", "s3:PutObject"] if write else [])
-    return [listing, Statement(actions=actions, resources=[pulumi.Output.concat(bucket_arn, "/", prefix, "*")]),
+    return [listing, Statement(actions=actions, resources=[concat(bucket_arn, "/", prefix, "*")]),
             kms_usage_statement(context.data_key_arn, encrypt=write, decrypt=True,
                                 via_service=aws_facts.service_endpoint("s3"))]
 
 
-def _packages(group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+def _packages(group_arn: pulumi.Input[str]) -> pulumi.Input[str]:
     """The versions of a model package group: `...:model-package/<group>/*`."""
-    return pulumi.Output.from_input(group_arn).apply(
-        lambda arn: arn.replace(":model-package-group/", ":model-package/", 1) + "/*")
+    def packages(arn: str) -> str:
+        return arn.replace(":model-package-group/", ":model-package/", 1) + "/*"
+    return packages(group_arn) if isinstance(group_arn, str) else pulumi.Output.from_input(group_arn).apply(packages)
 
 
 def _jobs(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext,
           roles: Sequence[pulumi.Input[str]]) -> list[Statement]:
-    """Training and processing jobs: in a VPC, volumes and outputs under the data key, one of `roles`."""
+    """Training and processing jobs: in the platform's subnets and security groups with network isolation (the
+    container reaches nothing; SageMaker moves the data), volumes and outputs under the data key, one of `roles`."""
     jobs = [aws_facts.arn("sagemaker", "processing-job/*"), aws_facts.arn("sagemaker", "training-job/*")]
     key = context.data_key_arn
-    guard: dict = {"Null": {"sagemaker:VpcSubnets": "false"},
+    guard: dict = {"Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+                   "Bool": {"sagemaker:NetworkIsolation": "true"},
                    "ArnEquals": {"sagemaker:VolumeKmsKey": key, "sagemaker:OutputKmsKey": key}}
+    placement = {}
     if context.job_subnet_ids:
-        guard["ForAllValues:StringEquals"] = {"sagemaker:VpcSubnets": list(context.job_subnet_ids)}
+        placement["sagemaker:VpcSubnets"] = list(context.job_subnet_ids)
+    if context.job_security_group_ids:
+        placement["sagemaker:VpcSecurityGroupIds"] = list(context.job_security_group_ids)
+    if placement:
+        guard["ForAllValues:StringEquals"] = placement
     logs = [aws_facts.arn("logs", f"log-group:/aws/sagemaker/{kind}:*") for kind in ("ProcessingJobs", "TrainingJobs")]
     return [
         Statement(sid="StartJobsInVpcWithDataKey", actions=["sagemaker:CreateProcessingJob",
@@ -146,13 +161,10 @@ def data_scientist_policies(settings: PersonasSettings, context: PersonasContext
     if registers:
         groups, packages = list(registers), [_packages(g) for g in registers]
         policies.append(("register-models", [
-            Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=groups),
-            Statement(actions=["sagemaker:DescribeModelPackage"], resources=packages),
+            *_read_groups(groups),
             # new versions wait for an ML engineer's approval; the request must say so explicitly
             Statement(sid="RegisterForApprovalOnly", actions=["sagemaker:CreateModelPackage"],
-                      resources=groups + packages,
-                      conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}),
-            Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
+                      resources=groups + packages, conditions=PENDING_APPROVAL_ONLY),
         ]))
     if context.shared_group_arns and not context.shared_group_publisher:
         policies.append(("read-shared-models", _read_groups(context.shared_group_arns)))
@@ -167,10 +179,14 @@ def data_scientist_policies(settings: PersonasSettings, context: PersonasContext
 
 
 def _read_groups(group_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
+    """Describing these groups and listing and describing their versions (each action applies to its own resource
+    type among the groups and their versions; one list keeps the policy small as groups are added); listing the
+    groups has no resource to scope to (AWS requires "*")."""
     return [
-        Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=list(group_arns)),
-        Statement(actions=["sagemaker:DescribeModelPackage"], resources=[_packages(g) for g in group_arns]),
-        Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
+        Statement(actions=["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
+                           "sagemaker:ListModelPackages"],
+                  resources=[*group_arns, *[_packages(g) for g in group_arns]]),
+        Statement(actions=["sagemaker:ListModelPackageGroups"], resources=["*"]),
     ]
 
 
@@ -178,10 +194,9 @@ def ml_engineer_policies(settings: PersonasSettings, context: PersonasContext, a
     policies: Policies = [("read-artifacts", _bucket(settings, context, aws_facts, context.artifacts_bucket_arn, "", write=False))]
     if context.package_group_arns:
         policies.append(("approve-models", [
-            Statement(actions=["sagemaker:DescribeModelPackageGroup"], resources=list(context.package_group_arns)),
-            Statement(actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
+            *_read_groups(context.package_group_arns),
+            Statement(actions=["sagemaker:UpdateModelPackage"],
                       resources=[_packages(g) for g in context.package_group_arns]),
-            Statement(actions=["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], resources=["*"]),
         ]))
     if context.shared_group_arns:
         # versions of the shared registry are approved in its own account, not from here
@@ -192,7 +207,7 @@ def ml_engineer_policies(settings: PersonasSettings, context: PersonasContext, a
                                "sagemaker:StartPipelineExecution"], resources=list(context.pipeline_arns)),
             Statement(actions=["sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
                                "sagemaker:StopPipelineExecution"],
-                      resources=[pulumi.Output.concat(p, "/execution/*") for p in context.pipeline_arns]),
+                      resources=[concat(p, "/execution/*") for p in context.pipeline_arns]),
             Statement(actions=["sagemaker:ListPipelines"], resources=["*"]),
         ]))
     if context.endpoint_arns or context.monitoring_schedule_arns:
@@ -211,33 +226,24 @@ def ml_engineer_policies(settings: PersonasSettings, context: PersonasContext, a
         statements.append(Statement(actions=["sagemaker:ListEndpoints", "sagemaker:ListMonitoringExecutions",
                                              "sagemaker:ListMonitoringSchedules"], resources=["*"]))
         policies.append(("operate-endpoints", statements))
-    roles = [context.training_role_arn] if context.training_role_arn is not None else []
-    roles += [r for r in context.execution_role_arns if not (isinstance(r, str) and r in roles)]
-    if roles:
-        policies.append(("run-jobs", _jobs(settings, context, aws_facts, roles)))
+    # No jobs of their own: every job role of the platform reads datasets, which ML engineers may not.
     policies.append(("guardrails", [KEEP_STATE]))
     return policies
 
 
+def platform_log_groups(context: PersonasContext, aws_facts: AwsContext) -> list[pulumi.Output[str]]:
+    """The platform's own log groups (and their streams): flow logs, endpoints, EKS control planes."""
+    prefix = context.managed_prefix
+    return [aws_facts.arn("logs", f"log-group:{group}*") for group in (
+        f"/emlops/vpc-flow-logs/{prefix}", f"/aws/sagemaker/Endpoints/{prefix}", f"/aws/eks/{prefix}")]
+
+
 def platform_admin_policies(settings: PersonasSettings, context: PersonasContext, aws_facts: AwsContext) -> Policies:
     tagged = {f"aws:ResourceTag/{key}": value for key, value in context.platform_tags.items()}
-    managed_roles = aws_facts.arn("iam", f"role/{context.managed_prefix}*", regional=False)
+    managed_roles = aws_facts.arn("iam", f"role{platform_role_path(context.environment)}*", regional=False)
     persona_roles = aws_facts.arn("iam", f"role{PERSONA_PATH}*", regional=False)
     boundary = context.permissions_boundary_arn
-    bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}} if boundary is not None else {}
-    own_policies = {"ArnLike": {"iam:PolicyARN": aws_facts.arn("iam", "policy/*", regional=False)}}
-    roles = [
-        Statement(sid="GrantOnlyWithinBoundary" if bounded else "GrantToManagedRoles", actions=ROLE_GRANT_ACTIONS,
-                  resources=[managed_roles], conditions=bounded or None),
-        # customer-managed policies only: never AdministratorAccess or a *FullAccess policy
-        Statement(sid="AttachOwnPoliciesOnly", actions=["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-                  resources=[managed_roles], conditions={**bounded, **own_policies}),
-        Statement(actions=ROLE_OTHER_ACTIONS, resources=[managed_roles]),
-    ]
-    if boundary is not None:
-        roles.append(Statement(sid="KeepBoundaries", effect="Deny", actions=["iam:DeleteRolePermissionsBoundary"],
-                               resources=["*"]))
-    return [
+    policies: Policies = [
         ("administer-tagged", [
             Statement(sid="AdministerPlatformResources", actions=ADMIN_TAGGED_ACTIONS, resources=["*"],
                       conditions={"StringEquals": tagged}),
@@ -246,24 +252,41 @@ def platform_admin_policies(settings: PersonasSettings, context: PersonasContext
                       resources=["*"], conditions={"StringEquals": tagged, "ForAllValues:StringNotEquals": {
                           "aws:TagKeys": list(context.platform_tags)}}),
         ]),
-        ("administer-roles", roles),
+    ]
+    if boundary is not None:
+        # Without a boundary there is nothing to keep a role an admin writes from exceeding the admin: no IAM writes.
+        bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}}
+        own_policies = {"ArnLike": {"iam:PolicyARN": aws_facts.arn("iam", "policy/*", regional=False)}}
+        policies.append(("administer-roles", [
+            Statement(sid="GrantOnlyWithinBoundary", actions=ROLE_GRANT_ACTIONS, resources=[managed_roles],
+                      conditions=bounded),
+            # customer-managed policies only: never AdministratorAccess or a *FullAccess policy
+            Statement(sid="AttachOwnPoliciesOnly", actions=["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+                      resources=[managed_roles], conditions={**bounded, **own_policies}),
+            Statement(sid="ChangePlatformRoles", actions=ROLE_OTHER_ACTIONS, resources=[managed_roles]),
+            Statement(sid="KeepBoundaries", effect="Deny", actions=["iam:DeleteRolePermissionsBoundary"],
+                      resources=["*"]),
+        ]))
+    policies += [
         ("administer-data-key", [Statement(actions=KEY_ADMIN_ACTIONS, resources=[context.data_key_arn])]),
-        ("read-only", [Statement(sid="ReadConfiguration", actions=READ_ONLY_ACTIONS, resources=["*"])]),
+        ("read-only", [
+            Statement(sid="ReadConfiguration", actions=READ_ONLY_ACTIONS, resources=["*"]),
+            Statement(sid="ReadPlatformLogs", actions=LOG_READ_ACTIONS, resources=platform_log_groups(context, aws_facts)),
+        ]),
         ("guardrails", [
             KEEP_STATE,
             # admins run the platform but do not read its data, nor let another principal read it for them
             Statement(sid="NoDataKeyUse", effect="Deny", resources=[context.data_key_arn],
                       actions=["kms:CreateGrant", "kms:Decrypt", "kms:PutKeyPolicy", "kms:ReEncryptFrom"]),
             *([Statement(sid="NoDatasetReads", effect="Deny", actions=["s3:GetObject", "s3:GetObjectVersion"],
-                         resources=[pulumi.Output.concat(context.datasets_bucket_arn, "/*")])]
+                         resources=[concat(context.datasets_bucket_arn, "/*")])]
               if context.datasets_bucket_arn is not None else []),
             Statement(sid="NoFeatureReads", effect="Deny", actions=["sagemaker:BatchGetRecord", "sagemaker:GetRecord"],
                       resources=["*"]),
             # the roles admins manage are never theirs to use, and the persona roles never theirs to change
             Statement(sid="NoAssumingManagedRoles", effect="Deny", actions=["sts:AssumeRole"],
                       resources=[managed_roles]),
-            Statement(sid="NoChangesToPersonas", effect="Deny", resources=[persona_roles],
-                      actions=sorted(ROLE_GRANT_ACTIONS + ROLE_OTHER_ACTIONS + [
-                          "iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary", "iam:DetachRolePolicy"])),
+            Statement(sid="NoChangesToPersonas", effect="Deny", resources=[persona_roles], actions=ROLE_WRITE_ACTIONS),
         ]),
     ]
+    return policies

@@ -10,6 +10,7 @@ deploying a model version from a different account. The MLflow tracking server i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Optional
 
 import pulumi
@@ -18,8 +19,9 @@ import pulumi_aws as aws
 from emlops.catalog.resources_operations import EVENT_RULE
 from emlops.components.alerts import announce_approvals, approvals_rule_name
 from emlops.components.naming import DerivedName, auto_named
-from emlops.components.aws_context import aws_context
-from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, policy_document
+from emlops.components.aws_context import AwsContext, aws_context
+from emlops.components.iam import (APPROVAL_UNCHANGED, PENDING_APPROVAL_ONLY, ServiceRole, ServiceRoleArgs, Statement,
+                                   policy_document)
 from emlops.components.options import child, type_token
 from emlops.components.registry_args import ARTIFACT_PREFIX, RegistryContext, RegistrySettings
 from emlops.components.storage import SecureBucket, SecureBucketArgs
@@ -33,13 +35,15 @@ CONSUMER_GROUP_ACTIONS = ["sagemaker:DescribeModelPackageGroup"]
 # approving is this (the registry's) account's decision, never a consumer's.
 CONSUMER_PACKAGE_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
                             "sagemaker:CreateModel"]
-# What a publisher account's pipelines need to register a version into a group of this account.
-PUBLISHER_ACTIONS = ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                     "sagemaker:DescribeModelPackageGroup"]
+# What a publisher account's pipelines need to register a version into a group of this account; the
+# registration itself (CreateModelPackage) only as `PendingManualApproval`.
+PUBLISHER_ACTIONS = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"]
 # What a SageMaker MLflow tracking server needs to register MLflow models in the model registry
-# ("Set up IAM permissions for MLflow", automatic model registration).
+# ("Set up IAM permissions for MLflow", automatic model registration). A request that names an approval status
+# must name `PendingManualApproval` (a version registered without one waits for approval too), and updates carry
+# none (UpdateModelPackage is split out): approving stays a person's.
 REGISTRATION_ACTIONS = ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
-                        "sagemaker:DescribeModelPackageGroup", "sagemaker:UpdateModelPackage"]
+                        "sagemaker:DescribeModelPackageGroup"]
 
 
 def check_registry_name(name: str, kind: str) -> None:
@@ -189,12 +193,7 @@ class ModelRegistry(pulumi.ComponentResource):
         policies = [self.artifact_bucket.grant_read_write(role, prefix=ARTIFACT_PREFIX)]
         if groups:
             # automatic model registration, only into this registry's groups
-            policies.append(role.add_policy("model-registration", [Statement(
-                actions=REGISTRATION_ACTIONS,
-                resources=[resource for model in groups for resource in (
-                    aws_facts.arn("sagemaker", f"model-package-group/{model.lower()}"),
-                    _package_arns(aws_facts, model))],
-            )]))
+            policies.append(role.add_policy("model-registration", mlflow_registration_statements(aws_facts, groups)))
         mlflow = settings.mlflow
         self.tracking_server = aws.sagemaker.MlflowTrackingServer(
             f"{name}-tracking-server",
@@ -215,6 +214,18 @@ class ModelRegistry(pulumi.ComponentResource):
         self.tracking_uri = self.tracking_server.arn
 
 
+def mlflow_registration_statements(aws_facts: AwsContext, groups: Sequence[str]) -> list[Statement]:
+    """What the MLflow server's role may do in the registry: register versions for approval into `groups` only."""
+    resources = [resource for model in groups for resource in (
+        aws_facts.arn("sagemaker", f"model-package-group/{model.lower()}"), _package_arns(aws_facts, model))]
+    return [
+        Statement(sid="RegisterForApprovalOnly", actions=REGISTRATION_ACTIONS, resources=resources,
+                  conditions={"StringEqualsIfExists": PENDING_APPROVAL_ONLY["StringEquals"]}),
+        Statement(sid="UpdateWithoutApproving", actions=["sagemaker:UpdateModelPackage"], resources=resources,
+                  conditions=APPROVAL_UNCHANGED),
+    ]
+
+
 def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str,
                      args: RegistrySettings) -> pulumi.Output[str]:
     def roots(accounts: Sequence[str]) -> dict:
@@ -232,9 +243,15 @@ def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str
         ]
     if args.publisher_account_ids:
         # registering a version names the group; the new version is a package of the group
-        statements.append(Statement(
-            sid="PublisherAccountsRegisterVersions", principals=roots(args.publisher_account_ids),
-            actions=PUBLISHER_ACTIONS, resources=[group.arn, _package_arns(context, model)]))
+        publishers = roots(args.publisher_account_ids)
+        statements += [
+            Statement(sid="PublisherAccountsRegisterVersions", principals=publishers, actions=PUBLISHER_ACTIONS,
+                      resources=[group.arn, _package_arns(context, model)]),
+            # a version registered from another account waits for this account's approvers
+            Statement(sid="PublisherAccountsRegisterForApprovalOnly", principals=publishers,
+                      actions=["sagemaker:CreateModelPackage"], resources=[group.arn, _package_arns(context, model)],
+                      conditions=PENDING_APPROVAL_ONLY),
+        ]
     return policy_document(statements)
 
 

@@ -22,8 +22,8 @@ from emlops.catalog.resources_operations import EVENT_RULE
 from emlops.catalog.resources_sagemaker import PIPELINE
 from emlops.components.alerts import announce_approvals, approvals_rule_name
 from emlops.components.aws_context import aws_context
-from emlops.components.iam import (ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement,
-                                   role_names)
+from emlops.components.iam import (PENDING_APPROVAL_ONLY, ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements,
+                                   kms_usage_statement, role_names)
 from emlops.components.images import repository_arn_output
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.locations import parse_s3
@@ -164,7 +164,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
             events_role = ServiceRole(events_role_name(name), ServiceRoleArgs(
                 services=["events.amazonaws.com"],
                 description=f"Lets EventBridge start the {context.pipeline_name} pipeline",
-                permissions_boundary_arn=governance.permissions_boundary_arn,
+                permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.role_path,
                 tags=tags,
             ), opts=child(self))
             start_policy = events_role.add_policy("start-pipeline", [
@@ -220,7 +220,9 @@ class RetrainingPipeline(pulumi.ComponentResource):
                        for uri in (context.baseline.statistics_s3_uri, context.baseline.constraints_s3_uri)]
             policies.append(role.add_policy("read-baseline", [Statement(actions=["s3:GetObject"], resources=objects)]))
         policies.append(role.add_policy("kms", [
-            kms_usage_statement(key_arn, encrypt=True, decrypt=True),
+            # only through the services the jobs use it with: S3 (data, artifacts) and SageMaker (the jobs)
+            kms_usage_statement(key_arn, encrypt=True, decrypt=True, via_service=[
+                aws_facts.service_endpoint("s3"), aws_facts.service_endpoint("sagemaker")]),
             # the jobs' volumes are encrypted by EC2 through a grant for the job's resources
             Statement(actions=["kms:CreateGrant"], resources=[key_arn],
                       conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
@@ -242,8 +244,10 @@ class RetrainingPipeline(pulumi.ComponentResource):
                                "sagemaker:StopProcessingJob"], resources=[job("processing-job")]),
             Statement(actions=["sagemaker:AddTags", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
                                "sagemaker:StopTrainingJob"], resources=[job("training-job")]),
-            Statement(actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
-                      resources=[group_arn, packages]),
+            Statement(actions=["sagemaker:DescribeModelPackage"], resources=[group_arn, packages]),
+            # versions enter the registry waiting for a person's approval, never approved by the pipeline
+            Statement(actions=["sagemaker:CreateModelPackage"], resources=[group_arn, packages],
+                      conditions=PENDING_APPROVAL_ONLY),
         ]))
         # the pipeline passes this role to its jobs, and to SageMaker only
         policies.append(role.add_policy("pass-role", [Statement(

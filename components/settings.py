@@ -13,6 +13,7 @@ A component takes, besides its name and resource options, two typed things:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -152,13 +153,17 @@ class Governance:
     """Permissions boundary of every role the component creates. Default: none."""
     protect: bool = False
     """Protect stateful children (no delete) and retain them when removed from the code. Default: false."""
+    role_path: str = "/"
+    """IAM path of the roles the component creates that reach none of the platform's data and anchor nothing
+    stateful (the platform's `/emlops/<environment>/`, the only path its admins may change roles on). Roles with
+    data access stay at `/`, out of the admins' reach. Default: `/`."""
 
     def with_tags(self, *extra: Optional[Mapping[str, str]]) -> "Governance":
         """The same governance with more tags (later ones win; first-seen key order, for stable plans)."""
         merged: dict[str, str] = dict(self.tags)
         for tags in extra:
             merged.update(tags or {})
-        return Governance(merged, self.permissions_boundary_arn, self.protect)
+        return dataclasses.replace(self, tags=merged)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,22 @@ class StorageSettings(Settings):
                              noncurrent_version_expiration_days=1)
 
 
+@dataclass(frozen=True)
+class ObjectLock:
+    """S3 Object Lock's default retention: every object version written is kept, unchanged and undeletable, for
+    `days` (COMPLIANCE: by no one, the account root included; GOVERNANCE: except by principals allowed
+    s3:BypassGovernanceRetention, which emlops grants no one)."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: int
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("GOVERNANCE", "COMPLIANCE"):
+            raise ValueError(f"object lock mode {self.mode!r} must be 'GOVERNANCE' or 'COMPLIANCE'")
+        if isinstance(self.days, bool) or not isinstance(self.days, int) or not 1 <= self.days <= 36500:
+            raise ValueError(f"object lock days ({self.days!r}) must be 1-36500")
+
+
 @dataclass
 class SecureBucketArgs:
     """Arguments of a `SecureBucket`."""
@@ -96,6 +112,8 @@ class SecureBucketArgs:
     """Protect the bucket (and its own key) and retain them on delete (production). Default: false."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags of the bucket and its key. Default: none."""
+    object_lock: Optional[ObjectLock] = None
+    """Keep every object version for a while (S3 Object Lock, enabled on the versioned bucket). Default: none."""
 
     def __post_init__(self) -> None:
         if self.sse_algorithm not in ("aws:kms", "AES256"):
@@ -181,6 +199,15 @@ class SecureBucket(pulumi.ComponentResource):
             versioning_configuration={"status": "Enabled"},
             opts=child(self),
         )
+        if args.object_lock is not None:
+            # S3 enables Object Lock on a versioned bucket in place (the bucket is not replaced)
+            aws.s3.BucketObjectLockConfiguration(
+                f"{name}-object-lock",
+                bucket=bucket_id,
+                object_lock_enabled="Enabled",
+                rule={"default_retention": {"mode": args.object_lock.mode, "days": args.object_lock.days}},
+                opts=child(self, depends_on=[versioning]),
+            )
         default_encryption = {"sse_algorithm": args.sse_algorithm}
         if self.kms_key_arn is not None:
             default_encryption["kms_master_key_id"] = self.kms_key_arn

@@ -23,7 +23,7 @@ import pulumi_aws as aws
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements
 from emlops.components.kms import KmsKey, KmsKeyArgs
-from emlops.components.network_access import vpc_interface_statements
+from emlops.components.network_access import https_egress, vpc_interface_statements
 from emlops.components.options import child, type_token
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.components.training_args import TrainingContext, TrainingSettings
@@ -123,9 +123,7 @@ class TrainingCluster(pulumi.ComponentResource):
             ingress=[{
                 "description": "Distributed training between the instances of a job (NCCL, MPI, parameter servers)",
                 "protocol": "-1", "from_port": 0, "to_port": 0, "self": True}],
-            egress=[{
-                "description": "HTTPS to the VPC endpoints and the S3 gateway (private subnets, no internet route)",
-                "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"]},
+            egress=[*https_egress(context.endpoint_egress),
                     {"description": "Distributed training between the instances of a job",
                      "protocol": "-1", "from_port": 0, "to_port": 0, "self": True}],
             revoke_rules_on_delete=True,
@@ -135,8 +133,8 @@ class TrainingCluster(pulumi.ComponentResource):
         role = self._training_role(name, context, repository, buckets, governance)
         self.role_arn = role.arn
         self.repository_url = repository.repository_url
-        self.input_uri = pulumi.Output.concat("s3://", buckets["input"].bucket_name, "/")
-        self.output_uri = pulumi.Output.concat("s3://", buckets["output"].bucket_name, "/")
+        self.input_uri = pulumi.Output.concat("s3://", buckets["input"].bucket_name, "/", context.input_prefix)
+        self.output_uri = pulumi.Output.concat("s3://", buckets["output"].bucket_name, "/", context.output_prefix)
         self.security_group_id = security_group.id
 
     def _training_role(self, name: str, context: TrainingContext, repository: aws.ecr.Repository,
@@ -148,8 +146,9 @@ class TrainingCluster(pulumi.ComponentResource):
             permissions_boundary_arn=governance.permissions_boundary_arn,
             tags=dict(governance.tags),
         ), opts=child(self))
-        buckets["input"].grant_read(role)
-        buckets["output"].grant_write(role)
+        # people pass this role to their jobs: it reads and writes only the prefixes they may
+        buckets["input"].grant_read(role, prefix=context.input_prefix)
+        buckets["output"].grant_write(role, prefix=context.output_prefix)
         role.add_policy("pull-image", ecr_pull_statements([repository.arn]))
         log_group = aws_facts.arn("logs", "log-group:/aws/sagemaker/TrainingJobs")
         role.add_policy("logs", [
@@ -162,8 +161,10 @@ class TrainingCluster(pulumi.ComponentResource):
         ])
         role.add_policy("volume-encryption", [
             # SageMaker encrypts the instances' volumes with the key through a grant it creates for them.
-            Statement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[self.kms_key_arn],
+            Statement(actions=["kms:CreateGrant"], resources=[self.kms_key_arn],
                       conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            # DescribeKey is no grant operation: under the grant condition it would never be allowed.
+            Statement(actions=["kms:DescribeKey"], resources=[self.kms_key_arn]),
         ])
         role.add_policy("vpc-access", vpc_interface_statements(aws_facts, context.placement.vpc_id))
         return role

@@ -28,6 +28,7 @@ from emlops.components.kubernetes_args import BaselineSettings
 from emlops.components.settings import SUBNET_ID, Governance, Placement, Settings, check_log_retention
 
 if TYPE_CHECKING:
+    from emlops.components.network_access import EndpointEgress
     from emlops.components.storage import SecureBucket
 
 # Kubernetes versions EKS offers in standard support (https://docs.aws.amazon.com/eks/latest/userguide/
@@ -199,6 +200,15 @@ class TrainingContext:
     """(sagemaker) Bucket training jobs read from. Default: a bucket `<name>-input` is created."""
     output_bucket: Optional["SecureBucket"] = None
     """(sagemaker) Bucket training jobs write models and checkpoints to. Default: `<name>-output` is created."""
+    input_prefix: str = ""
+    """(sagemaker) The only prefix of the input bucket the training role reads (people pass the role to their jobs:
+    it reads no more than they may). Default: the whole bucket."""
+    endpoint_egress: Optional["EndpointEgress"] = None
+    """(sagemaker) Where the jobs' HTTPS goes: the VPC endpoints' group and the S3 prefix list. Default: any address
+    on 443 (a VPC you bring decides the route)."""
+    output_prefix: str = ""
+    """(sagemaker) The only prefix of the output bucket the training role writes (never the registry's `models/`
+    when the bucket holds registered versions). Default: the whole bucket."""
     region: Optional[str] = None
     """(eks) Region of the stack's provider; the created key lets `logs.<region>.amazonaws.com` encrypt the
     control-plane logs (key policies take strings). Required for `eks` unless `kms_key_arn` is given."""

@@ -14,7 +14,7 @@ Adding a component is a field here, a stage here and the component's module (REA
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import pulumi
@@ -26,6 +26,7 @@ from emlops.components.endpoint import EndpointContext, ModelEndpoint
 from emlops.components.feature_store import FeatureStore, FeatureStoreContext
 from emlops.components.feature_store_args import FeatureGroupSettings
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
+from emlops.components.iam import platform_role_path
 from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext
 from emlops.components.monitoring_args import DriftBaseline
@@ -40,7 +41,7 @@ from emlops.components.registry_args import ClusterAccess
 from emlops.components.retraining import RetrainingContext, RetrainingPipeline
 from emlops.components.retraining_args import pipeline_name
 from emlops.components.settings import Governance, Placement
-from emlops.components.storage import SecureBucket, SecureBucketArgs, StorageSettings
+from emlops.components.storage import ObjectLock, SecureBucket, SecureBucketArgs, StorageSettings
 from emlops.components.training import TrainingCluster, TrainingContext
 from emlops.components.training_args import TrainingSettings
 from emlops.program import rules
@@ -139,7 +140,8 @@ class MlPlatform(pulumi.ComponentResource):
         super().__init__(type_token("MlPlatform"), name, None, opts)
         self._name, self._settings, self._context = name, settings, context
         tags = {**settings.tags.as_dict(), "environment": settings.environment, "managed-by": "emlops"}
-        self._governance = Governance(tags, settings.permission_boundary_arn, settings.production)
+        self._governance = Governance(tags, settings.permission_boundary_arn, settings.production,
+                                      role_path=platform_role_path(settings.environment))
         models = list(context.models)
 
         self.network = self._network() if settings.network is not None else None
@@ -171,7 +173,7 @@ class MlPlatform(pulumi.ComponentResource):
         """A managed VPC with its own flow-log key (CloudWatch Logs of the region uses it), or the one you bring."""
         name, settings, governance = self._name, self._settings, self._governance
         if not settings.network.is_managed:
-            return Network(f"{name}-network", settings.network, NetworkContext(governance=Governance(governance.tags)),
+            return Network(f"{name}-network", settings.network, NetworkContext(governance=replace(governance, protect=False)),
                            opts=child(self))
         logs_key = KmsKey(f"{name}-logs", KmsKeyArgs(
             description=f"Encrypts the VPC flow logs of the {settings.environment} ML platform",
@@ -179,8 +181,11 @@ class MlPlatform(pulumi.ComponentResource):
             # CloudWatch Logs encrypts the flow-log group with it, on behalf of this account only
             service_principals=[f"logs.{settings.region}.{settings.partition.dns_suffix}"],
             protect=governance.protect, tags=governance.tags), opts=child(self))
-        return Network(f"{name}-network", settings.network, NetworkContext(log_kms_key_arn=logs_key.arn,
-                                                                           governance=governance), opts=child(self))
+        # workloads reach a shared registry's bucket, key and images through the endpoints too
+        shared = self._context.shared
+        return Network(f"{name}-network", settings.network, NetworkContext(
+            log_kms_key_arn=logs_key.arn, governance=governance,
+            resource_account_ids=[shared.ref.account_id] if shared is not None else []), opts=child(self))
 
     def _placement(self, security_group_ids: Sequence[pulumi.Input[str]] = ()) -> Placement:
         return Placement(self.network.vpc_id, list(self.network.private_subnet_ids), security_group_ids)
@@ -205,25 +210,32 @@ class MlPlatform(pulumi.ComponentResource):
         # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
         holds_data = bool(settings.models or settings.training or settings.feature_groups)
         self.datasets = self._data_bucket("datasets") if holds_data else None
-        self.artifacts = self._data_bucket("artifacts", consumers, publishers)
+        # Registered versions point at their artifact under models/ by S3 URI, and SageMaker's model packages take
+        # no object version: so the artifacts bucket keeps every version it is written, unchangeable and undeletable,
+        # as long as old versions are kept (S3 Object Lock; compliance mode in production, where not even the
+        # account root can remove one, governance mode elsewhere, which no role here may bypass).
+        self.artifacts = self._data_bucket("artifacts", consumers, publishers, object_lock=ObjectLock(
+            "COMPLIANCE" if settings.production else "GOVERNANCE", settings.storage.noncurrent_version_retention_days))
         self.model_builder_role = None
         if holds_data:
             self.model_builder_role = ServiceRole(f"{name}-model-builder", ServiceRoleArgs(
                 services=["sagemaker.amazonaws.com"],
                 description=f"SageMaker processing and training jobs of {settings.environment}: "
                             "read datasets, write model artifacts",
-                permissions_boundary_arn=governance.permissions_boundary_arn, tags=tags), opts=child(self))
+                permissions_boundary_arn=governance.permissions_boundary_arn,
+                tags=tags), opts=child(self))
             self.datasets.grant_read(self.model_builder_role)
             self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
             self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
 
-    def _data_bucket(self, purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = ()) -> SecureBucket:
+    def _data_bucket(self, purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = (),
+                     object_lock: Optional[ObjectLock] = None) -> SecureBucket:
         """A bucket of the platform's data: the data key, access logs, old versions expire."""
         return SecureBucket(f"{self._name}-{purpose}", SecureBucketArgs(
             kms_key_arn=self.data_key.arn, access_log_bucket=self.access_logs.bucket_name,
             lifecycle_rules=[self._settings.storage.keep_versions()], reader_account_ids=list(readers),
             writer_account_ids=list(writers), reader_prefix="models/" if readers or writers else "",
-            protect=self._governance.protect, tags=self._governance.tags), opts=child(self))
+            protect=self._governance.protect, tags=self._governance.tags, object_lock=object_lock), opts=child(self))
 
     # -- data and training ----------------------------------------------------------------------------------
 
@@ -240,9 +252,14 @@ class MlPlatform(pulumi.ComponentResource):
             return None
         # the EKS kind makes its own key: its control-plane log group needs the logs service on it
         sagemaker = training.kind == "sagemaker"
+        # data scientists pass the training role to their jobs: it reads and writes only what they may
+        personas = self._settings.personas or PersonasSettings()
         return TrainingCluster(f"{self._name}-training", training, TrainingContext(
             placement=self._placement(), kms_key_arn=self.data_key.arn if sagemaker else None,
             input_bucket=self.datasets if sagemaker else None, output_bucket=self.artifacts if sagemaker else None,
+            input_prefix=personas.datasets_prefix if sagemaker else "",
+            output_prefix=personas.experiments_prefix if sagemaker else "",
+            endpoint_egress=self.network.endpoint_egress,
             region=self._settings.region, governance=self._governance), opts=child(self))
 
     # -- alerts and registry --------------------------------------------------------------------------------
@@ -257,8 +274,7 @@ class MlPlatform(pulumi.ComponentResource):
         subscriptions = self._settings.alerts.subscriptions
         if not any(m.monitored for m in models) and not (self._registry_groups() and subscriptions):
             return None
-        return notification_topic(self, f"{self._name}-alerts", Governance(self._governance.tags,
-                                                                           protect=self._governance.protect),
+        return notification_topic(self, f"{self._name}-alerts", replace(self._governance, permissions_boundary_arn=None),
                                   subscriptions=subscriptions,
                                   purpose=f"the alerts of the {self._settings.environment} ML platform")
 
@@ -290,7 +306,8 @@ class MlPlatform(pulumi.ComponentResource):
         self._workloads: list[pulumi.Input[str]] = []
         if self.network is not None and any(m.monitored or not m.settings.serverless for m in models):
             group = https_only_security_group(self, f"{name}-workloads", self.network.vpc_id,
-                                              "SageMaker endpoints and model monitors of", governance.tags)
+                                              "SageMaker endpoints and model monitors of", governance.tags,
+                                              egress_to=self.network.endpoint_egress)
             self._workloads = [group.id]
         endpoints = {}
         for model in models:
@@ -300,7 +317,7 @@ class MlPlatform(pulumi.ComponentResource):
                 placement=None if model.settings.serverless else self._placement(self._workloads),
                 kms_key_arn=self.data_key.arn, capture_bucket=self.capture if model.captures_data else None,
                 alarm_topic_arn=self.alerts_topic_arn, secret_environment=model.secret_environment,
-                governance=Governance(governance.tags, governance.permissions_boundary_arn)), opts=child(self))
+                governance=replace(governance, protect=False)), opts=child(self))
         return endpoints
 
     def _monitoring(self, models: list[ServedModel]) -> dict[str, ModelMonitor]:
@@ -359,10 +376,12 @@ class MlPlatform(pulumi.ComponentResource):
             pipeline_arns=[pipeline.pipeline_arn for pipeline in self.retraining.values()],
             # SageMaker training only (an EKS cluster has no job role)
             training_role_arn=self.training.role_arn if self.training is not None else None,
-            execution_role_arns=[pipeline.role_arn for pipeline in self.retraining.values()],
             job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),
+            # the training jobs' own group (the instances of a job talk to each other, HTTPS to the endpoints)
+            job_security_group_ids=[self.training.security_group_id] if self.training is not None
+            and self.training.security_group_id is not None else [],
             name_prefix=f"{self._name}-", production=settings.production,
-            governance=Governance(self._governance.tags, self._governance.permissions_boundary_arn)),
+            governance=replace(self._governance, protect=False)),
             opts=child(self))
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from emlops.components.feature_store_args import check_feature_groups
 from emlops.components.settings import AtKey
-from emlops.program import names
+from emlops.program import names, rules_iam
 from emlops.program.config_models import ModelConfig
 
 if TYPE_CHECKING:  # the settings that hold the sections; rules run while they validate
@@ -28,6 +28,7 @@ def check(config: PlatformConfig) -> None:
     data_training_registry_fit(config)
     network_fits_the_environment(config)
     names.check(config)
+    iam_fits_the_stack(config)
 
 
 def models_fit_the_environment(config: PlatformConfig) -> None:
@@ -94,6 +95,12 @@ def network_fits_the_environment(config: PlatformConfig) -> None:
         raise AtKey("network.private_subnet_ids", f"production networks span at least {PRODUCTION_ZONES} "
                     f"availability zones: give {PRODUCTION_ZONES} private subnets in different zones, got "
                     f"{network.zone_count}")
+
+
+def iam_fits_the_stack(config: PlatformConfig) -> None:
+    """The deploy role outside the platform's roles, persona principals in known accounts, IAM's size quotas
+    (`rules_iam.py`)."""
+    rules_iam.check(config)
 
 
 def _check_production_model(model: ModelConfig, at: str) -> None:

@@ -43,6 +43,7 @@ import pulumi as _pulumi
 import pulumi_aws as _aws
 from emlops.components.endpoint import (EndpointContext as _Context, EndpointSettings as _Settings,
                                        ModelArtifact as _Artifact, ModelEndpoint as _Endpoint)
+from emlops.components.network_access import https_only_security_group as _https_only
 from emlops.components.settings import Governance as _Governance, Placement as _Placement
 
 _config = load_platform_config()
@@ -59,12 +60,15 @@ _aws.s3.BucketPolicy("prod-scratch-policy", bucket=_scratch.id, opts=_child, pol
     lambda arn: __import__("json").dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, arn + "/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})))
+# (its network interfaces send HTTPS to the VPC endpoints, as the platform's own do)
+_group = _https_only(platform, "prod-ranking", platform.network.vpc_id, "Ranking endpoint", _tags,
+                     egress_to=platform.network.endpoint_egress)
 _Endpoint("prod-ranking", _Settings.model_validate({
     "variants": [{"name": "primary", "instance_type": "ml.m5.xlarge", "initial_instance_count": 2}],
     "deployment": {"strategy": "canary"}, "autoscaling": {"min_instances": 2, "max_instances": 4}}), _Context(
     artifact=_Artifact("s3://acme-ml-prod-models/ranking/model.tar.gz"),
     image_uri="333333333333.dkr.ecr.eu-west-1.amazonaws.com/mlflow-pyfunc:3.17.2",
-    placement=_Placement(platform.network.vpc_id, platform.network.private_subnet_ids),
+    placement=_Placement(platform.network.vpc_id, platform.network.private_subnet_ids, [_group.id]),
     kms_key_arn=platform.data_key.arn, capture_bucket=platform.capture,
     governance=_Governance(_tags, _config.permission_boundary_arn)), opts=_child)
 '''

@@ -174,7 +174,7 @@ def test_deploy_role_must_be_a_role_in_the_stacks_own_account(role, expected):
     ("personas", {"max_session_hours": 13},
      "personas.max_session_hours: must be less than or equal to 12, got 13"),
     ("personas", {"experiments_prefix": "exp"},
-     "personas.experiments_prefix: must end with '/', not start with '/', and have no '*', got 'exp'"),
+     "personas.experiments_prefix: must be folders each ending in '/' (not starting with '/'), without '*', '?', '${', control characters or '.'/'..' folders, e.g. 'experiments/', got 'exp'"),
     ("personas", {"trusted_principal_arns": {"admins": ["arn:aws:iam::111111111111:role/x"]}},
      "personas.trusted_principal_arns: unknown persona 'admins'; personas: data-scientist, ml-engineer, "
      "platform-admin"),

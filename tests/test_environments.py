@@ -497,7 +497,10 @@ def test_every_endpoint_and_monitoring_job_of_a_shipped_plan_shares_the_one_work
                    for j in plan.by_type("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition")}
         assert len(groups) == 1, stack
         workloads = plan.get(f"{stack}-workloads-sg")
-        assert workloads.inputs["ingress"] == [] and [e["fromPort"] for e in workloads.inputs["egress"]] == [443]
+        # HTTPS out, to the VPC endpoints' group and the S3 gateway's prefix list only (never 0.0.0.0/0)
+        assert workloads.inputs["ingress"] == [] and [
+            (e["fromPort"], sorted(k for k in e if k in ("cidrBlocks", "prefixListIds", "securityGroups")))
+            for e in workloads.inputs["egress"]] == [(443, ["securityGroups"]), (443, ["prefixListIds"])]
         # besides it: the VPC endpoints' group and training's (SageMaker jobs' instances, or the EKS cluster)
         assert not [g.name for g in plan.by_type("aws:ec2/securityGroup:SecurityGroup") if g.name not in (
             f"{stack}-workloads-sg", f"{stack}-training-sg", f"{stack}-training-cluster-sg",

@@ -316,9 +316,9 @@ def test_feature_store_children_are_named_after_it():
         ROLE_POLICY: 6, DATABASE: 1, FEATURE_GROUP: 2}
 
 
-def test_only_the_feature_groups_key_and_bucket_are_protected_and_retained():
+def test_only_the_feature_groups_key_bucket_and_glue_database_are_protected_and_retained():
     plan = store_plan()
-    stateful = {"churn-customers", "churn-payments", "churn-key-key", "churn-offline-bucket"}
+    stateful = {"churn-customers", "churn-payments", "churn-key-key", "churn-offline-bucket", "churn-database"}
     assert {r.name for r in plan.resources if r.protect} == stateful
     assert {r.name for r in plan.resources if r.retain_on_delete} == stateful
 

@@ -85,7 +85,20 @@ def test_statement_rejects_pass_role_on_every_role_however_it_is_spelled(action)
 
 def test_statement_rejects_allow_for_any_principal():
     message = error_of(lambda: Statement(actions=["s3:GetObject"], resources=["*"], principals="*"))
-    assert message == "an Allow statement may not name Principal '*'"
+    assert message == ("an Allow statement may name Principal '*' only with an aws:PrincipalAccount or "
+                       "aws:PrincipalOrgID condition")
+
+
+def test_statement_allows_any_principal_of_a_named_account():
+    """What a VPC endpoint policy says: any principal, as long as it is one of this account's."""
+    condition = {"StringEquals": {"aws:PrincipalAccount": ["123456789012"]}}
+    allowed = Statement(actions=["s3:*"], resources=["*"], principals="*", conditions=condition)
+    assert allowed.to_json() == {"Effect": "Allow", "Principal": "*", "Action": ["s3:*"], "Resource": ["*"],
+                                 "Condition": condition}
+    # the key under a negated operator pins nothing
+    message = error_of(lambda: Statement(actions=["s3:*"], resources=["*"], principals="*", conditions={
+        "StringNotEquals": {"aws:PrincipalAccount": ["123456789012"]}}))
+    assert message.startswith("an Allow statement may name Principal '*' only with")
 
 
 def test_statement_allows_deny_for_any_principal():

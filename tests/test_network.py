@@ -349,14 +349,39 @@ def test_interface_endpoints_for_every_api_the_workloads_call_with_private_dns()
             "vpcId": vpc_id(plan), "vpcEndpointType": "Interface", "serviceName": resource.inputs["serviceName"],
             "privateDnsEnabled": True, "subnetIds": plan.outputs["private_subnet_ids"],
             "securityGroupIds": [plan.outputs["endpoint_security_group_id"]],
-            "tags": {**USER_TAGS, "Name": f"net-endpoint-{key}"}}
+            "policy": resource.inputs["policy"], "tags": {**USER_TAGS, "Name": f"net-endpoint-{key}"}}
+        prefix = {"ecr.api": "ecr", "ecr.dkr": "ecr", "monitoring": "cloudwatch"}.get(
+            INTERFACE_ENDPOINTS[key], INTERFACE_ENDPOINTS[key].split(".")[0])
+        assert json.loads(resource.inputs["policy"])["Statement"] == [OWN_ACCOUNT(f"{prefix}:*")] + (
+            [PULL_IMAGES] if prefix == "ecr" else [])
+
+
+def OWN_ACCOUNT(action: str) -> dict:  # noqa: N802 - a constant shape, parameterised by the service
+    """An endpoint policy's first statement: this account's principals on this account's resources (and requests
+    naming no resource, e.g. List* or GetCallerIdentity)."""
+    return {"Sid": "OwnAccountResources", "Effect": "Allow", "Principal": "*", "Action": [action], "Resource": ["*"],
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT]},
+                          "StringEqualsIfExists": {"aws:ResourceAccount": [ACCOUNT]}}}
+
+
+# pulls of any account's images (AWS keeps its own in its accounts): nothing in a pull carries data out
+PULL_IMAGES = {"Sid": "PullImages", "Effect": "Allow", "Principal": "*",
+               "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+               "Resource": ["*"], "Condition": {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT]}}}
 
 
 def test_s3_gateway_endpoint_is_on_every_private_route_table():
     plan = two_az_plan()
-    assert plan.get("net-endpoint-s3").inputs == {
+    gateway = plan.get("net-endpoint-s3")
+    assert gateway.inputs == {
         "vpcId": vpc_id(plan), "vpcEndpointType": "Gateway", "serviceName": f"com.amazonaws.{REGION}.s3",
-        "routeTableIds": plan.outputs["private_route_table_ids"], "tags": {**USER_TAGS, "Name": "net-endpoint-s3"}}
+        "routeTableIds": plan.outputs["private_route_table_ids"], "policy": gateway.inputs["policy"],
+        "tags": {**USER_TAGS, "Name": "net-endpoint-s3"}}
+    # this account's buckets, and the AWS-owned bucket ECR serves image layers from
+    assert json.loads(gateway.inputs["policy"])["Statement"] == [OWN_ACCOUNT("s3:*"), {
+        "Sid": "AwsEcrImageLayers", "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/*"],
+        "Condition": {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT]}}}]
 
 
 def test_endpoint_security_group_allows_only_https_from_the_vpc():

@@ -42,6 +42,7 @@ TRAINING_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dev-training-role-0f1e2d3"
 PIPELINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dev-churn-retraining-role-4c5b6a7"
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/ml-boundary"
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+SECURITY_GROUPS = ["sg-0123456789abcdef0"]
 IDENTITY_ACCOUNT = "210987654321"
 SSO_DS = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DataScientist_*"
 SSO_MLE = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_MlEngineer_*"
@@ -54,7 +55,7 @@ MINIMAL: dict[str, Any] = dict(environment="dev", data_key_arn=KEY_ARN, datasets
 FULL: dict[str, Any] = dict(
     MINIMAL, feature_group_arns=FEATURES, package_group_arns=GROUPS, endpoint_arns=ENDPOINTS,
     monitoring_schedule_arns=SCHEDULES, pipeline_arns=PIPELINES, training_role_arn=TRAINING_ROLE,
-    execution_role_arns=[PIPELINE_ROLE, TRAINING_ROLE], job_subnet_ids=SUBNETS, production=True,
+    job_subnet_ids=SUBNETS, job_security_group_ids=SECURITY_GROUPS, production=True,
     governance=Governance(tags=TAGS, permissions_boundary_arn=BOUNDARY))
 # the settings: the stack file's `personas` section
 FULL_SETTINGS: dict[str, Any] = {"trusted_principal_arns": {DS: [SSO_DS], MLE: [SSO_MLE, IDP_MLE]},
@@ -129,11 +130,25 @@ def reads(bucket: str, prefix: str = "", write: bool = False) -> list[dict[str, 
             allow(objects, [f"{bucket}/{prefix}*"]), allow(kms, [KEY_ARN], VIA_S3)]
 
 
-def run_jobs(roles: list[str], subnets: Optional[list[str]] = None) -> list[dict[str, Any]]:
-    guard: dict[str, Any] = {"Null": {"sagemaker:VpcSubnets": "false"},
+def read_groups(groups: list[str], packages: list[str]) -> list[dict[str, Any]]:
+    """Describing groups, listing and describing their versions (not on '*': ListModelPackages scoped too)."""
+    return [allow(["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
+                   "sagemaker:ListModelPackages"], groups + packages),
+            allow(["sagemaker:ListModelPackageGroups"], ["*"])]
+
+
+def run_jobs(roles: list[str], subnets: Optional[list[str]] = None,
+             security_groups: Optional[list[str]] = None) -> list[dict[str, Any]]:
+    guard: dict[str, Any] = {"Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+                             "Bool": {"sagemaker:NetworkIsolation": "true"},
                              "ArnEquals": {"sagemaker:VolumeKmsKey": KEY_ARN, "sagemaker:OutputKmsKey": KEY_ARN}}
+    placement = {}
     if subnets:
-        guard["ForAllValues:StringEquals"] = {"sagemaker:VpcSubnets": subnets}
+        placement["sagemaker:VpcSubnets"] = subnets
+    if security_groups:
+        placement["sagemaker:VpcSecurityGroupIds"] = security_groups
+    if placement:
+        guard["ForAllValues:StringEquals"] = placement
     logs = [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/{kind}:*"
             for kind in ("ProcessingJobs", "TrainingJobs")]
     return [
@@ -153,7 +168,8 @@ def run_jobs(roles: list[str], subnets: Optional[list[str]] = None) -> list[dict
 ROLE_FORM = "'arn:aws:iam::<account>:role/<name>'"
 PRINCIPAL_HINT = ("must be an IAM role or user ARN ('*' allowed in the name), e.g. "
                   "'arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DataScientist_*'")
-PREFIX_PATTERN = "must end with '/', not start with '/', and have no '*'"
+PREFIX_PATTERN = ("must be folders each ending in '/' (not starting with '/'), without '*', '?', '${', control "
+                  "characters or '.'/'..' folders, e.g. 'experiments/'")
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -179,8 +195,8 @@ PREFIX_PATTERN = "must end with '/', not start with '/', and have no '*'"
      f"pipeline_arns: '{SM}:pipeline/*' must look like 'arn:aws:sagemaker:<region>:<account>:pipeline/<name>'"),
     ({"training_role_arn": f"arn:aws:iam::{ACCOUNT}:role/*"},
      f"training_role_arn: 'arn:aws:iam::{ACCOUNT}:role/*' must look like {ROLE_FORM}"),
-    ({"execution_role_arns": ["*"]}, f"execution_role_arns: '*' must look like {ROLE_FORM}"),
-    ({"execution_role_arns": TRAINING_ROLE}, f"execution_role_arns must be a list, e.g. [{TRAINING_ROLE!r}]"),
+    ({"job_security_group_ids": ["*"]}, "job_security_group_ids: '*' must look like 'sg-<hex>'"),
+    ({"job_security_group_ids": "sg-1"}, "job_security_group_ids must be a list, e.g. ['sg-1']"),
     ({"governance": Governance(permissions_boundary_arn="ml-boundary")},
      "permissions_boundary_arn: 'ml-boundary' must look like 'arn:aws:iam::<account>:policy/<name>'"),
     ({"governance": Governance(permissions_boundary_arn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")},
@@ -206,6 +222,23 @@ TRUSTED = ("trusted_principal_arns",)
     ({"experiments_prefix": "exp"}, ("experiments_prefix",), PREFIX_PATTERN),
     # data scientists write only under it
     ({"experiments_prefix": ""}, ("experiments_prefix",), PREFIX_PATTERN),
+    # IAM reads '?' and '*' as wildcards and '${...}' as a variable: '??????/' would match 'models/'
+    ({"experiments_prefix": "??????/"}, ("experiments_prefix",), PREFIX_PATTERN),
+    ({"datasets_prefix": "raw*/"}, ("datasets_prefix",), PREFIX_PATTERN),
+    ({"experiments_prefix": "${aws:username}/"}, ("experiments_prefix",), f"Value error, {PREFIX_PATTERN}"),
+    ({"datasets_prefix": "raw/../"}, ("datasets_prefix",), f"Value error, {PREFIX_PATTERN}"),
+    ({"datasets_prefix": "raw//"}, ("datasets_prefix",), f"Value error, {PREFIX_PATTERN}"),
+    ({"experiments_prefix": "exp\n/"}, ("experiments_prefix",), PREFIX_PATTERN),
+    ({"experiments_prefix": "models/scratch/"}, ("experiments_prefix",),
+     "Value error, 'models/scratch/' is under models/, which only the platform's pipelines and MLflow write; "
+     "choose another prefix, e.g. 'experiments/'"),
+    ({"experiments_prefix": "mlflow/"}, ("experiments_prefix",),
+     "Value error, 'mlflow/' is under mlflow/, which only the platform's pipelines and MLflow write; "
+     "choose another prefix, e.g. 'experiments/'"),
+    ({"identity_account_ids": ["12345"]}, ("identity_account_ids",),
+     "Value error, '12345' is not a 12-digit AWS account id (quote it: '123456789012')"),
+    ({"identity_account_ids": [IDENTITY_ACCOUNT, IDENTITY_ACCOUNT]}, ("identity_account_ids",),
+     "Value error, account ids must be unique"),
     ({"trusted_principal_arns": {"admin": [SSO_DS]}}, TRUSTED,
      "Value error, unknown persona 'admin'; personas: data-scientist, ml-engineer, platform-admin"),
     ({"trusted_principal_arns": {DS: SSO_DS}}, (*TRUSTED, DS), "Input should be a valid list"),
@@ -234,7 +267,8 @@ def test_the_context_is_checked_before_anything_is_created():
 def test_defaults():
     settings, context = PersonasSettings.model_validate({}), PersonasContext(**MINIMAL)
     assert (settings.trusted_principal_arns, settings.max_session_hours, settings.require_mfa,
-            settings.datasets_prefix, settings.experiments_prefix) == ({}, 4, None, "", "experiments/")
+            settings.datasets_prefix, settings.experiments_prefix, settings.identity_account_ids) == (
+        {}, 4, None, "", "experiments/", [])
     assert (context.managed_prefix, context.platform_tags, context.permissions_boundary_arn) == (
         "dev-", {"environment": "dev", "managed-by": "emlops"}, None)
     assert (settings.mfa_required(False), settings.mfa_required(True)) == (False, True)
@@ -249,7 +283,7 @@ def test_defaults():
 
 POLICY_NAMES = {
     DS: ["read-datasets", "experiments", "read-features", "register-models", "run-jobs", "guardrails"],
-    MLE: ["read-artifacts", "approve-models", "run-pipelines", "operate-endpoints", "run-jobs", "guardrails"],
+    MLE: ["read-artifacts", "approve-models", "run-pipelines", "operate-endpoints", "guardrails"],
     ADMIN: ["administer-tagged", "administer-roles", "administer-data-key", "read-only", "guardrails"],
 }
 
@@ -261,14 +295,15 @@ def test_children_are_three_roles_and_their_named_policies():
     assert [(r.type, r.name) for r in plan.children(component.urn)] == [
         (ROLE, f"dev-personas-{p}") for p in PERSONAS] + [
         (ROLE_POLICY, f"dev-personas-{p}-{policy}") for p in PERSONAS for policy in POLICY_NAMES[p]]
-    assert plan.type_counts() == {STACK: 1, COMPONENT: 1, ROLE: 3, ROLE_POLICY: 17}
+    assert plan.type_counts() == {STACK: 1, COMPONENT: 1, ROLE: 3, ROLE_POLICY: 16}
 
 
 def test_without_optional_resources_only_the_unconditional_policies_exist():
     plan = minimal_plan()
+    # without a permissions boundary, platform admins have no IAM writes (no administer-roles)
     assert [r.name for r in plan.by_type(ROLE_POLICY)] == [f"dev-personas-{p}-{policy}" for p, policy in [
         (DS, "read-datasets"), (DS, "experiments"), (DS, "guardrails"), (MLE, "read-artifacts"), (MLE, "guardrails"),
-        *[(ADMIN, policy) for policy in POLICY_NAMES[ADMIN]]]]
+        *[(ADMIN, policy) for policy in POLICY_NAMES[ADMIN] if policy != "administer-roles"]]]
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -312,10 +347,24 @@ def trust_of(plan: Plan, persona: str) -> list[dict[str, Any]]:
     return document(plan, f"dev-personas-{persona}", ROLE, "assumeRolePolicy")
 
 
+def sso_tagged(persona: str, *accounts: str) -> dict[str, Any]:
+    """The default trust's conditions: an Identity Center role of these accounts AND the persona's tag."""
+    return {"ArnLike": {"aws:PrincipalArn": [f"arn:aws:iam::{a}:role/aws-reserved/sso.amazonaws.com/*"
+                                             for a in accounts]},
+            "StringEquals": {"aws:PrincipalTag/emlops-persona": persona}}
+
+
 @pytest.mark.parametrize("persona", PERSONAS)
-def test_default_trust_is_this_accounts_principals_tagged_with_the_persona(persona):
+def test_default_trust_is_this_accounts_identity_center_roles_tagged_with_the_persona(persona):
+    # a tag alone is not enough: people may tag their own sessions
     assert trust_of(minimal_plan(), persona) == trust([f"arn:aws:iam::{ACCOUNT}:root"], {
-        "StringEquals": {"aws:PrincipalTag/emlops-persona": persona}, **NOT_A_PERSONA})
+        **sso_tagged(persona, ACCOUNT), **NOT_A_PERSONA})
+
+
+def test_default_trust_includes_the_identity_accounts():
+    plan = personas_plan({"identity_account_ids": [IDENTITY_ACCOUNT]}, **MINIMAL)
+    assert trust_of(plan, DS) == trust([f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{IDENTITY_ACCOUNT}:root"], {
+        **sso_tagged(DS, ACCOUNT, IDENTITY_ACCOUNT), **NOT_A_PERSONA})
 
 
 def test_listed_principals_are_matched_by_arn_and_production_requires_mfa():
@@ -326,7 +375,7 @@ def test_listed_principals_are_matched_by_arn_and_production_requires_mfa():
     assert trust_of(plan, MLE) == trust([f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{IDENTITY_ACCOUNT}:root"], {
         "ArnLike": {"aws:PrincipalArn": [SSO_MLE, IDP_MLE]}, **NOT_A_PERSONA, **MFA})
     assert trust_of(plan, ADMIN) == trust([f"arn:aws:iam::{ACCOUNT}:root"], {
-        "StringEquals": {"aws:PrincipalTag/emlops-persona": ADMIN}, **NOT_A_PERSONA, **MFA})
+        **sso_tagged(ADMIN, ACCOUNT), **NOT_A_PERSONA, **MFA})
 
 
 @pytest.mark.parametrize("settings, production, mfa", [({"require_mfa": False}, True, False),
@@ -348,14 +397,12 @@ def test_data_scientist_policies():
             allow(["kms:DescribeKey", "kms:Decrypt"], [KEY_ARN]),
         ],
         "register-models": [
-            allow(["sagemaker:DescribeModelPackageGroup"], GROUPS),
-            allow(["sagemaker:DescribeModelPackage"], PACKAGES),
+            *read_groups(GROUPS, PACKAGES),
             allow(["sagemaker:CreateModelPackage"], GROUPS + PACKAGES,
                   {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
                   sid="RegisterForApprovalOnly"),
-            allow(["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], ["*"]),
         ],
-        "run-jobs": run_jobs([TRAINING_ROLE], SUBNETS),
+        "run-jobs": run_jobs([TRAINING_ROLE], SUBNETS, SECURITY_GROUPS),
         "guardrails": [
             deny("KeepStatefulResources", STATEFUL, ["*"]),
             deny("NoApprovalNoEndpointChanges", [
@@ -369,11 +416,7 @@ def test_data_scientist_policies():
 def test_ml_engineer_policies():
     assert policies(full_plan(), MLE) == {
         "read-artifacts": reads(ARTIFACTS),
-        "approve-models": [
-            allow(["sagemaker:DescribeModelPackageGroup"], GROUPS),
-            allow(["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"], PACKAGES),
-            allow(["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], ["*"]),
-        ],
+        "approve-models": [*read_groups(GROUPS, PACKAGES), allow(["sagemaker:UpdateModelPackage"], PACKAGES)],
         "run-pipelines": [
             allow(["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",
                    "sagemaker:StartPipelineExecution"], PIPELINES),
@@ -389,34 +432,46 @@ def test_ml_engineer_policies():
             allow(["sagemaker:ListEndpoints", "sagemaker:ListMonitoringExecutions",
                    "sagemaker:ListMonitoringSchedules"], ["*"]),
         ],
-        # the training role is listed once although it is also an execution role
-        "run-jobs": run_jobs([TRAINING_ROLE, PIPELINE_ROLE], SUBNETS),
+        # no run-jobs: every job role reads datasets, which ML engineers may not
         "guardrails": [deny("KeepStatefulResources", STATEFUL, ["*"])],
     }
 
 
+ROLE_WRITES = ["iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary",
+               "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
+               "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
+               "iam:UpdateRoleDescription"]
+
+
 def admin_policies(boundary: Optional[str], tags: dict[str, str], prefix: str = "dev-") -> dict[str, Any]:
-    roles = f"arn:aws:iam::{ACCOUNT}:role/{prefix}*"
-    bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}} if boundary else {}
+    roles = f"arn:aws:iam::{ACCOUNT}:role/emlops/dev/*"
+    bounded = {"StringEquals": {"iam:PermissionsBoundary": boundary}}
     tagged = {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in tags.items()}}
-    role_statements = [
-        allow(["iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"],
-              [roles], bounded or None, sid="GrantOnlyWithinBoundary" if boundary else "GrantToManagedRoles"),
-        allow(["iam:AttachRolePolicy", "iam:DetachRolePolicy"], [roles],
-              {**bounded, "ArnLike": {"iam:PolicyARN": f"arn:aws:iam::{ACCOUNT}:policy/*"}},
-              sid="AttachOwnPoliciesOnly"),
-        allow(["iam:DeleteRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
-               "iam:UpdateRoleDescription"], [roles]),
-    ] + ([deny("KeepBoundaries", ["iam:DeleteRolePermissionsBoundary"], ["*"])] if boundary else [])
-    return {
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+    policies = {
         "administer-tagged": [
             allow(ADMIN_TAGGED_ACTIONS, ["*"], tagged, sid="AdministerPlatformResources"),
             allow(["sagemaker:AddTags", "sagemaker:DeleteTags"], ["*"],
                   {**tagged, "ForAllValues:StringNotEquals": {"aws:TagKeys": list(tags)}}, sid="TagPlatformResources"),
         ],
-        "administer-roles": role_statements,
+        # roles on the platform's path only (those with data access stay off it), within the boundary
+        "administer-roles": [
+            allow(["iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"],
+                  [roles], bounded, sid="GrantOnlyWithinBoundary"),
+            allow(["iam:AttachRolePolicy", "iam:DetachRolePolicy"], [roles],
+                  {**bounded, "ArnLike": {"iam:PolicyARN": f"arn:aws:iam::{ACCOUNT}:policy/*"}},
+                  sid="AttachOwnPoliciesOnly"),
+            allow(["iam:DeleteRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
+                   "iam:UpdateRoleDescription"], [roles], sid="ChangePlatformRoles"),
+            deny("KeepBoundaries", ["iam:DeleteRolePermissionsBoundary"], ["*"]),
+        ],
         "administer-data-key": [allow(KEY_ADMIN_ACTIONS, [KEY_ARN])],
-        "read-only": [allow(READ_ONLY_ACTIONS, ["*"], sid="ReadConfiguration")],
+        "read-only": [
+            allow(READ_ONLY_ACTIONS, ["*"], sid="ReadConfiguration"),
+            allow(["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"], [
+                f"{logs}/emlops/vpc-flow-logs/{prefix}*", f"{logs}/aws/sagemaker/Endpoints/{prefix}*",
+                f"{logs}/aws/eks/{prefix}*"], sid="ReadPlatformLogs"),
+        ],
         "guardrails": [
             deny("KeepStatefulResources", STATEFUL, ["*"]),
             deny("NoDataKeyUse", ["kms:CreateGrant", "kms:Decrypt", "kms:PutKeyPolicy", "kms:ReEncryptFrom"],
@@ -424,30 +479,32 @@ def admin_policies(boundary: Optional[str], tags: dict[str, str], prefix: str = 
             deny("NoDatasetReads", ["s3:GetObject", "s3:GetObjectVersion"], [f"{DATASETS}/*"]),
             deny("NoFeatureReads", ["sagemaker:BatchGetRecord", "sagemaker:GetRecord"], ["*"]),
             deny("NoAssumingManagedRoles", ["sts:AssumeRole"], [roles]),
-            deny("NoChangesToPersonas", [
-                "iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary",
-                "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
-                "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
-                "iam:UpdateRoleDescription"], [PERSONA_ROLES]),
+            deny("NoChangesToPersonas", ROLE_WRITES, [PERSONA_ROLES]),
         ],
     }
+    if boundary is None:  # nothing would keep a role it writes within bounds: no IAM writes at all
+        del policies["administer-roles"]
+    return policies
 
 
 def test_platform_admin_policies():
     assert policies(full_plan(), ADMIN) == admin_policies(BOUNDARY, {"environment": "dev", "managed-by": "emlops"})
 
 
-def test_platform_admin_without_a_boundary_and_with_its_own_prefix_and_tags():
+def test_platform_admin_without_a_boundary_has_no_iam_writes_and_uses_its_own_prefix_and_tags():
     plan = personas_plan(**MINIMAL, name_prefix="mlp-", resource_tags={"platform": "mlp"})
     assert policies(plan, ADMIN) == admin_policies(None, {"platform": "mlp"}, prefix="mlp-")
+    assert not {a for a in actions_of(plan, ADMIN) if a.startswith("iam:") and not a.startswith(("iam:Get", "iam:List"))}
 
 
 def test_read_only_and_key_administration_name_every_action():
-    assert len(set(READ_ONLY_ACTIONS)) == len(READ_ONLY_ACTIONS) == 80
+    assert len(set(READ_ONLY_ACTIONS)) == len(READ_ONLY_ACTIONS) == 77
     assert not [a for a in READ_ONLY_ACTIONS + KEY_ADMIN_ACTIONS + ADMIN_TAGGED_ACTIONS if "*" in a]
     # nothing that reads data, changes configuration, or uses the key
     assert {re.match(r"[A-Z][a-z]+", a.split(":")[1]).group() for a in READ_ONLY_ACTIONS} == {
-        "Describe", "Filter", "Get", "List"}
+        "Describe", "Get", "List"}
+    # log events are read in the platform's log groups only (ReadPlatformLogs), never in every group
+    assert not {a for a in READ_ONLY_ACTIONS if a.startswith("logs:") and a != "logs:DescribeLogGroups"}
     assert not {"s3:GetObject", "sagemaker:GetRecord", "kms:Decrypt"} & set(READ_ONLY_ACTIONS + KEY_ADMIN_ACTIONS)
 
 
@@ -467,7 +524,8 @@ def test_only_the_ml_engineer_approves_and_only_the_data_scientist_registers():
 
 def test_the_ml_engineer_administers_neither_iam_nor_kms():
     allowed = actions_of(full_plan(), MLE)
-    assert {a for a in allowed if a.startswith("iam:")} == {"iam:PassRole"}
+    # nor passes a role: every job role reads datasets
+    assert {a for a in allowed if a.startswith("iam:")} == set()
     assert {a for a in allowed if a.startswith("kms:")} == {"kms:DescribeKey", "kms:Decrypt"}
     assert set(STATEFUL) <= actions_of(full_plan(), MLE, "Deny")
 
@@ -508,7 +566,8 @@ def test_every_statement_passes_the_statement_checks(plan):
 
 def test_pass_role_names_its_roles_and_sagemaker_only():
     passing = [s for s in every_statement(full_plan()) if "iam:PassRole" in s["Action"]]
-    assert [s["Resource"] for s in passing] == [[TRAINING_ROLE], [TRAINING_ROLE, PIPELINE_ROLE]]
+    # only data scientists pass a role (the training role); ML engineers pass none
+    assert [s["Resource"] for s in passing] == [[TRAINING_ROLE]]
     for s in passing:
         assert s["Action"] == ["iam:PassRole"]
         assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
@@ -555,8 +614,8 @@ def test_an_mlplatform_fills_in_what_it_owns():
     condition = document(plan, "dev-personas-platform-admin-administer-tagged")[0]["Condition"]["StringEquals"]
     assert {key.removeprefix("aws:ResourceTag/"): value for key, value in condition.items()}.items() <= \
         datasets["tags"].items()
-    # the platform's roles fall under the admin's name prefix; the persona roles (path /personas/) do not
-    assert builder.startswith("dev-")
+    # roles with data access stay off the admins' path, and so do the persona roles (path /personas/)
+    assert plan.get("dev-model-builder-role", ROLE).inputs["path"] == "/"
     assert {plan.get(f"dev-personas-{p}", ROLE).inputs["path"] for p in PERSONAS} == {"/personas/"}
 
 
@@ -604,8 +663,7 @@ def test_personas_of_an_environment_using_the_shared_registry_read_it_and_regist
     engineers describe them. Nobody approves shared versions from an environment."""
     groups = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{g}" for g in ("churn", "fraud")]
     packages = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package/{g}/*" for g in ("churn", "fraud")]
-    read = [allow(["sagemaker:DescribeModelPackageGroup"], groups), allow(["sagemaker:DescribeModelPackage"], packages),
-            allow(["sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages"], ["*"])]
+    read = read_groups(groups, packages)
     prod = shipped_plan("prod")
     assert policy_statements(prod, "prod-personas-ml-engineer-read-shared-models") == read
     register = policy_statements(prod, "prod-personas-data-scientist-register-models")

@@ -156,6 +156,8 @@ def test_platform_creates_one_key_three_buckets_and_one_role():
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 3,
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 3,
         "aws:s3/bucketVersioning:BucketVersioning": 3,
+        # the artifacts bucket keeps every version of registered models (S3 Object Lock)
+        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": 1,
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 3,
         "aws:s3/bucketPolicy:BucketPolicy": 3,
         LIFECYCLE: 3, LOGGING: 2,
@@ -225,6 +227,8 @@ def test_model_builder_role_is_assumed_by_sagemaker_for_this_account():
         "Effect": "Allow", "Principal": {"Service": ["sagemaker.amazonaws.com"]}, "Action": ["sts:AssumeRole"],
         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
     }]
+    # it reads the platform's data: off the path platform admins may change
+    assert inputs["path"] == "/"
     assert plan.outputs["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{inputs['name']}"
 
 

@@ -124,6 +124,7 @@ def test_prod_stateful_resources(shipped_plan):
         "aws:s3/bucket:Bucket": 4,
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
+        "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the customers feature group's offline-store tables
         "aws:sns/topic:Topic": 1,  # the alerts topic
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
     }
@@ -165,7 +166,7 @@ def test_dev_tree_shape(shipped_plan):
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 132
+    assert len(plan.resources) == 131
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path):

@@ -80,8 +80,12 @@ def test_each_shared_group_lets_consumers_deploy_and_publishers_register(group, 
          "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"],
          "Resource": [packages]},
         {"Sid": "PublisherAccountsRegisterVersions", "Effect": "Allow", "Principal": {"AWS": roots(PUBLISHERS)},
-         "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                    "sagemaker:DescribeModelPackageGroup"], "Resource": [arn, packages]}]
+         "Action": ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
+         "Resource": [arn, packages]},
+        # publishers register versions only for this account's approvers
+        {"Sid": "PublisherAccountsRegisterForApprovalOnly", "Effect": "Allow", "Principal": {"AWS": roots(PUBLISHERS)},
+         "Action": ["sagemaker:CreateModelPackage"], "Resource": [arn, packages],
+         "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}}]
 
 
 @pytest.mark.parametrize("repository", ["churn-training", "fraud-training"])

@@ -358,13 +358,17 @@ def test_tracking_server_role_reaches_only_the_artifact_prefix_and_this_registry
          "Resource": [f"{bucket_arn}/mlflow/*"]},
         {"Effect": "Allow", "Action": KMS_USE, "Resource": [KEY_ARN], "Condition": {"StringEquals": VIA_S3}},
     ]
-    assert statements(plan.get("registry-mlflow-model-registration")) == [{
-        "Effect": "Allow",
-        "Action": ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
-                   "sagemaker:DescribeModelPackageGroup", "sagemaker:UpdateModelPackage"],
-        "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn",
-                     f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"],
-    }]
+    groups = [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn",
+              f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"]
+    # MLflow registers versions for approval and updates them, but never approves one
+    assert statements(plan.get("registry-mlflow-model-registration")) == [
+        {"Sid": "RegisterForApprovalOnly", "Effect": "Allow",
+         "Action": ["sagemaker:AddTags", "sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackageGroup"], "Resource": groups,
+         "Condition": {"StringEqualsIfExists": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}},
+        {"Sid": "UpdateWithoutApproving", "Effect": "Allow", "Action": ["sagemaker:UpdateModelPackage"],
+         "Resource": groups, "Condition": {"Null": {"sagemaker:ModelApprovalStatus": "true"}}},
+    ]
 
 
 def test_the_artifact_bucket_is_secure_and_uses_the_given_key():

@@ -316,9 +316,20 @@ def test_execution_role_is_scoped():
         {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:CreateTrainingJob",
                                        "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
          "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/pipelines-*"]},
-        {"Effect": "Allow", "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+        {"Effect": "Allow", "Action": ["sagemaker:DescribeModelPackage"],
          "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn",
-                      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"]}]
+                      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"]},
+        {"Effect": "Allow", "Action": ["sagemaker:CreateModelPackage"],
+         "Resource": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn",
+                      f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/*"],
+         "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}}]
+    assert statements(plan, "churn-retraining-execution-kms") == [
+        {"Effect": "Allow", "Action": ["kms:DescribeKey", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey",
+                                       "kms:ReEncryptFrom", "kms:ReEncryptTo"], "Resource": [KEY_ARN],
+         "Condition": {"StringEquals": {"kms:ViaService": [f"s3.{REGION}.amazonaws.com",
+                                                           f"sagemaker.{REGION}.amazonaws.com"]}}},
+        {"Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": [KEY_ARN],
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}]
     assert statements(plan, "churn-retraining-execution-pass-role") == [
         {"Effect": "Allow", "Action": ["iam:PassRole"], "Resource": [role_arn],
          "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}]

@@ -381,3 +381,33 @@ def test_grants_reject_prefixes_that_are_not_folder_paths(method, prefix):
 def test_grants_work_for_any_component_name():
     plan = bucket_plan(name="Data", grant=lambda bucket, role: bucket.grant_read(role))
     assert len(plan.by_type(ROLE_POLICY)) == 1
+
+
+# -- Object Lock ------------------------------------------------------------------------------------------------
+
+def test_object_lock_keeps_every_version_for_its_days_enabled_in_place():
+    from emlops.components.storage import ObjectLock
+
+    plan = run_components(lambda: SecureBucket("data", SecureBucketArgs(
+        kms_key_arn=GIVEN_KEY, object_lock=ObjectLock("COMPLIANCE", 365))))
+    lock = plan.get("data-object-lock", "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert lock.inputs == {"bucket": plan.get("data-bucket", BUCKET).inputs["bucket"], "objectLockEnabled": "Enabled",
+                           "rule": {"defaultRetention": {"days": 365, "mode": "COMPLIANCE"}}}
+    # after versioning (S3 needs it), and the bucket itself is not replaced (no objectLockEnabled on it)
+    assert plan.get("data-versioning", VERSIONING).urn in lock.dependencies
+    assert "objectLockEnabled" not in plan.get("data-bucket", BUCKET).inputs
+    assert not run_components(lambda: SecureBucket("data", SecureBucketArgs(kms_key_arn=GIVEN_KEY))).by_type(
+        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+
+
+@pytest.mark.parametrize("mode, days, message", [
+    ("LEGAL", 1, "object lock mode 'LEGAL' must be 'GOVERNANCE' or 'COMPLIANCE'"),
+    ("GOVERNANCE", 0, "object lock days (0) must be 1-36500"),
+    ("GOVERNANCE", True, "object lock days (True) must be 1-36500"),
+])
+def test_object_lock_rejects_what_s3_would(mode, days, message):
+    from emlops.components.storage import ObjectLock
+
+    with pytest.raises(ValueError) as caught:
+        ObjectLock(mode, days)
+    assert str(caught.value) == message

@@ -372,7 +372,8 @@ def test_training_role_reads_inputs_writes_outputs_and_pulls_only_its_image():
         allow(["cloudwatch:PutMetricData"], ["*"],
               {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}})]
     assert statements(plan, "ml-training-volume-encryption") == [
-        allow(["kms:CreateGrant", "kms:DescribeKey"], [key], {"Bool": {"kms:GrantIsForAWSResource": "true"}})]
+        allow(["kms:CreateGrant"], [key], {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        allow(["kms:DescribeKey"], [key])]
     assert statements(plan, "ml-training-vpc-access") == [
         allow(["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
                "ec2:DescribeSubnets", "ec2:DescribeVpcs"], ["*"]),
@@ -699,3 +700,26 @@ def test_eks_with_a_given_key_creates_none(baseline_module):
     assert plan.type_counts()[KEY] == 0
     assert plan.get("ml-cluster-logs").inputs["kmsKeyId"] == KEY_ARN
     assert plan.get("ml-cluster").inputs["encryptionConfig"]["provider"] == {"keyArn": KEY_ARN}
+
+
+def test_the_training_role_reads_and_writes_only_its_prefixes_and_sends_https_to_the_vpc_endpoints():
+    """People pass the training role to their jobs: it reads and writes no more than they may, and its group sends
+    HTTPS to the endpoints' group and the S3 prefix list (the network says where they are)."""
+    from emlops.components.network_access import EndpointEgress
+
+    plan = run_components(lambda: TrainingCluster("ml", sagemaker(), context(
+        input_prefix="curated/", output_prefix="experiments/",
+        endpoint_egress=EndpointEgress("sg-0123456789abcdef1", "pl-6da54004"))))
+    inputs, outputs = (f"arn:aws:s3:::{plan.get(f'ml-{p}-bucket').inputs['bucket']}" for p in ("input", "output"))
+    assert statements(plan, "ml-training-read-ml-input-curated")[:2] == [
+        allow(["s3:ListBucket"], [inputs], {"StringLike": {"s3:prefix": ["curated/*"]}}),
+        allow(["s3:GetObject", "s3:GetObjectVersion"], [f"{inputs}/curated/*"])]
+    assert statements(plan, "ml-training-write-ml-output-experiments")[0] == allow(
+        ["s3:AbortMultipartUpload", "s3:PutObject"], [f"{outputs}/experiments/*"])
+    assert plan.get("ml-sg").inputs["egress"] == [
+        {"description": "HTTPS to the interface VPC endpoints", "fromPort": 443, "protocol": "tcp",
+         "securityGroups": ["sg-0123456789abcdef1"], "toPort": 443},
+        {"description": "HTTPS to S3 through the gateway endpoint", "fromPort": 443, "prefixListIds": ["pl-6da54004"],
+         "protocol": "tcp", "toPort": 443},
+        {"description": "Distributed training between the instances of a job", "fromPort": 0, "protocol": "-1",
+         "self": True, "toPort": 0}]

@@ -10,7 +10,7 @@ request.
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import RANDOM_HEX, CreateRequest, Naming, ResourceType
+from emlops.catalog.resource_type import AUTO_NAMED, RANDOM_HEX, CreateRequest, Naming, ResourceType, digest
 
 _ARN = "arn:{partition}:ec2:{region}:{account}:"
 _TAGS = frozenset({"tags"})
@@ -60,6 +60,9 @@ VPC_ENDPOINT = ResourceType(
     "aws:ec2/vpcEndpoint:VpcEndpoint", taggable=True, arn=_ARN + "vpc-endpoint/{id}",
     physical_id="vpce-" + RANDOM_HEX,
     create=CreateRequest("ec2", "CreateVpcEndpoint", {"policy": "PolicyDocument"}, ignore=_TAGS),
+    # a gateway endpoint's AWS-managed prefix list (one per service and region, e.g. pl-6da54004 for S3)
+    outputs=lambda fields: {"prefixListId": "pl-" + digest(fields["serviceName"], 8)}
+    if fields.get("vpcEndpointType") == "Gateway" else {},
 )
 FLOW_LOG = ResourceType(
     "aws:ec2/flowLog:FlowLog", taggable=True, arn=_ARN + "vpc-flow-log/{id}", physical_id="fl-" + RANDOM_HEX)

@@ -40,6 +40,8 @@ def _bucket_setting(token: str, v2_alias: bool = False) -> ResourceType:
 
 
 BUCKET_PUBLIC_ACCESS_BLOCK = _bucket_setting("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+# Object Lock's default retention; S3 enables the lock itself on an existing versioned bucket.
+BUCKET_OBJECT_LOCK = _bucket_setting("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
 BUCKET_OWNERSHIP_CONTROLS = _bucket_setting("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
 BUCKET_VERSIONING = _bucket_setting("aws:s3/bucketVersioning:BucketVersioning", v2_alias=True)
 BUCKET_ENCRYPTION = _bucket_setting(
@@ -87,11 +89,11 @@ ECR_REPOSITORY_POLICY = ResourceType("aws:ecr/repositoryPolicy:RepositoryPolicy"
 
 # -- Glue -------------------------------------------------------------------------------------------
 
-# The feature store's offline-store catalog. Not stateful: it holds table definitions only; the offline
-# store's data lives in its (stateful) bucket.
+# The feature store's offline-store catalog. Stateful: the offline store's data lives in its bucket, but
+# the tables SageMaker defines in it (schemas, Iceberg metadata pointers) are not rebuilt by a deploy.
 GLUE_CATALOG_DATABASE = ResourceType(
     "aws:glue/catalogDatabase:CatalogDatabase", taggable=True,
-    naming=Naming(auto=True, lowercase=True, max_length=255),
+    naming=Naming(auto=True, lowercase=True, max_length=255), stateful=True,
     arn="arn:{partition}:glue:{region}:{account}:database/{name}",
     physical_id=lambda values: f"{values.get('catalogId') or values['account']}:{values['name']}",
     replace_on_change=("name", "catalogId"),
