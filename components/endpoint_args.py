@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from emlops.components.api_limits import check_content_types, check_instance_type
 from emlops.components.locations import parse_s3
 from emlops.components.schedules import check_autoscaling_cron
-from emlops.components.settings import AtKey, Governance, Placement, Settings
+from emlops.components.settings import AtKey, Governance, Placement, Settings, error_message
 
 if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
@@ -58,7 +58,9 @@ class VariantSettings(Settings):
     """One production variant on provisioned instances."""
 
     name: str = Field("primary", pattern=SAGEMAKER_NAME,
-                      description="Variant name; keep it stable (blue/green updates need the same name). Default: primary.")
+                      description="Variant name; keep it stable (blue/green updates need the same name). Default: primary.",
+                      json_schema_extra=error_message("must be 1-63 letters, digits or '-', starting and ending with "
+                                                      "a letter or digit"))
     instance_type: str = Field(description="Hosting instance type, e.g. `ml.m5.large` (botocore's "
                                "`ProductionVariantInstanceType`).")
     initial_instance_count: int = Field(1, ge=1, le=100, description="Instances at creation. Default: 1.")

@@ -27,6 +27,8 @@ from emlops.components.options import child, merge_tags, type_token
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 # The AWS-managed policies that grant a whole service; emlops never attaches them.
 FULL_ACCESS_POLICY = re.compile(r":iam::aws:policy/.*FullAccess")
+# AWS-managed policies that allow (nearly) everything: as a permissions boundary they bound nothing
+ADMINISTRATOR_POLICY = re.compile(r":iam::aws:policy/(job-function/)?(AdministratorAccess|PowerUserAccess)$")
 
 PrincipalValue = Union[str, Sequence[pulumi.Input[str]]]
 # The approval gate: whoever registers a model version (sagemaker:CreateModelPackage) must say, in the
@@ -286,3 +288,15 @@ class ServiceRole(pulumi.ComponentResource):
                 conditions={"StringEquals": {"iam:PassedToService": service}},
             )],
         )
+
+
+def sagemaker_job_log_statements(parent: pulumi.Resource) -> list[Statement]:
+    """CloudWatch Logs for SageMaker jobs, limited to SageMaker's own log groups in this account."""
+    from emlops.components.aws_context import aws_context
+
+    groups = aws_context(parent).arn("logs", "log-group:/aws/sagemaker/*")
+    return [
+        Statement(actions=["logs:CreateLogGroup"], resources=[groups]),
+        Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                  resources=[pulumi.Output.concat(groups, ":log-stream:*")]),
+    ]

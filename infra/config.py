@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from emlops.catalog.aws import Partition, partition_of, regions_with
-from emlops.components.iam import FULL_ACCESS_POLICY
+from emlops.components.iam import ADMINISTRATOR_POLICY, FULL_ACCESS_POLICY
 from emlops.components.settings import AtKey, QuotedStr, Settings, error_message
 from emlops.program.config_errors import CONFIG_KEY, CONFIG_NAMESPACE, FULL_KEY, describe, printable
 
@@ -260,8 +260,9 @@ class StackConfig(Settings):
     @field_validator("permission_boundary_arn")
     @classmethod
     def _not_full_access(cls, arn: Optional[str]) -> Optional[str]:
-        if arn is not None and FULL_ACCESS_POLICY.search(arn):
-            raise ValueError("a *FullAccess managed policy cannot serve as a permissions boundary")
+        if arn is not None and (FULL_ACCESS_POLICY.search(arn) or ADMINISTRATOR_POLICY.search(arn)):
+            raise ValueError("an AWS-managed AdministratorAccess, PowerUserAccess or *FullAccess policy cannot serve "
+                             "as a permissions boundary: it bounds nothing; name your organisation's boundary policy")
         return arn
 
     @model_validator(mode="after")

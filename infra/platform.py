@@ -14,19 +14,17 @@ Adding a component is a field here, a stage here and the component's module (REA
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Optional
 
 import pulumi
 from pydantic import Field, model_validator
 
 from emlops.components.alerts import AlertsSettings, notification_topic
-from emlops.components.aws_context import aws_context
 from emlops.components.endpoint import EndpointContext, ModelEndpoint
 from emlops.components.feature_store import FeatureStore, FeatureStoreContext
 from emlops.components.feature_store_args import FeatureGroupSettings
-from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement
-from emlops.components.iam import platform_role_path
+from emlops.components.iam import ServiceRole, ServiceRoleArgs, platform_role_path, sagemaker_job_log_statements
 from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext
 from emlops.components.monitoring_args import DriftBaseline
@@ -49,7 +47,7 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import ModelConfig, RegistryConfig
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
-from emlops.program.serving import ServedModel, SharedRegistry
+from emlops.program.serving import PlatformContext, ServedModel
 
 
 class PlatformConfig(StackConfig):
@@ -115,19 +113,6 @@ def load_platform_config() -> PlatformConfig:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of `emlops:platform`, for editors and the README's config reference."""
     return config_json_schema(PlatformConfig)
-
-
-@dataclass(frozen=True)
-class PlatformContext:
-    """What the program supplies to the platform besides its settings: the resolved models, and what lives
-    outside the stack file (the shared registry, a secret)."""
-
-    models: Sequence[ServedModel] = ()
-    """`models[]`, resolved (serving.py), in the stack file's order."""
-    shared: Optional[SharedRegistry] = None
-    """The shared-services registry the stack deploys from and registers into (`registry.shared_stack`)."""
-    mlflow_backend_store_uri: Optional[pulumi.Input[str]] = None
-    """Secret database URI of a self-hosted MLflow server (`registry.mlflow.kind: kubernetes`)."""
 
 
 class MlPlatform(pulumi.ComponentResource):
@@ -226,7 +211,7 @@ class MlPlatform(pulumi.ComponentResource):
                 tags=tags), opts=child(self))
             self.datasets.grant_read(self.model_builder_role)
             self.artifacts.grant_read_write(self.model_builder_role, prefix="models/")
-            self.model_builder_role.add_policy("logs", _sagemaker_job_logs(self))
+            self.model_builder_role.add_policy("logs", sagemaker_job_log_statements(self))
 
     def _data_bucket(self, purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = (),
                      object_lock: Optional[ObjectLock] = None) -> SecureBucket:
@@ -383,13 +368,3 @@ class MlPlatform(pulumi.ComponentResource):
             name_prefix=f"{self._name}-", production=settings.production,
             governance=replace(self._governance, protect=False)),
             opts=child(self))
-
-
-def _sagemaker_job_logs(parent: pulumi.Resource) -> list[Statement]:
-    """CloudWatch Logs for SageMaker jobs, limited to SageMaker's own log groups in this account."""
-    groups = aws_context(parent).arn("logs", "log-group:/aws/sagemaker/*")
-    return [
-        Statement(actions=["logs:CreateLogGroup"], resources=[groups]),
-        Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                  resources=[pulumi.Output.concat(groups, ":log-stream:*")]),
-    ]

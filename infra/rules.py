@@ -121,3 +121,6 @@ def _check_production_model(model: ModelConfig, at: str) -> None:
         raise AtKey(f"{at}.autoscaling.off_hours", "production endpoints are not scaled down off hours")
     if model.data_capture.enabled is False:
         raise AtKey(f"{at}.data_capture.enabled", "production endpoints capture data for monitoring")
+    if model.data_capture.sampling_percentage == 0:
+        raise AtKey(f"{at}.data_capture.sampling_percentage", "production endpoints capture data for monitoring: "
+                    "sample at least 1 percent of requests, got 0")

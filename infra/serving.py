@@ -7,7 +7,7 @@ stack file and the key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -174,3 +174,16 @@ def _registry_target(model: ModelConfig, shared: Optional[SharedRegistry]) -> Op
         group_arn=shared.ref.group_arn(model.name),
         model_output_s3_uri=pulumi.Output.concat("s3://", shared.outputs.artifacts_bucket, f"/models/{model.name}/"),
         model_kms_key_arn=shared.outputs.data_key_arn)
+
+
+@dataclass(frozen=True)
+class PlatformContext:
+    """What the program supplies to the platform besides its settings: the resolved models, and what lives
+    outside the stack file (the shared registry, a secret)."""
+
+    models: Sequence[ServedModel] = ()
+    """`models[]`, resolved (serving.py), in the stack file's order."""
+    shared: Optional[SharedRegistry] = None
+    """The shared-services registry the stack deploys from and registers into (`registry.shared_stack`)."""
+    mlflow_backend_store_uri: Optional[pulumi.Input[str]] = None
+    """Secret database URI of a self-hosted MLflow server (`registry.mlflow.kind: kubernetes`)."""

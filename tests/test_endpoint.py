@@ -112,7 +112,7 @@ def refusal(endpoint_settings: EndpointSettings, context: Callable[[], EndpointC
 
 # -- settings -----------------------------------------------------------------------------------------
 
-NAME_PATTERN = "String should match pattern '^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$'"
+NAME_PATTERN = "must be 1-63 letters, digits or '-', starting and ending with a letter or digit"
 
 
 def at_least(low: float) -> str:

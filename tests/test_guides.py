@@ -97,7 +97,7 @@ def run(root: Path, line: str) -> str:
     env = {"PYTHONPATH": os.pathsep.join([str(root), *site_packages]), "PATH": os.environ.get("PATH", "/usr/bin"),
            "COLUMNS": "200", "HOME": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, (line, result.stdout[-3000:], result.stderr[-3000:])
+    assert result.returncode == 0, (line, result.stdout[-6000:], result.stderr[-3000:])
     return result.stdout
 
 

@@ -1,7 +1,8 @@
 """The malformed-stack corpus: stack files with one defect each, every one refused with one line.
 
 Each case is a shipped stack file (`stacks/Pulumi.<stack>.yaml`) with exactly one defect, made by one text
-replacement (or, where the defect is the whole file, the file's text). `emlops preview` of it must end in
+replacement (bytes where the defect is an encoding; where the defect is the whole file, the file's text; a
+directory in its place where `old` and `new` are both None). `emlops preview` of it must end in
 exactly one stderr line, exit code 2, naming the stack file and the key, with nothing on stdout and no
 plan written. The expected line is pinned in full: a message may only change by getting better, and the
 corpus shows it.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import pytest
 from typer.testing import CliRunner
@@ -25,7 +26,7 @@ class Case(NamedTuple):
     stack: str
     old: Optional[str]
     """Text of the shipped stack file that the defect replaces (exactly one occurrence); None: the whole file."""
-    new: str
+    new: Union[str, bytes, None]
     error: str
     """The one line after `stacks/Pulumi.<stack>.yaml: `."""
 
@@ -60,7 +61,7 @@ CORPUS: list[Case] = [
          "emlops:platform.tags.data-classification: must be 'public', 'internal', 'confidential' or 'restricted', got 'secret'"),
     Case('tag-key-aws-prefix', 'dev', '      data-classification: internal\n',
          '      data-classification: internal\n      aws:team: ml\n',
-         "emlops:platform.tags: tag key 'aws:team' is not allowed: 1-128 letters, digits, spaces or _.:/=+-@, not starting with 'aws:'"),
+         "emlops:platform.tags.aws:team: tag keys starting with 'aws:' are reserved for AWS; choose another key"),
     Case('kms-window-too-short', 'dev', 'deletion_window_days: 7',
          'deletion_window_days: 5',
          'emlops:platform.kms.deletion_window_days: must be greater than or equal to 7, got 5'),
@@ -144,7 +145,7 @@ CORPUS: list[Case] = [
          'emlops:platform.models[0].serverless.max_concurrency: must be greater than or equal to 1, got 0'),
     Case('variant-instance-type-misspelt', 'dev', 'instance_type: ml.m5.large',
          'instance_type: ml.m5.larg',
-         "emlops:platform.models[1].variants[0].instance_type: 'ml.m5.larg' is not a SageMaker hosting instance type; did you mean 'ml.m5.large'? see ProductionVariantInstanceType in the SageMaker API"),
+         "emlops:platform.models[1].variants[0].instance_type: 'ml.m5.larg' is not a SageMaker hosting instance type; did you mean 'ml.m5.large'?"),
     Case('variant-instance-count-zero', 'dev', 'initial_instance_count: 1',
          'initial_instance_count: 0',
          'emlops:platform.models[1].variants[0].initial_instance_count: must be greater than or equal to 1, got 0'),
@@ -273,7 +274,7 @@ CORPUS: list[Case] = [
          'aws:region: unknown key; allowed keys: emlops:platform, emlops:mlflowBackendStoreUri'),
     Case('variant-name-invalid', 'dev', '          - name: primary\n',
          '          - name: primary variant\n',
-         "emlops:platform.models[1].variants[0].name: must match pattern '^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$', got 'primary variant'"),
+         "emlops:platform.models[1].variants[0].name: must be 1-63 letters, digits or '-', starting and ending with a letter or digit, got 'primary variant'"),
     Case('staging-kubernetes-version-unknown', 'staging', 'kubernetes_version: "1.33"',
          'kubernetes_version: "1.13"',
          "emlops:platform.training.eks.kubernetes_version: EKS version '1.13' is not supported; supported: 1.31, 1.32, 1.33, 1.34"),
@@ -289,6 +290,87 @@ CORPUS: list[Case] = [
     Case('staging-admin-role-not-an-arn', 'staging', 'admin_role_arns: ["arn:aws:iam::222222222222:role/platform-admin"]',
          'admin_role_arns: ["platform-admin"]',
          "emlops:platform.training.eks.admin_role_arns: 'platform-admin' must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+    Case('key-repeated', 'prod', '    production: true\n',
+         '    production: true\n    production: false\n',
+         'emlops:platform.production: appears twice (lines 5 and 6); keep one (YAML would silently use the last)'),
+    Case('alias-bomb', 'dev', 'config:\n',
+         'x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\nx1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\nx2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\nx3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\nx4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\nconfig:\n',
+         "line 5: alias *a2 makes the file's aliases repeat more than 10000 values; aliases may reuse a block, not multiply it"),
+    Case('byte-not-utf8', 'dev', '      owner: ml-platform@example.com\n',
+         b'      owner: ml-platform@exampl\xe9.com\n',
+         'not valid UTF-8: byte 0xe9 on line 11; save the file as UTF-8'),
+    Case('stack-file-is-a-directory', 'dev', None,
+         None,
+         'is a directory, not a stack file'),
+    Case('unknown-key-with-a-newline', 'dev', '    kms:\n',
+         '    "kms\\nextra": 1\n    kms:\n',
+         "emlops:platform.'kms\\nextra': unknown key; allowed keys: environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, storage, network, registry, feature_groups, training, models, personas, guardrails, alerts"),
+    Case('tag-owner-blank', 'dev', '      owner: ml-platform@example.com\n',
+         "      owner: '   '\n",
+         'emlops:platform.tags.owner: must not be blank; name the team or person accountable'),
+    Case('tag-value-control-character', 'dev', '      owner: ml-platform@example.com\n',
+         '      owner: "ml-platform\\u0007@example.com"\n',
+         "emlops:platform.tags.owner: has '\\x07', which AWS does not allow in a tag value (letters, digits, spaces and _ . : / = + - @)"),
+    Case('production-a-string', 'prod', '    production: true\n',
+         '    production: "true"\n',
+         "emlops:platform.production: must be true or false, got 'true'"),
+    Case('session-hours-a-boolean', 'dev', 'max_session_hours: 8',
+         'max_session_hours: true',
+         'emlops:platform.personas.max_session_hours: must be a whole number, got True'),
+    Case('schedule-fields-out-of-range', 'prod', 'schedule: "cron(0 3 ? * SUN *)"',
+         'schedule: "cron(61 25 ? * FOO *)"',
+         "emlops:platform.models[1].retraining.schedule: 'cron(61 25 ? * FOO *)': minutes '61' is outside 0-59"),
+    Case('training-instance-type-misspelt', 'prod', '          metric_threshold: 0.85\n',
+         '          metric_threshold: 0.85\n          training_instance_type: ml.m5.larg\n',
+         "emlops:platform.models[0].retraining.training_instance_type: 'ml.m5.larg' is not a SageMaker training instance type; did you mean 'ml.m5.large'?"),
+    Case('capture-content-types-too-many', 'prod', '          sampling_percentage: 20\n',
+         '          sampling_percentage: 20\n          csv_content_types: [text/csv, text/a, text/b, text/c, text/d, text/e, text/f, text/g, text/h, text/i, text/j]\n',
+         'emlops:platform.models[0].data_capture.csv_content_types: at most 10 content types (CsvContentTypes in the SageMaker API), got 11'),
+    Case('environment-name-invalid', 'dev', '        serverless:\n          memory_mb: 2048',
+         '        environment: {MODEL-NAME: churn}\n        serverless:\n          memory_mb: 2048',
+         "emlops:platform.models[0].environment.MODEL-NAME: is not an environment variable name SageMaker accepts: a letter or '_', then letters, digits or '_' ([a-zA-Z_][a-zA-Z0-9_]*)"),
+    Case('environment-secret-looking', 'dev', '        serverless:\n          memory_mb: 2048',
+         '        environment: {DB_PASSWORD: hunter2}\n        serverless:\n          memory_mb: 2048',
+         'emlops:platform.models[0].environment.DB_PASSWORD: looks like a secret (PASSWORD in its name); environment values are plaintext in the stack file, the plan and the Pulumi state: move it to secret_environment (DB_PASSWORD: <config key>) and set the key with `pulumi config set --secret emlops:<config key> <value>`'),
+    Case('s3-uri-with-wildcard', 'dev', 's3_uri: s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz',
+         's3_uri: s3://acme-ml-dev-models/fraud/*/model.tar.gz',
+         "emlops:platform.models[1].source.s3_uri: 's3://acme-ml-dev-models/fraud/*/model.tar.gz' has '*' in its key: IAM reads '*' and '?' as wildcards and '${' as a policy variable in the grants made from it"),
+    Case('s3-bucket-name-invalid', 'dev', 's3_uri: s3://acme-ml-dev-models/fraud/2026-11-20/model.tar.gz',
+         's3_uri: s3://acme..models/fraud/model.tar.gz',
+         "emlops:platform.models[1].source.s3_uri: 's3://acme..models/fraud/model.tar.gz' names bucket 'acme..models': S3 bucket names have no two adjacent periods"),
+    Case('derived-name-too-long', 'staging', '      - name: churn\n',
+         '      - name: churn-propensity-model-eu-west\n',
+         "emlops:platform.models[0].name: 'churn-propensity-model-eu-west' makes the IAM role name 'staging-churn-propensity-model-eu-west-monitor-execution-role-1a2b3c4' 69 characters (with Pulumi's auto-name suffix); AWS allows 64 (at most 25 characters here)"),
+    Case('account-of-another-stack', 'dev', 'account_id: "111111111111"\n    # CI assumes this role in the account (OIDC session from the tooling account); see README\n    deploy_role_arn: arn:aws:iam::111111111111:role/emlops-deploy',
+         'account_id: "333333333333"\n    # CI assumes this role in the account (OIDC session from the tooling account); see README\n    deploy_role_arn: arn:aws:iam::333333333333:role/emlops-deploy',
+         "emlops:platform.account_id: '333333333333' is the account of stacks/Pulumi.prod.yaml (environment 'prod'); each stack deploys into an account of its own"),
+    Case('mlflow-tracking-uri-plain-http', 'dev', 'mlflow_tracking_uri: https://mlflow.dev.ml.example.com',
+         'mlflow_tracking_uri: http://mlflow.dev.ml.example.com',
+         "emlops:platform.registry.mlflow_tracking_uri: must be https:// (plain http:// lets anyone on the network path choose the model the deploy serves and read its MLflow credentials; http:// is allowed only to localhost, 127.0.0.1 or [::1]), got 'http://mlflow.dev.ml.example.com'"),
+    Case('mlflow-tracking-uri-with-password', 'dev', 'mlflow_tracking_uri: https://mlflow.dev.ml.example.com',
+         'mlflow_tracking_uri: https://admin:hunter2@mlflow.dev.ml.example.com',
+         'emlops:platform.registry.mlflow_tracking_uri: holds a URI with a password; secrets go in Pulumi config secrets (`pulumi config set --secret`), never in the stack file'),
+    Case('aws-access-key-in-the-stack', 'dev', '      owner: ml-platform@example.com\n',
+         '      owner: ml-platform@example.com\n      key: AKIAIOSFODNN7EXAMPLE\n',
+         'emlops:platform.tags.key: holds an AWS access key id; secrets go in Pulumi config secrets (`pulumi config set --secret`), never in the stack file'),
+    Case('experiments-prefix-wildcard', 'dev', 'max_session_hours: 8',
+         'max_session_hours: 8\n      experiments_prefix: "??????/"',
+         "emlops:platform.personas.experiments_prefix: must be folders each ending in '/' (not starting with '/'), without '*', '?', '${', control characters or '.'/'..' folders, e.g. 'experiments/', got '??????/'"),
+    Case('trusted-principal-foreign-account', 'prod', 'data-scientist: ["arn:aws:iam::333333333333:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DataScientist_*"]',
+         'data-scientist: ["arn:aws:iam::999999999999:role/*"]',
+         "emlops:platform.personas.trusted_principal_arns.data-scientist: 'arn:aws:iam::999999999999:role/*' is in account 999999999999, neither this stack's (333333333333) nor one of personas.identity_account_ids; list the account people sign in through there"),
+    Case('environment-covers-the-deploy-role', 'dev', '    environment: dev\n',
+         '    environment: emlops\n',
+         "emlops:platform.environment: 'emlops' puts the deploy role arn:aws:iam::111111111111:role/emlops-deploy among the platform's own roles (role/emlops-*), which platform admins may change; choose an environment name (or a deploy role) that keeps them apart"),
+    Case('prod-sampling-zero', 'prod', 'sampling_percentage: 20',
+         'sampling_percentage: 0',
+         'emlops:platform.models[0].data_capture.sampling_percentage: production endpoints capture data for monitoring: sample at least 1 percent of requests, got 0'),
+    Case('prod-boundary-administrator-access', 'prod', 'permission_boundary_arn: arn:aws:iam::333333333333:policy/ml-workload-boundary',
+         'permission_boundary_arn: arn:aws:iam::aws:policy/AdministratorAccess',
+         "emlops:platform.permission_boundary_arn: an AWS-managed AdministratorAccess, PowerUserAccess or *FullAccess policy cannot serve as a permissions boundary: it bounds nothing; name your organisation's boundary policy"),
+    Case('prod-boundary-full-access', 'prod', 'permission_boundary_arn: arn:aws:iam::333333333333:policy/ml-workload-boundary',
+         'permission_boundary_arn: arn:aws:iam::aws:policy/AmazonSageMakerFullAccess',
+         "emlops:platform.permission_boundary_arn: an AWS-managed AdministratorAccess, PowerUserAccess or *FullAccess policy cannot serve as a permissions boundary: it bounds nothing; name your organisation's boundary policy"),
 ]
 
 
@@ -302,12 +384,18 @@ def project(tmp_path: Path) -> Path:
 
 def break_stack(project: Path, case: Case) -> None:
     path = project / "stacks" / f"Pulumi.{case.stack}.yaml"
-    if case.old is None:
+    if case.old is None and case.new is None:
+        path.unlink()
+        path.mkdir()
+    elif case.old is None:
         path.write_text(case.new, encoding="utf-8")
-        return
-    text = path.read_text(encoding="utf-8")
-    assert text.count(case.old) == 1, f"{case.id}: the shipped stack file changed; update the case"
-    path.write_text(text.replace(case.old, case.new), encoding="utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+        assert text.count(case.old) == 1, f"{case.id}: the shipped stack file changed; update the case"
+        if isinstance(case.new, bytes):
+            path.write_bytes(text.encode("utf-8").replace(case.old.encode("utf-8"), case.new))
+        else:
+            path.write_text(text.replace(case.old, case.new), encoding="utf-8")
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.id for case in CORPUS])

@@ -123,9 +123,14 @@ def test_platform_settings_accept_the_edges():
 
 
 def test_platform_refuses_a_full_access_boundary_for_its_roles_at_its_key():
-    assert config_error(permission_boundary_arn="arn:aws:iam::aws:policy/AmazonS3FullAccess") == (
-        f"{SOURCE}: emlops:platform.permission_boundary_arn: a *FullAccess managed policy cannot serve as a "
-        "permissions boundary")
+    refused = (f"{SOURCE}: emlops:platform.permission_boundary_arn: an AWS-managed AdministratorAccess, "
+               "PowerUserAccess or *FullAccess policy cannot serve as a permissions boundary: it bounds nothing; name "
+               "your organisation's boundary policy")
+    for policy in ("AmazonS3FullAccess", "AdministratorAccess", "PowerUserAccess", "job-function/AdministratorAccess"):
+        assert config_error(permission_boundary_arn=f"arn:aws:iam::aws:policy/{policy}") == refused
+    # a boundary of the organisation's own, even one named like them, is what a boundary is for
+    own = "arn:aws:iam::123456789012:policy/AdministratorAccess"
+    assert parse_platform_config({**BASE_SETTINGS, "permission_boundary_arn": own}, SOURCE).permission_boundary_arn == own
 
 
 def test_a_self_hosted_mlflow_server_needs_its_backend_store_uri_before_anything_is_created():

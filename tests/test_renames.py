@@ -57,6 +57,7 @@ SDK_TYPE_ALIASES = {
     **{f"aws:s3/{module}:{kind}": [f"aws:s3/{module}V2:{kind}V2"] for module, kind in (
         ("bucket", "Bucket"), ("bucketLifecycleConfiguration", "BucketLifecycleConfiguration"),
         ("bucketLogging", "BucketLogging"), ("bucketVersioning", "BucketVersioning"),
+        ("bucketObjectLockConfiguration", "BucketObjectLockConfiguration"),
         ("bucketServerSideEncryptionConfiguration", "BucketServerSideEncryptionConfiguration"))},
     "kubernetes:apps/v1:DaemonSet": ["kubernetes:apps/v1beta2:DaemonSet", "kubernetes:extensions/v1beta1:DaemonSet"],
     "kubernetes:scheduling.k8s.io/v1:PriorityClass": ["kubernetes:scheduling.k8s.io/v1alpha1:PriorityClass",

@@ -51,7 +51,7 @@ DEV_CASES = {
         f"{AT}.tags.owner: appears twice (lines 11 and 12); keep one (YAML would silently use the last)"),
     "repeated key in a list item": (
         "      - name: fraud\n", "      - name: fraud\n        name: churn\n",
-        f"{AT}.models[1].name: appears twice (lines 63 and 64); keep one (YAML would silently use the last)"),
+        f"{AT}.models[1].name: appears twice (lines 64 and 65); keep one (YAML would silently use the last)"),
     "repeated quoted and plain key": (
         "    kms:\n", '    "kms": {}\n    kms:\n',
         f"{AT}.kms: appears twice (lines 14 and 15); keep one (YAML would silently use the last)"),
@@ -214,7 +214,7 @@ def test_reusing_a_block_with_an_alias_and_a_merge_key_works(project_copy):
 def test_a_byte_that_is_not_utf8_names_the_file_and_line(project_copy, monkeypatch):
     append_to_stack(project_copy, "dev", b"    # caf\xe9\n")
     monkeypatch.chdir(project_copy)
-    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 73; save the file as UTF-8"
+    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 74; save the file as UTF-8"
 
 
 def test_a_directory_in_place_of_a_stack_file(project_copy, monkeypatch):

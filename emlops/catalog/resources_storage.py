@@ -41,7 +41,8 @@ def _bucket_setting(token: str, v2_alias: bool = False) -> ResourceType:
 
 BUCKET_PUBLIC_ACCESS_BLOCK = _bucket_setting("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
 # Object Lock's default retention; S3 enables the lock itself on an existing versioned bucket.
-BUCKET_OBJECT_LOCK = _bucket_setting("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+BUCKET_OBJECT_LOCK = _bucket_setting("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+                                     v2_alias=True)
 BUCKET_OWNERSHIP_CONTROLS = _bucket_setting("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
 BUCKET_VERSIONING = _bucket_setting("aws:s3/bucketVersioning:BucketVersioning", v2_alias=True)
 BUCKET_ENCRYPTION = _bucket_setting(
