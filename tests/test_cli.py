@@ -14,6 +14,7 @@ from emlops.cli import app
 from emlops.cli.docs import config_reference
 from emlops.offline.plan import Plan
 from emlops.program.platform import PlatformConfig, json_schema
+from emlops.program.stackfile import find_project
 from tests.conftest import ROOT
 
 # every key of emlops:platform, as an unknown key's message lists them (a new section joins the list)
@@ -143,3 +144,54 @@ def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, mocker):
                              "(rerun with --debug for the traceback)\n")
     debug = runner.invoke(app, ["preview", "dev", "--debug"])
     assert "Traceback" in debug.stderr
+
+
+# -- every stack at once, and progress ---------------------------------------------------------------------
+
+def test_preview_all_writes_every_stacks_plan_each_from_its_own_process(project_copy, shipped_plan, tmp_path):
+    plans = tmp_path / "plans"
+    result = run_cli(project_copy, "preview", "--all", "--json-dir", str(plans))
+    assert (result.returncode, result.stderr) == (0, "")
+    counts = {stack: len(shipped_plan(stack).resources) for stack in ("dev", "prod", "shared", "staging")}
+    assert result.stdout.splitlines() == [f"{stack}: {count} resources -> {plans / f'{stack}.json'}"
+                                          for stack, count in counts.items()]
+    for stack in counts:
+        assert (plans / f"{stack}.json").read_text() == shipped_plan(stack).dumps()
+
+
+def test_preview_all_reports_a_broken_stack_and_still_previews_the_others(project_copy, tmp_path):
+    path = project_copy / "stacks" / "Pulumi.staging.yaml"
+    path.write_text(path.read_text().replace("    region: eu-west-1\n", "    regoin: eu-west-1\n"))
+    plans = tmp_path / "plans"
+    result = run_cli(project_copy, "preview", "--all", "--json-dir", str(plans), "-q")
+    assert (result.returncode, result.stdout) == (2, "")
+    [line] = result.stderr.splitlines()
+    assert line.startswith("stacks/Pulumi.staging.yaml: emlops:platform.regoin: unknown key; did you mean 'region'?")
+    assert sorted(p.name for p in plans.iterdir()) == ["dev.json", "prod.json", "shared.json"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["preview"], "give a STACK (stacks/Pulumi.<stack>.yaml) or --all"),
+    (["preview", "dev", "--all"], "--all previews every stack: give no STACK, and --json-dir DIR instead of --json"),
+    (["preview", "--all", "--json", "x.json"],
+     "--all previews every stack: give no STACK, and --json-dir DIR instead of --json"),
+    (["preview", "dev", "--json-dir", "plans"], "--json-dir goes with --all; for one stack, use --json PATH"),
+])
+def test_preview_arguments_that_do_not_go_together_are_one_line(monkeypatch, args, message):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+def test_progress_is_reported_per_stack_and_only_to_a_terminal(monkeypatch, shipped_plan):
+    from emlops.cli.preview_all import terminal_progress
+    from emlops.offline.preview import preview_stack
+
+    seen: list[tuple[str, int]] = []
+    plan = preview_stack("prod", project=find_project(ROOT), progress=lambda stack, n: seen.append((stack, n))).plan
+    # prod reads the shared stack's outputs: shared is previewed first, and both say how far they are
+    shared = len(shipped_plan("shared").resources)
+    assert seen == [("shared", n) for n in range(1, shared + 1)] + [("prod", n) for n in range(1, len(plan.resources) + 1)]
+    assert terminal_progress(quiet=True) is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert terminal_progress(quiet=False) is None

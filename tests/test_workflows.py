@@ -34,7 +34,7 @@ SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 # The `emlops` commands CI may call and their options: the helpers' shared interface, plus
 # `check --pack-config PATH`, which writes the policy pack's config for `pulumi preview/up`.
 EMLOPS_INTERFACE = {
-    "preview": {"--json", "--mlflow-uri", "--quiet", "-q", "--debug"},
+    "preview": {"--json", "--all", "--json-dir", "--mlflow-uri", "--quiet", "-q", "--debug"},
     "check": {"--plan", "--json", "--format", "--pack-config"},
     "diff": {"--format", "--fail-on-stateful"},
     "graph": {"--plan", "--format"},
@@ -191,7 +191,7 @@ def test_pr_preview_job_previews_base_and_head_of_every_stack_file():
     assert not re.search(r"\b(dev|staging|prod)\b", script)
     assert emlops_calls(script) == [
         ["preview", "$stack", "--json", "$RUNNER_TEMP/emlops-pr/base/$stack.json", "-q"],
-        ["preview", "$stack", "--json", "$plans/head/$stack.json", "-q"],
+        ["preview", "--all", "--json-dir", "$plans/head", "-q"],
         ["check", "$stack", "--plan", "$plans/head/$stack.json", "--json", "$plans/head/$stack.check.json"],
         ["diff", "$plans/base/$stack.json", "$plans/head/$stack.json", "--fail-on-stateful", "--format", "text",
          "2>", "$gate"],

@@ -30,8 +30,12 @@ def _fail(message: str, code: int = EXIT_INPUT) -> None:
 
 @app.command()
 def preview(
-    stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
+    stack: Optional[str] = typer.Argument(None, help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the plan (emlops.plan/v1) to this file."),
+    all_stacks: bool = typer.Option(False, "--all", help="Preview every stack of the project, each in its own "
+                                    "process, as many at a time as there are CPUs."),
+    json_dir: Optional[Path] = typer.Option(None, "--json-dir", help="With --all: write each plan to "
+                                            "DIR/<stack>.json."),
     mlflow_uri: Optional[str] = typer.Option(
         None, "--mlflow-uri", help="Resolve models:/ references against this MLflow tracking URI "
         "(e.g. sqlite:///mlflow.db); without it they are shown as unknown."),
@@ -39,10 +43,22 @@ def preview(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Show what STACK would create, without the Pulumi CLI, credentials or network."""
+    from emlops.cli.preview_all import preview_all, terminal_progress
+
+    if all_stacks:
+        if stack is not None or json_path is not None:
+            _fail("--all previews every stack: give no STACK, and --json-dir DIR instead of --json")
+        raise typer.Exit(preview_all(json_dir, mlflow_uri, quiet))
+    if stack is None:
+        _fail("give a STACK (stacks/Pulumi.<stack>.yaml) or --all")
+    if json_dir is not None:
+        _fail("--json-dir goes with --all; for one stack, use --json PATH")
     from emlops.offline.preview import PreviewError, preview_stack
 
+    _short_lived_process()
+    progress = terminal_progress(quiet)
     try:
-        result = preview_stack(stack, mlflow_uri=mlflow_uri)
+        result = preview_stack(stack, mlflow_uri=mlflow_uri, progress=progress)
     except PreviewError as exc:
         _fail(str(exc), exc.exit_code)
     except Exception as exc:  # a bug in emlops or a component, not bad input
@@ -50,6 +66,9 @@ def preview(
             traceback.print_exc()
         _fail(f"emlops: internal error while previewing {stack}: {type(exc).__name__}: {exc} "
               "(rerun with --debug for the traceback)", EXIT_INTERNAL)
+    finally:
+        if progress is not None:
+            progress.stop()
 
     if json_path is not None:
         result.plan.write(json_path)
@@ -57,6 +76,15 @@ def preview(
         from emlops.cli.render import print_preview
 
         print_preview(result.plan, result.diagnostics, json_path)
+
+
+def _short_lived_process() -> None:
+    """A preview is one short-lived process: what the imports allocated stays until it ends, so the cyclic
+    garbage collector need not rescan it on every collection (`gc.freeze`)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 @app.command("config-schema")

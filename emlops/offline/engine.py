@@ -60,6 +60,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self._lock = threading.Lock()
         self.thread_loops: list[asyncio.AbstractEventLoop] = []
         self.gap: Optional[Exception] = None  # what the offline preview could not answer truthfully
+        self.on_register: Optional[Callable[[int], None]] = None  # told the count after each registration
 
     def make_urn(self, parent: str, type_: str, name: str, stack: str = "", project: str = "") -> str:
         # The engine prefixes a child's type with its parent's whole qualified type, except for
@@ -188,6 +189,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             if entry.urn in self.recorded:
                 raise ValueError(f"two resources share the URN {entry.urn}; give them distinct names")
             self.recorded[entry.urn] = _Recorded(entry, (entry.type, entry.name))
+            count = len(self.recorded)
+        if self.on_register is not None:
+            self.on_register(count)
 
     def ReadResource(self, request):  # noqa: N802 (gRPC method name)
         # Reads are what the program looks up rather than manages; emlops reads one kind, the stack
@@ -314,18 +318,20 @@ def run_program(
     identity: AwsIdentity,
     context: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
     stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+    on_register: Optional[Callable[[int], None]] = None,
 ) -> RunResult:
     """Run `<project_dir>/infra` under truthful mocks and return what it would create.
 
     `context`, if given, is entered around the program (e.g. to choose how model sources resolve).
     `stack_outputs` answers the program's stack references: fully qualified stack name
     (`organization/emlops/shared`) to that stack's outputs (e.g. from previewing it).
+    `on_register` is told how many resources are registered after each registration (progress).
     """
     program = str(project_dir / "infra")
     return run_function(
         lambda: runpy.run_path(program, run_name="__main__"),
         project=project, stack=stack, config=config, secret_keys=secret_keys, identity=identity,
-        root_directory=project_dir, context=context, stack_outputs=stack_outputs,
+        root_directory=project_dir, context=context, stack_outputs=stack_outputs, on_register=on_register,
     )
 
 
@@ -340,6 +346,7 @@ def run_function(
     root_directory: Optional[Path] = None,
     context: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
     stack_outputs: Optional[dict[str, dict[str, Any]]] = None,
+    on_register: Optional[Callable[[int], None]] = None,
 ) -> RunResult:
     """Run `program` as a Pulumi program under truthful mocks (component tests use this directly).
 
@@ -347,14 +354,15 @@ def run_function(
     """
     return contextvars.Context().run(
         _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory,
-        context or contextlib.nullcontext, stack_outputs or {},
+        context or contextlib.nullcontext, stack_outputs or {}, on_register,
     )
 
 
 def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory, context,
-                  stack_outputs) -> RunResult:
+                  stack_outputs, on_register) -> RunResult:
     mocks = TruthfulMocks(identity, stack_outputs)
     monitor = RecordingMonitor(mocks)
+    monitor.on_register = on_register
     collector = _Collector()
     logger = logging.getLogger(f"emlops.offline.preview.{stack}")
     logger.propagate = False

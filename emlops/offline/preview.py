@@ -8,7 +8,7 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from emlops.offline.engine import ORGANIZATION, RunResult, run_program
@@ -36,7 +36,7 @@ class PreviewError(Exception):
 
 def preview_stack(stack: str, project: Optional[Project] = None, start: Optional[Path] = None,
                   mlflow_uri: Optional[str] = None, resolver: Optional["Resolver"] = None,
-                  _seen: tuple[str, ...] = ()) -> RunResult:
+                  progress: Optional[Callable[[str, int], None]] = None, _seen: tuple[str, ...] = ()) -> RunResult:
     """Preview one stack of the project offline.
 
     The stack file is validated before the program starts, so a bad config registers nothing.
@@ -49,7 +49,8 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     so bucket names and key ARNs in this plan are the ones the shared plan shows.
     `resolver` replaces the offline model-source resolver (tests use it to stand for AWS).
     Warnings of the stack's checks (a sibling stack file the account rule could not read) come first in the
-    result's diagnostics.
+    result's diagnostics. `progress(stack, resources registered so far)` is called as the program runs (the
+    shared stack's preview included), for a terminal's progress display.
     """
     from emlops.offline.resolver import OfflineResolver
     from emlops.program.sources import use_resolver
@@ -62,12 +63,14 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     if mlflow_uri is not None and not _seen:
         check_mlflow_server(mlflow_uri)
     identity = AwsIdentity(config.platform.account_id, config.platform.region)
-    referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, _seen)
+    referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, progress,
+                                     _seen)
     try:
         with _mlflow_client_limits(mlflow_uri):
             result = run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
                                  context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
-                                 stack_outputs=referenced)
+                                 stack_outputs=referenced,
+                                 on_register=(lambda count: progress(stack, count)) if progress else None)
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
     except MockGap as exc:
@@ -127,7 +130,7 @@ def _mlflow_client_limits(mlflow_uri: Optional[str]) -> Iterator[None]:
 
 
 def _referenced_outputs(project: Project, stack: str, shared: Optional[str], mlflow_uri: Optional[str],
-                        seen: tuple[str, ...]) -> dict[str, dict]:
+                        progress: Optional[Callable[[str, int], None]], seen: tuple[str, ...]) -> dict[str, dict]:
     """Outputs of the stacks `stack` references, by the name the program gives the reference."""
     if shared is None:
         return {}
@@ -135,5 +138,5 @@ def _referenced_outputs(project: Project, stack: str, shared: Optional[str], mlf
         chain = " -> ".join([*seen, stack, shared])
         raise PreviewError(f"{project.display_path(stack)}: emlops:platform.registry.shared_stack: stacks reference "
                            f"each other ({chain})")
-    result = preview_stack(shared, project=project, mlflow_uri=mlflow_uri, _seen=(*seen, stack))
+    result = preview_stack(shared, project=project, mlflow_uri=mlflow_uri, progress=progress, _seen=(*seen, stack))
     return {f"{ORGANIZATION}/{project.name}/{shared}": result.plan.outputs}
