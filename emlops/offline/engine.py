@@ -29,8 +29,8 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.settings import configure
 from pulumi.runtime.stack import run_in_stack
 
-from emlops.catalog.resources import assumed
 from emlops.catalog.resources_pulumi import STACK, STACK_REFERENCE
+from emlops.offline import aliases
 from emlops.offline.mocks import AwsIdentity, MockGap, NameRefused, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
 
@@ -72,50 +72,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return f"urn:pulumi:{stack or pulumi.get_stack()}::{project or pulumi.get_project()}::{type_}::{name}"
 
     def alias_urns(self, request: Any) -> list[str]:
-        """The URNs a resource answers to besides its own, derived as Pulumi's engine derives them (its step
-        generator's `generateAliases`): its own aliases, then its parent's aliases applied to it (a child
-        named `<parent>-<suffix>` is looked for as `<parent's old name>-<suffix>`), each combined with its own."""
-        own: list[str] = []
-        for urn in [self._collapse(request, alias) for alias in request.aliases] + list(request.aliasURNs):
-            if urn not in own:
-                own.append(urn)
-        found = list(own)
+        """The URNs a resource answers to besides its own (aliases.py), its parent's aliases applied to it."""
         with self._lock:
             parent_aliases = self.aliases.get(request.parent, []) if request.parent else []
-        parent_name = request.parent.rsplit("::", 1)[-1] if request.parent else ""
-        for parent_alias in parent_aliases:
-            for type_, name in [(request.type, request.name)] + [(_base_type(u), u.rsplit("::", 1)[-1]) for u in own]:
-                if name.startswith(parent_name):
-                    name = parent_alias.rsplit("::", 1)[-1] + name[len(parent_name):]
-                urn = self.make_urn(parent_alias, type_, name)
-                if urn not in found:
-                    found.append(urn)
-        return found
+        return aliases.alias_urns(request, self.make_urn, parent_aliases)
 
-    def _recorded_aliases(self, request: Any, aliases: list[str]) -> list[str]:
-        """ALIASES without those naming the resource by an earlier token of its type that the catalogue lists
-        (`type_aliases`: pulumi-aws's `...V2` S3 spellings, ...): every such resource of every plan would carry
-        them, and `emlops diff` matches them from the catalogue. Which ones the SDK declared is kept, so a test
-        can hold the catalogue to it."""
-        earlier = set(assumed(request.type).type_aliases)
-        kept = [urn for urn in aliases if _base_type(urn) not in earlier]
-        declared = [t for t in dict.fromkeys(_base_type(urn) for urn in aliases) if t != request.type]
-        if declared:
-            with self._lock:
-                self.sdk_type_aliases.setdefault(request.type, [])
-                self.sdk_type_aliases[request.type] += [t for t in declared
-                                                         if t not in self.sdk_type_aliases[request.type]]
-        return kept
-
-    def _collapse(self, request: Any, alias: Any) -> str:
-        """One alias (a URN, or a spec whose blanks default to the resource's own name, type, parent, ...)."""
-        if alias.WhichOneof("alias") == "urn":
-            return alias.urn
-        spec = alias.spec
-        parent = ("" if spec.WhichOneof("parent") == "noParent" and spec.noParent else
-                  spec.parentUrn if spec.WhichOneof("parent") == "parentUrn" and spec.parentUrn else request.parent)
-        return self.make_urn(parent, spec.type or request.type, spec.name or request.name, spec.stack,
-                             spec.project)
+    def _recorded_aliases(self, request: Any, found: list[str]) -> list[str]:
+        """FOUND without the SDK's own type renames the catalogue lists (aliases.py), which are kept aside."""
+        with self._lock:
+            return aliases.recorded(request.type, found, self.sdk_type_aliases)
 
     def thread_loop(self) -> asyncio.AbstractEventLoop:
         """The event loop of the calling worker thread, which Pulumi's deserializer needs.
@@ -219,9 +184,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return empty_pb2.Empty()
 
 
-def _base_type(urn: str) -> str:
-    """The resource's own type in a URN (its qualified type holds its parents' types before it)."""
-    return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
 def _provider_urn(reference: str) -> Optional[str]:
