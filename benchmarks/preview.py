@@ -99,6 +99,8 @@ def generated_stack(models: int) -> str:
     account_id: "333333333333"
     region: eu-west-1
     tags: {{owner: bench, cost-center: bench, data-classification: internal}}
+    registry:
+      mlflow: {{kind: none}}   # the package groups only (an MLflow role naming 100 groups exceeds IAM's policy size)
     network:
       vpc_id: vpc-0f1a2b3c4d5e6f7a8
       private_subnet_ids: [subnet-0e1f2a3b4c5d6e7f8, subnet-0f2a3b4c5d6e7f8a9, subnet-0a3b4c5d6e7f8a9b0]
