@@ -53,9 +53,10 @@ def preview(
         _fail("give a STACK (stacks/Pulumi.<stack>.yaml) or --all")
     if json_dir is not None:
         _fail("--json-dir goes with --all; for one stack, use --json PATH")
+    from emlops.cli.process import one_preview_process
     from emlops.offline.preview import PreviewError, preview_stack
 
-    _short_lived_process()
+    one_preview_process()
     progress = terminal_progress(quiet)
     try:
         result = preview_stack(stack, mlflow_uri=mlflow_uri, progress=progress)
@@ -77,14 +78,6 @@ def preview(
 
         print_preview(result.plan, result.diagnostics, json_path)
 
-
-def _short_lived_process() -> None:
-    """A preview is one short-lived process: what the imports allocated stays until it ends, so the cyclic
-    garbage collector need not rescan it on every collection (`gc.freeze`)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 @app.command("config-schema")
@@ -136,6 +129,9 @@ _register_check()
 
 def main() -> None:
     """Console entry point."""
+    from emlops.cli.process import console_process
+
+    console_process()
     app(prog_name="emlops")
 
 

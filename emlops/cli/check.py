@@ -129,6 +129,10 @@ def register(app: typer.Typer) -> None:
         if output_format not in ("text", "markdown"):
             typer.echo(f"--format: {output_format!r} is not supported; allowed: text, markdown", err=True)
             raise typer.Exit(2)
+        if plan_path is None:
+            from emlops.cli.process import one_preview_process
+
+            one_preview_process()
         try:
             if pack_config is not None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")

@@ -101,8 +101,10 @@ def register(app: typer.Typer) -> None:
             if plan_path is not None:
                 plan = load_plan(plan_path)
             else:
+                from emlops.cli.process import one_preview_process
                 from emlops.offline.preview import PreviewError, preview_stack
 
+                one_preview_process()
                 try:
                     plan = preview_stack(stack).plan
                 except PreviewError as exc:
