@@ -15,12 +15,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-
-def concat(*parts: pulumi.Input[str]) -> pulumi.Input[str]:
-    """The parts joined: a plain string when every part is one (policies sized before a deploy), else an Output."""
-    if all(isinstance(part, str) for part in parts):
-        return "".join(parts)  # type: ignore[arg-type]
-    return pulumi.Output.concat(*parts)
+from emlops.components.outputs import concat
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,14 @@ from emlops.catalog.resources_operations import METRIC_ALARM, SCALING_POLICY, SC
 from emlops.catalog.resources_sagemaker import ENDPOINT, ENDPOINT_CONFIG, MODEL
 from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
                                              check_environment_names)
-from emlops.components.endpoint_iam import execution_role, execution_role_name
 from emlops.catalog.resources_iam import ROLE
+from emlops.components.endpoint_iam import execution_role, execution_role_name
 from emlops.components.iam import role_logical_name, role_names
 from emlops.components.kms import KmsKey, KmsKeyArgs
-from emlops.components.network_access import https_only_security_group
 from emlops.components.naming import AUTO_SUFFIX, DerivedName, auto_named, given
+from emlops.components.network_access import https_only_security_group
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.settings import AtKey
 
 __all__ = ["EndpointContext", "EndpointSettings", "ModelArtifact", "ModelEndpoint"]
@@ -116,7 +117,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         capture = context.capture_bucket if settings.data_capture.enabled is not False else None
         self.data_capture_uri = None
         if capture is not None:
-            self.data_capture_uri = pulumi.Output.concat("s3://", capture.bucket_name, "/", capture_prefix.rstrip("/"))
+            self.data_capture_uri = concat("s3://", capture.bucket_name, "/", capture_prefix.rstrip("/"))
 
         placement = context.placement
         security_group_ids = None

@@ -17,6 +17,7 @@ from emlops.components.endpoint_args import EndpointContext, EndpointSettings, M
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
 from emlops.components.images import ECR_IMAGE, repository_arn_output
 from emlops.components.network_access import vpc_interface_statements
+from emlops.components.outputs import concat
 from emlops.components.settings import Governance
 
 if TYPE_CHECKING:
@@ -52,12 +53,12 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
     concerns["logs"] = [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
         Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                  resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
+                  resources=[concat(log_group, ":log-stream:*")]),
     ]
     if settings.serverless is None:
         concerns["vpc-access"] = vpc_interface_statements(aws_facts, context.placement.vpc_id)
     if capture is not None:
-        objects = pulumi.Output.concat(capture.arn, "/", capture_prefix, "*")
+        objects = concat(capture.arn, "/", capture_prefix, "*")
         concerns["write-capture"] = [
             Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"], resources=[objects]),
             kms_usage_statement(kms_key_arn, encrypt=True, decrypt=True, via_service=via_s3),
@@ -93,8 +94,8 @@ def _artifact_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
                 *([kms_usage_statement(key_arn, encrypt=False, decrypt=True, via_service=via_s3)] if key_arn else [])]
     bucket, key = location
     prefix = key.endswith("/")
-    bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
-    objects = pulumi.Output.concat(bucket_arn, "/", key, "*" if prefix else "")
+    bucket_arn = concat("arn:", partition, ":s3:::", bucket)
+    objects = concat(bucket_arn, "/", key, "*" if prefix else "")
     statements = [Statement(actions=["s3:GetObject"], resources=[objects])]
     if prefix:
         statements.append(Statement(actions=["s3:ListBucket"], resources=[bucket_arn],
@@ -107,6 +108,6 @@ def _artifact_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
         statements.append(Statement(
             actions=["kms:Decrypt"], resources=["*"],
             conditions={"StringEquals": {"kms:ViaService": via_s3},
-                        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]}},
+                        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, concat(bucket_arn, "/*")]}},
         ))
     return statements

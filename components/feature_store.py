@@ -23,6 +23,7 @@ from emlops.components.feature_store_args import (GLUE_CATALOG, OFFLINE_PREFIX, 
                                                   FeatureStoreContext, check_feature_groups, feature_group_name,
                                                   glue_name)
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 
 __all__ = ["FeatureGroupSettings", "FeatureStore", "FeatureStoreContext"]
@@ -96,7 +97,7 @@ class FeatureStore(pulumi.ComponentResource):
                 opts=child(self, protect=protect),
             )
             self.glue_database_name = self.glue_database.name
-            self.offline_store_uri = pulumi.Output.concat("s3://", self.offline_bucket.bucket_name, "/", OFFLINE_PREFIX)
+            self.offline_store_uri = concat("s3://", self.offline_bucket.bucket_name, "/", OFFLINE_PREFIX)
             policies = self._offline_store_policies()
 
         self.feature_groups = {}
@@ -151,16 +152,16 @@ class FeatureStore(pulumi.ComponentResource):
 
     def _offline_uri(self, sagemaker_name: str) -> pulumi.Output[str]:
         # SageMaker writes under <uri>/<account>/sagemaker/<region>/offline-store/<group>-<time>/.
-        return pulumi.Output.concat(self.offline_store_uri, sagemaker_name)
+        return concat(self.offline_store_uri, sagemaker_name)
 
     def _offline_objects(self, prefix: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat(self.offline_bucket.arn, "/", prefix, "*")
+        return concat(self.offline_bucket.arn, "/", prefix, "*")
 
     def _glue_arns(self, table: str) -> list[pulumi.Output[str]]:
         context = aws_context(self)
         return [context.arn("glue", "catalog"),
-                context.arn("glue", pulumi.Output.concat("database/", self.glue_database.name)),
-                context.arn("glue", pulumi.Output.concat("table/", self.glue_database.name, "/", table))]
+                context.arn("glue", concat("database/", self.glue_database.name)),
+                context.arn("glue", concat("table/", self.glue_database.name, "/", table))]
 
     def _offline_store_policies(self) -> list[aws.iam.RolePolicy]:
         via_s3 = aws_context(self).service_endpoint("s3")

@@ -23,6 +23,8 @@ from emlops.catalog.resources_iam import ROLE
 from emlops.components.aws_context import aws_context
 from emlops.components.naming import DerivedName, auto_named
 from emlops.components.options import child, merge_tags, type_token
+from emlops.components.outputs import concat
+from emlops.components.outputs import json_document
 
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 # The AWS-managed policies that grant a whole service; emlops never attaches them.
@@ -125,13 +127,11 @@ def policy_size(statements: Sequence[Statement]) -> int:
     return len(re.sub(r"\s", "", document))
 
 
-def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+def policy_document(statements: Sequence[Statement]) -> pulumi.Input[str]:
     """A policy document (JSON string) from statements; the only way emlops writes policy JSON."""
     if not statements:
         raise ValueError("a policy document needs at least one statement")
-    return pulumi.Output.json_dumps(
-        {"Version": "2012-10-17", "Statement": [s.to_json() for s in statements]}
-    )
+    return json_document({"Version": "2012-10-17", "Statement": [s.to_json() for s in statements]})
 
 
 def kms_usage_statement(key_arn: pulumi.Input[str], *, encrypt: bool, decrypt: bool,
@@ -298,5 +298,5 @@ def sagemaker_job_log_statements(parent: pulumi.Resource) -> list[Statement]:
     return [
         Statement(actions=["logs:CreateLogGroup"], resources=[groups]),
         Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                  resources=[pulumi.Output.concat(groups, ":log-stream:*")]),
+                  resources=[concat(groups, ":log-stream:*")]),
     ]

@@ -11,9 +11,10 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field
 
-from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from emlops.components.aws_context import aws_context
+from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from emlops.components.options import child, merge_tags, type_token
+from emlops.components.outputs import concat
 from emlops.components.settings import Settings
 
 
@@ -113,7 +114,7 @@ class KmsKey(pulumi.ComponentResource):
         statements = [
             Statement(
                 sid="AccountRootManagesKey",
-                principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account_id, ":root")]},
+                principals={"AWS": [concat("arn:", partition, ":iam::", account_id, ":root")]},
                 actions=["kms:*"],
                 resources=["*"],
             )
@@ -135,7 +136,7 @@ class KmsKey(pulumi.ComponentResource):
         # encryption context is the bucket's ARN (without, the object's: both patterns are listed).
         through_s3 = {"StringEquals": {"kms:ViaService": context.service_endpoint("s3")},
                       "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [
-                          pulumi.Output.concat("arn:", partition, ":s3:::", prefix, suffix)
+                          concat("arn:", partition, ":s3:::", prefix, suffix)
                           for prefix in args.s3_decrypt_bucket_prefixes for suffix in ("*", "*/*")]}}
         for sid, accounts, actions in (
                 ("ConsumerAccountsDecryptObjectsThroughS3", args.s3_decrypt_account_ids,
@@ -144,7 +145,7 @@ class KmsKey(pulumi.ComponentResource):
                  ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"])):
             if accounts:
                 statements.append(Statement(
-                    sid=sid, principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                    sid=sid, principals={"AWS": [concat("arn:", partition, ":iam::", account, ":root")
                                                  for account in accounts]},
                     actions=actions, resources=["*"], conditions=through_s3))
 

@@ -28,10 +28,10 @@ from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, MOD
                                                 MONITORING_SCHEDULE)
 from emlops.components.alerts import notification_topic, subscription_protocol
 from emlops.components.aws_context import aws_context
+from emlops.components.iam import role_names
 from emlops.components.images import monitor_image_uri
 from emlops.components.locations import parse_s3
 from emlops.components.model_quality import monitor_quality_job
-from emlops.components.iam import role_names
 from emlops.components.monitoring_alarms import OUTCOMES, drift_alarms, outcome_rule_name, quality_alarm, run_outcome_rules
 from emlops.components.monitoring_args import (MonitorContext, MonitoringSettings, PRODUCTION_NEEDS_BASELINE,
                                                schedule_interval_seconds)
@@ -39,6 +39,7 @@ from emlops.components.monitoring_role import monitoring_role, monitoring_role_n
 from emlops.components.naming import DerivedName, auto_named, room
 from emlops.components.network_access import https_only_security_group
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 
 __all__ = ["ModelMonitor", "MonitorContext", "MonitoringSettings"]
 
@@ -110,7 +111,7 @@ class ModelMonitor(pulumi.ComponentResource):
         tags = dict(governance.tags)
         prefix = f"monitoring/{name}/"
         reports = context.reports_bucket
-        self.reports_s3_uri = pulumi.Output.concat("s3://", reports.bucket_name, "/", prefix.rstrip("/"))
+        self.reports_s3_uri = concat("s3://", reports.bucket_name, "/", prefix.rstrip("/"))
         volume_key = context.volume_kms_key_arn or reports.kms_key_arn
         output_key = context.output_kms_key_arn or reports.kms_key_arn
         image_uri = pulumi.Output.from_input(context.region or aws_context(self).region).apply(monitor_image_uri)
@@ -167,7 +168,7 @@ class ModelMonitor(pulumi.ComponentResource):
         if quality is not None:
             self.quality_job_definition = monitor_quality_job(
                 quality_job_logical_name(name), quality, endpoint_input=endpoint_input, image_uri=image_uri,
-                output_key=output_key, reports_s3_uri=pulumi.Output.concat(self.reports_s3_uri, "/model-quality"),
+                output_key=output_key, reports_s3_uri=concat(self.reports_s3_uri, "/model-quality"),
                 tags=tags, **shared, opts=child(self, depends_on=policies))
             self.quality_schedule = self._schedule(quality_logical_name(name), self.quality_job_definition.job_definition_name,
                                                    "ModelQuality", expression, tags)

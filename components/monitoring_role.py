@@ -20,6 +20,7 @@ from emlops.components.locations import parse_s3
 from emlops.components.monitoring_alarms import DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE
 from emlops.components.monitoring_args import MonitorContext, MonitoringSettings
 from emlops.components.network_access import vpc_interface_statements
+from emlops.components.outputs import concat
 
 
 def monitoring_role_name(name: str) -> str:
@@ -41,7 +42,7 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
     ), opts=pulumi.ResourceOptions(parent=parent))
 
     def bucket_arn(bucket: pulumi.Input[str]) -> pulumi.Output[str]:
-        return pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
+        return concat("arn:", partition, ":s3:::", bucket)
 
     capture = pulumi.Output.from_input(context.capture_s3_uri).apply(lambda uri: parse_s3(uri, "capture_s3_uri",
                                                                                        prefix=True))
@@ -49,8 +50,8 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
     capture_key = capture[1].apply(lambda key: key.rstrip("/") + "/" if key else "")
     concerns: dict[str, list[Statement]] = {"read-capture": [
         Statement(actions=["s3:ListBucket"], resources=[capture_bucket],
-                  conditions={"StringLike": {"s3:prefix": [pulumi.Output.concat(capture_key, "*")]}}),
-        Statement(actions=["s3:GetObject"], resources=[pulumi.Output.concat(capture_bucket, "/", capture_key, "*")]),
+                  conditions={"StringLike": {"s3:prefix": [concat(capture_key, "*")]}}),
+        Statement(actions=["s3:GetObject"], resources=[concat(capture_bucket, "/", capture_key, "*")]),
         _decrypt_through_s3(context.capture_kms_key_arn, [capture_bucket], via_s3),
     ]}
     quality = settings.model_quality
@@ -65,7 +66,7 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
     if located or unresolved:
         buckets = [bucket_arn(bucket) for bucket in dict.fromkeys(bucket for bucket, _ in located)]
         # unresolved baselines are named as the preview shows them
-        objects = [pulumi.Output.concat(bucket_arn(bucket), "/", key) for bucket, key in located] + list(
+        objects = [concat(bucket_arn(bucket), "/", key) for bucket, key in located] + list(
             dict.fromkeys(unresolved))
         concerns["read-baseline"] = [Statement(actions=["s3:GetObject"], resources=objects)]
         if buckets:
@@ -76,13 +77,13 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
         concerns["read-ground-truth"] = [
             Statement(actions=["s3:ListBucket"], resources=[bucket_arn(truth_bucket)],
                       conditions={"StringLike": {"s3:prefix": [f"{truth_key}*"]}}),
-            Statement(actions=["s3:GetObject"], resources=[pulumi.Output.concat(bucket_arn(truth_bucket), "/",
+            Statement(actions=["s3:GetObject"], resources=[concat(bucket_arn(truth_bucket), "/",
                                                                                  truth_key, "*")]),
             _decrypt_through_s3(context.ground_truth_kms_key_arn, [bucket_arn(truth_bucket)], via_s3),
         ]
     concerns["write-reports"] = [
         Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"],
-                  resources=[pulumi.Output.concat(context.reports_bucket.arn, "/", prefix, "*")]),
+                  resources=[concat(context.reports_bucket.arn, "/", prefix, "*")]),
         kms_usage_statement(output_key, encrypt=True, decrypt=True, via_service=via_s3),
     ]
     concerns["volume-key"] = [
@@ -96,7 +97,7 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
     concerns["logs"] = [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
         Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                  resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
+                  resources=[concat(log_group, ":log-stream:*")]),
     ]
     concerns["vpc-access"] = vpc_interface_statements(aws_facts, context.placement.vpc_id)
     namespaces = [DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE] if quality else DATA_METRICS_NAMESPACE
@@ -115,7 +116,7 @@ def _decrypt_through_s3(key_arn: Optional[pulumi.Input[str]], bucket_arns: list[
     if key_arn is not None:
         return kms_usage_statement(key_arn, encrypt=False, decrypt=True, via_service=via_s3)
     # The bucket's key is not known here: decrypt only through S3 and only objects of those buckets.
-    context = [arn for bucket in bucket_arns for arn in (bucket, pulumi.Output.concat(bucket, "/*"))]
+    context = [arn for bucket in bucket_arns for arn in (bucket, concat(bucket, "/*"))]
     return Statement(actions=["kms:Decrypt"], resources=["*"], conditions={
         "StringEquals": {"kms:ViaService": via_s3},
         "StringLike": {"kms:EncryptionContext:aws:s3:arn": context}})

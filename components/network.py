@@ -30,6 +30,7 @@ from emlops.components.network_args import (KMS_KEY_ARN, ManagedNetworkSettings,
                                             subnet_cidrs)
 from emlops.components.network_access import EndpointEgress, endpoint_policy
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 
 __all__ = ["INTERFACE_ENDPOINTS", "Network", "NetworkContext", "NetworkSettings"]
 
@@ -161,13 +162,13 @@ class Network(pulumi.ComponentResource):
         for key, service in INTERFACE_ENDPOINTS.items():
             aws.ec2.VpcEndpoint(
                 f"{name}-endpoint-{key}", vpc_id=vpc.id, vpc_endpoint_type="Interface",
-                service_name=pulumi.Output.concat("com.amazonaws.", region, f".{service}"),
+                service_name=concat("com.amazonaws.", region, f".{service}"),
                 private_dns_enabled=True, subnet_ids=subnet_ids, security_group_ids=[endpoint_sg.id],
                 policy=endpoint_policy(service, aws_facts, accounts),
                 tags=tags(f"{name}-endpoint-{key}"), opts=child(self))
         s3 = aws.ec2.VpcEndpoint(
             f"{name}-endpoint-s3", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
-            service_name=pulumi.Output.concat("com.amazonaws.", region, ".s3"),
+            service_name=concat("com.amazonaws.", region, ".s3"),
             route_table_ids=[t.id for t in route_tables], policy=endpoint_policy("s3", aws_facts, accounts),
             tags=tags(f"{name}-endpoint-s3"), opts=child(self))
 
@@ -228,7 +229,7 @@ class Network(pulumi.ComponentResource):
         # The group exists (created above): delivery only needs its streams, in this group only.
         policy = role.add_policy("write-log-group", [Statement(
             actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            resources=[group.arn, pulumi.Output.concat(group.arn, ":log-stream:*")])])
+            resources=[group.arn, concat(group.arn, ":log-stream:*")])])
         aws.ec2.FlowLog(
             f"{name}-flow-log", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
             log_destination=group.arn, iam_role_arn=role.arn, tags=tags(f"{name}-flow-log"),

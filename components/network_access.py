@@ -98,7 +98,7 @@ def vpc_interface_statements(context: AwsContext, vpc_id: pulumi.Input[str]) -> 
         Statement(actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
                            "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
                   resources=["*"], conditions={"ArnEquals": {
-                      "ec2:Vpc": context.arn("ec2", pulumi.Output.concat("vpc/", vpc_id))}}),
+                      "ec2:Vpc": context.arn("ec2", concat("vpc/", vpc_id))}}),
     ]
 
 

@@ -18,11 +18,12 @@ import pulumi_aws as aws
 
 from emlops.catalog.resources_operations import EVENT_RULE
 from emlops.components.alerts import announce_approvals, approvals_rule_name
-from emlops.components.naming import DerivedName, auto_named
 from emlops.components.aws_context import AwsContext, aws_context
 from emlops.components.iam import (APPROVAL_UNCHANGED, PENDING_APPROVAL_ONLY, ServiceRole, ServiceRoleArgs, Statement,
                                    policy_document)
+from emlops.components.naming import DerivedName, auto_named
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.registry_args import ARTIFACT_PREFIX, RegistryContext, RegistrySettings
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 
@@ -127,7 +128,7 @@ class ModelRegistry(pulumi.ComponentResource):
             self.artifact_bucket = context.artifact_bucket or SecureBucket(f"{name}-artifacts", SecureBucketArgs(
                 kms_key_arn=context.kms_key_arn, protect=protect, tags=tags,
             ), opts=child(self))
-            self.artifact_uri = pulumi.Output.concat("s3://", self.artifact_bucket.bucket_name, "/", ARTIFACT_PREFIX)
+            self.artifact_uri = concat("s3://", self.artifact_bucket.bucket_name, "/", ARTIFACT_PREFIX)
         if kind == "sagemaker":
             self._sagemaker_mlflow(name, settings, groups, aws_facts, governance)
         elif kind == "kubernetes":
@@ -173,7 +174,7 @@ class ModelRegistry(pulumi.ComponentResource):
                 repository=created.name,
                 policy=policy_document([Statement(
                     sid="PromotionAccountsPullImages",
-                    principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                    principals={"AWS": [concat("arn:", partition, ":iam::", account, ":root")
                                         for account in pullers]},
                     actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
                 )]),
@@ -229,7 +230,7 @@ def mlflow_registration_statements(aws_facts: AwsContext, groups: Sequence[str])
 def _consumer_policy(context, group: aws.sagemaker.ModelPackageGroup, model: str,
                      args: RegistrySettings) -> pulumi.Output[str]:
     def roots(accounts: Sequence[str]) -> dict:
-        return {"AWS": [pulumi.Output.concat("arn:", context.partition, ":iam::", account, ":root")
+        return {"AWS": [concat("arn:", context.partition, ":iam::", account, ":root")
                         for account in accounts]}
 
     statements = []

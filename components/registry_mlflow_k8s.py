@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, Statement, policy_document
 from emlops.components.options import child, merge_tags, type_token
+from emlops.components.outputs import concat
 from emlops.components.registry_args import ARTIFACT_PREFIX, ClusterAccess, MlflowSettings
 from emlops.components.settings import Governance
 from emlops.components.storage import SecureBucket
@@ -152,7 +153,7 @@ class MlflowOnKubernetes(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": PORT, "target_port": "http", "protocol": "TCP"}]},
             opts=in_ns,
         )
-        self.tracking_uri = pulumi.Output.concat("http://", service.metadata.name, ".", namespace,
+        self.tracking_uri = concat("http://", service.metadata.name, ".", namespace,
                                                  ".svc.cluster.local:", str(PORT))
         self.register_outputs({"trackingUri": self.tracking_uri, "roleArn": role.arn})
 

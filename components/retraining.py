@@ -30,6 +30,7 @@ from emlops.components.locations import parse_s3
 from emlops.components.naming import DerivedName, auto_named, given
 from emlops.components.network_access import https_only_security_group, vpc_interface_statements
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.retraining_args import RetrainingContext, RetrainingSettings
 
 __all__ = ["RetrainingContext", "RetrainingPipeline", "RetrainingSettings"]
@@ -193,14 +194,14 @@ class RetrainingPipeline(pulumi.ComponentResource):
 
         def located(uri: pulumi.Input[str], label: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
             parsed = pulumi.Output.from_input(uri).apply(lambda value: parse_s3(value, label, prefix=True))
-            bucket = pulumi.Output.concat("arn:", partition, ":s3:::", parsed[0])
+            bucket = concat("arn:", partition, ":s3:::", parsed[0])
             return bucket, parsed[1].apply(lambda key: key.rstrip("/") + "/" if key else "")
 
         def prefix_statements(uri: pulumi.Input[str], label: str, actions: list[str]) -> list[Statement]:
             bucket, key = located(uri, label)
             return [Statement(actions=["s3:ListBucket"], resources=[bucket],
-                              conditions={"StringLike": {"s3:prefix": [pulumi.Output.concat(key, "*")]}}),
-                    Statement(actions=actions, resources=[pulumi.Output.concat(bucket, "/", key, "*")])]
+                              conditions={"StringLike": {"s3:prefix": [concat(key, "*")]}}),
+                    Statement(actions=actions, resources=[concat(bucket, "/", key, "*")])]
 
         policies = [
             role.add_policy("read-input", prefix_statements(context.input_s3_uri, "input_s3_uri", ["s3:GetObject"])),
@@ -216,7 +217,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
                                     via_service=aws_facts.service_endpoint("s3")),
             ]))
         if context.baseline is not None:
-            objects = [pulumi.Output.concat("arn:", partition, ":s3:::", "/".join(parse_s3(uri, "baseline")))
+            objects = [concat("arn:", partition, ":s3:::", "/".join(parse_s3(uri, "baseline")))
                        for uri in (context.baseline.statistics_s3_uri, context.baseline.constraints_s3_uri)]
             policies.append(role.add_policy("read-baseline", [Statement(actions=["s3:GetObject"], resources=objects)]))
         policies.append(role.add_policy("kms", [
@@ -258,7 +259,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
         policies.append(role.add_policy("logs", [
             Statement(actions=["logs:CreateLogGroup"], resources=log_groups),
             Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                      resources=[pulumi.Output.concat(group_arn, ":log-stream:*") for group_arn in log_groups]),
+                      resources=[concat(group_arn, ":log-stream:*") for group_arn in log_groups]),
             # PutMetricData has no resource; the namespace condition keeps the jobs to SageMaker's own.
             Statement(actions=["cloudwatch:PutMetricData"], resources=["*"],
                       conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),

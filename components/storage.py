@@ -15,6 +15,7 @@ from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.options import child, merge_tags, type_token
+from emlops.components.outputs import concat
 from emlops.components.settings import Settings
 
 
@@ -247,7 +248,7 @@ class SecureBucket(pulumi.ComponentResource):
         self.register_outputs({"arn": self.arn, "bucketName": self.bucket_name, "kmsKeyArn": self.kms_key_arn})
 
     def _policy_statements(self, args: SecureBucketArgs) -> list[Statement]:
-        everything = [self.arn, pulumi.Output.concat(self.arn, "/*")]
+        everything = [self.arn, concat(self.arn, "/*")]
         denials = [("DenyInsecureTransport", {"Bool": {"aws:SecureTransport": "false"}}),
                    ("DenyOutdatedTls", {"NumericLessThan": {"s3:TlsVersion": "1.2"}})]
         statements = [
@@ -259,21 +260,21 @@ class SecureBucket(pulumi.ComponentResource):
             partition = aws_context(self).partition
             statements.append(Statement(
                 sid="ConsumerAccountsReadPrefix",
-                principals={"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+                principals={"AWS": [concat("arn:", partition, ":iam::", account, ":root")
                                     for account in args.reader_account_ids]},
                 actions=["s3:GetObject"],
-                resources=[pulumi.Output.concat(self.arn, "/", args.reader_prefix, "*")],
+                resources=[concat(self.arn, "/", args.reader_prefix, "*")],
             ))
         if args.writer_account_ids:
             partition = aws_context(self).partition
-            writers = {"AWS": [pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+            writers = {"AWS": [concat("arn:", partition, ":iam::", account, ":root")
                                for account in args.writer_account_ids]}
             statements += [
                 Statement(sid="PublisherAccountsListPrefix", principals=writers, actions=["s3:ListBucket"],
                           resources=[self.arn], conditions={"StringLike": {"s3:prefix": [f"{args.reader_prefix}*"]}}),
                 Statement(sid="PublisherAccountsWritePrefix", principals=writers,
                           actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-                          resources=[pulumi.Output.concat(self.arn, "/", args.reader_prefix, "*")]),
+                          resources=[concat(self.arn, "/", args.reader_prefix, "*")]),
             ]
         if args.receives_access_logs:
             account_id = aws_context(self).account_id
@@ -281,7 +282,7 @@ class SecureBucket(pulumi.ComponentResource):
                 sid="S3ServerAccessLogsFromThisAccount",
                 principals={"Service": ["logging.s3.amazonaws.com"]},
                 actions=["s3:PutObject"],
-                resources=[pulumi.Output.concat(self.arn, "/*")],
+                resources=[concat(self.arn, "/*")],
                 conditions={"StringEquals": {"aws:SourceAccount": account_id}},
             ))
         return statements
@@ -306,7 +307,7 @@ class SecureBucket(pulumi.ComponentResource):
 
     def _objects(self, prefix: str) -> pulumi.Output[str]:
         _check_prefix(prefix)
-        return pulumi.Output.concat(self.arn, "/", prefix, "*")
+        return concat(self.arn, "/", prefix, "*")
 
     def _read_statements(self, prefix: str, kms: bool = True) -> list[Statement]:
         listing = Statement(

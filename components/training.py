@@ -25,6 +25,7 @@ from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_p
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.network_access import https_egress, vpc_interface_statements
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.storage import SecureBucket, SecureBucketArgs
 from emlops.components.training_args import TrainingContext, TrainingSettings
 
@@ -133,8 +134,8 @@ class TrainingCluster(pulumi.ComponentResource):
         role = self._training_role(name, context, repository, buckets, governance)
         self.role_arn = role.arn
         self.repository_url = repository.repository_url
-        self.input_uri = pulumi.Output.concat("s3://", buckets["input"].bucket_name, "/", context.input_prefix)
-        self.output_uri = pulumi.Output.concat("s3://", buckets["output"].bucket_name, "/", context.output_prefix)
+        self.input_uri = concat("s3://", buckets["input"].bucket_name, "/", context.input_prefix)
+        self.output_uri = concat("s3://", buckets["output"].bucket_name, "/", context.output_prefix)
         self.security_group_id = security_group.id
 
     def _training_role(self, name: str, context: TrainingContext, repository: aws.ecr.Repository,
@@ -154,7 +155,7 @@ class TrainingCluster(pulumi.ComponentResource):
         role.add_policy("logs", [
             Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
             Statement(actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                      resources=[pulumi.Output.concat(log_group, ":log-stream:*")]),
+                      resources=[concat(log_group, ":log-stream:*")]),
             # PutMetricData has no resource; the namespace condition keeps the job to SageMaker's own.
             Statement(actions=["cloudwatch:PutMetricData"], resources=["*"],
                       conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}}),

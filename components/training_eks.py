@@ -19,9 +19,10 @@ from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, name_token, policy_document
 from emlops.components.kubernetes_args import BaselineContext
 from emlops.components.kubernetes_baseline import KubernetesBaseline
+from emlops.components.options import child
+from emlops.components.outputs import concat, json_document
 from emlops.components.settings import Governance
 from emlops.components.training_args import EksSettings, TrainingContext
-from emlops.components.options import child
 
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -37,7 +38,7 @@ def build_eks(parent: pulumi.ComponentResource, name: str, eks: EksSettings, con
     tags, protect, boundary = dict(governance.tags), governance.protect, governance.permissions_boundary_arn
 
     def managed_policy(path: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat("arn:", aws_facts.partition, ":iam::aws:policy/", path)
+        return concat("arn:", aws_facts.partition, ":iam::aws:policy/", path)
 
     def attach(logical: str, role_name: pulumi.Input[str], policy: str) -> aws.iam.RolePolicyAttachment:
         return aws.iam.RolePolicyAttachment(logical, role=role_name, policy_arn=managed_policy(policy),
@@ -178,7 +179,7 @@ def build_eks(parent: pulumi.ComponentResource, name: str, eks: EksSettings, con
         opts=child(parent, ignore_changes=["scalingConfig.desiredSize"], **node_opts),
     )
 
-    admin_policy = pulumi.Output.concat("arn:", aws_facts.partition,
+    admin_policy = concat("arn:", aws_facts.partition,
                                         ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
     admins = []
     for role_arn in eks.admin_role_arns:
@@ -220,7 +221,7 @@ def baseline_context(eks: EksSettings, protect: bool) -> BaselineContext:
 def kubeconfig(cluster_name: pulumi.Input[str], endpoint: pulumi.Input[str], ca_data: pulumi.Input[str],
                region: pulumi.Input[str]) -> pulumi.Output[str]:
     """A kubeconfig (JSON) that authenticates with `aws eks get-token`: it holds no credentials."""
-    return pulumi.Output.json_dumps({
+    return json_document({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],

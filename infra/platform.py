@@ -29,9 +29,10 @@ from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext
 from emlops.components.monitoring_args import DriftBaseline
 from emlops.components.network import Network, NetworkContext
-from emlops.components.network_args import NetworkSettings
 from emlops.components.network_access import https_only_security_group
+from emlops.components.network_args import NetworkSettings
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.personas import Personas, PersonasContext
 from emlops.components.personas_args import PersonasSettings
 from emlops.components.registry import ModelRegistry, RegistryContext
@@ -331,8 +332,8 @@ class MlPlatform(pulumi.ComponentResource):
             pipelines[model.name] = RetrainingPipeline(retraining_component(name, model.name), model.settings.retraining,
                                                        RetrainingContext(
                 model_name=model.name, pipeline_name=pipeline_name(self._settings.environment, model.name),
-                input_s3_uri=pulumi.Output.concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
-                output_s3_uri=pulumi.Output.concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
+                input_s3_uri=concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
+                output_s3_uri=concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
                 # with a shared registry, new versions go to its group, bucket and key
                 package_group_arn=target.group_arn if target else None,
                 model_output_s3_uri=target.model_output_s3_uri if target else None,

@@ -16,6 +16,7 @@ import pulumi
 from emlops.components.endpoint_args import ModelArtifact
 from emlops.components.images import framework_image_uri
 from emlops.components.monitoring_args import DriftBaseline
+from emlops.components.outputs import concat
 from emlops.program import sources
 from emlops.program.config import FULL_KEY, ConfigError, StackConfig
 from emlops.program.config_models import ModelConfig
@@ -172,7 +173,7 @@ def _registry_target(model: ModelConfig, shared: Optional[SharedRegistry]) -> Op
         return None
     return RegistryTarget(
         group_arn=shared.ref.group_arn(model.name),
-        model_output_s3_uri=pulumi.Output.concat("s3://", shared.outputs.artifacts_bucket, f"/models/{model.name}/"),
+        model_output_s3_uri=concat("s3://", shared.outputs.artifacts_bucket, f"/models/{model.name}/"),
         model_kms_key_arn=shared.outputs.data_key_arn)
 
 
