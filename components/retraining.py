@@ -99,7 +99,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
         ), opts=child(self))
         policies = self._execution_policies(role, settings, context, aws_facts, key_arn, processing_image)
 
-        from emlops.components.retraining_definition import DefinitionSpec, build_definition
+        from emlops.components.retraining_definition import DefinitionSpec, definition as built_definition
 
         placement = context.placement
         # SageMaker jobs in a VPC need a security group: without one of the platform's, an HTTPS-out-only group
@@ -112,7 +112,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
 
         def definition(values: list) -> str:
             region, role_arn, key, input_uri, output_uri, subnet_ids, security_group_ids, model_output, model_key = values
-            return build_definition(DefinitionSpec(
+            return built_definition(DefinitionSpec(
                 region=region, role_arn=role_arn, package_group_name=group,
                 model_output_s3_uri=model_output, model_kms_key_arn=model_key,
                 training_image_uri=settings.training_image, processing_image_uri=processing_image,

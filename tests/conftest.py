@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -24,6 +26,10 @@ REGION = "eu-west-1"
 IDENTITY = AwsIdentity(ACCOUNT, REGION)
 SHIPPED_STACKS = ("shared", "dev", "staging", "prod")
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
+
+# Previews in this session (and the CLI processes its tests start) keep the pipeline definitions the SDK
+# built in a directory of their own, never in the user's ~/.cache/emlops.
+os.environ["EMLOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="emlops-test-cache-")
 
 
 def run_components(program: Callable[[], Any], identity: AwsIdentity = IDENTITY, stack: str = "test") -> Plan:

@@ -26,6 +26,20 @@ MLFLOW_TIMEOUT = 5.0
 _MLFLOW_CLIENT_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
 
 
+def cache_directory() -> Optional[Path]:
+    """Where previews keep the pipeline definitions the SageMaker SDK built (`components/built_cache.py`):
+    `EMLOPS_CACHE_DIR` (set but empty: nowhere, each process builds its own), else `$XDG_CACHE_HOME/emlops`,
+    else `~/.cache/emlops`."""
+    if "EMLOPS_CACHE_DIR" in os.environ:
+        return Path(os.environ["EMLOPS_CACHE_DIR"]) if os.environ["EMLOPS_CACHE_DIR"] else None
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "emlops"
+    try:
+        return Path.home() / ".cache" / "emlops"
+    except RuntimeError:  # no home directory to be found
+        return None
+
+
 class PreviewError(Exception):
     """A preview that cannot be made: one line for the user, and the exit code to end with."""
 
@@ -52,9 +66,11 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     result's diagnostics. `progress(stack, resources registered so far)` is called as the program runs (the
     shared stack's preview included), for a terminal's progress display.
     """
+    from emlops.components.built_cache import use_directory
     from emlops.offline.resolver import OfflineResolver
     from emlops.program.sources import use_resolver
 
+    use_directory(cache_directory())
     try:
         project = project or find_project(start)
         config = load_stack(project, stack)
