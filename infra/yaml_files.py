@@ -20,6 +20,7 @@ Every error is a `ConfigError` of one line: `<file>: [line N: ]<key path>: <what
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import stat
@@ -35,6 +36,12 @@ from emlops.program.config_errors import printable
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ALIAS_BUDGET_VALUES = 10_000
 ALIAS_BUDGET_CHARS = 1024 * 1024
+
+# Documents already read in this process, by their text: a preview reads every stack file of the project (the
+# account rule compares them) and a stack that uses a shared registry previews that stack too. Only documents
+# that passed every check are kept, and each caller gets its own copy.
+_DOCUMENTS: dict[str, Any] = {}
+_DOCUMENTS_KEPT = 64
 
 _TAG = "tag:yaml.org,2002:"
 _JSON_TAGS = {f"{_TAG}{kind}" for kind in ("str", "int", "float", "bool", "null", "seq", "map")}
@@ -132,13 +139,19 @@ def read_yaml(path: Path, source: str, key_path: KeyPath = dotted, kind: str = "
     is in messages about the file itself ("stack file").
     """
     text = read_text(path, source, kind)
+    if text in _DOCUMENTS:
+        return copy.deepcopy(_DOCUMENTS[text])
     loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         _check_node(node, [], set(), key_path)
-        return loader.construct_document(node)
+        document = loader.construct_document(node)
+        if len(_DOCUMENTS) >= _DOCUMENTS_KEPT:
+            _DOCUMENTS.clear()
+        _DOCUMENTS[text] = document
+        return copy.deepcopy(document)
     except _Refused as exc:
         where = f"line {exc.line}: " if exc.line is not None else ""
         at = f"{exc.path}: " if exc.path else ""

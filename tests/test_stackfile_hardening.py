@@ -336,3 +336,27 @@ def test_a_check_of_a_malformed_stack_is_one_line(project_copy, monkeypatch):
     result = runner.invoke(app, ["check", "dev"])
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == DEV_CASES["unknown key with a newline"][2] + "\n"
+
+
+def test_a_file_read_again_is_the_same_document_and_each_reader_gets_its_own_copy(tmp_path: Path) -> None:
+    from emlops.program.yaml_files import read_yaml
+
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text("config:\n  emlops:platform:\n    models: [{name: churn}]\n", encoding="utf-8")
+    first = read_yaml(path, "stacks/Pulumi.dev.yaml")
+    first["config"]["emlops:platform"]["models"].append({"name": "changed by the first reader"})
+    assert read_yaml(path, "stacks/Pulumi.dev.yaml") == {"config": {"emlops:platform": {"models": [{"name": "churn"}]}}}
+
+
+def test_a_file_that_failed_fails_again_when_read_again(tmp_path: Path) -> None:
+    from emlops.program.config import ConfigError
+    from emlops.program.yaml_files import read_yaml
+
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text("config:\n  a: 1\n  a: 2\n", encoding="utf-8")
+    messages = []
+    for _ in range(2):
+        with pytest.raises(ConfigError) as caught:
+            read_yaml(path, "stacks/Pulumi.dev.yaml")
+        messages.append(str(caught.value))
+    assert messages == ["stacks/Pulumi.dev.yaml: config.a: appears twice (lines 2 and 3); keep one (YAML would silently use the last)"] * 2
