@@ -31,8 +31,10 @@ from pulumi.runtime.stack import run_in_stack
 
 from emlops.catalog.resources_pulumi import STACK, STACK_REFERENCE
 from emlops.offline import aliases
+from emlops.offline.collector import young_collections_only
 from emlops.offline.mocks import AwsIdentity, MockGap, NameRefused, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
+from emlops.offline.settle import forget_earlier_runs, settled
 
 ROOT_STACK_TYPE = STACK.token
 STACK_REFERENCE_TYPE = STACK_REFERENCE.token
@@ -312,12 +314,14 @@ def run_function(
 ) -> RunResult:
     """Run `program` as a Pulumi program under truthful mocks (component tests use this directly).
 
-    Each run gets a fresh context, so several runs can share one process.
+    Each run gets a fresh context, so several runs can share one process. While it runs, the garbage
+    collector makes young collections only (`collector.py`).
     """
-    return contextvars.Context().run(
-        _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory,
-        context or contextlib.nullcontext, stack_outputs or {}, on_register,
-    )
+    with young_collections_only():
+        return contextvars.Context().run(
+            _run_isolated, program, project, stack, config or {}, secret_keys or [], identity, root_directory,
+            context or contextlib.nullcontext, stack_outputs or {}, on_register,
+        )
 
 
 def _run_isolated(program, project, stack, config, secret_keys, identity, root_directory, context,
@@ -342,13 +346,14 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
     )
     configure(settings)
     set_all_config(config, secret_keys)
+    forget_earlier_runs()
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         with _construction_order() as order, _no_source_positions(), context():
             try:
-                loop.run_until_complete(run_in_stack(program))
+                loop.run_until_complete(run_in_stack(settled(program)))
             except Exception:
                 if monitor.gap is not None:  # what the program failed on is the gap, not its own doing
                     raise monitor.gap from None
