@@ -1,49 +1,52 @@
-"""Offline preview speed and memory.
+"""Offline preview speed and memory: every row of issue 14's table, measured in one run.
 
-1. The prod stack against a flat pulumi_aws program of the same size, both in-process under the
-   same truthful mocks (emlops.offline.engine): the ratio is what the components, grants and policy
-   rendering cost on top of Pulumi's own mock machinery. A cold `emlops preview prod` (new process,
-   imports included) is timed too, since that is what CI pays.
-2. Scale: generated production stacks with 10 and 100 models, each previewed in its own process
-   so its peak memory (max RSS, imports included) is its own. Time must grow linearly
-   (time(100) <= 11 x time(10)) and peak memory at 100 models stay under 400 MB.
+    python benchmarks/preview.py [--repeat 5] [--models 100] [--suite]
 
-    python benchmarks/preview.py [--repeat 5] [--sizes 10 100]
+Warm rows run in-process (imports and caches already loaded, the median of `--repeat` runs after one
+warm-up), each against the flat pulumi_aws program of the same resource count under the same truthful
+mocks (emlops.offline.engine): the ratio is what the components, grants and policies cost on top of
+Pulumi's own machinery.
+1. prod: a prod preview also previews the shared stack (its registry's stack reference), so it is
+   compared with flat programs of both counts: prod's own resources, and every registration the
+   preview makes.
+2. a generated production stack of `--models` provisioned, captured, canaried, autoscaled, monitored
+   models.
+
+Cold rows run what a user or CI runs, each in a new process (imports included), timed from start to
+exit, with the process's peak resident memory:
+3. `emlops preview prod -q`, with an empty definition cache (a fresh `EMLOPS_CACHE_DIR`) and with the
+   cache the first run filled (components/built_cache.py);
+4. `emlops preview` of the generated stack, and the flat program of the same count;
+5. what the PR workflow's head step runs: `emlops preview --all --json-dir DIR -q`, then
+   `emlops check STACK --plan DIR/STACK.json` for each stack, with an empty and a filled cache.
+`--suite` also times the test suite (`python -m pytest -q`).
+
+This script itself imports nothing heavy: every measurement runs in a child process, so a child's peak
+memory is its own (Linux counts a forked child's peak from its parent's size).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
+import os
 import shutil
 import statistics
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from emlops.offline.engine import run_function  # noqa: E402
-from emlops.offline.mocks import AwsIdentity  # noqa: E402
-from emlops.offline.preview import preview_stack  # noqa: E402
-from emlops.program.stackfile import find_project  # noqa: E402
+STACKS = ("shared", "dev", "staging", "prod")
+ROWS = ("warm", "cold", "workflow")
 
 
-def time_prod(repeat: int) -> tuple[list[float], int]:
-    project = find_project(ROOT)
-    times, count = [], 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        count = len(preview_stack("prod", project=project).plan.resources)
-        times.append(time.perf_counter() - start)
-    return times, count
+# ---- children: the measurements themselves ----------------------------------------------------------------
 
-
-def flat_program(count: int):
+def _flat_program(count: int):
     """`count` registrations in total (the root stack included), all plain IAM roles."""
     import pulumi_aws as aws
 
@@ -54,22 +57,69 @@ def flat_program(count: int):
     return program
 
 
-def time_flat(count: int, repeat: int) -> list[float]:
-    identity = AwsIdentity("333333333333", "eu-west-1")
+def _median_seconds(run, repeat: int) -> float:
+    run()  # warm-up: imports and caches
     times = []
     for _ in range(repeat):
+        # what earlier runs left is frozen, so each run's collections scan that run's own objects only
+        gc.collect()
+        gc.freeze()
         start = time.perf_counter()
-        plan = run_function(flat_program(count), identity=identity, stack="flat").plan
+        run()
         times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _warm_flat(count: int, repeat: int) -> float:
+    from emlops.offline.engine import run_function
+    from emlops.offline.mocks import AwsIdentity
+
+    identity = AwsIdentity("333333333333", "eu-west-1")
+
+    def run() -> None:
+        plan = run_function(_flat_program(count), identity=identity, stack="flat").plan
         assert len(plan.resources) == count, (len(plan.resources), count)
-    return times
+    return _median_seconds(run, repeat)
 
 
-def time_cold() -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "emlops", "preview", "prod", "--quiet"], cwd=ROOT, check=True)
-    return time.perf_counter() - start
+def _warm_stack(project: Path, stack: str, repeat: int) -> dict:
+    from emlops.offline.preview import preview_stack
+    from emlops.program.stackfile import find_project
 
+    found = find_project(project)
+    registered: list[int] = []
+
+    def run() -> None:
+        counts: dict[str, int] = {}
+        plan = preview_stack(stack, project=found,
+                             progress=lambda name, count: counts.__setitem__(name, count)).plan
+        registered[:] = [len(plan.resources), sum(counts.values())]
+    seconds = _median_seconds(run, repeat)
+    return {"seconds": seconds, "resources": registered[0], "registrations": registered[1]}
+
+
+def measure_warm(project: Path, stack: str, repeat: int) -> dict:
+    """Child: the stack warm, and the flat program of its resource count (and of all its registrations)."""
+    row = _warm_stack(project, stack, repeat)
+    row["flat_seconds"] = _warm_flat(row["resources"], repeat)
+    if row["registrations"] != row["resources"]:
+        row["flat_registrations_seconds"] = _warm_flat(row["registrations"], repeat)
+    return row
+
+
+def measure_flat_cold(count: int) -> None:
+    """Child: the flat program once, as a new process would run it, with the collector set as `emlops preview`
+    sets it (emlops/cli/process.py), so the two cold rows differ by the program only."""
+    from emlops.cli.process import console_process, one_preview_process
+    from emlops.offline.engine import run_function
+    from emlops.offline.mocks import AwsIdentity
+
+    console_process()
+    one_preview_process()
+    run_function(_flat_program(count), identity=AwsIdentity("333333333333", "eu-west-1"), stack="flat")
+
+
+# ---- the parent: runs children, reports ------------------------------------------------------------------
 
 def generated_stack(models: int) -> str:
     """A production stack with `models` provisioned, captured, canaried, autoscaled models."""
@@ -107,71 +157,126 @@ def generated_stack(models: int) -> str:
     models:{entries}"""
 
 
-def measure_generated(models: int) -> dict:
-    """Preview a generated stack in this process; report time, resource count and peak RSS."""
-    with tempfile.TemporaryDirectory() as scratch:
-        project = Path(scratch)
-        shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
-        (project / "infra").symlink_to(ROOT / "infra")
-        (project / "stacks").mkdir()
-        (project / "stacks" / "Pulumi.bench.yaml").write_text(generated_stack(models))
-        start = time.perf_counter()
-        plan = preview_stack("bench", project=find_project(project)).plan
-        seconds = time.perf_counter() - start
-    peak_mb = _peak_rss_mb()
-    return {"models": models, "resources": len(plan.resources), "seconds": seconds, "peak_mb": peak_mb}
+def generated_project(scratch: Path, models: int) -> Path:
+    """A project beside the real one: its program and components, one generated stack file `bench`."""
+    shutil.copy(ROOT / "Pulumi.yaml", scratch / "Pulumi.yaml")
+    (scratch / "infra").symlink_to(ROOT / "infra")
+    (scratch / "stacks").mkdir()
+    (scratch / "stacks" / "Pulumi.bench.yaml").write_text(generated_stack(models))
+    return scratch
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM belongs to the process's own address space;
-    ru_maxrss would also count the parent's pages that the fork copied before exec."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB on Linux, bytes on macOS
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from start to exit and peak resident MB of `command` (a new process); it must succeed."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = child.stderr.read().decode() if child.stderr else ""
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}): {stderr.strip()}")
+    peak_kb = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
+    return seconds, peak_kb / 1024
 
 
-def time_generated(models: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--measure", str(models)], cwd=ROOT, check=True,
-                            capture_output=True, text=True)
+def child_json(args: list[str], cwd: Path, env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, __file__, *args], cwd=cwd, env=env, check=True, capture_output=True,
+                            text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cold_runs(command: list[str], cwd: Path, env: dict[str, str], repeat: int,
+              before_each=lambda: None) -> tuple[float, float]:
+    """Median seconds and highest peak MB of `repeat` runs of `command`."""
+    runs = []
+    for _ in range(repeat):
+        before_each()
+        runs.append(timed(command, cwd, env))
+    return statistics.median(seconds for seconds, _ in runs), max(peak for _, peak in runs)
+
+
+def pr_workflow(env: dict[str, str], plans: Path) -> float:
+    """Seconds of the PR workflow's head step: every stack previewed at once, then each checked from its plan."""
+    start = time.perf_counter()
+    emlops = [sys.executable, "-m", "emlops"]
+    timed([*emlops, "preview", "--all", "--json-dir", str(plans), "-q"], ROOT, env)
+    for stack in STACKS:
+        timed([*emlops, "check", stack, "--plan", str(plans / f"{stack}.json"), "--json",
+               str(plans / f"{stack}.check.json")], ROOT, env)
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100])
-    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # child process of the scale test
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (the median is reported)")
+    parser.add_argument("--models", type=int, default=100, help="models in the generated production stack")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS),
+                        help="which measurements: warm (in-process ratios), cold (new processes), workflow (PR step)")
+    parser.add_argument("--suite", action="store_true", help="also time the test suite")
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # a child's measurement
     args = parser.parse_args()
-    if args.measure is not None:
-        print(json.dumps(measure_generated(args.measure)))
+    if args.measure:
+        kind, *values = args.measure
+        if kind == "warm":
+            print(json.dumps(measure_warm(Path(values[0]), values[1], int(values[2]))))
+        elif kind == "flat-cold":
+            measure_flat_cold(int(values[0]))
         return
 
-    time_prod(1)  # warm-up: imports and caches
-    prod, count = time_prod(args.repeat)
-    flat = time_flat(count, args.repeat)
-    cold = time_cold()
-    prod_median, flat_median = statistics.median(prod), statistics.median(flat)
-    print(f"resources registered (prod):      {count}")
-    print(f"prod preview, in-process median:  {prod_median * 1000:.0f} ms  "
-          f"({prod_median / count * 1000:.2f} ms/resource)")
-    print(f"flat pulumi_aws, same count:      {flat_median * 1000:.0f} ms  "
-          f"({flat_median / count * 1000:.2f} ms/resource)")
-    print(f"ratio prod / flat:                {prod_median / flat_median:.2f}")
-    print(f"cold `emlops preview prod -q`:    {cold:.2f} s (new process, imports included)")
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        cache = scratch / "cache"
+        env = {**os.environ, "EMLOPS_CACHE_DIR": str(cache)}
+        empty_cache = lambda: shutil.rmtree(cache, ignore_errors=True)  # noqa: E731
+        (scratch / "bench").mkdir()
+        project = generated_project(scratch / "bench", args.models)
 
-    scale = [time_generated(size) for size in args.sizes]
-    for row in scale:
-        print(f"generated prod stack, {row['models']:>3} models: {row['resources']:>5} resources, "
-              f"{row['seconds']:.2f} s, peak RSS {row['peak_mb']:.0f} MB")
-    if len(scale) >= 2:
-        small, large = scale[0], scale[-1]
-        factor = large["models"] / small["models"]
-        print(f"time({large['models']}) / time({small['models']}) = {large['seconds'] / small['seconds']:.2f} "
-              f"(linear bound: {factor * 1.1:.1f}); peak at {large['models']} models "
-              f"{'under' if large['peak_mb'] < 400 else 'OVER'} 400 MB")
+        if "warm" in args.rows:
+            prod = child_json(["--measure", "warm", str(ROOT), "prod", str(args.repeat)], ROOT, env)
+            bench = child_json(["--measure", "warm", str(project), "bench", str(args.repeat)], ROOT, env)
+            report_warm(prod, bench, args.models)
+        if "cold" in args.rows:
+            preview = [sys.executable, "-m", "emlops", "preview"]
+            empty = cold_runs([*preview, "prod", "-q"], ROOT, env, args.repeat, before_each=empty_cache)
+            filled = cold_runs([*preview, "prod", "-q"], ROOT, env, args.repeat)
+            print(f"cold `emlops preview prod -q`:      {empty[0]:.2f} s, peak {empty[1]:.0f} MB (empty cache); "
+                  f"{filled[0]:.2f} s, peak {filled[1]:.0f} MB (cache filled)")
+            plan = project / "bench.json"
+            bench_cold = cold_runs([*preview, "bench", "-q", "--json", str(plan)], project, env,
+                                   max(1, args.repeat // 2))
+            count = len(json.loads(plan.read_text())["resources"])
+            print(f"cold `emlops preview bench -q`:     {bench_cold[0]:.2f} s, peak {bench_cold[1]:.0f} MB "
+                  f"({args.models} models, {count} resources)")
+            flat_cold = cold_runs([sys.executable, __file__, "--measure", "flat-cold", str(count)], ROOT, env,
+                                  max(1, args.repeat // 2))
+            print(f"cold flat program, same count:      {flat_cold[0]:.2f} s, peak {flat_cold[1]:.0f} MB")
+        if "workflow" in args.rows:
+            empty_cache()
+            empty = pr_workflow(env, scratch / "plans-empty")
+            filled = pr_workflow(env, scratch / "plans-filled")
+            print(f"PR workflow head step (preview --all + check --plan x{len(STACKS)}): {empty:.2f} s (empty cache); "
+                  f"{filled:.2f} s (cache filled)")
+        if args.suite:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT, check=True,
+                           capture_output=True)
+            print(f"test suite:                         {time.perf_counter() - start:.1f} s")
+
+
+def report_warm(prod: dict, bench: dict, models: int) -> None:
+    per = lambda row, key="seconds": row[key] / row["resources"] * 1000  # noqa: E731
+    print(f"prod preview, in-process:           {prod['seconds'] * 1000:.0f} ms for {prod['resources']} resources "
+          f"({prod['registrations']} registrations with the shared stack it previews)")
+    print(f"flat pulumi_aws, {prod['resources']} resources:       {prod['flat_seconds'] * 1000:.0f} ms")
+    print(f"ratio prod / flat:                  {prod['seconds'] / prod['flat_seconds']:.2f}")
+    if "flat_registrations_seconds" in prod:
+        print(f"flat pulumi_aws, {prod['registrations']} registrations: "
+              f"{prod['flat_registrations_seconds'] * 1000:.0f} ms; ratio "
+              f"{prod['seconds'] / prod['flat_registrations_seconds']:.2f}")
+    print(f"generated prod stack, {models:>3} models: {bench['resources']:>5} resources, in-process "
+          f"{bench['seconds']:.2f} s ({per(bench):.2f} ms/resource); flat {bench['flat_seconds']:.2f} s "
+          f"({per(bench, 'flat_seconds'):.2f} ms/resource); ratio {bench['seconds'] / bench['flat_seconds']:.2f}")
 
 
 if __name__ == "__main__":
