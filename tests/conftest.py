@@ -56,14 +56,15 @@ def _one_botocore_loader_per_session():
 
 
 @functools.lru_cache(maxsize=None)
-def _shipped_preview(stack: str) -> RunResult:
+def shipped_preview(stack: str) -> RunResult:
+    """The preview of a shipped stack, made once per test process; read it, never change it."""
     return preview_stack(stack, project=find_project(ROOT))
 
 
 @pytest.fixture
 def shipped_plan() -> Callable[[str], Plan]:
-    """The plan of a shipped stack (previewed once per test session)."""
-    return lambda stack: _shipped_preview(stack).plan
+    """The plan of a shipped stack (previewed once per test process)."""
+    return lambda stack: shipped_preview(stack).plan
 
 
 @pytest.fixture(scope="session")
