@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -30,6 +31,7 @@ REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
 # Previews in this session (and the CLI processes its tests start) keep the pipeline definitions the SDK
 # built in a directory of their own, never in the user's ~/.cache/emlops.
 os.environ["EMLOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="emlops-test-cache-")
+atexit.register(shutil.rmtree, os.environ["EMLOPS_CACHE_DIR"], ignore_errors=True)
 
 
 def run_components(program: Callable[[], Any], identity: AwsIdentity = IDENTITY, stack: str = "test") -> Plan:
@@ -37,15 +39,63 @@ def run_components(program: Callable[[], Any], identity: AwsIdentity = IDENTITY,
     return run_function(program, identity=identity, stack=stack).plan
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader_per_session():
+    """Every botocore session the tests make (each `emlops retrain/approve`, each boto3 client of a moto test)
+    shares one data loader, so each service model's JSON is decoded once per test process instead of once per
+    session (~0.1 s for SageMaker's). What emlops's retraining build does for its own sessions
+    (components/retraining_definition.py): the loader only reads files that ship with botocore and caches what
+    it decodes, so sharing it changes nothing but the time. Patched in botocore.loaders too, so that the build's
+    own patch, which restores the function it imported from there, restores this one."""
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.loaders.create_loader
+    loaders: dict[Any, Any] = {}
+
+    def shared_loader(search_path_string: Optional[str] = None):
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.loaders.create_loader = botocore.session.create_loader = shared_loader
+    yield
+    botocore.loaders.create_loader = botocore.session.create_loader = original
+
+
 @functools.lru_cache(maxsize=None)
-def _shipped_preview(stack: str) -> RunResult:
+def shipped_preview(stack: str) -> RunResult:
+    """The preview of a shipped stack, made once per test process; read it, never change it."""
     return preview_stack(stack, project=find_project(ROOT))
 
 
 @pytest.fixture
 def shipped_plan() -> Callable[[str], Plan]:
-    """The plan of a shipped stack (previewed once per test session)."""
-    return lambda stack: _shipped_preview(stack).plan
+    """The plan of a shipped stack (previewed once per test process)."""
+    return lambda stack: shipped_preview(stack).plan
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sqlite MLflow store with MLflow's schema and nothing else, made once per test process."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-empty") / "mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}", registry_uri=f"sqlite:///{path}")
+    client.search_experiments()
+    client.search_registered_models()
+    return path
+
+
+@pytest.fixture(scope="session")
+def new_mlflow_store(empty_mlflow_store: Path) -> Callable[[Path], str]:
+    """A fresh local MLflow store in a folder, its URI: a copy of the empty one, so that each registry fixture
+    skips MLflow's schema migrations (~1.4 s) but is a real store of its own."""
+
+    def make(folder: Path) -> str:
+        shutil.copy(empty_mlflow_store, folder / "mlflow.db")
+        return f"sqlite:///{folder / 'mlflow.db'}"
+    return make
 
 
 @pytest.fixture

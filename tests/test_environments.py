@@ -336,8 +336,8 @@ def owner_endpoint(plan: Plan, resource: PlanResource) -> str | None:
     return None
 
 
-def test_changing_one_models_instance_count_changes_only_that_models_resources(project_copy):
-    base = preview_stack("dev", start=project_copy).plan
+def test_changing_one_models_instance_count_changes_only_that_models_resources(project_copy, shipped_plan):
+    base = shipped_plan("dev")  # the copy's dev stack file before the edit is the shipped one
     edit_stack(project_copy, "dev", '''            instance_type: ml.m5.large
             initial_instance_count: 1
 ''', '''            instance_type: ml.m5.large

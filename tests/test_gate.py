@@ -76,9 +76,9 @@ def plans(tmp_path, shipped_plan):
 
 
 @pytest.fixture
-def renamed(monkeypatch, plans):
+def renamed(plans):
     """base.json, and head.json with the datasets bucket's component renamed without aliases."""
-    return plans("head", renamed_datasets(monkeypatch, aliases=False))
+    return plans("head", renamed_datasets(aliases=False))
 
 
 # -- a rename ------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_a_component_renamed_without_aliases_fails_the_gate(renamed, project_cop
 
 
 def test_the_same_rename_with_aliases_passes_the_gate(monkeypatch, plans, project_copy):
-    head = plans("head", renamed_datasets(monkeypatch, aliases=True))
+    head = plans("head", renamed_datasets(aliases=True))
     monkeypatch.chdir(project_copy)
     result = gate(head.parent / "base.json", head)
     assert result.exit_code == 0, result.output

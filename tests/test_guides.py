@@ -97,7 +97,10 @@ def run(root: Path, line: str) -> str:
     env = {"PYTHONPATH": os.pathsep.join([str(root), *site_packages]), "PATH": os.environ.get("PATH", "/usr/bin"),
            "COLUMNS": "200", "HOME": str(root), "PYTHONDONTWRITEBYTECODE": "1",
            # the session's definition cache (tests/conftest.py), not one inside the copy
-           "EMLOPS_CACHE_DIR": os.environ["EMLOPS_CACHE_DIR"]}
+           "EMLOPS_CACHE_DIR": os.environ["EMLOPS_CACHE_DIR"],
+           # a guide's `python -m pytest` runs its tests in its own process (pyproject's `-n auto` would start a
+           # worker per CPU, which the suite running this test already keeps busy)
+           "PYTEST_XDIST_AUTO_NUM_WORKERS": "0"}
     result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, (line, result.stdout[-6000:], result.stderr[-3000:])
     return result.stdout

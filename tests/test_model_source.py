@@ -88,10 +88,10 @@ def test_s3_resolves_as_itself(resolver: Any) -> None:
 class Registry:
     """A sqlite MLflow registry whose versions point at S3 (no artifact is uploaded)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, uri: str) -> None:
         from mlflow import MlflowClient
 
-        self.uri = f"sqlite:///{root}/mlflow.db"
+        self.uri = uri
         self.local_source = str(root / "local" / "model")
         client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         experiment = client.create_experiment("churn-training", artifact_location=BUCKET)
@@ -117,8 +117,9 @@ class Registry:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    return Registry(tmp_path_factory.mktemp("mlflow"))
+def registry(tmp_path_factory: pytest.TempPathFactory, new_mlflow_store) -> Registry:
+    root = tmp_path_factory.mktemp("mlflow")
+    return Registry(root, new_mlflow_store(root))
 
 
 @pytest.fixture(params=["live", "offline"])

@@ -868,8 +868,8 @@ def prod_with(project_copy, old: str = "", new: str = ""):
     return preview_stack("prod", start=project_copy)
 
 
-def test_prod_with_model_quality_previews_and_every_request_is_valid(project_copy):
-    plan = prod_with(project_copy).plan
+def test_prod_with_model_quality_previews_and_every_request_is_valid(shipped_plan):
+    plan = shipped_plan("prod")  # prod ships churn's model-quality section
     job = plan.get("prod-churn-monitor-quality-job", MQ_JOB)
     # through the stack's aws-native provider, set up like its AWS provider: region, account, deploy role, tags
     native, classic = plan.get(job.provider.rsplit("::", 1)[-1]), plan.get("aws-prod")

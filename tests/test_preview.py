@@ -169,9 +169,10 @@ def test_dev_tree_shape(shipped_plan):
     assert len(plan.resources) == 131
 
 
-def test_two_previews_write_byte_identical_plans(tmp_path):
+def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):
+    """The session's preview of prod (made whenever a test first needed it) and one made now."""
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    preview_stack("prod", project=find_project(ROOT)).plan.write(first)
+    shipped_plan("prod").write(first)
     preview_stack("prod", project=find_project(ROOT)).plan.write(second)
     assert first.read_bytes() == second.read_bytes()
     assert Plan.load(first).dumps() == first.read_text()

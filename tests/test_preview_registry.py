@@ -16,11 +16,11 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+def registry(tmp_path_factory: pytest.TempPathFactory, new_mlflow_store) -> str:
     """A sqlite MLflow registry with `churn` version 1 under alias `champion` (artifacts in S3)."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    uri = new_mlflow_store(tmp_path_factory.mktemp("mlflow"))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_experiment("churn-training", artifact_location="s3://ml-artifacts-bucket/mlflow")
     client.create_registered_model("churn")

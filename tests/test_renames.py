@@ -3,6 +3,8 @@ matches a renamed resource to its old URN through them (keeping its generated na
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 
 import pulumi
@@ -15,7 +17,7 @@ from emlops.offline.preview import preview_stack
 from emlops.program import platform
 from emlops.review.diff import diff_plans, physical_name
 from emlops.program.stackfile import find_project
-from tests.conftest import ROOT, SHIPPED_STACKS, run_components
+from tests.conftest import ROOT, SHIPPED_STACKS, shipped_preview, run_components
 
 BUCKET = "aws:s3/bucket:Bucket"
 
@@ -70,7 +72,7 @@ def test_the_shipped_plans_hold_no_aliases_and_the_catalogue_knows_every_type_th
     plans keep the contract's shape, and a test fails when a provider upgrade renames another type."""
     declared: dict[str, list[str]] = {}
     for stack in SHIPPED_STACKS:
-        result = preview_stack(stack, project=find_project(ROOT))
+        result = shipped_preview(stack)
         assert [r.urn for r in result.plan.resources if r.aliases] == []
         assert "aliases" not in result.plan.dumps()
         for type_, earlier in result.sdk_type_aliases.items():
@@ -97,8 +99,14 @@ def test_a_base_plan_made_with_an_older_provider_spelling_matches(shipped_plan):
 
 # -- a component of the platform renamed: the datasets bucket's ------------------------------------------
 
-def renamed_datasets(monkeypatch, aliases: bool):
-    """Preview dev with the datasets bucket's component renamed `dev-training-data` (with or without `aliases`)."""
+def renamed_datasets(aliases: bool) -> Plan:
+    """The plan of dev with the datasets bucket's component renamed `dev-training-data` (with or without
+    `aliases`): previewed once per test process, each caller gets a copy of its own."""
+    return copy.deepcopy(_renamed_datasets(aliases))
+
+
+@functools.lru_cache(maxsize=None)
+def _renamed_datasets(aliases: bool) -> Plan:
     real = platform.SecureBucket
 
     def secure_bucket(name, args, opts=None):
@@ -108,14 +116,14 @@ def renamed_datasets(monkeypatch, aliases: bool):
             name = name.replace("-datasets", "-training-data")
         return real(name, args, opts=opts)
 
-    with monkeypatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(platform, "SecureBucket", secure_bucket)
         return preview_stack("dev", project=find_project(ROOT)).plan
 
 
-def test_a_component_renamed_without_aliases_deletes_its_bucket_and_replaces_what_names_it(monkeypatch, shipped_plan):
+def test_a_component_renamed_without_aliases_deletes_its_bucket_and_replaces_what_names_it(shipped_plan):
     base = shipped_plan("dev")
-    diff = diff_plans(base, renamed_datasets(monkeypatch, aliases=False))
+    diff = diff_plans(base, renamed_datasets(aliases=False))
     destroyed = [(r.action, r.resource.name) for r in diff.resources if r.destructive and r.stateful]
     assert destroyed == [("replace", "dev-features-customers"), ("remove", "dev-datasets-bucket")]
     assert sorted(r.resource.name for r in diff.resources if r.action == "remove") == sorted(
@@ -128,9 +136,9 @@ def test_a_component_renamed_without_aliases_deletes_its_bucket_and_replaces_wha
         ("offlineStoreConfig.s3StorageConfig.s3Uri", f"s3://{old}/feature-store/dev-features-customers", True)]
 
 
-def test_a_component_renamed_with_aliases_keeps_its_bucket_and_its_name(monkeypatch, shipped_plan):
+def test_a_component_renamed_with_aliases_keeps_its_bucket_and_its_name(shipped_plan):
     base = shipped_plan("dev")
-    head = renamed_datasets(monkeypatch, aliases=True)
+    head = renamed_datasets(aliases=True)
     bucket = head.get("dev-training-data-bucket")
     assert bucket.aliases == [base.get("dev-datasets-bucket").urn]
     diff = diff_plans(base, head)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -219,11 +220,9 @@ def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.Complete
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_comment(tmp_path):
+def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_comment(tmp_path, shipped_plan):
     """The head step and the comment step, run for real on a project whose base plan holds a bucket that the
     head deletes: the stack is listed as failed by the gate, and the comment names the bucket."""
-    from emlops.offline.preview import preview_stack
-
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
@@ -235,7 +234,7 @@ def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_commen
     runner_temp = tmp_path / "runner"
     plans = runner_temp / "emlops-pr"
     (plans / "base").mkdir(parents=True)
-    base = preview_stack("dev", start=project).plan
+    base = copy.deepcopy(shipped_plan("dev"))  # the project's dev stack file is the shipped one
     bucket = base.get("dev-datasets-bucket")
     base.resources.append(dataclasses.replace(bucket, urn=bucket.urn.replace("::dev-datasets-bucket",
                                                                               "::dev-old-datasets-bucket"),
