@@ -170,7 +170,7 @@ def test_dev_tree_shape(shipped_plan):
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):
-    """The session's preview of prod (made whenever a test first needed it) and one made now."""
+    """The test process's cached preview of prod (made whenever a test first needed it) and one made now."""
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     shipped_plan("prod").write(first)
     preview_stack("prod", project=find_project(ROOT)).plan.write(second)
