@@ -191,6 +191,7 @@ def test_pr_preview_job_previews_base_and_head_of_every_stack_file():
     assert script.count("for file in stacks/Pulumi.*.yaml; do") == 2
     assert not re.search(r"\b(dev|staging|prod)\b", script)
     assert emlops_calls(script) == [
+        ["preview", "--all", "--json-dir", "$RUNNER_TEMP/emlops-pr/base", "-q"],
         ["preview", "$stack", "--json", "$RUNNER_TEMP/emlops-pr/base/$stack.json", "-q"],
         ["preview", "--all", "--json-dir", "$plans/head", "-q"],
         ["check", "$stack", "--plan", "$plans/head/$stack.json", "--json", "$plans/head/$stack.check.json"],
@@ -270,6 +271,33 @@ def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_commen
     (plans / "head" / "dev.gate.txt").write_text(error + "\n")
     assert run_step(comment_step["run"], env, project).returncode == 0
     assert (plans / "comment.md").read_text().endswith(f"with a reason):\n  - {error}\n")
+
+
+@pytest.mark.parametrize("base_has_all", [True, False])
+def test_pr_preview_base_step_previews_every_stack_at_once_or_one_by_one_on_an_older_base(tmp_path, base_has_all):
+    """The base step, run for real on a base with dev (previews) and a broken staging: dev's plan is written
+    whether the base's emlops has `preview --all` or not (an older one, faked here, refuses the option), and
+    staging is absent with a notice."""
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", base / "Pulumi.yaml")
+    (base / "infra").symlink_to(ROOT / "infra")
+    (base / "stacks").mkdir()
+    shutil.copy(ROOT / "stacks" / "Pulumi.dev.yaml", base / "stacks" / "Pulumi.dev.yaml")
+    (base / "stacks" / "Pulumi.staging.yaml").write_text("config:\n  emlops:platform: {environment: staging}\n")
+    bin_dir = base / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    refuse_all = "" if base_has_all else (
+        'case " $* " in *" --all "*) echo "No such option: --all" >&2; exit 2;; esac\n')
+    (bin_dir / "emlops").write_text(f"#!/usr/bin/env bash\n{refuse_all}exec {sys.executable} -m emlops \"$@\"\n")
+    (bin_dir / "emlops").chmod(0o755)
+    runner_temp = tmp_path / "runner"
+    env = {**os.environ, "RUNNER_TEMP": str(runner_temp)}
+    step = run_step(step_named(PR["jobs"]["preview"], "Preview the base's stacks")["run"], env, base)
+    assert step.returncode == 0, step.stderr
+    assert sorted(path.name for path in (runner_temp / "emlops-pr" / "base").iterdir()) == ["dev.json"]
+    assert json.loads((runner_temp / "emlops-pr" / "base" / "dev.json").read_text())["stack"] == "dev"
+    assert "::notice::staging does not preview on the base commit; it shows as new." in step.stdout
 
 
 def test_pr_preview_updates_one_marked_comment_and_keeps_forks_in_the_summary():
