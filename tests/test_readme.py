@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from emlops.cli.docs import render_readme
 from tests.conftest import ROOT
 
@@ -76,19 +78,36 @@ def test_readme_deploy_commands_name_shipped_stacks_and_the_pulumi_project_match
     assert (ROOT / "requirements.txt").read_text().splitlines()[-2:] == ["-c requirements.lock", "-e ."]
 
 
-def test_readme_benchmark_command_runs():
-    """The README's benchmark command, at the smallest size: every row of it is printed."""
-    result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1", "--models", "1"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+BENCHMARK_ROWS = {
+    "warm": [r"prod preview, in-process: +\d+ ms for \d+ resources \(\d+ registrations",
+             r"ratio prod / flat: +\d+\.\d\d",
+             r"generated prod stack, +1 models: +\d+ resources, in-process \d+\.\d\d s .* ratio \d+\.\d\d"],
+    "cold": [r"cold `emlops preview prod -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
+             r"cold `emlops preview bench -q`: +\d+\.\d\d s, peak \d+ MB \(1 models, \d+ resources\)",
+             r"cold flat program, same count: +\d+\.\d\d s, peak \d+ MB"],
+    "workflow": [r"PR workflow head step \(preview --all \+ check --plan x4\): \d+\.\d\d s \(empty cache\); "
+                 r"\d+\.\d\d s"],
+}
+
+
+@pytest.mark.parametrize("rows", sorted(BENCHMARK_ROWS))
+def test_readme_benchmark_command_runs(rows):
+    """The README's benchmark command at the smallest size, one group of rows at a time (so the groups can run
+    side by side): each prints every line of its rows."""
+    result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1", "--models", "1",
+                             "--rows", rows], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    rows = [r"prod preview, in-process: +\d+ ms for \d+ resources \(\d+ registrations",
-            r"ratio prod / flat: +\d+\.\d\d",
-            r"generated prod stack, +1 models: +\d+ resources, in-process \d+\.\d\d s .* ratio \d+\.\d\d",
-            r"cold `emlops preview prod -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
-            r"cold `emlops preview bench -q`: +\d+\.\d\d s, peak \d+ MB \(1 models, \d+ resources\)",
-            r"cold flat program, same count: +\d+\.\d\d s, peak \d+ MB",
-            r"PR workflow head step \(preview --all \+ check --plan x4\): \d+\.\d\d s \(empty cache\); \d+\.\d\d s"]
-    assert [row for row in rows if not re.search(row, result.stdout)] == [], result.stdout
+    assert [row for row in BENCHMARK_ROWS[rows] if not re.search(row, result.stdout)] == [], result.stdout
+    assert len(result.stdout.splitlines()) == {"warm": 5, "cold": 3, "workflow": 1}[rows], result.stdout
+
+
+def test_every_benchmark_row_group_is_smoke_tested():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "benchmarks" / "preview.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.ROWS) == set(BENCHMARK_ROWS)
 
 
 def test_readme_model_example_is_a_valid_model():
