@@ -15,9 +15,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.aws_context import AwsContext, concat
+from emlops.components.aws_context import AwsContext
 from emlops.components.iam import Statement, policy_document
 from emlops.components.options import child
+from emlops.components.outputs import concat
 
 
 @dataclass(frozen=True)

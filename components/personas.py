@@ -27,9 +27,10 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from emlops.components.aws_context import AwsContext, aws_context, concat
+from emlops.components.aws_context import AwsContext, aws_context
 from emlops.components.iam import Statement, policy_document, policy_size
 from emlops.components.options import child, type_token
+from emlops.components.outputs import concat
 from emlops.components.personas_args import (IDENTITY_CENTER_ROLES, INLINE_POLICIES_LIMIT, PERSONA_TAG, PERSONAS,
                                              PRINCIPAL_ARN, TRUST_POLICY_LIMIT, PersonasContext, PersonasSettings)
 from emlops.components.personas_policies import (PERSONA_PATH, data_scientist_policies, ml_engineer_policies,

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import pulumi
 
-from emlops.components.aws_context import AwsContext, concat
+from emlops.components.aws_context import AwsContext
 from emlops.components.iam import PENDING_APPROVAL_ONLY, Statement, kms_usage_statement, platform_role_path
+from emlops.components.outputs import concat
 from emlops.components.personas_args import PersonasContext, PersonasSettings
 
 

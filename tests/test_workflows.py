@@ -221,15 +221,20 @@ def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.Complete
                           capture_output=True, text=True, timeout=600, check=False)
 
 
+def dev_project(root: Path) -> Path:
+    """A project at `root` with the real program and the shipped dev stack file only (no .venv yet)."""
+    root.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    (root / "infra").symlink_to(ROOT / "infra")
+    (root / "stacks").mkdir()
+    shutil.copy(ROOT / "stacks" / "Pulumi.dev.yaml", root / "stacks" / "Pulumi.dev.yaml")
+    return root
+
+
 def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_comment(tmp_path, shipped_plan):
     """The head step and the comment step, run for real on a project whose base plan holds a bucket that the
     head deletes: the stack is listed as failed by the gate, and the comment names the bucket."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
-    (project / "infra").symlink_to(ROOT / "infra")
-    (project / "stacks").mkdir()
-    shutil.copy(ROOT / "stacks" / "Pulumi.dev.yaml", project / "stacks" / "Pulumi.dev.yaml")
+    project = dev_project(tmp_path / "project")
     (project / ".venv").mkdir()
     (project / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
     runner_temp = tmp_path / "runner"
@@ -278,12 +283,7 @@ def test_pr_preview_base_step_previews_every_stack_at_once_or_one_by_one_on_an_o
     """The base step, run for real on a base with dev (previews) and a broken staging: dev's plan is written
     whether the base's emlops has `preview --all` or not (an older one, faked here, refuses the option), and
     staging is absent with a notice."""
-    base = tmp_path / "base"
-    base.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", base / "Pulumi.yaml")
-    (base / "infra").symlink_to(ROOT / "infra")
-    (base / "stacks").mkdir()
-    shutil.copy(ROOT / "stacks" / "Pulumi.dev.yaml", base / "stacks" / "Pulumi.dev.yaml")
+    base = dev_project(tmp_path / "base")
     (base / "stacks" / "Pulumi.staging.yaml").write_text("config:\n  emlops:platform: {environment: staging}\n")
     bin_dir = base / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
