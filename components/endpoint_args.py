@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Literal, Optional
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
+from emlops.catalog.aws import has_local_storage
 from emlops.components.api_limits import check_content_types, check_instance_type
-from emlops.components.locations import parse_s3
+from emlops.components.locations import check_key_prefix, parse_s3
 from emlops.components.schedules import check_autoscaling_cron
 from emlops.components.settings import AtKey, Governance, Placement, Settings, error_message
 
@@ -153,10 +154,77 @@ class OffHoursSettings(Settings):
         return check_autoscaling_cron(value)
 
 
-class AutoscalingSettings(Settings):
-    """Target tracking on invocations per instance."""
+class AsyncInferenceSettings(Settings):
+    """Asynchronous inference: requests queue at the endpoint, responses and failures are written to S3 (the
+    platform's inference bucket, KMS-encrypted), successes and errors are announced on SNS."""
 
-    min_instances: int = Field(1, ge=1, le=100, description="Fewest instances per variant. Default: 1.")
+    output_prefix: str = Field(description="Key prefix in the platform's inference bucket under which responses "
+                               "(`<output_prefix>responses/`) and failures (`<output_prefix>failures/`) are written, "
+                               "e.g. `async/document-scoring/`.")
+    input_prefix: Optional[str] = Field(None, description="Key prefix in the inference bucket where callers upload "
+                                        "request payloads (InvokeEndpointAsync's InputLocation); the model reads only "
+                                        "there. Default: `<output_prefix>requests/`.")
+    max_concurrent_invocations_per_instance: int = Field(
+        4, ge=1, le=1000, description="Requests one instance works on at a time (SageMaker's "
+        "`MaxConcurrentInvocationsPerInstance`, 1-1000). Default: 4.")
+    target_backlog_per_instance: int = Field(
+        5, ge=1, le=100_000, description="Queued requests per instance that autoscaling holds "
+        "(`ApproximateBacklogSizePerInstance`). Default: 5.")
+    notify_success: bool = Field(True, description="Announce each response on the endpoint's own KMS-encrypted "
+                                 "topic (`<endpoint>-async-success`). Failures always go to the environment's alerts "
+                                 "topic. Default: true.")
+
+    @field_validator("output_prefix", "input_prefix")
+    @classmethod
+    def _prefix(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_key_prefix(value)
+
+    @model_validator(mode="after")
+    def _apart(self) -> "AsyncInferenceSettings":
+        written = (self.responses_prefix, self.failures_prefix)
+        if any(self.requests_prefix.startswith(p) or p.startswith(self.requests_prefix) for p in written):
+            raise AtKey("input_prefix", f"{self.requests_prefix!r} overlaps where responses and failures are written "
+                        f"({', '.join(written)}); the model reads requests and writes results in separate prefixes")
+        return self
+
+    @property
+    def requests_prefix(self) -> str:
+        return self.input_prefix or f"{self.output_prefix}requests/"
+
+    @property
+    def responses_prefix(self) -> str:
+        return f"{self.output_prefix}responses/"
+
+    @property
+    def failures_prefix(self) -> str:
+        return f"{self.output_prefix}failures/"
+
+
+class ShadowSettings(Settings):
+    """A shadow variant: a challenger model that receives a copy of the production variant's requests; its
+    responses are captured (with the production variant's) but never returned to callers."""
+
+    variant_name: str = Field("shadow", pattern=SAGEMAKER_NAME,
+                              description="Name of the shadow variant. Default: shadow.",
+                              json_schema_extra=error_message("must be 1-63 letters, digits or '-', starting and "
+                                                              "ending with a letter or digit"))
+    instance_type: Optional[str] = Field(None, description="Instance type of the shadow variant. Default: the "
+                                         "production variant's.")
+    initial_instance_count: int = Field(1, ge=1, le=100, description="Instances of the shadow variant. Default: 1.")
+    traffic_percent: int = Field(100, ge=1, le=100, description="Share of production requests copied to the "
+                                 "shadow variant, in percent. Default: 100.")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_instance_type(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_instance_type(value, "hosting")
+
+
+class AutoscalingSettings(Settings):
+    """Target tracking on invocations per instance (real-time) or on the queue per instance (asynchronous)."""
+
+    min_instances: int = Field(1, ge=0, le=100, description="Fewest instances per variant; 0 only for asynchronous "
+                               "endpoints, which then scale back out when requests queue. Default: 1.")
     max_instances: int = Field(2, ge=1, le=100, description="Most instances per variant. Default: 2.")
     target_invocations_per_instance: int = Field(100, ge=1, description="Invocations per instance per minute "
                                                  "to hold. Default: 100.")
@@ -196,6 +264,27 @@ class EndpointSettings(Settings):
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Rollback alarms.")
     autoscaling: Optional[AutoscalingSettings] = Field(None, description="Autoscaling of every provisioned variant. "
                                                        "Required in production stacks.")
+    serving: Literal["realtime", "async"] = Field(
+        "realtime", description="`realtime`: callers wait for the response (provisioned or serverless). `async`: "
+        "requests queue, responses go to S3 and SNS (`async_inference`), instances may scale to zero. Default: realtime.")
+    async_inference: Optional[AsyncInferenceSettings] = Field(None, description="Where an asynchronous endpoint "
+                                                              "writes responses and failures. Required when serving "
+                                                              "is async.")
+    mode: Literal["single_model", "multi_model"] = Field(
+        "single_model", description="`multi_model`: one endpoint hosts every model archive under the source's S3 "
+        "prefix and loads them on demand (callers name the `TargetModel`); SageMaker Model Monitor does not monitor "
+        "such endpoints. Default: single_model.")
+    shadow: Optional[ShadowSettings] = Field(None, description="A shadow variant serving a challenger on a copy of "
+                                             "the production traffic. Default: none.")
+    container_startup_timeout_seconds: Optional[int] = Field(
+        None, ge=60, le=3600, description="How long SageMaker waits for the container's health check to pass "
+        "(60-3600). Default: SageMaker's; 1200 for large-model inference images.")
+    model_download_timeout_seconds: Optional[int] = Field(
+        None, ge=60, le=3600, description="How long SageMaker waits for the model to download to an instance "
+        "(60-3600). Default: SageMaker's; 1200 for large-model inference images.")
+    volume_size_gb: Optional[int] = Field(
+        None, ge=1, le=512, description="Size of each instance's EBS volume for the model (1-512 GB); not for "
+        "instance types with local NVMe storage. Default: SageMaker's.")
 
     @field_validator("environment")
     @classmethod
@@ -224,7 +313,62 @@ class EndpointSettings(Settings):
             raise ValueError("serverless endpoints do not support network isolation; use variants or drop it")
         if self.serverless and self.autoscaling:
             raise ValueError("serverless endpoints scale by themselves; drop autoscaling")
+        self._check_modes()
         return self
+
+    def _check_modes(self) -> None:
+        """What asynchronous, multi-model, shadow and large-model serving each allow."""
+        asynchronous = self.serving == "async"
+        if asynchronous and self.async_inference is None:
+            raise AtKey("async_inference", "field required when serving is async: give output_prefix, the prefix of "
+                        "the inference bucket that responses and failures are written under")
+        if not asynchronous and self.async_inference is not None:
+            raise AtKey("async_inference", "applies to asynchronous endpoints only; set serving: async or drop it")
+        if asynchronous and self.serverless:
+            raise AtKey("serving", "asynchronous endpoints run on instances; use variants instead of serverless")
+        if self.mode == "multi_model" and self.serverless:
+            raise AtKey("mode", "multi-model endpoints run on instances; use variants instead of serverless")
+        if self.mode == "multi_model" and asynchronous:
+            raise AtKey("mode", "multi-model endpoints are served in real time here; use serving: realtime")
+        if self.shadow is not None:
+            excluded = ("serverless" if self.serverless else "asynchronous" if asynchronous
+                        else "multi-model" if self.mode == "multi_model" else None)
+            if excluded:
+                raise AtKey("shadow", f"SageMaker runs shadow tests on single-model real-time endpoints on instances, "
+                            f"not on {excluded} ones; drop shadow")
+            if len(self.variants) != 1:
+                raise AtKey("shadow", f"an endpoint with a shadow variant has exactly one production variant "
+                            f"(SageMaker), got {len(self.variants)}")
+            if self.shadow.variant_name == self.variants[0].name:
+                raise AtKey("shadow.variant_name", f"{self.shadow.variant_name!r} is the production variant's name; "
+                            "give the shadow variant its own")
+        if self.autoscaling is not None and self.autoscaling.min_instances == 0 and not asynchronous:
+            raise AtKey("autoscaling.min_instances", "0 scales an endpoint to zero instances, which only asynchronous "
+                        "endpoints can (serving: async); give at least 1")
+        for key in ("container_startup_timeout_seconds", "model_download_timeout_seconds", "volume_size_gb"):
+            if self.serverless and getattr(self, key) is not None:
+                raise AtKey(key, "applies to instances; serverless endpoints take none, drop it")
+        if self.volume_size_gb is not None:
+            for instance_type in self.instance_types:
+                if has_local_storage(instance_type):
+                    raise AtKey("volume_size_gb", f"{instance_type!r} has local NVMe storage, which SageMaker uses "
+                                "instead of an EBS volume; drop volume_size_gb or choose an instance type without "
+                                "local storage")
+
+    @property
+    def instance_types(self) -> list[str]:
+        """The instance types of every provisioned variant, the shadow variant's included."""
+        types = [v.instance_type for v in self.variants]
+        if self.shadow is not None:
+            types.append(self.shadow_instance_type)
+        return types
+
+    @property
+    def shadow_instance_type(self) -> Optional[str]:
+        """The shadow variant's instance type (the production variant's unless given)."""
+        if self.shadow is None:
+            return None
+        return self.shadow.instance_type or self.variants[0].instance_type
 
     @property
     def isolated(self) -> bool:
@@ -295,3 +439,13 @@ class EndpointContext:
     the model gets them beside the settings' `environment`, Pulumi keeps them encrypted in its state and the plan
     shows them as `[secret]`. SageMaker itself shows a model's environment to whoever may describe the model.
     Default: none."""
+    challenger: Optional[ModelArtifact] = None
+    """What the shadow variant serves (`settings.shadow`). Required with a shadow variant."""
+    challenger_image_uri: Optional[pulumi.Input[str]] = None
+    """The challenger's image; required unless the challenger is a model package."""
+    inference_bucket: Optional["SecureBucket"] = None
+    """Bucket an asynchronous endpoint reads requests from and writes responses and failures to (the prefixes of
+    `settings.async_inference`). Required when serving is async."""
+    large_model: bool = False
+    """The image is a large-model inference image (TGI, DJL LMI): its start-up health check and model download
+    get 1,200 seconds each unless the settings say otherwise. Default: false."""

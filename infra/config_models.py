@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.components.endpoint_args import (ENVIRONMENT_MAX_ENTRIES, EndpointSettings, check_environment_names,
-                                             printable_key)
+from emlops.catalog.aws import has_gpu
+from emlops.components.endpoint_args import (ENVIRONMENT_MAX_ENTRIES, EndpointSettings, ShadowSettings,
+                                             check_environment_names, printable_key)
 from emlops.components.locations import check_s3_uri
 from emlops.components.settings import AtKey, Settings
 from emlops.components.monitoring_args import MonitoringSettings
@@ -125,12 +126,50 @@ class ModelSourceConfig(Settings):
         return self
 
 
+class ChallengerSourceConfig(Settings):
+    """The challenger a shadow variant serves, named in the registry the model's own source uses, so that
+    `emlops promote` can make it the champion there: exactly one of the two keys."""
+
+    mlflow: Optional[str] = Field(
+        None, pattern=r"^models:/[^/@\s]+(@[A-Za-z0-9_-]+|/[0-9]+)$",
+        description="MLflow reference of the challenger, e.g. `models:/churn@challenger`, of the same registered "
+        "model as `source.mlflow`.",
+        json_schema_extra={"errorMessage": "must be 'models:/<name>@<alias>' or 'models:/<name>/<version>'"})
+    model_package_group: Optional[str] = Field(
+        None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+        description="SageMaker model package group (the same as `source.model_package_group`): its newest package "
+        "pending manual approval is the challenger.",
+        json_schema_extra={"errorMessage": "must be a SageMaker model package group name"})
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ChallengerSourceConfig":
+        given = [key for key in ("mlflow", "model_package_group") if getattr(self, key)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of mlflow, model_package_group"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+
+class ShadowConfig(ShadowSettings):
+    """A shadow test: the shadow variant's settings and the challenger it serves."""
+
+    challenger: ChallengerSourceConfig = Field(description="The model the shadow variant serves.")
+
+
+# Large-model inference images of the SageMaker SDK's catalogue: Hugging Face TGI and DJL LMI (GPU only).
+LLM_FRAMEWORKS = ("huggingface-llm", "djl-lmi")
+
+
 class ImageConfig(Settings):
     """The inference container: a SageMaker framework image for the stack's region, or your own ECR image."""
 
-    framework: Optional[Literal["xgboost", "sklearn", "pytorch", "tensorflow", "huggingface"]] = Field(
-        None, description="Built-in framework whose image URI comes from the SageMaker SDK's catalogue.")
-    framework_version: Optional[str] = Field(None, description="Framework version, e.g. `1.7-1` for xgboost.")
+    framework: Optional[Literal["xgboost", "sklearn", "pytorch", "tensorflow", "huggingface", "huggingface-llm",
+                                "djl-lmi"]] = Field(
+        None, description="Built-in framework whose image URI comes from the SageMaker SDK's catalogue; "
+        "`huggingface-llm` (Text Generation Inference) and `djl-lmi` (DJL large-model inference) are large-model "
+        "images that run on GPU instances.")
+    framework_version: Optional[str] = Field(None, description="Framework version, e.g. `1.7-1` for xgboost, `3.3.6` "
+                                             "for huggingface-llm, `0.33.0` for djl-lmi.")
     python_version: Optional[str] = Field(None, description="Python version tag (`py3`, `py310`) where the "
                                           "framework needs one. Default: the SDK's default.")
     base_framework_version: Optional[str] = Field(None, description="For huggingface: the framework underneath, "
@@ -176,6 +215,54 @@ class ModelConfig(EndpointSettings, ModelIdentity):
                                          description="Data-quality monitoring of the captured traffic.")
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings,
                                          description="A retraining pipeline started on drift or on a schedule.")
+    shadow: Optional[ShadowConfig] = Field(None, description="A shadow test: a challenger served on a copy of the "
+                                           "production traffic, both captured; `emlops promote` makes it the champion. "
+                                           "Default: none.")
+
+    @property
+    def large_model(self) -> bool:
+        """The image is a large-model inference image (GPU only)."""
+        return self.image is not None and self.image.framework in LLM_FRAMEWORKS
+
+    @model_validator(mode="after")
+    def _modes_fit_the_source(self) -> "ModelConfig":
+        """Multi-model endpoints serve a prefix, shadows promote through the source's registry, large-model
+        images need GPUs."""
+        if self.mode == "multi_model":
+            if not (self.source.s3_uri and self.source.s3_uri.endswith("/")):
+                raise AtKey("source", "mode multi_model serves every model archive under one S3 prefix: give "
+                            "source.s3_uri ending in '/'")
+            if self.monitoring.enabled:
+                raise AtKey("monitoring.enabled", "SageMaker Model Monitor does not monitor multi-model endpoints; "
+                            "drop monitoring (data capture still records requests and responses)")
+        if self.shadow is not None:
+            self._check_challenger()
+        if self.large_model:
+            framework = self.image.framework
+            if self.serverless is not None:
+                raise AtKey("serverless", f"{framework} images run on GPU instances and serverless endpoints have "
+                            "none; use variants with a GPU instance type (ml.g5, ml.g6, ml.p4d, ...)")
+            keys = [f"variants[{i}].instance_type" for i in range(len(self.variants))] + ["shadow.instance_type"]
+            for key, instance_type in zip(keys, self.instance_types):
+                if not has_gpu(instance_type):
+                    raise AtKey(key, f"{instance_type!r} has no GPU; {framework} images run on GPU instances "
+                                "(ml.g5, ml.g6, ml.p4d, ...)")
+        return self
+
+    def _check_challenger(self) -> None:
+        challenger, source = self.shadow.challenger, self.source
+        if challenger.mlflow is not None:
+            name = challenger.mlflow.split("/")[1].split("@")[0]
+            if not (source.mlflow and "@" in source.mlflow and source.mlflow.split("/")[1].split("@")[0] == name):
+                raise AtKey("shadow.challenger.mlflow", f"emlops promote moves the source's alias to the challenger: "
+                            f"source.mlflow must be an alias of the same registered model (models:/{name}@<alias>)")
+            if challenger.mlflow == source.mlflow:
+                raise AtKey("shadow.challenger.mlflow", f"is the source itself ({source.mlflow}); name the "
+                            "challenger's alias, e.g. models:/{0}@challenger".format(name))
+        elif challenger.model_package_group != source.model_package_group:
+            raise AtKey("shadow.challenger.model_package_group", "emlops promote approves the challenger in the "
+                        "source's group: source.model_package_group must be the same group "
+                        f"({challenger.model_package_group!r})")
 
     def captures_data(self, environment: str) -> bool:
         """Whether the endpoint captures data (on by default except in `dev` and for serverless)."""

@@ -73,7 +73,9 @@ DEFAULT_RETRAINING = {"enabled": False, "metric_name": "auc", "metric_threshold"
                       "max_runtime_hours": 24, "content_types": ["text/csv"],
                       "inference_instance_types": ["ml.m5.large"]}
 DEFAULTS = {"environment": {}, "network_isolation": None, "data_capture": DEFAULT_CAPTURE,
-            "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None, "secret_environment": {},
+            "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None, "serving": "realtime",
+            "async_inference": None, "mode": "single_model", "shadow": None, "container_startup_timeout_seconds": None,
+            "model_download_timeout_seconds": None, "volume_size_gb": None, "secret_environment": {},
             "monitoring": DEFAULT_MONITORING, "retraining": DEFAULT_RETRAINING}
 NO_SOURCE = {"mlflow": None, "model_package_group": None, "model_package_arn": None, "s3_uri": None}
 
@@ -205,10 +207,14 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      f"{AT}.network.private_subnet_ids: subnet ids must be unique"),
     (platform(model(instance_type="ml.m5.large")),
      f"{M0}.instance_type: unknown key; allowed keys: name, source, image, environment, variants, serverless, "
-     "network_isolation, data_capture, deployment, alarms, autoscaling, secret_environment, monitoring, retraining"),
+     "network_isolation, data_capture, deployment, alarms, autoscaling, serving, async_inference, mode, shadow, "
+     "container_startup_timeout_seconds, model_download_timeout_seconds, volume_size_gb, secret_environment, "
+     "monitoring, retraining"),
     (platform(model(variant=[{"instance_type": "ml.m5.large"}])),
      f"{M0}.variant: unknown key; did you mean 'variants'? allowed keys: name, source, image, environment, "
-     "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling, secret_environment, "
+     "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling, serving, "
+     "async_inference, mode, shadow, container_startup_timeout_seconds, model_download_timeout_seconds, "
+     "volume_size_gb, secret_environment, "
      "monitoring, retraining"),
     (platform(model(autoscaling={"min_instance": 2})),
      f"{M0}.autoscaling.min_instance: unknown key; did you mean 'min_instances'? allowed keys: min_instances, "

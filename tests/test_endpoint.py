@@ -170,7 +170,9 @@ ROLLOUT_BOUNDS = {"canary_percent": (1, 50), "linear_step_percent": (10, 50), "w
     (P, {"alarms": {"invocation_5xx_errors": 0}}, ("alarms", "invocation_5xx_errors"), at_least(1)),
     (P, {"autoscaling": {"min_instances": 3, "max_instances": 2}}, ("autoscaling",),
      "Value error, min_instances (3) is larger than max_instances (2); lower min_instances or raise max_instances"),
-    (P, {"autoscaling": {"min_instances": 0, "max_instances": 2}}, ("autoscaling", "min_instances"), at_least(1)),
+    (P, {"autoscaling": {"min_instances": -1, "max_instances": 2}}, ("autoscaling", "min_instances"), at_least(0)),
+    (P, {"autoscaling": {"min_instances": 0, "max_instances": 2}}, (),
+     "Value error, 0 scales an endpoint to zero instances, which only asynchronous endpoints can (serving: async); give at least 1"),
     (S, {"autoscaling": SCALING}, (), "Value error, serverless endpoints scale by themselves; drop autoscaling"),
 ])
 def test_endpoint_settings_reject_with_a_message(base, changes, where, message):

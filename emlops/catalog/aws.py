@@ -110,6 +110,15 @@ def api_limits(service: str, shape: str) -> ShapeLimits:
     return limits[shape]
 
 
+# SageMaker instance families with NVIDIA GPUs: g4dn, g5, g6, g6e, g7, g7e, p3, p4d, p5, p6-b200, ...
+_GPU = re.compile(r"^ml\.(g[0-9]+[a-z]*|p[0-9]+[a-z]*(-[a-z0-9]+)?)\.")
+
+
+def has_gpu(instance_type: str) -> bool:
+    """The SageMaker instance type (`ml.g5.xlarge`, `ml.p4d.24xlarge`) has NVIDIA GPUs."""
+    return bool(_GPU.match(instance_type))
+
+
 def has_local_storage(instance_type: str) -> bool:
     """The SageMaker instance type (`ml.g5.xlarge`) has local NVMe storage, so it takes no volume KMS key."""
     return bool(_LOCAL_STORAGE.match(instance_type))
