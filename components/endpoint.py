@@ -13,6 +13,8 @@ network, alerts topic and governance are its context (`EndpointContext`); both i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Optional
 
 import pulumi
@@ -21,8 +23,9 @@ import pulumi_aws as aws
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import METRIC_ALARM, SCALING_POLICY, SCHEDULED_ACTION
 from emlops.catalog.resources_sagemaker import ENDPOINT, ENDPOINT_CONFIG, MODEL
-from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
-                                             check_environment_names)
+from emlops.components.alerts import notification_topic
+from emlops.components.endpoint_args import (AsyncInferenceSettings, EndpointContext, EndpointSettings, ModelArtifact,
+                                             VariantSettings, check_environment_names)
 from emlops.catalog.resources_iam import ROLE
 from emlops.components.endpoint_iam import execution_role, execution_role_name
 from emlops.components.iam import role_logical_name, role_names
@@ -50,10 +53,28 @@ def check_endpoint_name(name: str) -> None:
 
 
 OFF_HOURS, WORKING_HOURS = "off-hours", "working-hours"
+# Large-model images load tens of gigabytes before their health check answers (SageMaker's default is far shorter).
+LARGE_MODEL_TIMEOUT_SECONDS = 1200
 
 
 def model_logical_name(name: str) -> str:
     return f"{name}-model"
+
+
+def challenger_logical_name(name: str) -> str:
+    return f"{name}-challenger-model"
+
+
+def success_topic_name(name: str) -> str:
+    return f"{name}-async-success"
+
+
+def backlog_policy_name(name: str, variant: str) -> str:
+    return f"{name}-{variant}-backlog-per-instance"
+
+
+def scale_out_from_zero_name(name: str, variant: str) -> str:
+    return f"{name}-{variant}-scale-out-from-zero"
 
 
 def config_logical_name(name: str) -> str:
@@ -80,8 +101,15 @@ def derived_names(name: str, settings: EndpointSettings) -> list[DerivedName]:
              config_logical_name(name)), given(ENDPOINT.token, name), *role_names(execution_role_name(name))]
     names += [auto_named(METRIC_ALARM.token, alarm_logical_name(name, variant, signal))
               for variant in variants for signal in ("5xx", "latency")]
+    if settings.shadow is not None:
+        names.append(auto_named(MODEL.token, challenger_logical_name(name)))
+    asynchronous = settings.serving == "async"
     if settings.autoscaling is not None:
-        names += [given(SCALING_POLICY.token, scaling_policy_name(name, variant)) for variant in variants]
+        policy = backlog_policy_name if asynchronous else scaling_policy_name
+        names += [given(SCALING_POLICY.token, policy(name, variant)) for variant in variants]
+        if asynchronous and settings.autoscaling.min_instances == 0:
+            names += [given(SCALING_POLICY.token, scale_out_from_zero_name(name, variant)) for variant in variants]
+            names += [auto_named(METRIC_ALARM.token, scale_out_from_zero_name(name, variant)) for variant in variants]
         if settings.autoscaling.off_hours is not None:
             names += [given(SCHEDULED_ACTION.token, scheduled_action_name(name, variant, window))
                       for variant in variants for window in (OFF_HOURS, WORKING_HOURS)]
@@ -125,24 +153,47 @@ class ModelEndpoint(pulumi.ComponentResource):
             security_group_ids = list(placement.security_group_ids) or [
                 https_only_security_group(self, name, placement.vpc_id, "SageMaker endpoint", tags).id]
 
+        asynchronous = settings.async_inference if settings.serving == "async" else None
+        self.success_topic_arn = None
+        if asynchronous is not None and asynchronous.notify_success:
+            self.success_topic_arn = notification_topic(
+                self, success_topic_name(name), replace(governance, permissions_boundary_arn=None),
+                purpose=f"the responses of the {name} endpoint", kms_key_arn=kms_key_arn)
         role, policies = execution_role(self, name, settings, context, capture, kms_key_arn, capture_prefix,
-                                        governance)
+                                        governance, self.success_topic_arn)
         self.model_artifact_uri = context.artifact.uri
+        vpc_config = None if security_group_ids is None else {
+            "subnets": list(placement.subnet_ids), "security_group_ids": security_group_ids,
+        }
         model = aws.sagemaker.Model(
             model_logical_name(name),
             execution_role_arn=role.arn,
-            primary_container=_container(settings, context),
+            primary_container=_container(settings, context.artifact, context.image_uri, context.secret_environment),
             enable_network_isolation=settings.isolated,
-            vpc_config=None if security_group_ids is None else {
-                "subnets": list(placement.subnet_ids), "security_group_ids": security_group_ids,
-            },
+            vpc_config=vpc_config,
             tags=tags,
             # SageMaker checks the role's access when the model is created: wait for its policies.
             opts=child(self, depends_on=policies),
         )
+        shadow_variants = None
+        if settings.shadow is not None:
+            challenger = aws.sagemaker.Model(
+                challenger_logical_name(name),
+                execution_role_arn=role.arn,
+                primary_container=_container(settings, context.challenger, context.challenger_image_uri,
+                                             context.secret_environment),
+                enable_network_isolation=settings.isolated,
+                vpc_config=vpc_config,
+                tags={**tags, "model-role": "challenger"},
+                opts=child(self, depends_on=policies),
+            )
+            shadow_variants = [_shadow_variant(settings, context, challenger.name)]
         config = aws.sagemaker.EndpointConfiguration(
             config_logical_name(name),
-            production_variants=_variants(settings, model.name),
+            production_variants=_variants(settings, context, model.name),
+            shadow_production_variants=shadow_variants,
+            async_inference_config=None if asynchronous is None else _async_config(
+                asynchronous, context, kms_key_arn, self.success_topic_arn),
             kms_key_arn=None if serverless or any(has_local_storage(v.instance_type) for v in settings.variants)
             else kms_key_arn,
             data_capture_config=None if self.data_capture_uri is None else {
@@ -174,12 +225,16 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.endpoint_arn = self.endpoint.arn
         if settings.autoscaling is not None:
             for variant in settings.variants:
-                _autoscaling(self, name, variant, settings, tags)
+                if asynchronous is not None:
+                    _async_autoscaling(self, name, variant, settings, tags)
+                else:
+                    _autoscaling(self, name, variant, settings, tags)
         self.register_outputs({
             "endpointName": self.endpoint_name,
             "endpointArn": self.endpoint_arn,
             "modelArtifactUri": self.model_artifact_uri,
             "dataCaptureUri": self.data_capture_uri,
+            "asyncSuccessTopicArn": self.success_topic_arn,
         })
 
 
@@ -198,6 +253,21 @@ def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> N
         raise ValueError("serverless endpoints cannot capture data; drop the capture bucket")
     if settings.data_capture.enabled and context.capture_bucket is None:
         raise ValueError("data_capture.enabled needs a capture bucket")
+    if settings.serving == "async" and context.inference_bucket is None:
+        raise ValueError("asynchronous endpoints read requests from and write responses to S3: give an "
+                         "inference_bucket")
+    if settings.serving == "async" and context.alarm_topic_arn is None:
+        raise ValueError("asynchronous endpoints announce failures on the alerts topic: give alarm_topic_arn")
+    if settings.shadow is not None and context.challenger is None:
+        raise ValueError("a shadow variant serves a challenger: give challenger")
+    if settings.shadow is None and context.challenger is not None:
+        raise ValueError("a challenger is served by a shadow variant: give settings.shadow or drop challenger")
+    if context.challenger is not None and context.challenger.package_arn is None and context.challenger_image_uri \
+            is None:
+        raise ValueError("a challenger_image_uri is required unless the challenger is a model package")
+    if settings.mode == "multi_model" and (context.artifact.package_arn is not None or context.artifact.compressed):
+        raise ValueError("a multi-model endpoint serves the archives under an S3 prefix: the artifact must be an "
+                         "uncompressed prefix (compressed=False) ending in '/'")
     if context.secret_environment:
         if context.artifact.package_arn is not None:
             raise ValueError("a model package names its own container and environment; drop secret_environment")
@@ -211,16 +281,20 @@ def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> N
                              "plain or secret")
 
 
-def _container(settings: EndpointSettings, context: EndpointContext) -> dict:
-    artifact = context.artifact
+def _container(settings: EndpointSettings, artifact: ModelArtifact, image_uri: Optional[pulumi.Input[str]],
+               secret_environment: Mapping[str, pulumi.Input[str]]) -> dict:
     if artifact.package_arn is not None:
         return {"model_package_name": artifact.package_arn}
-    container: dict = {"image": context.image_uri, "mode": "SingleModel"}
+    multi_model = settings.mode == "multi_model"
+    container: dict = {"image": image_uri, "mode": "MultiModel" if multi_model else "SingleModel"}
     environment = {**settings.environment,
-                   **{name: pulumi.Output.secret(value) for name, value in context.secret_environment.items()}}
+                   **{name: pulumi.Output.secret(value) for name, value in secret_environment.items()}}
     if environment:
         container["environment"] = environment
-    if artifact.compressed:
+    if multi_model:
+        # every model archive under the prefix; callers name one with TargetModel
+        container["model_data_url"] = artifact.uri
+    elif artifact.compressed:
         container["model_data_url"] = artifact.uri
     else:
         # MLflow models are directories: SageMaker loads them uncompressed from the prefix.
@@ -231,7 +305,7 @@ def _container(settings: EndpointSettings, context: EndpointContext) -> dict:
     return container
 
 
-def _variants(settings: EndpointSettings, model_name: pulumi.Output[str]) -> list[dict]:
+def _variants(settings: EndpointSettings, context: EndpointContext, model_name: pulumi.Output[str]) -> list[dict]:
     if settings.serverless is not None:
         return [{"variant_name": "serverless", "model_name": model_name, "serverless_config": {
             "memory_size_in_mb": settings.serverless.memory_mb,
@@ -240,7 +314,49 @@ def _variants(settings: EndpointSettings, model_name: pulumi.Output[str]) -> lis
     return [{
         "variant_name": v.name, "model_name": model_name, "instance_type": v.instance_type,
         "initial_instance_count": v.initial_instance_count, "initial_variant_weight": v.weight,
+        **_instance_options(settings, context),
     } for v in settings.variants]
+
+
+def _instance_options(settings: EndpointSettings, context: EndpointContext) -> dict:
+    """Start-up health check, model download timeout and volume size of a variant on instances, where set (large
+    model images get long timeouts by default)."""
+    default = LARGE_MODEL_TIMEOUT_SECONDS if context.large_model else None
+    options = {
+        "container_startup_health_check_timeout_in_seconds": settings.container_startup_timeout_seconds or default,
+        "model_data_download_timeout_in_seconds": settings.model_download_timeout_seconds or default,
+        "volume_size_in_gb": settings.volume_size_gb,
+    }
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _shadow_variant(settings: EndpointSettings, context: EndpointContext, model_name: pulumi.Output[str]) -> dict:
+    """The challenger's variant. SageMaker copies to it the share of the production variant's requests that its
+    weight is of the production variant's weight."""
+    shadow, production = settings.shadow, settings.variants[0]
+    return {
+        "variant_name": shadow.variant_name, "model_name": model_name, "instance_type": settings.shadow_instance_type,
+        "initial_instance_count": shadow.initial_instance_count,
+        "initial_variant_weight": production.weight * shadow.traffic_percent / 100,
+        **_instance_options(settings, context),
+    }
+
+
+def _async_config(settings: AsyncInferenceSettings, context: EndpointContext, kms_key_arn: pulumi.Input[str],
+                  success_topic_arn: Optional[pulumi.Input[str]]) -> dict:
+    bucket = context.inference_bucket.bucket_name
+    notification: dict = {"error_topic": context.alarm_topic_arn}
+    if success_topic_arn is not None:
+        notification["success_topic"] = success_topic_arn
+    return {
+        "output_config": {
+            "s3_output_path": concat("s3://", bucket, "/", settings.responses_prefix),
+            "s3_failure_path": concat("s3://", bucket, "/", settings.failures_prefix),
+            "kms_key_id": kms_key_arn,
+            "notification_config": notification,
+        },
+        "client_config": {"max_concurrent_invocations_per_instance": settings.max_concurrent_invocations_per_instance},
+    }
 
 
 def _rollback_alarms(parent: pulumi.Resource, name: str, variant: str, settings: EndpointSettings,
@@ -285,19 +401,26 @@ def _deployment(settings: EndpointSettings, alarms: list[aws.cloudwatch.MetricAl
     }
 
 
-def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
-                 tags: dict) -> None:
+def _scaling_target(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
+                    tags: dict) -> dict:
+    """The variant's instance count as a scalable target; what its policies name it by."""
     scaling = settings.autoscaling
-    resource_id = f"endpoint/{name}/variant/{variant.name}"
     dimension = "sagemaker:variant:DesiredInstanceCount"
     target = aws.appautoscaling.Target(
         f"{name}-{variant.name}-scaling",
-        service_namespace="sagemaker", scalable_dimension=dimension, resource_id=resource_id,
+        service_namespace="sagemaker", scalable_dimension=dimension,
+        resource_id=f"endpoint/{name}/variant/{variant.name}",
         min_capacity=scaling.min_instances, max_capacity=scaling.max_instances, tags=tags,
         # the variant exists only once the endpoint does
         opts=child(parent, depends_on=[parent.endpoint]),
     )
-    scaled = dict(service_namespace="sagemaker", scalable_dimension=dimension, resource_id=target.resource_id)
+    return dict(service_namespace="sagemaker", scalable_dimension=dimension, resource_id=target.resource_id)
+
+
+def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
+                 tags: dict) -> None:
+    scaling = settings.autoscaling
+    scaled = _scaling_target(parent, name, variant, settings, tags)
     aws.appautoscaling.Policy(
         f"{name}-{variant.name}-invocations",
         name=scaling_policy_name(name, variant.name),
@@ -322,3 +445,49 @@ def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, set
                 scalable_target_action={"min_capacity": low, "max_capacity": high},
                 **scaled, opts=child(parent),
             )
+
+
+def _async_autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
+                       tags: dict) -> None:
+    """Asynchronous endpoints scale on their queue (`ApproximateBacklogSizePerInstance`); with `min_instances: 0`
+    they scale in to zero, and a step policy brings one instance back when requests wait without capacity
+    (`HasBacklogWithoutCapacity`), as AWS documents for asynchronous inference."""
+    scaling, queue = settings.autoscaling, settings.async_inference
+    scaled = _scaling_target(parent, name, variant, settings, tags)
+    endpoint = [{"name": "EndpointName", "value": name}]
+    aws.appautoscaling.Policy(
+        f"{name}-{variant.name}-backlog",
+        name=backlog_policy_name(name, variant.name),
+        policy_type="TargetTrackingScaling",
+        target_tracking_scaling_policy_configuration={
+            "customized_metric_specification": {
+                "metric_name": "ApproximateBacklogSizePerInstance", "namespace": "AWS/SageMaker",
+                "dimensions": endpoint, "statistic": "Average",
+            },
+            "target_value": queue.target_backlog_per_instance,
+            "scale_in_cooldown": scaling.scale_in_cooldown_seconds,
+            "scale_out_cooldown": scaling.scale_out_cooldown_seconds,
+        },
+        **scaled, opts=child(parent),
+    )
+    if scaling.min_instances > 0:
+        return
+    from_zero = aws.appautoscaling.Policy(
+        f"{name}-{variant.name}-from-zero",
+        name=scale_out_from_zero_name(name, variant.name),
+        policy_type="StepScaling",
+        step_scaling_policy_configuration={
+            "adjustment_type": "ChangeInCapacity", "metric_aggregation_type": "Average",
+            "cooldown": scaling.scale_out_cooldown_seconds,
+            "step_adjustments": [{"metric_interval_lower_bound": "0", "scaling_adjustment": 1}],
+        },
+        **scaled, opts=child(parent),
+    )
+    aws.cloudwatch.MetricAlarm(
+        scale_out_from_zero_name(name, variant.name),
+        alarm_description=f"{name}: requests wait and no instance runs; starts one",
+        namespace="AWS/SageMaker", metric_name="HasBacklogWithoutCapacity", dimensions={"EndpointName": name},
+        statistic="Average", period=60, evaluation_periods=2, threshold=1,
+        comparison_operator="GreaterThanOrEqualToThreshold", treat_missing_data="missing",
+        alarm_actions=[from_zero.arn], tags=tags, opts=child(parent),
+    )

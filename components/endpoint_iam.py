@@ -31,7 +31,8 @@ def execution_role_name(name: str) -> str:
 
 def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSettings, context: EndpointContext,
                    capture: Optional["SecureBucket"], kms_key_arn: pulumi.Input[str], capture_prefix: str,
-                   governance: Governance) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
+                   governance: Governance, success_topic_arn: Optional[pulumi.Input[str]] = None,
+                   ) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
     """Create the role and its inline policies; returns both so the Model can wait for the policies."""
     opts = pulumi.ResourceOptions(parent=parent)
     aws_facts = aws_context(parent)
@@ -46,7 +47,11 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
     ), opts=opts)
     artifact = context.artifact
     concerns: dict[str, list[Statement]] = {"read-artifact": _artifact_statements(artifact, partition, via_s3)}
-    pull = _image_pull(context, partition)
+    pull = _image_pull(context.image_uri, context.artifact, partition)
+    if context.challenger is not None:
+        concerns["read-challenger"] = _artifact_statements(context.challenger, partition, via_s3)
+        if context.challenger_image_uri is None or context.challenger_image_uri != context.image_uri:
+            pull += _image_pull(context.challenger_image_uri, context.challenger, partition)
     if pull:
         concerns["pull-image"] = pull
     log_group = aws_facts.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
@@ -63,17 +68,31 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
             Statement(actions=["s3:AbortMultipartUpload", "s3:PutObject"], resources=[objects]),
             kms_usage_statement(kms_key_arn, encrypt=True, decrypt=True, via_service=via_s3),
         ]
+    queue = settings.async_inference if settings.serving == "async" else None
+    if queue is not None:
+        # requests are read from their prefix; responses and failures written to theirs; both topics published to
+        concerns["async-objects"] = context.inference_bucket.access_statements(
+            read=[queue.requests_prefix], write=[queue.responses_prefix, queue.failures_prefix])
+        topics = [t for t in (success_topic_arn, context.alarm_topic_arn) if t is not None]
+        concerns["async-notifications"] = [
+            Statement(actions=["sns:Publish"], resources=topics),
+            # the topics' keys, whichever they are, only for these topics and only through SNS
+            Statement(actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+                      conditions={"StringEquals": {"kms:ViaService": aws_facts.service_endpoint("sns")},
+                                  "ArnEquals": {"kms:EncryptionContext:aws:sns:topicArn": topics}}),
+        ]
     # One inline policy, a Sid per concern: one resource per model instead of five.
     policies = [role.add_policies("permissions", concerns)]
     return role, policies
 
 
-def _image_pull(context: EndpointContext, partition: pulumi.Output[str]) -> list[Statement]:
+def _image_pull(image_uri: Optional[pulumi.Input[str]], artifact: ModelArtifact,
+                partition: pulumi.Output[str]) -> list[Statement]:
     """Pull from the image's ECR repository; a package's image a preview could not resolve is named as it is."""
-    if context.image_uri is not None:
-        image, known = context.image_uri, True
+    if image_uri is not None:
+        image, known = image_uri, True
     else:
-        image, known = context.artifact.image_uri, context.artifact.known
+        image, known = artifact.image_uri, artifact.known
     if image is None:
         return []
     if not known:

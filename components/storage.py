@@ -305,6 +305,15 @@ class SecureBucket(pulumi.ComponentResource):
             statements.append(self._kms_statement(encrypt=True))
         return role.add_policy(f"read-write-{name_token(self._name)}{_suffix(prefix)}", statements)
 
+    def access_statements(self, read: Sequence[str] = (), write: Sequence[str] = ()) -> list[Statement]:
+        """Statements (for a policy of their own or a concern of a bigger one) that read objects under each prefix
+        of `read` and write objects under each prefix of `write`, with this bucket's key through S3 only."""
+        statements = [s for prefix in read for s in self._read_statements(prefix, kms=False)]
+        statements += [s for prefix in write for s in self._write_statements(prefix, kms=False)]
+        if self.kms_key_arn is not None and (read or write):
+            statements.append(self._kms_statement(encrypt=bool(write)))
+        return statements
+
     def _objects(self, prefix: str) -> pulumi.Output[str]:
         _check_prefix(prefix)
         return concat(self.arn, "/", prefix, "*")

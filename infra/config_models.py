@@ -219,6 +219,11 @@ class ModelConfig(EndpointSettings, ModelIdentity):
                                            "production traffic, both captured; `emlops promote` makes it the champion. "
                                            "Default: none.")
 
+    def monitored(self, environment: str) -> bool:
+        """Whether a monitor compares the captured data with a baseline (never for multi-model endpoints, which
+        SageMaker Model Monitor does not support)."""
+        return self.mode != "multi_model" and self.monitoring.is_enabled(self.captures_data(environment))
+
     @property
     def large_model(self) -> bool:
         """The image is a large-model inference image (GPU only)."""

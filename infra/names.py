@@ -47,7 +47,7 @@ def check(config: PlatformConfig) -> None:
     announced = set(config.announced_groups())
     for index, model in enumerate(config.models):
         names = endpoint.derived_names(endpoint_component(environment, model.name), model)
-        if model.monitoring.is_enabled(model.captures_data(environment)):
+        if model.monitored(environment):
             names += monitoring.derived_names(monitor_component(environment, model.name), model.monitoring)
         if model.retraining.enabled:
             names += retraining.derived_names(retraining_component(environment, model.name), model.retraining,

@@ -258,7 +258,9 @@ class MlPlatform(pulumi.ComponentResource):
         """One alerts topic per environment, made before the registry and the endpoints so that approvals and
         the endpoints' rollback alarms notify it too; the monitors' drift alarms and run outcomes publish to it."""
         subscriptions = self._settings.alerts.subscriptions
-        if not any(m.monitored for m in models) and not (self._registry_groups() and subscriptions):
+        # asynchronous endpoints announce their failures there too
+        announced = any(m.monitored or m.settings.serving == "async" for m in models)
+        if not announced and not (self._registry_groups() and subscriptions):
             return None
         return notification_topic(self, f"{self._name}-alerts", replace(self._governance, permissions_boundary_arn=None),
                                   subscriptions=subscriptions,
@@ -287,6 +289,9 @@ class MlPlatform(pulumi.ComponentResource):
     def _serving(self, models: list[ServedModel]) -> dict[str, ModelEndpoint]:
         name, governance = self._name, self._governance
         self.capture = self._data_bucket("capture") if any(m.captures_data for m in models) else None
+        # requests, responses and failures of asynchronous endpoints
+        self.inference = self._data_bucket("inference") if any(m.settings.serving == "async" for m in models) \
+            else None
         # One group for the network interfaces of every endpoint and monitoring job: no inbound rule, so
         # sharing it lets no workload reach another; HTTPS out only (the VPC endpoints).
         self._workloads: list[pulumi.Input[str]] = []
@@ -303,6 +308,11 @@ class MlPlatform(pulumi.ComponentResource):
                 placement=None if model.settings.serverless else self._placement(self._workloads),
                 kms_key_arn=self.data_key.arn, capture_bucket=self.capture if model.captures_data else None,
                 alarm_topic_arn=self.alerts_topic_arn, secret_environment=model.secret_environment,
+                challenger=model.challenger,
+                # an MLflow challenger runs on the model's image; a package names its own
+                challenger_image_uri=model.image_uri if model.challenger and not model.challenger.package_arn else None,
+                inference_bucket=self.inference if model.settings.serving == "async" else None,
+                large_model=model.settings.large_model,
                 governance=replace(governance, protect=False)), opts=child(self))
         return endpoints
 

@@ -46,13 +46,14 @@ def models_fit_the_environment(config: PlatformConfig) -> None:
             raise AtKey(at, f"runs on instances in private subnets; {ADD_NETWORK}, or use serverless")
         if config.production:
             _check_production_model(model, at)
-        problem = model.monitoring.problem(model.captures_data(config.environment), config.production,
-                                           package_source=bool(model.source.model_package_group
-                                                               or model.source.model_package_arn))
+        # SageMaker Model Monitor does not monitor multi-model endpoints (the settings refuse enabling it)
+        problem = None if model.mode == "multi_model" else model.monitoring.problem(
+            model.captures_data(config.environment), config.production,
+            package_source=bool(model.source.model_package_group or model.source.model_package_arn))
         if problem:
             raise AtKey(f"{at}.monitoring.{problem[0]}", problem[1])
         if model.retraining.enabled:
-            if not model.monitoring.is_enabled(model.captures_data(config.environment)):
+            if not model.monitored(config.environment):
                 raise AtKey(f"{at}.retraining.enabled", "retraining starts on the monitor's violations; monitor "
                             "the model (data capture and monitoring on)")
             if config.training is None or config.training.kind != "sagemaker":
@@ -114,7 +115,12 @@ def _check_production_model(model: ModelConfig, at: str) -> None:
                         f"{variant.initial_instance_count}")
     if model.autoscaling is None:
         raise AtKey(f"{at}.autoscaling", "production endpoints need autoscaling (min_instances >= 2)")
-    if model.autoscaling.min_instances < 2:
+    if model.serving == "async":
+        # a queue waits for capacity: asynchronous endpoints may scale to zero, and scale out to two or more
+        if model.autoscaling.max_instances < 2:
+            raise AtKey(f"{at}.autoscaling.max_instances", "production asynchronous endpoints scale out to at least "
+                        f"2 instances, got {model.autoscaling.max_instances}")
+    elif model.autoscaling.min_instances < 2:
         raise AtKey(f"{at}.autoscaling.min_instances",
                     f"production endpoints keep at least 2 instances, got {model.autoscaling.min_instances}")
     if model.autoscaling.off_hours is not None:

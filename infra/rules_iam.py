@@ -121,7 +121,7 @@ def estimated_personas_context(config: PlatformConfig) -> PersonasContext:
     # a shared registry's groups are ARNs of its account: another 12 digits, the same length
     groups = config.deployed_groups() if shared else config.registry_groups()
     group_arns = [f"{sagemaker}:model-package-group/{group.lower()}" for group in groups]
-    monitored = [m.name for m in config.models if m.monitoring.is_enabled(m.captures_data(env))]
+    monitored = [m.name for m in config.models if m.monitored(env)]
     retrained = [m.name for m in config.models if m.retraining.enabled]
     network = config.network
     subnets: list[str] = []

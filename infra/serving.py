@@ -98,6 +98,8 @@ class ServedModel:
     """The shared registry's group its retraining registers into. Default: the platform's own registry."""
     secret_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """`secret_environment`'s values, read as Pulumi secrets from the config keys it names. Default: none."""
+    challenger: Optional[ModelArtifact] = None
+    """What the shadow variant serves (`shadow.challenger`, resolved). Default: no shadow."""
 
     @property
     def name(self) -> str:
@@ -124,7 +126,7 @@ def serve(config: StackConfig, resolver: sources.Resolver, index: int, model: Mo
     if model.image is not None:
         image_uri = model.image.uri or _framework_image(config, model, at)
     captures = model.captures_data(config.environment)
-    monitored = model.monitoring.is_enabled(captures)
+    monitored = model.monitored(config.environment)
     package = resolved.model_package_arn if src.model_package_group or src.model_package_arn else None
     try:
         artifact = ModelArtifact(
@@ -135,10 +137,34 @@ def serve(config: StackConfig, resolver: sources.Resolver, index: int, model: Mo
             known=resolved.known)
     except ValueError as exc:
         raise ConfigError(f"{at}: {exc}") from None
+    challenger = _challenger(resolver, model, at, shared) if model.shadow is not None else None
     return ServedModel(
         settings=model, artifact=artifact, image_uri=image_uri, captures_data=captures, monitored=monitored,
+        challenger=challenger,
         package_baseline=_package_baseline(config, model, resolved, at) if monitored else None,
         registry_target=_registry_target(model, shared) if model.retraining.enabled else None)
+
+
+def _challenger(resolver: sources.Resolver, model: ModelConfig, at: str,
+                shared: Optional[SharedRegistry]) -> ModelArtifact:
+    """The shadow variant's model: an MLflow alias of the source's registered model (served with the model's
+    image), or the newest package of the source's group waiting for approval (it names its own image)."""
+    challenger = model.shadow.challenger
+    key = "mlflow" if challenger.mlflow else "model_package_group"
+    group = challenger.model_package_group
+    if group is not None and shared is not None:
+        group = shared.ref.group_arn(group)
+    try:
+        resolved = resolver.resolve(model.name, sources.ModelSource(mlflow=challenger.mlflow,
+                                                                    pending_package_group=group))
+        package = resolved.model_package_arn if group is not None else None
+        return ModelArtifact(
+            uri=resolved.artifact_uri, compressed=resolved.compressed, package_arn=package,
+            image_uri=resolved.image_uri if package else None,
+            kms_key_arn=shared.outputs.data_key_arn if group is not None and shared is not None else None,
+            known=resolved.known)
+    except (sources.ModelSourceError, ValueError) as exc:
+        raise ConfigError(f"{at}.shadow.challenger.{key}: {exc}") from None
 
 
 def _framework_image(config: StackConfig, model: ModelConfig, at: str) -> str:

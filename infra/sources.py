@@ -21,6 +21,7 @@ _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
 _LOGGED_MODEL_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)/?$")
 _MISSING_CODES = ("ResourceNotFound", "ResourceNotFoundException")
+APPROVED, PENDING = "Approved", "PendingManualApproval"
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,16 @@ class ModelSource:
     """A pinned package: `arn:<partition>:sagemaker:<region>:<acct>:model-package/<group>/<version>`."""
     s3_uri: Optional[str] = None
     """An explicit artifact: `s3://bucket/key` (a .tar.gz object, or a prefix ending in `/`)."""
+    pending_package_group: Optional[str] = None
+    """The newest package of this group that waits for manual approval (a shadow test's challenger)."""
 
     def __post_init__(self) -> None:
         given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
         if len(given) != 1:
             got = " and ".join(given) if given else "none"
             raise ValueError(
-                f"a model source needs exactly one of mlflow, model_package_group, model_package_arn, s3_uri; got {got}"
+                "a model source needs exactly one of mlflow, model_package_group, model_package_arn, s3_uri, "
+                f"pending_package_group; got {got}"
             )
 
     @property
@@ -51,6 +55,9 @@ class ModelSource:
             if self.model_package_group.startswith("arn:"):  # a group of another account (a shared registry)
                 return f"{self.model_package_group} (latest Approved)"
             return f"model-package-group/{self.model_package_group} (latest Approved)"
+        if self.pending_package_group is not None:
+            group = self.pending_package_group
+            return f"{group if group.startswith('arn:') else 'model-package-group/' + group} (newest {PENDING})"
         return str(self.mlflow or self.model_package_arn or self.s3_uri)
 
 
@@ -225,7 +232,9 @@ class LiveResolver:
         if source.model_package_arn is not None:
             check_package_arn(model, source.model_package_arn)
             return self._package(model, source.reference, source.model_package_arn)
-        return self._latest_approved(model, source.reference, str(source.model_package_group))
+        if source.pending_package_group is not None:
+            return self._newest(model, source.reference, source.pending_package_group, PENDING)
+        return self._newest(model, source.reference, str(source.model_package_group), APPROVED)
 
     def _call(self, model: str, ref: str, operation: str, missing: str, **kwargs: Any) -> dict[str, Any]:
         """One SageMaker call, with every botocore failure turned into a one-line ModelSourceError."""
@@ -257,24 +266,25 @@ class LiveResolver:
         except BotoCoreError as e:
             raise ModelSourceError(model, ref, f"cannot reach SageMaker in {self.region}: {e}") from None
 
-    def _latest_approved(self, model: str, ref: str, group: str) -> ResolvedModel:
+    def _newest(self, model: str, ref: str, group: str, status: str) -> ResolvedModel:
+        """The newest package of `group` in `status` (Approved: what a deploy serves; pending: a challenger)."""
         missing = f"no model package group named {group!r}"
         page = self._call(
             model, ref, "list_model_packages", missing, ModelPackageGroupName=group,
-            ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
+            ModelApprovalStatus=status, SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
         )
         summaries = page.get("ModelPackageSummaryList", [])
         if not summaries:
             # ListModelPackages answers an empty list for a group that does not exist: ask for the group.
             self._call(model, ref, "describe_model_package_group", missing, ModelPackageGroupName=group)
-            raise ModelSourceError(model, ref, f"no Approved package in model package group {group!r}")
-        return self._package(model, ref, summaries[0]["ModelPackageArn"])
+            raise ModelSourceError(model, ref, f"no {status} package in model package group {group!r}")
+        return self._package(model, ref, summaries[0]["ModelPackageArn"], status)
 
-    def _package(self, model: str, ref: str, arn: str) -> ResolvedModel:
+    def _package(self, model: str, ref: str, arn: str, expected: str = APPROVED) -> ResolvedModel:
         package = self._call(model, ref, "describe_model_package", "no such model package", ModelPackageName=arn)
         status = package.get("ModelApprovalStatus")
-        if status != "Approved":  # unversioned (marketplace-style) packages have no status at all
-            raise ModelSourceError(model, ref, f"package is {status or 'without an approval status'}, not Approved")
+        if status != expected:  # unversioned (marketplace-style) packages have no status at all
+            raise ModelSourceError(model, ref, f"package is {status or 'without an approval status'}, not {expected}")
         containers = package.get("InferenceSpecification", {}).get("Containers") or [{}]
         container = containers[0]
         s3 = container.get("ModelDataSource", {}).get("S3DataSource", {})
