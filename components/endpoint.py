@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Optional
 
 import pulumi
@@ -23,11 +22,12 @@ import pulumi_aws as aws
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import METRIC_ALARM, SCALING_POLICY, SCHEDULED_ACTION
 from emlops.catalog.resources_sagemaker import ENDPOINT, ENDPOINT_CONFIG, MODEL
-from emlops.components.alerts import notification_topic
-from emlops.components.endpoint_args import (AsyncInferenceSettings, EndpointContext, EndpointSettings, ModelArtifact,
-                                             VariantSettings, check_environment_names)
+from emlops.components.endpoint_args import EndpointContext, EndpointSettings, ModelArtifact, check_environment_names
+from emlops.components.endpoint_modes import AsyncInferenceSettings
 from emlops.catalog.resources_iam import ROLE
 from emlops.components.endpoint_iam import execution_role, execution_role_name
+from emlops.components.endpoint_scaling import (OFF_HOURS, WORKING_HOURS, autoscale, backlog_policy_name,
+                                                scale_out_from_zero_name, scaling_policy_name, scheduled_action_name)
 from emlops.components.iam import role_logical_name, role_names
 from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.naming import AUTO_SUFFIX, DerivedName, auto_named, given
@@ -52,7 +52,6 @@ def check_endpoint_name(name: str) -> None:
                          "'-', starting and ending with a letter or digit")
 
 
-OFF_HOURS, WORKING_HOURS = "off-hours", "working-hours"
 # Large-model images load tens of gigabytes before their health check answers (SageMaker's default is far shorter).
 LARGE_MODEL_TIMEOUT_SECONDS = 1200
 
@@ -65,16 +64,6 @@ def challenger_logical_name(name: str) -> str:
     return f"{name}-challenger-model"
 
 
-def success_topic_name(name: str) -> str:
-    return f"{name}-async-success"
-
-
-def backlog_policy_name(name: str, variant: str) -> str:
-    return f"{name}-{variant}-backlog-per-instance"
-
-
-def scale_out_from_zero_name(name: str, variant: str) -> str:
-    return f"{name}-{variant}-scale-out-from-zero"
 
 
 def config_logical_name(name: str) -> str:
@@ -85,12 +74,6 @@ def alarm_logical_name(name: str, variant: str, signal: str) -> str:
     return f"{name}-{variant}-{signal}"
 
 
-def scaling_policy_name(name: str, variant: str) -> str:
-    return f"{name}-{variant}-invocations-per-instance"
-
-
-def scheduled_action_name(name: str, variant: str, window: str) -> str:
-    return f"{name}-{variant}-{window}"
 
 
 def derived_names(name: str, settings: EndpointSettings) -> list[DerivedName]:
@@ -154,11 +137,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 https_only_security_group(self, name, placement.vpc_id, "SageMaker endpoint", tags).id]
 
         asynchronous = settings.async_inference if settings.serving == "async" else None
-        self.success_topic_arn = None
-        if asynchronous is not None and asynchronous.notify_success:
-            self.success_topic_arn = notification_topic(
-                self, success_topic_name(name), replace(governance, permissions_boundary_arn=None),
-                purpose=f"the responses of the {name} endpoint", kms_key_arn=kms_key_arn)
+        self.success_topic_arn = context.success_topic_arn if asynchronous is not None else None
         role, policies = execution_role(self, name, settings, context, capture, kms_key_arn, capture_prefix,
                                         governance, self.success_topic_arn)
         self.model_artifact_uri = context.artifact.uri
@@ -224,11 +203,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.endpoint_name = self.endpoint.name
         self.endpoint_arn = self.endpoint.arn
         if settings.autoscaling is not None:
-            for variant in settings.variants:
-                if asynchronous is not None:
-                    _async_autoscaling(self, name, variant, settings, tags)
-                else:
-                    _autoscaling(self, name, variant, settings, tags)
+            autoscale(self, self.endpoint, name, settings, tags)
         self.register_outputs({
             "endpointName": self.endpoint_name,
             "endpointArn": self.endpoint_arn,
@@ -399,95 +374,3 @@ def _deployment(settings: EndpointSettings, alarms: list[aws.cloudwatch.MetricAl
         },
         "auto_rollback_configuration": {"alarms": [{"alarm_name": alarm.name} for alarm in alarms]},
     }
-
-
-def _scaling_target(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
-                    tags: dict) -> dict:
-    """The variant's instance count as a scalable target; what its policies name it by."""
-    scaling = settings.autoscaling
-    dimension = "sagemaker:variant:DesiredInstanceCount"
-    target = aws.appautoscaling.Target(
-        f"{name}-{variant.name}-scaling",
-        service_namespace="sagemaker", scalable_dimension=dimension,
-        resource_id=f"endpoint/{name}/variant/{variant.name}",
-        min_capacity=scaling.min_instances, max_capacity=scaling.max_instances, tags=tags,
-        # the variant exists only once the endpoint does
-        opts=child(parent, depends_on=[parent.endpoint]),
-    )
-    return dict(service_namespace="sagemaker", scalable_dimension=dimension, resource_id=target.resource_id)
-
-
-def _autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
-                 tags: dict) -> None:
-    scaling = settings.autoscaling
-    scaled = _scaling_target(parent, name, variant, settings, tags)
-    aws.appautoscaling.Policy(
-        f"{name}-{variant.name}-invocations",
-        name=scaling_policy_name(name, variant.name),
-        policy_type="TargetTrackingScaling",
-        target_tracking_scaling_policy_configuration={
-            "predefined_metric_specification": {"predefined_metric_type": "SageMakerVariantInvocationsPerInstance"},
-            "target_value": scaling.target_invocations_per_instance,
-            "scale_in_cooldown": scaling.scale_in_cooldown_seconds,
-            "scale_out_cooldown": scaling.scale_out_cooldown_seconds,
-        },
-        **scaled, opts=child(parent),
-    )
-    off_hours = scaling.off_hours
-    if off_hours is not None:
-        windows = ((OFF_HOURS, off_hours.scale_down_cron,
-                    min(scaling.min_instances, off_hours.off_hours_max_instances), off_hours.off_hours_max_instances),
-                   (WORKING_HOURS, off_hours.scale_up_cron, scaling.min_instances, scaling.max_instances))
-        for label, cron, low, high in windows:
-            aws.appautoscaling.ScheduledAction(
-                scheduled_action_name(name, variant.name, label),
-                name=scheduled_action_name(name, variant.name, label), schedule=cron, timezone=off_hours.timezone,
-                scalable_target_action={"min_capacity": low, "max_capacity": high},
-                **scaled, opts=child(parent),
-            )
-
-
-def _async_autoscaling(parent: ModelEndpoint, name: str, variant: VariantSettings, settings: EndpointSettings,
-                       tags: dict) -> None:
-    """Asynchronous endpoints scale on their queue (`ApproximateBacklogSizePerInstance`); with `min_instances: 0`
-    they scale in to zero, and a step policy brings one instance back when requests wait without capacity
-    (`HasBacklogWithoutCapacity`), as AWS documents for asynchronous inference."""
-    scaling, queue = settings.autoscaling, settings.async_inference
-    scaled = _scaling_target(parent, name, variant, settings, tags)
-    endpoint = [{"name": "EndpointName", "value": name}]
-    aws.appautoscaling.Policy(
-        f"{name}-{variant.name}-backlog",
-        name=backlog_policy_name(name, variant.name),
-        policy_type="TargetTrackingScaling",
-        target_tracking_scaling_policy_configuration={
-            "customized_metric_specification": {
-                "metric_name": "ApproximateBacklogSizePerInstance", "namespace": "AWS/SageMaker",
-                "dimensions": endpoint, "statistic": "Average",
-            },
-            "target_value": queue.target_backlog_per_instance,
-            "scale_in_cooldown": scaling.scale_in_cooldown_seconds,
-            "scale_out_cooldown": scaling.scale_out_cooldown_seconds,
-        },
-        **scaled, opts=child(parent),
-    )
-    if scaling.min_instances > 0:
-        return
-    from_zero = aws.appautoscaling.Policy(
-        f"{name}-{variant.name}-from-zero",
-        name=scale_out_from_zero_name(name, variant.name),
-        policy_type="StepScaling",
-        step_scaling_policy_configuration={
-            "adjustment_type": "ChangeInCapacity", "metric_aggregation_type": "Average",
-            "cooldown": scaling.scale_out_cooldown_seconds,
-            "step_adjustments": [{"metric_interval_lower_bound": "0", "scaling_adjustment": 1}],
-        },
-        **scaled, opts=child(parent),
-    )
-    aws.cloudwatch.MetricAlarm(
-        scale_out_from_zero_name(name, variant.name),
-        alarm_description=f"{name}: requests wait and no instance runs; starts one",
-        namespace="AWS/SageMaker", metric_name="HasBacklogWithoutCapacity", dimensions={"EndpointName": name},
-        statistic="Average", period=60, evaluation_periods=2, threshold=1,
-        comparison_operator="GreaterThanOrEqualToThreshold", treat_missing_data="missing",
-        alarm_actions=[from_zero.arn], tags=tags, opts=child(parent),
-    )

@@ -48,10 +48,11 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import ModelConfig, RegistryConfig
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
-from emlops.program.serving import PlatformContext, ServedModel
+from emlops.program.registry_groups import RegistryGroups
+from emlops.program.serving import PlatformContext, ServedModel, success_topic
 
 
-class PlatformConfig(StackConfig):
+class PlatformConfig(StackConfig, RegistryGroups):
     """The whole platform of one stack (`emlops:platform` in `stacks/Pulumi.<stack>.yaml`)."""
 
     kms: KmsSettings = Field(default_factory=KmsSettings, description="KMS key settings of the platform's keys.")
@@ -78,27 +79,6 @@ class PlatformConfig(StackConfig):
     def _sections_fit(self) -> "PlatformConfig":
         rules.check(self)
         return self
-
-    def registry_groups(self) -> list[str]:
-        """The package groups a stack's own registry holds: one per served model, the groups its models are
-        sourced from, and `registry.package_groups`."""
-        groups = [model.name for model in self.models]
-        groups += [m.source.model_package_group for m in self.models if m.source.model_package_group]
-        return list(dict.fromkeys(groups + list(self.registry.package_groups)))
-
-    def announced_groups(self) -> list[str]:
-        """The groups whose approvals this stack's own registry announces: those a deploy picks versions from
-        (sourced, retrained) and those it holds for others; none when a shared registry holds the groups."""
-        if self.registry.shared_stack:
-            return []
-        deployed = self.deployed_groups()
-        return [g for g in self.registry_groups() if g in deployed or g in self.registry.package_groups]
-
-    def deployed_groups(self) -> list[str]:
-        """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
-        groups = [m.source.model_package_group for m in self.models if m.source.model_package_group]
-        groups += [m.name for m in self.models if m.retraining.enabled]
-        return list(dict.fromkeys(groups))
 
 
 def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
@@ -312,6 +292,7 @@ class MlPlatform(pulumi.ComponentResource):
                 # an MLflow challenger runs on the model's image; a package names its own
                 challenger_image_uri=model.image_uri if model.challenger and not model.challenger.package_arn else None,
                 inference_bucket=self.inference if model.settings.serving == "async" else None,
+                success_topic_arn=success_topic(self, name, model, self._governance, self.data_key.arn),
                 large_model=model.settings.large_model,
                 governance=replace(governance, protect=False)), opts=child(self))
         return endpoints

@@ -8,18 +8,21 @@ stack file and the key.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import pulumi
 
+from emlops.components.alerts import notification_topic
 from emlops.components.endpoint_args import ModelArtifact
 from emlops.components.images import framework_image_uri
 from emlops.components.monitoring_args import DriftBaseline
 from emlops.components.outputs import concat
+from emlops.components.settings import Governance
 from emlops.program import sources
 from emlops.program.config import FULL_KEY, ConfigError, StackConfig
 from emlops.program.config_models import ModelConfig
+from emlops.program.names import endpoint_component
 
 
 @dataclass(frozen=True)
@@ -214,3 +217,15 @@ class PlatformContext:
     """The shared-services registry the stack deploys from and registers into (`registry.shared_stack`)."""
     mlflow_backend_store_uri: Optional[pulumi.Input[str]] = None
     """Secret database URI of a self-hosted MLflow server (`registry.mlflow.kind: kubernetes`)."""
+
+
+def success_topic(parent: pulumi.Resource, platform: str, model: ServedModel, governance: Governance,
+                  kms_key_arn: pulumi.Input[str]) -> Optional[pulumi.Output[str]]:
+    """The topic an asynchronous endpoint announces its responses on (`async_inference.notify_success`), encrypted
+    with `kms_key_arn`; the callers subscribe to it, and it is kept like every stateful resource of the stack."""
+    queue = model.settings.async_inference if model.settings.serving == "async" else None
+    if queue is None or not queue.notify_success:
+        return None
+    name = endpoint_component(platform, model.name)
+    return notification_topic(parent, f"{name}-async-success", replace(governance, permissions_boundary_arn=None),
+                              purpose=f"the responses of the {name} endpoint", kms_key_arn=kms_key_arn)

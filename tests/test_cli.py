@@ -53,7 +53,7 @@ def test_preview_shows_an_unknown_output_as_the_plan_spells_it(monkeypatch, ship
     """dev serves MLflow's champion; offline its artifact is unknown, and the printed outputs say so exactly
     as plan.json does (not as rich markup)."""
     monkeypatch.chdir(ROOT)
-    result = runner.invoke(app, ["preview", "dev"], env={"COLUMNS": "400"})
+    result = runner.invoke(app, ["preview", "dev"], env={"COLUMNS": "2000"})
     assert result.exit_code == 0, result.output
     unknown = shipped_plan("dev").outputs["endpoints"]["churn"]["modelArtifactUri"]
     assert unknown == "[unknown: models:/churn@champion]"

@@ -209,8 +209,8 @@ def test_300_trusted_principals_are_refused_at_config_time_naming_the_key(projec
 def test_too_many_models_for_a_personas_inline_policies_are_refused_at_config_time(project_copy):
     edit_stack(project_copy, "dev", "    models:\n", f"    models:{_models(30)}\n")
     assert preview_error(project_copy, "dev") == (
-        "stacks/Pulumi.dev.yaml: emlops:platform.models: 32 models make the data-scientist role's inline policies "
-        "12,682 characters; IAM allows 10,240 per role")
+        "stacks/Pulumi.dev.yaml: emlops:platform.models: 33 models make the data-scientist role's inline policies "
+        "12,966 characters; IAM allows 10,240 per role")
 
 
 @pytest.mark.parametrize("value, message", [

@@ -68,7 +68,8 @@ def test_strict_types_accept_what_they_say():
     ("production: false", "production: 1", "emlops:platform.production: must be true or false, got 1"),
     ("production: false", "production: yes please",
      "emlops:platform.production: must be true or false, got 'yes please'"),
-    ("initial_instance_count: 1", "initial_instance_count: 1.0",
+    ("instance_type: ml.m5.large\n            initial_instance_count: 1",
+     "instance_type: ml.m5.large\n            initial_instance_count: 1.0",
      "emlops:platform.models[1].variants[0].initial_instance_count: must be a whole number, got 1.0"),
 ])
 def test_stack_file_types_are_strict(project_copy, old, new, message):
@@ -177,7 +178,8 @@ def test_content_types_that_fit():
 
 
 def test_stack_file_content_type_error(project_copy):
-    edit_stack(project_copy, "dev", "initial_instance_count: 1", "initial_instance_count: 1\n"
+    edit_stack(project_copy, "dev", "ml.m5.large\n            initial_instance_count: 1",
+               "ml.m5.large\n            initial_instance_count: 1\n"
                "        data_capture:\n          enabled: true\n          csv_content_types: [" + ", ".join(ELEVEN) + "]")
     assert preview_error(project_copy, "dev") == (
         "stacks/Pulumi.dev.yaml: emlops:platform.models[1].data_capture.csv_content_types: at most 10 content types "

@@ -47,11 +47,12 @@ def package_arn(group: str, version: int) -> str:
 
 def test_source_needs_exactly_one_field() -> None:
     assert error_of(ModelSource, ValueError) == (
-        "a model source needs exactly one of mlflow, model_package_group, model_package_arn, s3_uri; got none"
+        "a model source needs exactly one of mlflow, model_package_group, model_package_arn, s3_uri, "
+        "pending_package_group; got none"
     )
     assert error_of(lambda: ModelSource(mlflow="models:/churn@champion", s3_uri="s3://b/m.tar.gz"), ValueError) == (
-        "a model source needs exactly one of mlflow, model_package_group, model_package_arn, s3_uri; "
-        "got mlflow and s3_uri"
+        "a model source needs exactly one of mlflow, model_package_group, model_package_arn, s3_uri, "
+        "pending_package_group; got mlflow and s3_uri"
     )
 
 

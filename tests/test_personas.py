@@ -661,8 +661,9 @@ def test_the_largest_full_plan_stays_well_within_the_limits():
 def test_personas_of_an_environment_using_the_shared_registry_read_it_and_register_only_as_publisher(shipped_plan):
     """prod publishes into the shared groups: its data scientists may register there (for approval), its ML
     engineers describe them. Nobody approves shared versions from an environment."""
-    groups = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{g}" for g in ("churn", "fraud")]
-    packages = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package/{g}/*" for g in ("churn", "fraud")]
+    shared = ("churn", "fraud", "document-scoring")
+    groups = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{g}" for g in shared]
+    packages = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package/{g}/*" for g in shared]
     read = read_groups(groups, packages)
     prod = shipped_plan("prod")
     assert policy_statements(prod, "prod-personas-ml-engineer-read-shared-models") == read

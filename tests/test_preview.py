@@ -120,12 +120,12 @@ def test_prod_stateful_resources(shipped_plan):
     assert {t: n for t, n in counts.items() if n} == {
         # the data key, the alerts topic's key and the flow logs' key
         "aws:kms/key:Key": 3,
-        # access-log, dataset, artifact and capture buckets
-        "aws:s3/bucket:Bucket": 4,
+        # access-log, dataset, artifact, capture and inference buckets
+        "aws:s3/bucket:Bucket": 5,
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
         "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the customers feature group's offline-store tables
-        "aws:sns/topic:Topic": 1,  # the alerts topic
+        "aws:sns/topic:Topic": 2,  # the alerts topic, document-scoring's responses
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
     }
     # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
@@ -160,13 +160,13 @@ def test_dev_tree_shape(shipped_plan):
     assert [r.name for r in plan.children(platform.urn)] == [
         "dev-logs", "dev-network", "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts",
         "dev-model-builder", "dev-features", "dev-training", "dev-registry", "dev-workloads-sg", "dev-churn",
-        "dev-fraud",
+        "dev-fraud", "dev-assistant",
         "dev-personas",
     ]
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 131
+    assert len(plan.resources) == 141
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):
@@ -218,7 +218,11 @@ def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
     plan = shipped_plan(stack)
     checked = [r for r in plan.resources if r.type in SUPPORTED_TYPES]
     serving = [r for r in checked if r.type.startswith(("aws:sagemaker/model:", "aws:sagemaker/endpoint"))]
-    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint"))
+    # a model, a configuration and an endpoint each, and a model per shadow variant's challenger
+    shadows = [c for c in plan.by_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+               if c.inputs.get("shadowProductionVariants")]
+    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint")) + len(shadows)
+    assert len(shadows) == (1 if stack == "staging" else 0)
     for resource in checked:
         assert validate_request(to_api_request(resource.type, resource.inputs)) == [], resource.urn
 
@@ -226,7 +230,7 @@ def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
 def test_prod_endpoints_have_what_production_needs(shipped_plan):
     plan = shipped_plan("prod")
     endpoints = plan.by_type("aws:sagemaker/endpoint:Endpoint")
-    assert [e.inputs["name"] for e in endpoints] == ["prod-churn", "prod-fraud"]
+    assert [e.inputs["name"] for e in endpoints] == ["prod-churn", "prod-fraud", "prod-document-scoring"]
     alarm_names = {a.inputs["name"] for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     targets = {t.inputs["resourceId"]: t.inputs for t in plan.by_type("aws:appautoscaling/target:Target")}
     for endpoint in endpoints:
@@ -244,13 +248,16 @@ def test_prod_endpoints_have_what_production_needs(shipped_plan):
         assert len(rollback) == 2 and set(rollback) <= alarm_names
         for variant in config["productionVariants"]:
             target = targets[f"endpoint/{name}/variant/{variant['variantName']}"]
-            assert target["minCapacity"] >= 2 and target["maxCapacity"] >= target["minCapacity"]
+            if "asyncInferenceConfig" in config:  # a queue waits for capacity: in to zero, out to two or more
+                assert (target["minCapacity"], target["maxCapacity"]) == (0, 6)
+            else:
+                assert target["minCapacity"] >= 2 and target["maxCapacity"] >= target["minCapacity"]
 
 
 def test_dev_serves_cheaply_without_capture(shipped_plan):
     plan = shipped_plan("dev")
     assert [c.name for c in plan.by_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")] == [
-        "dev-churn-config", "dev-fraud-config"]
+        "dev-churn-config", "dev-fraud-config", "dev-assistant-config"]
     config = plan.get("dev-churn-config")
     [variant] = config.inputs["productionVariants"]
     assert variant["serverlessConfig"] == {"maxConcurrency": 5, "memorySizeInMb": 2048}

@@ -204,9 +204,10 @@ def test_reusing_a_block_with_an_alias_and_a_merge_key_works(project_copy):
 
     edit_stack(project_copy, "dev", "        serverless:\n",
                "        alarms: &alarms {model_latency_ms: 250, invocation_5xx_errors: 3}\n        serverless:\n")
-    edit_stack(project_copy, "dev", "        variants:\n",
-               "        alarms: {<<: *alarms, invocation_5xx_errors: 9}\n        variants:\n")
-    churn, fraud = load_stack(find_project(project_copy), "dev").platform.models
+    edit_stack(project_copy, "dev", "        variants:\n          - name: primary\n            instance_type: ml.m5.large",
+               "        alarms: {<<: *alarms, invocation_5xx_errors: 9}\n        variants:\n          - name: primary\n"
+               "            instance_type: ml.m5.large")
+    churn, fraud, _ = load_stack(find_project(project_copy), "dev").platform.models
     assert (churn.alarms.model_latency_ms, churn.alarms.invocation_5xx_errors) == (250, 3)
     assert (fraud.alarms.model_latency_ms, fraud.alarms.invocation_5xx_errors) == (250, 9)
 
@@ -214,7 +215,7 @@ def test_reusing_a_block_with_an_alias_and_a_merge_key_works(project_copy):
 def test_a_byte_that_is_not_utf8_names_the_file_and_line(project_copy, monkeypatch):
     append_to_stack(project_copy, "dev", b"    # caf\xe9\n")
     monkeypatch.chdir(project_copy)
-    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 74; save the file as UTF-8"
+    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 93; save the file as UTF-8"
 
 
 def test_a_directory_in_place_of_a_stack_file(project_copy, monkeypatch):
@@ -272,10 +273,10 @@ def test_a_broken_sibling_does_not_break_the_preview_of_another_stack(project_co
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app, ["preview", "dev"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert ("warning: stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 83; save the file as UTF-8 (so "
+    assert ("warning: stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 109; save the file as UTF-8 (so "
             "the account rule could not compare stacks/Pulumi.dev.yaml with it)") in result.stdout
     assert preview_fails(project_copy, "staging") == (
-        "stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 83; save the file as UTF-8")
+        "stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 109; save the file as UTF-8")
 
 
 def test_a_broken_sibling_does_not_hide_the_account_rule_of_the_others(project_copy, monkeypatch):

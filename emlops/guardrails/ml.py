@@ -16,6 +16,7 @@ from pulumi_policy import PolicyResource
 from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import SCALING_TARGET as _SCALING_TARGET
+from emlops.guardrails.serving import asynchronous, shadow_variants
 from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
@@ -142,7 +143,7 @@ def instance_type_allowed(props: Any, settings: Settings) -> Iterator[str]:
     allowed = settings.allowed_instance_types
     if not allowed:
         return
-    types = [get(v, "instanceType") for v in _provisioned(props)]
+    types = [get(v, "instanceType") for v in [*_provisioned(props), *shadow_variants(props)]]
     types.append(get(props, "jobResources", "clusterConfig", "instanceType"))
     for instance_type in types:
         if isinstance(text(instance_type), str) and instance_type not in allowed:
@@ -229,8 +230,9 @@ def _endpoints(resources: list[PolicyResource]) -> Iterator[tuple[PolicyResource
 
 @stack_rule("sagemaker-prod-endpoint-autoscaling", severity="high", config=["production"],
             description="Production endpoints scale every variant with an Application Auto Scaling target "
-                        "(endpoint/<name>/variant/<variant>) that keeps at least 2 instances.",
-            remediation="Set models[].autoscaling with min_instances >= 2.")
+                        "(endpoint/<name>/variant/<variant>) that keeps at least 2 instances; asynchronous endpoints "
+                        "may scale in to zero and scale out to at least 2.",
+            remediation="Set models[].autoscaling with min_instances >= 2 (asynchronous: max_instances >= 2).")
 def prod_endpoint_autoscaling(resources: list[PolicyResource], settings: Settings) -> Iterator[Finding]:
     if not settings.production:
         return
@@ -248,6 +250,13 @@ def prod_endpoint_autoscaling(resources: list[PolicyResource], settings: Setting
             if target is None:
                 yield (f"endpoint {name!r} variant {variant_name!r} has no autoscaling target", endpoint.urn)
                 continue
+            if asynchronous(config.props):
+                # requests queue while capacity comes back: an asynchronous endpoint may scale in to zero
+                high = get(target.props, "maxCapacity")
+                if isinstance(high, (int, float)) and high < 2:
+                    yield (f"asynchronous endpoint {name!r} variant {variant_name!r} scales out to {high} "
+                           "instance(s) at most", endpoint.urn)
+                continue
             low = get(target.props, "minCapacity")
             if isinstance(low, (int, float)) and low < 2:
                 yield (f"endpoint {name!r} variant {variant_name!r} may scale down to {low} instance(s)", endpoint.urn)
@@ -255,7 +264,8 @@ def prod_endpoint_autoscaling(resources: list[PolicyResource], settings: Setting
 
 @stack_rule("sagemaker-prod-endpoint-monitoring", severity="high", config=["production"],
             description="Every production endpoint has a monitoring schedule whose job reads the endpoint's "
-                        "captured data.",
+                        "captured data; multi-model endpoints are excepted (SageMaker Model Monitor does not support "
+                        "them; their data capture rules still apply).",
             remediation="Enable models[].monitoring with a baseline (a ModelMonitor for the endpoint).")
 def prod_endpoint_monitoring(resources: list[PolicyResource], settings: Settings) -> Iterator[Finding]:
     if not settings.production:
@@ -271,8 +281,11 @@ def prod_endpoint_monitoring(resources: list[PolicyResource], settings: Settings
             monitored.add(get(job.props, "dataQualityJobInput", "endpointInput", "endpointName"))
     if UNKNOWN in monitored:
         return
-    for endpoint, name, _ in _endpoints(resources):
-        if name not in monitored:
+    multi_model = {text(get(m.props, "name")) for m in of_type(resources, MODEL)
+                   if get(m.props, "primaryContainer", "mode") == "MultiModel"}
+    for endpoint, name, config in _endpoints(resources):
+        served = {text(get(v, "modelName")) for v in _variants(config.props)} if config else set()
+        if name not in monitored and not (served and served <= multi_model):
             yield (f"endpoint {name!r} has no monitoring schedule", endpoint.urn)
 
 

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from emlops.catalog.aws import has_gpu
 from emlops.catalog.resource_type import ResourceType
 from emlops.catalog.resources import GRAPH_LABELS
 from emlops.catalog.resources_eks import CLUSTER, NODE_GROUP
@@ -90,6 +91,9 @@ def build_graph(plan: Plan) -> Graph:
     for config in configs:
         for variant in config.inputs.get("productionVariants") or []:
             graph.add_edge(by_name.get((MODEL.token, variant.get("modelName"))), config, "serves")
+        for variant in config.inputs.get("shadowProductionVariants") or []:
+            graph.add_edge(by_name.get((MODEL.token, variant.get("modelName"))), config, "shadow test")
+        output = (config.inputs.get("asyncInferenceConfig") or {}).get("outputConfig") or {}
         for endpoint in endpoints:
             if endpoint.inputs.get("endpointConfigName") == physical_name(config):
                 graph.add_edge(config, endpoint)
@@ -98,6 +102,13 @@ def build_graph(plan: Plan) -> Graph:
                 for bucket in buckets:
                     if capture.startswith(f"s3://{physical_name(bucket)}/"):
                         graph.add_edge(endpoint, bucket, "capture")
+                    if str(output.get("s3OutputPath", "")).startswith(f"s3://{physical_name(bucket)}/"):
+                        graph.add_edge(endpoint, bucket, "responses")
+                notices = output.get("notificationConfig") or {}
+                for topic in topics:
+                    for key, label in (("successTopic", "responses"), ("errorTopic", "failures")):
+                        if str(notices.get(key, "")).endswith(":" + str(physical_name(topic))):
+                            graph.add_edge(endpoint, topic, label)
     for endpoint in endpoints:  # alarms that roll a deployment back
         rollback = ((endpoint.inputs.get("deploymentConfig") or {}).get("autoRollbackConfiguration") or {})
         for alarm in rollback.get("alarms") or []:
@@ -177,7 +188,33 @@ def build_graph(plan: Plan) -> Graph:
 
 
 def _node_label(r: PlanResource) -> str:
-    return f"{r.name}\n{GRAPH_LABELS[r.type]}"
+    mode = serving_mode(r)
+    return f"{r.name}\n{GRAPH_LABELS[r.type]}" + (f" · {mode}" if mode else "")
+
+
+def serving_mode(r: PlanResource) -> str:
+    """How an endpoint configuration serves (real-time, serverless, asynchronous; with a shadow test; on GPUs) or
+    what a model is (multi-model, a shadow test's challenger); empty for other resources."""
+    if r.type == MODEL.token:
+        kinds = ["multi-model"] if (r.inputs.get("primaryContainer") or {}).get("mode") == "MultiModel" else []
+        if (r.inputs.get("tags") or {}).get("model-role") == "challenger":
+            kinds.append("challenger")
+        return ", ".join(kinds)
+    if r.type != ENDPOINT_CONFIG.token:
+        return ""
+    variants = r.inputs.get("productionVariants") or []
+    if r.inputs.get("asyncInferenceConfig"):
+        kinds = ["asynchronous"]
+    elif any(v.get("serverlessConfig") for v in variants):
+        kinds = ["serverless"]
+    else:
+        kinds = ["real-time"]
+    if r.inputs.get("shadowProductionVariants"):
+        kinds.append("shadow test")
+    instance_types = [v.get("instanceType") for v in variants + (r.inputs.get("shadowProductionVariants") or [])]
+    if any(isinstance(t, str) and has_gpu(t) for t in instance_types):
+        kinds.append("GPU")
+    return ", ".join(kinds)
 
 
 def _ids(graph: Graph) -> dict[str, str]:
