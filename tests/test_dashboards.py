@@ -16,6 +16,7 @@ from emlops.components.dashboards import (EnvironmentDashboard, EnvironmentDashb
 from emlops.components.dashboards_args import MAX_METRICS, MAX_WIDGETS, check_limits
 from emlops.components.naming import DerivedName
 from emlops.offline.plan import Plan
+from emlops.review.graph import build_graph
 from tests.conftest import ACCOUNT, REGION, api_problems, run_components
 
 STACK = "pulumi:pulumi:Stack"
@@ -85,6 +86,7 @@ def test_a_model_dashboard_is_one_dashboard_named_after_its_component():
     assert sorted(dashboard.inputs) == ["dashboardBody", "dashboardName"]
     assert dashboard.inputs["dashboardName"] == "dev-churn"
     assert api_problems(dashboard) == []
+    assert [r.name for members in build_graph(plan).groups.values() for r in members] == ["dev-churn-dashboard"]
     assert derived_names("dev-churn") == [DerivedName(DASHBOARD, "dev-churn", auto=False)]
 
 
