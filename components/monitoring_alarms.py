@@ -26,6 +26,11 @@ DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 
 
+def drift_metric_name(feature: str) -> str:
+    """The metric the analyzer publishes a feature's baseline drift as (in DATA_METRICS_NAMESPACE)."""
+    return f"feature_baseline_drift_{feature}"
+
+
 def drift_alarms(parent: pulumi.Resource, name: str, settings: MonitoringSettings, endpoint_name: pulumi.Input[str],
                  schedule_name: pulumi.Output[str], interval_seconds: int, topic_arn: pulumi.Input[str],
                  tags: dict) -> list[aws.cloudwatch.MetricAlarm]:
@@ -36,7 +41,7 @@ def drift_alarms(parent: pulumi.Resource, name: str, settings: MonitoringSetting
             f"{name}-drift-{feature_token(feature)}",
             alarm_description=f"{name}: baseline drift of feature {feature} above {settings.drift_threshold}",
             namespace=DATA_METRICS_NAMESPACE,
-            metric_name=f"feature_baseline_drift_{feature}",
+            metric_name=drift_metric_name(feature),
             dimensions={"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name},
             statistic="Maximum",
             # one data point per run: the period is the schedule's interval (CloudWatch allows up to a day)

@@ -62,6 +62,14 @@ def schedule_interval_seconds(expression: str) -> int:
     return int(match["every"]) * 3600 if match["every"] else 86400
 
 
+def check_drift_feature(feature: str) -> str:
+    """`feature` if the analyzer's drift metric can be named after it (`feature_baseline_drift_<feature>`), else
+    ValueError."""
+    if not isinstance(feature, str) or not _FEATURE.match(feature):
+        raise ValueError(f"drift feature {feature!r} must be 1-128 letters, digits, '_', '.' or '-'")
+    return feature
+
+
 def feature_token(feature: str) -> str:
     """A feature as it appears in resource names (its drift alarm's)."""
     return re.sub(r"[^a-z0-9]+", "-", feature.lower()).strip("-") or "feature"
@@ -119,8 +127,7 @@ class MonitoringSettings(Settings):
     @classmethod
     def _features(cls, values: list[str]) -> list[str]:
         for feature in values:
-            if not _FEATURE.match(feature):
-                raise ValueError(f"drift feature {feature!r} must be 1-128 letters, digits, '_', '.' or '-'")
+            check_drift_feature(feature)
         if len(set(values)) != len(values):
             raise ValueError(f"must be unique; got {', '.join(values)}")
         tokens = [feature_token(f) for f in values]

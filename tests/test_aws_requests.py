@@ -14,6 +14,7 @@ from emlops.catalog.requests import (
 MODEL = "aws:sagemaker/model:Model"
 CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
 ROLE = "arn:aws:iam::333333333333:role/churn-model-role-1a2b3c4"
 KEY = "arn:aws:kms:eu-west-1:333333333333:key/1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
@@ -192,6 +193,14 @@ def test_endpoint_with_linear_rollout():
     assert validate_request(request) == []
 
 
+def test_dashboard_translates_to_put_dashboard():
+    body = '{"widgets": [{"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": "# dev"}}]}'
+    request = to_api_request(DASHBOARD, {"dashboardBody": body, "dashboardName": "dev-churn", "region": "eu-west-1"})
+    assert request == ApiRequest("cloudwatch", "PutDashboard", {"DashboardBody": body, "DashboardName": "dev-churn"})
+    assert validate_request(request) == []
+    assert problems(DASHBOARD, {"dashboardName": "dev-churn"}) == ["PutDashboard: DashboardBody: missing required member"]
+
+
 def test_pluralised_pulumi_blocks_become_the_api_structure():
     # The bridge names Terraform blocks in the plural list form; the API has a single structure.
     inputs = with_(MODEL_INPUTS, "primaryContainer", {"image": IMAGE, "modelDataSource": {"s3DataSources": [
@@ -314,7 +323,7 @@ def test_unsupported_resource_type():
     assert isinstance(raised.value, KeyError)
     assert str(raised.value) == (
         f"aws:s3/bucketV2:BucketV2: no mapping to an AWS create API (supported: {', '.join(sorted(SUPPORTED_TYPES))})")
-    assert {MODEL, CONFIG, ENDPOINT} <= SUPPORTED_TYPES
+    assert {MODEL, CONFIG, ENDPOINT, DASHBOARD} <= SUPPORTED_TYPES
 
 
 # --- placeholders the offline preview cannot know --------------------------------------------------
@@ -370,3 +379,12 @@ def test_every_pulumi_input_maps_to_an_api_member(resource_type, args_name):
     inputs = _every_input(getattr(sagemaker, args_name), _inputs)
     assert len(inputs) >= 5
     assert to_api_request(resource_type, inputs).unmapped == ()
+
+
+def test_every_dashboard_input_maps_to_an_api_member():
+    import pulumi_aws.cloudwatch as cloudwatch
+    from pulumi_aws.cloudwatch import _inputs
+
+    inputs = _every_input(cloudwatch.DashboardArgs, _inputs)
+    assert sorted(inputs) == ["dashboardBody", "dashboardName", "region"]
+    assert to_api_request(DASHBOARD, inputs).unmapped == ()

@@ -21,6 +21,7 @@ from emlops.catalog.resource_type import ALL, BY_ARN, RANDOM_UUID, ResourceType,
 from emlops.catalog.resources import (CATALOGUE, GRAPH_LABELS, STATEFUL_TYPES, UnknownResourceType, assumed, lookup,
                                       resource_type, source_of)
 from emlops.catalog.resources_iam import ROLE
+from emlops.catalog.resources_operations import DASHBOARD
 from emlops.catalog.resources_storage import KMS_KEY
 from emlops.offline.mocks import AwsIdentity
 from emlops.offline.plan import Plan
@@ -95,6 +96,28 @@ def test_sagemaker_endpoint():
         "arn": f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:endpoint/prod-churn-1a2b3c4"}
     assert endpoint.replace_on_change == ("name",)  # a new endpoint configuration is a blue/green update
     assert endpoint.create.operation == "CreateEndpoint" and endpoint.label == "endpoint"
+
+
+def test_cloudwatch_dashboard():
+    assert DASHBOARD.token == "aws:cloudwatch/dashboard:Dashboard"
+    # dashboards are global: the ARN names no region
+    assert DASHBOARD.arn == "arn:{partition}:cloudwatch::{account}:dashboard/{dashboardName}"
+    state = {"dashboardName": "dev-churn", "dashboardBody": '{"widgets": []}'}
+    assert DASHBOARD.physical_id_of(state, "urn:d", EU) == "dev-churn"
+    assert DASHBOARD.computed_outputs("dev-churn", state, EU) == {
+        "dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/dev-churn"}
+    assert DASHBOARD.computed_outputs("dev-churn", state, CHINA)["dashboardArn"] == (
+        f"arn:aws-cn:cloudwatch::{ACCOUNT}:dashboard/dev-churn")
+    # a new name is a new dashboard; a new body is PutDashboard on the same one
+    assert DASHBOARD.replaces("dashboardName") and not DASHBOARD.replaces("dashboardBody")
+    assert (DASHBOARD.naming.property, DASHBOARD.naming.auto, DASHBOARD.naming.max_length) == (
+        "dashboardName", False, 255)
+    assert DASHBOARD.naming.problem("dev_churn-2") is None
+    assert DASHBOARD.naming.problem("dev churn") == (
+        "has characters AWS does not allow (the name must match [A-Za-z0-9_-]+)")
+    assert DASHBOARD.naming.problem("d" * 256) == "is 256 characters; AWS allows 255"
+    assert (DASHBOARD.stateful, DASHBOARD.taggable, DASHBOARD.label) == (False, False, "dashboard")
+    assert (DASHBOARD.create.service, DASHBOARD.create.operation) == ("cloudwatch", "PutDashboard")
 
 
 def test_the_aws_native_model_quality_job_definition():

@@ -195,6 +195,8 @@ def test_tags_protect_and_added_resources(shipped_plan):
     ("aws:s3/bucketVersioning:BucketVersioning", "bucket", True),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "name", True),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "threshold", False),
+    ("aws:cloudwatch/dashboard:Dashboard", "dashboardName", True),
+    ("aws:cloudwatch/dashboard:Dashboard", "dashboardBody", False),
     ("aws:sagemaker/pipeline:Pipeline", "pipelineDefinition#Steps[0].Name", False),
     ("kubernetes:core/v1:Namespace", "metadata.name", True),
     ("kubernetes:core/v1:Namespace", "metadata.labels.a", False),

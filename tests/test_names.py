@@ -64,6 +64,17 @@ def test_catalogue_limits_without_an_api_shape():
         63, None, "has characters AWS does not allow (the name must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})")
 
 
+def test_dashboard_names_are_what_putdashboard_documents():
+    # botocore's DashboardName shape has no max or pattern: its documentation states them
+    shape = botocore.loaders.create_loader().load_service_model("cloudwatch", "service-2")["shapes"]["DashboardName"]
+    assert "max" not in shape and "pattern" not in shape
+    member = botocore.loaders.create_loader().load_service_model("cloudwatch", "service-2")["shapes"][
+        "PutDashboardInput"]["members"]["DashboardName"]["documentation"]
+    assert 'The maximum length is 255, and valid characters are A-Z, a-z, 0-9, "-", and "_".' in member
+    naming = resource_type("aws:cloudwatch/dashboard:Dashboard").naming
+    assert (naming.max_length, naming.pattern) == (255, "[A-Za-z0-9_-]+")
+
+
 def test_scheduled_action_names_follow_application_auto_scaling():
     naming = resource_type("aws:appautoscaling/scheduledAction:ScheduledAction").naming
     assert naming.problem("prod-churn-primary-off-hours") is None

@@ -1,14 +1,26 @@
-"""Catalogue entries of running the platform: CloudWatch alarms and logs, EventBridge, SNS and endpoint autoscaling."""
+"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS and endpoint
+autoscaling."""
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import Naming, ResourceType
+from emlops.catalog.resource_type import CreateRequest, Naming, ResourceType
 
 # -- CloudWatch and EventBridge ----------------------------------------------------------------------
 
 METRIC_ALARM = ResourceType(
     "aws:cloudwatch/metricAlarm:MetricAlarm", label="alarm", taggable=True, naming=Naming(auto=True, max_length=255),
     arn="arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}",
+)
+DASHBOARD = ResourceType(
+    # pulumi-aws's Dashboard takes no tags
+    "aws:cloudwatch/dashboard:Dashboard", label="dashboard",
+    # PutDashboard's DashboardName: at most 255 of A-Z, a-z, 0-9, '-' and '_'. botocore's model says so only in the
+    # member's documentation (the shape has no max or pattern), so request validation cannot check it: the mocks do.
+    naming=Naming("dashboardName", max_length=255, pattern=r"[A-Za-z0-9_-]+"),
+    # dashboards are global, not regional: no region in the ARN
+    arn="arn:{partition}:cloudwatch::{account}:dashboard/{dashboardName}", arn_output="dashboardArn",
+    physical_id="{dashboardName}", replace_on_change=("dashboardName",),
+    create=CreateRequest("cloudwatch", "PutDashboard"),
 )
 LOG_GROUP = ResourceType(
     "aws:cloudwatch/logGroup:LogGroup", label="log group", stateful=True, taggable=True,
