@@ -62,3 +62,23 @@ def client_limits(uri: Optional[str]) -> Iterator[None]:
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
+def global_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI (`MLFLOW_TRACKING_URI`) set to a SageMaker tracking server ARN `uri` for the
+    block. The sagemaker-mlflow plugin, through which MLflow reaches such a server, signs each request for the
+    global tracking URI rather than the client's: a client of an ARN fails inside the plugin (IndexError) unless
+    the two are the same. Other URIs change nothing."""
+    if not uri.startswith("arn:"):
+        yield
+        return
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before

@@ -7,7 +7,8 @@ The package's evaluation report (`ModelMetrics.ModelQuality.Statistics`, a JSON 
 A version whose report is missing, unreadable or empty is not approved unless the operator says why
 (`--no-report-reason`), and that reason is recorded in the approval's description. The command asks for
 confirmation only where someone can answer (a terminal); elsewhere it needs `--yes`. Everything it prints
-that comes from AWS or from the report goes through `clean`.
+that comes from AWS or from the report goes through `clean`. `emlops promote` approves a shadow test's
+challenger through the same look-up, review and approval (promotion.py).
 """
 
 from __future__ import annotations
@@ -61,19 +62,18 @@ def find_package(sagemaker: Any, target: Target, version: Optional[int]) -> dict
             raise OperationError(f"model package {group}/{version} is {clean(package.get('ModelApprovalStatus'))}, "
                                  f"not {PENDING}; only packages waiting for approval can be approved")
         return package
-    newest = newest_package(sagemaker, group, PENDING)
-    if newest is None:
+    newest = newest_packages(sagemaker, group, PENDING, 1)
+    if not newest:
         raise OperationError(f"model package group {group!r} has no package waiting for approval")
-    return sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+    return sagemaker.describe_model_package(ModelPackageName=newest[0]["ModelPackageArn"])
 
 
-def newest_package(sagemaker: Any, group: str, status: str) -> Optional[dict[str, Any]]:
-    """The summary of GROUP's newest package (by creation time) with approval STATUS, if it has one. The newest
-    `Approved` one is what a `model_package_group` source deploys."""
-    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=status,
-                                              SortBy="CreationTime", SortOrder="Descending",
-                                              MaxResults=1)["ModelPackageSummaryList"]
-    return summaries[0] if summaries else None
+def newest_packages(sagemaker: Any, group: str, status: str, count: int) -> list[dict[str, Any]]:
+    """The summaries of GROUP's COUNT newest packages (by creation time) with approval STATUS, newest first. The
+    newest `Approved` one is what a `model_package_group` source deploys."""
+    return sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=status,
+                                         SortBy="CreationTime", SortOrder="Descending",
+                                         MaxResults=count)["ModelPackageSummaryList"]
 
 
 def package_label(package: dict[str, Any]) -> str:
@@ -107,17 +107,17 @@ def metric_rows(report: Any, prefix: str = "") -> list[tuple[str, str, str]]:
         return rows
     if "value" in report and not isinstance(report["value"], (dict, list)):
         std = report.get("standard_deviation")
-        return [(prefix, _fmt(report["value"]), "" if std is None else _fmt(std))]
+        return [(prefix, fmt_metric(report["value"]), "" if std is None else fmt_metric(std))]
     for key, value in report.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
             rows += metric_rows(value, path)
         elif not isinstance(value, list) and path != "version":
-            rows.append((path, _fmt(value), ""))
+            rows.append((path, fmt_metric(value), ""))
     return rows
 
 
-def _fmt(value: Any) -> str:
+def fmt_metric(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 

@@ -1,10 +1,12 @@
-"""What the operator commands (`emlops retrain`, `emlops approve`, `emlops promote`) act on and how they fail.
+"""What the operator commands (`emlops retrain`, `emlops approve`, `emlops promote`) act on, and how they
+fail.
 
 `resolve_target` reads the stack's validated config: the stack and model a command names, in the stack's
-account and region (or the shared registry's, for an approval); `resolve_model` adds the model's settings. AWS failures become one line for the
-operator (`OperationError`, with the command's exit code); credentials for another account than the
-stack's are refused before anything is called. Text that comes from AWS (descriptions, names, reasons,
-metrics, error messages) is printed through `clean`: no terminal escape sequences, no line breaks.
+account and region (or the shared registry's, for an approval); `resolve_model` adds the model's settings.
+AWS failures become one line for the operator (`OperationError`, with the command's exit code); credentials
+for another account than the stack's are refused before anything is called. Text that comes from AWS
+(descriptions, names, reasons, metrics, error messages) is printed through `clean`: no terminal escape
+sequences, no line breaks.
 """
 
 from __future__ import annotations
