@@ -136,25 +136,40 @@ class MlflowRegistry:
         self.tracking_uri = tracking_uri
         self._client: Any = None
 
-    def resolve(self, model: str, source: ModelSource) -> ResolvedModel:
-        from mlflow import MlflowClient
+    @property
+    def client(self) -> Any:
+        """The MLflow client of this registry, made on first use."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    def version(self, model: str, ref: str) -> Any:
+        """The model version (an `mlflow.entities.model_registry.ModelVersion`) `ref` names now, by alias or number;
+        ModelSourceError (one line) when the model, alias or version does not exist or MLflow fails."""
         from mlflow.exceptions import MlflowException
 
-        ref = str(source.mlflow)
         parsed = parse_mlflow(model, ref)
         name, alias, version = parsed["name"], parsed["alias"], parsed["version"]
         try:
-            if self._client is None:
-                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-            client = self._client
+            client = self.client
             try:
                 if alias:
-                    mv = client.get_model_version_by_alias(name, alias)
-                else:
-                    mv = client.get_model_version(name, version)
+                    return client.get_model_version_by_alias(name, alias)
+                return client.get_model_version(name, version)
             except MlflowException as e:
                 raise self._missing(model, ref, e, name, alias, version) from None
-            uri = self._underlying(client, client.get_model_version_download_uri(name, mv.version))
+        except MlflowException as e:
+            raise ModelSourceError(model, ref, f"MLflow at {self.tracking_uri} failed: {e}") from None
+
+    def resolve(self, model: str, source: ModelSource) -> ResolvedModel:
+        from mlflow.exceptions import MlflowException
+
+        ref = str(source.mlflow)
+        mv = self.version(model, ref)
+        try:
+            uri = self._underlying(self.client, self.client.get_model_version_download_uri(mv.name, mv.version))
         except MlflowException as e:
             raise ModelSourceError(model, ref, f"MLflow at {self.tracking_uri} failed: {e}") from None
         if not uri.startswith("s3://"):

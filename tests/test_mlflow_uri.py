@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emlops.cli import app
-from emlops.offline.preview import PreviewError, _mlflow_client_limits, check_mlflow_server
+from emlops.offline.preview import PreviewError, check_mlflow_server
+from emlops.program.mlflow_server import client_limits
 from tests.conftest import edit_stack
 from tests.test_stackfile_hardening import AT, preview_fails
 
@@ -154,8 +155,8 @@ def test_the_probe_uses_the_timeout_it_is_given(silent_port):
 def test_mlflows_own_client_waits_less_during_a_preview(monkeypatch):
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # the user's own choice stays
-    with _mlflow_client_limits("http://127.0.0.1:5000"):
+    with client_limits("http://127.0.0.1:5000"):
         assert (os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"], os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) == ("30", "3")
     assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
-    with _mlflow_client_limits(None):
+    with client_limits(None):
         assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ

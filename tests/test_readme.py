@@ -115,12 +115,63 @@ def test_readme_model_example_is_a_valid_model():
 
     from emlops.program.config_models import ModelConfig
 
-    examples = [block for block in code_blocks("yaml") if "models:" in block]
+    examples = [block for block in code_blocks("yaml") if "models:" in block and "shadow:" not in block]
     parsed = [ModelConfig.model_validate(model) for example in examples for model in yaml.safe_load(example)["models"]]
     [churn] = [model for model in parsed if model.name == "churn"]
     assert (churn.name, churn.source.mlflow, churn.deployment.strategy) == ("churn", "models:/churn@champion", "canary")
     [fraud] = [model for model in parsed if model.name == "fraud"]
     assert (fraud.environment, fraud.secret_environment) == ({"LOG_LEVEL": "info"}, {"DB_PASSWORD": "fraudDbPassword"})
+
+
+def shadow_example() -> dict[str, dict]:
+    """The README's shadow-test example: its models by name."""
+    import yaml
+
+    [block] = [block for block in code_blocks("yaml") if "shadow:" in block]
+    return {model["name"]: model for model in yaml.safe_load(block)["models"]}
+
+
+def test_readme_shadow_examples_are_valid_models_of_both_challenger_kinds():
+    from emlops.program.config_models import ModelConfig
+
+    models = {name: ModelConfig.model_validate(model) for name, model in shadow_example().items()}
+    assert [(m.source.model_package_group, m.shadow.challenger.model_package_group, m.shadow.traffic_percent)
+            for m in models.values() if m.source.model_package_group] == [("churn", "churn", 50)]
+    assert [(m.source.mlflow, m.shadow.challenger.mlflow) for m in models.values() if m.source.mlflow] == [
+        ("models:/upsell@champion", "models:/upsell@challenger")]
+
+
+def test_readme_promote_commands_run_as_shown(project_copy, monkeypatch):
+    """The 'emlops promote' lines, in order, on prod with the README's churn shadow test, in moto's shared registry
+    account: the dry run changes nothing, the promotion approves the pending package."""
+    import contextlib
+    import shlex
+
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from emlops.cli.operations import Runtime, register
+    from tests.test_operations import REGISTRY_ACCOUNT, create_packages, moto_in, status_of
+
+    path = project_copy / "stacks" / "Pulumi.prod.yaml"
+    stack = yaml.safe_load(path.read_text())
+    [churn] = [m for m in stack["config"]["emlops:platform"]["models"] if m["name"] == "churn"]
+    churn["shadow"] = shadow_example()["churn"]["shadow"]
+    path.write_text(yaml.safe_dump(stack))
+    app = typer.Typer()
+    register(app, Runtime(interactive=lambda: True))  # the reader at a terminal, answering yes
+    [block] = [b for b in code_blocks("bash") if "emlops promote" in b]
+    commands = [shlex.split(line.split("#")[0]) for line in block.strip().splitlines() if line.startswith("emlops ")]
+    assert [command[:3] for command in commands] == [["emlops", "promote", "prod"]] * 2
+    with contextlib.contextmanager(moto_in)(monkeypatch, project_copy, REGISTRY_ACCOUNT):
+        create_packages("Approved", "PendingManualApproval")
+        statuses = []
+        for command in commands:
+            result = CliRunner().invoke(app, command[1:], input="y\n")
+            assert result.exit_code == 0, (command, result.output)
+            statuses.append([status_of(version)[0] for version in (1, 2)])
+    assert statuses == [["Approved", "PendingManualApproval"], ["Approved", "Approved"]]
 
 
 def test_readme_secret_command_names_a_config_key_the_stack_files_accept():

@@ -7,7 +7,8 @@ The package's evaluation report (`ModelMetrics.ModelQuality.Statistics`, a JSON 
 A version whose report is missing, unreadable or empty is not approved unless the operator says why
 (`--no-report-reason`), and that reason is recorded in the approval's description. The command asks for
 confirmation only where someone can answer (a terminal); elsewhere it needs `--yes`. Everything it prints
-that comes from AWS or from the report goes through `clean`.
+that comes from AWS or from the report goes through `clean`. `emlops promote` approves a shadow test's
+challenger through the same look-up, review and approval (promotion.py).
 """
 
 from __future__ import annotations
@@ -61,12 +62,23 @@ def find_package(sagemaker: Any, target: Target, version: Optional[int]) -> dict
             raise OperationError(f"model package {group}/{version} is {clean(package.get('ModelApprovalStatus'))}, "
                                  f"not {PENDING}; only packages waiting for approval can be approved")
         return package
-    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
-                                              SortBy="CreationTime", SortOrder="Descending",
-                                              MaxResults=1)["ModelPackageSummaryList"]
-    if not summaries:
+    newest = newest_packages(sagemaker, group, PENDING, 1)
+    if not newest:
         raise OperationError(f"model package group {group!r} has no package waiting for approval")
-    return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+    return sagemaker.describe_model_package(ModelPackageName=newest[0]["ModelPackageArn"])
+
+
+def newest_packages(sagemaker: Any, group: str, status: str, count: int) -> list[dict[str, Any]]:
+    """The summaries of GROUP's COUNT newest packages (by creation time) with approval STATUS, newest first. The
+    newest `Approved` one is what a `model_package_group` source deploys."""
+    return sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=status,
+                                         SortBy="CreationTime", SortOrder="Descending",
+                                         MaxResults=count)["ModelPackageSummaryList"]
+
+
+def package_label(package: dict[str, Any]) -> str:
+    """`<group>/<version>`, as the commands name a package."""
+    return clean(f"{package.get('ModelPackageGroupName')}/{package.get('ModelPackageVersion')}")
 
 
 def read_report(s3: Any, uri: str) -> tuple[Optional[Any], Optional[str]]:
@@ -95,23 +107,23 @@ def metric_rows(report: Any, prefix: str = "") -> list[tuple[str, str, str]]:
         return rows
     if "value" in report and not isinstance(report["value"], (dict, list)):
         std = report.get("standard_deviation")
-        return [(prefix, _fmt(report["value"]), "" if std is None else _fmt(std))]
+        return [(prefix, fmt_metric(report["value"]), "" if std is None else fmt_metric(std))]
     for key, value in report.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
             rows += metric_rows(value, path)
         elif not isinstance(value, list) and path != "version":
-            rows.append((path, _fmt(value), ""))
+            rows.append((path, fmt_metric(value), ""))
     return rows
 
 
-def _fmt(value: Any) -> str:
+def fmt_metric(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def show_package(package: dict[str, Any], s3: Any, console: Console) -> Optional[str]:
     """Print the package, its evaluation metrics and metadata; return why the metrics are missing, if they are."""
-    label = clean(f"{package.get('ModelPackageGroupName')}/{package.get('ModelPackageVersion')}")
+    label = package_label(package)
     created = package.get("CreationTime")
     when = f", created {created.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if isinstance(created, datetime) else ""
     console.print(f"Model package {escape(label)} ({shown(package.get('ModelApprovalStatus'))}{when})")
@@ -159,9 +171,25 @@ def check_reason(reason: Optional[str]) -> Optional[str]:
     return text
 
 
-def approval_description(caller: str, reason: Optional[str]) -> str:
-    """What the approval records: who approved, and why without a report when that is the case."""
-    description = f"approved with emlops by {caller}"
+def review_package(package: dict[str, Any], s3: Any, reason: Optional[str], console: Console,
+                   warn: Callable[[str], None]) -> None:
+    """Show the package (`show_package`) and hold it to the rule of approvals: a package without a readable
+    evaluation report needs a reason (OperationError otherwise), and only such a package may be given one."""
+    label = package_label(package)
+    warning = show_package(package, s3, console)
+    if warning:
+        warn(f"warning: {warning}")
+        if reason is None:
+            raise OperationError(f"not approving {label} without its evaluation report; if it may be approved "
+                                 "anyway, say why with --no-report-reason (recorded in the approval)")
+    elif reason is not None:
+        raise OperationError(f"{label} has an evaluation report; --no-report-reason is only for a version "
+                             "without one", EXIT_INPUT)
+
+
+def approval_description(description: str, reason: Optional[str]) -> str:
+    """What the approval records: DESCRIPTION (who approved, and how), and why without a report when that is
+    the case."""
     if reason is None:
         return description
     description += "; no evaluation report: "
@@ -187,21 +215,18 @@ def approve(target: Target, version: Optional[int], yes: bool, no_report_reason:
         caller = _caller_arn(session, target)
         sagemaker = session.client("sagemaker", region_name=target.region)
         package = find_package(sagemaker, target, version)
-        label = f"{target.model}/{clean(package.get('ModelPackageVersion'))}"
-        warning = show_package(package, session.client("s3", region_name=target.region), console)
-        if warning:
-            warn(f"warning: {warning}")
-            if reason is None:
-                raise OperationError(f"not approving {label} without its evaluation report; if it may be approved "
-                                     "anyway, say why with --no-report-reason (recorded in the approval)")
-        elif reason is not None:
-            raise OperationError(f"{label} has an evaluation report; --no-report-reason is only for a version "
-                                 "without one", EXIT_INPUT)
-        description = approval_description(caller, reason)
+        label = package_label(package)
+        review_package(package, session.client("s3", region_name=target.region), reason, console, warn)
+        description = approval_description(f"approved with emlops by {caller}", reason)
         if not yes and not confirm(f"Approve {label} in stack {target.stack}?"):
             raise OperationError(f"not approved; {label} stays {PENDING}")
-        sagemaker.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved",
-                                       ApprovalDescription=description)
+        set_approved(sagemaker, package, description)
     except (ClientError, BotoCoreError) as exc:
         raise _aws_error(exc) from None
     console.print(f"Approved {escape(label)} as {escape(caller)}")
+
+
+def set_approved(sagemaker: Any, package: dict[str, Any], description: str) -> None:
+    """Approve the package: the newest Approved package of a group is what its consumers deploy next."""
+    sagemaker.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved",
+                                   ApprovalDescription=description)

@@ -1,5 +1,5 @@
-"""Operator commands on a deployed stack: `emlops retrain` and `emlops approve` (what they act on: targets.py;
-the approval itself: approval.py).
+"""Operator commands on a deployed stack: `emlops retrain`, `emlops approve` and `emlops promote` (what they act
+on: targets.py; the approval itself: approval.py; the promotion of a shadow test's challenger: promotion.py).
 
 They call AWS with boto3 and the credentials of the environment (no role is assumed here), in the
 stack's region, and refuse to act when those credentials are for another account than the stack's.
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from emlops.cli.approval import approve
+from emlops.cli.promotion import promote
 from emlops.cli.targets import (
     EXIT_FAILURE,
     EXIT_STILL_RUNNING,
@@ -208,7 +209,7 @@ def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: fl
 
 
 def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
-    """Add `retrain` and `approve` to APP (tests pass a Runtime whose sleep does not wait)."""
+    """Add `retrain`, `approve` and `promote` to APP (tests pass a Runtime whose sleep does not wait)."""
     runtime = runtime or Runtime()
 
     def run(command: str, action: Callable[[], None]) -> None:
@@ -257,3 +258,34 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
                                        console, runtime.interactive(),
                                        lambda prompt: typer.confirm(prompt, default=False),
                                        lambda line: typer.echo(f"emlops approve: {line}", err=True)))
+
+    @app.command("promote")
+    def promote_command(
+        stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
+        model: str = typer.Argument(..., help="One of the stack's models, with a shadow test (shadow.challenger)."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed where no terminal "
+                                 "can answer, e.g. in CI)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Look everything up and check it, say what would "
+                                     "change, change nothing."),
+        mlflow_uri: Optional[str] = typer.Option(
+            None, "--mlflow-uri", help="MLflow challenger: the tracking server to promote in. Default: the stack's "
+            "registry.mlflow_tracking_uri. Credentials as MLflow reads them (MLFLOW_TRACKING_TOKEN, or "
+            "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD)."),
+        no_report_reason: Optional[str] = typer.Option(
+            None, "--no-report-reason", help="Package challenger: promote a version that has no readable evaluation "
+            "report, for this reason (why, and who decided), recorded in the approval's description."),
+    ) -> None:
+        """Make MODEL's shadow challenger the champion the next deploy of STACK serves, in the registry.
+
+        MLflow source (models:/NAME@ALIAS): moves ALIAS to the challenger's version and tags that version with
+        who promoted it, when and from what. Model package group source: approves the group's newest package
+        pending approval (in the shared registry's stack when STACK uses one), after showing its evaluation
+        metrics as approve does. No resource is changed: `pulumi up -s STACK` deploys the new champion.
+
+        Exit codes: 0 promoted, nothing to promote (the challenger is the champion already), or --dry-run;
+        1 not promoted (the registry's state, AWS or MLflow errors, or declined); 2 bad input.
+        """
+        console = Console(highlight=False, soft_wrap=True)
+        run("promote", lambda: promote(stack, model, yes, dry_run, mlflow_uri, no_report_reason, console, runtime,
+                                       lambda prompt: typer.confirm(prompt, default=False),
+                                       lambda line: typer.echo(f"emlops promote: {line}", err=True)))

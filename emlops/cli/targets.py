@@ -1,10 +1,12 @@
-"""What the operator commands (`emlops retrain`, `emlops approve`) act on and how they fail.
+"""What the operator commands (`emlops retrain`, `emlops approve`, `emlops promote`) act on, and how they
+fail.
 
 `resolve_target` reads the stack's validated config: the stack and model a command names, in the stack's
-account and region (or the shared registry's, for an approval). AWS failures become one line for the
-operator (`OperationError`, with the command's exit code); credentials for another account than the
-stack's are refused before anything is called. Text that comes from AWS (descriptions, names, reasons,
-metrics, error messages) is printed through `clean`: no terminal escape sequences, no line breaks.
+account and region (or the shared registry's, for an approval); `resolve_model` adds the model's settings.
+AWS failures become one line for the operator (`OperationError`, with the command's exit code); credentials
+for another account than the stack's are refused before anything is called. Text that comes from AWS
+(descriptions, names, reasons, metrics, error messages) is printed through `clean`: no terminal escape
+sequences, no line breaks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from emlops.program.config_models import ModelConfig
+    from emlops.program.platform import PlatformConfig
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
@@ -85,19 +91,45 @@ def resolve_target(stack: str, model: str, registry: bool = False) -> Target:
 
     With `registry`, the target is where MODEL's package group lives: the shared stack when STACK uses
     one, and a registry-only stack's groups count as its models."""
+    platform = _load_platform(stack)
+    if not registry:
+        _check_model(stack, model, [m.name for m in platform.models])
+        return _target(stack, model, platform)
+    if platform.registry.shared_stack is not None:  # an environment names its own models' groups only
+        _check_model(stack, model, [m.name for m in platform.models])
+    return registry_target(stack, platform, model)
+
+
+def resolve_model(stack: str, model: str) -> tuple[Target, "ModelConfig", "PlatformConfig"]:
+    """STACK's model MODEL as `resolve_target` finds it, with its settings and the stack's (exit 2 otherwise)."""
+    platform = _load_platform(stack)
+    _check_model(stack, model, [m.name for m in platform.models])
+    [settings] = [m for m in platform.models if m.name == model]
+    return _target(stack, model, platform), settings, platform
+
+
+def registry_target(stack: str, platform: "PlatformConfig", group: str) -> Target:
+    """Where STACK's package group GROUP lives: the shared stack when STACK uses one (exit 2 if the group is not
+    one of that registry's)."""
+    if platform.registry.shared_stack is not None:
+        stack = platform.registry.shared_stack
+        platform = _load_platform(stack)
+    _check_model(stack, group, platform.registry_groups())
+    return _target(stack, group, platform)
+
+
+def _load_platform(stack: str) -> "PlatformConfig":
+    """STACK's validated platform config; a config error is one line naming the stack file (exit 2)."""
     from emlops.program.stackfile import find_project, load_stack
     from emlops.program.config import ConfigError
 
     try:
-        project = find_project()
-        platform = load_stack(project, stack).platform
-        if registry and platform.registry.shared_stack is not None:
-            _check_model(stack, model, [m.name for m in platform.models])
-            stack = platform.registry.shared_stack
-            platform = load_stack(project, stack).platform
+        return load_stack(find_project(), stack).platform
     except ConfigError as exc:
         raise OperationError(str(exc), EXIT_INPUT, prefixed=False) from None
-    _check_model(stack, model, platform.registry_groups() if registry else [m.name for m in platform.models])
+
+
+def _target(stack: str, model: str, platform: "PlatformConfig") -> Target:
     return Target(stack, model, platform.environment, platform.account_id, platform.region, platform.partition.name)
 
 

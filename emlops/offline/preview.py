@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Callable, Optional
 
 from emlops.offline.engine import ORGANIZATION, RunResult, run_program
 from emlops.offline.mocks import AwsIdentity, MockGap
 from emlops.program.stackfile import Project, find_project, load_stack
 from emlops.program.config import ConfigError
+from emlops.program.mlflow_server import PROBE_TIMEOUT, client_limits, unreachable, without_credentials
 
 
 if TYPE_CHECKING:
     from emlops.program.sources import Resolver
 
-# How long `--mlflow-uri` may take to answer before the preview gives up on it (seconds). MLflow's own client
-# waits 120 s a request and retries 7 times with backoff: a dead server would hold the preview for minutes.
-MLFLOW_TIMEOUT = 5.0
-_MLFLOW_CLIENT_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+# How long `--mlflow-uri` may take to answer before the preview gives up on it (seconds).
+MLFLOW_TIMEOUT = PROBE_TIMEOUT
 
 
 def cache_directory() -> Optional[Path]:
@@ -82,7 +76,7 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, progress,
                                      _seen)
     try:
-        with _mlflow_client_limits(mlflow_uri):
+        with client_limits(mlflow_uri):
             result = run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
                                  context=lambda: use_resolver(resolver or OfflineResolver(mlflow_uri)),
                                  stack_outputs=referenced,
@@ -100,49 +94,11 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
 
 def check_mlflow_server(uri: str, timeout: float = MLFLOW_TIMEOUT) -> None:
     """PreviewError (exit 2, one line) unless the MLflow server at an http(s) `uri` answers within `timeout`
-    seconds; any HTTP answer will do (its /health route, or an error page). Other URIs (a local `sqlite:///`
-    store, a file store) are not servers and pass as they are."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https"):
-        return
-    shown = _without_credentials(uri)
-    health = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/") + "/health", "", ""))
-    try:
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(health, timeout=timeout):
-            return
-    except urllib.error.HTTPError:
-        return  # the server answered
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            problem = f"no answer within {timeout:g} s"
-        elif isinstance(reason, ConnectionRefusedError):
-            problem = "connection refused"
-        else:
-            problem = " ".join(str(reason).split()) or type(reason).__name__
-    raise PreviewError(f"--mlflow-uri {shown}: cannot reach the MLflow server ({problem}); start it, or preview "
-                       "without --mlflow-uri (models:/ sources then show as unknown)")
-
-
-def _without_credentials(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
-
-
-@contextlib.contextmanager
-def _mlflow_client_limits(mlflow_uri: Optional[str]) -> Iterator[None]:
-    """Shorter waits for MLflow's own client while the preview resolves against `mlflow_uri` (unless the user
-    set them): a server that stops answering mid-preview fails in seconds, not minutes."""
-    added = [name for name in _MLFLOW_CLIENT_LIMITS if mlflow_uri is not None and name not in os.environ]
-    for name in added:
-        os.environ[name] = _MLFLOW_CLIENT_LIMITS[name]
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
+    seconds (`emlops.program.mlflow_server.unreachable`); local stores pass as they are."""
+    problem = unreachable(uri, timeout)
+    if problem is not None:
+        raise PreviewError(f"--mlflow-uri {without_credentials(uri)}: cannot reach the MLflow server ({problem}); "
+                           "start it, or preview without --mlflow-uri (models:/ sources then show as unknown)")
 
 
 def _referenced_outputs(project: Project, stack: str, shared: Optional[str], mlflow_uri: Optional[str],
