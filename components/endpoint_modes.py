@@ -20,7 +20,7 @@ class AsyncInferenceSettings(Settings):
 
     output_prefix: str = Field(description="Key prefix in the platform's inference bucket under which responses "
                                "(`<output_prefix>responses/`) and failures (`<output_prefix>failures/`) are written, "
-                               "e.g. `async/document-scoring/`.")
+                               "e.g. `async/doc-scoring/`.")
     input_prefix: Optional[str] = Field(None, description="Key prefix in the inference bucket where callers upload "
                                         "request payloads (InvokeEndpointAsync's InputLocation); the model reads only "
                                         "there. Default: `<output_prefix>requests/`.")

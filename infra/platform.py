@@ -4,7 +4,7 @@
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
 built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
-registry -> serving -> monitoring -> retraining -> personas. Each stage hands a component its section and its
+registry -> serving -> monitoring -> dashboards -> retraining -> personas. Each stage hands a component its section and its
 context (what earlier stages built: keys, buckets, network, topic, governance). Model sources are resolved
 before the platform exists (`program.py`); the platform builds nothing that is not in the stack file.
 
@@ -47,6 +47,7 @@ from emlops.program import rules
 from emlops.program.config import StackConfig, config_json_schema, load_config, parse_config
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import ModelConfig, RegistryConfig
+from emlops.program.dashboards import dashboards
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ServedModel, success_topic
@@ -118,6 +119,8 @@ class MlPlatform(pulumi.ComponentResource):
         self.registry = self._registry()
         self.endpoints = self._serving(models)
         self.monitors = self._monitoring(models)
+        self.dashboards = dashboards(self, name, settings.region, settings.account_id, models, self.endpoints,
+                                     self.monitors)
         self.retraining = self._retraining(models)
         self.personas = self._personas() if settings.personas is not None else None
 

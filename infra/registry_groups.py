@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 class RegistryGroups:
     """The package-group questions of a stack's settings (mixed into `PlatformConfig`)."""
 
-    models: list["ModelConfig"]
-    registry: "RegistryConfig"
+    if TYPE_CHECKING:  # PlatformConfig's fields (annotated here, pydantic would take them for fields of its own)
+        models: list[ModelConfig]
+        registry: RegistryConfig
 
     def registry_groups(self) -> list[str]:
         """The package groups a stack's own registry holds: one per served model, the groups its models are

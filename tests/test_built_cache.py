@@ -112,4 +112,4 @@ def test_a_second_preview_process_reads_the_definitions_instead_of_importing_the
     assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
     assert first[1] == "True" and second[1] == "False"  # the first built with the SDK, the second did not need it
     assert first[0] == second[0] and first[2] == second[2]  # the same plan size and the same definition
-    assert len(list((tmp_path / "retraining-pipeline").iterdir())) == 2  # churn and fraud
+    assert len(list((tmp_path / "retraining-pipeline").iterdir())) == 3  # churn, fraud and doc-scoring

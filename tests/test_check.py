@@ -260,9 +260,9 @@ def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, m
     report = check_stack("prod", broken_plan_file)
     assert {(v.rule, v.name) for v in report.violations if v.rule == "sagemaker-instance-type-allowed"} == {
         ("sagemaker-instance-type-allowed", name) for name in (
-            "prod-churn-config", "prod-fraud-config", "prod-document-scoring-config", "prod-ranking-config",
+            "prod-churn-config", "prod-fraud-config", "prod-doc-scoring-config", "prod-ranking-config",
             "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-fraud-monitor-job",
-            "prod-document-scoring-monitor-job")}
+            "prod-doc-scoring-monitor-job")}
 
 
 def test_pack_config_file_for_the_pulumi_cli(broken_plan_file, project_copy, monkeypatch):

@@ -249,8 +249,8 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
     # monitoring job definitions, data- and model-quality alike, cannot change in place
     assert replaced == ["prod-data-key", "prod-features-customers", "prod-training-repository",
                         "prod-training-repository-lifecycle", "prod-churn-config", "prod-fraud-config",
-                        "prod-document-scoring-config", "prod-churn-monitor-job", "prod-churn-monitor-quality-job",
-                        "prod-fraud-monitor-job", "prod-document-scoring-monitor-job"]
+                        "prod-doc-scoring-config", "prod-churn-monitor-job", "prod-churn-monitor-quality-job",
+                        "prod-fraud-monitor-job", "prod-doc-scoring-monitor-job"]
     assert [r.action for r in diff.resources if r.resource.name == "prod-fraud-retraining-pipeline"] == ["update"]
     [alias] = [r for r in diff.resources if r.resource.name == "prod-data-alias"]
     assert [(c.path, c.old, c.new, c.replaces) for c in alias.changes] == [

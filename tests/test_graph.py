@@ -49,9 +49,11 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
     groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
     assert list(groups) == ["StackReference shared", "base", "Network network", "FeatureStore features",
                             "TrainingCluster training", "ModelEndpoint churn", "ModelEndpoint fraud",
-                            "ModelEndpoint document-scoring", "ModelMonitor churn-monitor",
-                            "ModelMonitor fraud-monitor", "ModelMonitor document-scoring-monitor", "RetrainingPipeline churn-retraining",
-                            "RetrainingPipeline fraud-retraining"]
+                            "ModelEndpoint doc-scoring", "ModelMonitor churn-monitor",
+                            "ModelMonitor fraud-monitor", "ModelMonitor doc-scoring-monitor",
+                            "ModelDashboard emlops-prod-churn", "ModelDashboard emlops-prod-fraud",
+                            "ModelDashboard emlops-prod-doc-scoring", "EnvironmentDashboard emlops-prod", "RetrainingPipeline churn-retraining",
+                            "RetrainingPipeline fraud-retraining", "RetrainingPipeline doc-scoring-retraining"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
     assert 30 <= len(labels) < 60
     assert groups["ModelEndpoint fraud"] == [
@@ -61,7 +63,7 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
     assert groups["base"] == ["n_prod_logs_key", "n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
                               "n_prod_artifacts_bucket", "n_prod_alerts_topic_key_key", "n_prod_alerts_topic",
                               "n_prod_capture_bucket", "n_prod_inference_bucket",
-                              "n_prod_document_scoring_async_success_topic"]
+                              "n_prod_doc_scoring_async_success_topic"]
     assert labels["n_prod_fraud_endpoint"] == "prod-fraud-endpoint<br/>endpoint"
     assert not [n for n in labels if "execution" in n or "policy" in n or "versioning" in n]
     # capture -> monitor -> rule -> pipeline -> the shared registry's group -> the model the fraud endpoint serves
@@ -112,7 +114,7 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 13  # 12 + shared
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 18  # 17 + shared
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]

@@ -82,7 +82,7 @@ def test_persona_listing_of_model_packages_is_scoped_to_the_groups(stack, shippe
 def test_retraining_uses_the_data_key_only_through_services_or_grants(shipped_plan):
     plan = shipped_plan("prod")
     roles = [r.inputs["name"] for r in plan.by_type(ROLE) if r.name.endswith("-retraining-execution-role")]
-    assert len(roles) == 2
+    assert len(roles) == 3  # churn, fraud, doc-scoring
     for role in roles:
         kms = [s for s in statements(plan, role) if any(a.startswith("kms:") for a in s["Action"])]
         assert kms and all("kms:ViaService" in s.get("Condition", {}).get("StringEquals", {})

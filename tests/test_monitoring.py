@@ -885,7 +885,7 @@ def test_prod_with_model_quality_previews_and_every_request_is_valid(shipped_pla
     assert (alarm["threshold"], alarm["comparisonOperator"]) == (0.75, "LessThanThreshold")
     # one alerts topic for the environment: the model-quality alarm publishes to it too
     topics = plan.by_type(TOPIC)
-    assert [t.name for t in topics] == ["prod-alerts-topic", "prod-document-scoring-async-success-topic"]
+    assert [t.name for t in topics] == ["prod-alerts-topic", "prod-doc-scoring-async-success-topic"]
     assert alarm["alarmActions"] == [f"arn:aws:sns:eu-west-1:333333333333:{topics[0].inputs['name']}"]
     assert plan.get("prod-churn-monitor-quality").inputs["monitoringScheduleConfig"]["monitoringType"] == "ModelQuality"
 

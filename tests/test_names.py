@@ -150,8 +150,8 @@ def test_names_that_fit_reach_the_plan(project_copy):
 
 def test_a_registry_group_too_long_for_its_approvals_rule(project_copy):
     group = "customer-lifetime-value-propensity-2026"
-    edit_stack(project_copy, "shared", "package_groups: [churn, fraud, document-scoring]",
-               f"package_groups: [churn, fraud, document-scoring, {group}]")
+    edit_stack(project_copy, "shared", "package_groups: [churn, fraud, doc-scoring]",
+               f"package_groups: [churn, fraud, doc-scoring, {group}]")
     assert preview_error(project_copy, "shared") == (
         f"stacks/Pulumi.shared.yaml: emlops:platform.registry.package_groups[3]: {group!r} makes the EventBridge rule "
         f"name 'shared-registry-{group}-approved-1a2b3c4' 72 characters (with Pulumi's auto-name suffix); AWS allows "

@@ -337,9 +337,9 @@ def test_retrain_unknown_model_suggests_a_close_name(aws, cli):
     result = cli("retrain", "prod", "chrun")
     assert result.exit_code == 2
     assert result.stderr == ("emlops retrain: stack 'prod' has no model 'chrun'; did you mean 'churn'? "
-                             "models: churn, fraud, document-scoring\n")
+                             "models: churn, fraud, doc-scoring\n")
     result = cli("retrain", "prod", "xgboost")
-    assert result.stderr == "emlops retrain: stack 'prod' has no model 'xgboost'; models: churn, fraud, document-scoring\n"
+    assert result.stderr == "emlops retrain: stack 'prod' has no model 'xgboost'; models: churn, fraud, doc-scoring\n"
 
 
 def test_retrain_unknown_stack_prints_the_config_error(aws, cli):
@@ -496,7 +496,7 @@ def test_approve_unknown_model(registry_aws, cli):
     result = cli("approve", "prod", "frad", "--yes")
     assert result.exit_code == 2
     assert result.stderr == ("emlops approve: stack 'prod' has no model 'frad'; did you mean 'fraud'? "
-                             "models: churn, fraud, document-scoring\n")
+                             "models: churn, fraud, doc-scoring\n")
 
 
 NO_REPORT = [

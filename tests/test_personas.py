@@ -661,7 +661,7 @@ def test_the_largest_full_plan_stays_well_within_the_limits():
 def test_personas_of_an_environment_using_the_shared_registry_read_it_and_register_only_as_publisher(shipped_plan):
     """prod publishes into the shared groups: its data scientists may register there (for approval), its ML
     engineers describe them. Nobody approves shared versions from an environment."""
-    shared = ("churn", "fraud", "document-scoring")
+    shared = ("churn", "fraud", "doc-scoring")
     groups = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{g}" for g in shared]
     packages = [f"arn:aws:sagemaker:eu-west-1:444444444444:model-package/{g}/*" for g in shared]
     read = read_groups(groups, packages)

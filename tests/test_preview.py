@@ -125,7 +125,7 @@ def test_prod_stateful_resources(shipped_plan):
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
         "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the customers feature group's offline-store tables
-        "aws:sns/topic:Topic": 2,  # the alerts topic, document-scoring's responses
+        "aws:sns/topic:Topic": 2,  # the alerts topic, doc-scoring's responses
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
     }
     # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
@@ -160,13 +160,13 @@ def test_dev_tree_shape(shipped_plan):
     assert [r.name for r in plan.children(platform.urn)] == [
         "dev-logs", "dev-network", "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts",
         "dev-model-builder", "dev-features", "dev-training", "dev-registry", "dev-workloads-sg", "dev-churn",
-        "dev-fraud", "dev-assistant",
+        "dev-fraud", "dev-assistant", "emlops-dev-churn", "emlops-dev-fraud", "emlops-dev-assistant", "emlops-dev",
         "dev-personas",
     ]
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 141
+    assert len(plan.resources) == 149
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):
@@ -230,7 +230,7 @@ def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
 def test_prod_endpoints_have_what_production_needs(shipped_plan):
     plan = shipped_plan("prod")
     endpoints = plan.by_type("aws:sagemaker/endpoint:Endpoint")
-    assert [e.inputs["name"] for e in endpoints] == ["prod-churn", "prod-fraud", "prod-document-scoring"]
+    assert [e.inputs["name"] for e in endpoints] == ["prod-churn", "prod-fraud", "prod-doc-scoring"]
     alarm_names = {a.inputs["name"] for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     targets = {t.inputs["resourceId"]: t.inputs for t in plan.by_type("aws:appautoscaling/target:Target")}
     for endpoint in endpoints:

@@ -416,7 +416,7 @@ def test_what_cannot_be_promoted_by_the_stack_file_is_refused(project_copy, monk
         ("nope", "churn"): "stacks/Pulumi.nope.yaml: no such stack file; stacks in this project: dev, prod, shared, "
                            "staging",
         ("prod", "chrun"): "emlops promote: stack 'prod' has no model 'chrun'; did you mean 'churn'? models: churn, "
-                           "fraud",
+                           "fraud, doc-scoring",
         ("prod", "fraud"): "emlops promote: model 'fraud' of stack 'prod' has no shadow test (shadow.challenger), so "
                            "no challenger to promote",
         ("dev", "churn", "--no-report-reason", WHY): "emlops promote: --no-report-reason is for a challenger in a model "

@@ -43,7 +43,7 @@ def test_readme_preview_command_prints_the_dev_tree():
     result = subprocess.run(venv_command(PREVIEW_COMMAND), cwd=ROOT, capture_output=True, text=True,
                             timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("emlops / dev: 141 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
+    assert result.stdout.startswith("emlops / dev: 149 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
     assert "dev  emlops:index:MlPlatform" in result.stdout
     assert "dev-data-key  aws:kms/key:Key" in result.stdout
 
@@ -119,6 +119,9 @@ def test_readme_model_example_is_a_valid_model():
     parsed = [ModelConfig.model_validate(model) for example in examples for model in yaml.safe_load(example)["models"]]
     [churn] = [model for model in parsed if model.name == "churn"]
     assert (churn.name, churn.source.mlflow, churn.deployment.strategy) == ("churn", "models:/churn@champion", "canary")
+    modes = {model.name: (model.serving, model.mode, model.large_model) for model in parsed}
+    assert (modes["doc-scoring"], modes["tenants"], modes["assistant"]) == (
+        ("async", "single_model", False), ("realtime", "multi_model", False), ("realtime", "single_model", True))
     [fraud] = [model for model in parsed if model.name == "fraud"]
     assert (fraud.environment, fraud.secret_environment) == ({"LOG_LEVEL": "info"}, {"DB_PASSWORD": "fraudDbPassword"})
 

@@ -34,8 +34,8 @@ def test_staging_and_prod_see_the_shared_account_region_groups_and_their_roles()
     project = find_project(ROOT)
     prod = load_shared_registry(load_stack(project, "prod").platform, "prod", "stacks/Pulumi.prod.yaml", ROOT)
     assert (prod.stack, prod.account_id, prod.region, prod.partition) == ("shared", "444444444444", "eu-west-1", "aws")
-    assert (prod.groups, prod.repositories) == (("churn", "fraud", "document-scoring"),
-                                                   ("churn-training", "fraud-training", "document-scoring-training"))
+    assert (prod.groups, prod.repositories) == (("churn", "fraud", "doc-scoring"),
+                                                   ("churn-training", "fraud-training", "doc-scoring-training"))
     assert (prod.consumer, prod.publisher) == (True, True)
     assert prod.group_arn("Churn") == SHARED_GROUP.format("churn")
     staging = load_shared_registry(load_stack(project, "staging").platform, "staging", "x", ROOT)
@@ -73,10 +73,10 @@ def test_the_shared_registry_is_in_the_environments_region(project_copy):
 
 
 def test_a_group_the_shared_registry_does_not_hold_is_refused(project_copy):
-    edit_stack(project_copy, "shared", "package_groups: [churn, fraud, document-scoring]", "package_groups: [fraud, document-scoring]")
+    edit_stack(project_copy, "shared", "package_groups: [churn, fraud, doc-scoring]", "package_groups: [fraud, doc-scoring]")
     assert preview_error(project_copy, "staging") == (
         f"{STAGING_AT}.models[0].source.model_package_group: 'churn' is not a package group of stack 'shared' "
-        "(its groups: fraud, document-scoring); add it to its registry.package_groups")
+        "(its groups: fraud, doc-scoring); add it to its registry.package_groups")
 
 
 def test_an_environment_the_shared_registry_does_not_list_as_consumer_is_refused(project_copy):
@@ -104,7 +104,7 @@ def test_an_image_of_the_shared_account_must_be_one_of_its_repositories(project_
          "444444444444.dkr.ecr.eu-west-1.amazonaws.com/fraud-trainer:2.1.0")
     assert preview_error(project_copy, "prod") == (
         f"{PROD_AT}.models[1].retraining.training_image: 'fraud-trainer' is not an image repository of stack "
-        "'shared' (its repositories: churn-training, fraud-training, document-scoring-training); add it to its registry.image_repositories")
+        "'shared' (its repositories: churn-training, fraud-training, doc-scoring-training); add it to its registry.image_repositories")
 
 
 def test_a_stack_that_uses_a_shared_registry_holds_no_promotion_settings_of_its_own():

@@ -39,7 +39,7 @@ GROUP_POLICY_TYPE = "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPoli
 def test_the_package_groups_live_in_the_shared_registry_and_only_its_policies_name_other_accounts(shipped_plan):
     shared = shipped_plan("shared")
     assert {g.inputs["modelPackageGroupName"] for g in shared.by_type(GROUP_TYPE)} == {"churn", "fraud",
-                                                                                      "document-scoring"}
+                                                                                      "doc-scoring"}
     for policy in shared.by_type(GROUP_POLICY_TYPE):
         principals = {p for s in json.loads(policy.inputs["resourcePolicy"])["Statement"] for p in s["Principal"]["AWS"]}
         assert principals == {"arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"}
@@ -147,11 +147,11 @@ def test_stack_outputs_say_where_to_train_and_register(shipped_plan):
     assert set(prod["training"]) == {"roleArn", "repositoryUrl"}
     assert "registry" not in prod  # prod registers into the shared registry
     assert shipped_plan("shared").outputs["registry"] == {
-        "packageGroups": {"churn": "churn", "fraud": "fraud", "document-scoring": "document-scoring"},
+        "packageGroups": {"churn": "churn", "fraud": "fraud", "doc-scoring": "doc-scoring"},
         "packageGroupArns": {group: f"arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/{group}"
-                             for group in ("churn", "fraud", "document-scoring")},
+                             for group in ("churn", "fraud", "doc-scoring")},
         "repositoryUrls": {repository: f"444444444444.dkr.ecr.eu-west-1.amazonaws.com/{repository}"
-                           for repository in ("churn-training", "fraud-training", "document-scoring-training")},
+                           for repository in ("churn-training", "fraud-training", "doc-scoring-training")},
         "trackingUri": "arn:aws:sagemaker:eu-west-1:444444444444:mlflow-tracking-server/shared-registry-mlflow",
     }
     staging = shipped_plan("staging").outputs
@@ -166,27 +166,27 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
     # data quality for every endpoint; model quality for churn, whose ground truth arrives daily
     assert [(s.name, s.inputs["monitoringScheduleConfig"]["monitoringType"]) for s in schedules] == [
         ("prod-churn-monitor-schedule", "DataQuality"), ("prod-churn-monitor-quality", "ModelQuality"),
-        ("prod-fraud-monitor-schedule", "DataQuality"), ("prod-document-scoring-monitor-schedule", "DataQuality")]
+        ("prod-fraud-monitor-schedule", "DataQuality"), ("prod-doc-scoring-monitor-schedule", "DataQuality")]
     assert len(endpoints) == 3
     for schedule in schedules:
         config = schedule.inputs["monitoringScheduleConfig"]
         assert config["scheduleConfig"]["scheduleExpression"] == "cron(0 * ? * * *)"  # hourly in production
-    # the alerts topic; document-scoring announces its responses on a topic of its own
+    # the alerts topic; doc-scoring announces its responses on a topic of its own
     topic, responses = plan.by_type("aws:sns/topic:Topic")
-    assert responses.name == "prod-document-scoring-async-success-topic"
+    assert responses.name == "prod-doc-scoring-async-success-topic"
     assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:eu-west-1:333333333333:key/")
     topic_arn = f"arn:aws:sns:eu-west-1:333333333333:{topic.inputs['name']}"
     alarms = [a for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "-monitor-" in a.name]
-    # the alarm that brings document-scoring back from zero instances starts its scaling policy instead
-    from_zero = plan.get("prod-document-scoring-primary-scale-out-from-zero").inputs
+    # the alarm that brings doc-scoring back from zero instances starts its scaling policy instead
+    from_zero = plan.get("prod-doc-scoring-primary-scale-out-from-zero").inputs
     assert from_zero["alarmActions"][0].startswith("arn:aws:autoscaling:eu-west-1:333333333333:scalingPolicy:")
     assert alarms and all(a.inputs["alarmActions"] == [topic_arn] for a in alarms)
     # the endpoints' rollback alarms notify the same topic when they fire and when they recover
     rollback = [a for a in plan.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")
                 if "-monitor-" not in a.name and "from-zero" not in a.name]
     assert sorted(a.name for a in rollback) == [
-        "prod-churn-primary-5xx", "prod-churn-primary-latency", "prod-document-scoring-primary-5xx",
-        "prod-document-scoring-primary-latency", "prod-fraud-primary-5xx", "prod-fraud-primary-latency"]
+        "prod-churn-primary-5xx", "prod-churn-primary-latency", "prod-doc-scoring-primary-5xx",
+        "prod-doc-scoring-primary-latency", "prod-fraud-primary-5xx", "prod-fraud-primary-latency"]
     assert all(a.inputs["alarmActions"] == a.inputs["okActions"] == [topic_arn] for a in rollback)
     assert topic.name == "prod-alerts-topic" and topic.parent == plan.get("prod", "emlops:index:MlPlatform").urn
     targets = [t for t in plan.by_type("aws:cloudwatch/eventTarget:EventTarget") if "-monitor-" in t.name]
@@ -213,7 +213,7 @@ def test_every_prod_endpoint_has_a_retraining_pipeline_started_by_its_violations
     endpoints = sorted(e.inputs["name"] for e in plan.by_type("aws:sagemaker/endpoint:Endpoint"))
     pipelines = sorted(p.inputs["pipelineName"] for p in plan.by_type("aws:sagemaker/pipeline:Pipeline"))
     assert pipelines == [f"{endpoint}-retraining" for endpoint in endpoints] == [
-        "prod-churn-retraining", "prod-document-scoring-retraining", "prod-fraud-retraining"]
+        "prod-churn-retraining", "prod-doc-scoring-retraining", "prod-fraud-retraining"]
     for endpoint in endpoints:
         target = plan.get(f"{endpoint}-retraining-on-violations-start")
         assert target.inputs["arn"] == f"arn:aws:sagemaker:eu-west-1:333333333333:pipeline/{endpoint}-retraining"
