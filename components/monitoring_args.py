@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
 from pydantic import Field, field_validator
@@ -167,16 +167,20 @@ class DriftBaseline:
 
 @dataclass(frozen=True)
 class MonitorContext:
-    """What the platform supplies to a `ModelMonitor`."""
+    """What the platform supplies to a `ModelMonitor`: the endpoint it monitors, or a batch transform's data."""
 
-    endpoint_name: pulumi.Input[str]
-    """The monitored endpoint (it must capture its input)."""
     capture_s3_uri: pulumi.Input[str]
-    """The endpoint's data capture destination, `s3://<bucket>/<prefix>` (read-only for the monitor)."""
+    """The data capture destination of the endpoint (or batch transform), `s3://<bucket>/<prefix>` (read-only
+    for the monitor)."""
     reports_bucket: "SecureBucket"
     """Bucket the reports go to, under `monitoring/<name>/`."""
     placement: Placement
     """Private subnets (and security groups) the monitoring jobs run in."""
+    endpoint_name: Optional[pulumi.Input[str]] = None
+    """The monitored endpoint (it must capture its input). Give it or `batch_input_format`."""
+    batch_input_format: Optional[Literal["csv", "json"]] = None
+    """The monitor reads what a batch transform job captured (its `DataCaptureConfig`, at `capture_s3_uri`) instead
+    of an endpoint's traffic: CSV records without a header, or JSON Lines. Default: an endpoint is monitored."""
     production: bool = False
     """Production monitors run hourly by default and need a baseline. Default: false."""
     package_baseline: Optional[DriftBaseline] = None
