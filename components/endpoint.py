@@ -22,7 +22,7 @@ from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import METRIC_ALARM, SCALING_POLICY, SCHEDULED_ACTION
 from emlops.catalog.resources_sagemaker import ENDPOINT, ENDPOINT_CONFIG, MODEL
 from emlops.components.endpoint_args import (EndpointContext, EndpointSettings, ModelArtifact, VariantSettings,
-                                             check_environment_names)
+                                             check_environment_names, model_container)
 from emlops.catalog.resources_iam import ROLE
 from emlops.components.endpoint_iam import execution_role, execution_role_name
 from emlops.components.iam import role_logical_name, role_names
@@ -212,23 +212,9 @@ def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> N
 
 
 def _container(settings: EndpointSettings, context: EndpointContext) -> dict:
-    artifact = context.artifact
-    if artifact.package_arn is not None:
-        return {"model_package_name": artifact.package_arn}
-    container: dict = {"image": context.image_uri, "mode": "SingleModel"}
     environment = {**settings.environment,
                    **{name: pulumi.Output.secret(value) for name, value in context.secret_environment.items()}}
-    if environment:
-        container["environment"] = environment
-    if artifact.compressed:
-        container["model_data_url"] = artifact.uri
-    else:
-        # MLflow models are directories: SageMaker loads them uncompressed from the prefix.
-        # (the provider models the API's single S3DataSource as a one-element list)
-        container["model_data_source"] = {"s3_data_sources": [{
-            "s3_uri": artifact.uri, "s3_data_type": "S3Prefix", "compression_type": "None",
-        }]}
-    return container
+    return model_container(context.artifact, context.image_uri, environment)
 
 
 def _variants(settings: EndpointSettings, model_name: pulumi.Output[str]) -> list[dict]:

@@ -270,6 +270,26 @@ class ModelArtifact:
         return parse_s3(self.uri, "model artifact", prefix=True)
 
 
+def model_container(artifact: ModelArtifact, image_uri: Optional[pulumi.Input[str]],
+                    environment: Mapping[str, pulumi.Input[str]]) -> dict:
+    """A SageMaker Model's primary container: the model package, or the image with the model data (and
+    `environment`)."""
+    if artifact.package_arn is not None:
+        return {"model_package_name": artifact.package_arn}
+    container: dict = {"image": image_uri, "mode": "SingleModel"}
+    if environment:
+        container["environment"] = dict(environment)
+    if artifact.compressed:
+        container["model_data_url"] = artifact.uri
+    else:
+        # MLflow models are directories: SageMaker loads them uncompressed from the prefix.
+        # (the provider models the API's single S3DataSource as a one-element list)
+        container["model_data_source"] = {"s3_data_sources": [{
+            "s3_uri": artifact.uri, "s3_data_type": "S3Prefix", "compression_type": "None",
+        }]}
+    return container
+
+
 @dataclass(frozen=True)
 class EndpointContext:
     """What the platform supplies to a `ModelEndpoint`."""

@@ -45,8 +45,8 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
         tags=dict(governance.tags),
     ), opts=opts)
     artifact = context.artifact
-    concerns: dict[str, list[Statement]] = {"read-artifact": _artifact_statements(artifact, partition, via_s3)}
-    pull = _image_pull(context, partition)
+    concerns: dict[str, list[Statement]] = {"read-artifact": artifact_read_statements(artifact, partition, via_s3)}
+    pull = image_pull_statements(context.image_uri, artifact, partition)
     if pull:
         concerns["pull-image"] = pull
     log_group = aws_facts.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
@@ -68,12 +68,14 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
     return role, policies
 
 
-def _image_pull(context: EndpointContext, partition: pulumi.Output[str]) -> list[Statement]:
-    """Pull from the image's ECR repository; a package's image a preview could not resolve is named as it is."""
-    if context.image_uri is not None:
-        image, known = context.image_uri, True
+def image_pull_statements(image_uri: Optional[pulumi.Input[str]], artifact: ModelArtifact,
+                          partition: pulumi.Output[str]) -> list[Statement]:
+    """Pull from the ECR repository of `image_uri`, else of the artifact's (a model package's) image; a package's
+    image a preview could not resolve is named as it is. None outside ECR."""
+    if image_uri is not None:
+        image, known = image_uri, True
     else:
-        image, known = context.artifact.image_uri, context.artifact.known
+        image, known = artifact.image_uri, artifact.known
     if image is None:
         return []
     if not known:
@@ -83,8 +85,9 @@ def _image_pull(context: EndpointContext, partition: pulumi.Output[str]) -> list
     return []
 
 
-def _artifact_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
-                         via_s3: pulumi.Output[str]) -> list[Statement]:
+def artifact_read_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
+                             via_s3: pulumi.Output[str]) -> list[Statement]:
+    """Read the model's artifact (its object, or its prefix) and decrypt it through S3 only."""
     key_arn = artifact.kms_key_arn
     location = artifact.location
     if location is None:

@@ -78,10 +78,10 @@ class BaselineSettings(Settings):
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
 
 
-class MonitoringSettings(Settings):
-    """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
+class DataQualitySettings(Settings):
+    """Scheduled data-quality monitoring: when and on what the analyzer runs, the baseline, and the drift alarms
+    (what monitoring an endpoint and a batch transform's inputs share)."""
 
-    enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
     schedule: Optional[str] = Field(None, description="When the job runs: hourly `cron(0 * ? * * *)`, daily "
                                     "`cron(0 H ? * * *)` or every N hours `cron(0 H/N ? * * *)`. Default: "
                                     "hourly in production stacks, daily `cron(0 0 ? * * *)` otherwise.")
@@ -99,9 +99,6 @@ class MonitoringSettings(Settings):
                                       "CloudWatch alarm. Default: none.")
     drift_threshold: float = Field(0.1, gt=0, le=1, description="Baseline drift (0-1) that trips a drift alarm. "
                                    "Default: 0.1.")
-    model_quality: Optional[ModelQualitySettings] = Field(
-        None, description="Model-quality monitoring against ground truth, on the same schedule. Default: none "
-        "(data quality only).")
 
     @field_validator("schedule")
     @classmethod
@@ -128,12 +125,25 @@ class MonitoringSettings(Settings):
             raise ValueError(f"{', '.join(values)} collide in resource names; rename one")
         return values
 
-    def is_enabled(self, captures_data: bool) -> bool:
-        return self.enabled if self.enabled is not None else captures_data
-
     def schedule_expression(self, production: bool) -> str:
         """The schedule the monitor runs on: the one given, else hourly in production and daily otherwise."""
         return self.schedule or (HOURLY if production else DAILY)
+
+
+class _MonitoringSwitch(Settings):
+    enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
+
+
+# DataQualitySettings first in the bases puts `enabled` first in the schema and in error messages.
+class MonitoringSettings(DataQualitySettings, _MonitoringSwitch):
+    """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
+
+    model_quality: Optional[ModelQualitySettings] = Field(
+        None, description="Model-quality monitoring against ground truth, on the same schedule. Default: none "
+        "(data quality only).")
+
+    def is_enabled(self, captures_data: bool) -> bool:
+        return self.enabled if self.enabled is not None else captures_data
 
     def problem(self, captures_data: bool, production: bool, package_source: bool = False) -> Optional[tuple[str, str]]:
         """The first problem of these settings in a platform, as (key under `monitoring`, message), or None.

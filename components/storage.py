@@ -115,6 +115,9 @@ class SecureBucketArgs:
     """Tags of the bucket and its key. Default: none."""
     object_lock: Optional[ObjectLock] = None
     """Keep every object version for a while (S3 Object Lock, enabled on the versioned bucket). Default: none."""
+    eventbridge: bool = False
+    """Send the bucket's object events to EventBridge, whose rules pick the ones they act on (a batch transform
+    started by new data). Default: false."""
 
     def __post_init__(self) -> None:
         if self.sse_algorithm not in ("aws:kms", "AES256"):
@@ -237,6 +240,8 @@ class SecureBucket(pulumi.ComponentResource):
                 # noncurrent-version rules only mean something once versioning is on
                 opts=child(self, depends_on=[versioning]),
             )
+        if args.eventbridge:
+            aws.s3.BucketNotification(f"{name}-events", bucket=bucket_id, eventbridge=True, opts=child(self))
         if args.access_log_bucket is not None:
             aws.s3.BucketLogging(
                 f"{name}-logging",
@@ -304,6 +309,14 @@ class SecureBucket(pulumi.ComponentResource):
         if self.kms_key_arn is not None:
             statements.append(self._kms_statement(encrypt=True))
         return role.add_policy(f"read-write-{name_token(self._name)}{_suffix(prefix)}", statements)
+
+    def read_statements(self, prefix: str = "") -> list[Statement]:
+        """What `grant_read` grants, for a role that keeps its permissions in one document (`add_policies`)."""
+        return self._read_statements(prefix)
+
+    def write_statements(self, prefix: str = "") -> list[Statement]:
+        """What `grant_write` grants, for a role that keeps its permissions in one document (`add_policies`)."""
+        return self._write_statements(prefix)
 
     def _objects(self, prefix: str) -> pulumi.Output[str]:
         _check_prefix(prefix)
