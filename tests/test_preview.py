@@ -120,8 +120,8 @@ def test_prod_stateful_resources(shipped_plan):
     assert {t: n for t, n in counts.items() if n} == {
         # the data key, the alerts topic's key and the flow logs' key
         "aws:kms/key:Key": 3,
-        # access-log, dataset, artifact and capture buckets
-        "aws:s3/bucket:Bucket": 4,
+        # access-log, dataset, artifact, inference (batch transform results) and capture buckets
+        "aws:s3/bucket:Bucket": 5,
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
         "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the customers feature group's offline-store tables
@@ -218,7 +218,9 @@ def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
     plan = shipped_plan(stack)
     checked = [r for r in plan.resources if r.type in SUPPORTED_TYPES]
     serving = [r for r in checked if r.type.startswith(("aws:sagemaker/model:", "aws:sagemaker/endpoint"))]
-    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint"))
+    # a model, endpoint configuration and endpoint per endpoint, and a model per batch transform
+    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint")) + len(
+        plan.by_type("emlops:index:BatchTransform"))
     for resource in checked:
         assert validate_request(to_api_request(resource.type, resource.inputs)) == [], resource.urn
 
