@@ -1,7 +1,8 @@
 """The batch transform pipeline's definition, built by the SageMaker SDK v3 (`sagemaker-mlops`), offline.
 
 One step, Transform: a transform job of the model over every object under the input prefix, writing
-`<object>.out` under the output prefix, encrypted (results and volumes) with the key, and, monitored, capturing
+`<object>.out` under the output prefix, encrypted (results, and volumes unless the instance type's storage is
+local NVMe, which its hardware encrypts) with the key, and, monitored, capturing
 its inputs for the data-quality monitor. The job runs as the model's execution role, in the model's VPC with its
 network isolation (CreateTransformJob takes neither: they are the model's).
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from emlops.catalog.aws import has_local_storage
 from emlops.components import sagemaker_sdk
 from emlops.components.built_cache import cached
 
@@ -75,7 +77,8 @@ def _build(spec: TransformSpec, pipeline_name: str) -> str:
         output_kms_key=spec.kms_key_arn, accept=spec.accept,
         max_concurrent_transforms=spec.max_concurrent_transforms or None, max_payload=spec.max_payload_mb,
         env=dict(spec.environment) or None, base_transform_job_name=pipeline_name, sagemaker_session=session,
-        volume_kms_key=spec.kms_key_arn)
+        # instances with local NVMe storage encrypt it in hardware, and SageMaker refuses a volume key for them
+        volume_kms_key=None if has_local_storage(spec.instance_type) else spec.kms_key_arn)
     capture = None
     if spec.capture_s3_uri is not None:
         capture = BatchDataCaptureConfig(destination_s3_uri=spec.capture_s3_uri, kms_key_id=spec.kms_key_arn,

@@ -3,6 +3,7 @@ the roles, what starts a run, who hears of failures, and the monitor of its inpu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -344,6 +345,11 @@ def test_definition_follows_the_settings_and_is_deterministic_and_offline(monkey
         "TransformResources": {"InstanceType": "ml.c5.2xlarge", "InstanceCount": 3, "VolumeKmsKeyId": KEY_ARN},
         "MaxConcurrentTransforms": 8, "MaxPayloadInMB": 0, "Environment": {"A": "1", "B": "2"}}
     assert "BatchStrategy" not in arguments and arguments["TransformInput"]["SplitType"] == "None"
+    # GPU instances with local NVMe storage take no volume key (their hardware encrypts it); the results still do
+    gpu = json.loads(build_definition(dataclasses.replace(spec, instance_type="ml.g5.xlarge"), "dev-scoring"))
+    arguments = gpu["Steps"][0]["Arguments"]
+    assert arguments["TransformResources"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 3}
+    assert arguments["TransformOutput"]["KmsKeyId"] == KEY_ARN
 
 
 # -- the roles ------------------------------------------------------------------------------------------
