@@ -352,6 +352,25 @@ def test_definition_follows_the_settings_and_is_deterministic_and_offline(monkey
     assert arguments["TransformOutput"]["KmsKeyId"] == KEY_ARN
 
 
+def test_one_sdk_session_builds_every_definition_of_a_region(monkeypatch):
+    from emlops.components import sagemaker_sdk
+    from emlops.components.retraining_definition import build_definition as build_retraining
+    from tests.test_retraining import spec as retraining_spec
+
+    monkeypatch.setattr(sagemaker_sdk, "_SESSIONS", {})
+    spec = TransformSpec(
+        region=REGION, model_name="m-1", input_s3_uri="s3://in-bucket/a/", output_s3_uri="s3://out-bucket/b/",
+        kms_key_arn=KEY_ARN, instance_type="ml.m5.xlarge", instance_count=1, max_payload_mb=6,
+        max_concurrent_transforms=0, batch_strategy="MultiRecord", split_type="Line", content_type="text/csv",
+        accept="text/csv", assemble_with="Line")
+    first = build_definition(spec, "dev-scoring")
+    retraining = build_retraining(retraining_spec(), "dev-churn-retraining")
+    assert list(sagemaker_sdk._SESSIONS) == [REGION]
+    # the session answers each build's own default bucket: the retraining's artifacts, then the transform's again
+    assert sagemaker_sdk._SESSIONS[REGION].default_bucket() == "ml-output"
+    assert build_definition(spec, "dev-scoring") == first and "ml-output" in retraining
+
+
 # -- the roles ------------------------------------------------------------------------------------------
 
 def test_the_model_reads_only_the_input_prefix_and_writes_only_its_prefixes():
