@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from emlops.catalog.requests import ApiRequest, validate_request
 from emlops.program.config import ConfigError
 from emlops.program.platform import parse_platform_config
 from tests.conftest import ACCOUNT, BASE_SETTINGS, REGION, edit_stack, policy_statements, preview_error, run_platform
@@ -175,3 +176,10 @@ def test_prod_scores_churn_nightly_with_the_approved_version_and_pages_on_failur
     assert outputs["outputS3Uri"] == f"s3://{plan.outputs['inferenceBucket']}/churn-nightly-scoring/"
     inference = plan.get("prod-inference-bucket")
     assert inference.protect and inference.retain_on_delete
+    # each morning at 06:00 UTC, the night's inputs against the export's baseline
+    schedule = plan.get("prod-churn-nightly-monitor-schedule").inputs["monitoringScheduleConfig"]
+    assert (schedule["monitoringType"], schedule["scheduleConfig"]) == (
+        "DataQuality", {"scheduleExpression": "cron(0 6 ? * * *)"})
+    # what a run sends SageMaker is a valid CreateTransformJob request (the pipeline names the job)
+    request = ApiRequest("sagemaker", "CreateTransformJob", {**step, "TransformJobName": "pipelines-x"})
+    assert validate_request(request) == []
