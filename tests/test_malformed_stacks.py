@@ -371,6 +371,18 @@ CORPUS: list[Case] = [
     Case('prod-boundary-full-access', 'prod', 'permission_boundary_arn: arn:aws:iam::333333333333:policy/ml-workload-boundary',
          'permission_boundary_arn: arn:aws:iam::aws:policy/AmazonSageMakerFullAccess',
          "emlops:platform.permission_boundary_arn: an AWS-managed AdministratorAccess, PowerUserAccess or *FullAccess policy cannot serve as a permissions boundary: it bounds nothing; name your organisation's boundary policy"),
+    Case('prod-batch-transform-without-schedule', 'prod', '        schedule: "cron(0 2 * * ? *)"\n',
+         '',
+         "emlops:platform.batch_transforms[0].schedule: production batch transforms run on a schedule (an EventBridge cron or rate, e.g. 'cron(0 2 * * ? *)'); new data alone may never come"),
+    Case('prod-batch-transform-image-on-a-package', 'prod', '        source: {model_package_group: churn}\n',
+         '        source: {model_package_group: churn}\n        image: {uri: 333333333333.dkr.ecr.eu-west-1.amazonaws.com/churn-serving:1.4.0}\n',
+         "emlops:platform.batch_transforms[0]: a model package names its own image; drop image"),
+    Case('prod-batch-transform-output-inside-input', 'prod', 'output_prefix: churn-nightly-scoring/',
+         'output_prefix: scoring/churn/scores/',
+         "emlops:platform.batch_transforms[0].output_prefix: 'scoring/churn/scores/' overlaps input_prefix 'scoring/churn/'; a run would read its own results wherever both are in one bucket: keep them apart"),
+    Case('prod-batch-transform-hosting-instance-type', 'prod', 'instance_type: ml.m5.xlarge\n        instance_count: 2',
+         'instance_type: ml.t2.medium\n        instance_count: 2',
+         "emlops:platform.batch_transforms[0].instance_type: 'ml.t2.medium' is not a SageMaker batch transform instance type (see TransformInstanceType in the SageMaker API)"),
 ]
 
 
