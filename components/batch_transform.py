@@ -24,7 +24,7 @@ import pulumi_aws as aws
 from emlops.catalog.resources_operations import EVENT_RULE
 from emlops.catalog.resources_sagemaker import MODEL, PIPELINE
 from emlops.components import monitoring
-from emlops.components.aws_context import aws_context
+from emlops.components.aws_context import AwsContext, aws_context
 from emlops.components.batch_transform_args import (CAPTURE_FOLDER, BatchTransformContext, BatchTransformSettings,
                                                     InputMonitoringSettings)
 from emlops.components.endpoint_args import model_container
@@ -35,7 +35,8 @@ from emlops.components.naming import DerivedName, auto_named, given
 from emlops.components.network_access import https_only_security_group, vpc_interface_statements
 from emlops.components.options import child, type_token
 from emlops.components.outputs import concat
-from emlops.components.settings import Placement
+from emlops.components.settings import Governance, Placement
+from emlops.components.storage import SecureBucket
 
 __all__ = ["BatchTransform", "BatchTransformContext", "BatchTransformSettings", "InputMonitoringSettings"]
 
@@ -172,7 +173,7 @@ class BatchTransform(pulumi.ComponentResource):
                                "modelName": self.model_name, "roleArn": self.role_arn,
                                "outputS3Uri": self.output_s3_uri})
 
-    def _permissions(self, context: BatchTransformContext, aws_facts,
+    def _permissions(self, context: BatchTransformContext, aws_facts: AwsContext,
                      key_arn: pulumi.Input[str]) -> dict[str, list[Statement]]:
         """What the model's role needs besides its data: the model, its image, the key, logs and the VPC."""
         partition, via_s3 = aws_facts.partition, aws_facts.service_endpoint("s3")
@@ -193,7 +194,7 @@ class BatchTransform(pulumi.ComponentResource):
         concerns["vpc-access"] = vpc_interface_statements(aws_facts, context.placement.vpc_id)
         return concerns
 
-    def _definition(self, settings: BatchTransformSettings, context: BatchTransformContext, region,
+    def _definition(self, settings: BatchTransformSettings, context: BatchTransformContext, region: pulumi.Input[str],
                     key_arn: pulumi.Input[str], input_uri: pulumi.Input[str],
                     capture_uri: Optional[pulumi.Input[str]]) -> pulumi.Output[str]:
         from emlops.components.batch_transform_definition import TransformSpec, definition
@@ -212,8 +213,8 @@ class BatchTransform(pulumi.ComponentResource):
         return pulumi.Output.all(region, self.model.name, key_arn, input_uri, self.output_s3_uri,
                                  capture_uri).apply(build)
 
-    def _triggers(self, name: str, settings: BatchTransformSettings, context: BatchTransformContext, inputs,
-                  governance) -> None:
+    def _triggers(self, name: str, settings: BatchTransformSettings, context: BatchTransformContext,
+                  inputs: SecureBucket, governance: Governance) -> None:
         """The EventBridge rules that start a run: the schedule, and objects created under the input prefix."""
         starts = _starts(settings)
         if not starts:
