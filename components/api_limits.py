@@ -54,6 +54,16 @@ def check_instance_types(values: Sequence[str], *kinds: str) -> list[str]:
     return list(values)
 
 
+def check_content_type(value: str, shape: str, service: str = "sagemaker") -> str:
+    """One MIME type, within what the API's string shape `shape` allows."""
+    limits = api_limits(service, shape)
+    if not _MIME_TYPE.match(value):
+        raise ValueError(f"{value!r} is not a MIME type like 'text/csv' or 'application/json'")
+    if limits.max is not None and len(value) > limits.max:
+        raise ValueError(f"{value!r} is {len(value)} characters; {shape} allows {limits.max}")
+    return value
+
+
 def check_content_types(values: Sequence[str], *list_shapes: str, service: str = "sagemaker") -> list[str]:
     """MIME types, each once, within what every API list shape of `list_shapes` (and its member) allows."""
     for shape in list_shapes:

@@ -6,7 +6,7 @@ changes when its inputs do. A build is deterministic (the tests hold it to byte-
 result is kept under a key made of
 - the inputs (every field of the spec, and the pipeline's name),
 - the versions of the packages that build it (the SDK's distributions and botocore),
-- the source of the module that drives the SDK (a change to how emlops calls it is a new key).
+- the source of the modules that drive the SDK (a change to how emlops calls it is a new key).
 
 Results are kept for the life of the process, and on disk only where the offline preview asks for it
 (`use_directory`, from `EMLOPS_CACHE_DIR` or `~/.cache/emlops`): a `pulumi up` always builds afresh, so
@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 _MEMORY: dict[str, str] = {}
 _directory: Optional[Path] = None
@@ -35,9 +35,10 @@ def use_directory(directory: Optional[Path]) -> None:
     _directory = directory
 
 
-def cached(kind: str, inputs: Mapping[str, Any], *, packages: Sequence[str], source: Path,
+def cached(kind: str, inputs: Mapping[str, Any], *, packages: Sequence[str], source: Union[Path, Sequence[Path]],
            build: Callable[[], str]) -> str:
-    """`build()`, or what it returned before for the same `kind`, inputs, package versions and source."""
+    """`build()`, or what it returned before for the same `kind`, inputs, package versions and source (one
+    module's, or several modules' that the build runs)."""
     key = _key(kind, inputs, packages, source)
     if key in _MEMORY:
         return _MEMORY[key]
@@ -56,15 +57,17 @@ def forget() -> None:
     _MEMORY.clear()
 
 
-def _key(kind: str, inputs: Mapping[str, Any], packages: Sequence[str], source: Path) -> str:
+def _key(kind: str, inputs: Mapping[str, Any], packages: Sequence[str], source: Union[Path, Sequence[Path]]) -> str:
     versions = {}
     for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    sources = [source] if isinstance(source, Path) else list(source)
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources]
     material = json.dumps({"kind": kind, "inputs": inputs, "packages": versions,
-                           "source": hashlib.sha256(source.read_bytes()).hexdigest()},
+                           "source": digests[0] if len(digests) == 1 else digests},
                           sort_keys=True, default=list)
     return hashlib.sha256(material.encode()).hexdigest()
 

@@ -22,6 +22,7 @@ import pulumi_aws as aws
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import METRIC_ALARM, SCALING_POLICY, SCHEDULED_ACTION
 from emlops.catalog.resources_sagemaker import ENDPOINT, ENDPOINT_CONFIG, MODEL
+from emlops.components.containers import model_container
 from emlops.components.endpoint_args import EndpointContext, EndpointSettings, ModelArtifact, check_environment_names
 from emlops.components.endpoint_modes import AsyncInferenceSettings
 from emlops.catalog.resources_iam import ROLE
@@ -258,26 +259,9 @@ def _check(name: str, settings: EndpointSettings, context: EndpointContext) -> N
 
 def _container(settings: EndpointSettings, artifact: ModelArtifact, image_uri: Optional[pulumi.Input[str]],
                secret_environment: Mapping[str, pulumi.Input[str]]) -> dict:
-    if artifact.package_arn is not None:
-        return {"model_package_name": artifact.package_arn}
-    multi_model = settings.mode == "multi_model"
-    container: dict = {"image": image_uri, "mode": "MultiModel" if multi_model else "SingleModel"}
     environment = {**settings.environment,
                    **{name: pulumi.Output.secret(value) for name, value in secret_environment.items()}}
-    if environment:
-        container["environment"] = environment
-    if multi_model:
-        # every model archive under the prefix; callers name one with TargetModel
-        container["model_data_url"] = artifact.uri
-    elif artifact.compressed:
-        container["model_data_url"] = artifact.uri
-    else:
-        # MLflow models are directories: SageMaker loads them uncompressed from the prefix.
-        # (the provider models the API's single S3DataSource as a one-element list)
-        container["model_data_source"] = {"s3_data_sources": [{
-            "s3_uri": artifact.uri, "s3_data_type": "S3Prefix", "compression_type": "None",
-        }]}
-    return container
+    return model_container(artifact, image_uri, environment, multi_model=settings.mode == "multi_model")
 
 
 def _variants(settings: EndpointSettings, context: EndpointContext, model_name: pulumi.Output[str]) -> list[dict]:

@@ -46,12 +46,12 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
         tags=dict(governance.tags),
     ), opts=opts)
     artifact = context.artifact
-    concerns: dict[str, list[Statement]] = {"read-artifact": _artifact_statements(artifact, partition, via_s3)}
-    pull = _image_pull(context.image_uri, context.artifact, partition)
+    concerns: dict[str, list[Statement]] = {"read-artifact": artifact_read_statements(artifact, partition, via_s3)}
+    pull = image_pull_statements(context.image_uri, artifact, partition)
     if context.challenger is not None:
-        concerns["read-challenger"] = _artifact_statements(context.challenger, partition, via_s3)
+        concerns["read-challenger"] = artifact_read_statements(context.challenger, partition, via_s3)
         if context.challenger_image_uri is None or context.challenger_image_uri != context.image_uri:
-            pull += _image_pull(context.challenger_image_uri, context.challenger, partition)
+            pull += image_pull_statements(context.challenger_image_uri, context.challenger, partition)
     if pull:
         concerns["pull-image"] = pull
     log_group = aws_facts.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{name}")
@@ -86,9 +86,10 @@ def execution_role(parent: pulumi.Resource, name: str, settings: EndpointSetting
     return role, policies
 
 
-def _image_pull(image_uri: Optional[pulumi.Input[str]], artifact: ModelArtifact,
-                partition: pulumi.Output[str]) -> list[Statement]:
-    """Pull from the image's ECR repository; a package's image a preview could not resolve is named as it is."""
+def image_pull_statements(image_uri: Optional[pulumi.Input[str]], artifact: ModelArtifact,
+                          partition: pulumi.Output[str]) -> list[Statement]:
+    """Pull from the ECR repository of `image_uri`, else of the artifact's (a model package's) image; a package's
+    image a preview could not resolve is named as it is. None outside ECR."""
     if image_uri is not None:
         image, known = image_uri, True
     else:
@@ -102,8 +103,9 @@ def _image_pull(image_uri: Optional[pulumi.Input[str]], artifact: ModelArtifact,
     return []
 
 
-def _artifact_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
-                         via_s3: pulumi.Output[str]) -> list[Statement]:
+def artifact_read_statements(artifact: ModelArtifact, partition: pulumi.Output[str],
+                             via_s3: pulumi.Output[str]) -> list[Statement]:
+    """Read the model's artifact (its object, or its prefix) and decrypt it through S3 only."""
     key_arn = artifact.kms_key_arn
     location = artifact.location
     if location is None:

@@ -1,4 +1,5 @@
-"""ModelMonitor: scheduled data- and model-quality monitoring of one SageMaker endpoint, with alarms.
+"""ModelMonitor: scheduled data- and model-quality monitoring of one SageMaker endpoint (or of the inputs a batch
+transform job captured), with alarms.
 
 A SageMaker data-quality job definition runs AWS's Model Monitor analyzer (its image from the SageMaker
 SDK's catalogue) over the endpoint's captured data on a schedule, compares it with a baseline
@@ -11,6 +12,10 @@ metrics (monitoring_role.py). Drift alarms and run-outcome events notify an encr
 With ground truth (an S3 prefix of labels) and a problem type, a model-quality job (pulumi-aws-native's,
 model_quality.py: pulumi_aws has none) merges the captured predictions with the labels on the same
 schedule, publishes the problem type's metrics, and one of them gets an alarm.
+
+A batch transform's inputs are monitored the same way, for data quality only: the job definition reads what
+the transform job captured (`batch_transform_input`, CSV or JSON Lines) and the analyzer publishes its metrics
+under the schedule alone (`MonitorContext.batch_input_format`).
 
 Its settings (`MonitoringSettings`) and context (`MonitorContext`) are in monitoring_args.py.
 """
@@ -45,6 +50,7 @@ __all__ = ["ModelMonitor", "MonitorContext", "MonitoringSettings"]
 
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 LOCAL_INPUT, LOCAL_OUTPUT = "/opt/ml/processing/input/endpoint", "/opt/ml/processing/output"
+LOCAL_BATCH_INPUT = "/opt/ml/processing/input/batch"
 
 
 def check_monitor_name(name: str, settings: MonitoringSettings) -> None:
@@ -123,6 +129,13 @@ class ModelMonitor(pulumi.ComponentResource):
 
         endpoint_input = {"endpoint_name": context.endpoint_name, "local_path": LOCAL_INPUT, "s3_input_mode": "File",
                           "s3_data_distribution_type": "FullyReplicated"}
+        job_input = {"endpoint_input": endpoint_input}
+        if context.batch_input_format is not None:
+            job_input = {"batch_transform_input": {
+                "data_captured_destination_s3_uri": context.capture_s3_uri, "local_path": LOCAL_BATCH_INPUT,
+                "dataset_format": {"csv": {"header": False}} if context.batch_input_format == "csv"
+                else {"json": {"line": True}},
+                "s3_input_mode": "File", "s3_data_distribution_type": "FullyReplicated"}}
         # What both job definitions share: instances, network, time limit, role.
         shared = dict(
             job_resources={"cluster_config": {
@@ -145,7 +158,7 @@ class ModelMonitor(pulumi.ComponentResource):
             data_quality_baseline_config=None if baseline is None else {
                 "statistics_resource": {"s3_uri": baseline.statistics_s3_uri},
                 "constraints_resource": {"s3_uri": baseline.constraints_s3_uri}},
-            data_quality_job_input={"endpoint_input": endpoint_input},
+            data_quality_job_input=job_input,
             data_quality_job_output_config={
                 "kms_key_id": output_key,
                 "monitoring_outputs": {"s3_output": {
@@ -216,6 +229,12 @@ def _check(name: str, settings: MonitoringSettings, context: MonitorContext) -> 
     """What the settings alone cannot know: the context fits them (before anything is created). Returns the
     schedule's interval in seconds."""
     check_monitor_name(name, settings)
+    if (context.endpoint_name is None) == (context.batch_input_format is None):
+        raise ValueError("give endpoint_name (an endpoint's traffic) or batch_input_format (a batch transform's "
+                         "captured data), not both or neither")
+    if context.batch_input_format is not None and settings.model_quality is not None:
+        raise ValueError("model_quality monitors an endpoint's predictions against ground truth; a batch transform's "
+                         "inputs are monitored for data quality only: drop model_quality")
     if isinstance(context.capture_s3_uri, str):
         parse_s3(context.capture_s3_uri, "capture_s3_uri", prefix=True)
     if context.reports_bucket.kms_key_arn is None and None in (context.volume_kms_key_arn, context.output_kms_key_arn):

@@ -11,6 +11,7 @@ notify the alerts topic.
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -24,6 +25,8 @@ from emlops.components.options import child
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 # ... and the model-quality metrics, with the same dimensions.
 MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+# Monitoring a batch transform job's captured data, it publishes here, with the MonitoringSchedule dimension only.
+BATCH_DATA_METRICS_NAMESPACE = "aws/sagemaker/ModelMonitoring/data-metrics"
 
 
 def drift_metric_name(feature: str) -> str:
@@ -31,18 +34,28 @@ def drift_metric_name(feature: str) -> str:
     return f"feature_baseline_drift_{feature}"
 
 
-def drift_alarms(parent: pulumi.Resource, name: str, settings: MonitoringSettings, endpoint_name: pulumi.Input[str],
-                 schedule_name: pulumi.Output[str], interval_seconds: int, topic_arn: pulumi.Input[str],
-                 tags: dict) -> list[aws.cloudwatch.MetricAlarm]:
-    """One alarm per feature on the drift the analyzer publishes after each run."""
+def data_metrics(endpoint_name: Optional[pulumi.Input[str]], schedule_name: pulumi.Input[str]) -> tuple[str, dict]:
+    """The namespace and dimensions of the analyzer's data metrics: an endpoint's, or (no endpoint) a batch
+    transform's."""
+    if endpoint_name is None:
+        return BATCH_DATA_METRICS_NAMESPACE, {"MonitoringSchedule": schedule_name}
+    return DATA_METRICS_NAMESPACE, {"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name}
+
+
+def drift_alarms(parent: pulumi.Resource, name: str, settings: MonitoringSettings,
+                 endpoint_name: Optional[pulumi.Input[str]], schedule_name: pulumi.Output[str], interval_seconds: int,
+                 topic_arn: pulumi.Input[str], tags: dict) -> list[aws.cloudwatch.MetricAlarm]:
+    """One alarm per feature on the drift the analyzer publishes after each run (of an endpoint's traffic, or
+    without `endpoint_name` of a batch transform's inputs)."""
+    namespace, dimensions = data_metrics(endpoint_name, schedule_name)
     alarms = []
     for feature in settings.drift_features:
         alarms.append(aws.cloudwatch.MetricAlarm(
             f"{name}-drift-{feature_token(feature)}",
             alarm_description=f"{name}: baseline drift of feature {feature} above {settings.drift_threshold}",
-            namespace=DATA_METRICS_NAMESPACE,
+            namespace=namespace,
             metric_name=drift_metric_name(feature),
-            dimensions={"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name},
+            dimensions=dimensions,
             statistic="Maximum",
             # one data point per run: the period is the schedule's interval (CloudWatch allows up to a day)
             period=interval_seconds,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import pulumi
 from pydantic import Field, field_validator
@@ -86,10 +86,10 @@ class BaselineSettings(Settings):
         json_schema_extra=error_message("must be an S3 object URI, s3://<bucket>/<key>"))
 
 
-class MonitoringSettings(Settings):
-    """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
+class DataQualitySettings(Settings):
+    """Scheduled data-quality monitoring: when and on what the analyzer runs, the baseline, and the drift alarms
+    (what monitoring an endpoint and a batch transform's inputs share)."""
 
-    enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
     schedule: Optional[str] = Field(None, description="When the job runs: hourly `cron(0 * ? * * *)`, daily "
                                     "`cron(0 H ? * * *)` or every N hours `cron(0 H/N ? * * *)`. Default: "
                                     "hourly in production stacks, daily `cron(0 0 ? * * *)` otherwise.")
@@ -107,9 +107,6 @@ class MonitoringSettings(Settings):
                                       "CloudWatch alarm. Default: none.")
     drift_threshold: float = Field(0.1, gt=0, le=1, description="Baseline drift (0-1) that trips a drift alarm. "
                                    "Default: 0.1.")
-    model_quality: Optional[ModelQualitySettings] = Field(
-        None, description="Model-quality monitoring against ground truth, on the same schedule. Default: none "
-        "(data quality only).")
 
     @field_validator("schedule")
     @classmethod
@@ -135,12 +132,25 @@ class MonitoringSettings(Settings):
             raise ValueError(f"{', '.join(values)} collide in resource names; rename one")
         return values
 
-    def is_enabled(self, captures_data: bool) -> bool:
-        return self.enabled if self.enabled is not None else captures_data
-
     def schedule_expression(self, production: bool) -> str:
         """The schedule the monitor runs on: the one given, else hourly in production and daily otherwise."""
         return self.schedule or (HOURLY if production else DAILY)
+
+
+class _MonitoringSwitch(Settings):
+    enabled: Optional[bool] = Field(None, description="Default: on when the model captures data.")
+
+
+# DataQualitySettings first in the bases puts `enabled` first in the schema and in error messages.
+class MonitoringSettings(DataQualitySettings, _MonitoringSwitch):
+    """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
+
+    model_quality: Optional[ModelQualitySettings] = Field(
+        None, description="Model-quality monitoring against ground truth, on the same schedule. Default: none "
+        "(data quality only).")
+
+    def is_enabled(self, captures_data: bool) -> bool:
+        return self.enabled if self.enabled is not None else captures_data
 
     def problem(self, captures_data: bool, production: bool, package_source: bool = False) -> Optional[tuple[str, str]]:
         """The first problem of these settings in a platform, as (key under `monitoring`, message), or None.
@@ -174,16 +184,20 @@ class DriftBaseline:
 
 @dataclass(frozen=True)
 class MonitorContext:
-    """What the platform supplies to a `ModelMonitor`."""
+    """What the platform supplies to a `ModelMonitor`: the endpoint it monitors, or a batch transform's data."""
 
-    endpoint_name: pulumi.Input[str]
-    """The monitored endpoint (it must capture its input)."""
     capture_s3_uri: pulumi.Input[str]
-    """The endpoint's data capture destination, `s3://<bucket>/<prefix>` (read-only for the monitor)."""
+    """The data capture destination of the endpoint (or batch transform), `s3://<bucket>/<prefix>` (read-only
+    for the monitor)."""
     reports_bucket: "SecureBucket"
     """Bucket the reports go to, under `monitoring/<name>/`."""
     placement: Placement
     """Private subnets (and security groups) the monitoring jobs run in."""
+    endpoint_name: Optional[pulumi.Input[str]] = None
+    """The monitored endpoint (it must capture its input). Give it or `batch_input_format`."""
+    batch_input_format: Optional[Literal["csv", "json"]] = None
+    """The monitor reads what a batch transform job captured (its `DataCaptureConfig`, at `capture_s3_uri`) instead
+    of an endpoint's traffic: CSV records without a header, or JSON Lines. Default: an endpoint is monitored."""
     production: bool = False
     """Production monitors run hourly by default and need a baseline. Default: false."""
     package_baseline: Optional[DriftBaseline] = None

@@ -17,7 +17,7 @@ from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
 from emlops.components.images import repository_arn_output
 from emlops.components.locations import parse_s3
-from emlops.components.monitoring_alarms import DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE
+from emlops.components.monitoring_alarms import MODEL_METRICS_NAMESPACE, data_metrics
 from emlops.components.monitoring_args import MonitorContext, MonitoringSettings
 from emlops.components.network_access import vpc_interface_statements
 from emlops.components.outputs import concat
@@ -100,7 +100,8 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
                   resources=[concat(log_group, ":log-stream:*")]),
     ]
     concerns["vpc-access"] = vpc_interface_statements(aws_facts, context.placement.vpc_id)
-    namespaces = [DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE] if quality else DATA_METRICS_NAMESPACE
+    data_namespace = data_metrics(context.endpoint_name, "")[0]
+    namespaces = [data_namespace, MODEL_METRICS_NAMESPACE] if quality else data_namespace
     concerns["metrics"] = [
         # PutMetricData has no resource; the namespace condition keeps it to the analyzer's metrics.
         Statement(actions=["cloudwatch:PutMetricData"], resources=["*"],

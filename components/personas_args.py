@@ -184,7 +184,7 @@ class PersonasContext:
     monitoring_schedule_arns: Sequence[pulumi.Input[str]] = ()
     """Monitoring schedules ML engineers describe, start and stop. Default: none."""
     pipeline_arns: Sequence[pulumi.Input[str]] = ()
-    """Retraining pipelines ML engineers start and stop. Default: none."""
+    """Pipelines (retraining, batch transform) ML engineers start and stop. Default: none."""
     training_role_arn: Optional[pulumi.Input[str]] = None
     """Role data scientists pass to their training and processing jobs; it must read and write no more than they
     may (the datasets prefix, the experiments prefix). Default: none (no jobs)."""

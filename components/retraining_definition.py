@@ -5,37 +5,27 @@ Steps: Prepare (processing) -> Train (training) -> Evaluate (processing, writes 
 group, `PendingManualApproval`, with the data-quality baseline as drift-check baselines), or
 MetricBelowThreshold (a fail step, so a model that is not good enough shows as a failed execution).
 
-The SDK is built for notebooks with credentials; four of its habits are switched off here so the
-definition is built with no network call and no credentials:
-- importing `sagemaker.mlops` creates a boto3 client at import time, which needs a region
-  (`AWS_DEFAULT_REGION` is set to the stack's region while importing and building);
-- botocore looks for credentials in the EC2 instance metadata service (`AWS_EC2_METADATA_DISABLED`);
-- `ModelTrainer` checks the role with IAM's policy simulator (`SAGEMAKER_VALIDATE_ROLE=false`);
-- `ModelBuilder.register` asks the session for a default bucket, which the SDK creates if it is
-  missing (the session here answers with the artifacts bucket and never calls S3), and every call
-  sends telemetry unless `TelemetryOptOut` is set in the SDK config.
-Importing the SDK costs ~1.5 s and ~150 MB, so it happens only when a stack has a retraining pipeline whose
-definition was not built before with the same inputs and SDK (`definition`, `components/built_cache.py`).
+The SDK runs offline, without credentials, in the preview's one session for the region
+(`components/sagemaker_sdk.py`); the session answers the artifacts bucket when `ModelBuilder.register` asks
+for a default bucket. Importing the SDK costs ~1.5 s and ~150 MB, so it happens only when a stack has a
+retraining pipeline whose definition was not built before with the same inputs and SDK (`definition`,
+`components/built_cache.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
-import os
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from emlops.components import sagemaker_sdk
 from emlops.components.built_cache import cached
 
 STEP_NAMES = ("Prepare", "Train", "Evaluate", "CheckMetric")
 REGISTER_STEP, FAIL_STEP = "Register", "MetricBelowThreshold"
 EVALUATION_FILE = "evaluation.json"
-_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 _CONDITIONS = {">=": "ConditionGreaterThanOrEqualTo", ">": "ConditionGreaterThan",
                "<=": "ConditionLessThanOrEqualTo", "<": "ConditionLessThan"}
 
@@ -74,112 +64,20 @@ class DefinitionSpec:
     """Key of the model artifact. Default: `kms_key_arn`."""
 
 
-@contextlib.contextmanager
-def _offline_sdk(region: str) -> Iterator[None]:
-    """Environment and logging the SDK needs to build a definition without credentials or network."""
-    # The import-time client would look for credentials in the EC2 instance metadata service (IMDS).
-    wanted = {"AWS_DEFAULT_REGION": region, "SAGEMAKER_VALIDATE_ROLE": "false", "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    # The SDK's loggers set their own levels; its notices ("Running within a PipelineSession", "Popping
-    # out 'ProcessingJobName'", "Applied value from config key") would be printed into every preview.
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), _schema_checked_once(), _one_botocore_loader():
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's own modules moving within it
-            yield
-    finally:
-        logging.disable(disabled)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-_LOADERS: dict[Optional[str], object] = {}
-
-
-@contextlib.contextmanager
-def _one_botocore_loader() -> Iterator[None]:
-    """Every botocore session the SDK makes shares one data loader, so each service model is decoded once.
-
-    A build makes a PipelineSession and, for each processing step, a local-mode session of its own (the SDK
-    instantiates `LocalSagemakerClient` only to read a method's name): every new botocore session would
-    decode the same service-model JSON files again (~1.4 s per definition). The loader only reads files
-    that ship with botocore, and caches what it decodes, so sharing it changes nothing but the time.
-    """
-    import botocore.session
-    from botocore.loaders import create_loader
-
-    def shared_loader(search_paths: Optional[str] = None):
-        if search_paths not in _LOADERS:
-            _LOADERS[search_paths] = create_loader(search_paths)
-        return _LOADERS[search_paths]
-
-    botocore.session.create_loader = shared_loader
-    try:
-        yield
-    finally:
-        botocore.session.create_loader = create_loader
-
-
-@contextlib.contextmanager
-def _schema_checked_once() -> Iterator[None]:
-    """Validate the SDK config against its schema without re-checking the schema itself each time.
-
-    The SDK calls `jsonschema.validate(config, schema)` on every config look-up (~90 per build) and when it
-    makes a session, and each call first checks the 2020-12 schema itself (~0.45 s): 40 s per definition.
-    One validator built once still validates every look-up.
-    """
-    import jsonschema
-    from sagemaker.core.config.config_manager import SageMakerConfig
-    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
-
-    import sagemaker.core.config.config as config_module
-    import sagemaker.core.helper.session_helper as session_module
-    import sagemaker.core.local.local_session as local_module
-
-    validator_class = jsonschema.validators.validator_for(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
-    validator = validator_class(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
-
-    def validate(config=None) -> None:
-        validator.validate(config)
-
-    # the method, and the function as the session modules imported it (by name)
-    patched = [(SageMakerConfig, "validate_sagemaker_config", staticmethod(validate))]
-    patched += [(module, "validate_sagemaker_config", validate)
-                for module in (config_module, session_module, local_module)]
-    originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patched]
-    for owner, name, value in patched:
-        setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        for owner, name, value in originals:
-            setattr(owner, name, value)
-
-
-SDK_PACKAGES = ("sagemaker-core", "sagemaker-mlops", "sagemaker-train", "sagemaker-serve", "boto3", "botocore")
-"""The distributions that build a definition: a new version of any of them is a new build."""
-
-
 def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
     """`build_definition`, built once per spec, SDK version and version of this module (`built_cache`)."""
     return cached("retraining-pipeline", {"spec": dataclasses.asdict(spec), "pipeline_name": pipeline_name},
-                  packages=SDK_PACKAGES, source=Path(__file__), build=lambda: build_definition(spec, pipeline_name))
+                  packages=sagemaker_sdk.SDK_PACKAGES, source=(Path(__file__), sagemaker_sdk.SOURCE),
+                  build=lambda: build_definition(spec, pipeline_name))
 
 
 def build_definition(spec: DefinitionSpec, pipeline_name: str) -> str:
     """The pipeline definition JSON the SDK writes (same spec, byte-identical string)."""
-    with _offline_sdk(spec.region):
+    with sagemaker_sdk.offline_sdk(spec.region):
         return _build(spec, pipeline_name)
 
 
 def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
-    import boto3
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource
     from sagemaker.core.network import NetworkConfig
@@ -187,7 +85,6 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
     from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
     from sagemaker.core.workflow import conditions
     from sagemaker.core.workflow.functions import JsonGet
-    from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow import ConditionStep, FailStep, ModelStep, Pipeline, ProcessingStep, TrainingStep
     from sagemaker.serve.model_builder import ModelBuilder
@@ -195,14 +92,7 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
     from sagemaker.train.model_trainer import ModelTrainer
 
     artifacts_bucket = spec.output_s3_uri[len("s3://"):].split("/", 1)[0]
-
-    class OfflineSession(PipelineSession):
-        def default_bucket(self) -> str:  # the SDK would create `sagemaker-<region>-<account>` if missing
-            return artifacts_bucket
-
-    # Static dummy keys: botocore signs nothing here, and no client makes a call.
-    boto = boto3.Session(region_name=spec.region, aws_access_key_id="offline", aws_secret_access_key="offline")
-    session = OfflineSession(boto_session=boto, default_bucket=artifacts_bucket, sagemaker_config=_SDK_CONFIG)
+    session = sagemaker_sdk.pipeline_session(spec.region, artifacts_bucket)
     prefix = spec.output_s3_uri.rstrip("/")
 
     def s3_input(name: str, uri, path: str):

@@ -115,6 +115,9 @@ class SecureBucketArgs:
     """Tags of the bucket and its key. Default: none."""
     object_lock: Optional[ObjectLock] = None
     """Keep every object version for a while (S3 Object Lock, enabled on the versioned bucket). Default: none."""
+    eventbridge: bool = False
+    """Send the bucket's object events to EventBridge, whose rules pick the ones they act on (a batch transform
+    started by new data). Default: false."""
 
     def __post_init__(self) -> None:
         if self.sse_algorithm not in ("aws:kms", "AES256"):
@@ -237,6 +240,8 @@ class SecureBucket(pulumi.ComponentResource):
                 # noncurrent-version rules only mean something once versioning is on
                 opts=child(self, depends_on=[versioning]),
             )
+        if args.eventbridge:
+            aws.s3.BucketNotification(f"{name}-events", bucket=bucket_id, eventbridge=True, opts=child(self))
         if args.access_log_bucket is not None:
             aws.s3.BucketLogging(
                 f"{name}-logging",

@@ -22,6 +22,13 @@ pulumi.export("endpoints", {
     }
     for name, endpoint in platform.endpoints.items()
 })
+if platform.batch_transforms:
+    pulumi.export("inferenceBucket", platform.inference.bucket_name)
+    pulumi.export("batchTransforms", {
+        name: {"pipelineName": transform.pipeline_name, "pipelineArn": transform.pipeline_arn,
+               "modelName": transform.model_name, "outputS3Uri": transform.output_s3_uri}
+        for name, transform in platform.batch_transforms.items()
+    })
 if platform.feature_store is not None:
     pulumi.export("featureGroups", platform.feature_store.feature_group_names)
 if platform.training is not None:

@@ -26,10 +26,11 @@ def rule_names() -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1)
 def sagemaker_instance_types() -> frozenset[str]:
-    """Every instance type SageMaker hosting, processing or training accepts (botocore's enums)."""
+    """Every instance type SageMaker hosting, processing, training or batch transform accepts (botocore's enums)."""
     from emlops.catalog.aws import api_enum
 
-    shapes = ("ProductionVariantInstanceType", "ProcessingInstanceType", "TrainingInstanceType")
+    shapes = ("ProductionVariantInstanceType", "ProcessingInstanceType", "TrainingInstanceType",
+              "TransformInstanceType")
     return frozenset(t for shape in shapes for t in api_enum("sagemaker", shape))
 
 
@@ -93,8 +94,8 @@ class GuardrailsConfig(Settings):
 
     allowed_instance_types: list[str] = Field(
         default_factory=list,
-        description="SageMaker instance types endpoints and monitoring jobs may use in this stack, e.g. "
-        "`[ml.m5.large, ml.m5.xlarge]`. Default: any type botocore allows.")
+        description="SageMaker instance types endpoints, monitoring jobs and batch transforms may use in this stack, "
+        "e.g. `[ml.m5.large, ml.m5.xlarge]`. Default: any type botocore allows.")
     suppressions: list[SuppressionConfig] = Field(
         default_factory=list, description="Accepted exceptions to rules, each with a written reason. "
         "Suppressed violations are reported but do not fail `emlops check`. Default: none.")

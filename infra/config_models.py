@@ -1,14 +1,17 @@
-"""Stack config sections for serving: `models`, the network they run in, and the registry they come from."""
+"""Stack config sections for serving: `models` and `batch_transforms`, the network they run in, and the registry
+they come from."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal, Optional
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from emlops.catalog.aws import has_gpu
+from emlops.components.batch_transform_args import BatchTransformSettings
 from emlops.components.endpoint_args import (ENVIRONMENT_MAX_ENTRIES, EndpointSettings, ShadowSettings,
                                              check_environment_names, printable_key)
 from emlops.components.locations import check_s3_uri
@@ -67,6 +70,26 @@ RESERVED_CONFIG_KEYS = ("platform", "mlflowBackendStoreUri")
 _SECRET_WORDS = {"PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "APIKEY", "CREDENTIAL", "CREDENTIALS",
                  "PRIVATEKEY"}
 _SECRET_PAIRS = {("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("AUTH", "KEY"), ("CLIENT", "SECRET")}
+
+
+def check_plain_environment(environment: Mapping[str, str], advice: str) -> None:
+    """AtKey at the first variable whose name says it holds a secret (an `arn:` value names a secret in Secrets
+    Manager, it is not one); `advice` (with `{name}`) says where the secret goes instead."""
+    for name, value in environment.items():
+        word = secret_looking_name(name)
+        if word is not None and not value.startswith("arn:"):
+            raise AtKey(f"environment.{printable_key(name)}", (
+                f"looks like a secret ({word} in its name); environment values are plaintext in the stack file, the "
+                f"plan and the Pulumi state: {advice.format(name=name)}"))
+
+
+def check_image_for_source(source: "ModelSourceConfig", image: Optional["ImageConfig"]) -> None:
+    """A model package names its own image; anything else needs one."""
+    package = source.model_package_group or source.model_package_arn
+    if package and image:
+        raise ValueError("a model package names its own image; drop image")
+    if not package and not image:
+        raise ValueError("image is required unless the source is a model package")
 
 
 def secret_looking_name(name: str) -> Optional[str]:
@@ -277,11 +300,8 @@ class ModelConfig(EndpointSettings, ModelIdentity):
 
     @model_validator(mode="after")
     def _image_of_the_source(self) -> "ModelConfig":
+        check_image_for_source(self.source, self.image)
         package = self.source.model_package_group or self.source.model_package_arn
-        if package and self.image:
-            raise ValueError("a model package names its own image; drop image")
-        if not package and not self.image:
-            raise ValueError("image is required unless the source is a model package")
         for key in ("environment", "secret_environment"):
             if package and getattr(self, key):
                 raise AtKey(key, "a model package names its own container and environment; drop it")
@@ -290,14 +310,8 @@ class ModelConfig(EndpointSettings, ModelIdentity):
     @model_validator(mode="after")
     def _secrets_stay_secret(self) -> "ModelConfig":
         """Secret-looking variables are refused in `environment`; `secret_environment` names config keys."""
-        for name, value in self.environment.items():
-            word = secret_looking_name(name)
-            if word is not None and not value.startswith("arn:"):  # an ARN names a secret, it is not one
-                raise AtKey(f"environment.{printable_key(name)}", (
-                    f"looks like a secret ({word} in its name); environment values are plaintext in the stack "
-                    "file, the plan and the Pulumi state: move it to secret_environment "
-                    f"({name}: <config key>) and set the key with `pulumi config set --secret emlops:<config key> "
-                    "<value>`"))
+        check_plain_environment(self.environment, "move it to secret_environment ({name}: <config key>) and set the "
+                                "key with `pulumi config set --secret emlops:<config key> <value>`")
         check_environment_names(list(self.secret_environment), at="secret_environment.")
         total = len(self.environment) + len(self.secret_environment)
         if total > ENVIRONMENT_MAX_ENTRIES:
@@ -311,6 +325,31 @@ class ModelConfig(EndpointSettings, ModelIdentity):
                 raise AtKey(at, f"{key!r} is not a config key for a secret: letters, digits, '_' or '-', starting "
                             f"with a letter (the value is set with `pulumi config set --secret emlops:<key>`), not "
                             f"{' or '.join(RESERVED_CONFIG_KEYS)}")
+        return self
+
+
+class BatchTransformIdentity(Settings):
+    """Which batch transform an entry is and which model it runs (listed first)."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+                      description="Batch transform name (a SageMaker name); its pipeline is `<environment>-<name>`.",
+                      json_schema_extra={"errorMessage": "must be a SageMaker name: 1-63 letters, digits and '-', "
+                                         "starting and ending with a letter or digit"})
+    source: ModelSourceConfig = Field(description="The model it runs, as a model's `source`: the latest `Approved` "
+                                      "package of a group, a pinned package, an MLflow model or an S3 artifact.")
+    image: Optional[ImageConfig] = Field(None, description="Inference container of an MLflow model or S3 artifact; "
+                                         "not used with a model package source (the package names its image).")
+
+
+# BatchTransformSettings first in the bases puts BatchTransformIdentity's keys first in the schema and in errors.
+class BatchTransformConfig(BatchTransformSettings, BatchTransformIdentity):
+    """One `batch_transforms[]` entry: the batch transform's own settings, plus its name and the model it runs."""
+
+    @model_validator(mode="after")
+    def _image_and_environment(self) -> "BatchTransformConfig":
+        check_image_for_source(self.source, self.image)
+        check_plain_environment(self.environment, "pass the arn: of a Secrets Manager secret the container reads "
+                                "at start instead")
         return self
 
 

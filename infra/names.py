@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from emlops.catalog.resources import resource_type
-from emlops.components import endpoint, monitoring, registry, retraining
+from emlops.components import batch_transform, endpoint, monitoring, registry, retraining
+from emlops.components.batch_transform_args import pipeline_name as batch_pipeline_name
 from emlops.components.naming import DerivedName
 from emlops.components.retraining_args import pipeline_name
 from emlops.components.settings import AtKey
@@ -40,9 +41,14 @@ def registry_component(environment: str) -> str:
     return f"{environment}-registry"
 
 
+def batch_transform_component(environment: str, name: str) -> str:
+    """The name of a BatchTransform (also its pipeline's name)."""
+    return batch_pipeline_name(environment, name)
+
+
 def check(config: PlatformConfig) -> None:
-    """AtKey for the first derived name AWS would refuse: a model's at `models[i].name`, a registry group's at
-    `registry.package_groups[i]`."""
+    """AtKey for the first derived name AWS would refuse: a model's at `models[i].name`, a batch transform's at
+    `batch_transforms[i].name`, a registry group's at `registry.package_groups[i]`."""
     environment = config.environment
     announced = set(config.announced_groups())
     for index, model in enumerate(config.models):
@@ -59,6 +65,10 @@ def check(config: PlatformConfig) -> None:
         if group:
             _fit(f"models[{index}].source.model_package_group", group, registry.derived_names(
                 registry_component(environment), group, announced=group in announced))
+    for index, entry in enumerate(config.batch_transforms):
+        component = batch_transform_component(environment, entry.name)
+        _fit(f"batch_transforms[{index}].name", entry.name,
+             batch_transform.derived_names(component, entry, batch_pipeline_name(environment, entry.name)))
     for index, group in enumerate(config.registry.package_groups):
         _fit(f"registry.package_groups[{index}]", group, registry.derived_names(
             registry_component(environment), group, announced=group in announced))

@@ -4,9 +4,10 @@
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
 built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
-registry -> serving -> monitoring -> dashboards -> retraining -> personas. Each stage hands a component its section and its
-context (what earlier stages built: keys, buckets, network, topic, governance). Model sources are resolved
-before the platform exists (`program.py`); the platform builds nothing that is not in the stack file.
+registry -> serving -> monitoring -> dashboards -> retraining -> batch transform -> personas. Each stage hands a
+component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
+Model sources are resolved before the platform exists (`program.py`); it builds nothing that is not in the stack
+file.
 
 Adding a component is a field here, a stage here and the component's module (README, "Adding a component").
 """
@@ -21,6 +22,8 @@ import pulumi
 from pydantic import Field, model_validator
 
 from emlops.components.alerts import AlertsSettings, notification_topic
+from emlops.components.batch_transform import BatchTransform, BatchTransformContext
+from emlops.components.batch_transform_args import pipeline_name as batch_pipeline_name
 from emlops.components.endpoint import EndpointContext, ModelEndpoint
 from emlops.components.feature_store import FeatureStore, FeatureStoreContext
 from emlops.components.feature_store_args import FeatureGroupSettings
@@ -43,14 +46,14 @@ from emlops.components.settings import Governance, Placement
 from emlops.components.storage import ObjectLock, SecureBucket, SecureBucketArgs, StorageSettings
 from emlops.components.training import TrainingCluster, TrainingContext
 from emlops.components.training_args import TrainingSettings
-from emlops.program import rules
+from emlops.program import names, rules
 from emlops.program.config import StackConfig, config_json_schema, load_config, parse_config
 from emlops.program.config_guardrails import GuardrailsConfig
-from emlops.program.config_models import ModelConfig, RegistryConfig
+from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.dashboards import dashboards
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
-from emlops.program.serving import PlatformContext, ServedModel, success_topic
+from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
 
 
 class PlatformConfig(StackConfig, RegistryGroups):
@@ -66,6 +69,8 @@ class PlatformConfig(StackConfig, RegistryGroups):
     training: Optional[TrainingSettings] = Field(
         None, description="Training infrastructure (SageMaker jobs or an EKS GPU cluster). Default: none.")
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
+    batch_transforms: list[BatchTransformConfig] = Field(default_factory=list, description="SageMaker pipelines that "
+                                                         "score datasets with a model on a schedule. Default: none.")
     personas: Optional[PersonasSettings] = Field(
         None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
         "own least-privilege policy. Default: none.")
@@ -122,6 +127,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.dashboards = dashboards(self, name, settings.region, settings.account_id, models, self.endpoints,
                                      self.monitors)
         self.retraining = self._retraining(models)
+        self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
         self.personas = self._personas() if settings.personas is not None else None
 
         self.register_outputs({
@@ -177,14 +183,19 @@ class MlPlatform(pulumi.ComponentResource):
             sse_algorithm="AES256", receives_access_logs=True,
             lifecycle_rules=[settings.storage.expire_access_logs()], protect=protect, tags=tags), opts=child(self))
         # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
-        holds_data = bool(settings.models or settings.training or settings.feature_groups)
-        self.datasets = self._data_bucket("datasets") if holds_data else None
+        holds_data = bool(settings.models or settings.training or settings.feature_groups or settings.batch_transforms)
+        self.datasets = self._data_bucket("datasets", eventbridge=any(
+            b.start_on_new_data for b in settings.batch_transforms)) if holds_data else None
         # Registered versions point at their artifact under models/ by S3 URI, and SageMaker's model packages take
         # no object version: so the artifacts bucket keeps every version it is written, unchangeable and undeletable,
         # as long as old versions are kept (S3 Object Lock; compliance mode in production, where not even the
         # account root can remove one, governance mode elsewhere, which no role here may bypass).
         self.artifacts = self._data_bucket("artifacts", consumers, publishers, object_lock=ObjectLock(
             "COMPLIANCE" if settings.production else "GOVERNANCE", settings.storage.noncurrent_version_retention_days))
+        # what batch transforms score lands apart from the data it was scored from; asynchronous endpoints' requests,
+        # responses and failures too
+        scoring = settings.batch_transforms or any(m.serving == "async" for m in settings.models)
+        self.inference = self._data_bucket("inference") if scoring else None
         self.model_builder_role = None
         if holds_data:
             self.model_builder_role = ServiceRole(f"{name}-model-builder", ServiceRoleArgs(
@@ -198,9 +209,9 @@ class MlPlatform(pulumi.ComponentResource):
             self.model_builder_role.add_policy("logs", sagemaker_job_log_statements(self))
 
     def _data_bucket(self, purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = (),
-                     object_lock: Optional[ObjectLock] = None) -> SecureBucket:
+                     object_lock: Optional[ObjectLock] = None, eventbridge: bool = False) -> SecureBucket:
         """A bucket of the platform's data: the data key, access logs, old versions expire."""
-        return SecureBucket(f"{self._name}-{purpose}", SecureBucketArgs(
+        return SecureBucket(f"{self._name}-{purpose}", SecureBucketArgs(eventbridge=eventbridge,
             kms_key_arn=self.data_key.arn, access_log_bucket=self.access_logs.bucket_name,
             lifecycle_rules=[self._settings.storage.keep_versions()], reader_account_ids=list(readers),
             writer_account_ids=list(writers), reader_prefix="models/" if readers or writers else "",
@@ -241,9 +252,9 @@ class MlPlatform(pulumi.ComponentResource):
         """One alerts topic per environment, made before the registry and the endpoints so that approvals and
         the endpoints' rollback alarms notify it too; the monitors' drift alarms and run outcomes publish to it."""
         subscriptions = self._settings.alerts.subscriptions
-        # asynchronous endpoints announce their failures there too
+        # asynchronous endpoints and batch transforms announce their failures there too
         announced = any(m.monitored or m.settings.serving == "async" for m in models)
-        if not announced and not (self._registry_groups() and subscriptions):
+        if not (announced or self._settings.batch_transforms or (self._registry_groups() and subscriptions)):
             return None
         return notification_topic(self, f"{self._name}-alerts", replace(self._governance, permissions_boundary_arn=None),
                                   subscriptions=subscriptions,
@@ -272,9 +283,6 @@ class MlPlatform(pulumi.ComponentResource):
     def _serving(self, models: list[ServedModel]) -> dict[str, ModelEndpoint]:
         name, governance = self._name, self._governance
         self.capture = self._data_bucket("capture") if any(m.captures_data for m in models) else None
-        # requests, responses and failures of asynchronous endpoints
-        self.inference = self._data_bucket("inference") if any(m.settings.serving == "async" for m in models) \
-            else None
         # One group for the network interfaces of every endpoint and monitoring job: no inbound rule, so
         # sharing it lets no workload reach another; HTTPS out only (the VPC endpoints).
         self._workloads: list[pulumi.Input[str]] = []
@@ -341,6 +349,15 @@ class MlPlatform(pulumi.ComponentResource):
                 opts=child(self))
         return pipelines
 
+    def _batch_transforms(self, batch: list[ScoringModel]) -> dict[str, BatchTransform]:
+        """Datasets in, inference results out, in the workloads' group (or one of their own), failures told."""
+        return {b.name: BatchTransform(names.batch_transform_component(self._name, b.name), b.settings, BatchTransformContext(
+            pipeline_name=batch_pipeline_name(self._settings.environment, b.name), artifact=b.artifact,
+            image_uri=b.image_uri, input_bucket=self.datasets, output_bucket=self.inference,
+            placement=self._placement(self._workloads), alerts_topic_arn=self.alerts_topic_arn,
+            kms_key_arn=self.data_key.arn, region=self._settings.region, governance=self._governance),
+            opts=child(self)) for b in batch}
+
     def _personas(self) -> Personas:
         settings, shared = self._settings, self._context.shared
         return Personas(f"{self._name}-personas", settings.personas, PersonasContext(
@@ -353,7 +370,7 @@ class MlPlatform(pulumi.ComponentResource):
             shared_group_publisher=bool(shared and shared.ref.publisher),
             endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
             monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
-            pipeline_arns=[pipeline.pipeline_arn for pipeline in self.retraining.values()],
+            pipeline_arns=[p.pipeline_arn for p in (*self.retraining.values(), *self.batch_transforms.values())],
             # SageMaker training only (an EKS cluster has no job role)
             training_role_arn=self.training.role_arn if self.training is not None else None,
             job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),

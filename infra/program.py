@@ -18,7 +18,7 @@ from emlops.program import sources
 from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, stack_file
 from emlops.program.config_models import ModelConfig
 from emlops.program.platform import MlPlatform, PlatformConfig, PlatformContext
-from emlops.program.serving import SharedOutputs, SharedRegistry, SharedRegistryRef, serve
+from emlops.program.serving import SharedOutputs, SharedRegistry, SharedRegistryRef, score, serve
 from emlops.program.shared_registry import load_shared_registry
 
 
@@ -32,8 +32,11 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
     models = [replace(serve(config, resolver, index, model, source, shared),
                       secret_environment=_secret_environment(model, index, source))
               for index, model in enumerate(config.models)]
+    batch_transforms = [score(config, resolver, index, entry, source, shared)
+                        for index, entry in enumerate(config.batch_transforms)]
     backend_store_uri = _mlflow_backend_store_uri(source) if config.registry.mlflow.kind == "kubernetes" else None
-    context = PlatformContext(models=models, shared=shared, mlflow_backend_store_uri=backend_store_uri)
+    context = PlatformContext(models=models, batch_transforms=batch_transforms, shared=shared,
+                              mlflow_backend_store_uri=backend_store_uri)
     try:
         return MlPlatform(config.environment, config, context,
                           opts=pulumi.ResourceOptions(providers=stack_providers(config)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emlops.program.config_models import ModelConfig, RegistryConfig
+    from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 
 
 class RegistryGroups:
@@ -14,13 +14,15 @@ class RegistryGroups:
 
     if TYPE_CHECKING:  # PlatformConfig's fields (annotated here, pydantic would take them for fields of its own)
         models: list[ModelConfig]
+        batch_transforms: list[BatchTransformConfig]
         registry: RegistryConfig
 
     def registry_groups(self) -> list[str]:
-        """The package groups a stack's own registry holds: one per served model, the groups its models are
-        sourced from, and `registry.package_groups`."""
+        """The package groups a stack's own registry holds: one per served model, the groups its models and batch
+        transforms are sourced from, and `registry.package_groups`."""
         groups = [model.name for model in self.models]
-        groups += [m.source.model_package_group for m in self.models if m.source.model_package_group]
+        groups += [m.source.model_package_group for m in [*self.models, *self.batch_transforms]
+                   if m.source.model_package_group]
         return list(dict.fromkeys(groups + list(self.registry.package_groups)))
 
     def announced_groups(self) -> list[str]:
@@ -33,6 +35,7 @@ class RegistryGroups:
 
     def deployed_groups(self) -> list[str]:
         """The groups this environment deploys from or registers into (the shared registry's, when it uses one)."""
-        groups = [m.source.model_package_group for m in self.models if m.source.model_package_group]
+        groups = [m.source.model_package_group for m in [*self.models, *self.batch_transforms]
+                  if m.source.model_package_group]
         groups += [m.name for m in self.models if m.retraining.enabled]
         return list(dict.fromkeys(groups))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emlops.components.batch_transform_args import overlap
 from emlops.components.feature_store_args import check_feature_groups
 from emlops.components.settings import AtKey
 from emlops.program import names, rules_iam
@@ -25,6 +26,7 @@ PRODUCTION_ZONES = 3
 def check(config: PlatformConfig) -> None:
     """Every rule, in order; the first that fails raises `AtKey`."""
     models_fit_the_environment(config)
+    batch_transforms_fit_the_environment(config)
     data_training_registry_fit(config)
     network_fits_the_environment(config)
     names.check(config)
@@ -62,6 +64,41 @@ def models_fit_the_environment(config: PlatformConfig) -> None:
             if not model.retraining.training_image:
                 raise AtKey(f"{at}.retraining.training_image", "field required when retraining is enabled "
                             "(an image of the training repository with an immutable tag)")
+
+
+def batch_transforms_fit_the_environment(config: PlatformConfig) -> None:
+    """Batch transforms run in private subnets, take names no model's components have, write prefixes of their own,
+    and in production run on a schedule and tell someone when a run fails."""
+    environment = config.environment
+    taken: dict[str, str] = {}
+    for model in config.models:
+        taken[names.endpoint_component(environment, model.name)] = f"model {model.name!r}'s endpoint"
+        taken[names.monitor_component(environment, model.name)] = f"model {model.name!r}'s monitor"
+        taken[names.retraining_component(environment, model.name)] = f"model {model.name!r}'s retraining pipeline"
+    outputs: dict[str, int] = {}
+    for index, entry in enumerate(config.batch_transforms):
+        at = f"batch_transforms[{index}]"
+        component = names.batch_transform_component(environment, entry.name)
+        for mine in (component, f"{component}-monitor"):
+            if mine in taken:
+                raise AtKey(f"{at}.name", f"{entry.name!r} names the batch transform's resources {mine!r}, the name "
+                            f"of {taken[mine]}; choose another name")
+            taken[mine] = f"batch transform {entry.name!r}"
+        if entry.source.mlflow and not config.registry.mlflow_tracking_uri:
+            raise AtKey(f"{at}.source.mlflow", "needs registry.mlflow_tracking_uri to resolve the reference")
+        if config.network is None:
+            raise AtKey(at, f"runs in private subnets; {ADD_NETWORK}")
+        for other, earlier in outputs.items():
+            if overlap(entry.output_prefix, other):
+                raise AtKey(f"{at}.output_prefix", f"{entry.output_prefix!r} overlaps batch_transforms[{earlier}]'s "
+                            f"output_prefix {other!r}; each batch transform writes a prefix of its own")
+        outputs[entry.output_prefix] = index
+        if config.production and entry.schedule is None:
+            raise AtKey(f"{at}.schedule", "production batch transforms run on a schedule (an EventBridge cron or "
+                        "rate, e.g. 'cron(0 2 * * ? *)'); new data alone may never come")
+    if config.production and config.batch_transforms and not config.alerts.subscriptions:
+        raise AtKey("alerts", "production batch transforms tell the alerts topic about failed runs; subscribe "
+                    "someone (alerts.email or alerts.https)")
 
 
 def data_training_registry_fit(config: PlatformConfig) -> None:

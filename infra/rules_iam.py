@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emlops.components.aws_context import AwsContext
+from emlops.components.batch_transform_args import pipeline_name as batch_pipeline_name
 from emlops.components.iam import Statement, platform_role_path, policy_size
 from emlops.components.personas import PersonasContext, policy_sizes
 from emlops.components.personas_args import INLINE_POLICIES_LIMIT, PERSONAS, PRINCIPAL_ARN, TRUST_POLICY_LIMIT
@@ -102,7 +103,8 @@ def policies_within_iam_quotas(config: PlatformConfig) -> None:
 def _largest_section(config: PlatformConfig) -> tuple[str, int]:
     """The list section that adds the most resources to the persona policies, and its length."""
     sections = [("models", len(config.models)), ("feature_groups", len(config.feature_groups)),
-                ("registry.package_groups", len(config.registry.package_groups))]
+                ("registry.package_groups", len(config.registry.package_groups)),
+                ("batch_transforms", len(config.batch_transforms))]
     return max(sections, key=lambda section: section[1])
 
 
@@ -115,7 +117,7 @@ def estimated_personas_context(config: PlatformConfig) -> PersonasContext:
     `_personas` stage with names instead of the resources' outputs)."""
     env, partition = config.environment, config.partition.name
     sagemaker = f"arn:{partition}:sagemaker:{config.region}:{config.account_id}"
-    holds_data = bool(config.models or config.training or config.feature_groups)
+    holds_data = bool(config.models or config.training or config.feature_groups or config.batch_transforms)
     training = config.training is not None and config.training.kind == "sagemaker"
     shared = config.registry.shared_stack is not None
     # a shared registry's groups are ARNs of its account: another 12 digits, the same length
@@ -138,7 +140,8 @@ def estimated_personas_context(config: PlatformConfig) -> PersonasContext:
         endpoint_arns=[f"{sagemaker}:endpoint/{env}-{m.name}" for m in config.models],
         monitoring_schedule_arns=[f"{sagemaker}:monitoring-schedule/{env}-{name}-monitor-schedule{_SUFFIX}"
                                   for name in monitored],
-        pipeline_arns=[f"{sagemaker}:pipeline/{pipeline_name(env, name)}" for name in retrained],
+        pipeline_arns=[f"{sagemaker}:pipeline/{pipeline_name(env, name)}" for name in retrained]
+        + [f"{sagemaker}:pipeline/{batch_pipeline_name(env, entry.name)}" for entry in config.batch_transforms],
         training_role_arn=(f"arn:{partition}:iam::{config.account_id}:role/{env}-training-training-role{_SUFFIX}"
                            if training else None),
         job_subnet_ids=subnets, job_security_group_ids=[f"sg-{_EC2_HEX}"] if training else [],

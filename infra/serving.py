@@ -1,4 +1,5 @@
-"""What the platform serves: each `models[]` entry with its source and image resolved.
+"""What the platform serves: each `models[]` entry with its source and image resolved, and the model each
+`batch_transforms[]` entry runs.
 
 A source is resolved when the program runs (preview or deploy), never at import, and before any resource of
 the platform exists: a source or image that cannot be resolved stops the program with one line naming the
@@ -21,7 +22,7 @@ from emlops.components.outputs import concat
 from emlops.components.settings import Governance
 from emlops.program import sources
 from emlops.program.config import FULL_KEY, ConfigError, StackConfig
-from emlops.program.config_models import ModelConfig
+from emlops.program.config_models import BatchTransformConfig, ImageConfig, ModelConfig, ModelSourceConfig
 from emlops.program.names import endpoint_component
 
 
@@ -109,15 +110,55 @@ class ServedModel:
         return self.settings.name
 
 
+@dataclass(frozen=True)
+class ScoringModel:
+    """A `batch_transforms[]` entry with the model it runs resolved."""
+
+    settings: BatchTransformConfig
+    """The entry (the batch transform's settings, its name and source)."""
+    artifact: ModelArtifact
+    """The resolved model."""
+    image_uri: Optional[str]
+    """Its inference image (none for a model package, which names its own)."""
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
 def serve(config: StackConfig, resolver: sources.Resolver, index: int, model: ModelConfig, source: str,
           shared: Optional[SharedRegistry] = None) -> ServedModel:
     """Resolve `models[index]`'s source and image; ConfigError in one line at the entry's key if they do not."""
     at = f"{source}: {FULL_KEY}.models[{index}]"
-    src = model.source
+    instance_type = model.variants[0].instance_type if model.variants else None
+    resolved, artifact, image_uri = _resolve(config, resolver, model.name, model.source, model.image, instance_type,
+                                             at, shared)
+    captures = model.captures_data(config.environment)
+    monitored = model.monitored(config.environment)
+    return ServedModel(
+        settings=model, artifact=artifact, image_uri=image_uri, captures_data=captures, monitored=monitored,
+        challenger=_challenger(resolver, model, at, shared) if model.shadow is not None else None,
+        package_baseline=_package_baseline(config, model, resolved, at) if monitored else None,
+        registry_target=_registry_target(model, shared) if model.retraining.enabled else None)
+
+
+def score(config: StackConfig, resolver: sources.Resolver, index: int, entry: BatchTransformConfig, source: str,
+          shared: Optional[SharedRegistry] = None) -> ScoringModel:
+    """Resolve `batch_transforms[index]`'s source and image, as a model's; ConfigError in one line at its key."""
+    at = f"{source}: {FULL_KEY}.batch_transforms[{index}]"
+    _, artifact, image_uri = _resolve(config, resolver, entry.name, entry.source, entry.image, entry.instance_type,
+                                      at, shared)
+    return ScoringModel(settings=entry, artifact=artifact, image_uri=image_uri)
+
+
+def _resolve(config: StackConfig, resolver: sources.Resolver, name: str, src: ModelSourceConfig,
+             image: Optional[ImageConfig], instance_type: Optional[str], at: str,
+             shared: Optional[SharedRegistry]) -> tuple[sources.ResolvedModel, ModelArtifact, Optional[str]]:
+    """A source (a shared registry's group when the stack uses one) resolved, as the artifact and image to run."""
     group = src.model_package_group
     from_shared = shared is not None and group is not None
     try:
-        resolved = resolver.resolve(model.name, sources.ModelSource(
+        resolved = resolver.resolve(name, sources.ModelSource(
             mlflow=src.mlflow, model_package_group=shared.ref.group_arn(group) if from_shared else group,
             model_package_arn=src.model_package_arn, s3_uri=src.s3_uri,
         ))
@@ -126,10 +167,8 @@ def serve(config: StackConfig, resolver: sources.Resolver, index: int, model: Mo
         raise ConfigError(f"{at}.source.{key}: {exc}") from None
 
     image_uri = None
-    if model.image is not None:
-        image_uri = model.image.uri or _framework_image(config, model, at)
-    captures = model.captures_data(config.environment)
-    monitored = model.monitored(config.environment)
+    if image is not None:
+        image_uri = image.uri or _framework_image(config, image, instance_type, at)
     package = resolved.model_package_arn if src.model_package_group or src.model_package_arn else None
     try:
         artifact = ModelArtifact(
@@ -140,12 +179,7 @@ def serve(config: StackConfig, resolver: sources.Resolver, index: int, model: Mo
             known=resolved.known)
     except ValueError as exc:
         raise ConfigError(f"{at}: {exc}") from None
-    challenger = _challenger(resolver, model, at, shared) if model.shadow is not None else None
-    return ServedModel(
-        settings=model, artifact=artifact, image_uri=image_uri, captures_data=captures, monitored=monitored,
-        challenger=challenger,
-        package_baseline=_package_baseline(config, model, resolved, at) if monitored else None,
-        registry_target=_registry_target(model, shared) if model.retraining.enabled else None)
+    return resolved, artifact, image_uri
 
 
 def _challenger(resolver: sources.Resolver, model: ModelConfig, at: str,
@@ -170,9 +204,7 @@ def _challenger(resolver: sources.Resolver, model: ModelConfig, at: str,
         raise ConfigError(f"{at}.shadow.challenger.{key}: {exc}") from None
 
 
-def _framework_image(config: StackConfig, model: ModelConfig, at: str) -> str:
-    image = model.image
-    instance_type = model.variants[0].instance_type if model.variants else None
+def _framework_image(config: StackConfig, image: ImageConfig, instance_type: Optional[str], at: str) -> str:
     try:
         return framework_image_uri(image.framework, image.framework_version, config.region, instance_type,
                                    image.python_version, image.base_framework_version)
@@ -213,6 +245,8 @@ class PlatformContext:
 
     models: Sequence[ServedModel] = ()
     """`models[]`, resolved (serving.py), in the stack file's order."""
+    batch_transforms: Sequence[ScoringModel] = ()
+    """`batch_transforms[]`, their models resolved, in the stack file's order."""
     shared: Optional[SharedRegistry] = None
     """The shared-services registry the stack deploys from and registers into (`registry.shared_stack`)."""
     mlflow_backend_store_uri: Optional[pulumi.Input[str]] = None

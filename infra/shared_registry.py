@@ -62,16 +62,19 @@ def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: 
         raise ConfigError(f"{at}: stack {name!r} lists {own!r} neither in its registry.consumer_account_ids nor in "
                           "its registry.publisher_account_ids")
     listed = ", ".join(groups) or "none"
-    for index, model in enumerate(config.models):
-        group = model.source.model_package_group
+    sourced = [(f"models[{i}]", model) for i, model in enumerate(config.models)]
+    sourced += [(f"batch_transforms[{i}]", entry) for i, entry in enumerate(config.batch_transforms)]
+    for at, entry in sourced:
+        group = entry.source.model_package_group
         if group is not None:
-            key = f"{source}: {FULL_KEY}.models[{index}].source.model_package_group"
+            key = f"{source}: {FULL_KEY}.{at}.source.model_package_group"
             if group not in groups:
                 raise ConfigError(f"{key}: {group!r} is not a package group of stack {name!r} (its groups: "
                                   f"{listed}); add it to its registry.package_groups")
             if not consumer:
                 raise ConfigError(f"{key}: stack {name!r} does not list {own!r} in its registry.consumer_account_ids, "
                                   "so this account may not deploy its packages")
+    for index, model in enumerate(config.models):
         if model.retraining.enabled:
             key = f"{source}: {FULL_KEY}.models[{index}].retraining.enabled"
             if model.name not in groups:
@@ -93,9 +96,12 @@ def load_shared_registry(config: PlatformConfig, stack: str, source: str, root: 
 
 
 def _images(config: PlatformConfig):
-    """(key path, image URI) of every image a stack's models and retraining name."""
+    """(key path, image URI) of every image a stack's models, retraining and batch transforms name."""
     for index, model in enumerate(config.models):
         if model.image is not None and model.image.uri:
             yield f"models[{index}].image.uri", model.image.uri
         if model.retraining.training_image:
             yield f"models[{index}].retraining.training_image", model.retraining.training_image
+    for index, entry in enumerate(config.batch_transforms):
+        if entry.image is not None and entry.image.uri:
+            yield f"batch_transforms[{index}].image.uri", entry.image.uri

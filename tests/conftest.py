@@ -136,18 +136,22 @@ BASE_SETTINGS: dict[str, Any] = {
 def run_platform(settings: dict[str, Any], name: Optional[str] = None, identity: AwsIdentity = IDENTITY,
                  **context: Any) -> Plan:
     """Run the composition root (`MlPlatform`) for `settings`, an `emlops:platform` section (missing
-    required keys come from BASE_SETTINGS), with its models resolved offline; return the plan.
+    required keys come from BASE_SETTINGS), with its models (and batch transforms' models) resolved offline;
+    return the plan.
     `context` adds PlatformContext fields (e.g. mlflow_backend_store_uri)."""
     from emlops.offline.resolver import OfflineResolver
     from emlops.program.platform import PlatformConfig
     from emlops.program.platform import MlPlatform, PlatformContext
-    from emlops.program.serving import serve
+    from emlops.program.serving import score, serve
 
     def program() -> None:
         config = PlatformConfig.model_validate({**BASE_SETTINGS, **settings})
         models = [serve(config, OfflineResolver(), index, model, "stacks/Pulumi.test.yaml")
                   for index, model in enumerate(config.models)]
-        MlPlatform(name or config.environment, config, PlatformContext(models=models, **context))
+        batch = [score(config, OfflineResolver(), index, entry, "stacks/Pulumi.test.yaml")
+                 for index, entry in enumerate(config.batch_transforms)]
+        MlPlatform(name or config.environment, config, PlatformContext(models=models, batch_transforms=batch,
+                                                                       **context))
     return run_components(program, identity=identity)
 
 

@@ -349,6 +349,34 @@ def test_placeholders_skip_type_checks_but_count_as_present():
     assert problems(MODEL, with_(MODEL_INPUTS, "executionRoleArn", "[secret]")) == []
 
 
+# --- a batch transform pipeline's step ----------------------------------------------------------------
+
+TRANSFORM_JOB = {
+    "TransformJobName": "pipelines-abc123-Transform-x1y2z3",  # the pipeline names its jobs
+    "ModelName": "prod-churn-nightly-model-5d6e7f8",
+    "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                       "S3Uri": "s3://prod-datasets-bucket-b93d1d6/scoring/churn/"}},
+                       "ContentType": "text/csv", "SplitType": "Line"},
+    "TransformOutput": {"S3OutputPath": "s3://prod-inference-bucket-50987ea/churn-nightly-scoring/",
+                        "Accept": "text/csv", "AssembleWith": "Line", "KmsKeyId": KEY},
+    "TransformResources": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2, "VolumeKmsKeyId": KEY},
+    "BatchStrategy": "MultiRecord", "MaxConcurrentTransforms": 4, "MaxPayloadInMB": 6,
+    "DataCaptureConfig": {"DestinationS3Uri": "s3://prod-inference-bucket-50987ea/datacapture/prod-churn-nightly",
+                          "KmsKeyId": KEY, "GenerateInferenceId": True},
+}
+
+
+def test_a_batch_transform_step_is_a_create_transform_job_request():
+    assert validate_request(ApiRequest("sagemaker", "CreateTransformJob", TRANSFORM_JOB)) == []
+    bad = copy.deepcopy(TRANSFORM_JOB)
+    bad["TransformResources"]["InstanceType"] = "ml.t2.medium"  # hosting offers it, batch transform does not
+    bad["Environment"] = {f"V{i}": "x" for i in range(17)}
+    [instance_type, environment] = validate_request(ApiRequest("sagemaker", "CreateTransformJob", bad))
+    assert instance_type == ("CreateTransformJob: TransformResources.InstanceType: 'ml.t2.medium' is not an allowed "
+                             "value (closest: 'ml.p2.xlarge', 'ml.p2.8xlarge', 'ml.p2.16xlarge')")
+    assert environment == "CreateTransformJob: Environment: length 17 is above the maximum 16"
+
+
 # --- every pulumi_aws input has an API member ------------------------------------------------------
 
 def _every_input(args_class: type, module: object) -> dict:

@@ -63,6 +63,16 @@ def test_a_package_version_or_a_source_change_is_a_new_key(tmp_path: Path) -> No
     assert len(keys) == 4
 
 
+def test_a_build_driven_by_several_modules_changes_key_with_any_of_them(tmp_path: Path) -> None:
+    shared = tmp_path / "sdk.py"
+    shared.write_text("# how every definition calls the SDK\n")
+    before = built_cache._key("k", {"a": 1}, ["pytest"], (SOURCE, shared))
+    assert before == built_cache._key("k", {"a": 1}, ["pytest"], [SOURCE, shared])
+    assert before != built_cache._key("k", {"a": 1}, ["pytest"], SOURCE)
+    shared.write_text("# the SDK called another way\n")
+    assert built_cache._key("k", {"a": 1}, ["pytest"], (SOURCE, shared)) != before
+
+
 def test_an_unreadable_entry_is_a_miss_and_is_rebuilt(tmp_path: Path) -> None:
     built_cache.use_directory(tmp_path)
     key = built_cache._key("pipeline", {"a": 1}, ["pytest"], SOURCE)

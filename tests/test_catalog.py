@@ -146,6 +146,12 @@ def test_an_s3_bucket_and_its_settings():
     versioning = resource_type("aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.physical_id_of(state, "urn:v", EU) == "prod-data-1a2b3c4"
     assert versioning.replaces("bucket") and not versioning.replaces("versioningConfiguration.status")
+    # S3's events to EventBridge (batch transforms started by new data): the bucket's, nothing stateful in it
+    events = resource_type("aws:s3/bucketNotification:BucketNotification")
+    assert events.physical_id_of({**state, "eventbridge": True}, "urn:n", EU) == "prod-data-1a2b3c4"
+    assert (events.arn, events.stateful, events.taggable, events.label) == (None, False, False, None)
+    assert events.replaces("bucket") and not events.replaces("eventbridge")
+    assert events.computed_outputs("prod-data-1a2b3c4", state, EU) == {}
 
 
 def test_ec2_ids_are_a_type_prefix_and_17_hex_digits():

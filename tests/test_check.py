@@ -262,7 +262,9 @@ def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, m
         ("sagemaker-instance-type-allowed", name) for name in (
             "prod-churn-config", "prod-fraud-config", "prod-doc-scoring-config", "prod-ranking-config",
             "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-fraud-monitor-job",
-            "prod-doc-scoring-monitor-job")}
+            "prod-doc-scoring-monitor-job",
+            # the nightly batch transform's job, and its inputs' monitoring job
+            "prod-churn-nightly-pipeline", "prod-churn-nightly-monitor-job")}
 
 
 def test_pack_config_file_for_the_pulumi_cli(broken_plan_file, project_copy, monkeypatch):

@@ -110,6 +110,18 @@ def test_config_schema_markdown_is_the_readme_reference():
     assert result.stdout == config_reference()
 
 
+def test_the_reference_lists_the_keys_of_each_entry_of_a_list():
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in config_reference().splitlines()}
+    assert rows["`batch_transforms`"].startswith("| `batch_transforms` | array | no |")
+    assert rows["`batch_transforms[].instance_type`"] == (
+        "| `batch_transforms[].instance_type` | string | no | `\"ml.m5.xlarge\"` | Instance type of the transform job "
+        "(botocore's `TransformInstanceType`). Default: ml.m5.xlarge. |")
+    assert rows["`batch_transforms[].monitoring.baseline.statistics_s3_uri`"].split(" | ")[2] == "yes"
+    # lists within entries too (a model's variants), and what a list of strings is stays one row
+    assert "`models[].variants[].instance_type`" in rows and "`batch_transforms[].monitoring.drift_features`" in rows
+    assert not [key for key in rows if key.startswith("`batch_transforms[].monitoring.drift_features[]")]
+
+
 def test_config_schema_rejects_unknown_formats():
     result = runner.invoke(app, ["config-schema", "--format", "yaml"])
     assert result.exit_code == 2

@@ -245,13 +245,15 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
     key_arn = base.get("prod-fraud-config").inputs["kmsKeyArn"]
     assert key_arn.startswith("arn:aws:kms:eu-west-1:333333333333:key/")
     replaced = [r.resource.name for r in diff.resources if r.action == "replace"]
-    # the repository is auto-named: its lifecycle policy follows its new name; the pipeline is updated in place;
-    # monitoring job definitions, data- and model-quality alike, cannot change in place
+    # the repository is auto-named: its lifecycle policy follows its new name; the pipelines are updated in place;
+    # monitoring job definitions, data- and model-quality alike (the batch transform's inputs' too), cannot change
+    # in place
     assert replaced == ["prod-data-key", "prod-features-customers", "prod-training-repository",
                         "prod-training-repository-lifecycle", "prod-churn-config", "prod-fraud-config",
                         "prod-doc-scoring-config", "prod-churn-monitor-job", "prod-churn-monitor-quality-job",
-                        "prod-fraud-monitor-job", "prod-doc-scoring-monitor-job"]
-    assert [r.action for r in diff.resources if r.resource.name == "prod-fraud-retraining-pipeline"] == ["update"]
+                        "prod-fraud-monitor-job", "prod-doc-scoring-monitor-job", "prod-churn-nightly-monitor-job"]
+    assert [r.action for r in diff.resources if r.resource.name in (
+        "prod-fraud-retraining-pipeline", "prod-churn-nightly-pipeline")] == ["update", "update"]
     [alias] = [r for r in diff.resources if r.resource.name == "prod-data-alias"]
     assert [(c.path, c.old, c.new, c.replaces) for c in alias.changes] == [
         ("targetKeyId", key_arn.rsplit("/", 1)[1], Pending("new key id of `prod-data-key`, after its replacement"),

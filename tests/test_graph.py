@@ -52,18 +52,18 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
                             "ModelEndpoint doc-scoring", "ModelMonitor churn-monitor",
                             "ModelMonitor fraud-monitor", "ModelMonitor doc-scoring-monitor",
                             "ModelDashboard emlops-prod-churn", "ModelDashboard emlops-prod-fraud",
-                            "ModelDashboard emlops-prod-doc-scoring", "EnvironmentDashboard emlops-prod", "RetrainingPipeline churn-retraining",
-                            "RetrainingPipeline fraud-retraining", "RetrainingPipeline doc-scoring-retraining"]
+                            "ModelDashboard emlops-prod-doc-scoring", "EnvironmentDashboard emlops-prod",
+                            "RetrainingPipeline churn-retraining", "RetrainingPipeline fraud-retraining",
+                            "RetrainingPipeline doc-scoring-retraining", "BatchTransform churn-nightly"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
-    assert 30 <= len(labels) < 60
+    assert 30 <= len(labels) < 70
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
         "n_prod_fraud_endpoint"]
     assert groups["Network network"] == ["n_prod_network_flow_logs"]
     assert groups["base"] == ["n_prod_logs_key", "n_prod_data_key", "n_prod_access_logs_bucket", "n_prod_datasets_bucket",
-                              "n_prod_artifacts_bucket", "n_prod_alerts_topic_key_key", "n_prod_alerts_topic",
-                              "n_prod_capture_bucket", "n_prod_inference_bucket",
-                              "n_prod_doc_scoring_async_success_topic"]
+                              "n_prod_artifacts_bucket", "n_prod_inference_bucket", "n_prod_alerts_topic_key_key",
+                              "n_prod_alerts_topic", "n_prod_capture_bucket", "n_prod_doc_scoring_async_success_topic"]
     assert labels["n_prod_fraud_endpoint"] == "prod-fraud-endpoint<br/>endpoint"
     assert not [n for n in labels if "execution" in n or "policy" in n or "versioning" in n]
     # capture -> monitor -> rule -> pipeline -> the shared registry's group -> the model the fraud endpoint serves
@@ -105,16 +105,41 @@ def test_every_shipped_stack_draws(shipped_plan):
         nodes = [r.name for r in plan.resources if r.type in GRAPH_LABELS]
         assert sorted(r.name for m in build_graph(plan).groups.values() for r in m) == sorted(nodes)
         _, labels, _ = parse_mermaid(graph(plan))
-        assert len(labels) == len(nodes) < 60
+        assert len(labels) == len(nodes) < 80  # prod: 3 endpoints, their monitors, dashboards and pipelines, a batch transform
     _, _, edges = parse_mermaid(graph(shipped_plan("staging")))
     assert ("n_staging_training_gpu", "nodes", "n_staging_training_cluster") in edges
+
+
+def test_prod_mermaid_shows_the_nightly_batch_transform(shipped_plan):
+    groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
+    assert groups["BatchTransform churn-nightly"] == [
+        "n_prod_churn_nightly_model", "n_prod_churn_nightly_pipeline", "n_prod_churn_nightly_schedule",
+        "n_prod_churn_nightly_failed", "n_prod_churn_nightly_monitor_schedule",
+        "n_prod_churn_nightly_monitor_drift_monthly_charges", "n_prod_churn_nightly_monitor_drift_contract_type",
+        "n_prod_churn_nightly_monitor_failed", "n_prod_churn_nightly_monitor_violations"]
+    assert labels["n_prod_churn_nightly_pipeline"] == "prod-churn-nightly-pipeline<br/>SageMaker pipeline"
+    # the shared group's approved version scores the datasets into the inference bucket every night; failures and
+    # the inputs' drift reach on-call
+    assert {
+        ("n_organization_emlops_shared", "approved version", "n_prod_churn_nightly_model"),
+        ("n_prod_churn_nightly_model", "transforms", "n_prod_churn_nightly_pipeline"),
+        ("n_prod_churn_nightly_schedule", "starts", "n_prod_churn_nightly_pipeline"),
+        ("n_prod_datasets_bucket", "batch input", "n_prod_churn_nightly_pipeline"),
+        ("n_prod_churn_nightly_pipeline", "batch output", "n_prod_inference_bucket"),
+        ("n_prod_churn_nightly_pipeline", "failures", "n_prod_churn_nightly_failed"),
+        ("n_prod_churn_nightly_failed", "notifies", "n_prod_alerts_topic"),
+        ("n_prod_inference_bucket", "captured data", "n_prod_churn_nightly_monitor_schedule"),
+        ("n_prod_churn_nightly_monitor_drift_contract_type", "notifies", "n_prod_alerts_topic"),
+    } <= edges
+    # the transform pipeline reads and writes, it does not "store"
+    assert not [e for e in edges if e[0] == "n_prod_churn_nightly_pipeline" and e[1] == "stores"]
 
 
 def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 18  # 17 + shared
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 19  # 18 + shared
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]

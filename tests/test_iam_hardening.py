@@ -47,11 +47,12 @@ def test_only_roles_without_data_access_are_on_the_admins_path(stack, shipped_pl
             continue
         if reaches_data:
             assert role.inputs.get("path", "/") == "/", role.name
-    # the roles admins may change: flow-log delivery and EventBridge's pipeline starters (no data; nothing stateful
-    # is replaced with them). The others stay at '/': those with data access, and those a stateful resource names
-    # (a feature group's, MLflow's and the EKS cluster's roles are replaced with it: moving them would lose it).
+    # the roles admins may change: flow-log delivery, EventBridge's pipeline starters and the batch transform
+    # pipelines' runners (no data; nothing stateful is replaced with them). The others stay at '/': those with data
+    # access, and those a stateful resource names (a feature group's, MLflow's and the EKS cluster's roles are
+    # replaced with it: moving them would lose it).
     assert sorted(name for name, path in paths.items() if path == f"/emlops/{stack}/") == sorted(
-        name for name in paths if name.endswith(("-flow-logs-delivery-role", "-events-role")))
+        name for name in paths if name.endswith(("-flow-logs-delivery-role", "-events-role", "-runner-role")))
 
 
 # -- the approval gate ------------------------------------------------------------------------------------------

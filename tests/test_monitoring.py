@@ -234,6 +234,15 @@ def test_monitor_name_is_checked_before_anything_is_created(name):
     ({"schedule": "cron(0 0/2 ? * * *)", "max_runtime_minutes": 121}, {},
      "max_runtime_minutes (121) is longer than the schedule's interval (120 minutes); a run must end before the "
      "next one starts"),
+    ({}, {"endpoint_name": None}, "give endpoint_name (an endpoint's traffic) or batch_input_format (a batch "
+     "transform's captured data), not both or neither"),
+    ({}, {"batch_input_format": "csv"}, "give endpoint_name (an endpoint's traffic) or batch_input_format (a batch "
+     "transform's captured data), not both or neither"),
+    ({"model_quality": {"ground_truth_s3_uri": "s3://ml-ground-truth/churn", "problem_type": "Regression",
+                        "inference_attribute": "0", "threshold": 3.0}},
+     {"endpoint_name": None, "batch_input_format": "csv"},
+     "model_quality monitors an endpoint's predictions against ground truth; a batch transform's inputs are "
+     "monitored for data quality only: drop model_quality"),
 ])
 def test_the_context_is_checked_before_anything_is_created(section, changes, message):
     assert error_of(lambda: ModelMonitor("churn", settings(section), context(**changes))) == message
@@ -521,6 +530,30 @@ def test_an_existing_topic_gets_the_notifications_and_no_topic_is_created():
         "churn-failed-notify", "churn-violations", "churn-violations-notify"]
     assert plan.get("churn-drift-age").inputs["alarmActions"] == [EXTERNAL_TOPIC]
     assert [t.inputs["arn"] for t in plan.by_type(TARGET)] == [EXTERNAL_TOPIC, EXTERNAL_TOPIC]
+
+
+@pytest.mark.parametrize("dataset_format, expected", [("csv", {"csv": {"header": False}}),
+                                                     ("json", {"json": {"line": True}})])
+def test_a_batch_transforms_captured_inputs_are_monitored_by_schedule_alone(dataset_format, expected):
+    capture = "s3://ml-inference/datacapture/churn-scoring"
+    plan = plan_with({"baseline": BASELINE, "drift_features": ["age"]}, endpoint_name=None,
+                     batch_input_format=dataset_format, capture_s3_uri=capture, alarm_topic_arn=EXTERNAL_TOPIC)
+    job = plan.get("churn-job", JOB)
+    assert job.inputs["dataQualityJobInput"] == {"batchTransformInput": {
+        "dataCapturedDestinationS3Uri": capture, "datasetFormat": expected, "localPath": "/opt/ml/processing/input/batch",
+        "s3DataDistributionType": "FullyReplicated", "s3InputMode": "File"}}
+    assert api_problems(job) == []
+    # the analyzer publishes a batch transform's metrics under the schedule alone
+    schedule = plan.get("churn-schedule", SCHEDULE).inputs["name"]
+    alarm = plan.get("churn-drift-age", ALARM)
+    assert (alarm.inputs["namespace"], alarm.inputs["dimensions"]) == (
+        "aws/sagemaker/ModelMonitoring/data-metrics", {"MonitoringSchedule": schedule})
+    assert statements(plan, "churn-execution-metrics")[0]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "aws/sagemaker/ModelMonitoring/data-metrics"}}
+    assert statements(plan, "churn-execution-read-capture")[:2] == [
+        allow(["s3:ListBucket"], ["arn:aws:s3:::ml-inference"],
+              {"StringLike": {"s3:prefix": ["datacapture/churn-scoring/*"]}}),
+        allow(["s3:GetObject"], ["arn:aws:s3:::ml-inference/datacapture/churn-scoring/*"])]
 
 
 def test_a_dev_monitor_without_baseline_only_profiles_daily():

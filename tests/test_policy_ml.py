@@ -8,6 +8,7 @@ import json
 import pulumi_aws as aws
 import pytest
 
+from emlops.components.batch_transform import BatchTransform, BatchTransformContext, BatchTransformSettings
 from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
 from emlops.components.feature_store import FeatureGroupSettings, FeatureStore, FeatureStoreContext
 from emlops.components.kms import KmsKey, KmsKeyArgs
@@ -45,7 +46,7 @@ def good_plan() -> Plan:
         }), EndpointContext(
             artifact=ModelArtifact(PREFIX, compressed=False), image_uri=IMAGE, placement=Placement(VPC, SUBNETS),
             kms_key_arn=key.arn, capture_bucket=capture, governance=Governance(TAGS, BOUNDARY)))
-        ModelMonitor("churn-monitor", MonitoringSettings.model_validate({
+        monitor = ModelMonitor("churn-monitor", MonitoringSettings.model_validate({
             "baseline": {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS},
             "model_quality": {"ground_truth_s3_uri": "s3://ml-ground-truth/churn/",
                               "problem_type": "BinaryClassification", "probability_attribute": "0",
@@ -66,6 +67,13 @@ def good_plan() -> Plan:
             model_name="churn", pipeline_name="prod-churn-retraining",
             input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/",
             kms_key_arn=key.arn, governance=Governance(TAGS, BOUNDARY, protect=True)))
+        BatchTransform("churn-scoring", BatchTransformSettings.model_validate({
+            "schedule": "cron(0 2 * * ? *)", "input_prefix": "scoring/churn/", "output_prefix": "churn-scoring/",
+            "monitoring": {"baseline": {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS}},
+        }), BatchTransformContext(
+            pipeline_name="prod-churn-scoring", artifact=ModelArtifact(PREFIX, compressed=False), image_uri=IMAGE,
+            input_bucket=capture, output_bucket=capture, placement=Placement(VPC, SUBNETS),
+            alerts_topic_arn=monitor.topic_arn, governance=Governance(TAGS, BOUNDARY, protect=True)))
     return run_components(program)
 
 
@@ -95,6 +103,20 @@ def bad_plan() -> Plan:
         aws.sagemaker.Pipeline("shared-pipeline", pipeline_name="shared", pipeline_display_name="shared",
                                role_arn=role, pipeline_definition=json.dumps({"Version": "2020-12-01", "Steps": []}),
                                tags=TAGS)
+        scoring_role = f"arn:aws:iam::{ACCOUNT}:role/scoring-role"
+        aws.sagemaker.Pipeline("bare-scoring", pipeline_name="bare-scoring", pipeline_display_name="bare-scoring",
+                               role_arn=scoring_role, tags=TAGS,
+                               pipeline_definition=model.name.apply(lambda name: transforming(name, {
+                                   "TransformOutput": {"S3OutputPath": "s3://scores/bare/"},
+                                   "TransformResources": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1},
+                                   "DataCaptureConfig": {"DestinationS3Uri": "s3://scores/capture"}})))
+        key = "arn:aws:kms:eu-west-1:123456789012:key/k"
+        aws.sagemaker.Pipeline("external-scoring", pipeline_name="external-scoring",
+                               pipeline_display_name="external-scoring", role_arn=scoring_role, tags=TAGS,
+                               pipeline_definition=transforming("team-model", {
+                                   "TransformOutput": {"S3OutputPath": "s3://scores/team/", "KmsKeyId": key},
+                                   # local NVMe storage takes no volume key
+                                   "TransformResources": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1}}))
         aws.sagemaker.DataQualityJobDefinition(
             "bare-job", role_arn=role, tags=TAGS,
             data_quality_app_specification={"image_uri": IMAGE},
@@ -130,6 +152,15 @@ def bad_plan() -> Plan:
     return run_components(program)
 
 
+def transforming(model_name: str, arguments: dict) -> str:
+    """A pipeline definition whose one step, inside a condition's branch, transforms with `model_name`."""
+    step = {"Name": "Score", "Type": "Transform", "Arguments": {
+        "ModelName": model_name, "TransformInput": {"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": "s3://inputs/scoring/"}}}, **arguments}}
+    return json.dumps({"Version": "2020-12-01", "Steps": [{"Name": "Ready", "Type": "Condition", "Arguments": {
+        "Conditions": [], "IfSteps": [step], "ElseSteps": []}}]})
+
+
 BAD: dict[str, list[tuple[str, str]]] = {
     "sagemaker-endpoint-config-kms": [("bare-config", "provisioned variants without a volume KMS key (kmsKeyArn)")],
     "sagemaker-data-capture-kms": [("bare-config", "data capture without a KMS key (dataCaptureConfig.kmsKeyId)")],
@@ -141,7 +172,23 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("bare-endpoint", "no rollback alarms (deploymentConfig.autoRollbackConfiguration.alarms)")],
     "sagemaker-instance-type-allowed": [
         ("silent-config", "instance type ml.c5.large is not allowed here (allowed: ml.m5.large, ml.m5.xlarge)"),
+        ("bare-scoring", "instance type ml.c5.xlarge is not allowed here (allowed: ml.m5.large, ml.m5.xlarge)"),
+        ("external-scoring", "instance type ml.g5.xlarge is not allowed here (allowed: ml.m5.large, ml.m5.xlarge)"),
         ("bare-job", "instance type ml.t3.medium is not allowed here (allowed: ml.m5.large, ml.m5.xlarge)")],
+    "sagemaker-batch-transform-output-encrypted": [
+        ("bare-scoring", "transform step 'Score' writes its results without a KMS key (TransformOutput.KmsKeyId)"),
+        ("bare-scoring", "transform step 'Score' has volumes without a KMS key (TransformResources.VolumeKmsKeyId)"),
+        ("bare-scoring", "transform step 'Score' captures its data without a KMS key (DataCaptureConfig.KmsKeyId)")],
+    "sagemaker-batch-transform-network-isolation": [
+        ("bare-scoring", "pipeline 'bare-scoring' step 'Score' transforms with model {bare_model}, which runs without "
+                         "network isolation"),
+        ("external-scoring", "pipeline 'external-scoring' step 'Score' transforms with model 'team-model', which this "
+                             "stack does not create: its network isolation cannot be checked")],
+    "sagemaker-batch-transform-vpc": [
+        ("bare-scoring", "pipeline 'bare-scoring' step 'Score' transforms with model {bare_model}, which does not run "
+                         "in a VPC"),
+        ("external-scoring", "pipeline 'external-scoring' step 'Score' transforms with model 'team-model', which this "
+                             "stack does not create: its network cannot be checked")],
     "sagemaker-model-network-isolation": [("bare-model", "model 'bare-model' runs without network isolation")],
     "sagemaker-model-vpc": [("bare-model", "model 'bare-model' does not run in a VPC")],
     "sagemaker-pipeline-role-not-shared": [
@@ -172,7 +219,9 @@ BAD: dict[str, list[tuple[str, str]]] = {
 
 @pytest.mark.parametrize("rule", sorted(BAD))
 def test_rule_reports_exactly_the_bad_resources(rule):
-    assert findings(bad_plan(), rule, PROD) == BAD[rule]
+    bare_model = repr(bad_plan().get("bare-model").inputs["name"])
+    assert findings(bad_plan(), rule, PROD) == [(name, message.replace("{bare_model}", bare_model))
+                                                for name, message in BAD[rule]]
 
 
 @pytest.mark.parametrize("rule", sorted(BAD))
@@ -180,6 +229,24 @@ def test_ml_components_comply_with_the_rule(rule):
     plan = good_plan()
     assert plan.by_type("aws:sagemaker/endpoint:Endpoint") and plan.by_type("aws:sagemaker/pipeline:Pipeline")
     assert findings(plan, rule, PROD) == []
+
+
+def test_the_batch_transform_rules_judge_the_good_plans_transform_step_and_its_model():
+    from emlops.guardrails.batch import transform_steps
+
+    plan = good_plan()
+    [(step, arguments)] = transform_steps(plan.get("churn-scoring-pipeline").inputs)
+    model = plan.get("churn-scoring-model").inputs
+    assert (step, arguments["ModelName"]) == ("Transform", model["name"])
+    assert model["enableNetworkIsolation"] is True and model["vpcConfig"]["subnets"] == SUBNETS
+    # a definition that is not known yet is no violation
+    unknown = run_components(lambda: aws.sagemaker.Pipeline(
+        "later", pipeline_name="later", pipeline_display_name="later", role_arn="arn:aws:iam::123456789012:role/r",
+        pipeline_definition="[unknown: definition]"))
+    assert transform_steps(unknown.get("later").inputs) == []
+    assert [findings(unknown, rule, PROD) for rule in ("sagemaker-batch-transform-output-encrypted",
+                                                       "sagemaker-batch-transform-network-isolation",
+                                                       "sagemaker-batch-transform-vpc")] == [[], [], []]
 
 
 def test_every_rule_passes_the_good_ml_plan_and_the_monitor_topic_is_encrypted():

@@ -120,7 +120,8 @@ def test_prod_stateful_resources(shipped_plan):
     assert {t: n for t, n in counts.items() if n} == {
         # the data key, the alerts topic's key and the flow logs' key
         "aws:kms/key:Key": 3,
-        # access-log, dataset, artifact, capture and inference buckets
+        # access-log, dataset, artifact, inference (batch transform results, asynchronous requests and responses)
+        # and capture buckets
         "aws:s3/bucket:Bucket": 5,
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
@@ -218,10 +219,11 @@ def test_sagemaker_inputs_are_valid_create_requests(stack, shipped_plan):
     plan = shipped_plan(stack)
     checked = [r for r in plan.resources if r.type in SUPPORTED_TYPES]
     serving = [r for r in checked if r.type.startswith(("aws:sagemaker/model:", "aws:sagemaker/endpoint"))]
-    # a model, a configuration and an endpoint each, and a model per shadow variant's challenger
+    # a model, a configuration and an endpoint each, a model per shadow variant's challenger and per batch transform
     shadows = [c for c in plan.by_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
                if c.inputs.get("shadowProductionVariants")]
-    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint")) + len(shadows)
+    assert len(serving) == 3 * len(plan.by_type("aws:sagemaker/endpoint:Endpoint")) + len(shadows) + len(
+        plan.by_type("emlops:index:BatchTransform"))
     assert len(shadows) == (1 if stack == "staging" else 0)
     for resource in checked:
         assert validate_request(to_api_request(resource.type, resource.inputs)) == [], resource.urn

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emlops.cli.docs import render_readme
+from emlops.cli.docs import END, START, render_readme
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -110,6 +110,20 @@ def test_every_benchmark_row_group_is_smoke_tested():
     assert set(module.ROWS) == set(BENCHMARK_ROWS)
 
 
+def test_readme_batch_transform_example_is_the_shipped_prod_entry():
+    import yaml
+
+    from emlops.program.config_models import BatchTransformConfig
+
+    [example] = [yaml.safe_load(block)["batch_transforms"] for block in code_blocks("yaml")
+                 if "batch_transforms:" in block]
+    shipped = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["emlops:platform"]
+    assert [BatchTransformConfig.model_validate(entry) for entry in example] == [
+        BatchTransformConfig.model_validate({**entry, "monitoring": {
+            key: value for key, value in entry["monitoring"].items() if key != "drift_features"}})
+        for entry in shipped["batch_transforms"]]
+
+
 def test_readme_model_example_is_a_valid_model():
     import yaml
 
@@ -186,7 +200,9 @@ def test_readme_secret_command_names_a_config_key_the_stack_files_accept():
 
     named = [f"emlops:{key}" for block in code_blocks("yaml") if "secret_environment:" in block
              for model in yaml.safe_load(block)["models"] for key in model["secret_environment"].values()]
-    keys = re.findall(r"pulumi config set --secret (\S+)", README)
+    # (the config reference quotes the settings' descriptions, `emlops:<key>` placeholders included)
+    reference = README[README.index(START):README.index(END)]
+    keys = re.findall(r"pulumi config set --secret (\S+)", README.replace(reference, ""))
     assert keys and named and all(key in (*ALLOWED_CONFIG_KEYS, *named) for key in keys)
 
 

@@ -62,19 +62,22 @@ def regions_with(service: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ShapeLimits:
-    """What an API's string or list shape allows: length (items, for a list), pattern, list member shape."""
+    """What an API's string, list, map or integer shape allows: length (items, for a list; entries, for a map;
+    the value, for an integer), pattern, list member shape, map key and value shapes."""
 
     min: Optional[int] = None
     max: Optional[int] = None
     pattern: Optional[str] = None
     member: Optional[str] = None
+    key: Optional[str] = None
+    value: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class _ServiceFacts:
     endpoint_prefix: str
     enums: dict[str, tuple[str, ...]]  # enum shape name -> allowed values
-    limits: dict[str, ShapeLimits]  # string and list shape name -> what it allows
+    limits: dict[str, ShapeLimits]  # string, list, map and integer shape name -> what it allows
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,9 +91,10 @@ def _service_facts(service: str) -> _ServiceFacts:
         endpoint_prefix=model["metadata"].get("endpointPrefix", service),
         enums={name: tuple(shape["enum"]) for name, shape in model["shapes"].items() if "enum" in shape},
         limits={name: ShapeLimits(shape.get("min"), shape.get("max"), shape.get("pattern"),
-                                  shape["member"]["shape"] if shape["type"] == "list" else None)
+                                  shape["member"]["shape"] if shape["type"] == "list" else None,
+                                  *((shape["key"]["shape"], shape["value"]["shape"]) if shape["type"] == "map" else ()))
                 for name, shape in model["shapes"].items()
-                if shape["type"] in ("string", "list") and "enum" not in shape},
+                if shape["type"] in ("string", "list", "map", "integer") and "enum" not in shape},
     )
 
 
@@ -103,10 +107,11 @@ def api_enum(service: str, shape: str) -> tuple[str, ...]:
 
 
 def api_limits(service: str, shape: str) -> ShapeLimits:
-    """What a string or list shape of an AWS API allows (lengths, pattern, member), from botocore's model."""
+    """What a string, list, map or integer shape of an AWS API allows (lengths, bounds, pattern, member, key and
+    value shapes), from botocore's model."""
     limits = _service_facts(service).limits
     if shape not in limits:
-        raise KeyError(f"botocore's {service} model has no string or list shape {shape!r}")
+        raise KeyError(f"botocore's {service} model has no string, list, map or integer shape {shape!r}")
     return limits[shape]
 
 

@@ -50,6 +50,10 @@ BUCKET_ENCRYPTION = _bucket_setting(
 BUCKET_POLICY = _bucket_setting("aws:s3/bucketPolicy:BucketPolicy")
 BUCKET_LIFECYCLE = _bucket_setting("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", v2_alias=True)
 BUCKET_LOGGING = _bucket_setting("aws:s3/bucketLogging:BucketLogging", v2_alias=True)
+# The bucket's event destinations (EventBridge, for batch transforms started by new data): one per bucket, and
+# the provider has no `expectedBucketOwner` for it.
+BUCKET_NOTIFICATION = ResourceType("aws:s3/bucketNotification:BucketNotification", physical_id="{bucket}",
+                                   replace_on_change=("bucket",))
 BUCKET_VERSIONING_V2 = ResourceType("aws:s3/bucketVersioningV2:BucketVersioningV2")
 BUCKET_ENCRYPTION_V2 = ResourceType(
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")

@@ -59,6 +59,9 @@ def _rows(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> list[tup
             extra = prop.get("additionalProperties")
             if isinstance(extra, dict):
                 rows.append((f"`{path}.<any other key>`", _type_text(extra), "no", "", "Extra entries."))
+        items = _resolve(schema, prop["items"]) if prop.get("type") == "array" and "items" in prop else {}
+        if "properties" in items:  # a list of mappings: each entry's keys, as `<list>[].<key>`
+            rows += _rows(schema, items, f"{path}[]")
     return rows
 
 

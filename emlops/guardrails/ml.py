@@ -17,6 +17,7 @@ from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import SCALING_TARGET as _SCALING_TARGET
 from emlops.guardrails.serving import asynchronous, shadow_variants
+from emlops.guardrails.batch import transform_steps
 from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
@@ -134,10 +135,10 @@ def prod_blue_green_rollback(props: Any, settings: Settings) -> Iterator[str]:
         yield "no rollback alarms (deploymentConfig.autoRollbackConfiguration.alarms)"
 
 
-@resource_rule("sagemaker-instance-type-allowed", types=[ENDPOINT_CONFIG, *MONITORING_JOBS], severity="medium",
-               config=["allowedInstanceTypes"],
-               description="SageMaker endpoints and monitoring jobs use only the instance types allowed in this "
-                           "environment (emlops:platform.guardrails.allowed_instance_types).",
+@resource_rule("sagemaker-instance-type-allowed", types=[ENDPOINT_CONFIG, *MONITORING_JOBS, PIPELINE],
+               severity="medium", config=["allowedInstanceTypes"],
+               description="SageMaker endpoints, monitoring jobs and batch transform jobs use only the instance types "
+                           "allowed in this environment (emlops:platform.guardrails.allowed_instance_types).",
                remediation="Choose an allowed instance type, or add it to guardrails.allowed_instance_types.")
 def instance_type_allowed(props: Any, settings: Settings) -> Iterator[str]:
     allowed = settings.allowed_instance_types
@@ -145,6 +146,7 @@ def instance_type_allowed(props: Any, settings: Settings) -> Iterator[str]:
         return
     types = [get(v, "instanceType") for v in [*_provisioned(props), *shadow_variants(props)]]
     types.append(get(props, "jobResources", "clusterConfig", "instanceType"))
+    types += [get(arguments, "TransformResources", "InstanceType") for _, arguments in transform_steps(props)]
     for instance_type in types:
         if isinstance(text(instance_type), str) and instance_type not in allowed:
             yield f"instance type {instance_type} is not allowed here (allowed: {', '.join(allowed)})"

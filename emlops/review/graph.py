@@ -9,7 +9,9 @@ policy or bucket setting.
 Edges are the platform's data flow, read from the plan's inputs: a model serves an endpoint config,
 the config an endpoint, the endpoint captures into a bucket, a monitoring schedule reads that capture,
 its violations fire an EventBridge rule, the rule's target starts a pipeline, the pipeline registers
-versions in a package group, and an approved version is the model the endpoint serves.
+versions in a package group, and an approved version is the model the endpoint serves. A batch transform
+pipeline reads its input bucket and writes its output bucket with the model it transforms with (its definition's
+Transform steps), and tells a rule when a run fails.
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ def build_graph(plan: Plan) -> Graph:
                 endpoint_name = ((job.inputs.get(key) or {}).get("endpointInput") or {}).get("endpointName")
                 capture = (config_of[endpoint_name].inputs.get("dataCaptureConfig") or {}).get(
                     "destinationS3Uri", "") if endpoint_name in config_of else ""
+                # a batch transform's captured inputs
+                capture = capture or ((job.inputs.get(key) or {}).get("batchTransformInput") or {}).get(
+                    "dataCapturedDestinationS3Uri", "")
                 for bucket in buckets:
                     if capture.startswith(f"s3://{physical_name(bucket)}/"):
                         graph.add_edge(bucket, schedule, "captured data")
@@ -179,12 +184,45 @@ def build_graph(plan: Plan) -> Graph:
             if f"/{name}/" in str(physical_name(logs)):
                 graph.add_edge(cluster, logs, "control plane logs")
 
+    transforming = _batch_transforms(graph, of(PIPELINE), of(MODEL), buckets, of(EVENT_RULE))
     # Where data is kept: feature stores, training, MLflow and pipelines read and write buckets.
-    for consumer in of(FEATURE_GROUP) + of(MLFLOW_TRACKING_SERVER) + of(PIPELINE):
+    for consumer in of(FEATURE_GROUP) + of(MLFLOW_TRACKING_SERVER) + [p for p in of(PIPELINE) if p not in transforming]:
         for bucket in buckets:
             if _refers(consumer, physical_name(bucket)) or bucket.urn in consumer.dependencies:
                 graph.add_edge(consumer, bucket, "stores")
     return graph
+
+
+def _batch_transforms(graph: Graph, pipelines: list[PlanResource], models: list[PlanResource],
+                      buckets: list[PlanResource], rules: list[PlanResource]) -> list[PlanResource]:
+    """Edges of the pipelines with Transform steps (which it returns): input bucket -> pipeline -> output bucket, the
+    model each step transforms with, and the rule told of failed runs."""
+    transforming = []
+    for pipeline in pipelines:
+        try:
+            steps = json.loads(pipeline.inputs.get("pipelineDefinition", "")).get("Steps", [])
+        except (ValueError, AttributeError):
+            continue
+        transforms = [s.get("Arguments") or {} for s in steps if isinstance(s, dict) and s.get("Type") == "Transform"]
+        if not transforms:
+            continue
+        transforming.append(pipeline)
+        for arguments in transforms:
+            graph.add_edge(next((m for m in models if physical_name(m) == arguments.get("ModelName")), None),
+                           pipeline, "transforms")
+            source = ((arguments.get("TransformInput") or {}).get("DataSource") or {}).get("S3DataSource") or {}
+            output = (arguments.get("TransformOutput") or {}).get("S3OutputPath", "")
+            for bucket in buckets:
+                if str(source.get("S3Uri", "")).startswith(f"s3://{physical_name(bucket)}/"):
+                    graph.add_edge(bucket, pipeline, "batch input")
+                if str(output).startswith(f"s3://{physical_name(bucket)}/"):
+                    graph.add_edge(pipeline, bucket, "batch output")
+        arn = str(pipeline.inputs.get("pipelineName", ""))
+        for rule in rules:
+            pattern = str(rule.inputs.get("eventPattern", ""))
+            if "Pipeline Execution Status Change" in pattern and f"pipeline/{arn.lower()}\"" in pattern:
+                graph.add_edge(pipeline, rule, "failures")
+    return transforming
 
 
 def _node_label(r: PlanResource) -> str:
