@@ -105,20 +105,33 @@ def secret_looking_name(name: str) -> Optional[str]:
     return None
 
 
+def mlflow_reference(description: str) -> Optional[str]:
+    """A setting naming an MLflow registered model version: `models:/<name>@<alias>` or `models:/<name>/<version>`."""
+    return Field(None, pattern=r"^models:/[^/@\s]+(@[A-Za-z0-9_-]+|/[0-9]+)$", description=description,
+                 json_schema_extra={"errorMessage": "must be 'models:/<name>@<alias>' or 'models:/<name>/<version>'"})
+
+
+def package_group_name(description: str) -> Optional[str]:
+    """A setting naming a SageMaker model package group."""
+    return Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", description=description,
+                 json_schema_extra={"errorMessage": "must be a SageMaker model package group name"})
+
+
+def check_exactly_one(settings: Settings, keys: tuple[str, ...]) -> None:
+    """ValueError unless exactly one of `keys` is set on `settings` (naming the ones that are)."""
+    given = [key for key in keys if getattr(settings, key)]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(keys)}" + (f" (got {', '.join(given)})" if given else ""))
+
+
 class ModelSourceConfig(Settings):
     """Where the model artifact comes from: exactly one of the four keys."""
 
-    mlflow: Optional[str] = Field(
-        None, pattern=r"^models:/[^/@\s]+(@[A-Za-z0-9_-]+|/[0-9]+)$",
-        description="MLflow registry reference, `models:/<name>@<alias>` or `models:/<name>/<version>`, "
-        "resolved against `registry.mlflow_tracking_uri` when the stack is previewed or deployed.",
-        json_schema_extra={"errorMessage": "must be 'models:/<name>@<alias>' or 'models:/<name>/<version>'"},
-    )
-    model_package_group: Optional[str] = Field(
-        None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
-        description="SageMaker model package group: its latest `Approved` package is deployed.",
-        json_schema_extra={"errorMessage": "must be a SageMaker model package group name"},
-    )
+    mlflow: Optional[str] = mlflow_reference(
+        "MLflow registry reference, `models:/<name>@<alias>` or `models:/<name>/<version>`, resolved against "
+        "`registry.mlflow_tracking_uri` when the stack is previewed or deployed.")
+    model_package_group: Optional[str] = package_group_name(
+        "SageMaker model package group: its latest `Approved` package is deployed.")
     model_package_arn: Optional[str] = Field(
         None, pattern=r"^arn:aws(-cn|-us-gov)?:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[A-Za-z0-9_-]{1,63}/[0-9]+$",
         description="A pinned SageMaker model package version (must be `Approved`).",
@@ -140,12 +153,7 @@ class ModelSourceConfig(Settings):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ModelSourceConfig":
-        given = [key for key in ("mlflow", "model_package_group", "model_package_arn", "s3_uri") if getattr(self, key)]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of mlflow, model_package_group, model_package_arn, s3_uri"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
+        check_exactly_one(self, ("mlflow", "model_package_group", "model_package_arn", "s3_uri"))
         return self
 
 
@@ -153,23 +161,16 @@ class ChallengerSourceConfig(Settings):
     """The challenger a shadow variant serves, named in the registry the model's own source uses, so that
     `emlops promote` can make it the champion there: exactly one of the two keys."""
 
-    mlflow: Optional[str] = Field(
-        None, pattern=r"^models:/[^/@\s]+(@[A-Za-z0-9_-]+|/[0-9]+)$",
-        description="MLflow reference of the challenger, e.g. `models:/churn@challenger`, of the same registered "
-        "model as `source.mlflow`.",
-        json_schema_extra={"errorMessage": "must be 'models:/<name>@<alias>' or 'models:/<name>/<version>'"})
-    model_package_group: Optional[str] = Field(
-        None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
-        description="SageMaker model package group (the same as `source.model_package_group`): its newest package "
-        "pending manual approval is the challenger.",
-        json_schema_extra={"errorMessage": "must be a SageMaker model package group name"})
+    mlflow: Optional[str] = mlflow_reference(
+        "MLflow reference of the challenger, e.g. `models:/churn@challenger`, of the same registered model as "
+        "`source.mlflow`.")
+    model_package_group: Optional[str] = package_group_name(
+        "SageMaker model package group (the same as `source.model_package_group`): its newest package pending "
+        "manual approval is the challenger.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ChallengerSourceConfig":
-        given = [key for key in ("mlflow", "model_package_group") if getattr(self, key)]
-        if len(given) != 1:
-            raise ValueError("give exactly one of mlflow, model_package_group"
-                             + (f" (got {', '.join(given)})" if given else ""))
+        check_exactly_one(self, ("mlflow", "model_package_group"))
         return self
 
 

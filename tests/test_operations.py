@@ -412,26 +412,32 @@ def status_of(version: int) -> tuple[str, str | None]:
     return package["ModelApprovalStatus"], package.get("ApprovalDescription")
 
 
+PACKAGE_REVIEW = [  # what approve (and promote) show of churn/3 after the first line, which has the creation time
+    f"  {package_arn(3)}",
+    "  churn retrained, run 3",
+    f"Evaluation metrics ({REPORT_URI})",
+    " metric                                 ┃  value ┃ std dev",
+    "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━",
+    " binary_classification_metrics.accuracy │ 0.9132 │  0.0041",
+    " binary_classification_metrics.auc      │   0.95 │   0.002",
+    " binary_classification_metrics.recall   │   0.81 │",
+    " dataset.item_count                     │   5000 │",
+    "Metadata",
+    " key          ┃ value",
+    "━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━",
+    " git_sha      │ abc3",
+    " training_job │ prod-churn-train-3",
+]
+
+
 def test_approve_shows_the_metrics_of_the_newest_pending_package_and_approves_it(registry_aws, cli):
     create_packages("Approved", "PendingManualApproval", "PendingManualApproval")
     result = cli("approve", "prod", "churn", input="y\n")
     assert result.exit_code == 0, result.stderr
     out = lines(result.stdout)
     assert out[0].startswith("Model package churn/3 (PendingManualApproval, created ")
-    assert out[1:3] == [f"  {package_arn(3)}", "  churn retrained, run 3"]
-    assert out[3:] == [
-        f"Evaluation metrics ({REPORT_URI})",
-        " metric                                 ┃  value ┃ std dev",
-        "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━",
-        " binary_classification_metrics.accuracy │ 0.9132 │  0.0041",
-        " binary_classification_metrics.auc      │   0.95 │   0.002",
-        " binary_classification_metrics.recall   │   0.81 │",
-        " dataset.item_count                     │   5000 │",
-        "Metadata",
-        " key          ┃ value",
-        "━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━",
-        " git_sha      │ abc3",
-        " training_job │ prod-churn-train-3",
+    assert out[1:] == [
+        *PACKAGE_REVIEW,
         "Approve churn/3 in stack shared? [y/N]: y",
         f"Approved churn/3 as {REGISTRY_CALLER}",
     ]

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from emlops.cli.operations import Runtime, register
 from tests.conftest import edit_stack
-from tests.test_operations import (ACCOUNT, REGISTRY_ACCOUNT, REGISTRY_CALLER, REPORT_URI, WHY, create_packages,
-                                   lines, moto_in, package_arn, status_of)
+from tests.test_operations import (ACCOUNT, PACKAGE_REVIEW, REGISTRY_ACCOUNT, REGISTRY_CALLER, WHY,
+                                   create_packages, lines, moto_in, status_of)
 
 runner = CliRunner()
 BUCKET = "s3://acme-ml-dev-mlflow"
@@ -65,22 +65,6 @@ def registry_aws(monkeypatch, project_copy: Path):
 
 # ---------------------------------------------------------------- model package group: approve the challenger
 
-PACKAGE_REVIEW = [  # what approve shows of churn/3 (the first line has the creation time)
-    f"  {package_arn(3)}",
-    "  churn retrained, run 3",
-    f"Evaluation metrics ({REPORT_URI})",
-    " metric                                 ┃  value ┃ std dev",
-    "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━",
-    " binary_classification_metrics.accuracy │ 0.9132 │  0.0041",
-    " binary_classification_metrics.auc      │   0.95 │   0.002",
-    " binary_classification_metrics.recall   │   0.81 │",
-    " dataset.item_count                     │   5000 │",
-    "Metadata",
-    " key          ┃ value",
-    "━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━",
-    " git_sha      │ abc3",
-    " training_job │ prod-churn-train-3",
-]
 
 
 def test_promote_approves_the_newest_pending_package_in_the_shared_registry(registry_aws, cli):

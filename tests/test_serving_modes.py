@@ -89,3 +89,44 @@ def test_shipped_stacks_use_the_modes(shipped_plan):
             variant["modelDataDownloadTimeoutInSeconds"]) == ("ml.g5.2xlarge", 900, 900)
     image = shipped_plan("dev").get("dev-assistant-model").inputs["primaryContainer"]["image"]
     assert image.startswith("763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-tgi-inference:")
+
+
+def _endpoint_error(settings: dict, **context) -> str:
+    """The one-line ValueError ModelEndpoint raises, before creating anything, when its context does not fit
+    (a context value given as a callable is made inside the program: resources need its event loop)."""
+    from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
+    from emlops.components.settings import Placement
+    from tests.conftest import run_components
+
+    placement = Placement("vpc-0123456789abcdef0", ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"])
+    base = dict(artifact=ModelArtifact("s3://ml-artifacts/models/churn/model.tar.gz"), image_uri=IMAGE,
+                placement=placement)
+    with pytest.raises(ValueError) as caught:
+        run_components(lambda: ModelEndpoint("churn", EndpointSettings.model_validate(
+            {"variants": [{"instance_type": "ml.m5.large"}], **settings}), EndpointContext(**{
+                **base, **{key: value() if callable(value) else value for key, value in context.items()}})))
+    return str(caught.value)
+
+
+IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:alerts"
+
+
+def test_a_context_that_does_not_fit_the_mode_is_refused_before_anything_is_created():
+    from emlops.components.endpoint import ModelArtifact
+    from emlops.components.storage import SecureBucket, SecureBucketArgs
+
+    queue = {"serving": "async", "async_inference": ASYNC}
+    assert _endpoint_error(queue, alarm_topic_arn=TOPIC) == (
+        "asynchronous endpoints read requests from and write responses to S3: give an inference_bucket")
+    assert _endpoint_error(queue, inference_bucket=lambda: SecureBucket("inference", SecureBucketArgs())) == (
+        "asynchronous endpoints announce failures on the alerts topic: give alarm_topic_arn")
+    challenger = ModelArtifact("s3://ml-artifacts/models/churn/2/model.tar.gz")
+    assert _endpoint_error({"shadow": {}}) == "a shadow variant serves a challenger: give challenger"
+    assert _endpoint_error({}, challenger=challenger) == (
+        "a challenger is served by a shadow variant: give settings.shadow or drop challenger")
+    assert _endpoint_error({"shadow": {}}, challenger=challenger) == (
+        "a challenger_image_uri is required unless the challenger is a model package")
+    assert _endpoint_error({"mode": "multi_model"}) == (
+        "a multi-model endpoint serves the archives under an S3 prefix: the artifact must be an uncompressed prefix "
+        "(compressed=False) ending in '/'")
