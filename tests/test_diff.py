@@ -260,3 +260,33 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
          False)]
     assert render_markdown(diff).splitlines()[2] == ("**⚠ Stateful resources deleted or replaced: `prod-data-key`, "
                                                     "`prod-features-customers`, `prod-training-repository`**")
+
+
+def test_serving_mode_changes_replace_the_configuration_and_update_the_endpoint_blue_green(shipped_plan):
+    """What SageMaker cannot change in place (asynchronous settings, a shadow variant's share, start-up timeouts,
+    the container's mode) replaces the model or endpoint configuration; the endpoint itself is only updated."""
+    def touch(inputs: dict, *path: str, value) -> None:
+        for key in path[:-1]:
+            inputs = inputs[key][0] if isinstance(inputs[key], list) else inputs[key]
+        inputs[path[-1]] = value
+
+    cases = {
+        "prod": ("prod-doc-scoring-config", ("asyncInferenceConfig", "clientConfig",
+                                             "maxConcurrentInvocationsPerInstance"), 8),
+        "staging": ("staging-fraud-config", ("shadowProductionVariants", "initialVariantWeight"), 0.5),
+        "dev": ("dev-assistant-config", ("productionVariants", "containerStartupHealthCheckTimeoutInSeconds"), 1800),
+    }
+    for stack, (name, path, value) in cases.items():
+        base = shipped_plan(stack)
+        head = edited(base, **{name: lambda inputs: touch(inputs, *path, value=value)})
+        endpoint = name.removesuffix("-config")
+        change, update = diff_plans(base, head).resources
+        assert (change.action, change.resource.name, update.action, update.resource.name) == (
+            "replace", name, "update", f"{endpoint}-endpoint")
+        assert [(c.path, c.new, c.replaces) for c in change.changes] == [(".".join(
+            p if not p.endswith("Variants") else f"{p}[0]" for p in path), value, True)]
+        assert [(c.path, c.new, c.replaces) for c in update.changes] == [
+            ("endpointConfigName", Pending(f"new name of `{name}`, after its replacement"), False)]
+    base = shipped_plan("dev")
+    head = edited(base, dev_fraud_model=lambda inputs: inputs["primaryContainer"].update(mode="MultiModel"))
+    assert [(r.action, r.resource.name) for r in diff_plans(base, head).resources][0] == ("replace", "dev-fraud-model")
