@@ -127,6 +127,16 @@ def _register_check() -> None:
 _register_check()
 
 
+def _register_cost() -> None:
+    # `cost` reads a plan and a price book; `prices refresh` loads boto3 only when it runs.
+    from emlops.cli.cost import register
+
+    register(app)
+
+
+_register_cost()
+
+
 def main() -> None:
     """Console entry point."""
     from emlops.cli.process import console_process
