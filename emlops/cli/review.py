@@ -124,13 +124,19 @@ def register(app: typer.Typer) -> None:
         head: Path = typer.Option(..., "--head", help="Directory of the PR's <stack>.json plans "
                                   "(and optional <stack>.check.json reports)."),
         output: Optional[Path] = typer.Option(None, "--output", help="Write the comment here instead of stdout."),
+        prices: Optional[Path] = typer.Option(None, "--prices", help="Price book (emlops.prices/v1) for each stack's "
+                                              "monthly cost before and after. Default: prices/aws-price-book.json in "
+                                              "the project, if it exists; without one, no cost is shown."),
     ) -> None:
-        """Build the pull-request comment: per stack the diff, the policy verdict and a diagram."""
+        """Build the pull-request comment: per stack the diff, the policy verdict, the cost and a diagram."""
+        from emlops.cli.cost import load_book
+
+        book = load_book(prices, "pr-comment")
 
         def action() -> None:
             from emlops.review.comment import build_comment
 
-            text = build_comment(base, head)
+            text = build_comment(base, head, prices=book)
             if output is None:
                 typer.echo(text, nl=False)
             else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Optional
 
 from emlops.offline.plan import Plan, PlanResource
@@ -63,14 +63,14 @@ class Line:
     what: str
     price_keys: tuple[str, ...]  # one key, or a node group's instance types (low: cheapest, high: dearest)
     unit: str
-    low: Decimal
-    high: Decimal
+    low: Fraction
+    high: Fraction
     assumption: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"resource": self.resource, "type": self.type, "component": self.component, "region": self.region,
                 "what": self.what, "priceKeys": list(self.price_keys), "unit": self.unit,
-                "low": str(self.low), "high": str(self.high), "assumption": self.assumption}
+                "low": f"{float(self.low):.4f}", "high": f"{float(self.high):.4f}", "assumption": self.assumption}
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,6 @@ class Capacity:
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "lines": [line.to_json() for line in self.lines],
                 "usageOnly": [u.to_json() for u in self.usage_only]}
-
-
-def _decimal(value: Any) -> Decimal:
-    return Decimal(str(value))
 
 
 class _Reader:
@@ -132,7 +128,7 @@ class _Reader:
             return components[-2].name
         return components[-1].name if components else self.plan.stack
 
-    def line(self, resource: PlanResource, what: str, keys: tuple[str, ...], unit: str, low: Decimal, high: Decimal,
+    def line(self, resource: PlanResource, what: str, keys: tuple[str, ...], unit: str, low: Fraction, high: Fraction,
              assumption: str = "") -> Line:
         return Line(resource.name, resource.type, self.component(resource), self.region(resource), what, keys, unit,
                     low, high, assumption)
@@ -185,13 +181,13 @@ def _endpoint_lines(reader: _Reader, config: PlanResource) -> tuple[list[Line], 
 
 
 def _job_lines(reader: _Reader, resource: PlanResource, steps: list[tuple[str, str, int, Optional[int]]],
-               runs: Decimal, schedule: str) -> list[Line]:
+               runs: Fraction, schedule: str) -> list[Line]:
     """Lines of a scheduled job (or pipeline): per step its kind, instance type, count and maximum runtime."""
     lines = []
     for kind, instance_type, count, max_seconds in steps:
         if max_seconds is None:
             continue  # a step without a maximum runtime is usage-only (see _usage_steps)
-        hours = Decimal(max_seconds) / 3600
+        hours = Fraction(max_seconds) / 3600
         quantity = runs * count * hours
         lines.append(reader.line(
             resource, f"{instance_type} {kind} x{count}, {_fmt(runs)} runs ({schedule})",
@@ -200,8 +196,8 @@ def _job_lines(reader: _Reader, resource: PlanResource, steps: list[tuple[str, s
     return lines
 
 
-def _fmt(value: Decimal) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+def _fmt(value: Fraction) -> str:
+    return f"{float(value):.2f}".rstrip("0").rstrip(".")
 
 
 def _pipeline_steps(pipeline: PlanResource) -> list[tuple[str, str, int, Optional[int]]]:
@@ -292,7 +288,7 @@ def capacity_of(plan: Plan) -> Capacity:
                 "endpoint-hours", HOURS_PER_MONTH * zones, HOURS_PER_MONTH * zones))
         elif resource.type in MONTHLY:
             key, unit, what = MONTHLY[resource.type]
-            capacity.lines.append(reader.line(resource, what, (key,), unit, Decimal(1), Decimal(1)))
+            capacity.lines.append(reader.line(resource, what, (key,), unit, Fraction(1), Fraction(1)))
         elif resource.type in USAGE_ONLY:
             capacity.usage_only.append(UsageOnly(resource.name, resource.type, reader.component(resource),
                                                  USAGE_ONLY[resource.type]))

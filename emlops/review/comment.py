@@ -2,7 +2,8 @@
 
 `build_comment(base_dir, head_dir)` reads `<stack>.json` plans from both directories (and
 `<stack>.check.json` reports, schema emlops.check/v1, from head). A stack only in head is new, one only in
-base is removed. The comment starts with `MARKER` so CI can find and update its own comment, and stays
+base is removed. With a price book (`emlops.review.prices`), each changed stack's monthly cost, low to high, is
+shown before and after with the difference (`emlops.review.cost`). The comment starts with `MARKER` so CI can find and update its own comment, and stays
 under GitHub's 65536-character limit: diagrams go first, then long diffs are cut, each with a note.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
+from emlops.review.cost import cost_of, usd
 from emlops.review.diff import PlanDiff, diff_plans, render_markdown
 from emlops.review.graph import graph
+from emlops.review.prices import PriceBook
 from emlops.offline.plan import Plan
 
 MARKER = "<!-- emlops-pr-preview -->"
@@ -35,6 +39,8 @@ class StackReview:
     diff: PlanDiff
     head: Optional[Plan]
     check: Optional[dict[str, Any]]
+    cost_before: Optional[tuple[Fraction, Fraction]] = None  # (low, high) USD a month, with a price book
+    cost_after: Optional[tuple[Fraction, Fraction]] = None
 
     @property
     def changed(self) -> bool:
@@ -75,8 +81,9 @@ def _plans(directory: Path) -> dict[str, Path]:
     return {p.name[:-len(".json")]: p for p in sorted(directory.glob("*.json")) if not p.name.endswith(CHECK_SUFFIX)}
 
 
-def review_stacks(base_dir: Path, head_dir: Path) -> list[StackReview]:
-    """One review per stack found in either directory: changed and new stacks first, then by name."""
+def review_stacks(base_dir: Path, head_dir: Path, prices: Optional[PriceBook] = None) -> list[StackReview]:
+    """One review per stack found in either directory: changed and new stacks first, then by name; with a price
+    book, each stack's monthly cost before and after."""
     base_files, head_files = _plans(Path(base_dir)), _plans(Path(head_dir))
     reviews = []
     for stack in sorted(set(base_files) | set(head_files)):
@@ -87,7 +94,11 @@ def review_stacks(base_dir: Path, head_dir: Path) -> list[StackReview]:
         empty = Plan((head or base).project, stack)
         diff = diff_plans(base or empty, head or empty)
         status = "new" if base is None else "removed" if head is None else "changed" if not diff.empty else "unchanged"
-        reviews.append(StackReview(stack, status, diff, head, check))
+        review = StackReview(stack, status, diff, head, check)
+        if prices is not None:
+            review.cost_before = cost_of(base, prices).total() if base is not None else (Fraction(0), Fraction(0))
+            review.cost_after = cost_of(head, prices).total() if head is not None else (Fraction(0), Fraction(0))
+        reviews.append(review)
     reviews.sort(key=lambda r: (not r.changed, r.stack))
     return reviews
 
@@ -133,6 +144,9 @@ def _section(review: StackReview, diagram: bool, max_diff: Optional[int]) -> str
         lines += ["<details><summary>Changes</summary>", "", body, "", "</details>"]
     elif body:
         lines.append(body)
+    if review.cost_after is not None:
+        lines += ["", f"**Cost a month** (low–high, on-demand): {_span(review.cost_before)} → {_span(review.cost_after)} "
+                      f"({_delta(review)})"]
     if review.check is not None:
         lines += [""] + verdict(review.check)
     if review.head is not None:
@@ -156,19 +170,23 @@ def _unchanged_line(reviews: list[StackReview]) -> str:
     return "No changes: " + ", ".join(parts) + "\n"
 
 
-def build_comment(base_dir: Path, head_dir: Path, limit: int = GITHUB_LIMIT) -> str:
+def build_comment(base_dir: Path, head_dir: Path, limit: int = GITHUB_LIMIT,
+                  prices: Optional[PriceBook] = None) -> str:
     """The PR comment comparing the plans in BASE_DIR with those in HEAD_DIR (see the module doc)."""
-    reviews = review_stacks(Path(base_dir), Path(head_dir))
+    reviews = review_stacks(Path(base_dir), Path(head_dir), prices)
     changed = [r for r in reviews if r.changed]
     unchanged = [r for r in reviews if not r.changed]
     header = [MARKER, "## emlops preview"]
     if not reviews:
         header += ["", "No plans found."]
     elif changed:
-        header += ["", "| stack | + add | ~ change | - delete | ± replace | policies |", "|---|---|---|---|---|---|"]
+        priced = prices is not None
+        header += ["", "| stack | + add | ~ change | - delete | ± replace | policies |" + " cost a month |" * priced,
+                   "|---|---|---|---|---|---|" + "---|" * priced]
         for r in changed:
             header.append(f"| `{r.stack}` | {r.diff.count('add')} | {r.diff.count('update')} | "
-                          f"{r.diff.count('remove')} | {r.diff.count('replace')} | {_policy_cell(r)} |")
+                          f"{r.diff.count('remove')} | {r.diff.count('replace')} | {_policy_cell(r)} |"
+                          + (f" {_cost_cell(r)} |" if priced else ""))
     text_head = "\n".join(header) + "\n"
     tail = ("\n" + _unchanged_line(unchanged)) if unchanged else ""
 
@@ -196,3 +214,21 @@ def _policy_cell(review: StackReview) -> str:
     mandatory = sum(1 for v in review.check["violations"]
                     if v.get("enforcement") == "mandatory" and not v.get("suppressed"))
     return f"❌ {mandatory} mandatory" if mandatory else "✅"
+
+
+def _span(cost: Optional[tuple[Fraction, Fraction]]) -> str:
+    low, high = cost
+    return usd(low) if low == high else f"{usd(low)}–{usd(high)}"
+
+
+def _signed(value: Fraction) -> str:
+    return ("+" if value >= 0 else "-") + usd(abs(value))
+
+
+def _delta(review: StackReview) -> str:
+    (low_before, high_before), (low_after, high_after) = review.cost_before, review.cost_after
+    return f"{_signed(low_after - low_before)} low, {_signed(high_after - high_before)} high"
+
+
+def _cost_cell(review: StackReview) -> str:
+    return f"{_span(review.cost_after)} ({_delta(review)})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any, Optional
 
 from emlops.offline.plan import Plan
@@ -21,20 +22,26 @@ FORMATS = ("table", "json", "markdown")
 CENT = Decimal("0.01")
 
 
-def usd(value: Decimal) -> str:
+def cents(value: Fraction) -> Decimal:
+    """An exact amount rounded to the cent (half up)."""
+    value = Fraction(value)
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def usd(value: Fraction) -> str:
     """`$1,234.57`."""
-    return f"${value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    return f"${cents(value):,}" if value >= 0 else f"-${cents(-value):,}"
 
 
-def quantity(value: Decimal) -> str:
-    return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}".rstrip("0").rstrip(".")
+def quantity(value: Fraction) -> str:
+    return f"{cents(value):,}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
 class PricedLine:
     line: Line
-    low: Optional[Decimal]  # USD a month; None when the book has no price for it
-    high: Optional[Decimal]
+    low: Optional[Fraction]  # USD a month, exact; None when the book has no price for it
+    high: Optional[Fraction]
     missing: tuple[str, ...] = ()
 
 
@@ -54,9 +61,9 @@ class CostReport:
     def missing(self) -> list[str]:
         return sorted({f"{line.line.region} {key}" for line in self.lines for key in line.missing})
 
-    def total(self, component: Optional[str] = None) -> tuple[Decimal, Decimal]:
+    def total(self, component: Optional[str] = None) -> tuple[Fraction, Fraction]:
         lines = [p for p in self.lines if p.low is not None and component in (None, p.line.component)]
-        return sum((p.low for p in lines), Decimal(0)), sum((p.high for p in lines), Decimal(0))
+        return sum((p.low for p in lines), Fraction(0)), sum((p.high for p in lines), Fraction(0))
 
     def components(self) -> list[str]:
         return list(dict.fromkeys(p.line.component for p in self.lines))
@@ -76,8 +83,8 @@ class CostReport:
         return out
 
 
-def _text(value: Optional[Decimal]) -> Optional[str]:
-    return None if value is None else str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+def _text(value: Optional[Fraction]) -> Optional[str]:
+    return None if value is None else str(cents(value))
 
 
 def price(capacity: Capacity, book: Optional[PriceBook]) -> CostReport:
@@ -87,6 +94,7 @@ def price(capacity: Capacity, book: Optional[PriceBook]) -> CostReport:
             report.lines.append(PricedLine(line, None, None))
             continue
         prices = {key: book.price(line.region, key) for key in line.price_keys}
+        prices = {key: None if value is None else Fraction(value) for key, value in prices.items()}
         missing = tuple(key for key, value in prices.items() if value is None)
         if missing:
             report.lines.append(PricedLine(line, None, None, missing))
@@ -127,10 +135,11 @@ def _notes(report: CostReport, markdown: bool) -> list[str]:
     else:
         if report.missing:
             notes += ["The totals leave out lines the price book has no price for: " + ", ".join(report.missing)]
-        notes += [f"Prices: {report.book.path}, built {report.book.generated_at} from the AWS Price List API, on-demand, "
-                  "free tiers not applied; offers: " + "; ".join(report.book.offers())]
         if report.book.test_data:
-            notes += ["WARNING: this price book is test data, not AWS's prices."]
+            notes += [f"WARNING: the price book {report.book.path} is test data, not AWS's prices."]
+        else:
+            notes += [f"Prices: {report.book.path}, built {report.book.generated_at} from the AWS Price List API, "
+                      "on-demand, free tiers not applied; offers: " + "; ".join(report.book.offers())]
     return notes
 
 

@@ -1,6 +1,7 @@
 """How often a schedule fires in a month, and how many instance-hours a scaled variant runs in a week.
 
-AWS bills by the hour and quotes a month as 730 hours; a month here is that long (730 / 24 days, 730 / 168 weeks).
+AWS bills by the hour and quotes a month as 730 hours; a month here is that long (730 / 24 days, 730 / 168 weeks),
+and quantities are exact fractions, so that totals are the sums a reader checks by hand.
 EventBridge and SageMaker schedules are `cron(...)` or `rate(...)` expressions (components/schedules.py parses
 them); Application Auto Scaling's scheduled actions change a variant's minimum and maximum at the times their cron
 names, and the capacity between two actions is what the earlier one set.
@@ -8,13 +9,14 @@ names, and the capacity between two actions is what the earlier one set.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal
+from fractions import Fraction
 from typing import Optional
 
 from emlops.components.schedules import DAY_OF_MONTH, DAY_OF_WEEK, HOURS, MINUTES, MONTH, CronField, parse_cron, parse_rate
 
-HOURS_PER_MONTH = Decimal(730)
+HOURS_PER_MONTH = Fraction(730)
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 WEEKS_PER_MONTH = HOURS_PER_MONTH / 168
 MINUTES_PER_WEEK = 7 * 24 * 60
@@ -22,7 +24,7 @@ MINUTES_PER_WEEK = 7 * 24 * 60
 
 def _values(field: CronField, text: str) -> Optional[set[int]]:
     """The values a cron field matches; None for `L`, `W` or `#` (a day a month, not a set of days)."""
-    if any(mark in text.upper() for mark in ("L", "W", "#")) and text.upper() not in field.names:
+    if field in (DAY_OF_MONTH, DAY_OF_WEEK) and re.search(r"#|^L|[0-9]L$|W$", text.upper()):
         return None
     out: set[int] = set()
     for item in text.split(","):
@@ -42,7 +44,7 @@ def _values(field: CronField, text: str) -> Optional[set[int]]:
     return out
 
 
-def runs_per_month(expression: str) -> Decimal:
+def runs_per_month(expression: str) -> Fraction:
     """Times a `cron(...)` or `rate(...)` schedule fires in a 730-hour month (ValueError if it is neither)."""
     if expression.startswith("rate("):
         rate = parse_rate(expression)
@@ -50,13 +52,13 @@ def runs_per_month(expression: str) -> Decimal:
     cron = parse_cron(expression)
     per_day = len(_values(MINUTES, cron.minutes)) * len(_values(HOURS, cron.hours))
     months = _values(MONTH, cron.month)
-    share_of_year = Decimal(12 if months is None else len(months)) / 12
+    share_of_year = Fraction(12 if months is None else len(months)) / 12
     if cron.day_of_week == "?":
         days = _values(DAY_OF_MONTH, cron.day_of_month)
-        per_month = DAYS_PER_MONTH if cron.day_of_month in ("*", "?") else Decimal(1 if days is None else len(days))
+        per_month = DAYS_PER_MONTH if cron.day_of_month in ("*", "?") else Fraction(1 if days is None else len(days))
     else:
         days = _values(DAY_OF_WEEK, cron.day_of_week)
-        per_month = Decimal(1) if days is None else WEEKS_PER_MONTH * len(days)
+        per_month = Fraction(1) if days is None else WEEKS_PER_MONTH * len(days)
     return per_day * per_month * share_of_year
 
 
@@ -85,7 +87,7 @@ class ScheduledCapacity:
 
 
 def scaled_instance_hours(min_capacity: int, max_capacity: int,
-                          actions: list[ScheduledCapacity]) -> tuple[Decimal, Decimal, bool]:
+                          actions: list[ScheduledCapacity]) -> tuple[Fraction, Fraction, bool]:
     """Instance-hours a month at the minimum and at the maximum a variant may run, following its scheduled
     actions week after week; the third value says whether every action repeats weekly (else the bounds are the
     lowest minimum and highest maximum any action sets, all month long)."""
@@ -114,4 +116,4 @@ def scaled_instance_hours(min_capacity: int, max_capacity: int,
             state = [action.min_capacity if action.min_capacity is not None else state[0],
                      action.max_capacity if action.max_capacity is not None else state[1]]
     to_month = WEEKS_PER_MONTH / 60
-    return Decimal(low) * to_month, Decimal(high) * to_month, True
+    return Fraction(low) * to_month, Fraction(high) * to_month, True

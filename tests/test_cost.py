@@ -1,0 +1,202 @@
+"""`emlops cost`: the capacity model of the shipped stacks, its pricing from the test price book (totals checked by
+hand), the PR comment's cost column and monthly delta, and the command's one-line errors."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction as F
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emlops.cli import app
+from emlops.offline.preview import preview_stack
+from emlops.review.capacity import capacity_of
+from emlops.review.comment import build_comment
+from emlops.review.cost import cost_of, render
+from emlops.review.prices import PriceBook
+from emlops.review.schedule_hours import ScheduledCapacity, runs_per_month, scaled_instance_hours
+from tests.conftest import ROOT, edit_stack
+
+runner = CliRunner()
+TEST_BOOK = ROOT / "tests" / "data" / "price-book.test.json"
+HOURS = F(730)  # AWS's month: quantities and amounts are exact fractions
+
+
+def line(capacity, resource: str, what_starts: str = ""):
+    [found] = [l for l in capacity.lines if l.resource == resource and l.what.startswith(what_starts)]
+    return found
+
+
+def test_the_test_price_book_is_marked_as_test_data():
+    book = PriceBook.load(TEST_BOOK)
+    assert book.test_data is True and book.data["source"].startswith("TEST DATA")
+    assert book.price("eu-west-1", "sagemaker:hosting:ml.c5.xlarge") == F("0.20")
+    assert book.price("us-east-1", "sagemaker:hosting:ml.c5.xlarge") is None
+
+
+def test_prod_capacity_endpoints_jobs_network_and_what_is_billed_by_use(shipped_plan):
+    capacity = capacity_of(shipped_plan("prod"))
+    churn = line(capacity, "prod-churn-config")
+    assert (churn.what, churn.price_keys, churn.low, churn.high) == (
+        "ml.m5.xlarge variant 'primary', 2-8 instances", ("sagemaker:hosting:ml.m5.xlarge",), 2 * HOURS, 8 * HOURS)
+    scoring = line(capacity, "prod-doc-scoring-config")  # asynchronous, scales in to zero
+    assert (scoring.low, scoring.high, scoring.assumption) == (
+        0, 6 * HOURS, "scales in to zero without a backlog: the low end runs no instance")
+    monitor = line(capacity, "prod-churn-monitor-schedule")  # hourly, one ml.m5.xlarge for at most an hour
+    assert (monitor.price_keys, monitor.low, monitor.assumption) == (
+        ("sagemaker:processing:ml.m5.xlarge",), HOURS, "each run takes its configured maximum runtime, 1 h")
+    training = line(capacity, "prod-fraud-retraining-pipeline", "ml.m5.xlarge training")  # weekly, 24 h at most
+    assert (training.low, training.component) == (HOURS / 168 * 24, "prod-fraud-retraining")
+    endpoint = line(capacity, "prod-network-endpoint-kms")
+    assert (endpoint.what, endpoint.unit, endpoint.low) == ("interface endpoint kms in 3 AZs", "endpoint-hours",
+                                                            3 * HOURS)
+    counts = {key: sum(1 for l in capacity.lines if l.price_keys == (key,)) for key in
+              ("kms:key", "cloudwatch:alarm", "cloudwatch:dashboard", "vpc:interface-endpoint")}
+    assert counts == {"kms:key": 3, "cloudwatch:alarm": 12, "cloudwatch:dashboard": 4, "vpc:interface-endpoint": 10}
+    usage = {u.resource: u.billed_by for u in capacity.usage_only}
+    assert usage["prod-datasets-bucket"] == "GB stored and requests"
+    assert usage["prod-churn-nightly-pipeline"] == (
+        "instance-hours of steps without a maximum runtime: 2 x ml.m5.xlarge transform per run")
+    assert usage["prod-churn-retraining-pipeline"].startswith("runs that events start: ")
+
+
+def test_staging_off_hours_eks_and_shadow(shipped_plan):
+    capacity = capacity_of(shipped_plan("staging"))
+    churn = line(capacity, "staging-churn-config", "ml.m5.large")
+    # 2 instances at most Mon-Fri 07:00-19:00 (60 h a week), 1 otherwise; a month is 730/168 weeks
+    assert (churn.low, churn.high) == (HOURS, HOURS + 60 * HOURS / 168)
+    assert churn.assumption == "off-hours schedule applied week by week"
+    shadow = line(capacity, "staging-fraud-config", "ml.c5.large shadow")
+    assert (shadow.low, shadow.high) == (HOURS, HOURS)
+    gpu = line(capacity, "staging-training-gpu")
+    assert (gpu.price_keys, gpu.low, gpu.high) == (("ec2:instance:g5.2xlarge", "ec2:instance:g5.12xlarge"), 0,
+                                                   4 * HOURS)
+    assert line(capacity, "staging-training-cluster").price_keys == ("eks:cluster",)
+
+
+def test_dev_mlflow_and_serverless(shipped_plan):
+    capacity = capacity_of(shipped_plan("dev"))
+    server = line(capacity, "dev-registry-tracking-server")
+    assert (server.price_keys, server.low) == (("sagemaker:mlflow:Small",), HOURS)
+    usage = {u.resource: u.billed_by for u in capacity.usage_only}
+    assert usage["dev-churn-config"] == ("serverless variant 'serverless': GB-seconds of compute at 2048 MB "
+                                         "(up to 5 concurrent requests) and data processed")
+
+
+@pytest.mark.parametrize(("expression", "runs"), [
+    ("cron(0 * ? * * *)", HOURS), ("cron(0 3 ? * SUN *)", HOURS / 168), ("cron(0 2 * * ? *)", HOURS / 24),
+    ("cron(0 6 1 * ? *)", F(1)), ("cron(0/15 8-17 ? * MON-FRI *)", 4 * 10 * 5 * HOURS / 168),
+    ("rate(12 hours)", HOURS / 12), ("cron(0 0 ? JAN,JUL MON *)", HOURS / 168 * 2 / 12),
+])
+def test_runs_a_month(expression, runs):
+    assert runs_per_month(expression) == runs
+
+
+def test_scheduled_actions_that_do_not_repeat_weekly_bound_the_month():
+    low, high, weekly = scaled_instance_hours(1, 2, [ScheduledCapacity("cron(0 8 1 * ? *)", 0, 5)])
+    assert (low, high, weekly) == (0, 5 * HOURS, False)
+
+
+def test_prod_totals_checked_by_hand(shipped_plan):
+    report = cost_of(shipped_plan("prod"), PriceBook.load(TEST_BOOK))
+    usd = lambda text: F(text)
+    monitors = 4 * 730 * usd("0.24") + F(730, 24) * usd("0.24")  # hourly x4, the nightly batch's daily
+    retraining = F(730, 7) * (2 * usd("0.24") + usd("0.28"))  # weekly (730/168 runs), 24 h each step
+    fixed = 3 * 1 + 10 * 2190 * usd("0.01") + 12 * usd("0.10") + 4 * 3 + monitors + retraining
+    low = fixed + 1460 * usd("0.25") + 1460 * usd("0.20") + 0 * usd("0.50")
+    high = fixed + 5840 * usd("0.25") + 2920 * usd("0.20") + 4380 * usd("0.50")
+    assert report.total() == (low, high)
+    assert (round(float(low), 2), round(float(high), 2)) == (1679.56, 5256.56)
+    assert report.total("prod-churn") == (usd("365.2"), usd("1460.2"))  # 1460-5840 h x $0.25 + 2 alarms
+    assert report.missing == []
+
+
+def test_emlops_cost_without_a_price_book_prints_capacity(tmp_path, shipped_plan, monkeypatch):
+    shipped_plan("prod").write(tmp_path / "prod.json")
+    monkeypatch.chdir(ROOT)  # the project ships no price book
+    assert not (ROOT / "prices" / "aws-price-book.json").exists()
+    result = runner.invoke(app, ["cost", "prod", "--plan", str(tmp_path / "prod.json")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Capacity of prod (prices missing)"
+    assert "prod-churn                prod-churn-config" in result.output
+    assert "1,460-5,840 instance-hours" in result.output and "$" not in result.output
+    assert lines[-1] == ("Prices missing: no price book, so only capacity is shown. Build one with emlops prices "
+                         "refresh --region REGION (AWS credentials that may call pricing:GetProducts) or pass "
+                         "--prices FILE.")
+
+
+def test_emlops_cost_prod_with_the_test_book_prints_the_totals(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["cost", "prod", "--prices", str(TEST_BOOK)])
+    assert result.exit_code == 0, result.output
+    assert "prod (stack, a month)                 $1,679.56  $5,256.56" in result.output.splitlines()
+    assert "prod-churn (component)                $365.20    $1,460.20" in result.output.splitlines()
+    assert f"WARNING: the price book {TEST_BOOK} is test data, not AWS's prices." in result.output
+
+
+def test_json_and_markdown(shipped_plan):
+    report = cost_of(shipped_plan("dev"), PriceBook.load(TEST_BOOK))
+    data = json.loads(render(report, "json"))
+    # 2 keys, 10 endpoints in 2 AZs at $0.01, MLflow Small $0.60, ml.m5.large $0.125, ml.g5.2xlarge $1.50, 6 alarms,
+    # 4 dashboards; the serverless endpoint is billed by use
+    total = 2 + 10 * 1460 * F("0.01") + 730 * (F("0.60") + F("0.125") + F("1.50")) + 6 * F("0.10") + 4 * 3
+    assert total == F("1784.85")
+    assert data["total"] == {"low": "1784.85", "high": "1784.85", "complete": True}
+    assert data["priceBook"]["testData"] is True
+    markdown = render(report, "markdown")
+    assert "| dev (stack, a month) | $1,784.85 | $1,784.85 |" in markdown.splitlines()
+
+
+def test_a_price_the_book_lacks_is_named_and_left_out_of_the_totals(tmp_path, shipped_plan):
+    data = json.loads(TEST_BOOK.read_text())
+    del data["regions"]["eu-west-1"]["prices"]["sagemaker:mlflow:Small"]
+    (tmp_path / "book.json").write_text(json.dumps(data))
+    report = cost_of(shipped_plan("dev"), PriceBook.load(tmp_path / "book.json"))
+    assert report.missing == ["eu-west-1 sagemaker:mlflow:Small"]
+    assert report.total()[0] == F("1784.85") - 730 * F("0.60")
+    assert "The totals leave out lines the price book has no price for: eu-west-1 sagemaker:mlflow:Small" in \
+        render(report, "table")
+
+
+def test_pr_comment_shows_the_monthly_delta_of_a_change_of_frauds_instance_type(tmp_path, project_copy,
+                                                                                 shipped_plan):
+    base, head = tmp_path / "base", tmp_path / "head"
+    base.mkdir(), head.mkdir()
+    shipped_plan("prod").write(base / "prod.json")
+    edit_stack(project_copy, "prod", "            instance_type: ml.c5.xlarge\n",
+               "            instance_type: ml.m5.xlarge\n")
+    preview_stack("prod", start=project_copy).plan.write(head / "prod.json")
+    result = runner.invoke(app, ["pr-comment", "--base", str(base), "--head", str(head), "--prices", str(TEST_BOOK)])
+    assert result.exit_code == 0, result.output
+    # fraud runs 2-4 instances: 1,460-2,920 h a month at $0.25 instead of $0.20 -> +$73.00 low, +$146.00 high
+    assert "| stack | + add | ~ change | - delete | ± replace | policies | cost a month |" in result.output
+    assert ("| `prod` | 0 | 1 | 0 | 1 | not checked | $1,752.56–$5,402.56 (+$73.00 low, +$146.00 high) |"
+            in result.output.splitlines())
+    assert ("**Cost a month** (low–high, on-demand): $1,679.56–$5,256.56 → $1,752.56–$5,402.56 "
+            "(+$73.00 low, +$146.00 high)") in result.output.splitlines()
+    assert "cost a month" not in build_comment(base, head)  # no book, no cost column
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["cost", "prod", "--format", "csv"], "emlops cost: --format: 'csv' is not supported; allowed: table, json, "
+                                          "markdown"),
+    (["cost", "prod", "--prices", "missing.json"], "emlops cost: missing.json: no such price book"),
+    (["cost", "dev", "--plan", "PLAN", "--prices", str(TEST_BOOK)], "emlops cost: --plan PLAN: is the plan of stack "
+                                                                   "'prod', not 'dev'"),
+])
+def test_bad_input_is_one_line(tmp_path, shipped_plan, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    shipped_plan("prod").write(tmp_path / "PLAN")
+    (tmp_path / "not-a-book.json").write_text("{}")
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.output) == (2, message + "\n")
+
+
+def test_a_file_that_is_not_a_price_book(tmp_path):
+    (tmp_path / "book.json").write_text('{"schema": "emlops.plan/v1"}')
+    result = runner.invoke(app, ["cost", "prod", "--prices", str(tmp_path / "book.json")])
+    assert (result.exit_code, result.output) == (2, f"emlops cost: {tmp_path / 'book.json'}: not an emlops.prices/v1 "
+                                                    "price book (write one with `emlops prices refresh`)\n")
