@@ -1,8 +1,8 @@
 """Alerts: the encrypted SNS topic drift alarms, monitoring runs, rollbacks and approvals notify, and its
 subscribers (a stack's `alerts:` section).
 
-The topic is KMS-encrypted and only this account's CloudWatch alarms and EventBridge rules may publish
-to it (over TLS); e-mail addresses and https:// endpoints subscribe to it.
+The topic is KMS-encrypted and only this account's CloudWatch alarms and EventBridge rules (and, with a budget,
+AWS Budgets) may publish to it (over TLS); e-mail addresses and https:// endpoints subscribe to it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HTTPS = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$")
 # Services that publish to the topic: CloudWatch alarms and EventBridge rules of this account.
 PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+# The topic policy's statement of each service that may publish (AWS Budgets: a stack's budget forecasts)
+SIDS = {"cloudwatch.amazonaws.com": "CloudWatchAlarmsOfThisAccount",
+        "events.amazonaws.com": "EventBridgeRulesOfThisAccount", "budgets.amazonaws.com": "BudgetsOfThisAccount"}
 
 
 def subscription_protocol(endpoint: str) -> str:
@@ -65,16 +68,20 @@ class AlertsSettings(Settings):
 
 
 def notification_topic(parent: pulumi.Resource, name: str, governance: Governance, *, purpose: str,
-                       subscriptions: Sequence[str] = (),
-                       kms_key_arn: Optional[pulumi.Input[str]] = None) -> pulumi.Output[str]:
+                       subscriptions: Sequence[str] = (), kms_key_arn: Optional[pulumi.Input[str]] = None,
+                       publishers: Sequence[str] = PUBLISHERS) -> pulumi.Output[str]:
     """`<name>-topic` (its ARN): KMS-encrypted with `kms_key_arn` (default: `<name>-topic-key`, created for it),
-    publishable only by this account's alarms and rules, with `subscriptions` subscribed. `purpose` completes
-    "Encrypts the notifications of ..." in the key's description. Protected with `governance.protect`."""
+    publishable only by this account's `publishers` (of `SIDS`: alarms and rules, and AWS Budgets if named), with
+    `subscriptions` subscribed. `purpose` completes "Encrypts the notifications of ..." in the key's description.
+    Protected with `governance.protect`."""
+    unknown = [p for p in publishers if p not in SIDS]
+    if unknown:
+        raise ValueError(f"publishers {unknown} are not among {sorted(SIDS)}")
     tags = dict(governance.tags)
     if kms_key_arn is None:
         kms_key_arn = KmsKey(f"{name}-topic-key", KmsKeyArgs(
             description=f"Encrypts the notifications of {purpose}",
-            service_principals=list(PUBLISHERS), protect=governance.protect, tags=tags,
+            service_principals=list(publishers), protect=governance.protect, tags=tags,
         ), opts=child(parent)).arn
     topic = aws.sns.Topic(
         f"{name}-topic",
@@ -88,8 +95,7 @@ def notification_topic(parent: pulumi.Resource, name: str, governance: Governanc
                   resources=[topic.arn], conditions={"Bool": {"aws:SecureTransport": "false"}}),
         *[Statement(sid=sid, principals={"Service": [service]}, actions=["sns:Publish"], resources=[topic.arn],
                     conditions={"StringEquals": {"aws:SourceAccount": account_id}})
-          for sid, service in (("CloudWatchAlarmsOfThisAccount", PUBLISHERS[0]),
-                               ("EventBridgeRulesOfThisAccount", PUBLISHERS[1]))],
+          for sid, service in ((SIDS[p], p) for p in publishers)],
     ]
     aws.sns.TopicPolicy(f"{name}-topic-policy", arn=topic.arn, policy=policy_document(statements),
                         opts=child(parent))

@@ -1,11 +1,11 @@
 """Stack config section `guardrails`: what `emlops check` (and the policy pack) allow and suppress in a stack,
-and the stateful changes `emlops diff --fail-on-stateful` lets through."""
+the stateful changes `emlops diff --fail-on-stateful` lets through, and the stack's monthly budget."""
 
 from __future__ import annotations
 
 import difflib
 import functools
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -90,7 +90,8 @@ class AcceptedStatefulChange(Settings):
 
 
 class GuardrailsConfig(Settings):
-    """Guardrails of the stack: allowed SageMaker instance types and accepted exceptions to rules."""
+    """Guardrails of the stack: allowed SageMaker instance types, accepted exceptions to rules and stateful changes,
+    and the monthly budget."""
 
     allowed_instance_types: list[str] = Field(
         default_factory=list,
@@ -104,6 +105,26 @@ class GuardrailsConfig(Settings):
         "reason; any other replacement or deletion of a stateful resource fails `emlops diff --fail-on-stateful` "
         "(the pull-request gate). An acceptance is for one change: remove it once that change is deployed. "
         "Default: none.")
+
+    monthly_budget_usd: Optional[float] = Field(
+        None, gt=0, le=100_000_000, description="What the stack may cost a month, in USD. `emlops check` compares "
+        "the high end of `emlops cost`'s estimate with it (with a price book), and the platform creates an AWS "
+        "Budgets budget of this amount for the stack's account whose forecasts notify the alerts topic. "
+        "Default: none (no budget).")
+    monthly_budget_enforcement: Literal["advisory", "mandatory"] = Field(
+        "advisory", description="Whether an estimate above `monthly_budget_usd` is an advisory violation or a "
+        "mandatory one that fails `emlops check`. Default: advisory.")
+    monthly_budget_alerts_percent: list[int] = Field(
+        default_factory=lambda: [80, 100], min_length=1, max_length=10, description="Percentages of "
+        "`monthly_budget_usd` at which the budget's forecast for the month notifies the alerts topic. "
+        "Default: [80, 100].")
+
+    @field_validator("monthly_budget_alerts_percent")
+    @classmethod
+    def _percentages(cls, values: list[int]) -> list[int]:
+        if any(not 1 <= value <= 1000 for value in values) or len(set(values)) != len(values):
+            raise ValueError(f"must be distinct whole percentages from 1 to 1000, got {values}")
+        return sorted(values)
 
     @field_validator("allowed_instance_types")
     @classmethod

@@ -50,6 +50,7 @@ from emlops.program import names, rules
 from emlops.program.config import StackConfig, config_json_schema, load_config, parse_config
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
+from emlops.program.budget import BUDGETS, alerts_publishers, budget
 from emlops.program.dashboards import dashboards
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
@@ -129,6 +130,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
         self.personas = self._personas() if settings.personas is not None else None
+        self.budget = budget(self, settings.environment, settings.guardrails, self.alerts_topic_arn, tags)
 
         self.register_outputs({
             "vpcId": None if self.network is None else self.network.vpc_id,
@@ -251,13 +253,13 @@ class MlPlatform(pulumi.ComponentResource):
     def _alerts(self, models: list[ServedModel]) -> Optional[pulumi.Output[str]]:
         """One alerts topic per environment, made before the registry and the endpoints so that approvals and
         the endpoints' rollback alarms notify it too; the monitors' drift alarms and run outcomes publish to it."""
-        subscriptions = self._settings.alerts.subscriptions
-        # asynchronous endpoints and batch transforms announce their failures there too
-        announced = any(m.monitored or m.settings.serving == "async" for m in models)
+        subscriptions, publishers = self._settings.alerts.subscriptions, alerts_publishers(self._settings.guardrails)
+        # asynchronous endpoints and batch transforms announce their failures there too, a budget its forecasts
+        announced = any(m.monitored or m.settings.serving == "async" for m in models) or BUDGETS in publishers
         if not (announced or self._settings.batch_transforms or (self._registry_groups() and subscriptions)):
             return None
         return notification_topic(self, f"{self._name}-alerts", replace(self._governance, permissions_boundary_arn=None),
-                                  subscriptions=subscriptions,
+                                  subscriptions=subscriptions, publishers=publishers,
                                   purpose=f"the alerts of the {self._settings.environment} ML platform")
 
     def _registry(self) -> Optional[ModelRegistry]:

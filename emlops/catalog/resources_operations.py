@@ -1,5 +1,5 @@
-"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS and endpoint
-autoscaling."""
+"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS, endpoint
+autoscaling and AWS Budgets."""
 
 from __future__ import annotations
 
@@ -84,4 +84,15 @@ SCHEDULED_ACTION = ResourceType(
     arn="arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
         "{resourceId}:scheduledActionName/{name}",
     replace_on_change=("name", *_SCALING_KEY),
+)
+
+# -- AWS Budgets ------------------------------------------------------------------------------------------
+
+BUDGET = ResourceType(
+    "aws:budgets/budget:Budget", label="budget", taggable=True,
+    # CreateBudget's BudgetName: 1-100 characters, neither ':' nor '\'; unique in the account
+    naming=Naming(auto=True, max_length=100, pattern=r"[^:\\]+"),
+    # budgets are global to the account: no region in the ARN; the provider's id is `<account>:<name>`
+    arn="arn:{partition}:budgets::{account}:budget/{name}", physical_id="{account}:{name}",
+    outputs={"accountId": "{account}"}, replace_on_change=("name", "namePrefix", "accountId"),
 )

@@ -120,9 +120,13 @@ def register(app: typer.Typer) -> None:
             None, "--pack-config", help="Also write STACK's policy pack config (rule settings and suppressions) "
             "to this file, for `pulumi preview --policy-pack policy --policy-pack-config PATH`; it is written "
             "before the check runs, so a failing check still leaves it."),
+        prices: Optional[Path] = typer.Option(
+            None, "--prices", help="Price book for guardrails.monthly_budget_usd (emlops.prices/v1). Default: "
+            "prices/aws-price-book.json in the project, if it exists; without one the budget is not checked."),
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
     ) -> None:
-        """Run the guardrails (the policy pack's rules) on STACK's offline plan; exit 1 on a mandatory violation."""
+        """Run the guardrails (the policy pack's rules) on STACK's offline plan, and its budget with a price book;
+        exit 1 on a mandatory violation."""
         from emlops.program.config_errors import printable
         from emlops.review.check import CheckError, check_stack, stack_pack_config
 
@@ -136,7 +140,7 @@ def register(app: typer.Typer) -> None:
         try:
             if pack_config is not None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")
-            report = check_stack(stack, plan_path)
+            report = check_stack(stack, plan_path, prices=prices)
         except CheckError as exc:
             typer.echo(printable(str(exc)), err=True)
             raise typer.Exit(exc.exit_code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,6 +31,8 @@ from emlops.catalog.resources_pulumi import is_provider
 from emlops.guardrails import POLICIES, RULES, Settings, pack_config
 from emlops.offline.plan import Plan, PlanResource
 from emlops.program.config_guardrails import GuardrailsConfig, SuppressionConfig
+from emlops.review.cost import cost_of, usd
+from emlops.review.prices import DEFAULT_PATH, PriceBook, PriceBookError
 
 SCHEMA = "emlops.check/v1"
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -225,8 +228,39 @@ def stack_pack_config(stack: str, project=None) -> dict:
     return pack_config(settings_of(config, guardrails), suppressions)
 
 
-def check_stack(stack: str, plan_path: Optional[Path] = None, project=None) -> CheckReport:
-    """Preview STACK offline (or load its plan file) and run every rule on it."""
+BUDGET_RULE = "stack-monthly-budget"
+
+
+def budget_findings(plan: Plan, guardrails: GuardrailsConfig, book: Optional[PriceBook]
+                    ) -> tuple[list[Violation], list[str]]:
+    """The stack's `guardrails.monthly_budget_usd` against the high end of its estimate (`emlops cost`): a violation
+    (advisory, or mandatory as `monthly_budget_enforcement` says) when it is above, a warning when it cannot be
+    priced. Not a policy-pack rule: it needs the price book, which only `emlops check` reads."""
+    budget = guardrails.monthly_budget_usd
+    if budget is None:
+        return [], []
+    if book is None:
+        return [], [f"guardrails.monthly_budget_usd is not checked: no price book (write one with `emlops prices "
+                     f"refresh` at {DEFAULT_PATH}, or pass --prices FILE)"]
+    report = cost_of(plan, book)
+    warnings = [f"the estimate leaves out what the price book has no price for: {', '.join(report.missing)}"
+                ] if report.missing else []
+    high = report.total()[1]
+    if high <= Fraction(str(budget)):
+        return [], warnings
+    test = " (test prices)" if book.test_data else ""
+    return [Violation(
+        rule=BUDGET_RULE, severity="medium", enforcement=guardrails.monthly_budget_enforcement, urn=None, name=None,
+        type=None, message=f"the high estimate of {usd(high)} a month{test} is above guardrails.monthly_budget_usd "
+                           f"({usd(Fraction(str(budget)))}); `emlops cost {plan.stack}` shows what it is made of",
+        remediation="Lower the autoscaling maximums, instance types or schedules, or raise the budget with the "
+                    "budget owner's agreement")], warnings
+
+
+def check_stack(stack: str, plan_path: Optional[Path] = None, project=None,
+                prices: Optional[Path] = None) -> CheckReport:
+    """Preview STACK offline (or load its plan file) and run every rule on it, and its budget with a price book
+    (PRICES, else the project's `prices/aws-price-book.json` if there is one)."""
     project, config = load_stack_config(stack, project)
     guardrails = guardrails_of(config)
     if plan_path is not None:
@@ -245,9 +279,19 @@ def check_stack(stack: str, plan_path: Optional[Path] = None, project=None) -> C
             raise CheckError(str(exc), exc.exit_code) from None
     violations = evaluate(plan, settings_of(config, guardrails))
     warnings = apply_suppressions(violations, list(guardrails.suppressions))
+    if guardrails.monthly_budget_usd is not None:
+        default = project.root / DEFAULT_PATH
+        try:
+            book = PriceBook.load(prices) if prices else PriceBook.load(default) if default.exists() else None
+        except PriceBookError as exc:
+            raise CheckError(f"--prices: {exc}") from None
+        found, budget_warnings = budget_findings(plan, guardrails, book)
+        violations += found
+        warnings += budget_warnings
     return CheckReport(stack=stack, rules_evaluated=len(POLICIES), resources=len(plan.resources),
                        violations=violations, warnings=warnings)
 
 
-__all__ = ["CheckError", "CheckReport", "Violation", "RULES", "apply_suppressions", "check_stack", "evaluate",
+__all__ = ["BUDGET_RULE", "CheckError", "CheckReport", "Violation", "RULES", "apply_suppressions", "budget_findings",
+           "check_stack", "evaluate",
            "guardrails_of", "policy_resources", "settings_of", "stack_pack_config"]
