@@ -274,10 +274,10 @@ def test_a_broken_sibling_does_not_break_the_preview_of_another_stack(project_co
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app, ["preview", "dev"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert ("warning: stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 109; save the file as UTF-8 (so "
+    assert ("warning: stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 112; save the file as UTF-8 (so "
             "the account rule could not compare stacks/Pulumi.dev.yaml with it)") in result.stdout
     assert preview_fails(project_copy, "staging") == (
-        "stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 109; save the file as UTF-8")
+        "stacks/Pulumi.staging.yaml: not valid UTF-8: byte 0xff on line 112; save the file as UTF-8")
 
 
 def test_a_broken_sibling_does_not_hide_the_account_rule_of_the_others(project_copy, monkeypatch):

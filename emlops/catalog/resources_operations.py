@@ -89,9 +89,9 @@ SCHEDULED_ACTION = ResourceType(
 # -- AWS Budgets ------------------------------------------------------------------------------------------
 
 BUDGET = ResourceType(
-    "aws:budgets/budget:Budget", label="budget", taggable=True,
+    "aws:budgets/budget:Budget", taggable=True,  # not drawn by `emlops graph`: no data flows through it
     # CreateBudget's BudgetName: 1-100 characters, neither ':' nor '\'; unique in the account
-    naming=Naming(auto=True, max_length=100, pattern=r"[^:\\]+"),
+    naming=Naming(auto=True, max_length=100, pattern=r"[^:\\]+", what="budget"),
     # budgets are global to the account: no region in the ARN; the provider's id is `<account>:<name>`
     arn="arn:{partition}:budgets::{account}:budget/{name}", physical_id="{account}:{name}",
     outputs={"accountId": "{account}"}, replace_on_change=("name", "namePrefix", "accountId"),
