@@ -18,6 +18,7 @@ from emlops.review.cost import cost_of, render
 from emlops.review.prices import PriceBook
 from emlops.review.schedule_hours import ScheduledCapacity, runs_per_month, scaled_instance_hours
 from tests.conftest import ROOT, edit_stack
+from tests.test_prices import pricing  # noqa: F401  (the stubbed Price List API, a fixture)
 
 runner = CliRunner()
 TEST_BOOK = ROOT / "tests" / "data" / "price-book.test.json"
@@ -200,3 +201,33 @@ def test_a_file_that_is_not_a_price_book(tmp_path):
     result = runner.invoke(app, ["cost", "prod", "--prices", str(tmp_path / "book.json")])
     assert (result.exit_code, result.output) == (2, f"emlops cost: {tmp_path / 'book.json'}: not an emlops.prices/v1 "
                                                     "price book (write one with `emlops prices refresh`)\n")
+
+
+def test_readme_cost_commands_run_as_shown(project_copy, monkeypatch, pricing):
+    """Every line of the README's 'Cost' block, in order, in a project copy; the price book comes from the Price
+    List API through botocore's Stubber (tests/test_prices.py)."""
+    import re
+    import shlex
+
+    import boto3
+
+    readme = (ROOT / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "emlops prices refresh" in b]
+    monkeypatch.chdir(project_copy)
+    monkeypatch.setattr(boto3, "client", lambda service, region_name: pricing)
+    outputs = []
+    for line in block.strip().splitlines():
+        command = shlex.split(line.split("#")[0])
+        assert command[0] == "emlops", line
+        result = runner.invoke(app, command[1:])
+        assert result.exit_code == 0, (line, result.output)
+        outputs.append(result.output)
+    assert outputs[0].startswith("Capacity of prod (prices missing)\n")
+    assert (project_copy / "prices" / "aws-price-book.json").is_file()
+    assert outputs[2].startswith("### Cost of `prod`\n")
+    assert "| prod-churn | prod-churn-config | ml.m5.xlarge variant 'primary', 2-8 instances | 1,460-5,840 " \
+           "instance-hours | $335.80 | $1,343.20 |" in outputs[2].splitlines()  # the stubbed $0.23 an hour
+    assert json.loads(outputs[4])["priced"] is True
+    # the stubbed book prices only part of prod: the budget is compared with what it prices, and says so
+    assert "warning: the estimate leaves out what the price book has no price for: eu-west-1 " in outputs[5]
+    assert "passed: " in outputs[5]
