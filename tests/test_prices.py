@@ -163,3 +163,18 @@ def test_without_credentials_it_says_so_in_one_line(tmp_path, monkeypatch):
     assert (result.exit_code, result.output) == (
         2, "emlops prices refresh: the AWS Price List API did not answer: Unable to locate credentials\n")
     assert not (tmp_path / "b.json").exists()
+
+
+def test_no_price_is_written_in_the_projects_code():
+    """Prices come from the Price List API (a price book) only: no amount of money in the code the package installs."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    money = re.compile(r"(?i)(usd|price|\$)[^\n]{0,40}?\b[0-9]+\.[0-9]+")
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for folder in ("emlops", "components", "infra") for path in sorted((root / folder).rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if money.search(line) and '"""`$1,234.57`."""' not in line]  # usd()'s docstring shows its format
+    assert found == []
+    assert not (root / "prices").exists()  # the project ships no price book of its own: `emlops prices refresh`
