@@ -231,3 +231,15 @@ def test_readme_cost_commands_run_as_shown(project_copy, monkeypatch, pricing):
     # the stubbed book prices only part of prod: the budget is compared with what it prices, and says so
     assert "warning: the estimate leaves out what the price book has no price for: eu-west-1 " in outputs[5]
     assert "passed: " in outputs[5]
+
+
+def test_public_subnets_nat_gateways_and_their_addresses_by_the_hour():
+    from tests.conftest import run_platform
+
+    plan = run_platform({"network": {"managed": {"az_count": 2, "public_subnets": True}}})
+    lines = [(l.resource, l.price_keys, l.unit, l.low) for l in capacity_of(plan).lines
+             if l.type in ("aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip")]
+    assert lines == [("dev-network-nat-1-eip", ("vpc:public-ipv4",), "hours", HOURS),
+                     ("dev-network-nat-1", ("ec2:nat-gateway",), "hours", HOURS),
+                     ("dev-network-nat-2-eip", ("vpc:public-ipv4",), "hours", HOURS),
+                     ("dev-network-nat-2", ("ec2:nat-gateway",), "hours", HOURS)]

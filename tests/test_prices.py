@@ -66,7 +66,11 @@ ANSWERS = [
           product("AmazonEC2", "SKUNAT02", "NAT Gateway", {"usagetype": "EU-NatGateway-Bytes"},
                   [("0", "0.0480000000", "GB")])]]),
     (3, [[product("AmazonVPC", "SKUVPC01", "VpcEndpoint", {"usagetype": "EU-VpcEndpoint-Hours"},
-                  [("0", "0.0110000000", "Hrs")])]]),
+                  [("0", "0.0110000000", "Hrs")]),
+          product("AmazonVPC", "SKUVPC02", "VpcEndpoint", {"usagetype": "EU-VpcEndpoint-Bytes"},
+                  [("0", "0.0100000000", "GB")]),
+          product("AmazonVPC", "SKUVPC03", "VPC Public IPv4 Address", {"usagetype": "EU-PublicIPv4:InUseAddress"},
+                  [("0", "0.0050000000", "Hrs")])]]),
     (4, [[product("AmazonEKS", "SKUEKS01", "Compute", {"usagetype": "EU-AmazonEKS-Hours:perCluster"},
                   [("0", "0.1000000000", "Hours")]),
           product("AmazonEKS", "SKUEKS02", "Compute", {"usagetype": "EU-AmazonEKS-Hours:extendedSupport"},
@@ -132,6 +136,7 @@ def test_refresh_reads_every_page_and_keeps_on_demand_prices_by_key(pricing):
         "sagemaker:processing:ml.m5.xlarge": "0.2540000000",
         "sagemaker:training:ml.m5.xlarge": "0.2580000000",
         "vpc:interface-endpoint": "0.0110000000",
+        "vpc:public-ipv4": "0.0050000000",
     }
     assert region["prices"]["sagemaker:hosting:ml.m5.xlarge"] == {
         "usd": "0.2300000000", "unit": "Hrs", "description": "0.2300000000 per Hrs",
@@ -147,7 +152,7 @@ def test_the_cli_writes_a_book_emlops_cost_reads(pricing, tmp_path, monkeypatch)
     output = tmp_path / "prices" / "aws-price-book.json"
     result = runner.invoke(app, ["prices", "refresh", "--region", "eu-west-1", "--output", str(output)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"price book written to {output} (eu-west-1: 11 prices; built 20")
+    assert result.output.startswith(f"price book written to {output} (eu-west-1: 12 prices; built 20")
     book = PriceBook.load(output)
     assert book.test_data is False and book.offers()[0] == (
         "AmazonCloudWatch eu-west-1: 2026-11-10T00:00:00Z (version 20261110000000)")

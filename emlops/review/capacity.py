@@ -4,7 +4,7 @@ Each `Line` names a resource, what it is (instance type, count), the key of its 
 (`emlops.review.prices`) and its monthly quantity at the low and the high end: an endpoint's instance-hours at
 its autoscaling minimum and maximum (following its scheduled actions through the week, so off hours count), a
 scheduled job's runs times its instances times its duration, the hours of an MLflow server, an EKS control plane,
-a NAT gateway or an interface endpoint (one per subnet), the months of a KMS key, an alarm or a dashboard.
+a NAT gateway, a public IPv4 address or an interface endpoint (one per subnet), the months of a KMS key, an alarm or a dashboard.
 Durations the plan does not fix are assumptions, stated on the line: a job is taken to run as long as its
 configured maximum runtime. What AWS bills by use (requests, GB stored, GB-seconds of serverless compute, runs
 that events start) is a `UsageOnly` entry: listed, never guessed.
@@ -32,6 +32,7 @@ EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 HOURLY = {
     "aws:eks/cluster:Cluster": ("eks:cluster", "EKS control plane"),
     "aws:ec2/natGateway:NatGateway": ("ec2:nat-gateway", "NAT gateway"),
+    "aws:ec2/eip:Eip": ("vpc:public-ipv4", "public IPv4 address (Elastic IP)"),
 }
 # resources billed by the month: type -> (price key, unit, what)
 MONTHLY = {

@@ -57,6 +57,13 @@ def _ec2_instance(attributes: dict[str, str]) -> Optional[str]:
     return None
 
 
+def _vpc(attributes: dict[str, str]) -> Optional[str]:
+    usage = _usage(attributes)
+    if re.search(r"^VpcEndpoint-Hours$", usage):
+        return "vpc:interface-endpoint"
+    return "vpc:public-ipv4" if re.search(r"PublicIPv4:InUseAddress$", usage) else None
+
+
 def _suffix(key: str, pattern: str) -> Callable[[dict[str, str]], Optional[str]]:
     return lambda attributes: key if re.search(pattern, _usage(attributes)) else None
 
@@ -75,7 +82,7 @@ QUERIES = (
     Query("AmazonEC2", (("operatingSystem", "Linux"), ("tenancy", "Shared"), ("preInstalledSw", "NA"),
                         ("capacitystatus", "Used")), _ec2_instance),
     Query("AmazonEC2", (("productFamily", "NAT Gateway"),), _suffix("ec2:nat-gateway", r"^NatGateway-Hours$")),
-    Query("AmazonVPC", (("productFamily", "VpcEndpoint"),), _suffix("vpc:interface-endpoint", r"^VpcEndpoint-Hours$")),
+    Query("AmazonVPC", (), _vpc),
     Query("AmazonEKS", (), _suffix("eks:cluster", r"AmazonEKS-Hours:perCluster$")),
     Query("awskms", (), _suffix("kms:key", r"KMS-Keys$")),
     Query("AmazonCloudWatch", (("productFamily", "Alarm"),), _suffix("cloudwatch:alarm", r"CW:AlarmMonitorUsage$")),
