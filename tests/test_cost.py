@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction as F
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -214,7 +213,9 @@ def test_readme_cost_commands_run_as_shown(project_copy, monkeypatch, pricing):
     readme = (ROOT / "README.md").read_text()
     [block] = [b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "emlops prices refresh" in b]
     monkeypatch.chdir(project_copy)
-    monkeypatch.setattr(boto3, "client", lambda service, region_name: pricing)
+    real_client = boto3.client
+    monkeypatch.setattr(boto3, "client", lambda service, *args, **kwargs: pricing if service == "pricing" else
+                        real_client(service, *args, **kwargs))
     outputs = []
     for line in block.strip().splitlines():
         command = shlex.split(line.split("#")[0])

@@ -147,8 +147,9 @@ def test_refresh_reads_every_page_and_keeps_on_demand_prices_by_key(pricing):
 
 
 def test_the_cli_writes_a_book_emlops_cost_reads(pricing, tmp_path, monkeypatch):
-    monkeypatch.setattr(boto3, "client", lambda service, region_name: pricing if (service, region_name) == (
-        "pricing", "us-east-1") else None)
+    real_client = boto3.client
+    monkeypatch.setattr(boto3, "client", lambda service, *args, **kwargs: pricing if (service, kwargs) == (
+        "pricing", {"region_name": "us-east-1"}) else real_client(service, *args, **kwargs))
     output = tmp_path / "prices" / "aws-price-book.json"
     result = runner.invoke(app, ["prices", "refresh", "--region", "eu-west-1", "--output", str(output)])
     assert result.exit_code == 0, result.output

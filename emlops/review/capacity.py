@@ -4,7 +4,8 @@ Each `Line` names a resource, what it is (instance type, count), the key of its 
 (`emlops.review.prices`) and its monthly quantity at the low and the high end: an endpoint's instance-hours at
 its autoscaling minimum and maximum (following its scheduled actions through the week, so off hours count), a
 scheduled job's runs times its instances times its duration, the hours of an MLflow server, an EKS control plane,
-a NAT gateway, a public IPv4 address or an interface endpoint (one per subnet), the months of a KMS key, an alarm or a dashboard.
+a NAT gateway, a public IPv4 address or an interface endpoint (one per subnet), the months of a KMS key, an alarm
+or a dashboard.
 Durations the plan does not fix are assumptions, stated on the line: a job is taken to run as long as its
 configured maximum runtime. What AWS bills by use (requests, GB stored, GB-seconds of serverless compute, runs
 that events start) is a `UsageOnly` entry: listed, never guessed.
@@ -28,6 +29,7 @@ MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
 EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+VPC_ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 # hourly resources: type -> (price key, what)
 HOURLY = {
     "aws:eks/cluster:Cluster": ("eks:cluster", "EKS control plane"),
@@ -281,7 +283,7 @@ def capacity_of(plan: Plan) -> Capacity:
                 resource, f"EKS nodes {', '.join(types)}, {low}-{high}", tuple(f"ec2:instance:{t}" for t in types),
                 "instance-hours", HOURS_PER_MONTH * low, HOURS_PER_MONTH * high,
                 "low: the minimum on the cheapest type; high: the maximum on the dearest" if len(types) > 1 else ""))
-        elif resource.type == "aws:ec2/vpcEndpoint:VpcEndpoint" and resource.inputs.get("vpcEndpointType") == "Interface":
+        elif resource.type == VPC_ENDPOINT and resource.inputs.get("vpcEndpointType") == "Interface":
             zones = len(resource.inputs.get("subnetIds") or []) or 1
             service = str(resource.inputs.get("serviceName", "")).split(f".{reader.region(resource)}.", 1)[-1]
             capacity.lines.append(reader.line(

@@ -3,8 +3,9 @@
 `build_comment(base_dir, head_dir)` reads `<stack>.json` plans from both directories (and
 `<stack>.check.json` reports, schema emlops.check/v1, from head). A stack only in head is new, one only in
 base is removed. With a price book (`emlops.review.prices`), each changed stack's monthly cost, low to high, is
-shown before and after with the difference (`emlops.review.cost`). The comment starts with `MARKER` so CI can find and update its own comment, and stays
-under GitHub's 65536-character limit: diagrams go first, then long diffs are cut, each with a note.
+shown before and after with the difference (`emlops.review.cost`). The comment starts with `MARKER` so CI can
+find and update its own comment, and stays under GitHub's 65536-character limit: diagrams go first, then long
+diffs are cut, each with a note.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ def _section(review: StackReview, diagram: bool, max_diff: Optional[int]) -> str
     elif body:
         lines.append(body)
     if review.cost_after is not None:
-        lines += ["", f"**Cost a month** (low–high, on-demand): {_span(review.cost_before)} → {_span(review.cost_after)} "
-                      f"({_delta(review)})"]
+        lines += ["", f"**Cost a month** (low–high, on-demand): {_span(review.cost_before)} → "
+                      f"{_span(review.cost_after)} ({_delta(review)})"]
     if review.check is not None:
         lines += [""] + verdict(review.check)
     if review.head is not None:

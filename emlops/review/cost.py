@@ -130,7 +130,8 @@ def _notes(report: CostReport, markdown: bool) -> list[str]:
         notes += [f"- {code(u.resource)} ({u.type}): {u.billed_by}" for u in report.capacity.usage_only]
     if report.book is None:
         notes += ["Prices missing: no price book, so only capacity is shown. Build one with "
-                  f"{code('emlops prices refresh --region REGION')} (AWS credentials that may call pricing:GetProducts) "
+                  f"{code('emlops prices refresh --region REGION')} "
+                  "(AWS credentials that may call pricing:GetProducts) "
                   f"or pass {code('--prices FILE')}."]
     else:
         if report.missing:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
 
-from emlops.components.schedules import DAY_OF_MONTH, DAY_OF_WEEK, HOURS, MINUTES, MONTH, CronField, parse_cron, parse_rate
+from emlops.components.schedules import (DAY_OF_MONTH, DAY_OF_WEEK, HOURS, MINUTES, MONTH, CronField, parse_cron,
+                                          parse_rate)
 
 HOURS_PER_MONTH = Fraction(730)
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
