@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import boto3
 import pytest
@@ -146,12 +147,14 @@ def test_refresh_reads_every_page_and_keeps_on_demand_prices_by_key(pricing):
                                 for service, (version, published) in sorted(PUBLISHED.items())}
 
 
-def test_the_cli_writes_a_book_emlops_cost_reads(pricing, tmp_path, monkeypatch):
+@pytest.mark.parametrize("regions", [["--region", "eu-west-1"], []])  # by default, the stack files' (all eu-west-1)
+def test_the_cli_writes_a_book_emlops_cost_reads(pricing, tmp_path, monkeypatch, regions):
     real_client = boto3.client
     monkeypatch.setattr(boto3, "client", lambda service, *args, **kwargs: pricing if (service, kwargs) == (
         "pricing", {"region_name": "us-east-1"}) else real_client(service, *args, **kwargs))
     output = tmp_path / "prices" / "aws-price-book.json"
-    result = runner.invoke(app, ["prices", "refresh", "--region", "eu-west-1", "--output", str(output)])
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    result = runner.invoke(app, ["prices", "refresh", *regions, "--output", str(output)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"price book written to {output} (eu-west-1: 12 prices; built 20")
     book = PriceBook.load(output)
@@ -174,7 +177,6 @@ def test_without_credentials_it_says_so_in_one_line(tmp_path, monkeypatch):
 def test_no_price_is_written_in_the_projects_code():
     """Prices come from the Price List API (a price book) only: no amount of money in the code the package installs."""
     import re
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     money = re.compile(r"(?i)(usd|price|\$)[^\n]{0,40}?\b[0-9]+\.[0-9]+")
