@@ -177,6 +177,8 @@ def test_pr_comment_shows_the_monthly_delta_of_a_change_of_frauds_instance_type(
             in result.output.splitlines())
     assert ("**Cost a month** (low–high, on-demand): $1,679.56–$5,256.56 → $1,752.56–$5,402.56 "
             "(+$73.00 low, +$146.00 high)") in result.output.splitlines()
+    assert ("*Cost a month: what the plans run, low to high (`emlops cost`), priced from TEST DATA, not AWS's prices; "
+            "what AWS bills by use only (storage, requests) is not included.*") in result.output.splitlines()
     assert "cost a month" not in build_comment(base, head)  # no book, no cost column
 
 

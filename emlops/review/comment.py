@@ -188,6 +188,11 @@ def build_comment(base_dir: Path, head_dir: Path, limit: int = GITHUB_LIMIT,
             header.append(f"| `{r.stack}` | {r.diff.count('add')} | {r.diff.count('update')} | "
                           f"{r.diff.count('remove')} | {r.diff.count('replace')} | {_policy_cell(r)} |"
                           + (f" {_cost_cell(r)} |" if priced else ""))
+    if changed and prices is not None:
+        source = ("TEST DATA, not AWS's prices" if prices.test_data else
+                  f"the AWS Price List API's on-demand prices of {prices.generated_at}")
+        header += ["", f"*Cost a month: what the plans run, low to high (`emlops cost`), priced from {source}; "
+                       "what AWS bills by use only (storage, requests) is not included.*"]
     text_head = "\n".join(header) + "\n"
     tail = ("\n" + _unchanged_line(unchanged)) if unchanged else ""
 
