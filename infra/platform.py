@@ -4,8 +4,8 @@
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
 built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
-registry -> serving -> monitoring -> dashboards -> retraining -> batch transform -> personas. Each stage hands a
-component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
+registry -> serving -> monitoring -> dashboards -> retraining -> batch transform -> personas -> budget. Each stage
+hands a component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
 Model sources are resolved before the platform exists (`program.py`); it builds nothing that is not in the stack
 file.
 
