@@ -12,7 +12,6 @@ import html
 import re
 
 from emlops.guardrails.controls import controls_of
-from emlops.guardrails.frameworks import FRAMEWORKS
 from emlops.review.evidence import (
     EVIDENCED_FAIL,
     EVIDENCED_PASS,
@@ -64,9 +63,10 @@ def _counts(rule: RuleEvidence) -> str:
     return f"{rule.count(PASS)} passed, {rule.count(FAIL)} failed, {rule.count(SUPPRESSED)} suppressed"
 
 
-def _evidences(rule: str) -> str:
-    parts = [f"{f.title}: {', '.join(controls_of(rule, name))}" for name, f in FRAMEWORKS.items()
-             if controls_of(rule, name)]
+def _evidences(report: EvidenceReport, rule: str) -> str:
+    """The controls RULE evidences in the report's frameworks."""
+    parts = [f"{f.framework.title}: {', '.join(controls_of(rule, f.framework.name))}" for f in report.frameworks
+             if controls_of(rule, f.framework.name)]
     return "; ".join(parts)
 
 
@@ -124,7 +124,7 @@ def markdown(report: EvidenceReport) -> str:
     for rule in report.rules.values():
         lines += [f"### `{rule.name}`", "",
                   f"{rule.description} ({rule.severity}, {rule.enforcement}; {_counts(rule)}.) "
-                  f"Evidences {_evidences(rule.name)}.", ""]
+                  f"Evidences {_evidences(report, rule.name)}.", ""]
         if rule.verdicts:
             lines += [_row("resource", "result", "finding / reason"), "|---|---|---|"]
             for v in _ordered(rule):
@@ -191,10 +191,10 @@ def _framework_html(report: EvidenceReport, f: FrameworkEvidence) -> list[str]:
     return out
 
 
-def _rule_html(rule: RuleEvidence) -> list[str]:
+def _rule_html(report: EvidenceReport, rule: RuleEvidence) -> list[str]:
     out = [f'<h3 id="{anchor(rule.name)}"><code>{_e(rule.name)}</code> {_result(rule.result)}</h3>',
            f"<p>{_e(rule.description)} ({_e(rule.severity)}, {_e(rule.enforcement)}; {_e(_counts(rule))}.) "
-           f"Evidences {_e(_evidences(rule.name))}.</p>"]
+           f"Evidences {_e(_evidences(report, rule.name))}.</p>"]
     if not rule.verdicts:
         return [*out, "<p>No resource of this stack is of the kind this rule judges.</p>"]
     rows = []
@@ -208,7 +208,9 @@ def _rule_html(rule: RuleEvidence) -> list[str]:
 
 def html_page(report: EvidenceReport) -> str:
     title = _title(report)
-    body = [f"<h1>{_e(title)}</h1>", *(f"<p>{_e(p)}</p>" for p in _intro(report))]
+    # the intro's `code` spans, as code (escaping leaves backticks alone)
+    body = [f"<h1>{_e(title)}</h1>",
+            *("<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(p)) + "</p>" for p in _intro(report))]
     for f in report.frameworks:
         body += _framework_html(report, f)
     body.append("<h2>Suppressions</h2>")
@@ -222,7 +224,7 @@ def html_page(report: EvidenceReport) -> str:
     body += [f'<p class="warning">warning: {_e(w)}</p>' for w in report.warnings]
     body.append("<h2>Results per rule and resource</h2>")
     for rule in report.rules.values():
-        body += _rule_html(rule)
+        body += _rule_html(report, rule)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_e(title)}</title>\n<style>\n{_STYLE}\n</style>\n</head>\n<body>\n"
