@@ -3,8 +3,10 @@
 A rule is mapped to a control only when a passing rule is evidence that the control's requirement is met
 for the resources it judges, the way checkov, cdk-nag's NIST 800-53 / HIPAA / PCI DSS packs and AWS Config's
 conformance packs map their checks: encryption at rest to SC-28(1), CC6.1, A.8.24, 3.5.1 and
-164.312(a)(2)(iv); least privilege to AC-6, CC6.3, A.8.2, 7.2.x and 164.308(a)(4)(ii)(B); and so on. A
-framework a rule says nothing about is left out of its entry. The table lives here, beside the rules and not
+164.312(a)(2)(iv); least privilege to AC-6, CC6.3, A.8.2, 7.2.x and 164.308(a)(4)(ii)(B); and so on. Where
+those packs map a check to every control it touches at all (versioning to PCI DSS 9.4.1, physical media), this
+table keeps to the controls whose requirement the rule itself checks. A framework a rule says nothing about
+is left out of its entry. The table lives here, beside the rules and not
 in their decorators, so that one reviewer reads every mapping in one place.
 """
 
@@ -26,7 +28,7 @@ AT_REST = _m(nist="SC-28 SC-28(1)", soc2="CC6.1", iso="A.8.24", pci="3.5.1", hip
 NO_INBOUND = _m(nist="SC-7", soc2="CC6.6", iso="A.8.20 A.8.22", pci="1.3.1", hipaa="164.312(a)(1) 164.312(e)(1)")
 NO_OUTBOUND = _m(nist="AC-4 SC-7", soc2="CC6.6 CC6.7", iso="A.8.12 A.8.20", pci="1.3.2",
                  hipaa="164.312(a)(1) 164.312(e)(1)")
-LEAST_PRIVILEGE = _m(nist="AC-6", soc2="CC6.3", iso="A.8.2", pci="7.2.1 7.2.2", hipaa="164.308(a)(4)(ii)(B)")
+LEAST_PRIVILEGE = _m(nist="AC-6", soc2="CC6.3", iso="A.8.2", pci="7.2.1 7.2.2 7.2.5", hipaa="164.308(a)(4)(ii)(B)")
 SERVICE_LEAST_PRIVILEGE = _m(nist="AC-6", soc2="CC6.3", iso="A.5.15 A.8.2", pci="7.2.5", hipaa="164.312(a)(1)")
 CHANGE_APPROVAL = _m(nist="AC-5 CM-3 CM-5", soc2="CC6.3 CC8.1", iso="A.5.3 A.8.31 A.8.32", pci="6.5.1 6.5.4")
 MODEL_MONITORING = _m(soc2="CC7.2", iso="A.8.16")
@@ -65,14 +67,14 @@ CONTROLS: dict[str, Mapping] = {
     "s3-bucket-versioning": _m(nist="CP-9 CP-10 SI-12", soc2="A1.2", iso="A.8.13",
                                hipaa="164.308(a)(7)(ii)(A) 164.312(c)(1)"),
     "s3-bucket-public-access-blocked": _m(nist="AC-3 AC-4 SC-7", soc2="CC6.1 CC6.6", iso="A.5.15 A.8.3",
-                                          pci="1.4.4", hipaa="164.312(a)(1)", cis="2.1.4"),
+                                          pci="1.3.1 1.4.4", hipaa="164.312(a)(1)", cis="2.1.4"),
     "s3-bucket-tls-only": _m(nist="SC-8 SC-8(1)", soc2="CC6.7", iso="A.5.14 A.8.24", pci="4.2.1",
                              hipaa="164.312(e)(1) 164.312(e)(2)(ii)", cis="2.1.1"),
     "kms-key-rotation": _m(nist="SC-12", soc2="CC6.1", iso="A.8.24", pci="3.7.4", hipaa="164.312(a)(2)(iv)",
                            cis="3.6"),
-    "iam-no-wildcard-action": _m(nist="AC-3 AC-6", soc2="CC6.3", iso="A.5.15 A.8.2", pci="7.2.1 7.2.2",
+    "iam-no-wildcard-action": _m(nist="AC-3 AC-6", soc2="CC6.3", iso="A.5.15 A.8.2", pci="7.2.1 7.2.2 7.2.5",
                                  hipaa="164.308(a)(4)(ii)(B) 164.312(a)(1)", cis="1.16"),
-    "iam-no-passrole-wildcard": _m(nist="AC-6 AC-6(10)", soc2="CC6.3", iso="A.8.2", pci="7.2.1 7.2.2",
+    "iam-no-passrole-wildcard": _m(nist="AC-6 AC-6(10)", soc2="CC6.3", iso="A.8.2", pci="7.2.1 7.2.2 7.2.5",
                                    hipaa="164.308(a)(4)(ii)(B)"),
     "iam-no-full-access-managed-policy": {**LEAST_PRIVILEGE, "cis-aws": ("1.22",)},
     "iam-role-permission-boundary": _m(nist="AC-6 AC-6(10)", soc2="CC6.3", iso="A.8.2", pci="7.2.2",
