@@ -176,7 +176,7 @@ HIPAA = Framework(
     name="hipaa", title="HIPAA Security Rule (45 CFR Part 164, Subpart C)",
     id_pattern=r"164\.3(02|04|06|08|10|12|14|16)\([a-e]\)(\(\d{1,2}\))?(\((i|ii|iii|iv|v|vi|vii|viii|ix|x)\))?"
                r"(\([A-F]\))?",
-    scope="every implementation specification and standard of the technical safeguards (164.312), and a "
+    scope="every standard and implementation specification of the technical safeguards (164.312), and a "
           "selection of the administrative safeguards (164.308): those infrastructure configuration can evidence; "
           "the other administrative safeguards, the physical "
           "safeguards (164.310, AWS's under the shared responsibility model) and the organisational and "
