@@ -177,7 +177,7 @@ def test_report_markdown_from_a_plan_file_to_an_output_file(broken, suppressed):
     assert text.startswith("# Evidence report of stack prod: SOC 2 (2017 Trust Services Criteria, revised points of "
                            "focus 2022)\n\nThe guardrails of emlops (the rules `emlops check` and the policy pack run) "
                            "were evaluated on ")
-    assert "from the plan file prod.json: 53 rules that evidence controls of the frameworks below; 1 open " \
+    assert "from the plan file prod.json: 53 rules that evidence controls of the framework below; 1 open " \
            "mandatory finding(s), 1 suppressed." in text
     assert "### Controls nothing here covers (" in text and "| CC1.1 | Commitment to integrity and ethical values |" \
         in text

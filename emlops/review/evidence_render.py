@@ -41,11 +41,15 @@ def _intro(report: EvidenceReport) -> list[str]:
     return [
         f"The guardrails of emlops (the rules `emlops check` and the policy pack run) were evaluated on "
         f"{report.resources} resources of stack {report.stack}, from {report.source}: {len(report.rules)} rules "
-        f"that evidence controls of the frameworks below; {verdict}, {len(report.suppressed)} suppressed.",
+        f"that evidence controls of the {'framework' if len(report.frameworks) == 1 else 'frameworks'} below; "
+        f"{verdict}, {len(report.suppressed)} suppressed.",
         "A rule evidences a control for the resources it judges; it passes a resource when it finds nothing "
         "wrong with it. A control is \"fail\" when one of its rules has an open finding (advisory ones "
         "included), \"nothing to judge\" when its rules found no resource of theirs in this stack, and "
         "\"not covered\" when no rule here evidences it.",
+        "The mapping of rules to controls is emlops's (emlops/guardrails/controls.py): it says what a passing "
+        "rule is evidence of, for the resources of this plan, not that a control is met in full; an assessor "
+        "decides whether the evidence suffices.",
     ]
 
 
