@@ -5,7 +5,7 @@ Each guide is read in order: a ```python title="PATH"``` block is a new file, a 
 applied to the file its header names (by its context lines, as `patch` does), a ```bash``` block commands
 run in the copy (each must succeed), and a ```text``` block lines that the commands before it print. Then
 the files the guide touched are counted: a component is its module, its field and stage in the
-composition root and its test; a rule is the rule and its tests.
+composition root and its test; a rule is the rule, the controls it evidences and its tests.
 
 The copy is laid out as the wheel installs it (`emlops.components` is `components/`, `emlops.program` is
 `infra/`, setuptools' package-dir in pyproject.toml) and its commands run with `python -S -P`, with this
@@ -154,7 +154,8 @@ def test_adding_a_rule_touches_the_rule_and_its_tests(tmp_path):
     root = copy_repository(tmp_path)
     before = fingerprint(root)
     touched = follow(root, guide)
-    assert touched == {"emlops/guardrails/governance.py", "tests/test_policy_kms_deletion_window.py"}
+    assert touched == {"emlops/guardrails/governance.py", "emlops/guardrails/controls.py",
+                       "tests/test_policy_kms_deletion_window.py"}
     assert changed(before, fingerprint(root)) == touched
 
 

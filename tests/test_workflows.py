@@ -40,6 +40,7 @@ EMLOPS_INTERFACE = {
     "diff": {"--format", "--fail-on-stateful"},
     "graph": {"--plan", "--format"},
     "pr-comment": {"--base", "--head", "--output"},
+    "report": {"--plan", "--framework", "--format", "--output"},
 }
 
 
@@ -149,7 +150,7 @@ def test_tests_run_the_readme_command_on_python_3_11(path):
 
 
 def test_workflows_call_only_the_emlops_interface():
-    assert {call[0] for call in ALL_CALLS} == {"preview", "check", "diff", "pr-comment"}
+    assert {call[0] for call in ALL_CALLS} == {"preview", "check", "diff", "pr-comment", "report"}
     for subcommand, *args in ALL_CALLS:
         options = {arg for arg in args if arg.startswith("-")}
         assert options <= EMLOPS_INTERFACE[subcommand], (subcommand, args)
@@ -195,6 +196,10 @@ def test_pr_preview_job_previews_base_and_head_of_every_stack_file():
         ["preview", "$stack", "--json", "$RUNNER_TEMP/emlops-pr/base/$stack.json", "-q"],
         ["preview", "--all", "--json-dir", "$plans/head", "-q"],
         ["check", "$stack", "--plan", "$plans/head/$stack.json", "--json", "$plans/head/$stack.check.json"],
+        ["report", "$stack", "--plan", "$plans/head/$stack.json", "--format", "html", "--output",
+         "$evidence/$stack.html"],
+        ["report", "$stack", "--plan", "$plans/head/$stack.json", "--format", "markdown", "--output",
+         "$evidence/$stack.md"],
         ["diff", "$plans/base/$stack.json", "$plans/head/$stack.json", "--fail-on-stateful", "--format", "text",
          "2>", "$gate"],
         ["pr-comment", "--base", "$plans/base", "--head", "$plans/head", "--output", "$plans/comment.md"],
@@ -207,6 +212,7 @@ def test_pr_preview_failed_checks_fail_the_job_after_the_comment():
     head = step_named(job, "Preview and check the head's stacks")
     assert "failed=\"$failed $stack:check\"" in head["run"]
     assert "failed=\"$failed $stack:stateful\"" in head["run"]
+    assert "failed=\"$failed $stack:report\"" in head["run"]
     assert 'echo "failed=${failed# }" >> "$GITHUB_OUTPUT"' in head["run"]
     fail = step_named(job, "Fail on failed previews, checks or gates")
     assert fail["if"] == "steps.head.outputs.failed != ''"
@@ -251,6 +257,14 @@ def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_commen
     head = run_step(step_named(PR["jobs"]["preview"], "Preview and check the head's stacks")["run"], env, project)
     assert head.returncode == 0, head.stderr
     assert outputs.read_text() == "failed=dev:stateful\n"
+    # the evidence report of the head's plan, for the emlops-evidence artifact
+    evidence = runner_temp / "emlops-evidence"
+    assert sorted(p.name for p in evidence.iterdir()) == ["dev.html", "dev.md"]
+    assert (evidence / "dev.md").read_text().startswith(
+        "# Evidence report of stack dev: NIST SP 800-53 Rev. 5, SOC 2 (2017 Trust Services Criteria, revised points "
+        "of focus 2022), ISO/IEC 27001:2022 Annex A, PCI DSS v4.0, HIPAA Security Rule (45 CFR Part 164, Subpart C), "
+        "CIS Amazon Web Services Foundations Benchmark v3.0.0\n")
+    assert (evidence / "dev.html").read_text().startswith("<!DOCTYPE html>\n")
     assert ("::error file=stacks/Pulumi.dev.yaml::emlops diff --fail-on-stateful: dev would replace or delete a "
             "stateful resource its stack file does not accept (exit 1)") in head.stdout
     line = ("dev: deletes stateful resource dev-old-datasets-bucket (aws:s3/bucket:Bucket) without an accepted change; "
@@ -300,6 +314,19 @@ def test_pr_preview_base_step_previews_every_stack_at_once_or_one_by_one_on_an_o
     assert "::notice::staging does not preview on the base commit; it shows as new." in step.stdout
 
 
+def test_pr_preview_uploads_the_evidence_reports_whatever_the_checks_found():
+    job = PR["jobs"]["preview"]
+    names = [step.get("name") for step in job["steps"]]
+    upload = step_named(job, "Upload the evidence reports")
+    assert upload == {"name": "Upload the evidence reports", "if": "${{ !cancelled() }}",
+                      "uses": "actions/upload-artifact@v4",
+                      "with": {"name": "emlops-evidence", "path": "${{ runner.temp }}/emlops-evidence",
+                               "if-no-files-found": "warn", "retention-days": 90}}
+    assert names.index("Preview and check the head's stacks") < names.index("Upload the evidence reports") < \
+        names.index("Fail on failed previews, checks or gates")
+    assert len(uses(job, "actions/upload-artifact")) == 2
+
+
 def test_pr_preview_updates_one_marked_comment_and_keeps_forks_in_the_summary():
     job = PR["jobs"]["preview"]
     [post] = uses(job, "actions/github-script")
@@ -311,7 +338,8 @@ def test_pr_preview_updates_one_marked_comment_and_keeps_forks_in_the_summary():
     assert "github.rest.issues.updateComment" in script and "github.rest.issues.createComment" in script
     # forks (read-only token): the comment is in the summary and the artifact
     assert 'cat "$plans/comment.md" >> "$GITHUB_STEP_SUMMARY"' in step_named(job, "Write the comment")["run"]
-    [upload] = uses(job, "actions/upload-artifact")
+    upload = step_named(job, "Upload the plans, check reports and comment")
+    assert upload["uses"] == "actions/upload-artifact@v4"
     assert upload["with"]["path"] == "${{ runner.temp }}/emlops-pr"
     assert upload["if"] == "${{ !cancelled() }}"
     note = step_named(job, "Note where a fork's comment is")

@@ -137,6 +137,16 @@ def _register_cost() -> None:
 _register_cost()
 
 
+def _register_evidence() -> None:
+    # `report` gathers the guardrails' evidence per framework control; the rules load only when it runs.
+    from emlops.cli.evidence import register
+
+    register(app)
+
+
+_register_evidence()
+
+
 def main() -> None:
     """Console entry point."""
     from emlops.cli.process import console_process

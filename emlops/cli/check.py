@@ -27,7 +27,8 @@ def _resource(v: "Violation") -> str:
 def _summary(report: "CheckReport") -> str:
     advisory = sum(1 for v in report.violations if v.enforcement == "advisory" and not v.suppressed)
     suppressed = sum(1 for v in report.violations if v.suppressed)
-    return (f"{report.rules_evaluated} rules evaluated on {report.resources} resources of {report.stack}: "
+    rules = f"{report.rules_evaluated} rules" + (f" of {report.framework}" if report.framework else "")
+    return (f"{rules} evaluated on {report.resources} resources of {report.stack}: "
             f"{report.mandatory_violations} mandatory violation(s), {advisory} advisory, {suppressed} suppressed")
 
 
@@ -120,6 +121,9 @@ def register(app: typer.Typer) -> None:
             None, "--pack-config", help="Also write STACK's policy pack config (rule settings and suppressions) "
             "to this file, for `pulumi preview --policy-pack policy --policy-pack-config PATH`; it is written "
             "before the check runs, so a failing check still leaves it."),
+        framework: Optional[str] = typer.Option(
+            None, "--framework", help="Run only the rules that evidence controls of this framework: "
+            "nist-800-53, soc2, iso-27001, pci-dss, hipaa or cis-aws."),
         prices: Optional[Path] = typer.Option(
             None, "--prices", help="Price book for guardrails.monthly_budget_usd (emlops.prices/v1). Default: "
             "prices/aws-price-book.json in the project, if it exists; without one the budget is not checked."),
@@ -128,11 +132,16 @@ def register(app: typer.Typer) -> None:
         """Run the guardrails (the policy pack's rules) on STACK's offline plan, and its budget with a price book;
         exit 1 on a mandatory violation."""
         from emlops.program.config_errors import printable
-        from emlops.review.check import CheckError, check_stack, stack_pack_config
+        from emlops.review.check import CheckError, check_stack, framework_rules, stack_pack_config
 
         if output_format not in ("text", "markdown"):
             typer.echo(f"--format: {output_format!r} is not supported; allowed: text, markdown", err=True)
             raise typer.Exit(2)
+        try:
+            framework_rules(framework)
+        except CheckError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(exc.exit_code)
         if plan_path is None:
             from emlops.cli.process import one_preview_process
 
@@ -140,7 +149,7 @@ def register(app: typer.Typer) -> None:
         try:
             if pack_config is not None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")
-            report = check_stack(stack, plan_path, prices=prices)
+            report = check_stack(stack, plan_path, framework=framework, prices=prices)
         except CheckError as exc:
             typer.echo(printable(str(exc)), err=True)
             raise typer.Exit(exc.exit_code)

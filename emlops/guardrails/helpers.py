@@ -242,8 +242,10 @@ def resource_rule(name: str, *, types: Sequence[str], description: str, severity
             for message in check(args.props, Settings.of(config), *extra) or ():
                 report_violation(message, None)
 
-        return ResourceValidationPolicy(validate=validate, **_policy_kwargs(
+        policy = ResourceValidationPolicy(validate=validate, **_policy_kwargs(
             name, description, severity, remediation, enforcement, config))
+        policy.resource_types = tuple(types)  # what the rule judges, for evidence reports
+        return policy
 
     return build
 

@@ -78,6 +78,7 @@ class CheckReport:
     resources: int
     violations: list[Violation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    framework: Optional[str] = None  # only the rules of this framework ran
 
     @property
     def mandatory_violations(self) -> int:
@@ -90,7 +91,8 @@ class CheckReport:
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "stack": self.stack, "rulesEvaluated": self.rules_evaluated,
                 "mandatoryViolations": self.mandatory_violations,
-                "violations": [v.to_json() for v in self.violations]}
+                "violations": [v.to_json() for v in self.violations],
+                **({"framework": self.framework} if self.framework else {})}
 
     def write(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -257,12 +259,22 @@ def budget_findings(plan: Plan, guardrails: GuardrailsConfig, book: Optional[Pri
                     "budget owner's agreement")], warnings
 
 
-def check_stack(stack: str, plan_path: Optional[Path] = None, project=None,
-                prices: Optional[Path] = None) -> CheckReport:
-    """Preview STACK offline (or load its plan file) and run every rule on it, and its budget with a price book
-    (PRICES, else the project's `prices/aws-price-book.json` if there is one)."""
-    project, config = load_stack_config(stack, project)
-    guardrails = guardrails_of(config)
+def framework_rules(framework: Optional[str]) -> list:
+    """The rules of FRAMEWORK (every rule when None); an unknown framework is a CheckError naming the allowed."""
+    if framework is None:
+        return list(POLICIES)
+    from emlops.guardrails.controls import rules_of
+    from emlops.guardrails.frameworks import FRAMEWORK_NAMES
+
+    if framework not in FRAMEWORK_NAMES:
+        raise CheckError(f"--framework: {framework!r} is not a framework emlops maps its rules to; allowed: "
+                         f"{', '.join(FRAMEWORK_NAMES)}")
+    names = set(rules_of(framework, tuple(RULES)))
+    return [policy for policy in POLICIES if policy.name in names]
+
+
+def stack_plan(stack: str, plan_path: Optional[Path], project) -> Plan:
+    """STACK's plan: read from PLAN_PATH (which must be STACK's), or previewed offline."""
     if plan_path is not None:
         try:
             plan = Plan.load(plan_path)
@@ -270,28 +282,48 @@ def check_stack(stack: str, plan_path: Optional[Path] = None, project=None,
             raise CheckError(f"--plan {plan_path}: cannot read the plan: {exc}") from None
         if plan.stack != stack:
             raise CheckError(f"--plan {plan_path}: is the plan of stack {plan.stack!r}, not {stack!r}")
-    else:
-        from emlops.offline.preview import PreviewError, preview_stack
+        return plan
+    from emlops.offline.preview import PreviewError, preview_stack
 
-        try:
-            plan = preview_stack(stack, project=project).plan
-        except PreviewError as exc:
-            raise CheckError(str(exc), exc.exit_code) from None
-    violations = evaluate(plan, settings_of(config, guardrails))
-    warnings = apply_suppressions(violations, list(guardrails.suppressions))
-    if guardrails.monthly_budget_usd is not None:
+    try:
+        return preview_stack(stack, project=project).plan
+    except PreviewError as exc:
+        raise CheckError(str(exc), exc.exit_code) from None
+
+
+def check_plan(stack: str, plan: Plan, config, policies: list) -> CheckReport:
+    """Run POLICIES on PLAN with STACK's settings and suppressions (those of the rules that ran)."""
+    guardrails = guardrails_of(config)
+    violations = evaluate(plan, settings_of(config, guardrails), policies)
+    ran = {policy.name for policy in policies}
+    warnings = apply_suppressions(violations, [s for s in guardrails.suppressions if s.rule in ran])
+    return CheckReport(stack=stack, rules_evaluated=len(policies), resources=len(plan.resources),
+                       violations=violations, warnings=warnings)
+
+
+def check_stack(stack: str, plan_path: Optional[Path] = None, project=None,
+                framework: Optional[str] = None, prices: Optional[Path] = None) -> CheckReport:
+    """Preview STACK offline (or load its plan file) and run every rule on it (those of FRAMEWORK, if given), and,
+    without a framework, its budget with a price book (PRICES, else the project's `prices/aws-price-book.json` if
+    there is one)."""
+    policies = framework_rules(framework)
+    project, config = load_stack_config(stack, project)
+    plan = stack_plan(stack, plan_path, project)
+    report = check_plan(stack, plan, config, policies)
+    report.framework = framework
+    guardrails = guardrails_of(config)
+    if framework is None and guardrails.monthly_budget_usd is not None:
         default = project.root / DEFAULT_PATH
         try:
             book = PriceBook.load(prices) if prices else PriceBook.load(default) if default.exists() else None
         except PriceBookError as exc:
             raise CheckError(f"--prices: {exc}") from None
-        found, budget_warnings = budget_findings(plan, guardrails, book)
-        violations += found
-        warnings += budget_warnings
-    return CheckReport(stack=stack, rules_evaluated=len(POLICIES), resources=len(plan.resources),
-                       violations=violations, warnings=warnings)
+        found, warnings = budget_findings(plan, guardrails, book)
+        report.violations += found
+        report.warnings += warnings
+    return report
 
 
 __all__ = ["BUDGET_RULE", "CheckError", "CheckReport", "Violation", "RULES", "apply_suppressions", "budget_findings",
-           "check_stack", "evaluate",
-           "guardrails_of", "policy_resources", "settings_of", "stack_pack_config"]
+           "check_plan", "check_stack", "evaluate", "framework_rules", "guardrails_of", "policy_resources",
+           "settings_of", "stack_pack_config", "stack_plan"]

@@ -1,0 +1,70 @@
+"""`emlops report STACK`: the evidence report of a stack for compliance frameworks, as markdown or HTML."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+FORMATS = ("markdown", "html")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `report` to APP."""
+
+    @app.command("report")
+    def report_command(
+        stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
+        plan_path: Optional[Path] = typer.Option(None, "--plan", help="Report on this plan file (emlops.plan/v1) "
+                                                 "instead of previewing; the stack's config is still read."),
+        framework: Optional[str] = typer.Option(
+            None, "--framework", help="Only this framework: nist-800-53, soc2, iso-27001, pci-dss, hipaa or "
+            "cis-aws (default: all of them)."),
+        output_format: str = typer.Option("markdown", "--format", help="markdown or html."),
+        output: Optional[Path] = typer.Option(None, "--output", help="Write the report to this file instead of "
+                                              "standard output."),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    ) -> None:
+        """Per control of each framework: the rules that evidence it, their result per resource, the suppressions
+        with their reasons, and the controls no rule here covers. Exit 0 whatever the findings
+        (`emlops check` is the gate)."""
+        from emlops.program.config_errors import printable
+        from emlops.review.check import CheckError, framework_rules
+
+        if output_format not in FORMATS:
+            typer.echo(f"--format: {output_format!r} is not supported; allowed: {', '.join(FORMATS)}", err=True)
+            raise typer.Exit(2)
+        try:
+            framework_rules(framework)
+        except CheckError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(exc.exit_code)
+        if plan_path is None:
+            from emlops.cli.process import one_preview_process
+
+            one_preview_process()
+        from emlops.review.evidence import report_stack
+        from emlops.review.evidence_render import RENDERERS
+
+        try:
+            text = RENDERERS[output_format](report_stack(stack, plan_path, framework))
+        except CheckError as exc:
+            typer.echo(printable(str(exc)), err=True)
+            raise typer.Exit(exc.exit_code)
+        except Exception as exc:  # a bug in emlops or a rule, not bad input
+            if debug:
+                traceback.print_exc()
+            typer.echo(printable(f"emlops: internal error while reporting on {stack}: {type(exc).__name__}: "
+                                 f"{exc} (rerun with --debug for the traceback)"), err=True)
+            raise typer.Exit(1)
+        if output is None:
+            typer.echo(text, nl=False)
+            return
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            typer.echo(printable(f"--output {output}: cannot write the report: {exc.strerror or exc}"), err=True)
+            raise typer.Exit(2)
+        typer.echo(f"evidence report of {stack} written to {output}", err=True)

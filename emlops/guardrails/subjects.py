@@ -1,0 +1,53 @@
+"""What each rule judges: the resources an evidence report lists as passing when a rule finds nothing wrong.
+
+A resource rule judges the resources of its `types` (`resource_rule` records them on the policy); a rule
+on every resource says which ones it means (required-tags: taggable ones). A stack rule reads the whole
+stack and reports the resources it finds at fault, so the types it passes judgement on are named here; a
+stack rule not named here is reported by its violations only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional
+
+from emlops.catalog import resources_iam as iam
+from emlops.catalog import resources_network as network
+from emlops.catalog import resources_sagemaker as sagemaker
+from emlops.catalog import resources_storage as storage
+from emlops.guardrails.governance import is_taggable
+
+_BUCKETS = (storage.BUCKET.token, storage.BUCKET_V2.token)
+
+STACK_RULE_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "s3-bucket-sse-kms": _BUCKETS,
+    "s3-bucket-versioning": _BUCKETS,
+    "s3-bucket-public-access-blocked": _BUCKETS,
+    "s3-bucket-tls-only": _BUCKETS,
+    "sagemaker-model-network-isolation": (sagemaker.MODEL.token,),
+    "sagemaker-model-vpc": (sagemaker.MODEL.token,),
+    "sagemaker-pipeline-role-not-shared": (sagemaker.PIPELINE.token,),
+    "sagemaker-prod-endpoint-autoscaling": (sagemaker.ENDPOINT.token,),
+    "sagemaker-prod-endpoint-monitoring": (sagemaker.ENDPOINT.token,),
+    "sagemaker-batch-transform-network-isolation": (sagemaker.PIPELINE.token,),
+    "sagemaker-batch-transform-vpc": (sagemaker.PIPELINE.token,),
+    "iam-data-roles-off-the-admin-path": (iam.ROLE.token,),
+    "sagemaker-approval-by-people-only": (iam.ROLE.token,),
+    "sagemaker-people-jobs-isolated": (iam.ROLE.token,),
+    "iam-passrole-no-widening": (iam.ROLE.token,),
+    "ec2-egress-to-vpc-endpoints": (network.SECURITY_GROUP.token,),
+}
+
+# Resource rules that run on every resource and judge only some.
+_ALL_TYPES_SUBJECTS: dict[str, Callable[[str], bool]] = {"required-tags": is_taggable}
+
+
+def judged_by(policy) -> Optional[Callable[[str], bool]]:
+    """Whether POLICY passes judgement on a resource of a type (None: not known, for an unnamed stack rule)."""
+    types = getattr(policy, "resource_types", None)
+    if types is None:
+        types = STACK_RULE_SUBJECTS.get(policy.name)
+        return None if types is None else frozenset(types).__contains__
+    if not types:
+        return _ALL_TYPES_SUBJECTS.get(policy.name, lambda resource_type: True)
+    return frozenset(types).__contains__
