@@ -26,7 +26,7 @@ from emlops.catalog.resources_sagemaker import MODEL, PIPELINE
 from emlops.components import monitoring
 from emlops.components.aws_context import AwsContext, aws_context
 from emlops.components.batch_transform_args import (CAPTURE_FOLDER, BatchTransformContext, BatchTransformSettings,
-                                                    InputMonitoringSettings)
+                                                    InputMonitoringSettings, expected_run)
 from emlops.components.containers import model_container
 from emlops.components.endpoint_iam import artifact_read_statements, image_pull_statements
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, kms_usage_statement, role_names
@@ -150,7 +150,7 @@ class BatchTransform(pulumi.ComponentResource):
             f"{name}-pipeline", pipeline_name=context.pipeline_name, pipeline_display_name=context.pipeline_name,
             pipeline_description=f"Scores the objects under {settings.input_prefix} with {name}'s model into "
                                  f"{settings.output_prefix}",
-            pipeline_definition=self.pipeline_definition, role_arn=runner.arn, tags=tags,
+            pipeline_definition=self.pipeline_definition, role_arn=runner.arn, tags={**tags, **expected_run(settings)},
             # executions need the runner's policy; SageMaker does not check it at creation
             opts=child(self, depends_on=[run_policy]))
         self._triggers(name, settings, context, inputs, governance)

@@ -95,6 +95,10 @@ class BatchTransformSettings(Settings):
                                "`TransformInstanceType`). Default: ml.m5.xlarge.")
     instance_count: int = Field(1, ge=1, le=100, description="Instances of the transform job (SageMaker: 1-100). "
                                 "Default: 1.")
+    expected_run_minutes: Optional[int] = Field(
+        None, ge=1, le=10080, description="How long a run is expected to take, in minutes: `emlops cost` prices each "
+        "scheduled run at it, as a stated assumption (SageMaker sets no time limit on a transform job). The pipeline "
+        "carries it as its `expected-run-minutes` tag. Default: none (runs are listed as billed by use).")
     max_payload_mb: int = Field(6, ge=0, le=MAX_PAYLOAD_MB, description="Largest request to the container, in MB "
                                 "(SageMaker: 0-100; 0 streams records of any size, for containers that take "
                                 "chunked requests). Default: 6.")
@@ -192,6 +196,15 @@ class BatchTransformSettings(Settings):
     def monitored_format(self) -> Optional[str]:
         """What the monitor reads of the captured records, or None without monitoring."""
         return MONITORED_FORMATS[self.content_type] if self.monitoring is not None else None
+
+
+EXPECTED_RUN_TAG = "expected-run-minutes"  # read by `emlops cost` (emlops/review/capacity.py)
+
+
+def expected_run(settings: BatchTransformSettings) -> dict[str, str]:
+    """The pipeline's tag stating how long a run is expected to take (none when the stack file does not say)."""
+    minutes = settings.expected_run_minutes
+    return {} if minutes is None else {EXPECTED_RUN_TAG: str(minutes)}
 
 
 def pipeline_name(environment: str, name: str) -> str:

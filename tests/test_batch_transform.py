@@ -105,7 +105,8 @@ def test_settings_defaults_are_sagemakers():
     section = BatchTransformSettings.model_validate({"input_prefix": "in/", "output_prefix": "out/"})
     assert section.model_dump() == {
         "schedule": None, "start_on_new_data": False, "input_prefix": "in/", "output_prefix": "out/",
-        "instance_type": "ml.m5.xlarge", "instance_count": 1, "max_payload_mb": 6, "max_concurrent_transforms": 0,
+        "instance_type": "ml.m5.xlarge", "instance_count": 1, "expected_run_minutes": None, "max_payload_mb": 6,
+        "max_concurrent_transforms": 0,
         "batch_strategy": "MultiRecord", "split_type": "Line", "content_type": "text/csv", "accept": "text/csv",
         "assemble_with": "Line", "environment": {}, "monitoring": None}
     # the choices are botocore's enums, the environment's limit its TransformEnvironmentMap

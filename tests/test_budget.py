@@ -5,7 +5,6 @@ and the stack file's one-line errors."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 
 import pytest
 from typer.testing import CliRunner
@@ -94,18 +93,22 @@ def test_a_high_estimate_above_the_budget_is_a_violation(shipped_plan, enforceme
     assert (violation.rule, violation.severity, violation.enforcement, violation.name) == (
         "stack-monthly-budget", "medium", enforcement, None)
     # the test book's high estimate of prod, checked by hand in tests/test_cost.py
-    assert violation.message == ("the high estimate of $5,256.56 a month (test prices) is above "
-                                 "guardrails.monthly_budget_usd ($5,000.00); `emlops cost prod` shows what it is made of")
+    assert violation.message == ("the high estimate of $5,267.51 a month (test prices) is above "
+                                 "guardrails.monthly_budget_usd ($5,000.00); `emlops cost prod` shows what it is "
+                                 "made of")
 
 
 def test_an_estimate_within_the_budget_or_no_price_book(shipped_plan):
-    within = GuardrailsConfig(monthly_budget_usd=5256.57)
+    within = GuardrailsConfig(monthly_budget_usd=5267.51)
     assert budget_findings(shipped_plan("prod"), within, PriceBook.load(TEST_BOOK)) == ([], [])
     assert budget_findings(shipped_plan("prod"), within, None) == ([], [
         "guardrails.monthly_budget_usd is not checked: no price book (write one with `emlops prices refresh` at "
         "prices/aws-price-book.json, or pass --prices FILE)"])
     assert budget_findings(shipped_plan("prod"), GuardrailsConfig(), PriceBook.load(TEST_BOOK)) == ([], [])
-    assert Fraction("5256.57") > Fraction(5256)  # the budget is compared exactly, in cents
+    # compared exactly: the estimate is $5,267.507..., above a budget of $5,267.50
+    [above], _ = budget_findings(shipped_plan("prod"), GuardrailsConfig(monthly_budget_usd=5267.50),
+                                 PriceBook.load(TEST_BOOK))
+    assert above.rule == "stack-monthly-budget"
 
 
 def test_emlops_check_fails_on_a_mandatory_budget(project_copy, monkeypatch):
@@ -113,7 +116,7 @@ def test_emlops_check_fails_on_a_mandatory_budget(project_copy, monkeypatch):
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app, ["check", "prod", "--prices", str(TEST_BOOK), "--format", "markdown"])
     assert result.exit_code == 1, result.output
-    assert ("| medium | `stack-monthly-budget` | `(stack)` | the high estimate of $5,256.56 a month (test prices) is "
+    assert ("| medium | `stack-monthly-budget` | `(stack)` | the high estimate of $5,267.51 a month (test prices) is "
             "above guardrails.monthly_budget_usd ($5,000.00); `emlops cost prod` shows what it is made of | Lower the "
             "autoscaling maximums, instance types or schedules, or raise the budget with the budget owner's "
             "agreement |") in result.output.splitlines()

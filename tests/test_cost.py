@@ -57,8 +57,11 @@ def test_prod_capacity_endpoints_jobs_network_and_what_is_billed_by_use(shipped_
     assert counts == {"kms:key": 3, "cloudwatch:alarm": 12, "cloudwatch:dashboard": 4, "vpc:interface-endpoint": 10}
     usage = {u.resource: u.billed_by for u in capacity.usage_only}
     assert usage["prod-datasets-bucket"] == "GB stored and requests"
-    assert usage["prod-churn-nightly-pipeline"] == (
-        "instance-hours of steps without a maximum runtime: 2 x ml.m5.xlarge transform per run")
+    nightly = line(capacity, "prod-churn-nightly-pipeline")  # 2 instances, nightly, 45 minutes (an assumption)
+    assert (nightly.price_keys, nightly.low, nightly.assumption) == (
+        ("sagemaker:transform:ml.m5.xlarge",), HOURS / 24 * 2 * F(45, 60),
+        "each run takes its expected_run_minutes, 0.75 h")
+    assert "prod-churn-nightly-pipeline" not in usage
     assert usage["prod-churn-retraining-pipeline"].startswith("runs that events start: ")
 
 
@@ -105,10 +108,12 @@ def test_prod_totals_checked_by_hand(shipped_plan):
     monitors = 4 * 730 * usd("0.24") + F(730, 24) * usd("0.24")  # hourly x4, the nightly batch's daily
     retraining = F(730, 7) * (2 * usd("0.24") + usd("0.28"))  # weekly (730/168 runs), 24 h each step
     fixed = 3 * 1 + 10 * 2190 * usd("0.01") + 12 * usd("0.10") + 4 * 3 + monitors + retraining
+    batch = F(730, 24) * 2 * F(45, 60) * usd("0.24")  # nightly, 2 instances for the expected 45 minutes
+    fixed += batch
     low = fixed + 1460 * usd("0.25") + 1460 * usd("0.20") + 0 * usd("0.50")
     high = fixed + 5840 * usd("0.25") + 2920 * usd("0.20") + 4380 * usd("0.50")
     assert report.total() == (low, high)
-    assert (round(float(low), 2), round(float(high), 2)) == (1679.56, 5256.56)
+    assert (round(float(low), 2), round(float(high), 2)) == (1690.51, 5267.51)
     assert report.total("prod-churn") == (usd("365.2"), usd("1460.2"))  # 1460-5840 h x $0.25 + 2 alarms
     assert report.missing == []
 
@@ -132,7 +137,7 @@ def test_emlops_cost_prod_with_the_test_book_prints_the_totals(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = runner.invoke(app, ["cost", "prod", "--prices", str(TEST_BOOK)])
     assert result.exit_code == 0, result.output
-    assert "prod (stack, a month)                 $1,679.56  $5,256.56" in result.output.splitlines()
+    assert "prod (stack, a month)                 $1,690.51  $5,267.51" in result.output.splitlines()
     assert "prod-churn (component)                $365.20    $1,460.20" in result.output.splitlines()
     assert f"WARNING: the price book {TEST_BOOK} is test data, not AWS's prices." in result.output
 
@@ -173,9 +178,9 @@ def test_pr_comment_shows_the_monthly_delta_of_a_change_of_frauds_instance_type(
     assert result.exit_code == 0, result.output
     # fraud runs 2-4 instances: 1,460-2,920 h a month at $0.25 instead of $0.20 -> +$73.00 low, +$146.00 high
     assert "| stack | + add | ~ change | - delete | ± replace | policies | cost a month |" in result.output
-    assert ("| `prod` | 0 | 1 | 0 | 1 | not checked | $1,752.56–$5,402.56 (+$73.00 low, +$146.00 high) |"
+    assert ("| `prod` | 0 | 1 | 0 | 1 | not checked | $1,763.51–$5,413.51 (+$73.00 low, +$146.00 high) |"
             in result.output.splitlines())
-    assert ("**Cost a month** (low–high, on-demand): $1,679.56–$5,256.56 → $1,752.56–$5,402.56 "
+    assert ("**Cost a month** (low–high, on-demand): $1,690.51–$5,267.51 → $1,763.51–$5,413.51 "
             "(+$73.00 low, +$146.00 high)") in result.output.splitlines()
     assert ("*Cost a month: what the plans run, low to high (`emlops cost`), priced from TEST DATA, not AWS's prices; "
             "what AWS bills by use only (storage, requests) is not included.*") in result.output.splitlines()
@@ -246,3 +251,41 @@ def test_public_subnets_nat_gateways_and_their_addresses_by_the_hour():
                      ("dev-network-nat-1", ("ec2:nat-gateway",), "hours", HOURS),
                      ("dev-network-nat-2-eip", ("vpc:public-ipv4",), "hours", HOURS),
                      ("dev-network-nat-2", ("ec2:nat-gateway",), "hours", HOURS)]
+
+
+def test_a_batch_transform_without_an_expected_duration_is_billed_by_use(shipped_plan):
+    import copy
+
+    plan = copy.deepcopy(shipped_plan("prod"))
+    pipeline = plan.get("prod-churn-nightly-pipeline")
+    assert pipeline.inputs["tags"]["expected-run-minutes"] == "45"  # batch_transforms[0].expected_run_minutes
+    del pipeline.inputs["tags"]["expected-run-minutes"]
+    capacity = capacity_of(plan)
+    assert [l for l in capacity.lines if l.resource == "prod-churn-nightly-pipeline"] == []
+    assert {u.resource: u.billed_by for u in capacity.usage_only}["prod-churn-nightly-pipeline"] == (
+        "instance-hours of steps without a maximum runtime: 2 x ml.m5.xlarge transform per run")
+
+
+def test_expected_run_minutes_tags_the_pipeline_and_prices_each_scheduled_run():
+    from tests.conftest import run_platform
+    from tests.test_batch_transform_platform import ENTRY, platform
+
+    plan = run_platform(platform({**ENTRY, "schedule": "rate(12 hours)", "instance_count": 3,
+                                  "expected_run_minutes": 20}))
+    pipeline = plan.get("dev-churn-scoring-pipeline")
+    assert pipeline.inputs["tags"]["expected-run-minutes"] == "20"
+    [scoring] = [l for l in capacity_of(plan).lines if l.resource == "dev-churn-scoring-pipeline"]
+    # twice a day, 3 instances, 20 minutes each run
+    assert (scoring.what, scoring.low, scoring.high) == (
+        "ml.m5.xlarge transform x3, 60.83 runs (rate(12 hours))", HOURS / 12 * 3 * F(20, 60), HOURS / 12 * 3 * F(1, 3))
+    assert "expected-run-minutes" not in run_platform(platform()).get("dev-churn-scoring-pipeline").inputs["tags"]
+
+
+@pytest.mark.parametrize(("minutes", "message"), [
+    (0, "batch_transforms[0].expected_run_minutes: must be greater than or equal to 1, got 0"),
+    (10081, "batch_transforms[0].expected_run_minutes: must be less than or equal to 10080, got 10081"),
+])
+def test_a_bad_expected_run_is_one_line(minutes, message):
+    from tests.test_batch_transform_platform import ENTRY, error
+
+    assert error({**ENTRY, "expected_run_minutes": minutes}) == message

@@ -7,7 +7,8 @@ scheduled job's runs times its instances times its duration, the hours of an MLf
 a NAT gateway, a public IPv4 address or an interface endpoint (one per subnet), the months of a KMS key, an alarm
 or a dashboard.
 Durations the plan does not fix are assumptions, stated on the line: a job is taken to run as long as its
-configured maximum runtime. What AWS bills by use (requests, GB stored, GB-seconds of serverless compute, runs
+configured maximum runtime, a batch transform (which has none) as long as its `expected_run_minutes` says (the
+pipeline's `expected-run-minutes` tag). What AWS bills by use (requests, GB stored, GB-seconds of serverless compute, runs
 that events start) is a `UsageOnly` entry: listed, never guessed.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional
 
+from emlops.components.batch_transform_args import EXPECTED_RUN_TAG
 from emlops.offline.plan import Plan, PlanResource
 from emlops.review.schedule_hours import HOURS_PER_MONTH, ScheduledCapacity, runs_per_month, scaled_instance_hours
 
@@ -183,19 +185,26 @@ def _endpoint_lines(reader: _Reader, config: PlanResource) -> tuple[list[Line], 
     return lines, usage
 
 
-def _job_lines(reader: _Reader, resource: PlanResource, steps: list[tuple[str, str, int, Optional[int]]],
-               runs: Fraction, schedule: str) -> list[Line]:
-    """Lines of a scheduled job (or pipeline): per step its kind, instance type, count and maximum runtime."""
+Step = tuple[str, str, int, Optional[int]]  # kind (processing, training, transform), instance type, count, seconds
+
+
+def _job_lines(reader: _Reader, resource: PlanResource, steps: list[Step], runs: Fraction, schedule: str,
+               expected_minutes: Optional[int] = None) -> list[Line]:
+    """Lines of a scheduled job (or pipeline): per step its kind, instance type, count and duration: its configured
+    maximum runtime, else the run's expected duration (a batch transform's `expected_run_minutes`), else none."""
     lines = []
     for kind, instance_type, count, max_seconds in steps:
-        if max_seconds is None:
-            continue  # a step without a maximum runtime is usage-only (see _usage_steps)
-        hours = Fraction(max_seconds) / 3600
+        if max_seconds is not None:
+            hours, assumption = Fraction(max_seconds, 3600), "each run takes its configured maximum runtime"
+        elif expected_minutes is not None:
+            hours, assumption = Fraction(expected_minutes, 60), "each run takes its expected_run_minutes"
+        else:
+            continue  # listed as billed by use (see _pipelines)
         quantity = runs * count * hours
         lines.append(reader.line(
             resource, f"{instance_type} {kind} x{count}, {_fmt(runs)} runs ({schedule})",
             (f"sagemaker:{kind}:{instance_type}",), "instance-hours", quantity, quantity,
-            f"each run takes its configured maximum runtime, {_fmt(hours)} h"))
+            f"{assumption}, {_fmt(hours)} h"))
     return lines
 
 
@@ -203,7 +212,7 @@ def _fmt(value: Fraction) -> str:
     return f"{float(value):.2f}".rstrip("0").rstrip(".")
 
 
-def _pipeline_steps(pipeline: PlanResource) -> list[tuple[str, str, int, Optional[int]]]:
+def _pipeline_steps(pipeline: PlanResource) -> list[Step]:
     try:
         definition = json.loads(pipeline.inputs.get("pipelineDefinition") or "{}")
     except (TypeError, ValueError):
@@ -221,6 +230,11 @@ def _pipeline_steps(pipeline: PlanResource) -> list[tuple[str, str, int, Optiona
     return steps
 
 
+def _expected_minutes(pipeline: PlanResource) -> Optional[int]:
+    value = (pipeline.inputs.get("tags") or {}).get(EXPECTED_RUN_TAG)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 def _pipelines(reader: _Reader, capacity: Capacity) -> None:
     rules = {r.inputs.get("name"): r for r in reader.plan.by_type(EVENT_RULE)}
     starts: dict[str, list[PlanResource]] = {}
@@ -229,16 +243,16 @@ def _pipelines(reader: _Reader, capacity: Capacity) -> None:
         if isinstance(arn, str) and ":pipeline/" in arn and rule is not None:
             starts.setdefault(arn.rsplit("/", 1)[1], []).append(rule)
     for pipeline in reader.plan.by_type(PIPELINE):
-        steps = _pipeline_steps(pipeline)
+        steps, expected = _pipeline_steps(pipeline), _expected_minutes(pipeline)
         if not steps:
             continue
         triggers = starts.get(pipeline.inputs.get("pipelineName", ""), [])
         for rule in triggers:
             schedule = rule.inputs.get("scheduleExpression")
             if isinstance(schedule, str):
-                capacity.lines += _job_lines(reader, pipeline, steps, runs_per_month(schedule), schedule)
+                capacity.lines += _job_lines(reader, pipeline, steps, runs_per_month(schedule), schedule, expected)
         events = [r for r in triggers if not isinstance(r.inputs.get("scheduleExpression"), str)]
-        untimed = [s for s in steps if s[3] is None]
+        untimed = [s for s in steps if s[3] is None] if expected is None else []
         if events or untimed:
             parts = [f"{count} x {instance_type} {kind}" for kind, instance_type, count, _ in steps]
             why = "runs that events start" if events else "instance-hours of steps without a maximum runtime"
@@ -254,8 +268,12 @@ def _monitoring(reader: _Reader, capacity: Capacity) -> None:
         if job is None or not isinstance(expression, str) or not expression.startswith(("cron(", "rate(")):
             continue
         cluster = (job.inputs.get("jobResources") or {}).get("clusterConfig") or {}
-        max_seconds = (job.inputs.get("stoppingCondition") or {}).get("maxRuntimeInSeconds", 3600)
+        max_seconds = (job.inputs.get("stoppingCondition") or {}).get("maxRuntimeInSeconds")
         steps = [("processing", cluster.get("instanceType"), int(cluster.get("instanceCount", 1)), max_seconds)]
+        if max_seconds is None:
+            capacity.usage_only.append(UsageOnly(schedule.name, schedule.type, reader.component(schedule),
+                                                 f"runs without a maximum runtime: {steps[0][2]} x "
+                                                 f"{steps[0][1]} processing per run ({expression})"))
         capacity.lines += _job_lines(reader, schedule, steps, runs_per_month(expression), expression)
 
 
