@@ -182,6 +182,10 @@ class FeatureStore(pulumi.ComponentResource):
 
     # -- grants -----------------------------------------------------------------------------------
 
+    def spec(self, group_name: str) -> FeatureGroupSettings:
+        """The settings of one of the store's groups (ValueError naming the groups it has)."""
+        return self._spec(group_name)
+
     def _spec(self, group_name: str) -> FeatureGroupSettings:
         if group_name not in self._specs:
             raise ValueError(f"feature store {self._name!r} has no feature group {group_name!r}; "

@@ -3,8 +3,8 @@
 `PlatformConfig` is what `emlops:platform` may say: what every stack says about itself (`StackConfig`) and a
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
-built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
-registry -> serving -> monitoring -> dashboards -> retraining -> batch transform -> personas. Each stage hands a
+built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts -> registry ->
+serving -> monitoring -> dashboards -> retraining -> batch transform -> data pipelines -> personas. Each stage hands a
 component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
 Model sources are resolved before the platform exists (`program.py`); it builds nothing that is not in the stack
 file.
@@ -51,6 +51,7 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.dashboards import dashboards
+from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
@@ -71,6 +72,7 @@ class PlatformConfig(StackConfig, RegistryGroups):
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
     batch_transforms: list[BatchTransformConfig] = Field(default_factory=list, description="SageMaker pipelines that "
                                                          "score datasets with a model on a schedule. Default: none.")
+    data_pipelines: list[DataPipelineSettings] = Field(default_factory=list, description="Datasets' paths into feature groups. Default: none.")
     personas: Optional[PersonasSettings] = Field(
         None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
         "own least-privilege policy. Default: none.")
@@ -128,6 +130,7 @@ class MlPlatform(pulumi.ComponentResource):
                                      self.monitors)
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
+        self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network, self.alerts_topic_arn, self._governance)
         self.personas = self._personas() if settings.personas is not None else None
 
         self.register_outputs({
@@ -185,7 +188,7 @@ class MlPlatform(pulumi.ComponentResource):
         # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
         holds_data = bool(settings.models or settings.training or settings.feature_groups or settings.batch_transforms)
         self.datasets = self._data_bucket("datasets", eventbridge=any(
-            b.start_on_new_data for b in settings.batch_transforms)) if holds_data else None
+            b.start_on_new_data for b in (*settings.batch_transforms, *settings.data_pipelines))) if holds_data else None
         # Registered versions point at their artifact under models/ by S3 URI, and SageMaker's model packages take
         # no object version: so the artifacts bucket keeps every version it is written, unchangeable and undeletable,
         # as long as old versions are kept (S3 Object Lock; compliance mode in production, where not even the
@@ -254,7 +257,7 @@ class MlPlatform(pulumi.ComponentResource):
         subscriptions = self._settings.alerts.subscriptions
         # asynchronous endpoints and batch transforms announce their failures there too
         announced = any(m.monitored or m.settings.serving == "async" for m in models)
-        if not (announced or self._settings.batch_transforms or (self._registry_groups() and subscriptions)):
+        if not (announced or self._settings.batch_transforms or self._settings.data_pipelines or (self._registry_groups() and subscriptions)):
             return None
         return notification_topic(self, f"{self._name}-alerts", replace(self._governance, permissions_boundary_arn=None),
                                   subscriptions=subscriptions,

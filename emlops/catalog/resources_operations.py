@@ -1,5 +1,5 @@
-"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS and endpoint
-autoscaling."""
+"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS, endpoint
+autoscaling and Lambda functions."""
 
 from __future__ import annotations
 
@@ -84,4 +84,15 @@ SCHEDULED_ACTION = ResourceType(
     arn="arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
         "{resourceId}:scheduledActionName/{name}",
     replace_on_change=("name", *_SCALING_KEY),
+)
+
+# -- Lambda -----------------------------------------------------------------------------------------
+
+# A data pipeline's claim, gate and ingest steps (components/data_pipeline_steps.py).
+LAMBDA_FUNCTION = ResourceType(
+    "aws:lambda/function:Function", label="Lambda function", taggable=True,
+    # CreateFunction's FunctionName: 1-64 of a-z, A-Z, 0-9, '-' and '_'
+    naming=Naming(auto=True, max_length=64, pattern=r"[a-zA-Z0-9_-]+"),
+    arn="arn:{partition}:lambda:{region}:{account}:function:{name}", physical_id="{name}",
+    replace_on_change=("name",),
 )

@@ -1,0 +1,80 @@
+"""The data stage: a DataPipeline per `data_pipelines[]` entry, feeding the platform's feature store.
+
+Its rules across sections (`check`, run by rules.py): a pipeline runs in the private subnets, feeds one of the
+stack's feature groups, lands on a prefix of its own, and in production quarantines what fails validation and tells
+someone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import pulumi
+
+from emlops.components.batch_transform_args import overlap
+from emlops.components.data_pipeline import DataPipeline, DataPipelineContext
+from emlops.components.data_pipeline_args import DataPipelineSettings, pipeline_name
+from emlops.components.feature_store import FeatureStore
+from emlops.components.network import Network
+from emlops.components.options import child
+from emlops.components.settings import AtKey, Governance, Placement
+from emlops.components.storage import SecureBucket
+
+if TYPE_CHECKING:  # the settings that hold the sections; the rules run while they validate
+    from emlops.program.platform import PlatformConfig
+
+__all__ = ["DataPipelineSettings", "check", "data_pipeline_component", "data_pipelines"]
+
+
+def data_pipeline_component(environment: str, name: str) -> str:
+    """The name of a DataPipeline (also its SageMaker pipeline's name)."""
+    return pipeline_name(environment, name)
+
+
+def check(config: PlatformConfig) -> None:
+    """AtKey for the first data pipeline that cannot work in this stack."""
+    groups = [group.name for group in config.feature_groups]
+    landing: dict[str, int] = {}
+    for index, entry in enumerate(config.data_pipelines):
+        at = f"data_pipelines[{index}]"
+        if any(other.name == entry.name for other in config.data_pipelines[:index]):
+            raise AtKey(f"{at}.name", f"data pipeline name {entry.name!r} is used twice; names must be unique")
+        if entry.feature_group not in groups:
+            raise AtKey(f"{at}.feature_group", f"{entry.feature_group!r} is not one of the stack's feature_groups "
+                        f"({', '.join(groups) or 'none'}); declare it in feature_groups or name one of them")
+        for other, earlier in landing.items():
+            if overlap(entry.landing_prefix, other):
+                raise AtKey(f"{at}.landing_prefix", f"{entry.landing_prefix!r} overlaps data_pipelines[{earlier}]'s "
+                            f"landing_prefix {other!r}; each data pipeline claims what lands under a prefix of its own")
+        landing[entry.landing_prefix] = index
+        for number, batch in enumerate(config.batch_transforms):
+            if overlap(entry.landing_prefix, batch.input_prefix):
+                raise AtKey(f"{at}.landing_prefix", f"{entry.landing_prefix!r} overlaps batch_transforms[{number}]'s "
+                            f"input_prefix {batch.input_prefix!r}; the pipeline would move the objects it scores")
+        if config.network is None:
+            raise AtKey(at, "runs in private subnets; add network.managed (or network.vpc_id and "
+                        "network.private_subnet_ids)")
+        if config.production and not entry.quarantine:
+            raise AtKey(f"{at}.quarantine", "production data pipelines quarantine batches that fail validation; "
+                        "set quarantine: true")
+    if config.production and config.data_pipelines and not config.alerts.subscriptions:
+        raise AtKey("alerts", "production data pipelines tell the alerts topic about failed runs and quarantined "
+                    "batches; subscribe someone (alerts.email or alerts.https)")
+
+
+def data_pipelines(parent: pulumi.Resource, config: PlatformConfig, datasets: Optional[SecureBucket],
+                   feature_store: Optional[FeatureStore], network: Optional[Network],
+                   alerts_topic_arn: Optional[pulumi.Input[str]], governance: Governance) -> dict[str, DataPipeline]:
+    """A DataPipeline per `data_pipelines[]` entry, writing to its group of `feature_store`, in the private subnets of
+    `network` (each in a security group of its own: HTTPS out only)."""
+    built, environment = {}, config.environment
+    for entry in config.data_pipelines:
+        placement = Placement(network.vpc_id, list(network.private_subnet_ids))
+        group = feature_store.spec(entry.feature_group)
+        built[entry.name] = DataPipeline(data_pipeline_component(environment, entry.name), entry, DataPipelineContext(
+            pipeline_name=pipeline_name(environment, entry.name), datasets_bucket=datasets,
+            feature_group_name=feature_store.feature_group_names[entry.feature_group],
+            feature_group_arn=feature_store.feature_group_arns[entry.feature_group],
+            feature_store_key_arn=feature_store.kms_key_arn if group.online.enabled else None,
+            placement=placement, endpoint_egress=network.endpoint_egress, alerts_topic_arn=alerts_topic_arn, governance=governance), opts=child(parent))
+    return built
