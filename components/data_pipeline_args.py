@@ -55,7 +55,9 @@ class ValidationSettings(Settings):
     constraints_s3_uri: S3ObjectUri = Field(description="The constraints the batch must meet, in the analyzer's "
                                             "`constraints.json` format (a baselining job writes one; edit it to "
                                             "declare what is allowed), e.g. `s3://ml-baselines/customers/"
-                                            "constraints.json`.")
+                                            "constraints.json`.",
+                                            json_schema_extra=error_message("must be an S3 object URI, "
+                                                                            "s3://<bucket>/<key>"))
     dataset_format: Literal["csv", "json"] = Field("csv", description="Format of the landed objects: CSV with a "
                                                    "header line, or JSON Lines. Default: csv.")
     instance_type: str = Field("ml.m5.xlarge", description="Instance type of the analyzer's processing job "
