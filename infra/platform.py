@@ -373,7 +373,7 @@ class MlPlatform(pulumi.ComponentResource):
             shared_group_publisher=bool(shared and shared.ref.publisher),
             endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
             monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
-            pipeline_arns=[p.pipeline_arn for p in (*self.retraining.values(), *self.batch_transforms.values())],
+            pipeline_arns=[p.pipeline_arn for p in (*self.retraining.values(), *self.batch_transforms.values(), *self.data_pipelines.values())],
             # SageMaker training only (an EKS cluster has no job role)
             training_role_arn=self.training.role_arn if self.training is not None else None,
             job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),

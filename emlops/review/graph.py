@@ -11,7 +11,8 @@ the config an endpoint, the endpoint captures into a bucket, a monitoring schedu
 its violations fire an EventBridge rule, the rule's target starts a pipeline, the pipeline registers
 versions in a package group, and an approved version is the model the endpoint serves. A batch transform
 pipeline reads its input bucket and writes its output bucket with the model it transforms with (its definition's
-Transform steps), and tells a rule when a run fails.
+Transform steps), and tells a rule when a run fails. A data pipeline takes what lands in a bucket into the feature
+group its Ingest step writes, through the function that runs its Lambda steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from emlops.catalog.aws import has_gpu
 from emlops.catalog.resource_type import ResourceType
 from emlops.catalog.resources import GRAPH_LABELS
 from emlops.catalog.resources_eks import CLUSTER, NODE_GROUP
-from emlops.catalog.resources_operations import EVENT_RULE, EVENT_TARGET, LOG_GROUP, METRIC_ALARM, TOPIC
+from emlops.catalog.resources_operations import (EVENT_RULE, EVENT_TARGET, LAMBDA_FUNCTION, LOG_GROUP, METRIC_ALARM,
+                                                 TOPIC)
 from emlops.catalog.resources_pulumi import STACK_REFERENCE
 from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, ENDPOINT, ENDPOINT_CONFIG,
                                                 FEATURE_GROUP, MLFLOW_TRACKING_SERVER, MODEL, MODEL_PACKAGE_GROUP,
@@ -185,6 +187,8 @@ def build_graph(plan: Plan) -> Graph:
                 graph.add_edge(cluster, logs, "control plane logs")
 
     transforming = _batch_transforms(graph, of(PIPELINE), of(MODEL), buckets, of(EVENT_RULE))
+    transforming += _data_pipelines(graph, of(PIPELINE), of(FEATURE_GROUP), of(LAMBDA_FUNCTION), buckets,
+                                    of(EVENT_RULE))
     # Where data is kept: feature stores, training, MLflow and pipelines read and write buckets.
     for consumer in of(FEATURE_GROUP) + of(MLFLOW_TRACKING_SERVER) + [p for p in of(PIPELINE) if p not in transforming]:
         for bucket in buckets:
@@ -223,6 +227,35 @@ def _batch_transforms(graph: Graph, pipelines: list[PlanResource], models: list[
             if "Pipeline Execution Status Change" in pattern and f"pipeline/{arn.lower()}\"" in pattern:
                 graph.add_edge(pipeline, rule, "failures")
     return transforming
+
+
+def _data_pipelines(graph: Graph, pipelines: list[PlanResource], groups: list[PlanResource],
+                    functions: list[PlanResource], buckets: list[PlanResource],
+                    rules: list[PlanResource]) -> list[PlanResource]:
+    """Edges of the data pipelines (which it returns): the bucket data lands in -> pipeline -> the feature group its
+    Ingest step writes, the function that runs its claim, gate and ingest steps, and the rule told of failed runs
+    (quarantined batches among them)."""
+    feeding = []
+    for pipeline in pipelines:
+        definition = str(pipeline.inputs.get("pipelineDefinition", ""))
+        if '"action": "claim"' not in definition:
+            continue
+        feeding.append(pipeline)
+        for bucket in buckets:
+            if f'"landing_uri": "s3://{physical_name(bucket)}/' in definition:
+                graph.add_edge(bucket, pipeline, "landed data")
+        for function in functions:
+            if f':function:{physical_name(function)}"' in definition:
+                graph.add_edge(pipeline, function, "claim, gate, ingest")
+        for group in groups:
+            if f'"feature_group": "{physical_name(group)}"' in definition:
+                graph.add_edge(pipeline, group, "validated features")
+        name = str(pipeline.inputs.get("pipelineName", "")).lower()
+        for rule in rules:
+            pattern = str(rule.inputs.get("eventPattern", ""))
+            if "Pipeline Execution Status Change" in pattern and f"pipeline/{name}\"" in pattern:
+                graph.add_edge(pipeline, rule, "failures, quarantine")
+    return feeding
 
 
 def _node_label(r: PlanResource) -> str:
