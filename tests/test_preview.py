@@ -168,7 +168,7 @@ def test_dev_tree_shape(shipped_plan):
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 172
+    assert len(plan.resources) == 173
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):
