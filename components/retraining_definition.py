@@ -1,6 +1,7 @@
 """The retraining pipeline's definition, built by the SageMaker SDK v3 (`sagemaker-mlops`), offline.
 
-Steps: Prepare (processing) -> Train (training) -> Evaluate (processing, writes `evaluation.json`)
+Steps: Prepare (processing; its input the datasets prefix, or the feature store's point-in-time query run by
+Athena) -> Train (training) -> Evaluate (processing, writes `evaluation.json`)
 -> CheckMetric (condition on `metrics.<metric>.value`) -> Register (a model package in the model's
 group, `PendingManualApproval`, with the data-quality baseline as drift-check baselines), or
 MetricBelowThreshold (a fail step, so a model that is not good enough shows as a failed execution).
@@ -14,11 +15,12 @@ retraining pipeline whose definition was not built before with the same inputs a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from emlops.components import sagemaker_sdk
 from emlops.components.built_cache import cached
@@ -62,6 +64,12 @@ class DefinitionSpec:
     """Where the Train step writes the model artifact. Default: `<output_s3_uri>/training`."""
     model_kms_key_arn: Optional[str] = None
     """Key of the model artifact. Default: `kms_key_arn`."""
+    athena_query: Optional[str] = None
+    """The training set's point-in-time query of the feature store (instead of `input_s3_uri`). Default: none."""
+    athena_database: Optional[str] = None
+    athena_workgroup: Optional[str] = None
+    athena_output_s3_uri: Optional[str] = None
+    """Where the query's results go: the workgroup's own (enforced) results location."""
 
 
 def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
@@ -73,8 +81,37 @@ def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
 
 def build_definition(spec: DefinitionSpec, pipeline_name: str) -> str:
     """The pipeline definition JSON the SDK writes (same spec, byte-identical string)."""
-    with sagemaker_sdk.offline_sdk(spec.region):
+    with sagemaker_sdk.offline_sdk(spec.region), _dataset_definitions_kept():
         return _build(spec, pipeline_name)
+
+
+@contextlib.contextmanager
+def _dataset_definitions_kept() -> Iterator[None]:
+    """The SDK (sagemaker-core 2.x) writes a ProcessingInput's S3Input into the request and drops its
+    DatasetDefinition (an Athena query's input); while a definition is built, the request keeps it too."""
+    from sagemaker.core import processing
+
+    original = processing._processing_input_to_request_dict
+
+    def to_request(processing_input: Any) -> dict:
+        request = original(processing_input)
+        if processing_input.dataset_definition is not None:
+            request["DatasetDefinition"] = _request_shape(processing_input.dataset_definition)
+        return request
+
+    processing._processing_input_to_request_dict = to_request
+    try:
+        yield
+    finally:
+        processing._processing_input_to_request_dict = original
+
+
+def _request_shape(shape: Any) -> Any:
+    """A sagemaker-core shape as the API's request members: PascalCase names, unset members left out."""
+    if not hasattr(shape, "model_fields"):
+        return shape
+    return {"".join(part.capitalize() for part in name.split("_")): _request_shape(value)
+            for name in shape.model_fields if (value := getattr(shape, name)) is not None}
 
 
 def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
@@ -115,8 +152,18 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
                          output_kms_key=spec.kms_key_arn, max_runtime_in_seconds=spec.max_runtime_seconds,
                          network_config=network, sagemaker_session=session)
 
+    training_set = s3_input("input", spec.input_s3_uri, "/opt/ml/processing/input")
+    if spec.athena_query is not None:  # the processing job runs the query and hands the job its results
+        from sagemaker.core.shapes import AthenaDatasetDefinition, DatasetDefinition
+
+        training_set = ProcessingInput(input_name="input", dataset_definition=DatasetDefinition(
+            athena_dataset_definition=AthenaDatasetDefinition(
+                catalog="AwsDataCatalog", database=spec.athena_database, query_string=spec.athena_query,
+                work_group=spec.athena_workgroup, output_s3_uri=spec.athena_output_s3_uri,
+                kms_key_id=spec.kms_key_arn, output_format="PARQUET"),
+            local_path="/opt/ml/processing/input", data_distribution_type="FullyReplicated", input_mode="File"))
     prepare = ProcessingStep(name="Prepare", step_args=processor(spec.prepare_command).run(
-        inputs=[s3_input("input", spec.input_s3_uri, "/opt/ml/processing/input")],
+        inputs=[training_set],
         outputs=[s3_output("train", "/opt/ml/processing/train"), s3_output("test", "/opt/ml/processing/test")]))
     outputs = prepare.properties.ProcessingOutputConfig.Outputs
     trainer = ModelTrainer(

@@ -1,8 +1,10 @@
-"""The data stage: a DataPipeline per `data_pipelines[]` entry, feeding the platform's feature store.
+"""The data stage: a DataPipeline per `data_pipelines[]` entry, feeding the platform's feature store, and the feature
+source of each retraining that trains from it (`training_features`).
 
-Its rules across sections (`check`, run by rules.py): a pipeline runs in the private subnets, feeds one of the
-stack's feature groups, lands on a prefix of its own, and in production quarantines what fails validation and tells
-someone.
+Its rules across sections (`check`, `check_training_features`, run by rules.py): a pipeline runs in the private
+subnets, feeds one of the stack's feature groups, lands on a prefix of its own, and in production quarantines what
+fails validation and tells someone; a retraining names groups of the stack with offline stores and a label among
+their features.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from emlops.components.batch_transform_args import overlap
 from emlops.components.data_pipeline import DataPipeline, DataPipelineContext
 from emlops.components.data_pipeline_args import DataPipelineSettings, pipeline_name
 from emlops.components.feature_store import FeatureStore
+from emlops.components.feature_store_args import OFFLINE_PREFIX, feature_group_name
 from emlops.components.network import Network
 from emlops.components.options import child
+from emlops.components.retraining_args import RetrainingSettings
 from emlops.components.settings import AtKey, Governance, Placement
 from emlops.components.storage import SecureBucket
+from emlops.components.training_features import FeatureSource, feature_tables
 
 if TYPE_CHECKING:  # the settings that hold the sections; the rules run while they validate
     from emlops.program.platform import PlatformConfig
 
-__all__ = ["DataPipelineSettings", "check", "data_pipeline_component", "data_pipelines"]
+__all__ = ["DataPipelineSettings", "check", "check_training_features", "data_pipeline_component", "data_pipelines",
+           "training_features"]
 
 
 def data_pipeline_component(environment: str, name: str) -> str:
@@ -78,3 +84,25 @@ def data_pipelines(parent: pulumi.Resource, config: PlatformConfig, datasets: Op
             feature_store_key_arn=feature_store.kms_key_arn if group.online.enabled else None,
             placement=placement, endpoint_egress=network.endpoint_egress, alerts_topic_arn=alerts_topic_arn, governance=governance), opts=child(parent))
     return built
+
+
+def check_training_features(config: PlatformConfig) -> None:
+    """AtKey for the first retraining whose feature source the stack's feature groups cannot give."""
+    for index, model in enumerate(config.models):
+        features = model.retraining.features
+        problem = features.problem(config.feature_groups) if features is not None and model.retraining.enabled else None
+        if problem:
+            raise AtKey(f"models[{index}].retraining.features.{problem[0]}", problem[1])
+
+
+def training_features(feature_store: Optional[FeatureStore], settings: RetrainingSettings) -> Optional[FeatureSource]:
+    """The feature source of a retraining that trains from the feature store (None for one that reads a prefix)."""
+    if settings.features is None:
+        return None
+    groups = [feature_store.spec(name) for name in feature_store.feature_group_names]
+    return FeatureSource(
+        database=feature_store.glue_database_name, label=settings.features.label,
+        tables=feature_tables(groups, settings.features, {g.name: feature_group_name(feature_store.store_name, g.name)
+                                                          for g in groups},
+                              feature_store.feature_group_arns, OFFLINE_PREFIX),
+        offline_bucket_arn=feature_store.offline_bucket.arn, kms_key_arn=feature_store.kms_key_arn)

@@ -51,7 +51,7 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.dashboards import dashboards
-from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines
+from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines, training_features
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
@@ -348,6 +348,7 @@ class MlPlatform(pulumi.ComponentResource):
                 # a model that got worse against ground truth is retrained too
                 quality_schedule_arn=monitor.quality_schedule.arn if monitor.quality_schedule is not None else None,
                 # approvals are announced by the registry that holds the group (here, or the shared stack)
+                features=training_features(self.feature_store, model.settings.retraining),
                 placement=self._placement(groups), kms_key_arn=self.data_key.arn, governance=self._governance),
                 opts=child(self))
         return pipelines

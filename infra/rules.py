@@ -29,6 +29,7 @@ def check(config: PlatformConfig) -> None:
     batch_transforms_fit_the_environment(config)
     data_training_registry_fit(config)
     data_pipelines.check(config)
+    data_pipelines.check_training_features(config)
     network_fits_the_environment(config)
     names.check(config)
     iam_fits_the_stack(config)

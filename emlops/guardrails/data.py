@@ -1,4 +1,5 @@
-"""Data pipeline rules: the processing jobs of SageMaker pipelines, the Lambda functions beside them, quarantine.
+"""Data rules: the processing jobs of SageMaker pipelines, the Lambda functions beside them, quarantine, and the Athena
+workgroups training sets are queried through.
 
 A processing job is no resource of its own: a pipeline's definition holds each Processing step's
 `CreateProcessingJob` request (a data pipeline's validation and transformation, retraining's prepare and evaluate),
@@ -13,11 +14,13 @@ from typing import Any
 
 from emlops.catalog import resources_operations as operations
 from emlops.catalog import resources_sagemaker as sagemaker
+from emlops.catalog import resources_storage as storage
 from emlops.catalog.aws import has_local_storage
 from emlops.guardrails.helpers import Settings, get, items, parse_json, resource_rule, text
 
 PIPELINE = sagemaker.PIPELINE.token
 FUNCTION = operations.LAMBDA_FUNCTION.token
+ATHENA_WORKGROUP = storage.ATHENA_WORKGROUP.token
 
 
 def pipeline_steps(props: Any, kind: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -92,4 +95,23 @@ def data_pipeline_quarantine(props: Any, settings: Settings) -> Iterator[str]:
             yield f"gate step {step!r} leaves a batch that fails validation where it is (no quarantine_uri)"
 
 
-POLICIES = [processing_steps_encrypted, processing_steps_in_vpc, lambda_in_vpc, data_pipeline_quarantine]
+
+@resource_rule("athena-workgroup-results-encrypted", types=[ATHENA_WORKGROUP], severity="high",
+               description="Athena workgroups encrypt query results with a KMS key in their own results location, "
+                           "and enforce it (queries cannot send results elsewhere, or unencrypted).",
+               remediation="RetrainingPipeline's workgroup does (enforce_workgroup_configuration, SSE_KMS with the "
+                           "platform's key); give a workgroup of your own the same configuration.")
+def athena_workgroup_results_encrypted(props: Any, settings: Settings) -> Iterator[str]:
+    configuration = get(props, "configuration")
+    if get(configuration, "enforceWorkgroupConfiguration") is not True:
+        yield "queries may override the workgroup's results location and encryption (enforceWorkgroupConfiguration)"
+    results = get(configuration, "resultConfiguration")
+    if get(results, "outputLocation") in (None, ""):
+        yield "the workgroup has no results location of its own (resultConfiguration.outputLocation)"
+    encryption = get(results, "encryptionConfiguration")
+    if get(encryption, "encryptionOption") not in ("SSE_KMS", "CSE_KMS") or get(encryption, "kmsKeyArn") in (None, ""):
+        yield "query results are not encrypted with a KMS key (resultConfiguration.encryptionConfiguration)"
+
+
+POLICIES = [processing_steps_encrypted, processing_steps_in_vpc, lambda_in_vpc, data_pipeline_quarantine,
+            athena_workgroup_results_encrypted]
