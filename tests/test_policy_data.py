@@ -26,7 +26,7 @@ ENTRY = {"name": "customers", "feature_group": "customers", "landing_prefix": "l
          "schedule": "cron(0 4 * * ? *)", "validation": {"constraints_s3_uri": "s3://ml-baselines/c/constraints.json"},
          "transformation": {"image": IMAGE}}
 RULE_NAMES = ["sagemaker-processing-steps-encrypted", "sagemaker-processing-steps-in-vpc", "lambda-in-vpc",
-              "data-pipeline-quarantine"]
+              "data-pipeline-quarantine", "athena-workgroup-results-encrypted"]
 
 
 def pipelines(quarantine: bool) -> None:
@@ -67,6 +67,9 @@ def bad_plan() -> Plan:
         aws.lambda_.Function("outside", role=ROLE, runtime="python3.12", handler="h.handler", tags=TAGS,
                              code=None)
         pipelines(quarantine=False)
+        aws.athena.Workgroup("loose", tags=TAGS, configuration={"result_configuration": {
+            "output_location": "s3://ml-output/athena/", "encryption_configuration": {"encryption_option": "SSE_S3"}}})
+        aws.athena.Workgroup("nowhere", tags=TAGS, configuration={"enforce_workgroup_configuration": True})
     return run_components(program)
 
 
@@ -80,6 +83,11 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "data-pipeline-quarantine": [
         ("prod-loose-data-pipeline",
          "gate step 'Gate' leaves a batch that fails validation where it is (no quarantine_uri)")],
+    "athena-workgroup-results-encrypted": [
+        ("loose", "queries may override the workgroup's results location and encryption (enforceWorkgroupConfiguration)"),
+        ("loose", "query results are not encrypted with a KMS key (resultConfiguration.encryptionConfiguration)"),
+        ("nowhere", "the workgroup has no results location of its own (resultConfiguration.outputLocation)"),
+        ("nowhere", "query results are not encrypted with a KMS key (resultConfiguration.encryptionConfiguration)")],
 }
 
 
@@ -91,6 +99,15 @@ def test_rule_reports_exactly_the_bad_resources(rule):
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_the_data_pipeline_complies_with_the_rule(rule):
     assert findings(good_plan(), rule, PROD) == []
+
+
+def test_a_retraining_pipelines_feature_workgroup_complies():
+    from tests.test_training_features import plan_with_features
+
+    plan = plan_with_features()
+    assert len(plan.by_type("aws:athena/workgroup:Workgroup")) == 1
+    assert findings(plan, "athena-workgroup-results-encrypted", PROD) == []
+    assert findings(plan, "sagemaker-processing-steps-encrypted", PROD) == []
 
 
 def test_every_rule_of_the_pack_passes_the_data_pipeline_in_production():
