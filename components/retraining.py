@@ -118,6 +118,8 @@ class RetrainingPipeline(pulumi.ComponentResource):
             return built_definition(DefinitionSpec(
                 athena_query=context.features.query(database) if athena else None, athena_database=database,
                 athena_workgroup=workgroup, athena_output_s3_uri=results,
+                feature_groups=tuple(t.name for t in context.features.tables) if athena else (),
+                label=context.features.label if athena else None,
                 region=region, role_arn=role_arn, package_group_name=group,
                 model_output_s3_uri=model_output, model_kms_key_arn=model_key,
                 training_image_uri=settings.training_image, processing_image_uri=processing_image,

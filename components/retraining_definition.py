@@ -3,7 +3,8 @@
 Steps: Prepare (processing; its input the datasets prefix, or the feature store's point-in-time query run by
 Athena) -> Train (training) -> Evaluate (processing, writes `evaluation.json`)
 -> CheckMetric (condition on `metrics.<metric>.value`) -> Register (a model package in the model's
-group, `PendingManualApproval`, with the data-quality baseline as drift-check baselines), or
+group, `PendingManualApproval`, with the data-quality baseline as drift-check baselines and its lineage as metadata:
+`lineage_metadata`), or
 MetricBelowThreshold (a fail step, so a model that is not good enough shows as a failed execution).
 
 The SDK runs offline, without credentials, in the preview's one session for the region
@@ -28,6 +29,9 @@ from emlops.components.built_cache import cached
 STEP_NAMES = ("Prepare", "Train", "Evaluate", "CheckMetric")
 REGISTER_STEP, FAIL_STEP = "Register", "MetricBelowThreshold"
 EVALUATION_FILE = "evaluation.json"
+# A registered version's lineage (CustomerMetadataProperties; `emlops lineage` reads them)
+LINEAGE_EXECUTION, LINEAGE_STARTED = "emlops:pipeline-execution", "emlops:trained-at"
+LINEAGE_FEATURE_GROUPS, LINEAGE_LABEL, LINEAGE_DATASET = "emlops:feature-groups", "emlops:label", "emlops:dataset"
 _CONDITIONS = {">=": "ConditionGreaterThanOrEqualTo", ">": "ConditionGreaterThan",
                "<=": "ConditionLessThanOrEqualTo", "<": "ConditionLessThan"}
 
@@ -70,6 +74,9 @@ class DefinitionSpec:
     athena_workgroup: Optional[str] = None
     athena_output_s3_uri: Optional[str] = None
     """Where the query's results go: the workgroup's own (enforced) results location."""
+    feature_groups: Sequence[str] = ()
+    """SageMaker names of the feature groups the query reads (with `athena_query`), recorded in the lineage."""
+    label: Optional[str] = None
 
 
 def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
@@ -104,6 +111,24 @@ def _dataset_definitions_kept() -> Iterator[None]:
         yield
     finally:
         processing._processing_input_to_request_dict = original
+
+
+def lineage_metadata(spec: DefinitionSpec) -> dict[str, Any]:
+    """What a registered version was trained on, in its CustomerMetadataProperties (`emlops lineage` reads them): the
+    execution that trained it and when it started, and the feature groups it read then (point in time) with its
+    label, or the datasets prefix it read (whose object versions current at that time the bucket keeps)."""
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+
+    metadata: dict[str, Any] = {
+        LINEAGE_EXECUTION: ExecutionVariables.PIPELINE_EXECUTION_ARN,
+        LINEAGE_STARTED: Join(on="", values=[ExecutionVariables.START_DATETIME])}
+    if spec.athena_query is not None:
+        metadata[LINEAGE_FEATURE_GROUPS] = ",".join(spec.feature_groups)
+        metadata[LINEAGE_LABEL] = spec.label or ""
+    else:
+        metadata[LINEAGE_DATASET] = spec.input_s3_uri
+    return metadata
 
 
 def _request_shape(shape: Any) -> Any:
@@ -199,7 +224,8 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
         model_package_group_name=spec.package_group_name, approval_status="PendingManualApproval",
         content_types=list(spec.content_types), response_types=list(spec.content_types),
         inference_instances=list(spec.inference_instance_types),
-        transform_instances=list(spec.inference_instance_types), drift_check_baselines=baselines))
+        transform_instances=list(spec.inference_instance_types), drift_check_baselines=baselines,
+        customer_metadata_properties=lineage_metadata(spec)))
     metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=f"metrics.{spec.metric_name}.value")
     condition = getattr(conditions, _CONDITIONS[spec.comparison])(left=metric, right=spec.metric_threshold)
     fail = FailStep(name=FAIL_STEP, error_message=(

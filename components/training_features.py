@@ -64,6 +64,8 @@ class FeatureTable:
 
     group: str
     """The group's name in the stack file."""
+    name: str
+    """Its SageMaker name."""
     table: str
     record_identifier: str
     event_time: str
@@ -136,7 +138,7 @@ def feature_tables(groups: Sequence[FeatureGroupSettings], settings: TrainingFea
     known = {group.name: group for group in groups}
     chosen = [known[name] for name in settings.feature_groups]
     chosen.sort(key=lambda group: settings.label not in [f.name for f in group.features])
-    return [FeatureTable(group=group.name, table=glue_name(group.name), record_identifier=group.record_identifier,
+    return [FeatureTable(group=group.name, name=sagemaker_names[group.name], table=glue_name(group.name), record_identifier=group.record_identifier,
                          event_time=group.event_time_feature, features=tuple(f.name for f in group.features),
                          arn=arns[group.name], offline_prefix=f"{offline_prefix}{sagemaker_names[group.name]}/")
             for group in chosen]

@@ -273,6 +273,10 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
         run("ingest", lambda: ingest(resolve_dataset(stack, dataset), wait, poll_seconds, timeout_minutes,
                                      console, runtime))
 
+    from emlops.cli.lineage import register as register_lineage
+
+    register_lineage(app, run)
+
     @app.command("approve")
     def approve_command(
         stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
