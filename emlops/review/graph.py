@@ -17,10 +17,11 @@ group its Ingest step writes, through the function that runs its Lambda steps.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from emlops.catalog.aws import has_gpu
 from emlops.catalog.resource_type import ResourceType
@@ -186,6 +187,12 @@ def build_graph(plan: Plan) -> Graph:
             if f"/{name}/" in str(physical_name(logs)):
                 graph.add_edge(cluster, logs, "control plane logs")
 
+    for group in of(FEATURE_GROUP):  # retraining that takes its training set from the feature store
+        for pipeline in of(PIPELINE):
+            names = re.search(r'"emlops:feature-groups": "([^"]*)"', str(pipeline.inputs.get("pipelineDefinition", "")))
+            if names and physical_name(group) in names.group(1).split(","):
+                graph.add_edge(group, pipeline, "training set")
+
     transforming = _batch_transforms(graph, of(PIPELINE), of(MODEL), buckets, of(EVENT_RULE))
     transforming += _data_pipelines(graph, of(PIPELINE), of(FEATURE_GROUP), of(LAMBDA_FUNCTION), buckets,
                                     of(EVENT_RULE))
@@ -340,9 +347,47 @@ def to_dot(plan: Plan, graph: Graph) -> str:
 FORMATS = ("mermaid", "dot")
 
 
-def graph(plan: Plan, fmt: str = "mermaid") -> str:
-    """PLAN drawn as a mermaid flowchart or a graphviz digraph."""
+def between(graph: Graph, sources: list[str], targets: list[str]) -> Graph:
+    """The shortest paths of GRAPH from a node named in SOURCES to one named in TARGETS (logical names): how data gets
+    from the ones to the others; ValueError naming a name no node has, or when no path leads there."""
+    nodes = {r.urn: r for members in graph.groups.values() for r in members}
+    named = {r.name: r.urn for r in nodes.values()}
+    for name in [*sources, *targets]:
+        if name not in named:
+            close = difflib.get_close_matches(name, list(named), n=1)
+            raise ValueError(f"no node of the graph is named {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+
+    def distances(starts: list[str], forward: bool) -> dict[str, int]:
+        found = {named[name]: 0 for name in starts}
+        todo = list(found)
+        while todo:
+            urn = todo.pop(0)
+            for source, target, _ in graph.edges:
+                step = target if forward and source == urn else source if not forward and target == urn else None
+                if step is not None and step not in found:
+                    found[step] = found[urn] + 1
+                    todo.append(step)
+        return found
+
+    ahead, behind = distances(sources, True), distances(targets, False)
+    lengths = [ahead[named[name]] for name in targets if named[name] in ahead]
+    if not lengths:
+        raise ValueError(f"no path leads from {', '.join(sources)} to {', '.join(targets)}")
+    kept = {urn for urn in ahead if urn in behind and ahead[urn] + behind[urn] == min(lengths)}
+    part = Graph(edges=[(a, b, label) for a, b, label in graph.edges if a in kept and b in kept
+                        and ahead[a] + 1 == ahead[b] and behind[b] + 1 == behind[a]])
+    for label, members in graph.groups.items():
+        if [r for r in members if r.urn in kept]:
+            part.groups[label] = [r for r in members if r.urn in kept]
+    return part
+
+
+def graph(plan: Plan, fmt: str = "mermaid", sources: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
+    """PLAN drawn as a mermaid flowchart or a graphviz digraph; with SOURCES and TARGETS (logical names), only the
+    shortest paths from the ones to the others (`between`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not supported; allowed: {', '.join(FORMATS)}")
     built = build_graph(plan)
+    if sources or targets:
+        built = between(built, list(sources), list(targets))
     return to_mermaid(plan, built) if fmt == "mermaid" else to_dot(plan, built)
