@@ -44,8 +44,9 @@ def move(s3: Any, source_uri: str, target_uri: str, kms_key_id: str) -> int:
     target_bucket, target = split_s3(target_uri)
     moved = 0
     for key in list(_keys(s3, bucket, source)):
-        s3.copy_object(Bucket=target_bucket, Key=target + key[len(source):], CopySource={"Bucket": bucket, "Key": key},
-                       ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
+        # the managed copy: objects over 5 GB are copied in parts
+        s3.copy({"Bucket": bucket, "Key": key}, target_bucket, target + key[len(source):],
+                ExtraArgs={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id})
         s3.delete_object(Bucket=bucket, Key=key)
         moved += 1
     return moved
