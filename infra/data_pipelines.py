@@ -9,6 +9,7 @@ their features.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
@@ -70,12 +71,14 @@ def check(config: PlatformConfig) -> None:
 
 def data_pipelines(parent: pulumi.Resource, config: PlatformConfig, datasets: Optional[SecureBucket],
                    feature_store: Optional[FeatureStore], network: Optional[Network],
-                   alerts_topic_arn: Optional[pulumi.Input[str]], governance: Governance) -> dict[str, DataPipeline]:
+                   workloads: Sequence[pulumi.Input[str]], alerts_topic_arn: Optional[pulumi.Input[str]],
+                   governance: Governance) -> dict[str, DataPipeline]:
     """A DataPipeline per `data_pipelines[]` entry, writing to its group of `feature_store`, in the private subnets of
-    `network` (each in a security group of its own: HTTPS out only)."""
+    `network`, in the workloads' security group (or, in a stack without one, a group of its own: HTTPS to the VPC
+    endpoints only)."""
     built, environment = {}, config.environment
     for entry in config.data_pipelines:
-        placement = Placement(network.vpc_id, list(network.private_subnet_ids))
+        placement = Placement(network.vpc_id, list(network.private_subnet_ids), list(workloads))
         group = feature_store.spec(entry.feature_group)
         built[entry.name] = DataPipeline(data_pipeline_component(environment, entry.name), entry, DataPipelineContext(
             pipeline_name=pipeline_name(environment, entry.name), datasets_bucket=datasets,

@@ -130,7 +130,7 @@ class MlPlatform(pulumi.ComponentResource):
                                      self.monitors)
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
-        self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network, self.alerts_topic_arn, self._governance)
+        self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network, self._workloads, self.alerts_topic_arn, self._governance)
         self.personas = self._personas() if settings.personas is not None else None
 
         self.register_outputs({
