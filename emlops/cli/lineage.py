@@ -77,7 +77,7 @@ def registered_lineage(stack: Target, registry: Target, version: Optional[int]) 
         try:
             package = _package(sagemaker, registry, version)
         except ClientError as exc:
-            if _not_found(exc) or "not found" in str(exc).lower():
+            if _not_found(exc):
                 what = f"version {version}" if version is not None else "group"
                 raise OperationError(f"model package {what} of {registry.model!r} does not exist in "
                                      f"{registry.where}") from None
