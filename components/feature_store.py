@@ -33,6 +33,8 @@ class FeatureStore(pulumi.ComponentResource):
     """SageMaker feature groups, their KMS key, offline bucket, Glue database and offline store role."""
 
     key: Optional[KmsKey]
+    store_name: str
+    """Its name, which the SageMaker names of its groups start with (`<store>-<group>`)."""
     offline_bucket: Optional[SecureBucket]
     role: ServiceRole
     glue_database: Optional[aws.glue.CatalogDatabase]
@@ -64,7 +66,7 @@ class FeatureStore(pulumi.ComponentResource):
             tags=tags,
         )
         super().__init__(type_token("FeatureStore"), name, None, opts)
-        self._name = name
+        self._name = self.store_name = name
         self._specs = {g.name: g for g in groups}
         offline = any(group.offline.enabled for group in groups)
 
@@ -181,6 +183,10 @@ class FeatureStore(pulumi.ComponentResource):
         return [storage, catalog]
 
     # -- grants -----------------------------------------------------------------------------------
+
+    def spec(self, group_name: str) -> FeatureGroupSettings:
+        """The settings of one of the store's groups (ValueError naming the groups it has)."""
+        return self._spec(group_name)
 
     def _spec(self, group_name: str) -> FeatureGroupSettings:
         if group_name not in self._specs:

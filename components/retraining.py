@@ -98,6 +98,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
             tags=tags,
         ), opts=child(self))
         policies = self._execution_policies(role, settings, context, aws_facts, key_arn, processing_image)
+        features = self._feature_source(name, role, settings, context, key_arn, tags, policies)
 
         from emlops.components.retraining_definition import DefinitionSpec, definition as built_definition
 
@@ -111,8 +112,14 @@ class RetrainingPipeline(pulumi.ComponentResource):
         group = context.package_group_arn or context.group_name
 
         def definition(values: list) -> str:
-            region, role_arn, key, input_uri, output_uri, subnet_ids, security_group_ids, model_output, model_key = values
+            (region, role_arn, key, input_uri, output_uri, subnet_ids, security_group_ids, model_output, model_key,
+             athena) = values
+            database, workgroup, results = athena if athena else (None, None, None)
             return built_definition(DefinitionSpec(
+                athena_query=context.features.query(database) if athena else None, athena_database=database,
+                athena_workgroup=workgroup, athena_output_s3_uri=results,
+                feature_groups=tuple(t.name for t in context.features.tables) if athena else (),
+                label=context.features.label if athena else None,
                 region=region, role_arn=role_arn, package_group_name=group,
                 model_output_s3_uri=model_output, model_kms_key_arn=model_key,
                 training_image_uri=settings.training_image, processing_image_uri=processing_image,
@@ -134,7 +141,7 @@ class RetrainingPipeline(pulumi.ComponentResource):
             # subnets and security groups may be other resources' ids: the SDK needs them resolved
             pulumi.Output.all(*(placement.subnet_ids if placement else ())),
             pulumi.Output.all(*security_group_ids),
-            context.model_output_s3_uri, context.model_kms_key_arn).apply(definition)
+            context.model_output_s3_uri, context.model_kms_key_arn, features).apply(definition)
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
             pipeline_name=context.pipeline_name,
@@ -186,6 +193,43 @@ class RetrainingPipeline(pulumi.ComponentResource):
         self.role_arn = role.arn
         self.register_outputs({"pipelineName": self.pipeline_name, "pipelineArn": self.pipeline_arn,
                                "roleArn": self.role_arn, "ruleNames": self.rule_names})
+
+    def _feature_source(self, name: str, role: ServiceRole, settings: RetrainingSettings, context: RetrainingContext,
+                        key_arn: pulumi.Input[str], tags: dict, policies: list) -> Optional[pulumi.Output[list]]:
+        """With a feature source: the pipeline's Athena workgroup, which enforces its own results location (under
+        the pipeline's output prefix, SSE-KMS with the pipeline's key), and the role's right to query the groups'
+        offline tables through it; the (database, workgroup, results location) the definition names."""
+        source = context.features
+        if source is None:
+            return None
+        results = concat(context.output_s3_uri, "athena-results/")
+        workgroup = aws.athena.Workgroup(
+            f"{name}-features", description=f"Training sets of the {context.pipeline_name} pipeline, point in "
+            "time from the feature store", state="ENABLED", force_destroy=False, tags=tags,
+            configuration={"enforce_workgroup_configuration": True, "publish_cloudwatch_metrics_enabled": True,
+                           "result_configuration": {"output_location": results, "encryption_configuration": {
+                               "encryption_option": "SSE_KMS", "kms_key_arn": key_arn}}},
+            opts=child(self))
+        aws_facts = aws_context(self)
+        glue = [aws_facts.arn("glue", "catalog"), aws_facts.arn("glue", concat("database/", source.database)),
+                *[aws_facts.arn("glue", concat("table/", source.database, "/", t.table)) for t in source.tables]]
+        policies.append(role.add_policy("read-features", [
+            Statement(actions=["athena:GetQueryExecution", "athena:GetQueryResults", "athena:GetWorkGroup",
+                               "athena:StartQueryExecution", "athena:StopQueryExecution"], resources=[workgroup.arn]),
+            Statement(actions=["glue:GetDatabase", "glue:GetPartitions", "glue:GetTable"], resources=glue),
+            Statement(actions=["sagemaker:DescribeFeatureGroup"], resources=[t.arn for t in source.tables]),
+            # Athena checks where the results bucket is before it writes the results there
+            Statement(actions=["s3:GetBucketLocation"], resources=[concat("arn:", aws_facts.partition, ":s3:::", (
+                pulumi.Output.from_input(context.output_s3_uri).apply(
+                    lambda uri: parse_s3(uri, "output_s3_uri", prefix=True)[0])))]),
+            Statement(actions=["s3:GetBucketLocation", "s3:ListBucket"], resources=[source.offline_bucket_arn],
+                      conditions={"StringLike": {"s3:prefix": [f"{t.offline_prefix}*" for t in source.tables]}}),
+            Statement(actions=["s3:GetObject"], resources=[concat(source.offline_bucket_arn, "/", t.offline_prefix, "*")
+                                                           for t in source.tables]),
+            kms_usage_statement(source.kms_key_arn, encrypt=False, decrypt=True,
+                                via_service=aws_context(self).service_endpoint("s3")),
+        ]))
+        return pulumi.Output.all(source.database, workgroup.name, results)
 
     def _execution_policies(self, role: ServiceRole, settings: RetrainingSettings, context: RetrainingContext,
                             aws_facts, key_arn: pulumi.Input[str], processing_image: str) -> list:

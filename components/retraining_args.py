@@ -24,6 +24,7 @@ from emlops.components.locations import parse_s3
 from emlops.components.monitoring_args import DriftBaseline
 from emlops.components.schedules import check_eventbridge_schedule
 from emlops.components.settings import Governance, Placement, Settings, error_message
+from emlops.components.training_features import FeatureSource, TrainingFeaturesSettings
 
 # Metrics that are fractions: a threshold outside 0-1 can never be met (or is always met).
 FRACTION_METRICS = frozenset({"auc", "accuracy", "f1", "precision", "recall", "r2"})
@@ -88,6 +89,9 @@ class RetrainingSettings(Settings):
                                                 "registered version may be deployed to, for endpoints and batch "
                                                 "transform (botocore's `ProductionVariantInstanceType` and "
                                                 "`TransformInstanceType`). Default: ml.m5.large.")
+    features: Optional[TrainingFeaturesSettings] = Field(
+        None, description="Take the training set from the feature store (point in time, through an Athena workgroup "
+        "of the pipeline's own) instead of `datasets/<model>/` of the datasets bucket. Default: the prefix.")
 
     @field_validator("schedule")
     @classmethod
@@ -163,6 +167,9 @@ class RetrainingContext:
     """Private subnets and security groups of the jobs. Default: SageMaker's managed network."""
     kms_key_arn: Optional[pulumi.Input[str]] = None
     """Key of the datasets and artifacts, used for the jobs' volumes and outputs. Default: a key is created."""
+    features: Optional[FeatureSource] = None
+    """The feature groups the prepare step reads its training set from (with `settings.features`), instead of
+    `input_s3_uri`. Default: none."""
     governance: Governance = field(default_factory=Governance)
     """Tags of every child, the roles' permissions boundary, and protection of a created key."""
 

@@ -1,8 +1,10 @@
 """The retraining pipeline's definition, built by the SageMaker SDK v3 (`sagemaker-mlops`), offline.
 
-Steps: Prepare (processing) -> Train (training) -> Evaluate (processing, writes `evaluation.json`)
+Steps: Prepare (processing; its input the datasets prefix, or the feature store's point-in-time query run by
+Athena) -> Train (training) -> Evaluate (processing, writes `evaluation.json`)
 -> CheckMetric (condition on `metrics.<metric>.value`) -> Register (a model package in the model's
-group, `PendingManualApproval`, with the data-quality baseline as drift-check baselines), or
+group, `PendingManualApproval`, with the data-quality baseline as drift-check baselines and its lineage as metadata:
+`lineage_metadata`), or
 MetricBelowThreshold (a fail step, so a model that is not good enough shows as a failed execution).
 
 The SDK runs offline, without credentials, in the preview's one session for the region
@@ -14,11 +16,12 @@ retraining pipeline whose definition was not built before with the same inputs a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from emlops.components import sagemaker_sdk
 from emlops.components.built_cache import cached
@@ -26,6 +29,9 @@ from emlops.components.built_cache import cached
 STEP_NAMES = ("Prepare", "Train", "Evaluate", "CheckMetric")
 REGISTER_STEP, FAIL_STEP = "Register", "MetricBelowThreshold"
 EVALUATION_FILE = "evaluation.json"
+# A registered version's lineage (CustomerMetadataProperties; `emlops lineage` reads them)
+LINEAGE_EXECUTION, LINEAGE_STARTED = "emlops:pipeline-execution", "emlops:trained-at"
+LINEAGE_FEATURE_GROUPS, LINEAGE_LABEL, LINEAGE_DATASET = "emlops:feature-groups", "emlops:label", "emlops:dataset"
 _CONDITIONS = {">=": "ConditionGreaterThanOrEqualTo", ">": "ConditionGreaterThan",
                "<=": "ConditionLessThanOrEqualTo", "<": "ConditionLessThan"}
 
@@ -62,6 +68,15 @@ class DefinitionSpec:
     """Where the Train step writes the model artifact. Default: `<output_s3_uri>/training`."""
     model_kms_key_arn: Optional[str] = None
     """Key of the model artifact. Default: `kms_key_arn`."""
+    athena_query: Optional[str] = None
+    """The training set's point-in-time query of the feature store (instead of `input_s3_uri`). Default: none."""
+    athena_database: Optional[str] = None
+    athena_workgroup: Optional[str] = None
+    athena_output_s3_uri: Optional[str] = None
+    """Where the query's results go: the workgroup's own (enforced) results location."""
+    feature_groups: Sequence[str] = ()
+    """SageMaker names of the feature groups the query reads (with `athena_query`), recorded in the lineage."""
+    label: Optional[str] = None
 
 
 def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
@@ -73,8 +88,55 @@ def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
 
 def build_definition(spec: DefinitionSpec, pipeline_name: str) -> str:
     """The pipeline definition JSON the SDK writes (same spec, byte-identical string)."""
-    with sagemaker_sdk.offline_sdk(spec.region):
+    with sagemaker_sdk.offline_sdk(spec.region), _dataset_definitions_kept():
         return _build(spec, pipeline_name)
+
+
+@contextlib.contextmanager
+def _dataset_definitions_kept() -> Iterator[None]:
+    """The SDK (sagemaker-core 2.x) writes a ProcessingInput's S3Input into the request and drops its
+    DatasetDefinition (an Athena query's input); while a definition is built, the request keeps it too."""
+    from sagemaker.core import processing
+
+    original = processing._processing_input_to_request_dict
+
+    def to_request(processing_input: Any) -> dict:
+        request = original(processing_input)
+        if processing_input.dataset_definition is not None:
+            request["DatasetDefinition"] = _request_shape(processing_input.dataset_definition)
+        return request
+
+    processing._processing_input_to_request_dict = to_request
+    try:
+        yield
+    finally:
+        processing._processing_input_to_request_dict = original
+
+
+def lineage_metadata(spec: DefinitionSpec) -> dict[str, Any]:
+    """What a registered version was trained on, in its CustomerMetadataProperties (`emlops lineage` reads them): the
+    execution that trained it and when it started, and the feature groups it read then (point in time) with its
+    label, or the datasets prefix it read (whose object versions current at that time the bucket keeps)."""
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+
+    metadata: dict[str, Any] = {
+        LINEAGE_EXECUTION: ExecutionVariables.PIPELINE_EXECUTION_ARN,
+        LINEAGE_STARTED: Join(on="", values=[ExecutionVariables.START_DATETIME])}
+    if spec.athena_query is not None:
+        metadata[LINEAGE_FEATURE_GROUPS] = ",".join(spec.feature_groups)
+        metadata[LINEAGE_LABEL] = spec.label or ""
+    else:
+        metadata[LINEAGE_DATASET] = spec.input_s3_uri
+    return metadata
+
+
+def _request_shape(shape: Any) -> Any:
+    """A sagemaker-core shape as the API's request members: PascalCase names, unset members left out."""
+    if not hasattr(shape, "model_fields"):
+        return shape
+    return {"".join(part.capitalize() for part in name.split("_")): _request_shape(value)
+            for name in shape.model_fields if (value := getattr(shape, name)) is not None}
 
 
 def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
@@ -115,8 +177,18 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
                          output_kms_key=spec.kms_key_arn, max_runtime_in_seconds=spec.max_runtime_seconds,
                          network_config=network, sagemaker_session=session)
 
+    training_set = s3_input("input", spec.input_s3_uri, "/opt/ml/processing/input")
+    if spec.athena_query is not None:  # the processing job runs the query and hands the job its results
+        from sagemaker.core.shapes import AthenaDatasetDefinition, DatasetDefinition
+
+        training_set = ProcessingInput(input_name="input", dataset_definition=DatasetDefinition(
+            athena_dataset_definition=AthenaDatasetDefinition(
+                catalog="AwsDataCatalog", database=spec.athena_database, query_string=spec.athena_query,
+                work_group=spec.athena_workgroup, output_s3_uri=spec.athena_output_s3_uri,
+                kms_key_id=spec.kms_key_arn, output_format="PARQUET"),
+            local_path="/opt/ml/processing/input", data_distribution_type="FullyReplicated", input_mode="File"))
     prepare = ProcessingStep(name="Prepare", step_args=processor(spec.prepare_command).run(
-        inputs=[s3_input("input", spec.input_s3_uri, "/opt/ml/processing/input")],
+        inputs=[training_set],
         outputs=[s3_output("train", "/opt/ml/processing/train"), s3_output("test", "/opt/ml/processing/test")]))
     outputs = prepare.properties.ProcessingOutputConfig.Outputs
     trainer = ModelTrainer(
@@ -152,7 +224,8 @@ def _build(spec: DefinitionSpec, pipeline_name: str) -> str:
         model_package_group_name=spec.package_group_name, approval_status="PendingManualApproval",
         content_types=list(spec.content_types), response_types=list(spec.content_types),
         inference_instances=list(spec.inference_instance_types),
-        transform_instances=list(spec.inference_instance_types), drift_check_baselines=baselines))
+        transform_instances=list(spec.inference_instance_types), drift_check_baselines=baselines,
+        customer_metadata_properties=lineage_metadata(spec)))
     metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=f"metrics.{spec.metric_name}.value")
     condition = getattr(conditions, _CONDITIONS[spec.comparison])(left=metric, right=spec.metric_threshold)
     fail = FailStep(name=FAIL_STEP, error_message=(

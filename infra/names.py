@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from emlops.catalog.resources import resource_type
-from emlops.components import batch_transform, endpoint, monitoring, registry, retraining
+from emlops.components import batch_transform, data_pipeline, endpoint, monitoring, registry, retraining
 from emlops.components.batch_transform_args import pipeline_name as batch_pipeline_name
+from emlops.components.data_pipeline_args import pipeline_name as data_pipeline_name
 from emlops.components.naming import DerivedName
 from emlops.components.retraining_args import pipeline_name
 from emlops.components.settings import AtKey
@@ -48,7 +49,7 @@ def batch_transform_component(environment: str, name: str) -> str:
 
 def check(config: PlatformConfig) -> None:
     """AtKey for the first derived name AWS would refuse: a model's at `models[i].name`, a batch transform's at
-    `batch_transforms[i].name`, a registry group's at `registry.package_groups[i]`."""
+    `batch_transforms[i].name`, a data pipeline's at `data_pipelines[i].name`, a registry group's at `registry.package_groups[i]`."""
     environment = config.environment
     announced = set(config.announced_groups())
     for index, model in enumerate(config.models):
@@ -69,6 +70,9 @@ def check(config: PlatformConfig) -> None:
         component = batch_transform_component(environment, entry.name)
         _fit(f"batch_transforms[{index}].name", entry.name,
              batch_transform.derived_names(component, entry, batch_pipeline_name(environment, entry.name)))
+    for index, entry in enumerate(config.data_pipelines):
+        _fit(f"data_pipelines[{index}].name", entry.name, data_pipeline.derived_names(
+            data_pipeline_name(environment, entry.name), entry, data_pipeline_name(environment, entry.name)))
     for index, group in enumerate(config.registry.package_groups):
         _fit(f"registry.package_groups[{index}]", group, registry.derived_names(
             registry_component(environment), group, announced=group in announced))

@@ -3,9 +3,10 @@
 `PlatformConfig` is what `emlops:platform` may say: what every stack says about itself (`StackConfig`) and a
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
-built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
-registry -> serving -> monitoring -> dashboards -> retraining -> batch transform -> personas -> budget. Each stage
-hands a component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
+built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts -> registry ->
+serving -> monitoring -> dashboards -> retraining -> batch transform -> data pipelines -> personas -> budget. Each
+stage hands a component its section and its context (what earlier stages built: keys, buckets, network, topic,
+governance).
 Model sources are resolved before the platform exists (`program.py`); it builds nothing that is not in the stack
 file.
 
@@ -52,6 +53,7 @@ from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.budget import BUDGETS, alerts_publishers, budget
 from emlops.program.dashboards import dashboards
+from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines, training_features
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
@@ -72,6 +74,7 @@ class PlatformConfig(StackConfig, RegistryGroups):
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
     batch_transforms: list[BatchTransformConfig] = Field(default_factory=list, description="SageMaker pipelines that "
                                                          "score datasets with a model on a schedule. Default: none.")
+    data_pipelines: list[DataPipelineSettings] = Field(default_factory=list, description="Datasets' paths into feature groups. Default: none.")
     personas: Optional[PersonasSettings] = Field(
         None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
         "own least-privilege policy. Default: none.")
@@ -129,6 +132,7 @@ class MlPlatform(pulumi.ComponentResource):
                                      self.monitors)
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
+        self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network, self._workloads, self.alerts_topic_arn, self._governance)
         self.personas = self._personas() if settings.personas is not None else None
         self.budget = budget(self, settings.environment, settings.guardrails, self.alerts_topic_arn, tags)
 
@@ -187,7 +191,7 @@ class MlPlatform(pulumi.ComponentResource):
         # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
         holds_data = bool(settings.models or settings.training or settings.feature_groups or settings.batch_transforms)
         self.datasets = self._data_bucket("datasets", eventbridge=any(
-            b.start_on_new_data for b in settings.batch_transforms)) if holds_data else None
+            b.start_on_new_data for b in (*settings.batch_transforms, *settings.data_pipelines))) if holds_data else None
         # Registered versions point at their artifact under models/ by S3 URI, and SageMaker's model packages take
         # no object version: so the artifacts bucket keeps every version it is written, unchangeable and undeletable,
         # as long as old versions are kept (S3 Object Lock; compliance mode in production, where not even the
@@ -256,7 +260,8 @@ class MlPlatform(pulumi.ComponentResource):
         subscriptions, publishers = self._settings.alerts.subscriptions, alerts_publishers(self._settings.guardrails)
         # asynchronous endpoints and batch transforms announce their failures there too, a budget its forecasts
         announced = any(m.monitored or m.settings.serving == "async" for m in models) or BUDGETS in publishers
-        if not (announced or self._settings.batch_transforms or (self._registry_groups() and subscriptions)):
+        if not (announced or self._settings.batch_transforms or self._settings.data_pipelines
+                or (self._registry_groups() and subscriptions)):
             return None
         return notification_topic(self, f"{self._name}-alerts", replace(self._governance, permissions_boundary_arn=None),
                                   subscriptions=subscriptions, publishers=publishers,
@@ -347,6 +352,7 @@ class MlPlatform(pulumi.ComponentResource):
                 # a model that got worse against ground truth is retrained too
                 quality_schedule_arn=monitor.quality_schedule.arn if monitor.quality_schedule is not None else None,
                 # approvals are announced by the registry that holds the group (here, or the shared stack)
+                features=training_features(self.feature_store, model.settings.retraining),
                 placement=self._placement(groups), kms_key_arn=self.data_key.arn, governance=self._governance),
                 opts=child(self))
         return pipelines
@@ -372,7 +378,7 @@ class MlPlatform(pulumi.ComponentResource):
             shared_group_publisher=bool(shared and shared.ref.publisher),
             endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
             monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
-            pipeline_arns=[p.pipeline_arn for p in (*self.retraining.values(), *self.batch_transforms.values())],
+            pipeline_arns=[p.pipeline_arn for p in (*self.retraining.values(), *self.batch_transforms.values(), *self.data_pipelines.values())],
             # SageMaker training only (an EKS cluster has no job role)
             training_role_arn=self.training.role_arn if self.training is not None else None,
             job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),

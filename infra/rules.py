@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from emlops.components.batch_transform_args import overlap
 from emlops.components.feature_store_args import check_feature_groups
 from emlops.components.settings import AtKey
-from emlops.program import names, rules_iam
+from emlops.program import data_pipelines, names, rules_iam
 from emlops.program.config_models import ModelConfig
 
 if TYPE_CHECKING:  # the settings that hold the sections; rules run while they validate
@@ -28,6 +28,8 @@ def check(config: PlatformConfig) -> None:
     models_fit_the_environment(config)
     batch_transforms_fit_the_environment(config)
     data_training_registry_fit(config)
+    data_pipelines.check(config)
+    data_pipelines.check_training_features(config)
     network_fits_the_environment(config)
     names.check(config)
     iam_fits_the_stack(config)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from emlops.components.aws_context import AwsContext
 from emlops.components.batch_transform_args import pipeline_name as batch_pipeline_name
+from emlops.components.data_pipeline_args import pipeline_name as data_pipeline_name
 from emlops.components.iam import Statement, platform_role_path, policy_size
 from emlops.components.personas import PersonasContext, policy_sizes
 from emlops.components.personas_args import INLINE_POLICIES_LIMIT, PERSONAS, PRINCIPAL_ARN, TRUST_POLICY_LIMIT
@@ -141,7 +142,8 @@ def estimated_personas_context(config: PlatformConfig) -> PersonasContext:
         monitoring_schedule_arns=[f"{sagemaker}:monitoring-schedule/{env}-{name}-monitor-schedule{_SUFFIX}"
                                   for name in monitored],
         pipeline_arns=[f"{sagemaker}:pipeline/{pipeline_name(env, name)}" for name in retrained]
-        + [f"{sagemaker}:pipeline/{batch_pipeline_name(env, entry.name)}" for entry in config.batch_transforms],
+        + [f"{sagemaker}:pipeline/{batch_pipeline_name(env, entry.name)}" for entry in config.batch_transforms]
+        + [f"{sagemaker}:pipeline/{data_pipeline_name(env, entry.name)}" for entry in config.data_pipelines],
         training_role_arn=(f"arn:{partition}:iam::{config.account_id}:role/{env}-training-training-role{_SUFFIX}"
                            if training else None),
         job_subnet_ids=subnets, job_security_group_ids=[f"sg-{_EC2_HEX}"] if training else [],

@@ -173,6 +173,7 @@ def _sdk_classes(token: str) -> tuple[type, type]:
     package, module_path, class_name = token.split(":")
     sdk = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native"}[package]
     module = module_path.split("/")[0]
+    module = {"lambda": "lambda_"}.get(module, module)  # a Python keyword: the SDK's module is `lambda_`
     mod = importlib.import_module(f"{sdk}.{module}" if module != "index" else sdk)
     return getattr(mod, class_name), getattr(mod, f"{class_name}Args")
 

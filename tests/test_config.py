@@ -196,6 +196,6 @@ def test_the_top_level_keys_are_the_stacks_own_then_a_section_per_component():
     keys = list(PlatformConfig.model_fields)
     assert keys[:len(StackConfig.model_fields)] == list(StackConfig.model_fields)
     # the sections follow, in the order of the stages that build them (a new component adds its own)
-    assert keys[len(StackConfig.model_fields):][:11] == [
+    assert keys[len(StackConfig.model_fields):][:12] == [
         "kms", "storage", "network", "registry", "feature_groups", "training", "models", "batch_transforms",
-        "personas", "guardrails", "alerts"]
+        "data_pipelines", "personas", "guardrails", "alerts"]

@@ -71,7 +71,7 @@ DEFAULT_RETRAINING = {"enabled": False, "metric_name": "auc", "metric_threshold"
                       "processing_image": None, "prepare_command": ["python3", "/opt/program/prepare.py"],
                       "evaluate_command": ["python3", "/opt/program/evaluate.py"], "volume_size_gb": 30,
                       "max_runtime_hours": 24, "content_types": ["text/csv"],
-                      "inference_instance_types": ["ml.m5.large"]}
+                      "inference_instance_types": ["ml.m5.large"], "features": None}
 DEFAULTS = {"environment": {}, "network_isolation": None, "data_capture": DEFAULT_CAPTURE,
             "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None, "serving": "realtime",
             "async_inference": None, "mode": "single_model", "shadow": None, "container_startup_timeout_seconds": None,

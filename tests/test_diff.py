@@ -248,7 +248,8 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
     # the repository is auto-named: its lifecycle policy follows its new name; the pipelines are updated in place;
     # monitoring job definitions, data- and model-quality alike (the batch transform's inputs' too), cannot change
     # in place
-    assert replaced == ["prod-data-key", "prod-features-customers", "prod-training-repository",
+    assert replaced == ["prod-data-key", "prod-features-customers", "prod-features-churn-labels",
+                        "prod-training-repository",
                         "prod-training-repository-lifecycle", "prod-churn-config", "prod-fraud-config",
                         "prod-doc-scoring-config", "prod-churn-monitor-job", "prod-churn-monitor-quality-job",
                         "prod-fraud-monitor-job", "prod-doc-scoring-monitor-job", "prod-churn-nightly-monitor-job"]
@@ -259,7 +260,8 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
         ("targetKeyId", key_arn.rsplit("/", 1)[1], Pending("new key id of `prod-data-key`, after its replacement"),
          False)]
     assert render_markdown(diff).splitlines()[2] == ("**⚠ Stateful resources deleted or replaced: `prod-data-key`, "
-                                                    "`prod-features-customers`, `prod-training-repository`**")
+                                                    "`prod-features-customers`, `prod-features-churn-labels`, "
+                                                    "`prod-training-repository`**")
 
 
 def test_serving_mode_changes_replace_the_configuration_and_update_the_endpoint_blue_green(shipped_plan):

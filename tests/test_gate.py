@@ -89,7 +89,7 @@ def test_a_component_renamed_without_aliases_fails_the_gate(renamed, project_cop
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [GROUP_LOST, BUCKET_LOST]
     table = result.stdout.split("\n\nstateful-change gate: ")
-    assert table[0].startswith("dev: +10 added, ~3 changed, -10 removed, ±1 replaced\n")
+    assert table[0].startswith("dev: +11 added, ~7 changed, -11 removed, ±1 replaced\n")
     assert table[1].splitlines() == [
         "FAILED, 2 stateful resources replaced or deleted without an accepted change",
         f"  replace dev-features-customers ({GROUP}): NOT accepted",

@@ -54,9 +54,10 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
                             "ModelDashboard emlops-prod-churn", "ModelDashboard emlops-prod-fraud",
                             "ModelDashboard emlops-prod-doc-scoring", "EnvironmentDashboard emlops-prod",
                             "RetrainingPipeline churn-retraining", "RetrainingPipeline fraud-retraining",
-                            "RetrainingPipeline doc-scoring-retraining", "BatchTransform churn-nightly"]
+                            "RetrainingPipeline doc-scoring-retraining", "BatchTransform churn-nightly",
+                            "DataPipeline customers-data"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
-    assert 30 <= len(labels) < 70
+    assert 30 <= len(labels) < 80
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
         "n_prod_fraud_endpoint"]
@@ -139,7 +140,7 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 19  # 18 + shared
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 20  # 19 + shared
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]
@@ -179,3 +180,21 @@ def test_colliding_ids_get_a_suffix():
                          None, {}) for name in ("a-b", "a.b", "a_b")]
     _, labels, _ = parse_mermaid(graph(Plan("p", "t", [stack, *keys])))
     assert labels == {"n_a_b": "a-b<br/>KMS key", "n_a_b_2": "a.b<br/>KMS key", "n_a_b_3": "a_b<br/>KMS key"}
+
+
+def test_prod_mermaid_shows_the_data_path_into_the_feature_store(shipped_plan):
+    groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
+    assert groups["DataPipeline customers-data"] == [
+        "n_prod_customers_data_steps", "n_prod_customers_data_pipeline", "n_prod_customers_data_schedule",
+        "n_prod_customers_data_new_data", "n_prod_customers_data_failed"]
+    assert labels["n_prod_customers_data_steps"] == "prod-customers-data-steps<br/>Lambda function"
+    assert {
+        ("n_prod_datasets_bucket", "landed data", "n_prod_customers_data_pipeline"),
+        ("n_prod_customers_data_new_data", "starts", "n_prod_customers_data_pipeline"),
+        ("n_prod_customers_data_schedule", "starts", "n_prod_customers_data_pipeline"),
+        ("n_prod_customers_data_pipeline", "claim, gate, ingest", "n_prod_customers_data_steps"),
+        ("n_prod_customers_data_pipeline", "validated features", "n_prod_features_customers"),
+        ("n_prod_customers_data_pipeline", "failures, quarantine", "n_prod_customers_data_failed"),
+        ("n_prod_customers_data_failed", "notifies", "n_prod_alerts_topic"),
+    } <= edges
+    assert not [e for e in edges if e[0] == "n_prod_customers_data_pipeline" and e[1] == "stores"]

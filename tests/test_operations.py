@@ -288,8 +288,8 @@ def test_ctrl_c_during_the_start_after_sagemaker_started_it(aws, cli, mocker):
     create_pipeline()
     real = operations.start_execution
 
-    def started_then_interrupted(client, name, display):  # SageMaker started it; its answer never arrived
-        real(client, name, display)
+    def started_then_interrupted(client, name, display, command):  # SageMaker started it; its answer never arrived
+        real(client, name, display, command)
         raise KeyboardInterrupt
 
     mocker.patch.object(operations, "start_execution", side_effect=started_then_interrupted)

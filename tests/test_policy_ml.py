@@ -66,6 +66,8 @@ def good_plan() -> Plan:
         RetrainingPipeline("churn-retraining", RetrainingSettings(training_image=TRAINING_IMAGE), RetrainingContext(
             model_name="churn", pipeline_name="prod-churn-retraining",
             input_s3_uri="s3://ml-input/datasets/churn/", output_s3_uri="s3://ml-output/models/churn/",
+            # its processing jobs in the private subnets (sagemaker-processing-steps-in-vpc), in the training group
+            placement=Placement(VPC, SUBNETS, ["sg-0123456789abcdef0"]),
             kms_key_arn=key.arn, governance=Governance(TAGS, BOUNDARY, protect=True)))
         BatchTransform("churn-scoring", BatchTransformSettings.model_validate({
             "schedule": "cron(0 2 * * ? *)", "input_prefix": "scoring/churn/", "output_prefix": "churn-scoring/",

@@ -124,8 +124,8 @@ def test_prod_stateful_resources(shipped_plan):
         # and capture buckets
         "aws:s3/bucket:Bucket": 5,
         "aws:ecr/repository:Repository": 1,  # the training repository
-        "aws:sagemaker/featureGroup:FeatureGroup": 1,  # customers
-        "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the customers feature group's offline-store tables
+        "aws:sagemaker/featureGroup:FeatureGroup": 2,  # customers, churn-labels
+        "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the feature groups' offline-store tables
         "aws:sns/topic:Topic": 2,  # the alerts topic, doc-scoring's responses
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
     }
@@ -160,14 +160,15 @@ def test_dev_tree_shape(shipped_plan):
     assert platform.urn == "urn:pulumi:dev::emlops::emlops:index:MlPlatform::dev"
     assert [r.name for r in plan.children(platform.urn)] == [
         "dev-logs", "dev-network", "dev-data", "dev-access-logs", "dev-datasets", "dev-artifacts",
-        "dev-model-builder", "dev-features", "dev-training", "dev-registry", "dev-workloads-sg", "dev-churn",
+        "dev-model-builder", "dev-features", "dev-training", "dev-alerts-topic-key", "dev-alerts-topic",
+        "dev-alerts-topic-policy", "dev-registry", "dev-workloads-sg", "dev-churn",
         "dev-fraud", "dev-assistant", "emlops-dev-churn", "emlops-dev-fraud", "emlops-dev-assistant", "emlops-dev",
-        "dev-personas",
+        "dev-customers-data", "dev-personas",
     ]
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 149
+    assert len(plan.resources) == 172
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):

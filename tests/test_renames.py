@@ -127,8 +127,8 @@ def test_a_component_renamed_without_aliases_deletes_its_bucket_and_replaces_wha
     destroyed = [(r.action, r.resource.name) for r in diff.resources if r.destructive and r.stateful]
     assert destroyed == [("replace", "dev-features-customers"), ("remove", "dev-datasets-bucket")]
     assert sorted(r.resource.name for r in diff.resources if r.action == "remove") == sorted(
-        [f"dev-datasets-{child}" for child in ("bucket", "public-access-block", "ownership", "versioning", "encryption",
-                                               "policy", "lifecycle", "logging")]
+        [f"dev-datasets-{child}" for child in ("bucket", "public-access-block", "ownership", "events", "versioning",
+                                               "encryption", "policy", "lifecycle", "logging")]
         + ["dev-model-builder-read-dev-datasets", "dev-training-training-read-dev-datasets"])
     [group] = [r for r in diff.resources if r.resource.name == "dev-features-customers"]
     old = physical_name(base.get("dev-datasets-bucket"))

@@ -18,8 +18,8 @@ runner = CliRunner()
 DEV = "stacks/Pulumi.dev.yaml"
 AT = f"{DEV}: emlops:platform"
 ALLOWED_TOP = ("environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, "
-               "storage, network, registry, feature_groups, training, models, batch_transforms, personas, guardrails, "
-               "alerts")
+               "storage, network, registry, feature_groups, training, models, batch_transforms, data_pipelines, "
+               "personas, guardrails, alerts")
 TAG_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
 
 
@@ -52,7 +52,7 @@ DEV_CASES = {
         f"{AT}.tags.owner: appears twice (lines 11 and 12); keep one (YAML would silently use the last)"),
     "repeated key in a list item": (
         "      - name: fraud\n", "      - name: fraud\n        name: churn\n",
-        f"{AT}.models[1].name: appears twice (lines 64 and 65); keep one (YAML would silently use the last)"),
+        f"{AT}.models[1].name: appears twice (lines 75 and 76); keep one (YAML would silently use the last)"),
     "repeated quoted and plain key": (
         "    kms:\n", '    "kms": {}\n    kms:\n',
         f"{AT}.kms: appears twice (lines 14 and 15); keep one (YAML would silently use the last)"),
@@ -216,7 +216,7 @@ def test_reusing_a_block_with_an_alias_and_a_merge_key_works(project_copy):
 def test_a_byte_that_is_not_utf8_names_the_file_and_line(project_copy, monkeypatch):
     append_to_stack(project_copy, "dev", b"    # caf\xe9\n")
     monkeypatch.chdir(project_copy)
-    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 93; save the file as UTF-8"
+    assert preview_fails(project_copy) == f"{DEV}: not valid UTF-8: byte 0xe9 on line 104; save the file as UTF-8"
 
 
 def test_a_directory_in_place_of_a_stack_file(project_copy, monkeypatch):

@@ -19,8 +19,11 @@ AT = f"{SOURCE}: emlops:platform"
 
 def test_prod_feature_group_encrypts_both_stores_with_the_data_key(shipped_plan):
     plan = shipped_plan("prod")
-    [group] = plan.by_type("aws:sagemaker/featureGroup:FeatureGroup")
+    group, labels = plan.by_type("aws:sagemaker/featureGroup:FeatureGroup")
     inputs, key = group.inputs, plan.outputs["dataKeyArn"]
+    # churn's examples: offline only (retraining reads them point in time through Athena)
+    assert labels.inputs["featureGroupName"] == "prod-features-churn-labels"
+    assert "onlineStoreConfig" not in labels.inputs and labels.inputs["offlineStoreConfig"]["tableFormat"] == "Iceberg"
     assert inputs["featureGroupName"] == "prod-features-customers"
     assert inputs["onlineStoreConfig"]["enableOnlineStore"] is True
     assert inputs["onlineStoreConfig"]["securityConfig"] == {"kmsKeyId": key}
@@ -143,7 +146,8 @@ def test_self_hosted_mlflow_reads_its_database_uri_from_a_secret_config_key(proj
 
 def test_stack_outputs_say_where_to_train_and_register(shipped_plan):
     prod = shipped_plan("prod").outputs
-    assert prod["featureGroups"] == {"customers": "prod-features-customers"}
+    assert prod["featureGroups"] == {"customers": "prod-features-customers",
+                                     "churn-labels": "prod-features-churn-labels"}
     assert set(prod["training"]) == {"roleArn", "repositoryUrl"}
     assert "registry" not in prod  # prod registers into the shared registry
     assert shipped_plan("shared").outputs["registry"] == {

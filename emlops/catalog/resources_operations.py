@@ -1,5 +1,5 @@
 """Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS, endpoint
-autoscaling and AWS Budgets."""
+autoscaling, AWS Budgets and Lambda functions."""
 
 from __future__ import annotations
 
@@ -95,4 +95,15 @@ BUDGET = ResourceType(
     # budgets are global to the account: no region in the ARN; the provider's id is `<account>:<name>`
     arn="arn:{partition}:budgets::{account}:budget/{name}", physical_id="{account}:{name}",
     outputs={"accountId": "{account}"}, replace_on_change=("name", "namePrefix", "accountId"),
+)
+
+# -- Lambda -----------------------------------------------------------------------------------------
+
+# A data pipeline's claim, gate and ingest steps (components/data_pipeline_steps.py).
+LAMBDA_FUNCTION = ResourceType(
+    "aws:lambda/function:Function", label="Lambda function", taggable=True,
+    # CreateFunction's FunctionName: 1-64 of a-z, A-Z, 0-9, '-' and '_'
+    naming=Naming(auto=True, max_length=64, pattern=r"[a-zA-Z0-9_-]+"),
+    arn="arn:{partition}:lambda:{region}:{account}:function:{name}", physical_id="{name}",
+    replace_on_change=("name",),
 )

@@ -103,3 +103,15 @@ GLUE_CATALOG_DATABASE = ResourceType(
     physical_id=lambda values: f"{values.get('catalogId') or values['account']}:{values['name']}",
     replace_on_change=("name", "catalogId"),
 )
+
+# -- Athena -----------------------------------------------------------------------------------------
+
+# Training sets are queried from the offline store through a workgroup that enforces its own encrypted results
+# location. Results are kept in S3, not in the workgroup: not stateful.
+ATHENA_WORKGROUP = ResourceType(
+    "aws:athena/workgroup:Workgroup", label="Athena workgroup", taggable=True,
+    # CreateWorkGroup's Name: 1-128 of a-z, A-Z, 0-9, '_', '.' and '-'
+    naming=Naming(auto=True, max_length=128, pattern=r"[a-zA-Z0-9._-]{1,128}"),
+    arn="arn:{partition}:athena:{region}:{account}:workgroup/{name}", physical_id="{name}",
+    replace_on_change=("name",),
+)

@@ -1,12 +1,13 @@
-"""Operator commands on a deployed stack: `emlops retrain`, `emlops approve` and `emlops promote` (what they act
-on: targets.py; the approval itself: approval.py; the promotion of a shadow test's challenger: promotion.py).
+"""Operator commands on a deployed stack: `emlops retrain`, `emlops ingest`, `emlops approve` and `emlops promote`
+(what they act on: targets.py; the approval itself: approval.py; the promotion of a shadow test's challenger:
+promotion.py).
 
 They call AWS with boto3 and the credentials of the environment (no role is assumed here), in the
 stack's region, and refuse to act when those credentials are for another account than the stack's.
 Names follow the platform: a model's retraining pipeline is `<environment>-<model>-retraining`,
-its model package group is `<model>`.
+its model package group is `<model>`, a dataset's data pipeline is `<environment>-<dataset>-data`.
 
-`emlops retrain` starts the pipeline and follows its steps. A status check AWS throttles is retried with a
+`emlops retrain` (and `emlops ingest`) starts the pipeline and follows its steps. A status check AWS throttles is retried with a
 growing pause (up to `MAX_THROTTLED` in a row), never taken for a failed pipeline. Whenever the command stops
 following (its timeout, Ctrl-C, an AWS error, throttling that does not end), it says the execution keeps
 running, with its ARN, and ends with `EXIT_STILL_RUNNING`; Ctrl-C while starting says whether an execution
@@ -36,8 +37,10 @@ from emlops.cli.targets import (
     _not_found,
     clean,
     is_throttled,
+    resolve_dataset,
     resolve_target,
 )
+from emlops.components.data_pipeline_args import pipeline_name as data_pipeline_name
 from emlops.components.retraining_args import pipeline_name
 
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
@@ -133,10 +136,10 @@ def follow_execution(sagemaker: Any, execution_arn: str, label: str, console: Co
             runtime.sleep(poll_seconds)
 
 
-def start_execution(sagemaker: Any, name: str, display: str) -> str:
+def start_execution(sagemaker: Any, name: str, display: str, command: str = "retrain") -> str:
     """Start the pipeline; its ARN. botocore fills in an idempotency token, so its own retries start one at most."""
     return sagemaker.start_pipeline_execution(PipelineName=name, PipelineExecutionDisplayName=display,
-                                              PipelineExecutionDescription="started with emlops retrain")[
+                                              PipelineExecutionDescription=f"started with emlops {command}")[
         "PipelineExecutionArn"]
 
 
@@ -168,10 +171,22 @@ def _interrupted_start(sagemaker: Any, name: str, display: str, since: Any) -> O
 
 def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: float, console: Console,
             runtime: Runtime) -> None:
+    run_pipeline(target, pipeline_name(target.environment, target.model), "retrain", wait, poll_seconds,
+                 timeout_minutes, console, runtime)
+
+
+def ingest(target: Target, wait: bool, poll_seconds: float, timeout_minutes: float, console: Console,
+           runtime: Runtime) -> None:
+    run_pipeline(target, data_pipeline_name(target.environment, target.model), "ingest", wait, poll_seconds,
+                 timeout_minutes, console, runtime)
+
+
+def run_pipeline(target: Target, name: str, command: str, wait: bool, poll_seconds: float, timeout_minutes: float,
+                 console: Console, runtime: Runtime) -> None:
+    """Start the pipeline NAME in TARGET's account and region and follow it (see the module docstring)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    name = pipeline_name(target.environment, target.model)
     now = runtime.now()
     display = now.strftime("emlops-%Y%m%d-%H%M%S")
     try:
@@ -182,7 +197,7 @@ def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: fl
         except KeyboardInterrupt:
             raise OperationError(f"interrupted before starting {name}; no execution started") from None
         try:
-            arn = clean(start_execution(sagemaker, name, display))
+            arn = clean(start_execution(sagemaker, name, display, command))
         except KeyboardInterrupt:
             raise _interrupted_start(sagemaker, name, display, now - timedelta(minutes=5)) from None
         except ClientError as exc:
@@ -209,7 +224,7 @@ def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: fl
 
 
 def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
-    """Add `retrain`, `approve` and `promote` to APP (tests pass a Runtime whose sleep does not wait)."""
+    """Add `retrain`, `ingest`, `approve` and `promote` to APP (tests pass a Runtime whose sleep does not wait)."""
     runtime = runtime or Runtime()
 
     def run(command: str, action: Callable[[], None]) -> None:
@@ -237,6 +252,30 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
         console = Console(highlight=False, soft_wrap=True)
         run("retrain", lambda: retrain(resolve_target(stack, model), wait, poll_seconds, timeout_minutes,
                                        console, runtime))
+
+    @app.command("ingest")
+    def ingest_command(
+        stack: str = typer.Argument(..., help="Stack name: reads stacks/Pulumi.<stack>.yaml."),
+        dataset: str = typer.Argument(..., help="One of the stack's data_pipelines."),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the execution until it ends."),
+        poll_seconds: int = typer.Option(30, "--poll-seconds", min=1, help="Seconds between status checks."),
+        timeout_minutes: int = typer.Option(180, "--timeout-minutes", min=1,
+                                              help="Stop following (the execution keeps running) after this long."),
+    ) -> None:
+        """Start DATASET's data pipeline in STACK's account (it claims what landed, validates, quarantines or
+        ingests it) and follow it to the end.
+
+        Exit codes: 0 succeeded (or started, with --no-wait); 1 failed (a quarantined batch among them), or not
+        started; 2 bad input; 3 stopped following (timeout, Ctrl-C, AWS errors or throttling), the execution keeps
+        running.
+        """
+        console = Console(highlight=False, soft_wrap=True)
+        run("ingest", lambda: ingest(resolve_dataset(stack, dataset), wait, poll_seconds, timeout_minutes,
+                                     console, runtime))
+
+    from emlops.cli.lineage import register as register_lineage
+
+    register_lineage(app, run)
 
     @app.command("approve")
     def approve_command(

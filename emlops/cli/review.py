@@ -86,6 +86,9 @@ def register(app: typer.Typer) -> None:
         stack: Optional[str] = typer.Argument(None, help="Stack to preview offline (stacks/Pulumi.<stack>.yaml)."),
         plan_path: Optional[Path] = typer.Option(None, "--plan", help="Draw this plan file instead of a stack."),
         output_format: str = typer.Option("mermaid", "--format", help="mermaid or dot."),
+        sources: list[str] = typer.Option([], "--from", help="Draw only the shortest paths from this resource "
+                                          "(its logical name, e.g. prod-datasets-bucket; repeatable) ..."),
+        targets: list[str] = typer.Option([], "--to", help="... to this one (e.g. prod-churn-endpoint; repeatable)."),
     ) -> None:
         """Draw the platform of STACK (or of a plan file): components, key resources, data flow."""
         from emlops.review.graph import FORMATS
@@ -93,6 +96,8 @@ def register(app: typer.Typer) -> None:
         _choose("graph", "--format", output_format, FORMATS)
         if (stack is None) == (plan_path is None):
             _fail("graph", "give either a STACK or --plan PATH (not both)")
+        if bool(sources) != bool(targets):
+            _fail("graph", "--from and --to go together: give both or neither")
 
         def action() -> None:
             from emlops.review.comment import load_plan
@@ -114,7 +119,11 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"emlops: internal error while previewing {stack}: {type(exc).__name__}: {exc}",
                                err=True)
                     raise typer.Exit(EXIT_INTERNAL) from None
-            typer.echo(graph(plan, output_format), nl=False)
+            try:
+                text = graph(plan, output_format, sources, targets)
+            except ValueError as exc:
+                _fail("graph", str(exc))
+            typer.echo(text, nl=False)
 
         _run("graph", action)
 

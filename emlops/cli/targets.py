@@ -133,11 +133,18 @@ def _target(stack: str, model: str, platform: "PlatformConfig") -> Target:
     return Target(stack, model, platform.environment, platform.account_id, platform.region, platform.partition.name)
 
 
-def _check_model(stack: str, model: str, names: list[str]) -> None:
+def resolve_dataset(stack: str, dataset: str) -> Target:
+    """STACK's data pipeline DATASET (the target's `model` is its name; exit 2 when the stack has none of that name)."""
+    platform = _load_platform(stack)
+    _check_model(stack, dataset, [p.name for p in platform.data_pipelines], what="data pipeline")
+    return _target(stack, dataset, platform)
+
+
+def _check_model(stack: str, model: str, names: list[str], what: str = "model") -> None:
     if model not in names:
         close = difflib.get_close_matches(model, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise OperationError(f"stack {stack!r} has no model {model!r}; {hint}models: {', '.join(names) or 'none'}",
+        raise OperationError(f"stack {stack!r} has no {what} {model!r}; {hint}{what}s: {', '.join(names) or 'none'}",
                              EXIT_INPUT)
 
 

@@ -11,21 +11,24 @@ the config an endpoint, the endpoint captures into a bucket, a monitoring schedu
 its violations fire an EventBridge rule, the rule's target starts a pipeline, the pipeline registers
 versions in a package group, and an approved version is the model the endpoint serves. A batch transform
 pipeline reads its input bucket and writes its output bucket with the model it transforms with (its definition's
-Transform steps), and tells a rule when a run fails.
+Transform steps), and tells a rule when a run fails. A data pipeline takes what lands in a bucket into the feature
+group its Ingest step writes, through the function that runs its Lambda steps.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from emlops.catalog.aws import has_gpu
 from emlops.catalog.resource_type import ResourceType
 from emlops.catalog.resources import GRAPH_LABELS
 from emlops.catalog.resources_eks import CLUSTER, NODE_GROUP
-from emlops.catalog.resources_operations import EVENT_RULE, EVENT_TARGET, LOG_GROUP, METRIC_ALARM, TOPIC
+from emlops.catalog.resources_operations import (EVENT_RULE, EVENT_TARGET, LAMBDA_FUNCTION, LOG_GROUP, METRIC_ALARM,
+                                                 TOPIC)
 from emlops.catalog.resources_pulumi import STACK_REFERENCE
 from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, ENDPOINT, ENDPOINT_CONFIG,
                                                 FEATURE_GROUP, MLFLOW_TRACKING_SERVER, MODEL, MODEL_PACKAGE_GROUP,
@@ -184,7 +187,15 @@ def build_graph(plan: Plan) -> Graph:
             if f"/{name}/" in str(physical_name(logs)):
                 graph.add_edge(cluster, logs, "control plane logs")
 
+    for group in of(FEATURE_GROUP):  # retraining that takes its training set from the feature store
+        for pipeline in of(PIPELINE):
+            names = re.search(r'"emlops:feature-groups": "([^"]*)"', str(pipeline.inputs.get("pipelineDefinition", "")))
+            if names and physical_name(group) in names.group(1).split(","):
+                graph.add_edge(group, pipeline, "training set")
+
     transforming = _batch_transforms(graph, of(PIPELINE), of(MODEL), buckets, of(EVENT_RULE))
+    transforming += _data_pipelines(graph, of(PIPELINE), of(FEATURE_GROUP), of(LAMBDA_FUNCTION), buckets,
+                                    of(EVENT_RULE))
     # Where data is kept: feature stores, training, MLflow and pipelines read and write buckets.
     for consumer in of(FEATURE_GROUP) + of(MLFLOW_TRACKING_SERVER) + [p for p in of(PIPELINE) if p not in transforming]:
         for bucket in buckets:
@@ -223,6 +234,35 @@ def _batch_transforms(graph: Graph, pipelines: list[PlanResource], models: list[
             if "Pipeline Execution Status Change" in pattern and f"pipeline/{arn.lower()}\"" in pattern:
                 graph.add_edge(pipeline, rule, "failures")
     return transforming
+
+
+def _data_pipelines(graph: Graph, pipelines: list[PlanResource], groups: list[PlanResource],
+                    functions: list[PlanResource], buckets: list[PlanResource],
+                    rules: list[PlanResource]) -> list[PlanResource]:
+    """Edges of the data pipelines (which it returns): the bucket data lands in -> pipeline -> the feature group its
+    Ingest step writes, the function that runs its claim, gate and ingest steps, and the rule told of failed runs
+    (quarantined batches among them)."""
+    feeding = []
+    for pipeline in pipelines:
+        definition = str(pipeline.inputs.get("pipelineDefinition", ""))
+        if '"action": "claim"' not in definition:
+            continue
+        feeding.append(pipeline)
+        for bucket in buckets:
+            if f'"landing_uri": "s3://{physical_name(bucket)}/' in definition:
+                graph.add_edge(bucket, pipeline, "landed data")
+        for function in functions:
+            if f':function:{physical_name(function)}"' in definition:
+                graph.add_edge(pipeline, function, "claim, gate, ingest")
+        for group in groups:
+            if f'"feature_group": "{physical_name(group)}"' in definition:
+                graph.add_edge(pipeline, group, "validated features")
+        name = str(pipeline.inputs.get("pipelineName", "")).lower()
+        for rule in rules:
+            pattern = str(rule.inputs.get("eventPattern", ""))
+            if "Pipeline Execution Status Change" in pattern and f"pipeline/{name}\"" in pattern:
+                graph.add_edge(pipeline, rule, "failures, quarantine")
+    return feeding
 
 
 def _node_label(r: PlanResource) -> str:
@@ -307,9 +347,47 @@ def to_dot(plan: Plan, graph: Graph) -> str:
 FORMATS = ("mermaid", "dot")
 
 
-def graph(plan: Plan, fmt: str = "mermaid") -> str:
-    """PLAN drawn as a mermaid flowchart or a graphviz digraph."""
+def between(graph: Graph, sources: list[str], targets: list[str]) -> Graph:
+    """The shortest paths of GRAPH from a node named in SOURCES to one named in TARGETS (logical names): how data gets
+    from the ones to the others; ValueError naming a name no node has, or when no path leads there."""
+    nodes = {r.urn: r for members in graph.groups.values() for r in members}
+    named = {r.name: r.urn for r in nodes.values()}
+    for name in [*sources, *targets]:
+        if name not in named:
+            close = difflib.get_close_matches(name, list(named), n=1)
+            raise ValueError(f"no node of the graph is named {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+
+    def distances(starts: list[str], forward: bool) -> dict[str, int]:
+        found = {named[name]: 0 for name in starts}
+        todo = list(found)
+        while todo:
+            urn = todo.pop(0)
+            for source, target, _ in graph.edges:
+                step = target if forward and source == urn else source if not forward and target == urn else None
+                if step is not None and step not in found:
+                    found[step] = found[urn] + 1
+                    todo.append(step)
+        return found
+
+    ahead, behind = distances(sources, True), distances(targets, False)
+    lengths = [ahead[named[name]] for name in targets if named[name] in ahead]
+    if not lengths:
+        raise ValueError(f"no path leads from {', '.join(sources)} to {', '.join(targets)}")
+    kept = {urn for urn in ahead if urn in behind and ahead[urn] + behind[urn] == min(lengths)}
+    part = Graph(edges=[(a, b, label) for a, b, label in graph.edges if a in kept and b in kept
+                        and ahead[a] + 1 == ahead[b] and behind[b] + 1 == behind[a]])
+    for label, members in graph.groups.items():
+        if [r for r in members if r.urn in kept]:
+            part.groups[label] = [r for r in members if r.urn in kept]
+    return part
+
+
+def graph(plan: Plan, fmt: str = "mermaid", sources: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
+    """PLAN drawn as a mermaid flowchart or a graphviz digraph; with SOURCES and TARGETS (logical names), only the
+    shortest paths from the ones to the others (`between`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not supported; allowed: {', '.join(FORMATS)}")
     built = build_graph(plan)
+    if sources or targets:
+        built = between(built, list(sources), list(targets))
     return to_mermaid(plan, built) if fmt == "mermaid" else to_dot(plan, built)

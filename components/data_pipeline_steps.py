@@ -1,0 +1,124 @@
+"""The code a data pipeline's Lambda step runs in AWS (Python 3.12 runtime, boto3 only): claim, gate, ingest.
+
+The pipeline (`components/data_pipeline_definition.py`) calls one function with `{"action": ..., ...}`:
+- `claim`: move every object under the landing prefix to this run's batch prefix (`batches/<pipeline>/<run>/`),
+  so that what a run validates, transforms and ingests is exactly what it claimed, and objects landing meanwhile
+  wait for the next run. Answers `{"objects": n}` (0: nothing landed; the run ends without work).
+- `gate`: read the analyzer's `constraint_violations.json` under the validation report prefix. Violations: move the
+  batch to the quarantine prefix (`quarantine/<pipeline>/<run>/`) and answer `{"valid": false, ...}`; the run then
+  stops at a fail step whose failure the alerts topic hears of. Otherwise `{"valid": true, ...}`.
+- `ingest`: put every row of the transformation's CSV output (a header line naming the features) into the feature
+  group, typed by the group's feature definitions. Answers `{"records": n}`.
+
+A move is a copy (encrypted with the datasets key) and a delete of the source. It runs in the platform's private
+subnets: S3 through the gateway endpoint, SageMaker Feature Store through its interface endpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterator, Optional
+
+VIOLATIONS_FILE = "constraint_violations.json"
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, key) of `s3://bucket/key`."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def move(s3: Any, source_uri: str, target_uri: str, kms_key_id: str) -> int:
+    """Move every object under `source_uri` to the same relative key under `target_uri`; the number moved."""
+    bucket, source = split_s3(source_uri)
+    target_bucket, target = split_s3(target_uri)
+    moved = 0
+    for key in list(_keys(s3, bucket, source)):
+        # the managed copy: objects over 5 GB are copied in parts
+        s3.copy({"Bucket": bucket, "Key": key}, target_bucket, target + key[len(source):],
+                ExtraArgs={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id})
+        s3.delete_object(Bucket=bucket, Key=key)
+        moved += 1
+    return moved
+
+
+def violations(s3: Any, report_uri: str) -> list[dict]:
+    """The analyzer's violations under `report_uri` (none when it wrote no violations file)."""
+    bucket, prefix = split_s3(report_uri.rstrip("/") + "/")
+    for key in _keys(s3, bucket, prefix):
+        if key.rsplit("/", 1)[-1] == VIOLATIONS_FILE:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return list(json.loads(body).get("violations", []))
+    return []
+
+
+def claim(s3: Any, event: dict) -> dict:
+    return {"objects": move(s3, event["landing_uri"], event["batch_uri"], event["kms_key_id"])}
+
+
+def gate(s3: Any, event: dict) -> dict:
+    found = violations(s3, event["report_uri"])
+    if not found:
+        return {"valid": True, "violations": 0, "summary": "", "quarantine_uri": ""}
+    if event["quarantine_uri"]:  # without quarantine, the batch stays in its batch folder
+        move(s3, event["batch_uri"], event["quarantine_uri"], event["kms_key_id"])
+    checks = sorted({f"{v.get('feature_name', '?')}: {v.get('constraint_check_type', '?')}" for v in found})
+    return {"valid": False, "violations": len(found), "summary": "; ".join(checks)[:900],
+            "quarantine_uri": event["quarantine_uri"]}
+
+
+def _typed(value: str, feature_type: str) -> Optional[str]:
+    """The record value of one CSV cell (None: leave the feature out), checked against the feature's type."""
+    if value == "":
+        return None
+    if feature_type == "Integral":
+        int(value)
+    elif feature_type == "Fractional":
+        float(value)
+    return value
+
+
+def ingest(s3: Any, featurestore: Any, sagemaker: Any, event: dict) -> dict:
+    """Put the rows of the CSV objects under `output_uri` into the feature group `feature_group`."""
+    group = sagemaker.describe_feature_group(FeatureGroupName=event["feature_group"])
+    types = {f["FeatureName"]: f["FeatureType"] for f in group["FeatureDefinitions"]}
+    bucket, prefix = split_s3(event["output_uri"].rstrip("/") + "/")
+    records = 0
+    for key in sorted(_keys(s3, bucket, prefix)):
+        text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        reader = csv.DictReader(io.StringIO(text))
+        unknown = sorted(set(reader.fieldnames or ()) - set(types))
+        if unknown:
+            raise ValueError(f"{key}: columns {', '.join(unknown)} are not features of {event['feature_group']}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                record = [{"FeatureName": name, "ValueAsString": value} for name, value in
+                          ((name, _typed(raw, types[name])) for name, raw in row.items()) if value is not None]
+            except ValueError as error:
+                raise ValueError(f"{key}, line {line}: {error}") from None
+            featurestore.put_record(FeatureGroupName=event["feature_group"], Record=record)
+            records += 1
+    return {"records": records}
+
+
+def handler(event: dict, context: Any = None) -> dict:  # the Lambda entry point
+    import boto3
+
+    action, s3 = event.get("action"), boto3.client("s3")
+    if action == "claim":
+        return claim(s3, event)
+    if action == "gate":
+        return gate(s3, event)
+    if action == "ingest":
+        return ingest(s3, boto3.client("sagemaker-featurestore-runtime"), boto3.client("sagemaker"), event)
+    raise ValueError(f"unknown action {action!r}: claim, gate or ingest")
