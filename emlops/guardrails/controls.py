@@ -61,6 +61,13 @@ CONTROLS: dict[str, Mapping] = {
     "sagemaker-batch-transform-output-encrypted": AT_REST,
     "sagemaker-batch-transform-network-isolation": NO_OUTBOUND,
     "sagemaker-batch-transform-vpc": NO_INBOUND,
+    # data pipelines and training from the feature store (emlops.guardrails.data)
+    "sagemaker-processing-steps-encrypted": AT_REST,
+    "sagemaker-processing-steps-in-vpc": NO_INBOUND,
+    "lambda-in-vpc": NO_INBOUND,
+    # a batch that fails validation is stopped, set apart and reported: evidence of monitoring, not of integrity
+    "data-pipeline-quarantine": MODEL_MONITORING,
+    "athena-workgroup-results-encrypted": AT_REST,
     # AWS baseline (emlops.guardrails.baseline)
     "s3-bucket-sse-kms": _m(nist="SC-13 SC-28 SC-28(1)", soc2="CC6.1", iso="A.8.24", pci="3.5.1",
                             hipaa="164.312(a)(2)(iv)"),
