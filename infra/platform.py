@@ -51,6 +51,7 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.dashboards import dashboards
+from emlops.program.governance import model_cards
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
@@ -126,6 +127,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.monitors = self._monitoring(models)
         self.dashboards = dashboards(self, name, settings.region, settings.account_id, models, self.endpoints,
                                      self.monitors)
+        self.model_cards = model_cards(self, settings, models, context.shared, self.data_key.arn, self._governance)
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
         self.personas = self._personas() if settings.personas is not None else None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from emlops.components.batch_transform_args import overlap
 from emlops.components.feature_store_args import check_feature_groups
+from emlops.components.model_card import RATED
 from emlops.components.settings import AtKey
 from emlops.program import names, rules_iam
 from emlops.program.config_models import ModelConfig
@@ -167,3 +168,8 @@ def _check_production_model(model: ModelConfig, at: str) -> None:
     if model.data_capture.sampling_percentage == 0:
         raise AtKey(f"{at}.data_capture.sampling_percentage", "production endpoints capture data for monitoring: "
                     "sample at least 1 percent of requests, got 0")
+    if model.model_card is None:
+        raise AtKey(f"{at}.model_card", "production models need a model card (intended_uses, risk_rating, owner)")
+    if model.model_card.risk_rating not in RATED:
+        raise AtKey(f"{at}.model_card.risk_rating", f"production models need a risk rating: High, Medium or Low, got "
+                    f"{model.model_card.risk_rating or 'none'}")

@@ -34,7 +34,9 @@ BASELINE = {"statistics_s3_uri": "s3://ml-monitoring/churn/statistics.json",
             "constraints_s3_uri": "s3://ml-monitoring/churn/constraints.json"}
 PRODUCTION: dict[str, Any] = {**MODEL, "variants": [{"instance_type": "ml.m5.large", "initial_instance_count": 2}],
                               "autoscaling": {"min_instances": 2, "max_instances": 4},
-                              "monitoring": {"baseline": BASELINE}}
+                              "monitoring": {"baseline": BASELINE},
+                              "model_card": {"intended_uses": "Scores churn risk", "risk_rating": "Medium",
+                                             "owner": "churn-team@example.com"}}
 
 
 def platform(*models: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -128,6 +128,7 @@ def test_prod_stateful_resources(shipped_plan):
         "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the customers feature group's offline-store tables
         "aws:sns/topic:Topic": 2,  # the alerts topic, doc-scoring's responses
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
+        "aws-native:sagemaker:ModelCard": 3,  # churn's, fraud's and doc-scoring's model cards
     }
     # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
     assert counts["aws:sagemaker/modelPackageGroup:ModelPackageGroup"] == 0
@@ -327,3 +328,12 @@ def test_models_and_endpoint_configurations_are_auto_named_so_changes_replace_th
     for type_ in ("aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
         for resource in plan.by_type(type_):
             assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", resource.inputs["name"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_no_shipped_plan_holds_a_dynamic_provider_resource(stack, shipped_plan):
+    """Every resource is a provider's (pulumi-aws, pulumi-aws-native, pulumi-kubernetes) or a component: no Python
+    dynamic provider, whose pickled code the state would carry and every later `pulumi up` would have to import."""
+    plan = shipped_plan(stack)
+    assert [r.urn for r in plan.resources if r.type.startswith("pulumi-python:dynamic")] == []
+    assert {r.type.split(":", 1)[0] for r in plan.resources} <= {"aws", "aws-native", "kubernetes", "emlops", "pulumi"}

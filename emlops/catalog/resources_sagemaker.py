@@ -73,6 +73,19 @@ MLFLOW_TRACKING_SERVER = ResourceType(
     create=CreateRequest("sagemaker", "CreateMlflowTrackingServer"),
 )
 
+# A served model's card (components/model_card.py: pulumi-aws-native's; pulumi-aws has none). Cloud Control knows
+# it by its name; a new content or status is a new version of the same card, a new name or key a new card.
+MODEL_CARD = ResourceType(
+    "aws-native:sagemaker:ModelCard", label="model card", stateful=True, taggable=True,
+    naming=Naming("modelCardName", max_length=63, pattern=_SAGEMAKER_NAME),
+    arn=_ARN + "model-card/{modelCardName_lower}", arn_output="modelCardArn", physical_id="{modelCardName}",
+    replace_on_change=("modelCardName", "securityConfig"),
+    outputs={"modelCardVersion": 1, "creationTime": "2026-01-01T00:00:00Z",
+             "modelCardProcessingStatus": "UnsetValue"},
+    # the provider sends the content as the card's JSON document
+    create=CreateRequest("sagemaker", "CreateModelCard", json_documents=frozenset({"content"})),
+)
+
 # -- monitoring -------------------------------------------------------------------------------------
 
 DATA_QUALITY_JOB_DEFINITION = ResourceType(
