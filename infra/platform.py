@@ -317,8 +317,8 @@ class MlPlatform(pulumi.ComponentResource):
             monitors[model.name] = ModelMonitor(monitor_component(name, model.name), model.settings.monitoring,
                                                 MonitorContext(
                 endpoint_name=endpoint_component(name, model.name), capture_s3_uri=self.endpoints[model.name].data_capture_uri,
-                reports_bucket=self.capture, placement=self._placement(self._workloads),
-                production=self._settings.production, package_baseline=model.package_baseline,
+                reports_bucket=self.capture, model_name=self.endpoints[model.name].model_name, package_baseline=model.package_baseline,
+                placement=self._placement(self._workloads), production=self._settings.production,
                 capture_kms_key_arn=key, volume_kms_key_arn=key, output_kms_key_arn=key,
                 alarm_topic_arn=self.alerts_topic_arn, region=self._settings.region, governance=self._governance),
                 opts=child(self))
@@ -345,7 +345,7 @@ class MlPlatform(pulumi.ComponentResource):
                 baseline=DriftBaseline(baseline.statistics_s3_uri, baseline.constraints_s3_uri) if baseline else None,
                 monitoring_schedule_arn=monitor.schedule_arn,
                 # a model that got worse against ground truth is retrained too
-                quality_schedule_arn=monitor.quality_schedule.arn if monitor.quality_schedule is not None else None,
+                quality_schedule_arn=monitor.quality_schedule_arn, clarify_schedule_arns=monitor.clarify_schedule_arns,
                 # approvals are announced by the registry that holds the group (here, or the shared stack)
                 placement=self._placement(groups), kms_key_arn=self.data_key.arn, governance=self._governance),
                 opts=child(self))

@@ -266,8 +266,8 @@ def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, m
     assert {(v.rule, v.name) for v in report.violations if v.rule == "sagemaker-instance-type-allowed"} == {
         ("sagemaker-instance-type-allowed", name) for name in (
             "prod-churn-config", "prod-fraud-config", "prod-doc-scoring-config", "prod-ranking-config",
-            "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-fraud-monitor-job",
-            "prod-doc-scoring-monitor-job",
+            "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-churn-monitor-bias-job",
+            "prod-fraud-monitor-job", "prod-fraud-monitor-explainability-job", "prod-doc-scoring-monitor-job",
             # the nightly batch transform's job, and its inputs' monitoring job
             "prod-churn-nightly-pipeline", "prod-churn-nightly-monitor-job")}
 

@@ -53,10 +53,11 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
                             "ModelMonitor fraud-monitor", "ModelMonitor doc-scoring-monitor",
                             "ModelDashboard emlops-prod-churn", "ModelDashboard emlops-prod-fraud",
                             "ModelDashboard emlops-prod-doc-scoring", "EnvironmentDashboard emlops-prod",
-                            "RetrainingPipeline churn-retraining", "RetrainingPipeline fraud-retraining",
+                            "ModelCard churn-model-card", "ModelCard fraud-model-card",
+                            "ModelCard doc-scoring-model-card", "RetrainingPipeline churn-retraining", "RetrainingPipeline fraud-retraining",
                             "RetrainingPipeline doc-scoring-retraining", "BatchTransform churn-nightly"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
-    assert 30 <= len(labels) < 70
+    assert 30 <= len(labels) < 80
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
         "n_prod_fraud_endpoint"]
@@ -139,7 +140,7 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 19  # 18 + shared
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 22  # 21 + shared
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]

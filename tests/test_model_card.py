@@ -15,11 +15,9 @@ from emlops.catalog.requests import ApiRequest, to_api_request, validate_request
 from emlops.catalog.resources_sagemaker import MODEL_CARD
 from emlops.components.model_card import ModelCard, ModelCardContext, ModelCardSettings
 from emlops.components.settings import Governance
-from emlops.guardrails import Settings
 from emlops.review.diff import diff_plans
 from tests.conftest import ACCOUNT, REGION, run_components
 from tests.test_config_models import PRODUCTION, error_of, model, platform
-from tests.test_policy_baseline import TAGS, findings
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
 SHARED_GROUP = "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/churn"
@@ -30,7 +28,6 @@ CARD = ModelCardSettings(
 CONTEXT = ModelCardContext(card_name="prod-churn", model_name="churn", endpoint_name="prod-churn",
                            package_group=SHARED_GROUP, kms_key_arn=KEY, production=True,
                            governance=Governance({"team": "churn"}, protect=True))
-PROD = Settings(production=True, environment="prod")
 
 
 def card_plan(settings: ModelCardSettings = CARD, context: ModelCardContext = CONTEXT):
@@ -147,42 +144,6 @@ PROD_AT = "stacks/Pulumi.dev.yaml: emlops:platform.models[0]"
 ])
 def test_production_model_cards_fail_with_one_exact_line(raw_model, expected):
     assert error_of(platform(raw_model, production=True, environment="prod")) == expected
-
-
-# -- the guardrail -----------------------------------------------------------------------------------------
-
-def endpoint_and_card(card: ModelCardSettings | None, endpoint: str = "prod-churn"):
-    import pulumi_aws as aws
-
-    def program() -> None:
-        aws.sagemaker.Endpoint("churn-endpoint", name="prod-churn", endpoint_config_name="prod-churn-config",
-                               tags=TAGS)
-        if card is not None:
-            # the production check of the component is what the guardrail repeats for anything else
-            ModelCard("churn-card", card, ModelCardContext(card_name=endpoint, model_name="churn",
-                                                           endpoint_name=endpoint, package_group="churn",
-                                                           governance=Governance(TAGS, protect=True)))
-    return run_components(program)
-
-
-def test_guardrail_passes_a_production_endpoint_with_a_rated_card():
-    assert findings(endpoint_and_card(CARD), "sagemaker-prod-model-card", PROD) == []
-
-
-@pytest.mark.parametrize("card, endpoint, expected", [
-    (None, "prod-churn", [("churn-endpoint", "endpoint 'prod-churn' serves a model without a model card")]),
-    (ModelCardSettings(intended_uses="x", owner="y"), "prod-churn",
-     [("churn-card-card", "the model card of endpoint 'prod-churn' has no risk rating (High, Medium or Low), "
-                          "got none")]),
-    (ModelCardSettings(intended_uses="x", owner="y", risk_rating="Unknown"), "prod-churn",
-     [("churn-card-card", "the model card of endpoint 'prod-churn' has no risk rating (High, Medium or Low), "
-                          "got Unknown")]),
-    (CARD, "prod-fraud", [("churn-endpoint", "endpoint 'prod-churn' serves a model without a model card")]),
-])
-def test_guardrail_fails_a_production_endpoint_without_a_rated_card(card, endpoint, expected):
-    assert findings(endpoint_and_card(card, endpoint), "sagemaker-prod-model-card", PROD) == expected
-    assert findings(endpoint_and_card(card, endpoint), "sagemaker-prod-model-card",
-                    Settings(production=False, environment="dev")) == []
 
 
 # -- what prod ships ---------------------------------------------------------------------------------------

@@ -107,6 +107,24 @@ MODEL_QUALITY_JOB_DEFINITION = ResourceType(
     outputs={"creationTime": "2026-01-01T00:00:00Z"},
     create=CreateRequest("sagemaker", "CreateModelQualityJobDefinition"),
 )
+# SageMaker Clarify's bias and explainability monitors (components/clarify_monitoring.py), pulumi-aws-native's
+# like the model-quality one: auto-named, known to Cloud Control by their ARN, every property create-only.
+MODEL_BIAS_JOB_DEFINITION = ResourceType(
+    "aws-native:sagemaker:ModelBiasJobDefinition", taggable=True,
+    naming=Naming("jobDefinitionName", auto=True, max_length=63, pattern=_SAGEMAKER_NAME,
+                  what="model-bias job definition"),
+    arn=_ARN + "model-bias-job-definition/{jobDefinitionName_lower}", arn_output="jobDefinitionArn",
+    physical_id=BY_ARN, replace_on_change=(ALL,), outputs={"creationTime": "2026-01-01T00:00:00Z"},
+    create=CreateRequest("sagemaker", "CreateModelBiasJobDefinition"),
+)
+MODEL_EXPLAINABILITY_JOB_DEFINITION = ResourceType(
+    "aws-native:sagemaker:ModelExplainabilityJobDefinition", taggable=True,
+    naming=Naming("jobDefinitionName", auto=True, max_length=63, pattern=_SAGEMAKER_NAME,
+                  what="model-explainability job definition"),
+    arn=_ARN + "model-explainability-job-definition/{jobDefinitionName_lower}", arn_output="jobDefinitionArn",
+    physical_id=BY_ARN, replace_on_change=(ALL,), outputs={"creationTime": "2026-01-01T00:00:00Z"},
+    create=CreateRequest("sagemaker", "CreateModelExplainabilityJobDefinition"),
+)
 MONITORING_SCHEDULE = ResourceType(
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule", label="monitoring schedule", taggable=True,
     naming=_AUTO_NAMED, arn=_ARN + "monitoring-schedule/{name_lower}", replace_on_change=("name",),
