@@ -24,14 +24,15 @@ def package_group(model: ServedModel, shared: Optional[SharedRegistry]) -> str:
 
 
 def model_cards(parent: pulumi.Resource, stack: StackConfig, models: Sequence[ServedModel],
-                shared: Optional[SharedRegistry], kms_key_arn: pulumi.Input[str],
-                governance: Governance) -> dict[str, ModelCard]:
-    """A ModelCard per served model with a `model_card` section, encrypted with the data key."""
+                shared: Optional[SharedRegistry], governance: Governance) -> dict[str, ModelCard]:
+    """A ModelCard per served model with a `model_card` section. Its content is encrypted by SageMaker's own key, not
+    the data key: the business viewers who read cards may not use the data key (a card describes the model, it holds
+    none of the data)."""
     environment, production = stack.environment, stack.production
     cards = {}
     for model in [m for m in models if m.settings.model_card is not None]:
         name = endpoint_component(environment, model.name)
         cards[model.name] = ModelCard(f"{name}-model-card", model.settings.model_card, ModelCardContext(
             card_name=name, model_name=model.name, endpoint_name=name, package_group=package_group(model, shared),
-            kms_key_arn=kms_key_arn, production=production, governance=governance), opts=child(parent))
+            production=production, governance=governance), opts=child(parent))
     return cards

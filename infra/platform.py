@@ -127,7 +127,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.monitors = self._monitoring(models)
         self.dashboards = dashboards(self, name, settings.region, settings.account_id, models, self.endpoints,
                                      self.monitors)
-        self.model_cards = model_cards(self, settings, models, context.shared, self.data_key.arn, self._governance)
+        self.model_cards = model_cards(self, settings, models, context.shared, self._governance)
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
         self.personas = self._personas() if settings.personas is not None else None

@@ -247,23 +247,20 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
     replaced = [r.resource.name for r in diff.resources if r.action == "replace"]
     # the repository is auto-named: its lifecycle policy follows its new name; the pipelines are updated in place;
     # monitoring job definitions, data- and model-quality, bias and explainability alike (the batch transform's
-    # inputs' too), cannot change in place; nor can a model card's key (its content is encrypted with it)
+    # inputs' too), cannot change in place
     assert replaced == ["prod-data-key", "prod-features-customers", "prod-training-repository",
                         "prod-training-repository-lifecycle", "prod-churn-config", "prod-fraud-config",
                         "prod-doc-scoring-config", "prod-churn-monitor-job", "prod-churn-monitor-quality-job",
                         "prod-churn-monitor-bias-job", "prod-fraud-monitor-job", "prod-fraud-monitor-explainability-job",
-                        "prod-doc-scoring-monitor-job", "prod-churn-model-card-card", "prod-fraud-model-card-card",
-                        "prod-doc-scoring-model-card-card", "prod-churn-nightly-monitor-job"]
+                        "prod-doc-scoring-monitor-job", "prod-churn-nightly-monitor-job"]
     assert [r.action for r in diff.resources if r.resource.name in (
         "prod-fraud-retraining-pipeline", "prod-churn-nightly-pipeline")] == ["update", "update"]
     [alias] = [r for r in diff.resources if r.resource.name == "prod-data-alias"]
     assert [(c.path, c.old, c.new, c.replaces) for c in alias.changes] == [
         ("targetKeyId", key_arn.rsplit("/", 1)[1], Pending("new key id of `prod-data-key`, after its replacement"),
          False)]
-    assert render_markdown(diff).splitlines()[2] == (
-        "**⚠ Stateful resources deleted or replaced: `prod-data-key`, `prod-features-customers`, "
-        "`prod-training-repository`, `prod-churn-model-card-card`, `prod-fraud-model-card-card`, "
-        "`prod-doc-scoring-model-card-card`**")
+    assert render_markdown(diff).splitlines()[2] == ("**⚠ Stateful resources deleted or replaced: `prod-data-key`, "
+                                                    "`prod-features-customers`, `prod-training-repository`**")
 
 
 def test_serving_mode_changes_replace_the_configuration_and_update_the_endpoint_blue_green(shipped_plan):

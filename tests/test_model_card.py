@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 
 import pulumi
 import pytest
@@ -162,8 +161,7 @@ def test_every_prod_model_has_a_rated_card_linked_to_its_shared_group(shipped_pl
                              "prod-doc-scoring", True),
         "prod-fraud": ("High", "arn:aws:sagemaker:eu-west-1:444444444444:model-package-group/fraud",
                        "prod-fraud", True)}
-    # encrypted with the platform's data key (the one key of the stack the cards name)
-    (key,) = {c.inputs["securityConfig"]["kmsKeyId"] for c in cards.values()}
-    assert re.fullmatch(r"arn:aws:kms:eu-west-1:333333333333:key/[0-9a-f-]{36}", key)
+    # SageMaker's own key, not the data key, which the business viewers who read the cards may not use
+    assert [c for c in cards.values() if "securityConfig" in c.inputs] == []
     for card in cards.values():
         assert validate_request(to_api_request(card.type, card.inputs)) == []
