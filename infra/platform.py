@@ -51,7 +51,7 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.dashboards import dashboards
-from emlops.program.governance import model_cards
+from emlops.program.governance import AUDIT_DESCRIPTION, AuditSettings, audit, model_cards
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
@@ -81,6 +81,7 @@ class PlatformConfig(StackConfig, RegistryGroups):
         "(`emlops check`, `policy/`). Default: every instance type botocore allows, no exceptions.")
     alerts: AlertsSettings = Field(default_factory=AlertsSettings,
                                  description="Subscribers of the stack's alerts topic (drift, violations, failures).")
+    audit: Optional[AuditSettings] = Field(None, description=AUDIT_DESCRIPTION)
 
     @model_validator(mode="after")
     def _sections_fit(self) -> "PlatformConfig":
@@ -131,6 +132,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
         self.personas = self._personas() if settings.personas is not None else None
+        self.audit_trail_arn = audit(self, settings, self._governance)
 
         self.register_outputs({
             "vpcId": None if self.network is None else self.network.vpc_id,

@@ -27,6 +27,7 @@ PRODUCTION_ZONES = 3
 def check(config: PlatformConfig) -> None:
     """Every rule, in order; the first that fails raises `AtKey`."""
     models_fit_the_environment(config)
+    production_is_audited(config)
     batch_transforms_fit_the_environment(config)
     data_training_registry_fit(config)
     network_fits_the_environment(config)
@@ -65,6 +66,13 @@ def models_fit_the_environment(config: PlatformConfig) -> None:
             if not model.retraining.training_image:
                 raise AtKey(f"{at}.retraining.training_image", "field required when retraining is enabled "
                             "(an image of the training repository with an immutable tag)")
+
+
+def production_is_audited(config: PlatformConfig) -> None:
+    """A production environment's API activity is recorded: a trail of its own, or the organisation's."""
+    if config.production and config.audit is None:
+        raise AtKey("audit", "production stacks record their API activity: add audit.trail (a trail of the stack's "
+                    "own) or audit.organization_trail (the organisation's trail, checked when deployed)")
 
 
 def batch_transforms_fit_the_environment(config: PlatformConfig) -> None:

@@ -1,5 +1,5 @@
-"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS and endpoint
-autoscaling."""
+"""Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS, endpoint
+autoscaling and the CloudTrail audit trail."""
 
 from __future__ import annotations
 
@@ -84,4 +84,19 @@ SCHEDULED_ACTION = ResourceType(
     arn="arn:{partition}:autoscaling:{region}:{account}:scheduledAction:{uuid}:resource/{serviceNamespace}/"
         "{resourceId}:scheduledActionName/{name}",
     replace_on_change=("name", *_SCALING_KEY),
+)
+
+
+# -- audit -------------------------------------------------------------------------------------------
+
+# An environment's own trail (components/audit.py): named, so its key and bucket policies name it before it exists.
+# CreateTrail takes the trail; its event selectors and logging are set by separate calls (PutEventSelectors,
+# StartLogging) the provider makes after it.
+TRAIL = ResourceType(
+    "aws:cloudtrail/trail:Trail", label="CloudTrail trail", stateful=True, taggable=True,
+    naming=Naming("name", max_length=128, min_length=3, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*"),
+    arn="arn:{partition}:cloudtrail:{region}:{account}:trail/{name}", physical_id="{name}",
+    replace_on_change=("name",), outputs={"homeRegion": "{region}"},
+    create=CreateRequest("cloudtrail", "CreateTrail", {"tags": "TagsList"},
+                         ignore=frozenset({"advancedEventSelectors", "enableLogging"})),
 )

@@ -1,5 +1,5 @@
-"""Model governance guardrails: each rule fails raw resources with the missing setting (`BAD`) and passes the platform's
-model cards; production only."""
+"""Governance guardrails: production models' cards and audit trails. Each rule fails raw resources with the missing
+setting (`BAD`) and passes the platform's own (ModelCard, AuditTrail)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import functools
 import pulumi_aws as aws
 import pytest
 
+from emlops.components.audit import AuditTrail, AuditTrailContext, TrailSettings
 from emlops.components.model_card import ModelCard, ModelCardContext, ModelCardSettings
 from emlops.components.settings import Governance
 from emlops.guardrails import Settings
 from emlops.offline.plan import Plan
-from tests.conftest import run_components
+from tests.conftest import ACCOUNT, REGION, run_components
 from tests.test_policy_baseline import TAGS, findings
 
 PROD = Settings(production=True, environment="prod")
@@ -26,6 +27,12 @@ BAD: dict[str, list[tuple[str, str]]] = {
         ("unrated-card-card", "the model card of endpoint 'unrated' has no risk rating (High, Medium or Low), got none"),
         ("unknown-card-card", "the model card of endpoint 'unknown' has no risk rating (High, Medium or Low), got "
                               "Unknown"),
+    ],
+    "cloudtrail-trail-hardened": [
+        ("bare-trail", "the trail does not log every region"),
+        ("bare-trail", "the trail does not log global service events (IAM, STS)"),
+        ("bare-trail", "the trail does not validate its log files"),
+        ("bare-trail", "the trail's log files are not encrypted with a KMS key (kmsKeyId is not set)"),
     ],
 }
 
@@ -48,6 +55,8 @@ def bad_plan() -> Plan:
         _card("stray-card", "elsewhere", RATED)  # names an endpoint this stack does not have
         _card("unrated-card", "unrated", ModelCardSettings(intended_uses="x", owner="y"))
         _card("unknown-card", "unknown", ModelCardSettings(intended_uses="x", owner="y", risk_rating="Unknown"))
+        aws.cloudtrail.Trail("bare-trail", name="bare", s3_bucket_name="bare-logs", is_multi_region_trail=False,
+                             include_global_service_events=False, tags=TAGS)
     return run_components(program)
 
 
@@ -56,6 +65,9 @@ def good_plan() -> Plan:
     def program() -> None:
         _endpoint("churn")
         _card("churn-card", "churn", RATED)
+        AuditTrail("emlops-prod", TrailSettings(), AuditTrailContext(
+            trail_name="emlops-prod", account_id=ACCOUNT, region=REGION, data_bucket_arns=["arn:aws:s3:::prod-data"],
+            governance=Governance(TAGS, protect=True)))
     return run_components(program)
 
 
@@ -65,10 +77,15 @@ def test_each_rule_fails_what_it_forbids(rule):
 
 
 @pytest.mark.parametrize("rule", sorted(BAD))
-def test_each_rule_passes_the_platforms_model_cards_and_checks_production_only(rule):
+def test_each_rule_passes_the_platforms_model_cards_and_trails(rule):
     assert findings(good_plan(), rule, PROD) == []
-    assert findings(bad_plan(), rule, DEV) == []
+
+
+def test_model_cards_are_a_production_rule_and_trails_are_checked_everywhere():
+    assert findings(bad_plan(), "sagemaker-prod-model-card", DEV) == []
+    assert findings(bad_plan(), "cloudtrail-trail-hardened", DEV) == BAD["cloudtrail-trail-hardened"]
 
 
 def test_the_shipped_prod_stack_passes(shipped_plan):
-    assert findings(shipped_plan("prod"), "sagemaker-prod-model-card", PROD) == []
+    for rule in BAD:
+        assert findings(shipped_plan("prod"), rule, PROD) == [], rule
