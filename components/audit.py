@@ -5,7 +5,7 @@
         retention_days: 2555
     # ...or names the organisation's (made in its management account), which the deploy looks up:
     #   organization_trail:
-    #     trail_arn: arn:aws:cloudtrail:us-east-1:111111111111:trail/org-trail
+    #     trail_arn: arn:aws:cloudtrail:us-east-1:777777777777:trail/acme-organization-trail
 
 `AuditTrail` is a multi-region trail with global service events and log-file validation (a signed digest every hour,
 so a changed or deleted log file shows), its log files encrypted with a key of its own and kept in a bucket of its

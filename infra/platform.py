@@ -3,9 +3,9 @@
 `PlatformConfig` is what `emlops:platform` may say: what every stack says about itself (`StackConfig`) and a
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
-built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts ->
-registry -> serving -> monitoring -> dashboards -> retraining -> batch transform -> personas. Each stage hands a
-component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
+built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts -> registry ->
+serving -> monitoring -> dashboards -> model cards -> retraining -> batch transform -> personas -> audit. Each stage
+hands a component its section and its context (what earlier stages built: keys, buckets, network, topic, governance).
 Model sources are resolved before the platform exists (`program.py`); it builds nothing that is not in the stack
 file.
 
@@ -73,15 +73,15 @@ class PlatformConfig(StackConfig, RegistryGroups):
     batch_transforms: list[BatchTransformConfig] = Field(default_factory=list, description="SageMaker pipelines that "
                                                          "score datasets with a model on a schedule. Default: none.")
     personas: Optional[PersonasSettings] = Field(
-        None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
+        None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin, business-viewer), each with its "
         "own least-privilege policy. Default: none.")
+    audit: Optional[AuditSettings] = Field(None, description=AUDIT_DESCRIPTION)
     guardrails: GuardrailsConfig = Field(
         default_factory=GuardrailsConfig,
         description="Guardrails: allowed SageMaker instance types and accepted exceptions to policy rules "
         "(`emlops check`, `policy/`). Default: every instance type botocore allows, no exceptions.")
     alerts: AlertsSettings = Field(default_factory=AlertsSettings,
                                  description="Subscribers of the stack's alerts topic (drift, violations, failures).")
-    audit: Optional[AuditSettings] = Field(None, description=AUDIT_DESCRIPTION)
 
     @model_validator(mode="after")
     def _sections_fit(self) -> "PlatformConfig":

@@ -27,12 +27,12 @@ PRODUCTION_ZONES = 3
 def check(config: PlatformConfig) -> None:
     """Every rule, in order; the first that fails raises `AtKey`."""
     models_fit_the_environment(config)
-    production_is_audited(config)
     batch_transforms_fit_the_environment(config)
     data_training_registry_fit(config)
     network_fits_the_environment(config)
     names.check(config)
     iam_fits_the_stack(config)
+    production_is_audited(config)
 
 
 def models_fit_the_environment(config: PlatformConfig) -> None:

@@ -17,12 +17,12 @@ from emlops.components.settings import Governance
 from emlops.offline.mocks import _DATA_SOURCES, AwsIdentity
 from emlops.offline.plan import Plan
 from tests.conftest import ACCOUNT, REGION, run_components
-from tests.test_config_models import PRODUCTION, error_of, platform
+from tests.test_config_models import NETWORK, PRODUCTION, error_of, platform
 
 TRAIL = "aws:cloudtrail/trail:Trail"
 ARN = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/emlops-prod"
 BUCKETS = ["arn:aws:s3:::prod-datasets-1a2b3c4", "arn:aws:s3:::prod-artifacts-5d6e7f8"]
-ORG_TRAIL = "arn:aws:cloudtrail:us-east-1:555555555555:trail/acme-organization-trail"
+ORG_TRAIL = "arn:aws:cloudtrail:us-east-1:777777777777:trail/acme-organization-trail"
 CLOUDTRAIL = {"Service": ["cloudtrail.amazonaws.com"]}
 
 
@@ -143,7 +143,8 @@ def test_bad_audit_settings_are_one_line(audit, expected):
 
 
 def test_production_stacks_need_an_audit_trail():
-    assert error_of(platform(PRODUCTION, production=True, environment="prod")) == (
+    three_zones = {**NETWORK, "private_subnet_ids": [*NETWORK["private_subnet_ids"], "subnet-0123456789abcdef2"]}
+    assert error_of(platform(PRODUCTION, production=True, environment="prod", network=three_zones)) == (
         f"{AT}.audit: production stacks record their API activity: add audit.trail (a trail of the stack's own) or "
         "audit.organization_trail (the organisation's trail, checked when deployed)")
     assert AuditSettings.model_validate({"trail": {}}).trail == TrailSettings(retention_days=2555, data_events=True)

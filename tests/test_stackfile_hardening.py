@@ -18,8 +18,8 @@ runner = CliRunner()
 DEV = "stacks/Pulumi.dev.yaml"
 AT = f"{DEV}: emlops:platform"
 ALLOWED_TOP = ("environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, "
-               "storage, network, registry, feature_groups, training, models, batch_transforms, personas, guardrails, "
-               "alerts")
+               "storage, network, registry, feature_groups, training, models, batch_transforms, personas, audit, "
+               "guardrails, alerts")
 TAG_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
 
 

@@ -89,12 +89,13 @@ SCHEDULED_ACTION = ResourceType(
 
 # -- audit -------------------------------------------------------------------------------------------
 
-# An environment's own trail (components/audit.py): named, so its key and bucket policies name it before it exists.
+# An environment's own trail (components/audit.py): named by the platform, so its key and bucket policies name it
+# before it exists (Pulumi auto-names a trail left unnamed).
 # CreateTrail takes the trail; its event selectors and logging are set by separate calls (PutEventSelectors,
 # StartLogging) the provider makes after it.
 TRAIL = ResourceType(
     "aws:cloudtrail/trail:Trail", label="CloudTrail trail", stateful=True, taggable=True,
-    naming=Naming("name", max_length=128, min_length=3, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*"),
+    naming=Naming("name", auto=True, max_length=128, min_length=3, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*"),
     arn="arn:{partition}:cloudtrail:{region}:{account}:trail/{name}", physical_id="{name}",
     replace_on_change=("name",), outputs={"homeRegion": "{region}"},
     create=CreateRequest("cloudtrail", "CreateTrail", {"tags": "TagsList"},
