@@ -49,8 +49,8 @@ RATIO_METRICS = ("DI",)
 BIAS_NAMESPACE = "aws/sagemaker/Endpoints/bias-metrics"
 BIAS_DIMENSIONS = ("BiasStage", "Endpoint", "Facet", "FacetValue", "Label", "LabelValue", "MonitoringSchedule")
 EXPLAINABILITY_NAMESPACE = "aws/sagemaker/Endpoints/explainability-metrics"
-SHADOW_ENDPOINT_PREFIX = "sm-clarify"
-CLARIFY_VERSION = "1.0"  # the SDK's one Clarify processing image version (its tag)  # Clarify's name prefix of the shadow endpoints it creates and deletes
+SHADOW_ENDPOINT_PREFIX = "sm-clarify"  # Clarify's name prefix of the shadow endpoints it creates and deletes
+CLARIFY_VERSION = "1.0"  # the SDK's one Clarify processing image version (its tag)
 
 Value = Union[str, int, float]
 # Clarify names metrics after features (`feature_<name>`); the monitor's drift features follow the same rule.
@@ -110,7 +110,8 @@ class BiasSettings(Settings):
     def _thresholds(cls, values: dict[str, float]) -> dict[str, float]:
         for metric, threshold in values.items():
             if metric not in POST_TRAINING_METRICS:
-                raise ValueError(f"{metric!r} is not a post-training bias metric; use {', '.join(POST_TRAINING_METRICS)}")
+                raise ValueError(f"{metric!r} is not a post-training bias metric; use "
+                                 f"{', '.join(POST_TRAINING_METRICS)}")
             if metric in RATIO_METRICS and threshold <= 0:
                 raise ValueError(f"{metric} is a ratio (1 is fair): its threshold ({threshold}) must be above 0")
         return values
