@@ -166,3 +166,31 @@ def test_prod_makes_its_trail_over_its_data_buckets_and_shared_checks_the_organi
     # the look-up goes through the stack's Cloud Control provider, pinned to its account
     (provider,) = shared.by_type("pulumi:providers:aws-native")
     assert provider.name == "aws-native-shared"
+
+
+# -- the catalogue and the event selectors' request ------------------------------------------------------------
+
+def test_the_trail_and_its_catalogue_entry():
+    from emlops.catalog.resources_operations import TRAIL as ENTRY
+
+    where = AwsIdentity(ACCOUNT, REGION)
+    state = {"name": "emlops-prod", "s3BucketName": "logs"}
+    assert ENTRY.physical_id_of(state, "urn:t", where) == "emlops-prod"
+    assert ENTRY.computed_outputs("emlops-prod", state, where) == {"homeRegion": REGION, "arn": ARN}
+    assert (ENTRY.stateful, ENTRY.taggable, ENTRY.label) == (True, True, "CloudTrail trail")
+    assert ENTRY.replaces("name") and not ENTRY.replaces("advancedEventSelectors") and not ENTRY.replaces("kmsKeyId")
+    assert ENTRY.naming.problem("ab") == "is 2 characters; AWS needs at least 3"
+
+
+def test_the_event_selectors_are_what_cloudtrail_takes():
+    """The provider sets them with PutEventSelectors after CreateTrail: the same request, checked against botocore."""
+    (trail,) = trail_plan().by_type(TRAIL)
+    selectors = [{"Name": s["name"], "FieldSelectors": [
+        {{"field": "Field", "equals": "Equals", "startsWiths": "StartsWith"}[k]: v for k, v in f.items()}
+        for f in s["fieldSelectors"]]} for s in trail.inputs["advancedEventSelectors"]]
+    request = ApiRequest("cloudtrail", "PutEventSelectors", {"TrailName": "emlops-prod",
+                                                             "AdvancedEventSelectors": selectors})
+    assert validate_request(request) == []
+    selectors[1]["FieldSelectors"][0]["Equals"] = []
+    assert [p.split(": ", 1)[1] for p in validate_request(request)] == [
+        "AdvancedEventSelectors[1].FieldSelectors[0].Equals: length 0 is below the minimum 1"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -295,3 +296,32 @@ def test_prod_monitors_churn_for_bias_on_its_declared_facet_and_fraud_for_explai
             pattern["detail"]["MonitoringScheduleArn"]
     for job in (bias, explainability):
         assert validate_request(to_api_request(job.type, job.inputs)) == []
+
+
+@pytest.mark.parametrize("entry, kind", [(MODEL_BIAS_JOB_DEFINITION, "model-bias"),
+                                         (MODEL_EXPLAINABILITY_JOB_DEFINITION, "model-explainability")])
+def test_the_job_definitions_catalogue_entries_answer_as_cloud_control_does(entry, kind):
+    from emlops.catalog.resource_type import ALL
+    from emlops.offline.mocks import AwsIdentity
+
+    where = AwsIdentity(ACCOUNT, REGION)
+    state = {"jobDefinitionName": "Churn-Bias-Job-1a2b3c4"}
+    assert entry.physical_id_of(state, "urn:j", where) == "pending"  # Cloud Control's id is the ARN, known next
+    assert entry.computed_outputs("pending", state, where) == {
+        "creationTime": "2026-01-01T00:00:00Z",
+        "jobDefinitionArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}-job-definition/churn-bias-job-1a2b3c4"}
+    assert (entry.naming.auto, entry.naming.max_length, entry.replace_on_change) == (True, 63, (ALL,))
+
+
+def test_the_analysis_configuration_object_is_s3s():
+    from emlops.catalog.resources_storage import BUCKET_OBJECT
+    from emlops.offline.mocks import AwsIdentity
+
+    where = AwsIdentity(ACCOUNT, REGION)
+    state = {"bucket": "reports", "key": "monitoring/churn/clarify/bias-analysis.json"}
+    assert BUCKET_OBJECT.physical_id_of(state, "urn:o", where) == "monitoring/churn/clarify/bias-analysis.json"
+    outputs = BUCKET_OBJECT.computed_outputs(state["key"], state, where)
+    assert outputs["arn"] == "arn:aws:s3:::reports/monitoring/churn/clarify/bias-analysis.json"
+    assert re.fullmatch(r"[0-9a-f]{32}", outputs["etag"]) and re.fullmatch(r"[0-9a-f]{32}", outputs["versionId"])
+    # a new content is a new version of the same object; another key another object
+    assert BUCKET_OBJECT.replaces("key") and not BUCKET_OBJECT.replaces("content")

@@ -165,3 +165,17 @@ def test_every_prod_model_has_a_rated_card_linked_to_its_shared_group(shipped_pl
     assert [c for c in cards.values() if "securityConfig" in c.inputs] == []
     for card in cards.values():
         assert validate_request(to_api_request(card.type, card.inputs)) == []
+
+
+def test_the_catalogue_entry_answers_as_cloud_control_does():
+    from emlops.offline.mocks import AwsIdentity
+
+    where = AwsIdentity(ACCOUNT, REGION)
+    state = {"modelCardName": "Prod-Churn", "modelCardStatus": "Draft"}
+    # Cloud Control knows a card by its name; SageMaker lower-cases it in the ARN
+    assert MODEL_CARD.physical_id_of(state, "urn:c", where) == "Prod-Churn"
+    assert MODEL_CARD.computed_outputs("Prod-Churn", state, where) == {
+        "modelCardVersion": 1, "creationTime": "2026-01-01T00:00:00Z", "modelCardProcessingStatus": "UnsetValue",
+        "modelCardArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-card/prod-churn"}
+    assert (MODEL_CARD.stateful, MODEL_CARD.taggable, MODEL_CARD.answers_tags_all) == (True, True, False)
+    assert MODEL_CARD.replaces("securityConfig.kmsKeyId") and not MODEL_CARD.replaces("content.intendedUses")
