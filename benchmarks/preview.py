@@ -122,7 +122,7 @@ def measure_flat_cold(count: int) -> None:
 # ---- the parent: runs children, reports ------------------------------------------------------------------
 
 def generated_stack(models: int) -> str:
-    """A production stack with `models` provisioned, captured, canaried, autoscaled models."""
+    """A production stack with `models` provisioned, captured, canaried, autoscaled models, each with its card."""
     entries = "".join(f"""
       - name: model-{i:03d}
         source:
@@ -141,6 +141,10 @@ def generated_stack(models: int) -> str:
           baseline:
             statistics_s3_uri: s3://acme-ml-prod-monitoring/model-{i:03d}/statistics.json
             constraints_s3_uri: s3://acme-ml-prod-monitoring/model-{i:03d}/constraints.json
+        model_card:
+          intended_uses: Benchmark model {i:03d}
+          risk_rating: Low
+          owner: bench
 """ for i in range(models))
     return f"""config:
   emlops:platform:
@@ -151,6 +155,8 @@ def generated_stack(models: int) -> str:
     tags: {{owner: bench, cost-center: bench, data-classification: internal}}
     registry:
       mlflow: {{kind: none}}   # the package groups only (an MLflow role naming 100 groups exceeds IAM's policy size)
+    audit:
+      organization_trail: {{trail_arn: "arn:aws:cloudtrail:us-east-1:777777777777:trail/acme-organization-trail"}}
     network:
       vpc_id: vpc-0f1a2b3c4d5e6f7a8
       private_subnet_ids: [subnet-0e1f2a3b4c5d6e7f8, subnet-0f2a3b4c5d6e7f8a9, subnet-0a3b4c5d6e7f8a9b0]

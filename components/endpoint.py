@@ -106,6 +106,7 @@ class ModelEndpoint(pulumi.ComponentResource):
     endpoint: aws.sagemaker.Endpoint
     endpoint_name: pulumi.Output[str]
     endpoint_arn: pulumi.Output[str]
+    model_name: pulumi.Output[str]
     model_artifact_uri: pulumi.Input[str]
     data_capture_uri: Optional[pulumi.Output[str]]
     alarms: list[aws.cloudwatch.MetricAlarm]
@@ -155,6 +156,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             # SageMaker checks the role's access when the model is created: wait for its policies.
             opts=child(self, depends_on=policies),
         )
+        self.model_name = model.name
         shadow_variants = None
         if settings.shadow is not None:
             challenger = aws.sagemaker.Model(

@@ -61,6 +61,9 @@ class KmsKeyArgs:
     s3_decrypt_bucket_prefixes: Sequence[str] = ()
     """Bucket names, or auto-name prefixes such as `prod-artifacts-bucket-`, whose objects those accounts
     may decrypt (and publishers encrypt). Required with `s3_decrypt_account_ids` or `s3_encrypt_account_ids`."""
+    cloudtrail_trail_arns: Sequence[pulumi.Input[str]] = ()
+    """Trails of this account that encrypt their log files with the key (CloudTrail's documented key policy, for
+    exactly these trails). Default: none."""
     protect: bool = False
     """Protect the key and retain it on delete (production stacks). Default: false."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -149,6 +152,18 @@ class KmsKey(pulumi.ComponentResource):
                                                  for account in accounts]},
                     actions=actions, resources=["*"], conditions=through_s3))
 
+        if args.cloudtrail_trail_arns:
+            trails = {"aws:SourceArn": list(args.cloudtrail_trail_arns)}
+            cloudtrail = {"Service": ["cloudtrail.amazonaws.com"]}
+            statements += [
+                # the encryption context names the trail: only this account's trails
+                Statement(sid="CloudTrailEncryptLogs", principals=cloudtrail, actions=["kms:GenerateDataKey*"],
+                          resources=["*"], conditions={"StringEquals": trails, "StringLike": {
+                              "kms:EncryptionContext:aws:cloudtrail:arn": concat(
+                                  "arn:", partition, ":cloudtrail:*:", account_id, ":trail/*")}}),
+                Statement(sid="CloudTrailDescribeKey", principals=cloudtrail, actions=["kms:DescribeKey"],
+                          resources=["*"], conditions={"StringEquals": trails}),
+            ]
         self.key = aws.kms.Key(
             f"{name}-key",
             description=args.description,

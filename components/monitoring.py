@@ -29,9 +29,12 @@ import pulumi
 import pulumi_aws as aws
 
 from emlops.catalog.resources_operations import EVENT_RULE
-from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, MODEL_QUALITY_JOB_DEFINITION,
+from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, MODEL_BIAS_JOB_DEFINITION,
+                                                MODEL_EXPLAINABILITY_JOB_DEFINITION, MODEL_QUALITY_JOB_DEFINITION,
                                                 MONITORING_SCHEDULE)
 from emlops.components.alerts import notification_topic, subscription_protocol
+from emlops.components.clarify_args import clarify_image_uri
+from emlops.components.clarify_monitoring import BIAS, EXPLAINABILITY, clarify_logical_name, clarify_monitors
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import role_names
 from emlops.components.images import monitor_image_uri
@@ -91,6 +94,12 @@ def derived_names(name: str, settings: MonitoringSettings) -> list[DerivedName]:
         names += [auto_named(MODEL_QUALITY_JOB_DEFINITION.token, quality_job_logical_name(name)),
                   auto_named(MONITORING_SCHEDULE.token, quality),
                   *[auto_named(EVENT_RULE.token, outcome_rule_name(quality, outcome)) for outcome in OUTCOMES]]
+    for kind, job_type, wanted in ((BIAS, MODEL_BIAS_JOB_DEFINITION, settings.bias),
+                                   (EXPLAINABILITY, MODEL_EXPLAINABILITY_JOB_DEFINITION, settings.explainability)):
+        if wanted is not None:
+            base = clarify_logical_name(name, kind)
+            names += [auto_named(job_type.token, f"{base}-job"), auto_named(MONITORING_SCHEDULE.token, base),
+                      *[auto_named(EVENT_RULE.token, outcome_rule_name(base, outcome)) for outcome in OUTCOMES]]
     return names
 
 
@@ -102,6 +111,9 @@ class ModelMonitor(pulumi.ComponentResource):
     schedule: aws.sagemaker.MonitoringSchedule
     quality_job_definition: Optional[pulumi.CustomResource]  # aws-native's ModelQualityJobDefinition
     quality_schedule: Optional[aws.sagemaker.MonitoringSchedule]
+    quality_schedule_arn: Optional[pulumi.Output[str]]
+    clarify: list  # the Clarify monitors (clarify_monitoring.ClarifyMonitor): bias, explainability
+    clarify_schedule_arns: list[pulumi.Output[str]]
     schedule_name: pulumi.Output[str]
     schedule_arn: pulumi.Output[str]
     job_definition_name: pulumi.Output[str]
@@ -124,8 +136,11 @@ class ModelMonitor(pulumi.ComponentResource):
 
         security_group_ids = list(context.placement.security_group_ids) or [
             https_only_security_group(self, name, context.placement.vpc_id, "Model monitor", tags).id]
+        clarify = settings.bias is not None or settings.explainability is not None
+        clarify_image = pulumi.Output.from_input(context.region or aws_context(self).region).apply(
+            clarify_image_uri) if clarify else None
         role, policies = monitoring_role(self, name, settings, context, prefix, image_uri, volume_key, output_key,
-                                         tags)
+                                         tags, clarify_image)
 
         endpoint_input = {"endpoint_name": context.endpoint_name, "local_path": LOCAL_INPUT, "s3_input_mode": "File",
                           "s3_data_distribution_type": "FullyReplicated"}
@@ -198,6 +213,14 @@ class ModelMonitor(pulumi.ComponentResource):
         run_outcome_rules(self, name, self.schedule_arn, self.topic_arn, tags)
         if self.quality_schedule is not None:
             run_outcome_rules(self, quality_logical_name(name), self.quality_schedule.arn, self.topic_arn, tags)
+        self.clarify = clarify_monitors(
+            self, name, settings.bias, settings.explainability, endpoint_input=endpoint_input,
+            endpoint_name=endpoint_name, model_name=context.model_name, image_uri=clarify_image,
+            reports_bucket=reports.bucket_name, prefix=prefix, output_key=output_key, expression=expression,
+            interval_seconds=interval, topic_arn=self.topic_arn, tags=tags, depends_on=policies, **shared)
+        alarms += [alarm for monitor in self.clarify for alarm in monitor.alarms]
+        self.quality_schedule_arn = self.quality_schedule.arn if self.quality_schedule is not None else None
+        self.clarify_schedule_arns = [monitor.schedule.arn for monitor in self.clarify]
         self.alarm_names = [alarm.name for alarm in alarms]
         self.register_outputs({
             "scheduleName": self.schedule_name,
@@ -209,6 +232,7 @@ class ModelMonitor(pulumi.ComponentResource):
             **({"qualityScheduleName": self.quality_schedule.name,
                 "qualityJobDefinitionName": self.quality_job_definition.job_definition_name}
                if self.quality_schedule else {}),
+            **({"clarifyScheduleNames": [monitor.schedule.name for monitor in self.clarify]} if self.clarify else {}),
         })
 
     def _schedule(self, child_name: str, job_definition_name: pulumi.Output[str], monitoring_type: str,
@@ -248,6 +272,11 @@ def _check(name: str, settings: MonitoringSettings, context: MonitorContext) -> 
         subscription_protocol(endpoint)
     if len(set(context.subscriptions)) != len(context.subscriptions):
         raise ValueError(f"subscriptions must be unique; got {', '.join(context.subscriptions)}")
+    if context.batch_input_format is not None and (settings.bias or settings.explainability):
+        raise ValueError("bias and explainability monitor an endpoint's predictions; a batch transform's inputs are "
+                         "monitored for data quality only: drop bias and explainability")
+    if settings.explainability is not None and context.model_name is None:
+        raise ValueError("explainability monitoring makes shadow endpoints of the endpoint's model: give model_name")
     if context.ground_truth_kms_key_arn is not None and settings.model_quality is None:
         raise ValueError("ground_truth_kms_key_arn is only for model-quality monitoring; give model_quality or "
                          "drop it")

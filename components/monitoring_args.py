@@ -26,6 +26,7 @@ import pulumi
 from pydantic import Field, field_validator
 
 from emlops.components.api_limits import check_instance_type
+from emlops.components.clarify_args import BiasSettings, ExplainabilitySettings
 from emlops.components.locations import S3ObjectUri
 from emlops.components.model_quality import ModelQualitySettings
 from emlops.components.schedules import parse_cron
@@ -143,11 +144,16 @@ class _MonitoringSwitch(Settings):
 
 # DataQualitySettings first in the bases puts `enabled` first in the schema and in error messages.
 class MonitoringSettings(DataQualitySettings, _MonitoringSwitch):
-    """Scheduled data-quality (and, with ground truth, model-quality) monitoring of a model's endpoint."""
+    """Scheduled data-quality (and, with ground truth, model-quality and bias; with a SHAP baseline, explainability)
+    monitoring of a model's endpoint."""
 
     model_quality: Optional[ModelQualitySettings] = Field(
         None, description="Model-quality monitoring against ground truth, on the same schedule. Default: none "
         "(data quality only).")
+    bias: Optional[BiasSettings] = Field(None, description="Bias drift on declared facets (SageMaker Clarify, against "
+                                         "ground truth), on the same schedule. Default: none.")
+    explainability: Optional[ExplainabilitySettings] = Field(None, description="Feature-attribution drift (SageMaker "
+                                                             "Clarify, Kernel SHAP), on the same schedule. Default: none.")
 
     def is_enabled(self, captures_data: bool) -> bool:
         return self.enabled if self.enabled is not None else captures_data
@@ -219,6 +225,9 @@ class MonitorContext:
     """E-mail addresses and https:// URLs subscribed to the topic this monitor creates. Default: none."""
     region: Optional[str] = None
     """Region of the analyzer image. Default: the region of the component's provider."""
+    model_name: Optional[pulumi.Input[str]] = None
+    """The SageMaker model the endpoint serves; explainability monitoring makes its shadow endpoints from it.
+    Default: none (required with `explainability`)."""
     governance: Governance = field(default_factory=Governance)
     """Tags of every child, the role's permissions boundary, and protection of the topic it creates."""
 

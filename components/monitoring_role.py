@@ -14,6 +14,8 @@ import pulumi
 import pulumi_aws as aws
 
 from emlops.components.aws_context import aws_context
+from emlops.components.clarify_args import BIAS_NAMESPACE, EXPLAINABILITY_NAMESPACE
+from emlops.components.clarify_monitoring import clarify_statements
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
 from emlops.components.images import repository_arn_output
 from emlops.components.locations import parse_s3
@@ -30,8 +32,10 @@ def monitoring_role_name(name: str) -> str:
 
 def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSettings, context: MonitorContext,
                     prefix: str, image_uri: pulumi.Output[str], volume_key: pulumi.Input[str],
-                    output_key: pulumi.Input[str], tags: dict) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
-    """The role the monitoring jobs run as, and its policies (the job definition waits for them)."""
+                    output_key: pulumi.Input[str], tags: dict, clarify_image_uri: Optional[pulumi.Output[str]] = None
+                    ) -> tuple[ServiceRole, list[aws.iam.RolePolicy]]:
+    """The role the monitoring jobs run as, and its policies (the job definitions wait for them); with Clarify
+    monitors (`clarify_image_uri`), what they read and run too (clarify_monitoring.py)."""
     aws_facts = aws_context(parent)
     partition, via_s3 = aws_facts.partition, aws_facts.service_endpoint("s3")
     role = ServiceRole(monitoring_role_name(name), ServiceRoleArgs(
@@ -92,7 +96,8 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
         Statement(actions=["kms:CreateGrant"], resources=[volume_key],
                   conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
     ]
-    concerns["pull-image"] = ecr_pull_statements([repository_arn_output(image_uri, partition)])
+    images = [image_uri] + ([clarify_image_uri] if clarify_image_uri is not None else [])
+    concerns["pull-image"] = ecr_pull_statements([repository_arn_output(image, partition) for image in images])
     log_group = aws_facts.arn("logs", "log-group:/aws/sagemaker/ProcessingJobs")
     concerns["logs"] = [
         Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
@@ -101,12 +106,19 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
     ]
     concerns["vpc-access"] = vpc_interface_statements(aws_facts, context.placement.vpc_id)
     data_namespace = data_metrics(context.endpoint_name, "")[0]
-    namespaces = [data_namespace, MODEL_METRICS_NAMESPACE] if quality else data_namespace
+    namespaces = [data_namespace, *([MODEL_METRICS_NAMESPACE] if quality else []),
+                  *([BIAS_NAMESPACE] if settings.bias else []),
+                  *([EXPLAINABILITY_NAMESPACE] if settings.explainability else [])]
+    namespaces = namespaces[0] if len(namespaces) == 1 else namespaces
     concerns["metrics"] = [
         # PutMetricData has no resource; the namespace condition keeps it to the analyzer's metrics.
         Statement(actions=["cloudwatch:PutMetricData"], resources=["*"],
                   conditions={"StringEquals": {"cloudwatch:namespace": namespaces}}),
     ]
+    if clarify_image_uri is not None:
+        concerns.update(clarify_statements(
+            aws_facts, settings.bias, settings.explainability, context.reports_bucket.arn, prefix, context.model_name,
+            bucket_arn, via_s3, lambda buckets: _decrypt_through_s3(context.baseline_kms_key_arn, buckets, via_s3)))
     # One inline policy, a Sid per concern: one resource per monitor instead of eight.
     policies = [role.add_policies("permissions", concerns)]
     return role, policies

@@ -11,6 +11,8 @@
   platform's path `/emlops/<environment>/` (only with a permissions boundary, and only within it; the roles with
   data access stay at `/`, out of its reach) and the data key's settings, reads configuration everywhere else and
   the platform's own log groups, and is denied the data itself.
+- `business-viewer` follows the platform without changing it: dashboards, model cards, approval history and cost,
+  no data (`components.personas_viewer`).
 
 Humans assume these roles, so the trust is built here (ServiceRole trusts AWS services): the principals
 listed per persona (of the stack's account or its identity accounts), or by default the Identity Center
@@ -35,12 +37,13 @@ from emlops.components.personas_args import (IDENTITY_CENTER_ROLES, INLINE_POLIC
                                              PRINCIPAL_ARN, TRUST_POLICY_LIMIT, PersonasContext, PersonasSettings)
 from emlops.components.personas_policies import (PERSONA_PATH, data_scientist_policies, ml_engineer_policies,
                                                  platform_admin_policies)
+from emlops.components.personas_viewer import business_viewer_policies
 
 __all__ = ["Personas", "PersonasContext", "PersonasSettings", "policy_sizes"]
 
 
 class Personas(pulumi.ComponentResource):
-    """One IAM role per persona (`data-scientist`, `ml-engineer`, `platform-admin`), each with its own
+    """One IAM role per persona (`data-scientist`, `ml-engineer`, `platform-admin`, `business-viewer`), each with its own
     trust and named inline policies; `role_arns` maps each persona to its role."""
 
     roles: dict[str, aws.iam.Role]
@@ -96,7 +99,8 @@ def persona_policies(settings: PersonasSettings, context: PersonasContext,
     """Each persona's named inline policies."""
     return {"data-scientist": data_scientist_policies(settings, context, aws_facts),
             "ml-engineer": ml_engineer_policies(settings, context, aws_facts),
-            "platform-admin": platform_admin_policies(settings, context, aws_facts)}
+            "platform-admin": platform_admin_policies(settings, context, aws_facts),
+            "business-viewer": business_viewer_policies(settings, context, aws_facts)}
 
 
 def policy_sizes(settings: PersonasSettings, context: PersonasContext,

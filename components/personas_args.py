@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from emlops.components.iam import FULL_ACCESS_POLICY
 from emlops.components.settings import Governance, Settings, error_message
 
-PERSONAS = ("data-scientist", "ml-engineer", "platform-admin")
+PERSONAS = ("data-scientist", "ml-engineer", "platform-admin", "business-viewer")
 PERSONA_TAG = "emlops-persona"
 # Where IAM Identity Center creates the roles of its permission sets in an account (people sign in through them).
 IDENTITY_CENTER_ROLES = "/aws-reserved/sso.amazonaws.com/*"
@@ -194,6 +194,9 @@ class PersonasContext:
     """Security groups jobs must run in (all of their groups among these). Default: any, but at least one."""
     name_prefix: Optional[str] = None
     """Name prefix of the platform's IAM roles and SageMaker resources. Default: `<environment>-`."""
+    dashboard_prefix: Optional[str] = None
+    """Name prefix of the platform's CloudWatch dashboards, which business viewers see. Default:
+    `emlops-<environment>` (the platform's dashboards, `infra/dashboards.py`)."""
     resource_tags: Optional[Mapping[str, str]] = None
     """Tags that mark the platform's resources for admins. Default: `environment=<environment>` and
     `managed-by=emlops` (what the platform puts on every resource)."""
@@ -230,3 +233,6 @@ class PersonasContext:
             raise ValueError("a *FullAccess managed policy cannot serve as a permissions boundary")
         if self.name_prefix is not None and not re.fullmatch(r"[\w+=,.@-]{2,32}", self.name_prefix):
             raise ValueError(f"name_prefix {self.name_prefix!r} must be 2-32 letters, digits or '+=,.@_-'")
+        if self.dashboard_prefix is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", self.dashboard_prefix):
+            raise ValueError(f"dashboard_prefix {self.dashboard_prefix!r} must be letters, digits, '_' or '-' "
+                             "(CloudWatch dashboard names)")

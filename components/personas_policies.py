@@ -162,13 +162,13 @@ def data_scientist_policies(settings: PersonasSettings, context: PersonasContext
     if registers:
         groups, packages = list(registers), [_packages(g) for g in registers]
         policies.append(("register-models", [
-            *_read_groups(groups),
+            *read_groups(groups),
             # new versions wait for an ML engineer's approval; the request must say so explicitly
             Statement(sid="RegisterForApprovalOnly", actions=["sagemaker:CreateModelPackage"],
                       resources=groups + packages, conditions=PENDING_APPROVAL_ONLY),
         ]))
     if context.shared_group_arns and not context.shared_group_publisher:
-        policies.append(("read-shared-models", _read_groups(context.shared_group_arns)))
+        policies.append(("read-shared-models", read_groups(context.shared_group_arns)))
     if context.training_role_arn is not None:
         policies.append(("run-jobs", _jobs(settings, context, aws_facts, [context.training_role_arn])))
     policies.append(("guardrails", [
@@ -179,7 +179,7 @@ def data_scientist_policies(settings: PersonasSettings, context: PersonasContext
     return policies
 
 
-def _read_groups(group_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
+def read_groups(group_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
     """Describing these groups and listing and describing their versions (each action applies to its own resource
     type among the groups and their versions; one list keeps the policy small as groups are added); listing the
     groups has no resource to scope to (AWS requires "*")."""
@@ -195,13 +195,13 @@ def ml_engineer_policies(settings: PersonasSettings, context: PersonasContext, a
     policies: Policies = [("read-artifacts", _bucket(settings, context, aws_facts, context.artifacts_bucket_arn, "", write=False))]
     if context.package_group_arns:
         policies.append(("approve-models", [
-            *_read_groups(context.package_group_arns),
+            *read_groups(context.package_group_arns),
             Statement(actions=["sagemaker:UpdateModelPackage"],
                       resources=[_packages(g) for g in context.package_group_arns]),
         ]))
     if context.shared_group_arns:
         # versions of the shared registry are approved in its own account, not from here
-        policies.append(("read-shared-models", _read_groups(context.shared_group_arns)))
+        policies.append(("read-shared-models", read_groups(context.shared_group_arns)))
     if context.pipeline_arns:
         policies.append(("run-pipelines", [
             Statement(actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",

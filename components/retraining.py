@@ -157,7 +157,8 @@ class RetrainingPipeline(pulumi.ComponentResource):
         starts = []
         if context.monitoring_schedule_arn is not None:
             schedules = [context.monitoring_schedule_arn] + (
-                [context.quality_schedule_arn] if context.quality_schedule_arn is not None else [])
+                [context.quality_schedule_arn] if context.quality_schedule_arn is not None else []) + list(
+                context.clarify_schedule_arns)
             starts.append((ON_VIOLATIONS, "a monitoring run found constraint violations", dict(
                 event_pattern=pulumi.Output.all(*schedules).apply(lambda arns: json.dumps({
                     "source": ["aws.sagemaker"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -160,6 +161,9 @@ class RetrainingContext:
     quality_schedule_arn: Optional[pulumi.Input[str]] = None
     """The model's model-quality schedule (with `monitoring_schedule_arn`): runs that find the model got worse
     against ground truth start the pipeline too. Default: none."""
+    clarify_schedule_arns: Sequence[pulumi.Input[str]] = ()
+    """The model's bias and explainability schedules (with `monitoring_schedule_arn`): runs that find the model's
+    predictions grew biased, or its attributions drifted, start the pipeline too. Default: none."""
     approval_topic_arn: Optional[pulumi.Input[str]] = None
     """SNS topic told when a version of the group is approved. Default: none (the registry's account announces
     approvals)."""
@@ -202,3 +206,5 @@ class RetrainingContext:
                     parse_s3(uri, "baseline")
         if self.quality_schedule_arn is not None and self.monitoring_schedule_arn is None:
             raise ValueError("quality_schedule_arn needs monitoring_schedule_arn (the data-quality schedule)")
+        if self.clarify_schedule_arns and self.monitoring_schedule_arn is None:
+            raise ValueError("clarify_schedule_arns needs monitoring_schedule_arn (the data-quality schedule)")

@@ -118,6 +118,9 @@ class SecureBucketArgs:
     eventbridge: bool = False
     """Send the bucket's object events to EventBridge, whose rules pick the ones they act on (a batch transform
     started by new data). Default: false."""
+    cloudtrail_trail_arns: Sequence[pulumi.Input[str]] = ()
+    """Trails of this account that deliver their log files here, under `AWSLogs/<account>/` (CloudTrail's
+    documented bucket policy, for exactly these trails). Default: none."""
 
     def __post_init__(self) -> None:
         if self.sse_algorithm not in ("aws:kms", "AES256"):
@@ -290,6 +293,16 @@ class SecureBucket(pulumi.ComponentResource):
                 resources=[concat(self.arn, "/*")],
                 conditions={"StringEquals": {"aws:SourceAccount": account_id}},
             ))
+        if args.cloudtrail_trail_arns:
+            trails = {"aws:SourceArn": list(args.cloudtrail_trail_arns)}
+            cloudtrail = {"Service": ["cloudtrail.amazonaws.com"]}
+            statements += [
+                Statement(sid="CloudTrailAclCheck", principals=cloudtrail, actions=["s3:GetBucketAcl"],
+                          resources=[self.arn], conditions={"StringEquals": trails}),
+                Statement(sid="CloudTrailWrite", principals=cloudtrail, actions=["s3:PutObject"],
+                          resources=[concat(self.arn, "/AWSLogs/", aws_context(self).account_id, "/*")],
+                          conditions={"StringEquals": {**trails, "s3:x-amz-acl": "bucket-owner-full-control"}}),
+            ]
         return statements
 
     # ---------------------------------------------------------------------------------------------

@@ -48,3 +48,5 @@ if platform.network is not None:
                               "privateSubnetIds": platform.network.private_subnet_ids})
 if platform.personas is not None:
     pulumi.export("personaRoleArns", platform.personas.role_arns)
+if platform.audit_trail_arn is not None:  # the stack's own trail, or the organisation's it checked
+    pulumi.export("auditTrailArn", platform.audit_trail_arn)

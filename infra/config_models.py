@@ -15,6 +15,7 @@ from emlops.components.batch_transform_args import BatchTransformSettings
 from emlops.components.endpoint_args import (ENVIRONMENT_MAX_ENTRIES, EndpointSettings, ShadowSettings,
                                              check_environment_names, printable_key)
 from emlops.components.locations import check_s3_uri
+from emlops.components.model_card import ModelCardSettings
 from emlops.components.settings import AtKey, Settings
 from emlops.components.monitoring_args import MonitoringSettings
 from emlops.components.retraining_args import RetrainingSettings
@@ -242,6 +243,8 @@ class ModelConfig(EndpointSettings, ModelIdentity):
     shadow: Optional[ShadowConfig] = Field(None, description="A shadow test: a challenger served on a copy of the "
                                            "production traffic, both captured; `emlops promote` makes it the champion. "
                                            "Default: none.")
+    model_card: Optional[ModelCardSettings] = Field(None, description="The model's SageMaker model card, linked to its "
+                                                    "package group; production needs one with a risk rating. Default: none.")
 
     def monitored(self, environment: str) -> bool:
         """Whether a monitor compares the captured data with a baseline (never for multi-model endpoints, which

@@ -4,9 +4,9 @@
 section per component, each the component's own settings model, as it is; the rules across sections are in
 `rules.py`. `MlPlatform` reads as the platform's wiring diagram, one stage per concern, in the order they are
 built: network -> base (data key, buckets, the job role) -> data (feature store) -> training -> alerts -> registry ->
-serving -> monitoring -> dashboards -> retraining -> batch transform -> data pipelines -> personas -> budget. Each
-stage hands a component its section and its context (what earlier stages built: keys, buckets, network, topic,
-governance).
+serving -> monitoring -> dashboards -> model cards -> retraining -> batch transform -> data pipelines -> personas
+-> budget -> audit. Each stage hands a component its section and its context (what earlier stages built: keys,
+buckets, network, topic, governance).
 Model sources are resolved before the platform exists (`program.py`); it builds nothing that is not in the stack
 file.
 
@@ -37,7 +37,6 @@ from emlops.components.network_access import https_only_security_group
 from emlops.components.network_args import NetworkSettings
 from emlops.components.options import child, type_token
 from emlops.components.outputs import concat
-from emlops.components.personas import Personas, PersonasContext
 from emlops.components.personas_args import PersonasSettings
 from emlops.components.registry import ModelRegistry, RegistryContext
 from emlops.components.registry_args import ClusterAccess
@@ -48,13 +47,15 @@ from emlops.components.storage import ObjectLock, SecureBucket, SecureBucketArgs
 from emlops.components.training import TrainingCluster, TrainingContext
 from emlops.components.training_args import TrainingSettings
 from emlops.program import names, rules
+from emlops.program.budget import BUDGETS, alerts_publishers, budget
 from emlops.program.config import StackConfig, config_json_schema, load_config, parse_config
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
-from emlops.program.budget import BUDGETS, alerts_publishers, budget
 from emlops.program.dashboards import dashboards
 from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines, training_features
+from emlops.program.governance import AUDIT_DESCRIPTION, AuditSettings, audit, model_cards
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
+from emlops.program.personas import personas
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
 
@@ -74,10 +75,12 @@ class PlatformConfig(StackConfig, RegistryGroups):
     models: list[ModelConfig] = Field(default_factory=list, description="Models, each served by its own endpoint.")
     batch_transforms: list[BatchTransformConfig] = Field(default_factory=list, description="SageMaker pipelines that "
                                                          "score datasets with a model on a schedule. Default: none.")
-    data_pipelines: list[DataPipelineSettings] = Field(default_factory=list, description="Datasets' paths into feature groups. Default: none.")
+    data_pipelines: list[DataPipelineSettings] = Field(
+        default_factory=list, description="Datasets' paths into feature groups. Default: none.")
     personas: Optional[PersonasSettings] = Field(
-        None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin), each with its "
-        "own least-privilege policy. Default: none.")
+        None, description="IAM roles people assume (data-scientist, ml-engineer, platform-admin, business-viewer), "
+        "each with its own least-privilege policy. Default: none.")
+    audit: Optional[AuditSettings] = Field(None, description=AUDIT_DESCRIPTION)
     guardrails: GuardrailsConfig = Field(
         default_factory=GuardrailsConfig,
         description="Guardrails: allowed SageMaker instance types and accepted exceptions to policy rules "
@@ -130,11 +133,14 @@ class MlPlatform(pulumi.ComponentResource):
         self.monitors = self._monitoring(models)
         self.dashboards = dashboards(self, name, settings.region, settings.account_id, models, self.endpoints,
                                      self.monitors)
+        self.model_cards = model_cards(self, settings, models, context.shared, self._governance)
         self.retraining = self._retraining(models)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
-        self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network, self._workloads, self.alerts_topic_arn, self._governance)
-        self.personas = self._personas() if settings.personas is not None else None
+        self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network,
+                                             self._workloads, self.alerts_topic_arn, self._governance)
+        self.personas = personas(self, name, settings, context.shared, self._governance)
         self.budget = budget(self, settings.environment, settings.guardrails, self.alerts_topic_arn, tags)
+        self.audit_trail_arn = audit(self, settings, self._governance)
 
         self.register_outputs({
             "vpcId": None if self.network is None else self.network.vpc_id,
@@ -322,14 +328,14 @@ class MlPlatform(pulumi.ComponentResource):
             monitors[model.name] = ModelMonitor(monitor_component(name, model.name), model.settings.monitoring,
                                                 MonitorContext(
                 endpoint_name=endpoint_component(name, model.name), capture_s3_uri=self.endpoints[model.name].data_capture_uri,
-                reports_bucket=self.capture, placement=self._placement(self._workloads),
-                production=self._settings.production, package_baseline=model.package_baseline,
+                reports_bucket=self.capture, model_name=self.endpoints[model.name].model_name, package_baseline=model.package_baseline,
+                placement=self._placement(self._workloads), production=self._settings.production,
                 capture_kms_key_arn=key, volume_kms_key_arn=key, output_kms_key_arn=key,
                 alarm_topic_arn=self.alerts_topic_arn, region=self._settings.region, governance=self._governance),
                 opts=child(self))
         return monitors
 
-    # -- retraining and personas ----------------------------------------------------------------------------
+    # -- retraining and batch transform ----------------------------------------------------------------------------
 
     def _retraining(self, models: list[ServedModel]) -> dict[str, RetrainingPipeline]:
         name = self._name
@@ -350,7 +356,7 @@ class MlPlatform(pulumi.ComponentResource):
                 baseline=DriftBaseline(baseline.statistics_s3_uri, baseline.constraints_s3_uri) if baseline else None,
                 monitoring_schedule_arn=monitor.schedule_arn,
                 # a model that got worse against ground truth is retrained too
-                quality_schedule_arn=monitor.quality_schedule.arn if monitor.quality_schedule is not None else None,
+                quality_schedule_arn=monitor.quality_schedule_arn, clarify_schedule_arns=monitor.clarify_schedule_arns,
                 # approvals are announced by the registry that holds the group (here, or the shared stack)
                 features=training_features(self.feature_store, model.settings.retraining),
                 placement=self._placement(groups), kms_key_arn=self.data_key.arn, governance=self._governance),
@@ -365,26 +371,3 @@ class MlPlatform(pulumi.ComponentResource):
             placement=self._placement(self._workloads), alerts_topic_arn=self.alerts_topic_arn,
             kms_key_arn=self.data_key.arn, region=self._settings.region, governance=self._governance),
             opts=child(self)) for b in batch}
-
-    def _personas(self) -> Personas:
-        settings, shared = self._settings, self._context.shared
-        return Personas(f"{self._name}-personas", settings.personas, PersonasContext(
-            environment=settings.environment, data_key_arn=self.data_key.arn,
-            datasets_bucket_arn=self.datasets.arn if self.datasets is not None else None,
-            artifacts_bucket_arn=self.artifacts.arn,
-            feature_group_arns=list(self.feature_store.feature_group_arns.values()) if self.feature_store else [],
-            package_group_arns=list(self.registry.package_group_arns.values()) if self.registry else [],
-            shared_group_arns=[shared.ref.group_arn(g) for g in settings.deployed_groups()] if shared else [],
-            shared_group_publisher=bool(shared and shared.ref.publisher),
-            endpoint_arns=[endpoint.endpoint_arn for endpoint in self.endpoints.values()],
-            monitoring_schedule_arns=[monitor.schedule_arn for monitor in self.monitors.values()],
-            pipeline_arns=[p.pipeline_arn for p in (*self.retraining.values(), *self.batch_transforms.values(), *self.data_pipelines.values())],
-            # SageMaker training only (an EKS cluster has no job role)
-            training_role_arn=self.training.role_arn if self.training is not None else None,
-            job_subnet_ids=[] if self.network is None else list(self.network.private_subnet_ids),
-            # the training jobs' own group (the instances of a job talk to each other, HTTPS to the endpoints)
-            job_security_group_ids=[self.training.security_group_id] if self.training is not None
-            and self.training.security_group_id is not None else [],
-            name_prefix=f"{self._name}-", production=settings.production,
-            governance=replace(self._governance, protect=False)),
-            opts=child(self))

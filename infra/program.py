@@ -17,6 +17,7 @@ from pulumi.runtime.config import is_config_secret
 from emlops.program import sources
 from emlops.program.config import CONFIG_NAMESPACE, FULL_KEY, MLFLOW_BACKEND_KEY, ConfigError, stack_file
 from emlops.program.config_models import ModelConfig
+from emlops.program.governance import uses_cloud_control
 from emlops.program.platform import MlPlatform, PlatformConfig, PlatformContext
 from emlops.program.serving import SharedOutputs, SharedRegistry, SharedRegistryRef, score, serve
 from emlops.program.shared_registry import load_shared_registry
@@ -49,9 +50,9 @@ def stack_providers(config: PlatformConfig) -> list[pulumi.ProviderResource]:
     (allowed_account_ids makes a mis-selected credential fail before it touches another account),
     the deploy role to assume there when one is configured, and the required tags as default tags.
 
-    The AWS provider serves everything but SageMaker's model-quality job definitions, which only
-    pulumi-aws-native (Cloud Control) has; its provider, configured the same way, exists only in stacks
-    that monitor model quality."""
+    The AWS provider serves everything but what only pulumi-aws-native (Cloud Control) has: SageMaker's
+    model-quality, bias and explainability job definitions, model cards, and the look-up of the organisation's
+    trail; its provider, configured the same way, exists only in stacks that use them (governance.py)."""
     stack = pulumi.get_stack()
     assume_roles = None
     if config.deploy_role_arn:
@@ -63,7 +64,7 @@ def stack_providers(config: PlatformConfig) -> list[pulumi.ProviderResource]:
         assume_roles=assume_roles,
         default_tags=aws.ProviderDefaultTagsArgs(tags=config.tags.as_dict()),
     )]
-    if any(model.monitoring.model_quality for model in config.models):
+    if uses_cloud_control(config):
         import pulumi_aws_native as aws_native
 
         assume_role = None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from emlops.components.batch_transform_args import overlap
 from emlops.components.feature_store_args import check_feature_groups
+from emlops.components.model_card import RATED
 from emlops.components.settings import AtKey
 from emlops.program import data_pipelines, names, rules_iam
 from emlops.program.config_models import ModelConfig
@@ -33,6 +34,7 @@ def check(config: PlatformConfig) -> None:
     network_fits_the_environment(config)
     names.check(config)
     iam_fits_the_stack(config)
+    production_is_audited(config)
 
 
 def models_fit_the_environment(config: PlatformConfig) -> None:
@@ -66,6 +68,13 @@ def models_fit_the_environment(config: PlatformConfig) -> None:
             if not model.retraining.training_image:
                 raise AtKey(f"{at}.retraining.training_image", "field required when retraining is enabled "
                             "(an image of the training repository with an immutable tag)")
+
+
+def production_is_audited(config: PlatformConfig) -> None:
+    """A production environment's API activity is recorded: a trail of its own, or the organisation's."""
+    if config.production and config.audit is None:
+        raise AtKey("audit", "production stacks record their API activity: add audit.trail (a trail of the stack's "
+                    "own) or audit.organization_trail (the organisation's trail, checked when deployed)")
 
 
 def batch_transforms_fit_the_environment(config: PlatformConfig) -> None:
@@ -169,3 +178,8 @@ def _check_production_model(model: ModelConfig, at: str) -> None:
     if model.data_capture.sampling_percentage == 0:
         raise AtKey(f"{at}.data_capture.sampling_percentage", "production endpoints capture data for monitoring: "
                     "sample at least 1 percent of requests, got 0")
+    if model.model_card is None:
+        raise AtKey(f"{at}.model_card", "production models need a model card (intended_uses, risk_rating, owner)")
+    if model.model_card.risk_rating not in RATED:
+        raise AtKey(f"{at}.model_card.risk_rating", f"production models need a risk rating: High, Medium or Low, got "
+                    f"{model.model_card.risk_rating or 'none'}")

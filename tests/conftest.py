@@ -28,6 +28,7 @@ REGION = "eu-west-1"
 IDENTITY = AwsIdentity(ACCOUNT, REGION)
 SHIPPED_STACKS = ("shared", "dev", "staging", "prod")
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
+ORGANIZATION_TRAIL = "arn:aws:cloudtrail:us-east-1:777777777777:trail/acme-organization-trail"
 
 # Previews in this session (and the CLI processes its tests start) keep the pipeline definitions the SDK
 # built in a directory of their own, never in the user's ~/.cache/emlops.
@@ -144,8 +145,11 @@ def run_platform(settings: dict[str, Any], name: Optional[str] = None, identity:
     from emlops.program.platform import MlPlatform, PlatformContext
     from emlops.program.serving import score, serve
 
+    # production stacks are audited: by default here by the organisation's trail (a look-up, no resource)
+    audit = {"audit": {"organization_trail": {"trail_arn": ORGANIZATION_TRAIL}}} if settings.get("production") else {}
+
     def program() -> None:
-        config = PlatformConfig.model_validate({**BASE_SETTINGS, **settings})
+        config = PlatformConfig.model_validate({**BASE_SETTINGS, **audit, **settings})
         models = [serve(config, OfflineResolver(), index, model, "stacks/Pulumi.test.yaml")
                   for index, model in enumerate(config.models)]
         batch = [score(config, OfflineResolver(), index, entry, "stacks/Pulumi.test.yaml")

@@ -44,6 +44,8 @@ import pulumi_aws as _aws
 from emlops.components.endpoint import (EndpointContext as _Context, EndpointSettings as _Settings,
                                        ModelArtifact as _Artifact, ModelEndpoint as _Endpoint)
 from emlops.components.network_access import https_only_security_group as _https_only
+from emlops.components.model_card import (ModelCard as _Card, ModelCardContext as _CardContext,
+                                         ModelCardSettings as _CardSettings)
 from emlops.components.settings import Governance as _Governance, Placement as _Placement
 
 _config = load_platform_config()
@@ -71,6 +73,9 @@ _Endpoint("prod-ranking", _Settings.model_validate({
     placement=_Placement(platform.network.vpc_id, platform.network.private_subnet_ids, [_group.id]),
     kms_key_arn=platform.data_key.arn, capture_bucket=platform.capture,
     governance=_Governance(_tags, _config.permission_boundary_arn)), opts=_child)
+_Card("prod-ranking-model-card", _CardSettings(intended_uses="Ranks offers", risk_rating="Low", owner="ranking"),
+      _CardContext(card_name="prod-ranking", model_name="ranking", endpoint_name="prod-ranking",
+                   package_group="ranking", production=True, governance=_Governance(_tags, protect=True)), opts=_child)
 '''
 BROKEN = [("s3-bucket-sse-kms", "prod-scratch-bucket",
            "bucket 'prod-scratch-bucket' has no SSE-KMS default encryption"),
@@ -268,8 +273,8 @@ def test_allowed_instance_types_reach_the_rule(broken_plan_file, project_copy, m
     assert {(v.rule, v.name) for v in report.violations if v.rule == "sagemaker-instance-type-allowed"} == {
         ("sagemaker-instance-type-allowed", name) for name in (
             "prod-churn-config", "prod-fraud-config", "prod-doc-scoring-config", "prod-ranking-config",
-            "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-fraud-monitor-job",
-            "prod-doc-scoring-monitor-job",
+            "prod-churn-monitor-job", "prod-churn-monitor-quality-job", "prod-churn-monitor-bias-job",
+            "prod-fraud-monitor-job", "prod-fraud-monitor-explainability-job", "prod-doc-scoring-monitor-job",
             # the nightly batch transform's job, and its inputs' monitoring job
             "prod-churn-nightly-pipeline", "prod-churn-nightly-monitor-job")}
 

@@ -177,7 +177,7 @@ def test_deploy_role_must_be_a_role_in_the_stacks_own_account(role, expected):
      "personas.experiments_prefix: must be folders each ending in '/' (not starting with '/'), without '*', '?', '${', control characters or '.'/'..' folders, e.g. 'experiments/', got 'exp'"),
     ("personas", {"trusted_principal_arns": {"admins": ["arn:aws:iam::111111111111:role/x"]}},
      "personas.trusted_principal_arns: unknown persona 'admins'; personas: data-scientist, ml-engineer, "
-     "platform-admin"),
+     "platform-admin, business-viewer"),
     ("guardrails", {"suppressions": [{"rule": "s3-bucket-versioning", "resource": "x", "reason": "short"}]},
      "guardrails.suppressions[0].reason: a suppression needs a written reason of at least 10 characters (why the "
      "rule does not apply and who accepted it)"),
@@ -196,6 +196,6 @@ def test_the_top_level_keys_are_the_stacks_own_then_a_section_per_component():
     keys = list(PlatformConfig.model_fields)
     assert keys[:len(StackConfig.model_fields)] == list(StackConfig.model_fields)
     # the sections follow, in the order of the stages that build them (a new component adds its own)
-    assert keys[len(StackConfig.model_fields):][:12] == [
+    assert keys[len(StackConfig.model_fields):][:13] == [
         "kms", "storage", "network", "registry", "feature_groups", "training", "models", "batch_transforms",
-        "data_pipelines", "personas", "guardrails", "alerts"]
+        "data_pipelines", "personas", "audit", "guardrails", "alerts"]

@@ -34,7 +34,9 @@ BASELINE = {"statistics_s3_uri": "s3://ml-monitoring/churn/statistics.json",
             "constraints_s3_uri": "s3://ml-monitoring/churn/constraints.json"}
 PRODUCTION: dict[str, Any] = {**MODEL, "variants": [{"instance_type": "ml.m5.large", "initial_instance_count": 2}],
                               "autoscaling": {"min_instances": 2, "max_instances": 4},
-                              "monitoring": {"baseline": BASELINE}}
+                              "monitoring": {"baseline": BASELINE},
+                              "model_card": {"intended_uses": "Scores churn risk", "risk_rating": "Medium",
+                                             "owner": "churn-team@example.com"}}
 
 
 def platform(*models: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -64,7 +66,8 @@ DEFAULT_DEPLOYMENT = {"strategy": "all_at_once", "canary_percent": 10, "linear_s
 DEFAULT_ALARMS = {"model_latency_ms": 1000, "invocation_5xx_errors": 5}
 DEFAULT_MONITORING = {"enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
                       "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
-                      "drift_threshold": 0.1, "model_quality": None}
+                      "drift_threshold": 0.1, "model_quality": None, "bias": None,
+                      "explainability": None}
 DEFAULT_RETRAINING = {"enabled": False, "metric_name": "auc", "metric_threshold": 0.8, "comparison": ">=",
                       "schedule": None, "processing_instance_type": "ml.m5.xlarge",
                       "training_instance_type": "ml.m5.xlarge", "training_instance_count": 1, "training_image": None,
@@ -76,7 +79,7 @@ DEFAULTS = {"environment": {}, "network_isolation": None, "data_capture": DEFAUL
             "deployment": DEFAULT_DEPLOYMENT, "alarms": DEFAULT_ALARMS, "autoscaling": None, "serving": "realtime",
             "async_inference": None, "mode": "single_model", "shadow": None, "container_startup_timeout_seconds": None,
             "model_download_timeout_seconds": None, "volume_size_gb": None, "secret_environment": {},
-            "monitoring": DEFAULT_MONITORING, "retraining": DEFAULT_RETRAINING}
+            "monitoring": DEFAULT_MONITORING, "retraining": DEFAULT_RETRAINING, "model_card": None}
 NO_SOURCE = {"mlflow": None, "model_package_group": None, "model_package_arn": None, "s3_uri": None}
 
 
@@ -116,10 +119,11 @@ def test_minimal_production_model_parses_and_may_leave_capture_to_its_default():
     package = {"name": "fraud", "source": {"model_package_group": "fraud"},
                "variants": [{"instance_type": "ml.c5.xlarge", "initial_instance_count": 3}],
                "autoscaling": {"min_instances": 2, "max_instances": 6}, "data_capture": {"enabled": True},
-               "monitoring": {"baseline": BASELINE}}
+               "monitoring": {"baseline": BASELINE},
+               "model_card": {"intended_uses": "Flags fraud", "risk_rating": "High", "owner": "fraud-team"}}
     three_zones = {**NETWORK, "private_subnet_ids": [*NETWORK["private_subnet_ids"], "subnet-0123456789abcdef2"]}
     config = parse_platform_config(platform(PRODUCTION, package, production=True, environment="prod",
-                                            network=three_zones), SOURCE)
+                                            network=three_zones, audit={"trail": {}}), SOURCE)
     churn, fraud = config.models
     assert (churn.data_capture.enabled, churn.autoscaling.min_instances, churn.variants[0].initial_instance_count) == (
         None, 2, 2)
@@ -209,13 +213,13 @@ WITHOUT_VARIANTS = model(drop=("variants",), serverless={})
      f"{M0}.instance_type: unknown key; allowed keys: name, source, image, environment, variants, serverless, "
      "network_isolation, data_capture, deployment, alarms, autoscaling, serving, async_inference, mode, shadow, "
      "container_startup_timeout_seconds, model_download_timeout_seconds, volume_size_gb, secret_environment, "
-     "monitoring, retraining"),
+     "monitoring, retraining, model_card"),
     (platform(model(variant=[{"instance_type": "ml.m5.large"}])),
      f"{M0}.variant: unknown key; did you mean 'variants'? allowed keys: name, source, image, environment, "
      "variants, serverless, network_isolation, data_capture, deployment, alarms, autoscaling, serving, "
      "async_inference, mode, shadow, container_startup_timeout_seconds, model_download_timeout_seconds, "
      "volume_size_gb, secret_environment, "
-     "monitoring, retraining"),
+     "monitoring, retraining, model_card"),
     (platform(model(autoscaling={"min_instance": 2})),
      f"{M0}.autoscaling.min_instance: unknown key; did you mean 'min_instances'? allowed keys: min_instances, "
      "max_instances, target_invocations_per_instance, scale_in_cooldown_seconds, scale_out_cooldown_seconds, "

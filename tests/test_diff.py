@@ -246,13 +246,14 @@ def test_a_replaced_kms_key_replaces_what_cannot_change_its_key(shipped_plan):
     assert key_arn.startswith("arn:aws:kms:eu-west-1:333333333333:key/")
     replaced = [r.resource.name for r in diff.resources if r.action == "replace"]
     # the repository is auto-named: its lifecycle policy follows its new name; the pipelines are updated in place;
-    # monitoring job definitions, data- and model-quality alike (the batch transform's inputs' too), cannot change
-    # in place
+    # monitoring job definitions, data- and model-quality, bias and explainability alike (the batch transform's
+    # inputs' too), cannot change in place
     assert replaced == ["prod-data-key", "prod-features-customers", "prod-features-churn-labels",
                         "prod-training-repository",
                         "prod-training-repository-lifecycle", "prod-churn-config", "prod-fraud-config",
                         "prod-doc-scoring-config", "prod-churn-monitor-job", "prod-churn-monitor-quality-job",
-                        "prod-fraud-monitor-job", "prod-doc-scoring-monitor-job", "prod-churn-nightly-monitor-job"]
+                        "prod-churn-monitor-bias-job", "prod-fraud-monitor-job", "prod-fraud-monitor-explainability-job",
+                        "prod-doc-scoring-monitor-job", "prod-churn-nightly-monitor-job"]
     assert [r.action for r in diff.resources if r.resource.name in (
         "prod-fraud-retraining-pipeline", "prod-churn-nightly-pipeline")] == ["update", "update"]
     [alias] = [r for r in diff.resources if r.resource.name == "prod-data-alias"]

@@ -291,9 +291,10 @@ def test_prod_retraining_pipelines_run_their_jobs_in_the_private_subnets(shipped
 def test_prod_personas_exist_with_distinct_policies_and_identity_center_trust(shipped_plan):
     plan = shipped_plan("prod")
     roles = {r.name: r for r in plan.by_type("aws:iam/role:Role") if r.inputs.get("path") == "/personas/"}
-    assert sorted(roles) == ["prod-personas-data-scientist", "prod-personas-ml-engineer",
-                             "prod-personas-platform-admin"]
-    sso = {"data-scientist": "DataScientist", "ml-engineer": "MLEngineer", "platform-admin": "PlatformAdmin"}
+    assert sorted(roles) == ["prod-personas-business-viewer", "prod-personas-data-scientist",
+                             "prod-personas-ml-engineer", "prod-personas-platform-admin"]
+    sso = {"data-scientist": "DataScientist", "ml-engineer": "MLEngineer", "platform-admin": "PlatformAdmin",
+           "business-viewer": "BusinessViewer"}
     documents = {}
     for persona, permission_set in sso.items():
         role = roles[f"prod-personas-{persona}"]
@@ -310,8 +311,11 @@ def test_prod_personas_exist_with_distinct_policies_and_identity_center_trust(sh
                     if p.name.startswith(f"prod-personas-{persona}-")]
         assert policies
         documents[persona] = sorted(p.inputs["policy"] for p in policies)
-    assert len({json.dumps(d) for d in documents.values()}) == 3
-    # the ML engineer operates both endpoints and the retraining pipelines; the admin cannot read data
+    assert len({json.dumps(d) for d in documents.values()}) == 4
+    # the ML engineer operates both endpoints and the retraining pipelines; the admin cannot read data, nor the
+    # business viewer, who sees the shared groups' approval history
+    assert "NoData" in " ".join(documents["business-viewer"])
+    assert "444444444444:model-package-group/churn" in " ".join(documents["business-viewer"])
     engineer = " ".join(documents["ml-engineer"])
     assert "endpoint/prod-churn" in engineer and "endpoint/prod-fraud" in engineer and ":pipeline/" in engineer
     assert "NoDatasetReads" in " ".join(documents["platform-admin"])

@@ -53,11 +53,12 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
                             "ModelMonitor fraud-monitor", "ModelMonitor doc-scoring-monitor",
                             "ModelDashboard emlops-prod-churn", "ModelDashboard emlops-prod-fraud",
                             "ModelDashboard emlops-prod-doc-scoring", "EnvironmentDashboard emlops-prod",
-                            "RetrainingPipeline churn-retraining", "RetrainingPipeline fraud-retraining",
+                            "ModelCard churn-model-card", "ModelCard fraud-model-card",
+                            "ModelCard doc-scoring-model-card", "RetrainingPipeline churn-retraining", "RetrainingPipeline fraud-retraining",
                             "RetrainingPipeline doc-scoring-retraining", "BatchTransform churn-nightly",
-                            "DataPipeline customers-data"]
+                            "DataPipeline customers-data", "AuditTrail emlops-prod"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
-    assert 30 <= len(labels) < 80
+    assert 30 <= len(labels) < 90
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
         "n_prod_fraud_endpoint"]
@@ -106,7 +107,8 @@ def test_every_shipped_stack_draws(shipped_plan):
         nodes = [r.name for r in plan.resources if r.type in GRAPH_LABELS]
         assert sorted(r.name for m in build_graph(plan).groups.values() for r in m) == sorted(nodes)
         _, labels, _ = parse_mermaid(graph(plan))
-        assert len(labels) == len(nodes) < 80  # prod: 3 endpoints, their monitors, dashboards and pipelines, a batch transform
+        # prod: 3 endpoints, their monitors (Clarify's too), cards, dashboards and pipelines, a batch transform, a trail
+        assert len(labels) == len(nodes) < 90
     _, _, edges = parse_mermaid(graph(shipped_plan("staging")))
     assert ("n_staging_training_gpu", "nodes", "n_staging_training_cluster") in edges
 
@@ -140,7 +142,7 @@ def test_dot_output_has_clusters_nodes_and_edges(shipped_plan):
     text = graph(shipped_plan("prod"), "dot")
     lines = text.splitlines()
     assert lines[0] == 'digraph "emlops-prod" {' and lines[-1] == "}" and text.count("{") == text.count("}")
-    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 20  # 19 + shared
+    assert len([line for line in lines if re.match(r"^  subgraph cluster_\d+ \{$", line)]) == 24  # 23 + shared
     assert '    label="ModelEndpoint fraud";' in lines
     nodes = {m.group(1) for line in lines if (m := re.match(r'^    (n_\w+) \[label="[^"]*"\];$', line))}
     edges = [m.groups() for line in lines if (m := re.match(r'^  (n_\w+) -> (n_\w+)(?: \[label="[^"]*"\])?;$', line))]

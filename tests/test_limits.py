@@ -295,8 +295,8 @@ def test_stack_file_s3_errors(project_copy, old, new, message):
 
 
 def test_stack_file_baseline_error(project_copy):
-    edit_stack(project_copy, "prod", "ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/churn/",
-               "ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/${aws:userid}/")
+    edit_stack(project_copy, "prod", "ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/churn/\n            problem",
+               "ground_truth_s3_uri: s3://acme-ml-prod-ground-truth/${aws:userid}/\n            problem")
     assert preview_error(project_copy, "prod") == (
         "stacks/Pulumi.prod.yaml: emlops:platform.models[0].monitoring.model_quality.ground_truth_s3_uri: "
         f"'s3://acme-ml-prod-ground-truth/${{aws:userid}}/' has '${{' in its key: {GRANT}")

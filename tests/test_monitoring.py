@@ -104,7 +104,7 @@ def test_monitoring_settings_defaults():
     assert MonitoringSettings().model_dump() == {
         "enabled": None, "schedule": None, "instance_type": "ml.m5.xlarge", "instance_count": 1,
         "volume_size_gb": 20, "max_runtime_minutes": 60, "baseline": None, "drift_features": [],
-        "drift_threshold": 0.1, "model_quality": None}
+        "drift_threshold": 0.1, "model_quality": None, "bias": None, "explainability": None}
     assert AlertsSettings().subscriptions == []
     assert (MonitoringSettings().is_enabled(True), MonitoringSettings().is_enabled(False),
             settings({"enabled": False}).is_enabled(True)) == (True, False, False)
@@ -927,7 +927,8 @@ def test_a_bad_model_quality_section_names_the_stack_file_and_key(project_copy):
     from emlops.offline.preview import PreviewError
 
     with pytest.raises(PreviewError) as caught:
-        prod_with(project_copy, "            probability_threshold: 0.5\n", "")
+        prod_with(project_copy, "            probability_threshold: 0.5\n            threshold: 0.75\n",
+                  "            threshold: 0.75\n")
     assert str(caught.value) == (
         "stacks/Pulumi.prod.yaml: emlops:platform.models[0].monitoring.model_quality: BinaryClassification needs "
         "probability_attribute and probability_threshold (where the captured response holds the probability, and "

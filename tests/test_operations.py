@@ -429,6 +429,25 @@ PACKAGE_REVIEW = [  # what approve (and promote) show of churn/3 after the first
     " training_job │ prod-churn-train-3",
 ]
 
+# What approve shows of prod's churn card (stacks/Pulumi.prod.yaml) after the metrics, before it asks.
+CHURN_CARD = [
+    "Model card (stacks/Pulumi.prod.yaml, models[churn].model_card)",
+    " field                 ┃ value",
+    "━" * 23 + "╇" + "━" * 176,
+    " intended uses         │ Scores active subscribers' risk of cancelling in the next 90 days for the retention "
+    "campaigns; not for pricing, credit or any decision about an individual made without a",
+    "                       │ person.",
+    " risk rating           │ Medium",
+    " risk explanation      │ A wrong score changes who is offered a retention discount; contract type, a proxy for "
+    "age, is monitored for bias.",
+    " owner                 │ churn-models@example.com",
+    " business stakeholders │ retention-marketing@example.com, customer-success@example.com",
+    " business problem      │ Keep subscribers who would otherwise cancel, at the lowest discount cost.",
+    " evaluation notes      │ Each version is evaluated on the latest held-out month and registered only above AUC "
+    "0.85; its evaluation report is shown to the approver by emlops approve.",
+    " card status           │ Draft",
+]
+
 
 def test_approve_shows_the_metrics_of_the_newest_pending_package_and_approves_it(registry_aws, cli):
     create_packages("Approved", "PendingManualApproval", "PendingManualApproval")
@@ -438,6 +457,7 @@ def test_approve_shows_the_metrics_of_the_newest_pending_package_and_approves_it
     assert out[0].startswith("Model package churn/3 (PendingManualApproval, created ")
     assert out[1:] == [
         *PACKAGE_REVIEW,
+        *CHURN_CARD,
         "Approve churn/3 in stack shared? [y/N]: y",
         f"Approved churn/3 as {REGISTRY_CALLER}",
     ]
@@ -455,6 +475,16 @@ def test_approve_a_given_version_with_yes(registry_aws, cli):
     assert out[-1] == f"Approved churn/2 as {REGISTRY_CALLER}"
     assert not any(line.startswith("Approve churn") for line in out)  # no prompt under --yes
     assert [status_of(v)[0] for v in (1, 2, 3)] == ["PendingManualApproval", "Approved", "PendingManualApproval"]
+
+
+def test_approve_warns_of_a_model_without_a_card(registry_aws, cli):
+    create_packages("PendingManualApproval")
+    result = cli("approve", "staging", "churn", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("emlops approve: warning: churn has no model card in stacks/Pulumi.staging.yaml "
+                             "(models[].model_card)\n")
+    assert not any(line.startswith("Model card") for line in lines(result.stdout))
+    assert status_of(1)[0] == "Approved"
 
 
 def test_approve_declined_changes_nothing(registry_aws, cli):
@@ -603,6 +633,7 @@ def test_approve_prints_what_aws_holds_without_control_characters(registry_aws, 
         "━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━",
         " git_sha      │ abc1  1",
         " training_job │ prod-churn-train-1",
+        *CHURN_CARD,
         "Approve churn/1 in stack shared? [y/N]: y",
         f"Approved churn/1 as {REGISTRY_CALLER}",
     ]

@@ -27,7 +27,7 @@ STACK = "pulumi:pulumi:Stack"
 COMPONENT = "emlops:index:Personas"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-DS, MLE, ADMIN = PERSONAS
+DS, MLE, ADMIN, VIEWER = PERSONAS
 
 SM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
@@ -240,7 +240,7 @@ TRUSTED = ("trusted_principal_arns",)
     ({"identity_account_ids": [IDENTITY_ACCOUNT, IDENTITY_ACCOUNT]}, ("identity_account_ids",),
      "Value error, account ids must be unique"),
     ({"trusted_principal_arns": {"admin": [SSO_DS]}}, TRUSTED,
-     "Value error, unknown persona 'admin'; personas: data-scientist, ml-engineer, platform-admin"),
+     "Value error, unknown persona 'admin'; personas: data-scientist, ml-engineer, platform-admin, business-viewer"),
     ({"trusted_principal_arns": {DS: SSO_DS}}, (*TRUSTED, DS), "Input should be a valid list"),
     ({"trusted_principal_arns": {MLE: []}}, TRUSTED,
      "Value error, trusted_principal_arns['ml-engineer'] is empty; list who may assume ml-engineer or leave it out"),
@@ -285,17 +285,18 @@ POLICY_NAMES = {
     DS: ["read-datasets", "experiments", "read-features", "register-models", "run-jobs", "guardrails"],
     MLE: ["read-artifacts", "approve-models", "run-pipelines", "operate-endpoints", "guardrails"],
     ADMIN: ["administer-tagged", "administer-roles", "administer-data-key", "read-only", "guardrails"],
+    VIEWER: ["view-dashboards", "view-model-cards", "view-approvals", "view-cost", "guardrails"],
 }
 
 
-def test_children_are_three_roles_and_their_named_policies():
+def test_children_are_four_roles_and_their_named_policies():
     plan = full_plan()
     component = plan.get("dev-personas", COMPONENT)
     assert component.parent == plan.get("emlops-test", STACK).urn
     assert [(r.type, r.name) for r in plan.children(component.urn)] == [
         (ROLE, f"dev-personas-{p}") for p in PERSONAS] + [
         (ROLE_POLICY, f"dev-personas-{p}-{policy}") for p in PERSONAS for policy in POLICY_NAMES[p]]
-    assert plan.type_counts() == {STACK: 1, COMPONENT: 1, ROLE: 3, ROLE_POLICY: 16}
+    assert plan.type_counts() == {STACK: 1, COMPONENT: 1, ROLE: 4, ROLE_POLICY: 21}
 
 
 def test_without_optional_resources_only_the_unconditional_policies_exist():
@@ -303,7 +304,8 @@ def test_without_optional_resources_only_the_unconditional_policies_exist():
     # without a permissions boundary, platform admins have no IAM writes (no administer-roles)
     assert [r.name for r in plan.by_type(ROLE_POLICY)] == [f"dev-personas-{p}-{policy}" for p, policy in [
         (DS, "read-datasets"), (DS, "experiments"), (DS, "guardrails"), (MLE, "read-artifacts"), (MLE, "guardrails"),
-        *[(ADMIN, policy) for policy in POLICY_NAMES[ADMIN] if policy != "administer-roles"]]]
+        *[(ADMIN, policy) for policy in POLICY_NAMES[ADMIN] if policy != "administer-roles"],
+        *[(VIEWER, policy) for policy in POLICY_NAMES[VIEWER] if policy != "view-approvals"]]]
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -491,6 +493,56 @@ def test_platform_admin_policies():
     assert policies(full_plan(), ADMIN) == admin_policies(BOUNDARY, {"environment": "dev", "managed-by": "emlops"})
 
 
+
+VIEWER_DATA = ["kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "logs:FilterLogEvents", "logs:GetLogEvents",
+               "logs:StartQuery", "s3:GetObject", "s3:GetObjectVersion", "sagemaker:BatchGetRecord",
+               "sagemaker:GetRecord", "sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"]
+VIEWER_CHANGES = ["sagemaker:CreateEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:DeleteModelCard",
+                  "sagemaker:StartMonitoringSchedule", "sagemaker:StartPipelineExecution",
+                  "sagemaker:StopMonitoringSchedule", "sagemaker:UpdateEndpoint", "sagemaker:UpdateModelCard",
+                  "sagemaker:UpdateModelPackage"]
+
+
+def viewer_policies(groups: list[str], packages: list[str], dashboards: str = "emlops-dev",
+                    prefix: str = "dev-") -> dict[str, list[dict[str, Any]]]:
+    return {
+        "view-dashboards": [
+            allow(["cloudwatch:GetDashboard"], [f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{dashboards}*"]),
+            allow(["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData",
+                   "cloudwatch:GetMetricStatistics", "cloudwatch:ListDashboards", "cloudwatch:ListMetrics"], ["*"]),
+        ],
+        "view-model-cards": [
+            allow(["sagemaker:DescribeModelCard", "sagemaker:ListModelCardVersions"], [f"{SM}:model-card/{prefix}*"]),
+            allow(["sagemaker:ListModelCards"], ["*"]),
+        ],
+        **({"view-approvals": read_groups(groups, packages)} if groups else {}),
+        "view-cost": [
+            allow(["ce:GetCostAndUsage", "ce:GetCostForecast", "ce:GetDimensionValues", "ce:GetTags"], ["*"]),
+            allow(["budgets:ViewBudget"], [f"arn:aws:budgets::{ACCOUNT}:budget/*"]),
+        ],
+        "guardrails": [deny("KeepStatefulResources", STATEFUL, ["*"]), deny("NoData", VIEWER_DATA, ["*"]),
+                       deny("NoChanges", VIEWER_CHANGES, ["*"])],
+    }
+
+
+def test_business_viewer_policies():
+    assert policies(full_plan(), VIEWER) == viewer_policies(GROUPS, PACKAGES)
+    # a registry-less environment has no approval history to show; another dashboard prefix is followed
+    plan = personas_plan(**MINIMAL, dashboard_prefix="team-ml", name_prefix="mlp-")
+    assert policies(plan, VIEWER) == viewer_policies([], [], dashboards="team-ml", prefix="mlp-")
+
+
+def test_the_business_viewer_reads_no_data_and_changes_nothing():
+    allowed = actions_of(full_plan(), VIEWER)
+    # every allowed action is a read: Describe, Get, List or View
+    assert [a for a in sorted(allowed) if not a.split(":")[1].startswith(("Describe", "Get", "List", "View"))] == []
+    # no object, key, log event, feature record or prediction, even through a policy attached later
+    assert not {"s3:GetObject", "s3:GetObjectVersion", "kms:Decrypt", "logs:GetLogEvents", "logs:FilterLogEvents",
+                "sagemaker:GetRecord", "sagemaker:BatchGetRecord", "sagemaker:InvokeEndpoint"} & allowed
+    assert set(VIEWER_DATA) | set(VIEWER_CHANGES) <= actions_of(full_plan(), VIEWER, effect="Deny")
+    # the approval history: describe and list only, never approve
+    assert "sagemaker:UpdateModelPackage" not in allowed and "sagemaker:DescribeModelPackage" in allowed
+
 def test_platform_admin_without_a_boundary_has_no_iam_writes_and_uses_its_own_prefix_and_tags():
     plan = personas_plan(**MINIMAL, name_prefix="mlp-", resource_tags={"platform": "mlp"})
     assert policies(plan, ADMIN) == admin_policies(None, {"platform": "mlp"}, prefix="mlp-")
@@ -543,7 +595,7 @@ def test_each_persona_can_do_something_the_others_cannot():
     for persona in PERSONAS:
         others = set().union(*(allowed[p] for p in PERSONAS if p != persona))
         assert allowed[persona] - others, persona
-    assert len({frozenset(a) for a in allowed.values()}) == 3
+    assert len({frozenset(a) for a in allowed.values()}) == 4
 
 
 # -- IAM guardrails ---------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ def _platform_plan(production: bool, boundary: str | None, retention: tuple[int,
                     "access_log_retention_days": access_log_days}}
     if boundary is not None:
         settings["permission_boundary_arn"] = boundary
+    if production:  # the organisation's trail: looked up, no resource of the stack
+        settings["audit"] = {"organization_trail": {
+            "trail_arn": "arn:aws:cloudtrail:us-east-1:777777777777:trail/acme-organization-trail"}}
 
     def program() -> None:
         # run_platform's program (it serves no models), exporting what the tests compare against

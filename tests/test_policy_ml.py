@@ -13,6 +13,7 @@ from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelA
 from emlops.components.feature_store import FeatureGroupSettings, FeatureStore, FeatureStoreContext
 from emlops.components.kms import KmsKey, KmsKeyArgs
 import pulumi_aws_native as aws_native
+from emlops.components.model_card import ModelCard, ModelCardContext, ModelCardSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext, MonitoringSettings
 from emlops.components.registry import ModelRegistry, RegistryContext, RegistrySettings
 from emlops.components.retraining import RetrainingContext, RetrainingPipeline, RetrainingSettings
@@ -55,6 +56,10 @@ def good_plan() -> Plan:
             endpoint_name=endpoint.endpoint_name, capture_s3_uri=endpoint.data_capture_uri, reports_bucket=capture,
             placement=Placement(VPC, SUBNETS), production=True, region="eu-west-1",
             governance=Governance(TAGS, BOUNDARY, protect=True)))
+        ModelCard("churn-card", ModelCardSettings(intended_uses="Scores churn risk", risk_rating="Medium",
+                                                  owner="churn-team"), ModelCardContext(
+            card_name="churn", model_name="churn", endpoint_name="churn", package_group="churn", kms_key_arn=key.arn,
+            production=True, governance=Governance(TAGS, protect=True)))
         FeatureStore("features", [FeatureGroupSettings.model_validate({
             "name": "customers", "features": FEATURES, "record_identifier": "customer_id",
             "event_time_feature": "event_time", "online": {"enabled": True}})], FeatureStoreContext(

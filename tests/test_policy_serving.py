@@ -10,6 +10,7 @@ import pytest
 
 from emlops.components.endpoint import EndpointContext, EndpointSettings, ModelArtifact, ModelEndpoint
 from emlops.components.kms import KmsKey, KmsKeyArgs
+from emlops.components.model_card import ModelCard, ModelCardContext, ModelCardSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext, MonitoringSettings
 from emlops.components.settings import Governance, Placement
 from emlops.components.storage import SecureBucket, SecureBucketArgs
@@ -50,6 +51,10 @@ def good_plan() -> Plan:
             "variants": [TWO], "mode": "multi_model", "deployment": {"strategy": "canary"}, "autoscaling": scaling,
         }), EndpointContext(artifact=ModelArtifact("s3://ml-artifacts/models/tenants/", compressed=False),
                             image_uri=IMAGE, **common))
+        for name in ("documents", "fraud", "tenants"):  # production models have rated cards
+            ModelCard(f"{name}-card", ModelCardSettings(intended_uses=f"Scores {name}", risk_rating="Low", owner="ml"),
+                      ModelCardContext(card_name=name, model_name=name, endpoint_name=name, package_group=name,
+                                       production=True, governance=Governance(TAGS, protect=True)))
         for endpoint in (documents, fraud):
             ModelMonitor(f"{endpoint._name}-monitor", MonitoringSettings.model_validate({
                 "baseline": {"statistics_s3_uri": STATISTICS, "constraints_s3_uri": CONSTRAINTS}}), MonitorContext(

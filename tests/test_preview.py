@@ -118,16 +118,18 @@ def test_prod_stateful_resources(shipped_plan):
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
     counts = {t: plan.type_counts().get(t, 0) for t in STATEFUL_TYPES}
     assert {t: n for t, n in counts.items() if n} == {
-        # the data key, the alerts topic's key and the flow logs' key
-        "aws:kms/key:Key": 3,
-        # access-log, dataset, artifact, inference (batch transform results, asynchronous requests and responses)
-        # and capture buckets
-        "aws:s3/bucket:Bucket": 5,
+        # the data key, the alerts topic's key, the flow logs' key and the audit trail's
+        "aws:kms/key:Key": 4,
+        # access-log, dataset, artifact, inference (batch transform results, asynchronous requests and responses),
+        # capture and audit-trail buckets
+        "aws:s3/bucket:Bucket": 6,
         "aws:ecr/repository:Repository": 1,  # the training repository
         "aws:sagemaker/featureGroup:FeatureGroup": 2,  # customers, churn-labels
         "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the feature groups' offline-store tables
         "aws:sns/topic:Topic": 2,  # the alerts topic, doc-scoring's responses
         "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
+        "aws-native:sagemaker:ModelCard": 3,  # churn's, fraud's and doc-scoring's model cards
+        "aws:cloudtrail/trail:Trail": 1,  # the audit trail
     }
     # prod deploys from (and registers into) the shared registry's groups; MLflow is there too
     assert counts["aws:sagemaker/modelPackageGroup:ModelPackageGroup"] == 0
@@ -168,7 +170,7 @@ def test_dev_tree_shape(shipped_plan):
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 172
+    assert len(plan.resources) == 178  # the personas' roles and policies: six of them are the business viewer's
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):
@@ -328,3 +330,12 @@ def test_models_and_endpoint_configurations_are_auto_named_so_changes_replace_th
     for type_ in ("aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
         for resource in plan.by_type(type_):
             assert re.fullmatch(rf"{resource.name}-[0-9a-f]{{7}}", resource.inputs["name"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_no_shipped_plan_holds_a_dynamic_provider_resource(stack, shipped_plan):
+    """Every resource is a provider's (pulumi-aws, pulumi-aws-native, pulumi-kubernetes) or a component: no Python
+    dynamic provider, whose pickled code the state would carry and every later `pulumi up` would have to import."""
+    plan = shipped_plan(stack)
+    assert [r.urn for r in plan.resources if r.type.startswith("pulumi-python:dynamic")] == []
+    assert {r.type.split(":", 1)[0] for r in plan.resources} <= {"aws", "aws-native", "kubernetes", "emlops", "pulumi"}

@@ -61,6 +61,7 @@ SDK_TYPE_ALIASES = {
         ("bucketLogging", "BucketLogging"), ("bucketVersioning", "BucketVersioning"),
         ("bucketObjectLockConfiguration", "BucketObjectLockConfiguration"),
         ("bucketServerSideEncryptionConfiguration", "BucketServerSideEncryptionConfiguration"))},
+    "aws:s3/bucketObjectv2:BucketObjectv2": ["aws:s3/BucketObject:BucketObject"],
     "kubernetes:apps/v1:DaemonSet": ["kubernetes:apps/v1beta2:DaemonSet", "kubernetes:extensions/v1beta1:DaemonSet"],
     "kubernetes:scheduling.k8s.io/v1:PriorityClass": ["kubernetes:scheduling.k8s.io/v1alpha1:PriorityClass",
                                                       "kubernetes:scheduling.k8s.io/v1beta1:PriorityClass"],

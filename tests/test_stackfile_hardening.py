@@ -19,7 +19,7 @@ DEV = "stacks/Pulumi.dev.yaml"
 AT = f"{DEV}: emlops:platform"
 ALLOWED_TOP = ("environment, production, account_id, region, deploy_role_arn, tags, permission_boundary_arn, kms, "
                "storage, network, registry, feature_groups, training, models, batch_transforms, data_pipelines, "
-               "personas, guardrails, alerts")
+               "personas, audit, guardrails, alerts")
 TAG_CHARACTERS = "letters, digits, spaces and _ . : / = + - @"
 
 

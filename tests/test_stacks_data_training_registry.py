@@ -169,10 +169,13 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
     # (the nightly batch transform's inputs are monitored each morning: test_batch_transform_platform.py)
     schedules = [s for s in plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
                  if not s.name.startswith("prod-churn-nightly-")]
-    # data quality for every endpoint; model quality for churn, whose ground truth arrives daily
+    # data quality for every endpoint; model quality and bias for churn, whose ground truth arrives daily;
+    # explainability for fraud
     assert [(s.name, s.inputs["monitoringScheduleConfig"]["monitoringType"]) for s in schedules] == [
         ("prod-churn-monitor-schedule", "DataQuality"), ("prod-churn-monitor-quality", "ModelQuality"),
-        ("prod-fraud-monitor-schedule", "DataQuality"), ("prod-doc-scoring-monitor-schedule", "DataQuality")]
+        ("prod-churn-monitor-bias", "ModelBias"), ("prod-fraud-monitor-schedule", "DataQuality"),
+        ("prod-fraud-monitor-explainability", "ModelExplainability"),
+        ("prod-doc-scoring-monitor-schedule", "DataQuality")]
     assert len(endpoints) == 3
     for schedule in schedules:
         config = schedule.inputs["monitoringScheduleConfig"]
@@ -196,8 +199,8 @@ def test_every_prod_endpoint_is_monitored_with_alarms_on_one_encrypted_topic(shi
     assert all(a.inputs["alarmActions"] == a.inputs["okActions"] == [topic_arn] for a in rollback)
     assert topic.name == "prod-alerts-topic" and topic.parent == plan.get("prod", "emlops:index:MlPlatform").urn
     targets = [t for t in plan.by_type("aws:cloudwatch/eventTarget:EventTarget") if "-monitor-" in t.name]
-    # four schedules of the endpoints and the batch transform's one, each with its failures and violations
-    assert len(targets) == 10 and all(t.inputs["arn"] == topic_arn for t in targets)
+    # six schedules of the endpoints and the batch transform's one, each with its failures and violations
+    assert len(targets) == 14 and all(t.inputs["arn"] == topic_arn for t in targets)
     [subscription] = plan.by_type("aws:sns/topicSubscription:TopicSubscription")
     assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ml-oncall@example.com")
     image = plan.get("prod-churn-monitor-job").inputs["dataQualityAppSpecification"]["imageUri"]
@@ -238,11 +241,13 @@ def test_prod_fraud_retrains_on_violations_through_an_sdk_built_pipeline(shipped
     assert pipeline.inputs["pipelineName"] == "prod-fraud-retraining"  # what `emlops retrain prod fraud` starts
     steps = [s["Name"] for s in json.loads(pipeline.inputs["pipelineDefinition"])["Steps"]]
     assert steps[:4] == ["Prepare", "Train", "Evaluate", "CheckMetric"]
-    [schedule] = [s for s in plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
-                  if s.name == "prod-fraud-monitor-schedule"]
+    schedule, explainability = [s for s in plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
+                                if s.name.startswith("prod-fraud-monitor-")]
     violations = plan.get("prod-fraud-retraining-on-violations")
-    schedule_arn = f"arn:aws:sagemaker:eu-west-1:333333333333:monitoring-schedule/{schedule.inputs['name']}"
-    assert json.loads(violations.inputs["eventPattern"])["detail"]["MonitoringScheduleArn"] == [schedule_arn]
+    # drift, and attributions that drifted from the SHAP baseline's
+    assert json.loads(violations.inputs["eventPattern"])["detail"]["MonitoringScheduleArn"] == [
+        f"arn:aws:sagemaker:eu-west-1:333333333333:monitoring-schedule/{s.inputs['name']}"
+        for s in (schedule, explainability)]
     target = plan.get("prod-fraud-retraining-on-violations-start")
     assert target.inputs["arn"] == "arn:aws:sagemaker:eu-west-1:333333333333:pipeline/prod-fraud-retraining"
     # approvals happen in the shared registry's account, whose EventBridge announces them
@@ -276,6 +281,8 @@ def test_prod_churn_retrains_when_its_model_quality_drops_too(shipped_plan):
                  for s in plan.by_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")}
     churn = json.loads(plan.get("prod-churn-retraining-on-violations").inputs["eventPattern"])["detail"]
     assert churn["MonitoringScheduleArn"] == [schedules["prod-churn-monitor-schedule"],
-                                              schedules["prod-churn-monitor-quality"]]
+                                              schedules["prod-churn-monitor-quality"],
+                                              schedules["prod-churn-monitor-bias"]]
     fraud = json.loads(plan.get("prod-fraud-retraining-on-violations").inputs["eventPattern"])["detail"]
-    assert fraud["MonitoringScheduleArn"] == [schedules["prod-fraud-monitor-schedule"]]
+    assert fraud["MonitoringScheduleArn"] == [schedules["prod-fraud-monitor-schedule"],
+                                              schedules["prod-fraud-monitor-explainability"]]

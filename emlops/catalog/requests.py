@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import itertools
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -146,8 +147,25 @@ def _translate_structure(value: dict, shape: Shape, mapping: CreateRequest, path
         if member is None or member not in shape.members:
             unmapped.append(key_path)
             continue
+        if key_table in mapping.json_documents and shape.members[member].type_name == "string":
+            out[member] = json.dumps(_snake_case(item), sort_keys=True)
+            continue
         out[member] = _translate(item, shape.members[member], mapping, key_path, key_table, unmapped)
     return out
+
+
+# maps whose keys are the document's data, not its members
+_DATA_MAPS = ("customDetails", "metadata")
+
+
+def _snake_case(value: Any) -> Any:
+    """A provider structure as its JSON document spells it: `intendedUses` -> `intended_uses`."""
+    if isinstance(value, list):
+        return [_snake_case(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): item if key in _DATA_MAPS else _snake_case(item)
+            for key, item in value.items()}
 
 
 def _is_tag_list(shape: Shape) -> bool:

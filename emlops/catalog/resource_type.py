@@ -103,6 +103,9 @@ class CreateRequest:
     """Pulumi paths with no API counterpart, dropped on purpose (each with its reason in a comment)."""
     provider_supplied: frozenset[str] = frozenset()
     """Top-level API members the provider fills in itself (e.g. idempotency tokens), as plan placeholders."""
+    json_documents: frozenset[str] = frozenset()
+    """Pulumi paths of structures the provider sends as one JSON string member (a model card's `content`), its
+    keys in the document's snake_case (map keys, e.g. `customDetails`, as they are)."""
 
 
 Outputs = Union[Mapping[str, Any], Callable[[Mapping[str, str]], Mapping[str, Any]]]

@@ -1,5 +1,5 @@
 """Catalogue entries of running the platform: CloudWatch alarms, dashboards and logs, EventBridge, SNS, endpoint
-autoscaling, AWS Budgets and Lambda functions."""
+autoscaling, AWS Budgets, Lambda functions and the CloudTrail audit trail."""
 
 from __future__ import annotations
 
@@ -106,4 +106,19 @@ LAMBDA_FUNCTION = ResourceType(
     naming=Naming(auto=True, max_length=64, pattern=r"[a-zA-Z0-9_-]+"),
     arn="arn:{partition}:lambda:{region}:{account}:function:{name}", physical_id="{name}",
     replace_on_change=("name",),
+)
+
+# -- audit -------------------------------------------------------------------------------------------
+
+# An environment's own trail (components/audit.py): named by the platform, so its key and bucket policies name it
+# before it exists (Pulumi auto-names a trail left unnamed).
+# CreateTrail takes the trail; its event selectors and logging are set by separate calls (PutEventSelectors,
+# StartLogging) the provider makes after it.
+TRAIL = ResourceType(
+    "aws:cloudtrail/trail:Trail", label="CloudTrail trail", stateful=True, taggable=True,
+    naming=Naming("name", auto=True, max_length=128, min_length=3, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*"),
+    arn="arn:{partition}:cloudtrail:{region}:{account}:trail/{name}", physical_id="{name}",
+    replace_on_change=("name",), outputs={"homeRegion": "{region}"},
+    create=CreateRequest("cloudtrail", "CreateTrail", {"tags": "TagsList"},
+                         ignore=frozenset({"advancedEventSelectors", "enableLogging"})),
 )

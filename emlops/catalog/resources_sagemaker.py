@@ -73,6 +73,19 @@ MLFLOW_TRACKING_SERVER = ResourceType(
     create=CreateRequest("sagemaker", "CreateMlflowTrackingServer"),
 )
 
+# A served model's card (components/model_card.py: pulumi-aws-native's; pulumi-aws has none). Cloud Control knows
+# it by its name; a new content or status is a new version of the same card, a new name or key a new card.
+MODEL_CARD = ResourceType(
+    "aws-native:sagemaker:ModelCard", label="model card", stateful=True, taggable=True,
+    naming=Naming("modelCardName", max_length=63, pattern=_SAGEMAKER_NAME),
+    arn=_ARN + "model-card/{modelCardName_lower}", arn_output="modelCardArn", physical_id="{modelCardName}",
+    replace_on_change=("modelCardName", "securityConfig"),
+    outputs={"modelCardVersion": 1, "creationTime": "2026-01-01T00:00:00Z",
+             "modelCardProcessingStatus": "UnsetValue"},
+    # the provider sends the content as the card's JSON document
+    create=CreateRequest("sagemaker", "CreateModelCard", json_documents=frozenset({"content"})),
+)
+
 # -- monitoring -------------------------------------------------------------------------------------
 
 DATA_QUALITY_JOB_DEFINITION = ResourceType(
@@ -93,6 +106,24 @@ MODEL_QUALITY_JOB_DEFINITION = ResourceType(
     replace_on_change=(ALL,),  # Cloud Control: every property is create-only
     outputs={"creationTime": "2026-01-01T00:00:00Z"},
     create=CreateRequest("sagemaker", "CreateModelQualityJobDefinition"),
+)
+# SageMaker Clarify's bias and explainability monitors (components/clarify_monitoring.py), pulumi-aws-native's
+# like the model-quality one: auto-named, known to Cloud Control by their ARN, every property create-only.
+MODEL_BIAS_JOB_DEFINITION = ResourceType(
+    "aws-native:sagemaker:ModelBiasJobDefinition", taggable=True,
+    naming=Naming("jobDefinitionName", auto=True, max_length=63, pattern=_SAGEMAKER_NAME,
+                  what="model-bias job definition"),
+    arn=_ARN + "model-bias-job-definition/{jobDefinitionName_lower}", arn_output="jobDefinitionArn",
+    physical_id=BY_ARN, replace_on_change=(ALL,), outputs={"creationTime": "2026-01-01T00:00:00Z"},
+    create=CreateRequest("sagemaker", "CreateModelBiasJobDefinition"),
+)
+MODEL_EXPLAINABILITY_JOB_DEFINITION = ResourceType(
+    "aws-native:sagemaker:ModelExplainabilityJobDefinition", taggable=True,
+    naming=Naming("jobDefinitionName", auto=True, max_length=63, pattern=_SAGEMAKER_NAME,
+                  what="model-explainability job definition"),
+    arn=_ARN + "model-explainability-job-definition/{jobDefinitionName_lower}", arn_output="jobDefinitionArn",
+    physical_id=BY_ARN, replace_on_change=(ALL,), outputs={"creationTime": "2026-01-01T00:00:00Z"},
+    create=CreateRequest("sagemaker", "CreateModelExplainabilityJobDefinition"),
 )
 MONITORING_SCHEDULE = ResourceType(
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule", label="monitoring schedule", taggable=True,

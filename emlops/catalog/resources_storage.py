@@ -8,7 +8,7 @@ the guardrails check them (no ARN format is recorded for `BucketV2`, so the offl
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import RANDOM_UUID, CreateRequest, Naming, ResourceType
+from emlops.catalog.resource_type import RANDOM_UUID, CreateRequest, Naming, ResourceType, digest
 
 # -- S3 ---------------------------------------------------------------------------------------------
 
@@ -52,6 +52,15 @@ BUCKET_LIFECYCLE = _bucket_setting("aws:s3/bucketLifecycleConfiguration:BucketLi
 BUCKET_LOGGING = _bucket_setting("aws:s3/bucketLogging:BucketLogging", v2_alias=True)
 # The bucket's event destinations (EventBridge, for batch transforms started by new data): one per bucket, and
 # the provider has no `expectedBucketOwner` for it.
+# An object the platform writes itself (a Clarify monitor's analysis configuration): S3 knows it by its key; a new
+# content is a new version of the same object, another bucket or key another object.
+BUCKET_OBJECT = ResourceType(
+    "aws:s3/bucketObjectv2:BucketObjectv2", taggable=True, physical_id="{key}",
+    arn="arn:{partition}:s3:::{bucket}/{key}", replace_on_change=("bucket", "key"),
+    outputs=lambda fields: {"etag": digest(fields["bucket"] + "/" + fields["key"], 32),
+                            "versionId": digest("version:" + fields["bucket"] + "/" + fields["key"], 32)},
+    type_aliases=("aws:s3/BucketObject:BucketObject",),  # pulumi-aws's own alias of it
+)
 BUCKET_NOTIFICATION = ResourceType("aws:s3/bucketNotification:BucketNotification", physical_id="{bucket}",
                                    replace_on_change=("bucket",))
 BUCKET_VERSIONING_V2 = ResourceType("aws:s3/bucketVersioningV2:BucketVersioningV2")

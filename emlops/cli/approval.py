@@ -21,7 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from emlops.cli.targets import EXIT_INPUT, OperationError, Target, _aws_error, _caller_arn, _not_found, clean
+from emlops.cli.targets import (EXIT_INPUT, OperationError, Target, _aws_error, _caller_arn, _load_platform,
+                                _not_found, clean)
+from emlops.components.model_card import ModelCardSettings
 
 PENDING = "PendingManualApproval"
 MAX_APPROVAL_DESCRIPTION = 1024  # SageMaker's ApprovalDescription (botocore: max 1024)
@@ -201,8 +203,40 @@ def approval_description(description: str, reason: Optional[str]) -> str:
     return description + reason
 
 
+def declared_card(stack: str, model: str) -> tuple[Optional[ModelCardSettings], str]:
+    """STACK's model card of MODEL (`models[].model_card`, what its deploy makes the SageMaker model card) and the
+    stack file it is read from; None for a model without one (or a registry stack's group)."""
+    where = f"stacks/Pulumi.{stack}.yaml"
+    for entry in _load_platform(stack).models:
+        if entry.name == model:
+            return entry.model_card, where
+    return None, where
+
+
+def show_card(card: Optional[ModelCardSettings], model: str, where: str, console: Console,
+              warn: Callable[[str], None]) -> None:
+    """Print the model card next to the metrics: what the model is for, its risk, who owns and relies on it."""
+    if card is None:
+        warn(f"warning: {model} has no model card in {where} (models[].model_card)")
+        return
+    table = Table(title=escape(f"Model card ({where}, models[{model}].model_card)"), title_justify="left", show_edge=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    rows = [("intended uses", card.intended_uses), ("risk rating", card.risk_rating or "none"),
+            ("risk explanation", card.risk_explanation), ("owner", card.owner),
+            ("business stakeholders", ", ".join(card.business_stakeholders)),
+            ("business problem", card.business_problem), ("evaluation notes", card.evaluation_notes),
+            ("card status", card.status)]
+    for field, value in rows:
+        if value:
+            table.add_row(field, shown(value))
+    console.print(table)
+
+
 def approve(target: Target, version: Optional[int], yes: bool, no_report_reason: Optional[str], console: Console,
-            interactive: bool, confirm: Callable[[str], bool], warn: Callable[[str], None]) -> None:
+            interactive: bool, confirm: Callable[[str], bool], warn: Callable[[str], None],
+            card: tuple[Optional[ModelCardSettings], str] = (None, "")) -> None:
+    """Show the package (metrics, metadata) and the model card the stack declares (`declared_card`), then approve."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -217,6 +251,7 @@ def approve(target: Target, version: Optional[int], yes: bool, no_report_reason:
         package = find_package(sagemaker, target, version)
         label = package_label(package)
         review_package(package, session.client("s3", region_name=target.region), reason, console, warn)
+        show_card(card[0], target.model, card[1], console, warn)
         description = approval_description(f"approved with emlops by {caller}", reason)
         if not yes and not confirm(f"Approve {label} in stack {target.stack}?"):
             raise OperationError(f"not approved; {label} stays {PENDING}")

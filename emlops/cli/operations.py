@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from emlops.cli.approval import approve
+from emlops.cli.approval import approve, declared_card
 from emlops.cli.promotion import promote
 from emlops.cli.targets import (
     EXIT_FAILURE,
@@ -291,12 +291,13 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
             None, "--no-report-reason", help="Approve a version that has no readable evaluation report, for this "
             "reason (why, and who decided), recorded in the approval's description."),
     ) -> None:
-        """Show a model package's evaluation metrics and approve it for deployment."""
+        """Show a model package's evaluation metrics and the model's card, and approve it for deployment."""
         console = Console(highlight=False, soft_wrap=True)
         run("approve", lambda: approve(resolve_target(stack, model, registry=True), version, yes, no_report_reason,
                                        console, runtime.interactive(),
                                        lambda prompt: typer.confirm(prompt, default=False),
-                                       lambda line: typer.echo(f"emlops approve: {line}", err=True)))
+                                       lambda line: typer.echo(f"emlops approve: {line}", err=True),
+                                       card=declared_card(stack, model)))
 
     @app.command("promote")
     def promote_command(

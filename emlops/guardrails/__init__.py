@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from emlops.guardrails import baseline, batch, data, governance, iam, ml, network, serving
+from emlops.guardrails import audit, baseline, batch, data, governance, iam, ml, model_cards, network, serving
 from emlops.guardrails.helpers import CONFIG_PROPERTIES, Settings
 
-POLICIES: list[Policy] = [*ml.POLICIES, *serving.POLICIES, *batch.POLICIES, *data.POLICIES, *baseline.POLICIES, *iam.POLICIES,
-                          *network.POLICIES, *governance.POLICIES]
+POLICIES: list[Policy] = [*ml.POLICIES, *serving.POLICIES, *batch.POLICIES, *data.POLICIES, *baseline.POLICIES,
+                          *iam.POLICIES, *network.POLICIES, *governance.POLICIES, *model_cards.POLICIES,
+                          *audit.POLICIES]
 RULES: dict[str, Policy] = {policy.name: policy for policy in POLICIES}
 RULE_NAMES: tuple[str, ...] = tuple(RULES)
 

@@ -40,7 +40,9 @@ ENDPOINT = sagemaker.ENDPOINT.token
 DATA_QUALITY_JOB = sagemaker.DATA_QUALITY_JOB_DEFINITION.token
 # pulumi_aws has no model-quality job definition; components/model_quality.py uses pulumi-aws-native's
 MODEL_QUALITY_JOB = sagemaker.MODEL_QUALITY_JOB_DEFINITION.token
-MONITORING_JOBS = [DATA_QUALITY_JOB, MODEL_QUALITY_JOB]
+# and SageMaker Clarify's (components/clarify_monitoring.py), pulumi-aws-native's too
+CLARIFY_JOBS = [sagemaker.MODEL_BIAS_JOB_DEFINITION.token, sagemaker.MODEL_EXPLAINABILITY_JOB_DEFINITION.token]
+MONITORING_JOBS = [DATA_QUALITY_JOB, MODEL_QUALITY_JOB, *CLARIFY_JOBS]
 MONITORING_SCHEDULE = sagemaker.MONITORING_SCHEDULE.token
 FEATURE_GROUP = sagemaker.FEATURE_GROUP.token
 PIPELINE = sagemaker.PIPELINE.token
@@ -305,9 +307,12 @@ def monitor_vpc(props: Any, settings: Settings) -> Iterator[str]:
         yield "the monitoring job does not run in a VPC"
 
 
-@resource_rule("sagemaker-monitor-network-isolation", types=MONITORING_JOBS, severity="medium",
+# Clarify's explainability job makes a shadow endpoint of the model and calls it through the SageMaker API, which
+# network isolation forbids.
+@resource_rule("sagemaker-monitor-network-isolation", types=MONITORING_JOBS[:-1], severity="medium",
                enforcement="advisory",
-               description="Model monitoring jobs run with network isolation.",
+               description="Model monitoring jobs run with network isolation (Clarify's explainability jobs excepted: "
+                           "they call a shadow endpoint of the model through the SageMaker API).",
                remediation="ModelMonitor sets networkConfig.enableNetworkIsolation; set it on raw job definitions.")
 def monitor_network_isolation(props: Any, settings: Settings) -> Iterator[str]:
     if get(props, "networkConfig", "enableNetworkIsolation", default=False) is False:
@@ -320,8 +325,10 @@ def monitor_network_isolation(props: Any, settings: Settings) -> Iterator[str]:
                            "key); for raw job definitions set the output config's kms_key_id and the cluster's "
                            "volume_kms_key_id.")
 def monitoring_output_encrypted(props: Any, settings: Settings) -> Iterator[str]:
-    quality = get(props, "modelQualityJobOutputConfig")  # a model-quality job definition, or UNKNOWN/None
-    output = "dataQualityJobOutputConfig" if quality is None else "modelQualityJobOutputConfig"
+    # the job definition's own output config (data quality, model quality, bias or explainability)
+    output = next((key for key in ("modelQualityJobOutputConfig", "modelBiasJobOutputConfig",
+                                   "modelExplainabilityJobOutputConfig") if get(props, key) is not None),
+                  "dataQualityJobOutputConfig")
     for label, path in (("reports", (output, "kmsKeyId")),
                         ("volumes", ("jobResources", "clusterConfig", "volumeKmsKeyId"))):
         if get(props, *path) in (None, ""):

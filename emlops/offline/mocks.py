@@ -261,9 +261,18 @@ def _availability_zones(identity: AwsIdentity, args: dict) -> dict[str, Any]:
     }
 
 
+def _trail(identity: AwsIdentity, args: dict) -> dict[str, Any]:
+    """Cloud Control's read of a trail (the organisation's, named by its ARN): the preview has no account to read
+    it in, so what the deploy checks is shown as unknown (the flags, typed booleans, are left out), never guessed."""
+    name = args.get("trailName", "")
+    what = f"[unknown: {name}, looked up when the stack is deployed]"
+    return {"arn": name, "s3BucketName": what, "kmsKeyId": what}
+
+
 _DATA_SOURCES: dict[str, Callable[[AwsIdentity, dict], dict[str, Any]]] = {
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:index/getRegion:getRegion": _region,
     "aws:index/getPartition:getPartition": _partition,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws-native:cloudtrail:getTrail": _trail,
 }

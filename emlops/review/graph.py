@@ -31,14 +31,17 @@ from emlops.catalog.resources_operations import (EVENT_RULE, EVENT_TARGET, LAMBD
                                                  TOPIC)
 from emlops.catalog.resources_pulumi import STACK_REFERENCE
 from emlops.catalog.resources_sagemaker import (DATA_QUALITY_JOB_DEFINITION, ENDPOINT, ENDPOINT_CONFIG,
-                                                FEATURE_GROUP, MLFLOW_TRACKING_SERVER, MODEL, MODEL_PACKAGE_GROUP,
-                                                MODEL_QUALITY_JOB_DEFINITION, MONITORING_SCHEDULE, PIPELINE)
+                                                FEATURE_GROUP, MLFLOW_TRACKING_SERVER, MODEL,
+                                                MODEL_BIAS_JOB_DEFINITION, MODEL_EXPLAINABILITY_JOB_DEFINITION,
+                                                MODEL_PACKAGE_GROUP, MODEL_QUALITY_JOB_DEFINITION,
+                                                MONITORING_SCHEDULE, PIPELINE)
 from emlops.catalog.resources_storage import BUCKET
 from emlops.offline.plan import Plan, PlanResource
 from emlops.review.diff import group_of, physical_name
 
-# monitoring schedules run one of these (the model-quality one is pulumi-aws-native's)
-_JOB_DEFINITIONS = (DATA_QUALITY_JOB_DEFINITION, MODEL_QUALITY_JOB_DEFINITION)
+# monitoring schedules run one of these (the model-quality, bias and explainability ones are pulumi-aws-native's)
+_JOB_DEFINITIONS = (DATA_QUALITY_JOB_DEFINITION, MODEL_QUALITY_JOB_DEFINITION, MODEL_BIAS_JOB_DEFINITION,
+                    MODEL_EXPLAINABILITY_JOB_DEFINITION)
 
 
 @dataclass
@@ -123,7 +126,7 @@ def build_graph(plan: Plan) -> Graph:
         job_name = (schedule.inputs.get("monitoringScheduleConfig") or {}).get("monitoringJobDefinitionName")
         job = next((by_name[(t.token, job_name)] for t in _JOB_DEFINITIONS if (t.token, job_name) in by_name), None)
         if job is not None:
-            for key in ("dataQualityJobInput", "modelQualityJobInput"):
+            for key in ("dataQualityJobInput", "modelQualityJobInput", "modelBiasJobInput", "modelExplainabilityJobInput"):
                 endpoint_name = ((job.inputs.get(key) or {}).get("endpointInput") or {}).get("endpointName")
                 capture = (config_of[endpoint_name].inputs.get("dataCaptureConfig") or {}).get(
                     "destinationS3Uri", "") if endpoint_name in config_of else ""
