@@ -107,13 +107,14 @@ def test_new_and_removed_stacks_and_unchanged_verdicts(dirs, shipped_plan):
 
 def test_a_long_comment_is_cut_to_the_limit_with_a_note(dirs, shipped_plan):
     base, head = dirs
-    (base / "prod.json").unlink()
+    # two new stacks, dev and staging (prod's diagram with a new staging would not fit GitHub's limit at all)
+    shipped_plan("dev").write(head / "dev.json")
     (base / "staging.json").unlink()
     full = build_comment(base, head)
     assert full.count("```mermaid") == 2
     short = build_comment(base, head, limit=20000)
     assert len(short) <= 20000 and "```mermaid" not in short
-    assert "*Diagram left out to fit GitHub's comment limit; run `emlops graph prod`.*" in short
+    assert "*Diagram left out to fit GitHub's comment limit; run `emlops graph dev`.*" in short
     assert "*… diff cut to fit GitHub's comment limit; run `emlops diff` for all of it.*" in short
     assert short.count("<details>") == short.count("</details>") and short.startswith(MARKER)
     tiny = build_comment(base, head, limit=1000)

@@ -75,10 +75,11 @@ def test_mappings_of_the_baseline_rules():
 def test_the_rules_of_each_framework():
     assert rules_of("cis-aws", RULE_NAMES) == (
         "s3-bucket-public-access-blocked", "s3-bucket-tls-only", "kms-key-rotation", "iam-no-wildcard-action",
-        "iam-no-full-access-managed-policy", "ec2-security-group-no-open-ingress")
-    # model monitoring and failure reporting evidence no NIST control; every rule evidences an ISO control
+        "iam-no-full-access-managed-policy", "ec2-security-group-no-open-ingress", "cloudtrail-trail-hardened")
+    # model monitoring, failure reporting and quarantine evidence no NIST control; every rule evidences an ISO control
     assert [r for r in RULE_NAMES if r not in rules_of("nist-800-53", RULE_NAMES)] == [
-        "sagemaker-data-capture-enabled", "sagemaker-prod-endpoint-monitoring", "sagemaker-async-failures-reported"]
+        "sagemaker-data-capture-enabled", "sagemaker-prod-endpoint-monitoring", "sagemaker-async-failures-reported",
+        "data-pipeline-quarantine"]
     assert rules_of("iso-27001", RULE_NAMES) == RULE_NAMES
     assert [p.name for p in framework_rules("cis-aws")] == list(rules_of("cis-aws", RULE_NAMES))
     assert framework_rules(None) == POLICIES

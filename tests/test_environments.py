@@ -580,4 +580,4 @@ def test_stacks_readme_says_where_each_setting_is_defined():
         inner = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
         assert inner[0] is defined, (key, model)
     assert seen == list(PlatformConfig.model_fields)[:len(seen)]
-    assert len(seen) == len(StackConfig.model_fields) + 12
+    assert len(seen) == len(StackConfig.model_fields) + 13

@@ -63,12 +63,12 @@ def test_shipped_prod_evidence_for_nist(shipped_plan):
     for control in nist.controls:
         results.setdefault(control.result, []).append(control.control)
     assert {result: len(ids) for result, ids in results.items()} == {
-        "pass": 29, "nothing to judge": 4, "not covered": 23}
-    assert results["nothing to judge"] == ["AC-17", "AC-21", "AU-2", "AU-12"]  # no EKS, no package group in prod
+        "pass": 31, "nothing to judge": 2, "not covered": 23}
+    assert results["nothing to judge"] == ["AC-17", "AC-21"]  # no EKS, no package group in prod
     assert list(report.rules) == list(rules_of("nist-800-53", RULE_NAMES))
     keys = [r.name for r in shipped_plan("prod").resources if r.type == "aws:kms/key:Key"]
     rotation = report.rules["kms-key-rotation"]
-    assert [(v.name, v.result) for v in rotation.verdicts] == [(name, "pass") for name in keys] and len(keys) == 3
+    assert [(v.name, v.result) for v in rotation.verdicts] == [(name, "pass") for name in keys] and len(keys) == 4
     assert report.open_mandatory == 0 and report.suppressed == [] and report.warnings == []
     sc28 = next(c for c in nist.controls if c.control == "SC-28(1)")
     assert sc28.title == "Protection of Information at Rest | Cryptographic Protection"
@@ -162,7 +162,7 @@ def test_emlops_report_prod_nist_html_is_readable_on_its_own(monkeypatch):
     assert "Evidence report of stack prod: NIST SP 800-53 Rev. 5" in text
     assert "Scope: a selection of base controls and enhancements of the AC, AU, CA, CM, CP, IA, RA, SA, SC and " \
            "SI" in text
-    assert "56 controls in scope: 33 evidenced by the rules here (29 pass, 0 fail, 4 with nothing to judge in this " \
+    assert "56 controls in scope: 33 evidenced by the rules here (31 pass, 0 fail, 2 with nothing to judge in this " \
            "stack); 23 not covered by any rule here." in text
     assert "Controls nothing here covers (23)" in text and "Least Privilege | Log Use of Privileged Functions" in text
     assert "SOC 2" not in text
@@ -177,7 +177,7 @@ def test_report_markdown_from_a_plan_file_to_an_output_file(broken, suppressed):
     assert text.startswith("# Evidence report of stack prod: SOC 2 (2017 Trust Services Criteria, revised points of "
                            "focus 2022)\n\nThe guardrails of emlops (the rules `emlops check` and the policy pack run) "
                            "were evaluated on ")
-    assert "from the plan file prod.json: 53 rules that evidence controls of the framework below; 1 open " \
+    assert "from the plan file prod.json: 60 rules that evidence controls of the framework below; 1 open " \
            "mandatory finding(s), 1 suppressed." in text
     assert "### Controls nothing here covers (" in text and "| CC1.1 | Commitment to integrity and ethical values |" \
         in text
@@ -213,13 +213,13 @@ def test_check_framework_runs_that_frameworks_rules_only(broken, suppressed):
                         env={"COLUMNS": "250"})
     # neither broken rule is a CIS one, and the suppression of a rule that did not run is no warning
     assert cis.exit_code == 0, cis.output
-    assert cis.stdout == (f"passed: 6 rules of cis-aws evaluated on {resources} resources of prod: 0 mandatory "
+    assert cis.stdout == (f"passed: 7 rules of cis-aws evaluated on {resources} resources of prod: 0 mandatory "
                           "violation(s), 0 advisory, 0 suppressed\n")
     report = json.loads(Path("cis.json").read_text())
-    assert (report["framework"], report["rulesEvaluated"], report["violations"]) == ("cis-aws", 6, [])
+    assert (report["framework"], report["rulesEvaluated"], report["violations"]) == ("cis-aws", 7, [])
     soc2 = runner.invoke(app, ["check", "prod", "--plan", plan, "--framework", "soc2"], env={"COLUMNS": "250"})
     assert soc2.exit_code == 1
-    assert soc2.stdout.splitlines()[-1] == (f"FAILED: 53 rules of soc2 evaluated on {resources} resources of prod: "
+    assert soc2.stdout.splitlines()[-1] == (f"FAILED: 60 rules of soc2 evaluated on {resources} resources of prod: "
                                             "1 mandatory violation(s), 0 advisory, 1 suppressed")
     bad = runner.invoke(app, ["check", "prod", "--framework", "NIST"])
     assert (bad.exit_code, bad.stderr) == (2, "--framework: 'NIST' is not a framework emlops maps its rules to; "

@@ -64,7 +64,8 @@ def test_what_the_groups_cannot_give_is_one_problem(changes, groups, problem):
 
 
 def test_a_label_not_among_the_features_is_one_line_naming_the_stack_file_and_key(project_copy):
-    edit_stack(project_copy, "prod", "            label: churned\n", "            label: cancelled\n")
+    edit_stack(project_copy, "prod", "            feature_groups: [customers, churn-labels]\n            label: churned\n",
+               "            feature_groups: [customers, churn-labels]\n            label: cancelled\n")
     assert preview_error(project_copy, "prod") == (
         "stacks/Pulumi.prod.yaml: emlops:platform.models[0].retraining.features.label: 'cancelled' is not among the "
         "features of customers, churn-labels (customer_id, event_time, tenure_months, monthly_charges, contract_type, "

@@ -68,6 +68,11 @@ CONTROLS: dict[str, Mapping] = {
     # a batch that fails validation is stopped, set apart and reported: evidence of monitoring, not of integrity
     "data-pipeline-quarantine": MODEL_MONITORING,
     "athena-workgroup-results-encrypted": AT_REST,
+    # model cards and the audit trail (emlops.guardrails.model_cards, audit)
+    # a card names the model's owner (accountability) and rates its risk
+    "sagemaker-prod-model-card": _m(nist="CM-8 CM-8(4)", soc2="CC3.2", iso="A.5.9"),
+    "cloudtrail-trail-hardened": _m(nist="AU-2 AU-9 AU-12", soc2="CC7.2", iso="A.8.15", pci="10.2.1 10.3.2",
+                                    hipaa="164.312(b)", cis="3.1 3.2 3.5"),
     # AWS baseline (emlops.guardrails.baseline)
     "s3-bucket-sse-kms": _m(nist="SC-13 SC-28 SC-28(1)", soc2="CC6.1", iso="A.8.24", pci="3.5.1",
                             hipaa="164.312(a)(2)(iv)"),

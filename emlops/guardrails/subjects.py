@@ -36,6 +36,7 @@ STACK_RULE_SUBJECTS: dict[str, tuple[str, ...]] = {
     "sagemaker-people-jobs-isolated": (iam.ROLE.token,),
     "iam-passrole-no-widening": (iam.ROLE.token,),
     "ec2-egress-to-vpc-endpoints": (network.SECURITY_GROUP.token,),
+    "sagemaker-prod-model-card": (sagemaker.ENDPOINT.token,),
 }
 
 # Resource rules that run on every resource and judge only some.

@@ -185,7 +185,8 @@ def _endpoint_lines(reader: _Reader, config: PlanResource) -> tuple[list[Line], 
     return lines, usage
 
 
-Step = tuple[str, str, int, Optional[int]]  # kind (processing, training, transform), instance type, count, seconds
+# kind (processing, training, transform), instance type, count, seconds, whether a condition step decides it runs
+Step = tuple[str, str, int, Optional[int], bool]
 
 
 def _job_lines(reader: _Reader, resource: PlanResource, steps: list[Step], runs: Fraction, schedule: str,
@@ -193,7 +194,7 @@ def _job_lines(reader: _Reader, resource: PlanResource, steps: list[Step], runs:
     """Lines of a scheduled job (or pipeline): per step its kind, instance type, count and duration: its configured
     maximum runtime, else the run's expected duration (a batch transform's `expected_run_minutes`), else none."""
     lines = []
-    for kind, instance_type, count, max_seconds in steps:
+    for kind, instance_type, count, max_seconds, conditional in steps:
         if max_seconds is not None:
             hours, assumption = Fraction(max_seconds, 3600), "each run takes its configured maximum runtime"
         elif expected_minutes is not None:
@@ -201,10 +202,13 @@ def _job_lines(reader: _Reader, resource: PlanResource, steps: list[Step], runs:
         else:
             continue  # listed as billed by use (see _pipelines)
         quantity = runs * count * hours
+        note = f"{assumption}, {_fmt(hours)} h"
+        if conditional:  # e.g. a data pipeline's validation, when the run found a batch
+            note += "; it runs only when a condition of its pipeline holds, so the low end counts none"
         lines.append(reader.line(
             resource, f"{instance_type} {kind} x{count}, {_fmt(runs)} runs ({schedule})",
-            (f"sagemaker:{kind}:{instance_type}",), "instance-hours", quantity, quantity,
-            f"{assumption}, {_fmt(hours)} h"))
+            (f"sagemaker:{kind}:{instance_type}",), "instance-hours", Fraction(0) if conditional else quantity,
+            quantity, note))
     return lines
 
 
@@ -217,16 +221,24 @@ def _pipeline_steps(pipeline: PlanResource) -> list[Step]:
         definition = json.loads(pipeline.inputs.get("pipelineDefinition") or "{}")
     except (TypeError, ValueError):
         return []
+    return _steps(definition.get("Steps", []), conditional=False)
+
+
+def _steps(definition_steps: list[Any], conditional: bool) -> list[Step]:
+    """The jobs of a pipeline's steps, those in a condition step's branches too (they run only when it decides so)."""
     steps = []
-    for step in definition.get("Steps", []):
+    for step in definition_steps:
         kind, arguments = JOB_KINDS.get(step.get("Type")), step.get("Arguments") or {}
+        if step.get("Type") == "Condition":
+            steps += _steps([*arguments.get("IfSteps", []), *arguments.get("ElseSteps", [])], conditional=True)
         if kind is None:
             continue
         resources = (arguments.get("ProcessingResources", {}).get("ClusterConfig") or arguments.get("ResourceConfig")
                      or arguments.get("TransformResources") or {})
         max_seconds = (arguments.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         if isinstance(resources.get("InstanceType"), str):
-            steps.append((kind, resources["InstanceType"], int(resources.get("InstanceCount", 1)), max_seconds))
+            steps.append((kind, resources["InstanceType"], int(resources.get("InstanceCount", 1)), max_seconds,
+                          conditional))
     return steps
 
 
@@ -254,7 +266,7 @@ def _pipelines(reader: _Reader, capacity: Capacity) -> None:
         events = [r for r in triggers if not isinstance(r.inputs.get("scheduleExpression"), str)]
         untimed = [s for s in steps if s[3] is None] if expected is None else []
         if events or untimed:
-            parts = [f"{count} x {instance_type} {kind}" for kind, instance_type, count, _ in steps]
+            parts = [f"{count} x {instance_type} {kind}" for kind, instance_type, count, _, _ in steps]
             why = "runs that events start" if events else "instance-hours of steps without a maximum runtime"
             capacity.usage_only.append(UsageOnly(pipeline.name, pipeline.type, reader.component(pipeline),
                                                  f"{why}: {', '.join(parts)} per run"))
@@ -269,7 +281,7 @@ def _monitoring(reader: _Reader, capacity: Capacity) -> None:
             continue
         cluster = (job.inputs.get("jobResources") or {}).get("clusterConfig") or {}
         max_seconds = (job.inputs.get("stoppingCondition") or {}).get("maxRuntimeInSeconds")
-        steps = [("processing", cluster.get("instanceType"), int(cluster.get("instanceCount", 1)), max_seconds)]
+        steps = [("processing", cluster.get("instanceType"), int(cluster.get("instanceCount", 1)), max_seconds, False)]
         if max_seconds is None:
             capacity.usage_only.append(UsageOnly(schedule.name, schedule.type, reader.component(schedule),
                                                  f"runs without a maximum runtime: {steps[0][2]} x "
