@@ -239,10 +239,10 @@ def test_ml_components_comply_with_the_rule(rule):
 
 
 def test_the_batch_transform_rules_judge_the_good_plans_transform_step_and_its_model():
-    from emlops.guardrails.batch import transform_steps
+    from emlops.guardrails.helpers import pipeline_steps
 
     plan = good_plan()
-    [(step, arguments)] = transform_steps(plan.get("churn-scoring-pipeline").inputs)
+    [(step, arguments)] = pipeline_steps(plan.get("churn-scoring-pipeline").inputs, "Transform")
     model = plan.get("churn-scoring-model").inputs
     assert (step, arguments["ModelName"]) == ("Transform", model["name"])
     assert model["enableNetworkIsolation"] is True and model["vpcConfig"]["subnets"] == SUBNETS
@@ -250,7 +250,7 @@ def test_the_batch_transform_rules_judge_the_good_plans_transform_step_and_its_m
     unknown = run_components(lambda: aws.sagemaker.Pipeline(
         "later", pipeline_name="later", pipeline_display_name="later", role_arn="arn:aws:iam::123456789012:role/r",
         pipeline_definition="[unknown: definition]"))
-    assert transform_steps(unknown.get("later").inputs) == []
+    assert pipeline_steps(unknown.get("later").inputs, "Transform") == []
     assert [findings(unknown, rule, PROD) for rule in ("sagemaker-batch-transform-output-encrypted",
                                                        "sagemaker-batch-transform-network-isolation",
                                                        "sagemaker-batch-transform-vpc")] == [[], [], []]

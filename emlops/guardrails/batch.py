@@ -8,40 +8,18 @@ the step names, found in the stack by its name; a model the stack does not creat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from pulumi_policy import PolicyResource
 
 from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog.aws import has_local_storage
-from emlops.guardrails.helpers import (UNKNOWN, Finding, Settings, get, items, of_type, parse_json, resource_rule,
-                                       stack_rule, text)
+from emlops.guardrails.helpers import (UNKNOWN, Finding, Settings, get, items, of_type, pipeline_steps,
+                                       resource_rule, stack_rule, text)
 
 PIPELINE = sagemaker.PIPELINE.token
 MODEL = sagemaker.MODEL.token
-
-
-def transform_steps(props: Any) -> list[tuple[str, Mapping[str, Any]]]:
-    """(step name, arguments) of every Transform step of a pipeline's definition, conditions' branches included;
-    none when the definition is not known."""
-    definition = parse_json(get(props, "pipelineDefinition"))
-    if not isinstance(definition, Mapping):
-        return []
-    found: list[tuple[str, Mapping[str, Any]]] = []
-
-    def walk(steps: Any) -> None:
-        for step in items(steps):
-            if not isinstance(step, Mapping):
-                continue
-            arguments = step.get("Arguments") if isinstance(step.get("Arguments"), Mapping) else {}
-            if step.get("Type") == "Transform":
-                found.append((str(step.get("Name", "?")), arguments))
-            walk(arguments.get("IfSteps"))
-            walk(arguments.get("ElseSteps"))
-
-    walk(definition.get("Steps"))
-    return found
 
 
 @resource_rule("sagemaker-batch-transform-output-encrypted", types=[PIPELINE], severity="high",
@@ -51,7 +29,7 @@ def transform_steps(props: Any) -> list[tuple[str, Mapping[str, Any]]]:
                            "definition of your own give the transformer output_kms_key and volume_kms_key (none for "
                            "instance types with local NVMe storage) and the capture config's kms_key_id.")
 def batch_transform_output_encrypted(props: Any, settings: Settings) -> Iterator[str]:
-    for step, arguments in transform_steps(props):
+    for step, arguments in pipeline_steps(props, "Transform"):
         if get(arguments, "TransformOutput", "KmsKeyId") in (None, ""):
             yield f"transform step {step!r} writes its results without a KMS key (TransformOutput.KmsKeyId)"
         instance_type = get(arguments, "TransformResources", "InstanceType")
@@ -68,7 +46,7 @@ def _transform_models(resources: list[PolicyResource]) -> Iterator[tuple[PolicyR
     step whose model's name is known."""
     models = {text(get(m.props, "name")): m for m in of_type(resources, MODEL)}
     for pipeline in of_type(resources, PIPELINE):
-        for step, arguments in transform_steps(pipeline.props):
+        for step, arguments in pipeline_steps(pipeline.props, "Transform"):
             name = text(get(arguments, "ModelName"))
             if name is None:
                 continue

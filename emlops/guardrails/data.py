@@ -9,40 +9,18 @@ action is `gate`) moves a batch that fails validation to quarantine when it is g
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from emlops.catalog import resources_operations as operations
 from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog import resources_storage as storage
 from emlops.catalog.aws import has_local_storage
-from emlops.guardrails.helpers import Settings, get, items, parse_json, resource_rule, text
+from emlops.guardrails.helpers import Settings, get, items, pipeline_steps, resource_rule, text
 
 PIPELINE = sagemaker.PIPELINE.token
 FUNCTION = operations.LAMBDA_FUNCTION.token
 ATHENA_WORKGROUP = storage.ATHENA_WORKGROUP.token
-
-
-def pipeline_steps(props: Any, kind: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """(step name, arguments) of every step of type `kind` in a pipeline's definition, conditions' branches
-    included; none when the definition is not known."""
-    definition = parse_json(get(props, "pipelineDefinition"))
-    if not isinstance(definition, Mapping):
-        return []
-    found: list[tuple[str, Mapping[str, Any]]] = []
-
-    def walk(steps: Any) -> None:
-        for step in items(steps):
-            if not isinstance(step, Mapping):
-                continue
-            arguments = step.get("Arguments") if isinstance(step.get("Arguments"), Mapping) else {}
-            if step.get("Type") == kind:
-                found.append((str(step.get("Name", "?")), arguments))
-            walk(arguments.get("IfSteps"))
-            walk(arguments.get("ElseSteps"))
-
-    walk(definition.get("Steps"))
-    return found
 
 
 @resource_rule("sagemaker-processing-steps-encrypted", types=[PIPELINE], severity="high",

@@ -270,3 +270,25 @@ def stack_rule(name: str, *, description: str, severity: str, remediation: str, 
 
 def of_type(resources: Iterable[PolicyResource], *types: str) -> list[PolicyResource]:
     return [r for r in resources if r.resource_type in types]
+
+
+def pipeline_steps(props: Any, kind: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(step name, arguments) of every step of type `kind` in a pipeline's definition, conditions' branches
+    included; none when the definition is not known."""
+    definition = parse_json(get(props, "pipelineDefinition"))
+    if not isinstance(definition, Mapping):
+        return []
+    found: list[tuple[str, Mapping[str, Any]]] = []
+
+    def walk(steps: Any) -> None:
+        for step in items(steps):
+            if not isinstance(step, Mapping):
+                continue
+            arguments = step.get("Arguments") if isinstance(step.get("Arguments"), Mapping) else {}
+            if step.get("Type") == kind:
+                found.append((str(step.get("Name", "?")), arguments))
+            walk(arguments.get("IfSteps"))
+            walk(arguments.get("ElseSteps"))
+
+    walk(definition.get("Steps"))
+    return found

@@ -17,7 +17,6 @@ from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.resources_operations import SCALING_TARGET as _SCALING_TARGET
 from emlops.guardrails.serving import asynchronous, shadow_variants
-from emlops.guardrails.batch import transform_steps
 from emlops.guardrails.helpers import (
     UNKNOWN,
     Finding,
@@ -28,6 +27,7 @@ from emlops.guardrails.helpers import (
     items,
     of_type,
     parse_json,
+    pipeline_steps,
     principals,
     resource_rule,
     stack_rule,
@@ -148,7 +148,7 @@ def instance_type_allowed(props: Any, settings: Settings) -> Iterator[str]:
         return
     types = [get(v, "instanceType") for v in [*_provisioned(props), *shadow_variants(props)]]
     types.append(get(props, "jobResources", "clusterConfig", "instanceType"))
-    types += [get(arguments, "TransformResources", "InstanceType") for _, arguments in transform_steps(props)]
+    types += [get(arguments, "TransformResources", "InstanceType") for _, arguments in pipeline_steps(props, "Transform")]
     for instance_type in types:
         if isinstance(text(instance_type), str) and instance_type not in allowed:
             yield f"instance type {instance_type} is not allowed here (allowed: {', '.join(allowed)})"
