@@ -20,6 +20,26 @@ SEVERITIES = ("critical", "high", "medium", "low")
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
+def refuse_bad_options(output_format: str, allowed: tuple[str, ...], framework: Optional[str],
+                       plan_path: Optional[Path]) -> None:
+    """Exit 2 with one line on a format or framework emlops does not know, before any preview; without a plan to
+    read, make this process fit for the one preview it will run."""
+    from emlops.review.check import CheckError, framework_rules
+
+    if output_format not in allowed:
+        typer.echo(f"--format: {output_format!r} is not supported; allowed: {', '.join(allowed)}", err=True)
+        raise typer.Exit(2)
+    try:
+        framework_rules(framework)
+    except CheckError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(exc.exit_code)
+    if plan_path is None:
+        from emlops.cli.process import one_preview_process
+
+        one_preview_process()
+
+
 def _resource(v: "Violation") -> str:
     return f"{v.name} ({v.type})" if v.name else "(stack)"
 
@@ -132,20 +152,9 @@ def register(app: typer.Typer) -> None:
         """Run the guardrails (the policy pack's rules) on STACK's offline plan, and its budget with a price book;
         exit 1 on a mandatory violation."""
         from emlops.program.config_errors import printable
-        from emlops.review.check import CheckError, check_stack, framework_rules, stack_pack_config
+        from emlops.review.check import CheckError, check_stack, stack_pack_config
 
-        if output_format not in ("text", "markdown"):
-            typer.echo(f"--format: {output_format!r} is not supported; allowed: text, markdown", err=True)
-            raise typer.Exit(2)
-        try:
-            framework_rules(framework)
-        except CheckError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(exc.exit_code)
-        if plan_path is None:
-            from emlops.cli.process import one_preview_process
-
-            one_preview_process()
+        refuse_bad_options(output_format, ("text", "markdown"), framework, plan_path)
         try:
             if pack_config is not None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")

@@ -31,20 +31,10 @@ def register(app: typer.Typer) -> None:
         with their reasons, and the controls no rule here covers. Exit 0 whatever the findings
         (`emlops check` is the gate)."""
         from emlops.program.config_errors import printable
-        from emlops.review.check import CheckError, framework_rules
+        from emlops.cli.check import refuse_bad_options
+        from emlops.review.check import CheckError
 
-        if output_format not in FORMATS:
-            typer.echo(f"--format: {output_format!r} is not supported; allowed: {', '.join(FORMATS)}", err=True)
-            raise typer.Exit(2)
-        try:
-            framework_rules(framework)
-        except CheckError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(exc.exit_code)
-        if plan_path is None:
-            from emlops.cli.process import one_preview_process
-
-            one_preview_process()
+        refuse_bad_options(output_format, FORMATS, framework, plan_path)
         from emlops.review.evidence import report_stack
         from emlops.review.evidence_render import RENDERERS
 
