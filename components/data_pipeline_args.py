@@ -27,10 +27,10 @@ from pydantic import Field, field_validator, model_validator
 
 from emlops.components.api_limits import check_instance_type
 from emlops.components.batch_transform_args import KEY_PREFIX, KEY_PREFIX_HELP, overlap
+from emlops.components.kms import KmsSettings
 from emlops.components.locations import S3ObjectUri, check_key_prefix
 from emlops.components.retraining_args import _ECR_IMAGE
 from emlops.components.schedules import check_eventbridge_schedule
-from emlops.components.kms import KmsSettings
 from emlops.components.settings import (AtKey, Governance, Placement, Settings, check_log_retention,
                                          error_message)
 
