@@ -9,7 +9,9 @@ it when an object lands and/or on a schedule, and tells the alerts topic about e
 Two roles: the pipeline's (it runs the processing jobs as itself and invokes the function) reads the batch and the
 constraints, writes the reports and the transformed features, pulls the analyzer's and the team's images; the
 function's moves objects only under the landing prefix and `data-pipelines/<name>/` and writes records only to its
-feature group. Both in the private subnets, with the datasets key through S3 only.
+feature group. Both in the private subnets, with the datasets key through S3 only. The function logs (JSON) to a log
+group of its own, `/emlops/data-pipelines/<name>`, with a retention and a KMS key of its own that CloudWatch Logs may
+use for that group only; its role writes to that group only and creates no log group.
 
 Its settings (`DataPipelineSettings`) and context (`DataPipelineContext`) are in data_pipeline_args.py.
 """
@@ -32,6 +34,7 @@ from emlops.components.data_pipeline_args import (PIPELINES_FOLDER, DataPipeline
 from emlops.components.iam import (ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement,
                                    role_names)
 from emlops.components.images import monitor_image_uri, repository_arn_output
+from emlops.components.kms import KmsKey, KmsKeyArgs
 from emlops.components.locations import parse_s3
 from emlops.components.naming import DerivedName, auto_named, given
 from emlops.components.network_access import https_only_security_group, vpc_interface_statements
@@ -46,6 +49,12 @@ STEPS_HANDLER = f"{STEPS_CODE.stem}.handler"
 STEPS_RUNTIME = "python3.12"
 # A pipeline's Lambda step waits at most 10 minutes for its function.
 STEPS_TIMEOUT_SECONDS = 600
+PIPELINES_LOG_GROUPS = "/emlops/data-pipelines/"
+
+
+def log_group_name(name: str) -> str:
+    """`/emlops/data-pipelines/<name>`: the log group of the function of the DataPipeline called `name`."""
+    return f"{PIPELINES_LOG_GROUPS}{name}"
 
 
 def execution_role_name(name: str) -> str:
@@ -100,21 +109,24 @@ class DataPipeline(pulumi.ComponentResource):
         self.landing_uri = concat("s3://", bucket.bucket_name, "/", settings.landing_prefix)
         analyzer_image = pulumi.Output.from_input(context.region or aws_facts.region).apply(monitor_image_uri)
 
+        log_group = self._log_group(name, settings, context, aws_facts, tags)
         steps_role = ServiceRole(steps_role_name(name), ServiceRoleArgs(
             services=["lambda.amazonaws.com"], description=f"Claims, quarantines and ingests the batches of the "
             f"{context.pipeline_name} pipeline", permissions_boundary_arn=governance.permissions_boundary_arn,
             tags=tags), opts=child(self))
         steps_policy = steps_role.add_policies("permissions", self._steps_permissions(
-            settings, context, aws_facts, runs, placement.vpc_id))
+            settings, context, aws_facts, runs, placement.vpc_id, log_group.arn))
         self.function = aws.lambda_.Function(
             f"{name}-steps", description=f"Claim, gate and ingest steps of the {context.pipeline_name} pipeline",
             runtime=STEPS_RUNTIME, handler=STEPS_HANDLER, role=steps_role.arn, timeout=STEPS_TIMEOUT_SECONDS,
             memory_size=1024,
             code=pulumi.AssetArchive({STEPS_CODE.name: pulumi.StringAsset(STEPS_CODE.read_text())}),
             vpc_config={"subnet_ids": list(placement.subnet_ids), "security_group_ids": security_group_ids},
+            logging_config={"log_format": "JSON", "log_group": log_group.name},
             tags=tags,
-            # Lambda checks the role may manage network interfaces when the function is created
-            opts=child(self, depends_on=[steps_policy]))
+            # Lambda checks the role may manage network interfaces when the function is created; the group exists
+            # first so that Lambda never creates one of its own (unencrypted, kept forever)
+            opts=child(self, depends_on=[steps_policy, log_group]))
 
         role = ServiceRole(execution_role_name(name), ServiceRoleArgs(
             services=["sagemaker.amazonaws.com"], description=f"Runs the {context.pipeline_name} pipeline and its "
@@ -164,8 +176,23 @@ class DataPipeline(pulumi.ComponentResource):
                                "roleArn": self.role_arn, "functionArn": self.function.arn,
                                "landingUri": self.landing_uri})
 
+    def _log_group(self, name: str, settings: DataPipelineSettings, context: DataPipelineContext,
+                   aws_facts: AwsContext, tags: dict) -> aws.cloudwatch.LogGroup:
+        """The function's log group, with its retention and a key of its own that CloudWatch Logs may use for this
+        group only (the key policy names the group before it exists)."""
+        group_name = log_group_name(name)
+        protect = context.governance.protect
+        key = KmsKey(f"{name}-logs", KmsKeyArgs(
+            description=f"Encrypts the logs of the steps of the {context.pipeline_name} pipeline",
+            settings=context.kms, log_group_arns=[aws_facts.arn("logs", f"log-group:{group_name}")],
+            protect=protect, tags=tags), opts=child(self))
+        return aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=group_name, retention_in_days=settings.log_retention_days, kms_key_id=key.arn,
+            tags=tags, opts=child(self, protect=protect))
+
     def _steps_permissions(self, settings: DataPipelineSettings, context: DataPipelineContext, aws_facts: AwsContext,
-                           runs: str, vpc_id: pulumi.Input[str]) -> dict[str, list[Statement]]:
+                           runs: str, vpc_id: pulumi.Input[str],
+                           log_group_arn: pulumi.Input[str]) -> dict[str, list[Statement]]:
         """The function moves objects of the landing prefix and its run folders, reads the reports and the
         transformed features, and writes records to its feature group."""
         bucket = context.datasets_bucket
@@ -184,10 +211,9 @@ class DataPipeline(pulumi.ComponentResource):
             # PutRecord's callers need the online store's key (SageMaker documents no kms:ViaService for it)
             concerns["write-records"].append(kms_usage_statement(context.feature_store_key_arn, encrypt=False,
                                                                  decrypt=True))
-        log_group = aws_facts.arn("logs", "log-group:/aws/lambda/*")
-        concerns["logs"] = [Statement(actions=["logs:CreateLogGroup"], resources=[log_group]),
-                            Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                      resources=[concat(log_group, ":log-stream:*")])]
+        # its own group only: no logs:CreateLogGroup, so Lambda cannot fall back to a group of its own making
+        concerns["logs"] = [Statement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                      resources=[log_group_arn, concat(log_group_arn, ":log-stream:*")])]
         vpc = vpc_interface_statements(aws_facts, vpc_id)
         concerns["vpc-access"] = [*vpc, Statement(
             actions=["ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], resources=["*"],

@@ -27,10 +27,12 @@ from pydantic import Field, field_validator, model_validator
 
 from emlops.components.api_limits import check_instance_type
 from emlops.components.batch_transform_args import KEY_PREFIX, KEY_PREFIX_HELP, overlap
+from emlops.components.kms import KmsSettings
 from emlops.components.locations import S3ObjectUri, check_key_prefix
 from emlops.components.retraining_args import _ECR_IMAGE
 from emlops.components.schedules import check_eventbridge_schedule
-from emlops.components.settings import AtKey, Governance, Placement, Settings, error_message
+from emlops.components.settings import (AtKey, Governance, Placement, Settings, check_log_retention,
+                                         error_message)
 
 if TYPE_CHECKING:
     from emlops.components.network_access import EndpointEgress
@@ -120,6 +122,10 @@ class DataPipelineSettings(Settings):
     quarantine: bool = Field(True, description="Move a batch that fails validation to "
                              "`data-pipelines/<name>/quarantine/<run>/` (else it stays in its batch folder). "
                              "Required in production. Default: true.")
+    log_retention_days: int = Field(365, description="Days the logs of the claim, gate and ingest steps (the "
+                                    "pipeline's Lambda function) are kept in their own KMS-encrypted log group, "
+                                    "`/emlops/data-pipelines/<environment>-<name>-data` (a CloudWatch Logs "
+                                    "retention). Default: 365.")
     validation: ValidationSettings = Field(description="The validation step.")
     transformation: TransformationSettings = Field(default_factory=TransformationSettings,
                                                    description="The transformation step (its image is required).")
@@ -128,6 +134,11 @@ class DataPipelineSettings(Settings):
     @classmethod
     def _schedule(cls, value: Optional[str]) -> Optional[str]:
         return value if value is None else check_eventbridge_schedule(value)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return check_log_retention(value)
 
     @field_validator("landing_prefix")
     @classmethod
@@ -176,8 +187,11 @@ class DataPipelineContext:
     """Key of the feature group's online store (the ingest step decrypts with it). Default: offline store only."""
     region: Optional[str] = None
     """Region of the analyzer image. Default: the region of the component's provider."""
+    kms: KmsSettings = field(default_factory=KmsSettings)
+    """Deletion window and rotation of the key of the function's log group. Default: 30 days, yearly rotation."""
     governance: Governance = field(default_factory=Governance)
-    """Tags of every child, the roles' permissions boundary and path."""
+    """Tags of every child, the roles' permissions boundary and path, and whether the log group and its key are
+    protected and retained (production)."""
 
     def check(self) -> None:
         """ValueError in one line when the context cannot work (before anything is created)."""

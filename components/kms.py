@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field
 
+from emlops.catalog.aws import partition_of
 from emlops.components.aws_context import aws_context
 from emlops.components.iam import ServiceRole, Statement, kms_usage_statement, name_token, policy_document
 from emlops.components.options import child, merge_tags, type_token
@@ -20,6 +21,11 @@ from emlops.components.settings import Settings
 
 # What a key policy lets a named user do: use the key, never manage it.
 _KEY_USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+
+
+def _logs_principal(region: pulumi.Input[str]) -> pulumi.Output[str]:
+    """CloudWatch Logs of `region`: `logs.<region>.<the partition's DNS suffix>`."""
+    return pulumi.Output.from_input(region).apply(lambda name: f"logs.{name}.{partition_of(name).dns_suffix}")
 
 
 class KmsSettings(Settings):
@@ -50,6 +56,10 @@ class KmsKeyArgs:
     service_principals: Sequence[str] = ()
     """Service principals (e.g. `logs.eu-west-1.amazonaws.com`) allowed to use the key on behalf of
     this account only. Default: none."""
+    log_group_arns: Sequence[pulumi.Input[str]] = ()
+    """Log groups whose events CloudWatch Logs of the key's region (`logs.<region>.amazonaws.com`) may encrypt
+    with the key: exactly these groups, named in the encryption context (a component's own log group). Default:
+    none."""
     s3_decrypt_account_ids: Sequence[str] = ()
     """Other accounts that may decrypt with the key, only through S3 and only for the buckets named by
     `s3_decrypt_bucket_prefixes` (the promotion path: consumer accounts reading model artifacts; the
@@ -100,8 +110,9 @@ class KmsKey(pulumi.ComponentResource):
     """A symmetric customer-managed KMS key with yearly rotation and an alias.
 
     The key policy grants the account root (so IAM policies can delegate use of the key, as AWS's
-    default key policy does), the roles in `user_role_arns`, and the listed service principals on
-    behalf of this account only. Nothing else can use the key.
+    default key policy does), the roles in `user_role_arns`, the listed service principals on
+    behalf of this account only, and CloudWatch Logs for the log groups in `log_group_arns`.
+    Nothing else can use the key.
     """
 
     key: aws.kms.Key
@@ -130,7 +141,10 @@ class KmsKey(pulumi.ComponentResource):
                  # CloudWatch Logs names the log group in the encryption context, which is how AWS
                  # documents scoping a logs key to one account's log groups.
                  ("CloudWatchLogsUseKeyForThisAccount", {"Service": logs},
-                  {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": context.arn("logs", "*")}})]
+                  {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": context.arn("logs", "*")}}),
+                 ("CloudWatchLogsUseKeyForTheseLogGroups", {"Service": [_logs_principal(context.region)]
+                                                            if args.log_group_arns else []},
+                  {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": list(args.log_group_arns)}})]
         for sid, principals, conditions in users:
             if any(principals.values()):
                 statements.append(Statement(sid=sid, principals=principals, actions=_KEY_USE_ACTIONS,

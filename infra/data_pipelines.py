@@ -85,7 +85,8 @@ def data_pipelines(parent: pulumi.Resource, config: PlatformConfig, datasets: Op
             feature_group_name=feature_store.feature_group_names[entry.feature_group],
             feature_group_arn=feature_store.feature_group_arns[entry.feature_group],
             feature_store_key_arn=feature_store.kms_key_arn if group.online.enabled else None,
-            placement=placement, endpoint_egress=network.endpoint_egress, alerts_topic_arn=alerts_topic_arn, governance=governance), opts=child(parent))
+            placement=placement, endpoint_egress=network.endpoint_egress, alerts_topic_arn=alerts_topic_arn,
+            kms=config.kms, governance=governance), opts=child(parent))
     return built
 
 

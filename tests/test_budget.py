@@ -93,20 +93,20 @@ def test_a_high_estimate_above_the_budget_is_a_violation(shipped_plan, enforceme
     assert (violation.rule, violation.severity, violation.enforcement, violation.name) == (
         "stack-monthly-budget", "medium", enforcement, None)
     # the test book's high estimate of prod, checked by hand in tests/test_cost.py
-    assert violation.message == ("the high estimate of $5,633.91 a month (test prices) is above "
+    assert violation.message == ("the high estimate of $5,634.91 a month (test prices) is above "
                                  "guardrails.monthly_budget_usd ($5,000.00); `emlops cost prod` shows what it is "
                                  "made of")
 
 
 def test_an_estimate_within_the_budget_or_no_price_book(shipped_plan):
-    within = GuardrailsConfig(monthly_budget_usd=5633.91)
+    within = GuardrailsConfig(monthly_budget_usd=5634.91)
     assert budget_findings(shipped_plan("prod"), within, PriceBook.load(TEST_BOOK)) == ([], [])
     assert budget_findings(shipped_plan("prod"), within, None) == ([], [
         "guardrails.monthly_budget_usd is not checked: no price book (write one with `emlops prices refresh` at "
         "prices/aws-price-book.json, or pass --prices FILE)"])
     assert budget_findings(shipped_plan("prod"), GuardrailsConfig(), PriceBook.load(TEST_BOOK)) == ([], [])
-    # compared exactly: the estimate is $5,633.907..., above a budget of $5,633.90
-    [above], _ = budget_findings(shipped_plan("prod"), GuardrailsConfig(monthly_budget_usd=5633.90),
+    # compared exactly: the estimate is $5,634.907..., above a budget of $5,634.90
+    [above], _ = budget_findings(shipped_plan("prod"), GuardrailsConfig(monthly_budget_usd=5634.90),
                                  PriceBook.load(TEST_BOOK))
     assert above.rule == "stack-monthly-budget"
 
@@ -116,7 +116,7 @@ def test_emlops_check_fails_on_a_mandatory_budget(project_copy, monkeypatch):
     monkeypatch.chdir(project_copy)
     result = runner.invoke(app, ["check", "prod", "--prices", str(TEST_BOOK), "--format", "markdown"])
     assert result.exit_code == 1, result.output
-    assert ("| medium | `stack-monthly-budget` | `(stack)` | the high estimate of $5,633.91 a month (test prices) is "
+    assert ("| medium | `stack-monthly-budget` | `(stack)` | the high estimate of $5,634.91 a month (test prices) is "
             "above guardrails.monthly_budget_usd ($5,000.00); `emlops cost prod` shows what it is made of | Lower the "
             "autoscaling maximums, instance types or schedules, or raise the budget with the budget owner's "
             "agreement |") in result.output.splitlines()

@@ -54,7 +54,7 @@ def test_prod_capacity_endpoints_jobs_network_and_what_is_billed_by_use(shipped_
                                                             3 * HOURS)
     counts = {key: sum(1 for l in capacity.lines if l.price_keys == (key,)) for key in
               ("kms:key", "cloudwatch:alarm", "cloudwatch:dashboard", "vpc:interface-endpoint")}
-    assert counts == {"kms:key": 4, "cloudwatch:alarm": 16, "cloudwatch:dashboard": 4, "vpc:interface-endpoint": 10}
+    assert counts == {"kms:key": 5, "cloudwatch:alarm": 16, "cloudwatch:dashboard": 4, "vpc:interface-endpoint": 10}
     usage = {u.resource: u.billed_by for u in capacity.usage_only}
     assert usage["prod-datasets-bucket"] == "GB stored and requests"
     nightly = line(capacity, "prod-churn-nightly-pipeline")  # 2 instances, nightly, 45 minutes (an assumption)
@@ -116,7 +116,8 @@ def test_prod_totals_checked_by_hand(shipped_plan):
     # batch's daily
     monitors = 6 * 730 * usd("0.24") + F(730, 24) * usd("0.24")
     retraining = F(730, 7) * (2 * usd("0.24") + usd("0.28"))  # weekly (730/168 runs), 24 h each step
-    fixed = 4 * 1 + 10 * 2190 * usd("0.01") + 16 * usd("0.10") + 4 * 3 + monitors + retraining
+    # 5 keys: the platform's data and flow-log keys, the alerts topic's, the audit trail's, the data pipeline's logs
+    fixed = 5 * 1 + 10 * 2190 * usd("0.01") + 16 * usd("0.10") + 4 * 3 + monitors + retraining
     batch = F(730, 24) * 2 * F(45, 60) * usd("0.24")  # nightly, 2 instances for the expected 45 minutes
     fixed += batch
     # the customers data pipeline's validation and transformation run daily when a batch landed (high end only)
@@ -124,7 +125,7 @@ def test_prod_totals_checked_by_hand(shipped_plan):
     low = fixed + 1460 * usd("0.25") + 1460 * usd("0.20") + 0 * usd("0.50")
     high = fixed + landed + 5840 * usd("0.25") + 2920 * usd("0.20") + 4380 * usd("0.50")
     assert report.total() == (low, high)
-    assert (round(float(low), 2), round(float(high), 2)) == (2042.31, 5633.91)
+    assert (round(float(low), 2), round(float(high), 2)) == (2043.31, 5634.91)
     assert report.total("prod-churn") == (usd("365.2"), usd("1460.2"))  # 1460-5840 h x $0.25 + 2 alarms
     assert report.missing == []
 
@@ -148,7 +149,7 @@ def test_emlops_cost_prod_with_the_test_book_prints_the_totals(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = runner.invoke(app, ["cost", "prod", "--prices", str(TEST_BOOK)])
     assert result.exit_code == 0, result.output
-    assert "prod (stack, a month)                 $2,042.31  $5,633.91" in result.output.splitlines()
+    assert "prod (stack, a month)                 $2,043.31  $5,634.91" in result.output.splitlines()
     assert "prod-churn (component)                $365.20    $1,460.20" in result.output.splitlines()
     assert f"WARNING: the price book {TEST_BOOK} is test data, not AWS's prices." in result.output
 
@@ -156,14 +157,14 @@ def test_emlops_cost_prod_with_the_test_book_prints_the_totals(monkeypatch):
 def test_json_and_markdown(shipped_plan):
     report = cost_of(shipped_plan("dev"), PriceBook.load(TEST_BOOK))
     data = json.loads(render(report, "json"))
-    # 3 keys, 10 endpoints in 2 AZs at $0.01, MLflow Small $0.60, ml.m5.large $0.125, ml.g5.2xlarge $1.50, 6 alarms,
+    # 4 keys (data, flow logs, alerts topic, the data pipeline's logs), 10 endpoints in 2 AZs at $0.01, MLflow Small $0.60, ml.m5.large $0.125, ml.g5.2xlarge $1.50, 6 alarms,
     # 4 dashboards; the serverless endpoint is billed by use
-    total = 3 + 10 * 1460 * F("0.01") + 730 * (F("0.60") + F("0.125") + F("1.50")) + 6 * F("0.10") + 4 * 3
-    assert total == F("1785.85")
-    assert data["total"] == {"low": "1785.85", "high": "1785.85", "complete": True}
+    total = 4 + 10 * 1460 * F("0.01") + 730 * (F("0.60") + F("0.125") + F("1.50")) + 6 * F("0.10") + 4 * 3
+    assert total == F("1786.85")
+    assert data["total"] == {"low": "1786.85", "high": "1786.85", "complete": True}
     assert data["priceBook"]["testData"] is True
     markdown = render(report, "markdown")
-    assert "| dev (stack, a month) | $1,785.85 | $1,785.85 |" in markdown.splitlines()
+    assert "| dev (stack, a month) | $1,786.85 | $1,786.85 |" in markdown.splitlines()
 
 
 def test_a_price_the_book_lacks_is_named_and_left_out_of_the_totals(tmp_path, shipped_plan):
@@ -172,7 +173,7 @@ def test_a_price_the_book_lacks_is_named_and_left_out_of_the_totals(tmp_path, sh
     (tmp_path / "book.json").write_text(json.dumps(data))
     report = cost_of(shipped_plan("dev"), PriceBook.load(tmp_path / "book.json"))
     assert report.missing == ["eu-west-1 sagemaker:mlflow:Small"]
-    assert report.total()[0] == F("1785.85") - 730 * F("0.60")
+    assert report.total()[0] == F("1786.85") - 730 * F("0.60")
     assert "The totals leave out lines the price book has no price for: eu-west-1 sagemaker:mlflow:Small" in \
         render(report, "table")
 
@@ -189,9 +190,9 @@ def test_pr_comment_shows_the_monthly_delta_of_a_change_of_frauds_instance_type(
     assert result.exit_code == 0, result.output
     # fraud runs 2-4 instances: 1,460-2,920 h a month at $0.25 instead of $0.20 -> +$73.00 low, +$146.00 high
     assert "| stack | + add | ~ change | - delete | ± replace | policies | cost a month |" in result.output
-    assert ("| `prod` | 0 | 1 | 0 | 1 | not checked | $2,115.31–$5,779.91 (+$73.00 low, +$146.00 high) |"
+    assert ("| `prod` | 0 | 1 | 0 | 1 | not checked | $2,116.31–$5,780.91 (+$73.00 low, +$146.00 high) |"
             in result.output.splitlines())
-    assert ("**Cost a month** (low–high, on-demand): $2,042.31–$5,633.91 → $2,115.31–$5,779.91 "
+    assert ("**Cost a month** (low–high, on-demand): $2,043.31–$5,634.91 → $2,116.31–$5,780.91 "
             "(+$73.00 low, +$146.00 high)") in result.output.splitlines()
     assert ("*Cost a month: what the plans run, low to high (`emlops cost`), priced from TEST DATA, not AWS's prices; "
             "what AWS bills by use only (storage, requests) is not included.*") in result.output.splitlines()

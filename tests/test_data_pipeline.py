@@ -28,6 +28,8 @@ SG, PIPELINE, FUNCTION = ("aws:ec2/securityGroup:SecurityGroup", "aws:sagemaker/
                           "aws:lambda/function:Function")
 ROLE, ROLE_POLICY = "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"
 RULE, TARGET = "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget"
+KEY_COMPONENT, KEY, ALIAS = "emlops:index:KmsKey", "aws:kms/key:Key", "aws:kms/alias:Alias"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-4333-8444-555555555555"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:ml-alerts"
@@ -37,6 +39,8 @@ CONSTRAINTS = "s3://ml-baselines/customers/constraints.json"
 GROUP, GROUP_ARN = "dev-features-customers", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:feature-group/dev-features-customers"
 VPC, SUBNETS = "vpc-0123456789abcdef0", ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 NAME, PIPELINE_ARN = "dev-customers-data", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/dev-customers-data"
+LOGS = "/emlops/data-pipelines/dev-customers-data"
+LOGS_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOGS}"
 FULL = {"name": "customers", "feature_group": "customers", "landing_prefix": "landing/customers/",
         "schedule": "cron(0 4 * * ? *)", "validation": {"constraints_s3_uri": CONSTRAINTS},
         "transformation": {"image": IMAGE}}
@@ -97,7 +101,7 @@ def test_settings_defaults():
                                                    "transformation": {"image": IMAGE}})
     assert section.model_dump() == {
         "name": "x", "feature_group": "g", "landing_prefix": "in/", "start_on_new_data": True, "schedule": None,
-        "quarantine": True,
+        "quarantine": True, "log_retention_days": 365,
         "validation": {"constraints_s3_uri": CONSTRAINTS, "dataset_format": "csv", "instance_type": "ml.m5.xlarge",
                        "volume_size_gb": 30, "max_runtime_minutes": 60},
         "transformation": {"image": IMAGE, "command": ["python3", "/opt/program/transform.py"],
@@ -134,6 +138,9 @@ AT = "stacks/Pulumi.dev.yaml: emlops:platform."
     ({"transformation": {"image": IMAGE, "instance_type": "ml.t2.medium"}},
      "data_pipelines[0].transformation.instance_type: 'ml.t2.medium' is not a SageMaker processing instance type; "
      "did you mean 'ml.t3.medium'?"),
+    ({"log_retention_days": 100},
+     "data_pipelines[0].log_retention_days: 100 is not a CloudWatch Logs retention; allowed: 1, 3, 5, 7, 14, 30, 60, "
+     "90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
 ])
 def test_a_bad_setting_is_one_line_naming_the_stack_file_and_key(changes, message):
     assert config_error([{**FULL, **changes}]) == AT + message
@@ -192,7 +199,8 @@ def test_children_in_order():
     plan = full_plan()
     component = plan.get(NAME, COMPONENT)
     assert [(r.type, r.name) for r in plan.children(component.urn)] == [
-        (SG, f"{NAME}-sg"), (ROLE_COMPONENT, f"{NAME}-steps"), (FUNCTION, f"{NAME}-steps"),
+        (SG, f"{NAME}-sg"), (KEY_COMPONENT, f"{NAME}-logs"), (LOG_GROUP, f"{NAME}-logs"),
+        (ROLE_COMPONENT, f"{NAME}-steps"), (FUNCTION, f"{NAME}-steps"),
         (ROLE_COMPONENT, f"{NAME}-execution"), (PIPELINE, f"{NAME}-pipeline"), (ROLE_COMPONENT, f"{NAME}-events"),
         (RULE, f"{NAME}-schedule"), (TARGET, f"{NAME}-schedule-start"),
         (RULE, f"{NAME}-new-data"), (TARGET, f"{NAME}-new-data-start"),
@@ -214,9 +222,48 @@ def test_the_function_runs_the_steps_code_in_the_private_subnets():
         "description": "Claim, gate and ingest steps of the dev-customers-data pipeline",
         "handler": "data_pipeline_steps.handler", "memorySize": 1024, "runtime": "python3.12", "timeout": 600,
         "role": role_arn(plan, f"{NAME}-steps"), "tags": {"team": "crm", "data-pipeline": NAME},
-        "vpcConfig": {"subnetIds": SUBNETS, "securityGroupIds": [security_group_id(plan)]}}
+        "vpcConfig": {"subnetIds": SUBNETS, "securityGroupIds": [security_group_id(plan)]},
+        "loggingConfig": {"logFormat": "JSON", "logGroup": LOGS}}
     group = plan.get(f"{NAME}-sg", SG).inputs
     assert group["ingress"] == [] and [rule["toPort"] for rule in group["egress"]] == [443]
+
+
+def test_the_function_logs_to_its_own_encrypted_log_group_with_a_retention():
+    plan = full_plan()
+    key, alias = plan.get(f"{NAME}-logs-key", KEY), plan.get(f"{NAME}-logs-alias", ALIAS).inputs
+    assert re.fullmatch(r"[0-9a-f-]{36}", alias["targetKeyId"])
+    group = plan.get(f"{NAME}-logs", LOG_GROUP)
+    assert group.inputs == {"name": LOGS, "retentionInDays": 365,
+                            "kmsKeyId": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{alias['targetKeyId']}",
+                            "tags": {"team": "crm", "data-pipeline": NAME}}
+    assert (group.protect, group.retain_on_delete, key.protect) == (False, False, False)
+    # the group exists (with its key) before the function, so Lambda never makes one of its own
+    assert group.urn in plan.get(f"{NAME}-steps", FUNCTION).dependencies
+    assert key.inputs["description"] == "Encrypts the logs of the steps of the dev-customers-data pipeline"
+    assert alias["name"] == f"alias/emlops/{NAME}-logs"
+    assert plan_of(settings(log_retention_days=731)).get(f"{NAME}-logs", LOG_GROUP).inputs["retentionInDays"] == 731
+
+
+def test_only_cloudwatch_logs_of_the_region_uses_the_log_key_and_only_for_that_group():
+    policy = json.loads(full_plan().get(f"{NAME}-logs-key", KEY).inputs["policy"])
+    assert policy["Statement"][1:] == [{
+        "Sid": "CloudWatchLogsUseKeyForTheseLogGroups", "Effect": "Allow",
+        "Principal": {"Service": [f"logs.{REGION}.amazonaws.com"]},
+        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+        "Resource": ["*"], "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [LOGS_ARN]}}}]
+    assert policy["Statement"][0]["Sid"] == "AccountRootManagesKey"
+
+
+def test_the_function_writes_to_its_log_group_only_and_creates_none():
+    found = [{k: v for k, v in s.items() if k != "Sid"} for s in statements(full_plan(), f"{NAME}-steps-permissions")]
+    assert [s for s in found if any(action.startswith("logs:") for action in s["Action"])] == [
+        allow(["logs:CreateLogStream", "logs:PutLogEvents"], [LOGS_ARN, f"{LOGS_ARN}:log-stream:*"])]
+
+
+def test_production_protects_and_retains_the_log_group_and_its_key():
+    plan = plan_of(settings(), governance=Governance({"team": "crm"}, protect=True))
+    protected = [(r.type, r.name) for r in plan.resources if r.protect and r.retain_on_delete]
+    assert protected == [(KEY, f"{NAME}-logs-key"), (LOG_GROUP, f"{NAME}-logs")]
 
 
 def test_the_function_moves_only_its_prefixes_and_writes_only_its_feature_group():

@@ -68,7 +68,7 @@ def test_shipped_prod_evidence_for_nist(shipped_plan):
     assert list(report.rules) == list(rules_of("nist-800-53", RULE_NAMES))
     keys = [r.name for r in shipped_plan("prod").resources if r.type == "aws:kms/key:Key"]
     rotation = report.rules["kms-key-rotation"]
-    assert [(v.name, v.result) for v in rotation.verdicts] == [(name, "pass") for name in keys] and len(keys) == 4
+    assert [(v.name, v.result) for v in rotation.verdicts] == [(name, "pass") for name in keys] and len(keys) == 5
     assert report.open_mandatory == 0 and report.suppressed == [] and report.warnings == []
     sc28 = next(c for c in nist.controls if c.control == "SC-28(1)")
     assert sc28.title == "Protection of Information at Rest | Cryptographic Protection"

@@ -58,7 +58,7 @@ def test_prod_mermaid_is_small_grouped_and_shows_the_retraining_loop(shipped_pla
                             "RetrainingPipeline doc-scoring-retraining", "BatchTransform churn-nightly",
                             "DataPipeline customers-data", "AuditTrail emlops-prod"]
     assert len(labels) == len([r for r in shipped_plan("prod").resources if r.type in GRAPH_LABELS])
-    assert 30 <= len(labels) < 90
+    assert 30 <= len(labels) < 100
     assert groups["ModelEndpoint fraud"] == [
         "n_prod_fraud_model", "n_prod_fraud_config", "n_prod_fraud_primary_5xx", "n_prod_fraud_primary_latency",
         "n_prod_fraud_endpoint"]
@@ -107,8 +107,9 @@ def test_every_shipped_stack_draws(shipped_plan):
         nodes = [r.name for r in plan.resources if r.type in GRAPH_LABELS]
         assert sorted(r.name for m in build_graph(plan).groups.values() for r in m) == sorted(nodes)
         _, labels, _ = parse_mermaid(graph(plan))
-        # prod: 3 endpoints, their monitors (Clarify's too), cards, dashboards and pipelines, a batch transform, a trail
-        assert len(labels) == len(nodes) < 90
+        # prod: 3 endpoints, their monitors (Clarify's too), cards, dashboards and pipelines, a batch transform, a trail,
+        # a data pipeline (its function's log group and key among its nodes)
+        assert len(labels) == len(nodes) < 100
     _, _, edges = parse_mermaid(graph(shipped_plan("staging")))
     assert ("n_staging_training_gpu", "nodes", "n_staging_training_cluster") in edges
 
@@ -187,9 +188,10 @@ def test_colliding_ids_get_a_suffix():
 def test_prod_mermaid_shows_the_data_path_into_the_feature_store(shipped_plan):
     groups, labels, edges = parse_mermaid(graph(shipped_plan("prod")))
     assert groups["DataPipeline customers-data"] == [
-        "n_prod_customers_data_steps", "n_prod_customers_data_pipeline", "n_prod_customers_data_schedule",
+        "n_prod_customers_data_logs_key", "n_prod_customers_data_logs", "n_prod_customers_data_steps", "n_prod_customers_data_pipeline", "n_prod_customers_data_schedule",
         "n_prod_customers_data_new_data", "n_prod_customers_data_failed"]
     assert labels["n_prod_customers_data_steps"] == "prod-customers-data-steps<br/>Lambda function"
+    assert labels["n_prod_customers_data_logs"] == "prod-customers-data-logs<br/>log group"
     assert {
         ("n_prod_datasets_bucket", "landed data", "n_prod_customers_data_pipeline"),
         ("n_prod_customers_data_new_data", "starts", "n_prod_customers_data_pipeline"),

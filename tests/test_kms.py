@@ -210,6 +210,25 @@ def test_key_policy_scopes_cloudwatch_logs_by_the_log_group_in_the_encryption_co
     })
 
 
+@pytest.mark.parametrize("identity, principal", [
+    (IDENTITY, f"logs.{REGION}.amazonaws.com"),
+    (AwsIdentity("210987654321", "cn-north-1"), "logs.cn-north-1.amazonaws.com.cn")])
+def test_key_policy_lets_cloudwatch_logs_of_its_region_use_the_key_for_exactly_the_named_log_groups(identity,
+                                                                                                     principal):
+    partition = "aws-cn" if identity.region.startswith("cn-") else "aws"
+    groups = [f"arn:{partition}:logs:{identity.region}:{identity.account_id}:log-group:/emlops/{group}"
+              for group in ("a", "b")]
+    plan = key_plan(identity=identity, log_group_arns=groups)
+    assert key_policy(plan) == document(root_statement(identity.account_id, partition), {
+        "Sid": "CloudWatchLogsUseKeyForTheseLogGroups",
+        "Effect": "Allow",
+        "Principal": {"Service": [principal]},
+        "Action": KEY_USE_ACTIONS,
+        "Resource": ["*"],
+        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": groups}},
+    })
+
+
 def test_key_policy_and_arns_follow_the_partition_of_the_identity():
     plan = key_plan(identity=AwsIdentity("210987654321", "cn-north-1"))
     assert key_policy(plan) == document(root_statement(account="210987654321", partition="aws-cn"))

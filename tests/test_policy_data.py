@@ -118,3 +118,9 @@ def test_quarantine_is_demanded_in_production_only():
     from emlops.guardrails import Settings
 
     assert findings(bad_plan(), "data-pipeline-quarantine", Settings(environment="dev")) == []
+
+
+def test_the_functions_own_log_group_is_encrypted_and_expires():
+    assert [r.name for r in good_plan().by_type("aws:cloudwatch/logGroup:LogGroup")] == ["prod-customers-data-logs"]
+    for rule in ("cloudwatch-log-group-kms", "cloudwatch-log-group-retention"):
+        assert findings(good_plan(), rule, PROD) == []

@@ -118,8 +118,9 @@ def test_prod_stateful_resources(shipped_plan):
     stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
     counts = {t: plan.type_counts().get(t, 0) for t in STATEFUL_TYPES}
     assert {t: n for t, n in counts.items() if n} == {
-        # the data key, the alerts topic's key, the flow logs' key and the audit trail's
-        "aws:kms/key:Key": 4,
+        # the data key, the alerts topic's key, the flow logs' key, the audit trail's and the customers data pipeline's
+        # log group's
+        "aws:kms/key:Key": 5,
         # access-log, dataset, artifact, inference (batch transform results, asynchronous requests and responses),
         # capture and audit-trail buckets
         "aws:s3/bucket:Bucket": 6,
@@ -127,7 +128,7 @@ def test_prod_stateful_resources(shipped_plan):
         "aws:sagemaker/featureGroup:FeatureGroup": 2,  # customers, churn-labels
         "aws:glue/catalogDatabase:CatalogDatabase": 1,  # the feature groups' offline-store tables
         "aws:sns/topic:Topic": 2,  # the alerts topic, doc-scoring's responses
-        "aws:cloudwatch/logGroup:LogGroup": 1,  # the VPC flow logs
+        "aws:cloudwatch/logGroup:LogGroup": 2,  # the VPC flow logs, the customers data pipeline's function's logs
         "aws-native:sagemaker:ModelCard": 3,  # churn's, fraud's and doc-scoring's model cards
         "aws:cloudtrail/trail:Trail": 1,  # the audit trail
     }
@@ -170,7 +171,7 @@ def test_dev_tree_shape(shipped_plan):
     bucket = plan.get("dev-artifacts-bucket")
     assert bucket.urn == ("urn:pulumi:dev::emlops::emlops:index:MlPlatform$emlops:index:SecureBucket"
                           "$aws:s3/bucket:Bucket::dev-artifacts-bucket")
-    assert len(plan.resources) == 178  # the personas' roles and policies: six of them are the business viewer's
+    assert len(plan.resources) == 182  # the personas' roles and policies: six of them are the business viewer's
 
 
 def test_two_previews_write_byte_identical_plans(tmp_path, shipped_plan):

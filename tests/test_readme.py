@@ -43,7 +43,7 @@ def test_readme_preview_command_prints_the_dev_tree():
     result = subprocess.run(venv_command(PREVIEW_COMMAND), cwd=ROOT, capture_output=True, text=True,
                             timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("emlops / dev: 178 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
+    assert result.stdout.startswith("emlops / dev: 182 resources\n└── emlops-dev  pulumi:pulumi:Stack\n")
     assert "dev  emlops:index:MlPlatform" in result.stdout
     assert "dev-data-key  aws:kms/key:Key" in result.stdout
 
