@@ -75,6 +75,25 @@ def test_shipped_prod_evidence_for_nist(shipped_plan):
     assert "sagemaker-feature-group-online-store-encrypted" in sc28.rules and "eks-secrets-encryption" in sc28.rules
 
 
+def test_rules_on_pipeline_steps_list_only_the_pipelines_with_such_steps(shipped_plan):
+    """A pipeline without a transform (or processing, or gate) step is none of those rules' business: passing it
+    would count evidence that says nothing."""
+    rules = _prod_evidence(shipped_plan, "hipaa").rules
+    judged = {name: [v.name for v in rules[name].verdicts] for name in (
+        "sagemaker-batch-transform-vpc", "sagemaker-processing-steps-in-vpc", "sagemaker-processing-steps-encrypted")}
+    assert judged == {
+        "sagemaker-batch-transform-vpc": ["prod-churn-nightly-pipeline"],
+        "sagemaker-processing-steps-in-vpc": [
+            "prod-churn-retraining-pipeline", "prod-fraud-retraining-pipeline", "prod-doc-scoring-retraining-pipeline",
+            "prod-customers-data-pipeline"],
+        "sagemaker-processing-steps-encrypted": [
+            "prod-churn-retraining-pipeline", "prod-fraud-retraining-pipeline", "prod-doc-scoring-retraining-pipeline",
+            "prod-customers-data-pipeline"]}
+    assert {v.result for name in judged for v in rules[name].verdicts} == {"pass"}
+    quarantine = _prod_evidence(shipped_plan, "soc2").rules["data-pipeline-quarantine"]
+    assert [(v.name, v.result) for v in quarantine.verdicts] == [("prod-customers-data-pipeline", "pass")]
+
+
 def test_a_failure_and_a_suppression_reach_their_controls(broken, suppressed):
     report = report_stack("prod", broken[1])
     sse = report.rules["s3-bucket-sse-kms"]

@@ -9,13 +9,14 @@ stack rule not named here is reported by its violations only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
+from typing import Any, Optional
 
 from emlops.catalog import resources_iam as iam
 from emlops.catalog import resources_network as network
 from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog import resources_storage as storage
 from emlops.guardrails.governance import is_taggable
+from emlops.guardrails.helpers import pipeline_steps
 
 _BUCKETS = (storage.BUCKET.token, storage.BUCKET_V2.token)
 
@@ -52,3 +53,27 @@ def judged_by(policy) -> Optional[Callable[[str], bool]]:
     if not types:
         return _ALL_TYPES_SUBJECTS.get(policy.name, lambda resource_type: True)
     return frozenset(types).__contains__
+
+
+# Rules on pipelines that judge the steps of one kind in their definitions (a transform job, a processing job, a data
+# pipeline's gate): a pipeline without such a step is none of theirs, and passing it would say nothing.
+PIPELINE_STEP_SUBJECTS: dict[str, str] = {
+    "sagemaker-batch-transform-output-encrypted": "Transform",
+    "sagemaker-batch-transform-network-isolation": "Transform",
+    "sagemaker-batch-transform-vpc": "Transform",
+    "sagemaker-processing-steps-encrypted": "Processing",
+    "sagemaker-processing-steps-in-vpc": "Processing",
+    "data-pipeline-quarantine": "Lambda",
+}
+
+
+def judges_resource(policy) -> Optional[Callable[[str, Any], bool]]:
+    """Whether POLICY passes judgement on a resource of a type with its inputs (None: not known, for an unnamed
+    stack rule): its types, and for the rules of PIPELINE_STEP_SUBJECTS a definition with a step of their kind."""
+    by_type = judged_by(policy)
+    if by_type is None:
+        return None
+    kind = PIPELINE_STEP_SUBJECTS.get(policy.name)
+    if kind is None:
+        return lambda resource_type, inputs: by_type(resource_type)
+    return lambda resource_type, inputs: by_type(resource_type) and bool(pipeline_steps(inputs, kind))

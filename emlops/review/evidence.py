@@ -16,7 +16,7 @@ from typing import Optional
 from emlops.catalog.resources_pulumi import is_provider
 from emlops.guardrails.controls import controls_of
 from emlops.guardrails.frameworks import FRAMEWORKS, Framework
-from emlops.guardrails.subjects import judged_by
+from emlops.guardrails.subjects import judges_resource
 from emlops.offline.plan import Plan
 from emlops.review.check import Violation, check_plan, framework_rules, load_stack_config, stack_plan
 
@@ -95,11 +95,11 @@ class EvidenceReport:
 
 
 def _verdicts(policy, plan: Plan, violations: list[Violation]) -> tuple[list[Verdict], bool]:
-    judges = judged_by(policy)
+    judges = judges_resource(policy)
     by_urn: dict[Optional[str], Verdict] = {}
     if judges is not None:
         for r in plan.resources:
-            if r.custom and not is_provider(r.type) and judges(r.type):
+            if r.custom and not is_provider(r.type) and judges(r.type, r.inputs):
                 by_urn[r.urn] = Verdict(r.urn, r.name, r.type, PASS)
     stack_level: list[Verdict] = []
     for v in violations:
