@@ -198,8 +198,10 @@ class DataPipeline(pulumi.ComponentResource):
         bucket = context.datasets_bucket
         moved = [settings.landing_prefix, run_folder(settings.name, "batches")]
         concerns = {
+            # a run claims each landed object version with a marker under claims/ (a conditional write)
             "move-batches": [*bucket.access_statements(read=moved, write=[
-                run_folder(settings.name, "batches"), run_folder(settings.name, "quarantine")]),
+                run_folder(settings.name, "batches"), run_folder(settings.name, "quarantine"),
+                run_folder(settings.name, "claims")]),
                 Statement(actions=["s3:DeleteObject"], resources=[concat(bucket.arn, "/", prefix, "*")
                                                                    for prefix in moved])],
             "read-results": bucket.access_statements(read=[run_folder(settings.name, "reports"),

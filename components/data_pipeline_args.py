@@ -12,7 +12,8 @@
           image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/customers-features:2.1.0
 
 Everything a run writes is under `data-pipelines/<name>/` of the datasets bucket: `batches/<run>/` (what it claimed
-from the landing prefix), `reports/<run>/` (the analyzer's), `transformed/<run>/` (the features it ingests) and
+from the landing prefix), `claims/` (a marker per landed object version a run claimed), `reports/<run>/` (the
+analyzer's), `transformed/<run>/` (the features it ingests) and
 `quarantine/<run>/` (a batch that failed validation).
 """
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from emlops.components.storage import SecureBucket
 
 PIPELINES_FOLDER = "data-pipelines/"
-"""Where every data pipeline keeps its batches, reports, transformed features and quarantine."""
+"""Where every data pipeline keeps its batches, claims, reports, transformed features and quarantine."""
 RESERVED_FOLDERS = (PIPELINES_FOLDER, "feature-store/", "athena-results/")
 """Prefixes of the datasets bucket the platform writes itself (no landing prefix may overlap one)."""
 _NAME = r"^[a-z0-9](-?[a-z0-9]){0,31}$"
@@ -47,7 +48,7 @@ _IMAGE_HELP = "must be an ECR image URI with a tag, <account>.dkr.ecr.<region>.a
 
 
 def run_folder(name: str, kind: str) -> str:
-    """`data-pipelines/<name>/<kind>/`: batches, reports, transformed or quarantine."""
+    """`data-pipelines/<name>/<kind>/`: batches, claims, reports, transformed or quarantine."""
     return f"{PIPELINES_FOLDER}{name}/{kind}/"
 
 

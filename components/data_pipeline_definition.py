@@ -119,7 +119,8 @@ def _build(spec: DataPipelineSpec, pipeline_name: str) -> str:
 
     batch = run_uri("batches")
     claim = LambdaStep(name="Claim", lambda_func=steps, outputs=outputs(objects=LambdaOutputTypeEnum.Integer), inputs={
-        "action": "claim", "landing_uri": spec.landing_uri, "batch_uri": batch, "kms_key_id": spec.kms_key_arn})
+        "action": "claim", "landing_uri": spec.landing_uri, "batch_uri": batch, "kms_key_id": spec.kms_key_arn,
+        "claims_uri": f"{spec.runs_uri}claims/"})
 
     constraints_file = spec.constraints_s3_uri.rsplit("/", 1)[1]
     analyzer = processor(spec.analyzer_image_uri, spec.validation_instance_type, spec.validation_volume_size_gb,

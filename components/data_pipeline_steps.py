@@ -3,7 +3,10 @@
 The pipeline (`components/data_pipeline_definition.py`) calls one function with `{"action": ..., ...}`:
 - `claim`: move every object under the landing prefix to this run's batch prefix (`batches/<pipeline>/<run>/`),
   so that what a run validates, transforms and ingests is exactly what it claimed, and objects landing meanwhile
-  wait for the next run. Answers `{"objects": n}` (0: nothing landed; the run ends without work).
+  wait for the next run. Runs started at the same moment (one per landed object) race for the same objects: each
+  object version is claimed by writing a marker under the claims prefix with S3's conditional write
+  (`If-None-Match: *`), which only one writer wins; the others leave that version alone. Answers
+  `{"objects": n}` (0: nothing landed, or other runs claimed it all; the run ends without work).
 - `gate`: read the analyzer's `constraint_violations.json` under the validation report prefix. Violations: move the
   batch to the quarantine prefix (`quarantine/<pipeline>/<run>/`) and answer `{"valid": false, ...}`; the run then
   stops at a fail step whose failure the alerts topic hears of. Otherwise `{"valid": true, ...}`.
@@ -38,14 +41,43 @@ def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
             yield item["Key"]
 
 
-def move(s3: Any, source_uri: str, target_uri: str, kms_key_id: str) -> int:
-    """Move every object under `source_uri` to the same relative key under `target_uri`; the number moved."""
+def _claimed(s3: Any, bucket: str, key: str, claims: str, target_uri: str, kms_key_id: str) -> Optional[dict]:
+    """The copy source of the version of `key` this run now owns, or None: another run claimed it first (or it is
+    gone). The marker names the version (the datasets bucket is versioned: a version id is never reused)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None  # moved by the run that claimed it
+        raise
+    version = head.get("VersionId") or f"{head['ETag'].strip(chr(34))}-{head['LastModified'].timestamp():.0f}"
+    try:
+        s3.put_object(Bucket=bucket, Key=f"{claims}{key}@{version}", Body=target_uri.encode("utf-8"),
+                      IfNoneMatch="*", ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return None
+        raise
+    source = {"Bucket": bucket, "Key": key}
+    return {**source, "VersionId": head["VersionId"]} if head.get("VersionId") else source
+
+
+def move(s3: Any, source_uri: str, target_uri: str, kms_key_id: str, claims_uri: str = "") -> int:
+    """Move every object under `source_uri` to the same relative key under `target_uri`; the number moved. With
+    `claims_uri`, only the objects this call claims there first (see `claim`)."""
     bucket, source = split_s3(source_uri)
     target_bucket, target = split_s3(target_uri)
+    claims = split_s3(claims_uri)[1] if claims_uri else ""
     moved = 0
     for key in list(_keys(s3, bucket, source)):
+        copy_source = _claimed(s3, bucket, key, claims, target_uri, kms_key_id) if claims_uri else {
+            "Bucket": bucket, "Key": key}
+        if copy_source is None:
+            continue
         # the managed copy: objects over 5 GB are copied in parts
-        s3.copy({"Bucket": bucket, "Key": key}, target_bucket, target + key[len(source):],
+        s3.copy(copy_source, target_bucket, target + key[len(source):],
                 ExtraArgs={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id})
         s3.delete_object(Bucket=bucket, Key=key)
         moved += 1
@@ -63,7 +95,8 @@ def violations(s3: Any, report_uri: str) -> list[dict]:
 
 
 def claim(s3: Any, event: dict) -> dict:
-    return {"objects": move(s3, event["landing_uri"], event["batch_uri"], event["kms_key_id"])}
+    return {"objects": move(s3, event["landing_uri"], event["batch_uri"], event["kms_key_id"],
+                            claims_uri=event["claims_uri"])}
 
 
 def gate(s3: Any, event: dict) -> dict:

@@ -277,12 +277,14 @@ def test_the_function_moves_only_its_prefixes_and_writes_only_its_feature_group(
     assert allow(["s3:DeleteObject"], [f"{arn}/landing/customers/*", f"{arn}/data-pipelines/customers/batches/*"]
                  ) in found
     assert allow(["s3:AbortMultipartUpload", "s3:PutObject"], [f"{arn}/data-pipelines/customers/quarantine/*"]) in found
+    # the markers by which concurrent runs claim each landed object version
+    assert allow(["s3:AbortMultipartUpload", "s3:PutObject"], [f"{arn}/data-pipelines/customers/claims/*"]) in found
     assert allow(["sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord"], [GROUP_ARN]) in found
     assert allow(["kms:DescribeKey", "kms:Decrypt"], [KEY_ARN], via_s3) in found
     writes = {r for s in found if "s3:PutObject" in s["Action"] or "s3:DeleteObject" in s["Action"]
               for r in s["Resource"]}
     assert writes == {f"{arn}/data-pipelines/customers/batches/*", f"{arn}/data-pipelines/customers/quarantine/*",
-                      f"{arn}/landing/customers/*"}
+                      f"{arn}/data-pipelines/customers/claims/*", f"{arn}/landing/customers/*"}
     # an online store's key is needed by PutRecord's callers
     online = plan_of(settings(), feature_store_key_arn=KEY_ARN)
     assert allow(["kms:DescribeKey", "kms:Decrypt"], [KEY_ARN]) in [
@@ -350,7 +352,8 @@ def test_definition_claims_validates_gates_transforms_and_ingests():
     claim, has_batch = document["Steps"]
     assert claim == {"Name": "Claim", "Type": "Lambda", "FunctionArn": function_arn,
                      "Arguments": {"action": "claim", "landing_uri": f"s3://{bucket(plan)}/landing/customers/",
-                                   "batch_uri": run_uri(plan, "batches"), "kms_key_id": KEY_ARN},
+                                   "batch_uri": run_uri(plan, "batches"), "kms_key_id": KEY_ARN,
+                                   "claims_uri": f"s3://{bucket(plan)}/data-pipelines/customers/claims/"},
                      "OutputParameters": [{"OutputName": "objects", "OutputType": "Integer"}]}
     assert has_batch["Arguments"]["Conditions"] == [
         {"Type": "GreaterThan", "LeftValue": {"Get": "Steps.Claim.OutputParameters['objects']"}, "RightValue": 0}]

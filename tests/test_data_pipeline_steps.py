@@ -24,6 +24,8 @@ def aws(monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        # as the platform's datasets bucket: versioned
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
         yield s3, key
 
@@ -42,14 +44,42 @@ def test_claim_moves_what_landed_to_the_runs_batch_encrypted_with_the_key(aws):
     land(s3, "a.csv", "2026/12/05/b.csv")
     s3.put_object(Bucket=BUCKET, Key="landing/orders/x.csv", Body=b"x")
     event = {"action": "claim", "landing_uri": f"s3://{BUCKET}/landing/customers/",
-             "batch_uri": f"{RUNS}/batches/run-1/", "kms_key_id": key}
+             "batch_uri": f"{RUNS}/batches/run-1/", "kms_key_id": key, "claims_uri": f"{RUNS}/claims/"}
     assert steps.claim(s3, event) == {"objects": 2}
-    assert keys(s3) == ["data-pipelines/customers/batches/run-1/2026/12/05/b.csv",
-                        "data-pipelines/customers/batches/run-1/a.csv", "landing/orders/x.csv"]
+    assert keys(s3, "data-pipelines/customers/batches/") + keys(s3, "landing/") == [
+        "data-pipelines/customers/batches/run-1/2026/12/05/b.csv", "data-pipelines/customers/batches/run-1/a.csv",
+        "landing/orders/x.csv"]
+    # one marker per claimed object version, naming the run's batch
+    markers = keys(s3, "data-pipelines/customers/claims/")
+    assert [m.rsplit("@", 1)[0] for m in markers] == [
+        "data-pipelines/customers/claims/landing/customers/2026/12/05/b.csv",
+        "data-pipelines/customers/claims/landing/customers/a.csv"]
+    assert s3.get_object(Bucket=BUCKET, Key=markers[1])["Body"].read() == f"{RUNS}/batches/run-1/".encode()
     head = s3.head_object(Bucket=BUCKET, Key="data-pipelines/customers/batches/run-1/a.csv")
     assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key)
     # a second run started by the same landing finds nothing and ends
     assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-2/"}) == {"objects": 0}
+
+
+def test_runs_started_together_claim_each_landed_object_once(aws):
+    """Each landed object starts a run; runs that list the same objects race for them, and only the run whose
+    conditional write of the claim marker wins moves an object (the others leave it alone)."""
+    s3, key = aws
+    land(s3, "a.csv", "b.csv")
+    event = {"action": "claim", "landing_uri": f"s3://{BUCKET}/landing/customers/", "kms_key_id": key,
+             "claims_uri": f"{RUNS}/claims/"}
+    # run-1 has listed the landing prefix and claimed a.csv, but not copied it yet, when run-2 claims
+    assert steps._claimed(s3, BUCKET, "landing/customers/a.csv", "data-pipelines/customers/claims/",
+                          f"{RUNS}/batches/run-1/", key) is not None
+    assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-2/"}) == {"objects": 1}
+    assert keys(s3, "data-pipelines/customers/batches/") == ["data-pipelines/customers/batches/run-2/b.csv"]
+    assert keys(s3, "landing/") == ["landing/customers/a.csv"]  # run-1's, which run-2 left alone
+    # a later run finds a.csv claimed (by run-1, still moving it): nothing for it
+    assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-4/"}) == {"objects": 0}
+    # the same key landing again later is a new version, which the next run claims
+    land(s3, "b.csv")
+    assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-3/"}) == {"objects": 1}
+    assert keys(s3, "data-pipelines/customers/batches/run-3/") == ["data-pipelines/customers/batches/run-3/b.csv"]
 
 
 def gate_event(key: str, quarantine: bool = True) -> dict:
@@ -148,7 +178,8 @@ def test_the_handler_dispatches_on_the_action(aws):
     s3, key = aws
     land(s3, "a.csv")
     assert steps.handler({"action": "claim", "landing_uri": f"s3://{BUCKET}/landing/customers/",
-                          "batch_uri": f"{RUNS}/batches/run-1/", "kms_key_id": key}) == {"objects": 1}
+                          "batch_uri": f"{RUNS}/batches/run-1/", "kms_key_id": key,
+                          "claims_uri": f"{RUNS}/claims/"}) == {"objects": 1}
     with pytest.raises(ValueError) as caught:
         steps.handler({"action": "drop"})
     assert str(caught.value) == "unknown action 'drop': claim, gate or ingest"
