@@ -5,7 +5,8 @@ The pipeline (`components/data_pipeline_definition.py`) calls one function with 
   so that what a run validates, transforms and ingests is exactly what it claimed, and objects landing meanwhile
   wait for the next run. Runs started at the same moment (one per landed object) race for the same objects: each
   object version is claimed by writing a marker under the claims prefix with S3's conditional write
-  (`If-None-Match: *`), which only one writer wins; the others leave that version alone. Answers
+  (`If-None-Match: *`), which only one writer wins; the others leave that version alone, unless its claim is older
+  than a step can run (the claiming run died): then one of them takes it over (`If-Match` on the claim). Answers
   `{"objects": n}` (0: nothing landed, or other runs claimed it all; the run ends without work).
 - `gate`: read the analyzer's `constraint_violations.json` under the validation report prefix. Violations: move the
   batch to the quarantine prefix (`quarantine/<pipeline>/<run>/`) and answer `{"valid": false, ...}`; the run then
@@ -22,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
 VIOLATIONS_FILE = "constraint_violations.json"
@@ -41,6 +43,20 @@ def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
             yield item["Key"]
 
 
+# A claim older than this is a dead run's: the step's function times out after 10 minutes
+# (components/data_pipeline.py, STEPS_TIMEOUT_SECONDS), and a run that claimed copies and deletes within it.
+CLAIM_STALE_SECONDS = 900
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _lost(error: Any) -> bool:
+    """Whether a conditional write lost to another writer."""
+    return error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict")
+
+
 def _claimed(s3: Any, bucket: str, key: str, claims: str, target_uri: str, kms_key_id: str) -> Optional[dict]:
     """The copy source of the version of `key` this run now owns, or None: another run claimed it first (or it is
     gone). The marker names the version (the datasets bucket is versioned: a version id is never reused)."""
@@ -53,13 +69,24 @@ def _claimed(s3: Any, bucket: str, key: str, claims: str, target_uri: str, kms_k
             return None  # moved by the run that claimed it
         raise
     version = head.get("VersionId") or f"{head['ETag'].strip(chr(34))}-{head['LastModified'].timestamp():.0f}"
+    marker = {"Bucket": bucket, "Key": f"{claims}{key}@{version}", "Body": target_uri.encode("utf-8"),
+              "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
     try:
-        s3.put_object(Bucket=bucket, Key=f"{claims}{key}@{version}", Body=target_uri.encode("utf-8"),
-                      IfNoneMatch="*", ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
+        s3.put_object(**marker, IfNoneMatch="*")
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+        if not _lost(error):
+            raise
+        # claimed already: by a run still moving it, or by one that died before it could (a step's function runs
+        # for at most its timeout): a stale claim is taken over, again by one run only (If-Match on its ETag)
+        held = s3.head_object(Bucket=bucket, Key=marker["Key"])
+        if (_now() - held["LastModified"]).total_seconds() < CLAIM_STALE_SECONDS:
             return None
-        raise
+        try:
+            s3.put_object(**marker, IfMatch=held["ETag"])
+        except ClientError as error:
+            if _lost(error):
+                return None
+            raise
     source = {"Bucket": bucket, "Key": key}
     return {**source, "VersionId": head["VersionId"]} if head.get("VersionId") else source
 

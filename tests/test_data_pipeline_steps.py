@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import boto3
+import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -80,6 +81,35 @@ def test_runs_started_together_claim_each_landed_object_once(aws):
     land(s3, "b.csv")
     assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-3/"}) == {"objects": 1}
     assert keys(s3, "data-pipelines/customers/batches/run-3/") == ["data-pipelines/customers/batches/run-3/b.csv"]
+
+
+def test_a_dead_runs_claim_is_taken_over_by_one_run_once_it_is_stale(aws, monkeypatch):
+    """A run that claimed an object and died before moving it (its function timed out) would strand the object:
+    once the claim is older than a step can run, the next run takes it over, and only one run does."""
+    from datetime import timedelta
+
+    from emlops.components.data_pipeline import STEPS_TIMEOUT_SECONDS
+
+    assert steps.CLAIM_STALE_SECONDS > STEPS_TIMEOUT_SECONDS
+    s3, key = aws
+    land(s3, "a.csv")
+    claims = "data-pipelines/customers/claims/"
+    assert steps._claimed(s3, BUCKET, "landing/customers/a.csv", claims, f"{RUNS}/batches/run-1/", key) is not None
+    event = {"action": "claim", "landing_uri": f"s3://{BUCKET}/landing/customers/", "kms_key_id": key,
+             "claims_uri": f"{RUNS}/claims/"}
+    # still fresh: run-1 may be moving it
+    assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-2/"}) == {"objects": 0}
+    later = steps._now() + timedelta(seconds=steps.CLAIM_STALE_SECONDS + 1)
+    monkeypatch.setattr(steps, "_now", lambda: later)
+    [marker] = keys(s3, claims)
+    stale = s3.head_object(Bucket=BUCKET, Key=marker)["ETag"]
+    assert steps.claim(s3, {**event, "batch_uri": f"{RUNS}/batches/run-3/"}) == {"objects": 1}
+    assert keys(s3, "data-pipelines/customers/batches/") == ["data-pipelines/customers/batches/run-3/a.csv"]
+    assert s3.get_object(Bucket=BUCKET, Key=marker)["Body"].read() == f"{RUNS}/batches/run-3/".encode()
+    # a run that read the same stale claim and writes after run-3 took it over loses (If-Match on the old ETag)
+    with pytest.raises(botocore.exceptions.ClientError) as lost:
+        s3.put_object(Bucket=BUCKET, Key=marker, Body=b"run-4", IfMatch=stale)
+    assert steps._lost(lost.value)
 
 
 def gate_event(key: str, quarantine: bool = True) -> dict:
