@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import re
 import socket
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from emlops.catalog.requests import ApiRequest, to_api_request, validate_request
-from emlops.components.data_pipeline import DataPipeline, DataPipelineContext, DataPipelineSettings
+from emlops.components.data_pipeline import STEPS_CODE, DataPipeline, DataPipelineContext, DataPipelineSettings
 from emlops.components.data_pipeline_definition import DataPipelineSpec, build_definition
 from emlops.components.settings import Governance, Placement
 from emlops.components.storage import SecureBucket, SecureBucketArgs
@@ -218,7 +219,8 @@ def test_the_function_runs_the_steps_code_in_the_private_subnets():
     plan = full_plan()
     function = plan.get(f"{NAME}-steps", FUNCTION).inputs
     assert {key: value for key, value in function.items() if key != "name"} == {
-        "code": {"archive": ["data_pipeline_steps.py"]},
+        # the plan names each file of the code by its content's digest: a change to the code is a change to the plan
+        "code": {"archive": {"data_pipeline_steps.py": "sha256:" + hashlib.sha256(STEPS_CODE.read_bytes()).hexdigest()}},
         "description": "Claim, gate and ingest steps of the dev-customers-data pipeline",
         "handler": "data_pipeline_steps.handler", "memorySize": 1024, "runtime": "python3.12", "timeout": 600,
         "role": role_arn(plan, f"{NAME}-steps"), "tags": {"team": "crm", "data-pipeline": NAME},

@@ -39,6 +39,29 @@ def test_the_same_plan_has_no_changes(shipped_plan):
     assert render_text(diff, "prod") == "prod: +0 added, ~0 changed, -0 removed, ±0 replaced - no changes\n"
 
 
+def test_a_change_to_a_functions_code_updates_the_function(project_copy, shipped_plan, tmp_path, monkeypatch):
+    """The plan names an archive's files by their content's digest, so a change to the data pipeline's step code is
+    reviewed like any other (the function is updated in place, as Pulumi's engine does on a new code hash)."""
+    from pulumi.runtime import rpc
+
+    from emlops.components import data_pipeline
+    from emlops.offline.engine import to_plain
+
+    base = shipped_plan("prod")  # previewed (or cached) before the code changes
+    changed = tmp_path / data_pipeline.STEPS_CODE.name
+    changed.write_text(data_pipeline.STEPS_CODE.read_text() + "\n# a reviewed change\n")
+    monkeypatch.setattr(data_pipeline, "STEPS_CODE", changed)
+    head = preview_stack("prod", start=project_copy).plan
+    diff = diff_plans(base, head)
+    [change] = diff.resources
+    assert (change.resource.name, change.action) == ("prod-customers-data-steps", "update")
+    [line] = [line for line in render_text(diff, "prod").splitlines() if "code.archive" in line]
+    assert line.strip().startswith("code.archive.data_pipeline_steps.py: sha256:")
+    # a file archive is named by its path, as before
+    assert to_plain({rpc._special_sig_key: rpc._special_archive_sig, "path": "dist/app.zip"}) == {
+        "archive": "dist/app.zip"}
+
+
 def test_instance_type_change_replaces_the_config_and_updates_the_endpoint_in_place(project_copy, shipped_plan):
     path = project_copy / "stacks" / "Pulumi.prod.yaml"
     text = path.read_text()

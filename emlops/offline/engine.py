@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
 import logging
 import runpy
 import threading
@@ -193,6 +194,15 @@ def _provider_urn(reference: str) -> Optional[str]:
     return reference.rsplit("::", 1)[0] if reference else None
 
 
+def _digest(member: Any) -> Any:
+    """An archive member in a plan: `sha256:<hex>` of a text asset's content (as Pulumi hashes assets to see a
+    change), else its plain form (a file's path, a nested archive)."""
+    if isinstance(member, dict) and member.get(rpc._special_sig_key) == rpc._special_asset_sig \
+            and isinstance(member.get("text"), str):
+        return "sha256:" + hashlib.sha256(member["text"].encode("utf-8")).hexdigest()
+    return to_plain(member)
+
+
 def to_plain(value: Any) -> Any:
     """Decode Pulumi's wire format into plan values: secrets masked, whole numbers as integers."""
     if isinstance(value, dict):
@@ -204,7 +214,10 @@ def to_plain(value: Any) -> Any:
         if sig == rpc._special_asset_sig:
             return {"asset": value.get("path") or value.get("uri") or value.get("text")}
         if sig == rpc._special_archive_sig:
-            return {"archive": value.get("path") or value.get("uri") or sorted(value.get("assets", {}))}
+            assets = value.get("assets")
+            if assets:  # each member by its content's digest, so a changed function's code shows in a diff
+                return {"archive": {name: _digest(assets[name]) for name in sorted(assets)}}
+            return {"archive": value.get("path") or value.get("uri") or []}
         if sig == rpc._special_output_value_sig:
             return SECRET if value.get("secret") else to_plain(value.get("value"))
         return {key: to_plain(value[key]) for key in sorted(value)}
