@@ -34,6 +34,7 @@ from emlops.components.retraining_args import _ECR_IMAGE
 from emlops.components.schedules import check_eventbridge_schedule
 from emlops.components.settings import (AtKey, Governance, Placement, Settings, check_log_retention,
                                          error_message)
+from emlops.components.storage import LifecycleRule
 
 if TYPE_CHECKING:
     from emlops.components.network_access import EndpointEgress
@@ -45,6 +46,17 @@ RESERVED_FOLDERS = (PIPELINES_FOLDER, "feature-store/", "athena-results/")
 """Prefixes of the datasets bucket the platform writes itself (no landing prefix may overlap one)."""
 _NAME = r"^[a-z0-9](-?[a-z0-9]){0,31}$"
 _IMAGE_HELP = "must be an ECR image URI with a tag, <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
+
+
+CLAIMS_KEPT_DAYS = 7
+"""Days a claim marker is kept: a run needs it only until it moved the object (minutes), or until a later run took
+a dead run's claim over (15 minutes); a week leaves time to see which run claimed what."""
+
+
+def claims_lifecycle_rule(name: str) -> LifecycleRule:
+    """The datasets bucket's rule that expires pipeline `name`'s claim markers (and their old versions)."""
+    return LifecycleRule(id=f"expire-{name}-claims", prefix=run_folder(name, "claims"),
+                         expiration_days=CLAIMS_KEPT_DAYS, noncurrent_version_expiration_days=1)
 
 
 def run_folder(name: str, kind: str) -> str:

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from emlops.components.alerts import AlertsSettings, notification_topic
 from emlops.components.batch_transform import BatchTransform, BatchTransformContext
 from emlops.components.batch_transform_args import pipeline_name as batch_pipeline_name
+from emlops.components.data_pipeline_args import claims_lifecycle_rule
 from emlops.components.endpoint import EndpointContext, ModelEndpoint
 from emlops.components.feature_store import FeatureStore, FeatureStoreContext
 from emlops.components.feature_store_args import FeatureGroupSettings
@@ -43,7 +44,7 @@ from emlops.components.registry_args import ClusterAccess
 from emlops.components.retraining import RetrainingContext, RetrainingPipeline
 from emlops.components.retraining_args import pipeline_name
 from emlops.components.settings import Governance, Placement
-from emlops.components.storage import ObjectLock, SecureBucket, SecureBucketArgs, StorageSettings
+from emlops.components.storage import LifecycleRule, ObjectLock, SecureBucket, SecureBucketArgs, StorageSettings
 from emlops.components.training import TrainingCluster, TrainingContext
 from emlops.components.training_args import TrainingSettings
 from emlops.program import names, rules
@@ -197,7 +198,8 @@ class MlPlatform(pulumi.ComponentResource):
         # A registry-only stack (the shared-services account) holds no datasets and runs no jobs.
         holds_data = bool(settings.models or settings.training or settings.feature_groups or settings.batch_transforms)
         self.datasets = self._data_bucket("datasets", eventbridge=any(
-            b.start_on_new_data for b in (*settings.batch_transforms, *settings.data_pipelines))) if holds_data else None
+            b.start_on_new_data for b in (*settings.batch_transforms, *settings.data_pipelines)),
+            rules=[claims_lifecycle_rule(p.name) for p in settings.data_pipelines]) if holds_data else None
         # Registered versions point at their artifact under models/ by S3 URI, and SageMaker's model packages take
         # no object version: so the artifacts bucket keeps every version it is written, unchangeable and undeletable,
         # as long as old versions are kept (S3 Object Lock; compliance mode in production, where not even the
@@ -221,11 +223,12 @@ class MlPlatform(pulumi.ComponentResource):
             self.model_builder_role.add_policy("logs", sagemaker_job_log_statements(self))
 
     def _data_bucket(self, purpose: str, readers: Sequence[str] = (), writers: Sequence[str] = (),
-                     object_lock: Optional[ObjectLock] = None, eventbridge: bool = False) -> SecureBucket:
-        """A bucket of the platform's data: the data key, access logs, old versions expire."""
+                     object_lock: Optional[ObjectLock] = None, eventbridge: bool = False,
+                     rules: Sequence[LifecycleRule] = ()) -> SecureBucket:
+        """A bucket of the platform's data: the data key, access logs, old versions expire (and RULES apply)."""
         return SecureBucket(f"{self._name}-{purpose}", SecureBucketArgs(eventbridge=eventbridge,
             kms_key_arn=self.data_key.arn, access_log_bucket=self.access_logs.bucket_name,
-            lifecycle_rules=[self._settings.storage.keep_versions()], reader_account_ids=list(readers),
+            lifecycle_rules=[self._settings.storage.keep_versions(), *rules], reader_account_ids=list(readers),
             writer_account_ids=list(writers), reader_prefix="models/" if readers or writers else "",
             protect=self._governance.protect, tags=self._governance.tags, object_lock=object_lock), opts=child(self))
 

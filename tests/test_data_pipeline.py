@@ -460,3 +460,10 @@ def test_the_platform_feeds_the_feature_group_from_the_datasets_bucket():
     assert ingest["Arguments"]["feature_group"] == "dev-features-customers"
     found = [{k: v for k, v in s.items() if k != "Sid"} for s in statements(plan, f"{NAME}-steps-permissions")]
     assert allow(["sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord"], [GROUP_ARN]) in found
+    # the runs' claim markers expire after a week (old versions the next day); the bucket's own rule stays first
+    rules = plan.get("dev-datasets-lifecycle").inputs["rules"]
+    assert [rule["id"] for rule in rules] == ["expire-old-versions", "expire-customers-claims"]
+    assert rules[1] == {"id": "expire-customers-claims", "status": "Enabled",
+                        "filter": {"prefix": "data-pipelines/customers/claims/"}, "expiration": {"days": 7},
+                        "noncurrentVersionExpiration": {"noncurrentDays": 1},
+                        "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7}}
