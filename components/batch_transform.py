@@ -15,7 +15,6 @@ Its settings (`BatchTransformSettings`) and context (`BatchTransformContext`) ar
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import pulumi
@@ -35,13 +34,11 @@ from emlops.components.naming import DerivedName, auto_named, given
 from emlops.components.network_access import https_only_security_group, vpc_interface_statements
 from emlops.components.options import child, type_token
 from emlops.components.outputs import concat
-from emlops.components.settings import Governance, Placement
-from emlops.components.storage import SecureBucket
+from emlops.components.pipeline_triggers import FAILED, events_role_name, notify_failures, start_rules
+from emlops.components.pipeline_triggers import starts as trigger_starts
+from emlops.components.settings import Placement
 
 __all__ = ["BatchTransform", "BatchTransformContext", "BatchTransformSettings", "InputMonitoringSettings"]
-
-SCHEDULE, NEW_DATA, FAILED = "schedule", "new-data", "failed"
-
 
 def execution_role_name(name: str) -> str:
     """The ServiceRole the model (and so the transform job) runs as."""
@@ -51,10 +48,6 @@ def execution_role_name(name: str) -> str:
 def runner_role_name(name: str) -> str:
     """The ServiceRole the pipeline runs as."""
     return f"{name}-runner"
-
-
-def events_role_name(name: str) -> str:
-    return f"{name}-events"
 
 
 def monitor_name(name: str) -> str:
@@ -67,17 +60,12 @@ def derived_names(name: str, settings: BatchTransformSettings, pipeline: str) ->
     names = [given(PIPELINE.token, pipeline), auto_named(MODEL.token, f"{name}-model"),
              *role_names(execution_role_name(name)), *role_names(runner_role_name(name)),
              auto_named(EVENT_RULE.token, f"{name}-{FAILED}")]
-    starts = _starts(settings)
+    starts = trigger_starts(settings.schedule, settings.start_on_new_data)
     if starts:
         names += [*role_names(events_role_name(name)), *[auto_named(EVENT_RULE.token, f"{name}-{s}") for s in starts]]
     if settings.monitoring is not None:
         names += monitoring.derived_names(monitor_name(name), _monitor_settings(settings.monitoring))
     return names
-
-
-def _starts(settings: BatchTransformSettings) -> list[str]:
-    return [start for start, on in ((SCHEDULE, settings.schedule is not None),
-                                    (NEW_DATA, settings.start_on_new_data)) if on]
 
 
 def _monitor_settings(inputs: InputMonitoringSettings) -> MonitoringSettings:
@@ -153,8 +141,9 @@ class BatchTransform(pulumi.ComponentResource):
             pipeline_definition=self.pipeline_definition, role_arn=runner.arn, tags={**tags, **expected_run(settings)},
             # executions need the runner's policy; SageMaker does not check it at creation
             opts=child(self, depends_on=[run_policy]))
-        self._triggers(name, settings, context, inputs, governance)
-        self._notify_failures(name, context.alerts_topic_arn, tags)
+        start_rules(self, name, self.pipeline, context.pipeline_name, governance, settings.schedule,
+                    settings.start_on_new_data, inputs.bucket_name, settings.input_prefix, "score")
+        notify_failures(self, name, self.pipeline, context.alerts_topic_arn, tags, "a batch transform run failed")
 
         self.monitor = None
         if settings.monitoring is not None:
@@ -212,41 +201,3 @@ class BatchTransform(pulumi.ComponentResource):
 
         return pulumi.Output.all(region, self.model.name, key_arn, input_uri, self.output_s3_uri,
                                  capture_uri).apply(build)
-
-    def _triggers(self, name: str, settings: BatchTransformSettings, context: BatchTransformContext,
-                  inputs: SecureBucket, governance: Governance) -> None:
-        """The EventBridge rules that start a run: the schedule, and objects created under the input prefix."""
-        starts = _starts(settings)
-        if not starts:
-            return
-        tags = dict(governance.tags)
-        events_role = ServiceRole(events_role_name(name), ServiceRoleArgs(
-            services=["events.amazonaws.com"], description=f"Lets EventBridge start the {context.pipeline_name} "
-            "pipeline", permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.role_path,
-            tags=tags), opts=child(self))
-        start_policy = events_role.add_policy("start-pipeline", [
-            Statement(actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline.arn])])
-        for start in starts:
-            if start == SCHEDULE:
-                trigger = dict(schedule_expression=settings.schedule,
-                               description=f"{name}: score on the schedule {settings.schedule}")
-            else:
-                trigger = dict(description=f"{name}: score when an object lands under {settings.input_prefix}",
-                               event_pattern=inputs.bucket_name.apply(lambda bucket: json.dumps({
-                                   "source": ["aws.s3"], "detail-type": ["Object Created"],
-                                   "detail": {"bucket": {"name": [bucket]},
-                                              "object": {"key": [{"prefix": settings.input_prefix}]}}})))
-            rule = aws.cloudwatch.EventRule(f"{name}-{start}", tags=tags, opts=child(self), **trigger)
-            aws.cloudwatch.EventTarget(f"{name}-{start}-start", rule=rule.name, arn=self.pipeline.arn,
-                                       role_arn=events_role.arn, sagemaker_pipeline_target={"pipeline_parameter_lists": []},
-                                       opts=child(self, depends_on=[start_policy]))
-
-    def _notify_failures(self, name: str, topic_arn: pulumi.Input[str], tags: dict) -> None:
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-{FAILED}", description=f"{name}: a batch transform run failed", tags=tags,
-            event_pattern=self.pipeline.arn.apply(lambda arn: json.dumps({
-                "source": ["aws.sagemaker"],
-                "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
-                "detail": {"pipelineArn": [arn], "currentPipelineExecutionStatus": ["Failed"]}})),
-            opts=child(self))
-        aws.cloudwatch.EventTarget(f"{name}-{FAILED}-notify", rule=rule.name, arn=topic_arn, opts=child(self))

@@ -18,7 +18,6 @@ Its settings (`DataPipelineSettings`) and context (`DataPipelineContext`) are in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -40,10 +39,10 @@ from emlops.components.naming import DerivedName, auto_named, given
 from emlops.components.network_access import https_only_security_group, vpc_interface_statements
 from emlops.components.options import child, type_token
 from emlops.components.outputs import concat
+from emlops.components.pipeline_triggers import FAILED, events_role_name, notify_failures, start_rules, starts
 
 __all__ = ["DataPipeline", "DataPipelineContext", "DataPipelineSettings"]
 
-SCHEDULE, NEW_DATA, FAILED = "schedule", "new-data", "failed"
 STEPS_CODE = Path(data_pipeline_steps.__file__)
 STEPS_HANDLER = f"{STEPS_CODE.stem}.handler"
 STEPS_RUNTIME = "python3.12"
@@ -65,21 +64,12 @@ def steps_role_name(name: str) -> str:
     return f"{name}-steps"
 
 
-def events_role_name(name: str) -> str:
-    return f"{name}-events"
-
-
-def _starts(settings: DataPipelineSettings) -> list[str]:
-    return [start for start, on in ((SCHEDULE, settings.schedule is not None),
-                                    (NEW_DATA, settings.start_on_new_data)) if on]
-
-
 def derived_names(name: str, settings: DataPipelineSettings, pipeline: str) -> list[DerivedName]:
     """The physical names a DataPipeline called `name` gives its children (naming.py)."""
     return [given(PIPELINE.token, pipeline), auto_named(LAMBDA_FUNCTION.token, f"{name}-steps"),
             *role_names(execution_role_name(name)), *role_names(steps_role_name(name)),
             *role_names(events_role_name(name)), auto_named(EVENT_RULE.token, f"{name}-{FAILED}"),
-            *[auto_named(EVENT_RULE.token, f"{name}-{start}") for start in _starts(settings)]]
+            *[auto_named(EVENT_RULE.token, f"{name}-{start}") for start in starts(settings.schedule, settings.start_on_new_data)]]
 
 
 class DataPipeline(pulumi.ComponentResource):
@@ -166,8 +156,11 @@ class DataPipeline(pulumi.ComponentResource):
             pipeline_definition=self.pipeline_definition, role_arn=role.arn, tags=tags,
             # executions need the role's policy; SageMaker does not check it at creation
             opts=child(self, depends_on=[policy]))
-        self._triggers(name, settings, context, governance)
-        self._notify_failures(name, context.alerts_topic_arn, tags)
+        start_rules(self, name, self.pipeline, context.pipeline_name, governance, settings.schedule,
+                    settings.start_on_new_data, bucket.bucket_name, settings.landing_prefix, "ingest")
+        # every failed run (a quarantined batch among them) is announced on the alerts topic
+        notify_failures(self, name, self.pipeline, context.alerts_topic_arn, tags,
+                        "a data pipeline run failed (or quarantined its batch)")
 
         self.pipeline_name = self.pipeline.pipeline_name
         self.pipeline_arn = self.pipeline.arn
@@ -257,39 +250,3 @@ class DataPipeline(pulumi.ComponentResource):
                                resources=[concat(log_group, ":log-stream:*")])],
             "vpc-access": vpc_interface_statements(aws_facts, context.placement.vpc_id),
         }
-
-    def _triggers(self, name: str, settings: DataPipelineSettings, context: DataPipelineContext, governance) -> None:
-        """The EventBridge rules that start a run: objects created under the landing prefix, and the schedule."""
-        tags = dict(governance.tags)
-        events_role = ServiceRole(events_role_name(name), ServiceRoleArgs(
-            services=["events.amazonaws.com"], description=f"Lets EventBridge start the {context.pipeline_name} "
-            "pipeline", permissions_boundary_arn=governance.permissions_boundary_arn, path=governance.role_path,
-            tags=tags), opts=child(self))
-        start_policy = events_role.add_policy("start-pipeline", [
-            Statement(actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline.arn])])
-        for start in _starts(settings):
-            if start == SCHEDULE:
-                trigger = dict(schedule_expression=settings.schedule,
-                               description=f"{name}: ingest on the schedule {settings.schedule}")
-            else:
-                trigger = dict(description=f"{name}: ingest when an object lands under {settings.landing_prefix}",
-                               event_pattern=context.datasets_bucket.bucket_name.apply(lambda bucket: json.dumps({
-                                   "source": ["aws.s3"], "detail-type": ["Object Created"],
-                                   "detail": {"bucket": {"name": [bucket]},
-                                              "object": {"key": [{"prefix": settings.landing_prefix}]}}})))
-            rule = aws.cloudwatch.EventRule(f"{name}-{start}", tags=tags, opts=child(self), **trigger)
-            aws.cloudwatch.EventTarget(f"{name}-{start}-start", rule=rule.name, arn=self.pipeline.arn,
-                                       role_arn=events_role.arn,
-                                       sagemaker_pipeline_target={"pipeline_parameter_lists": []},
-                                       opts=child(self, depends_on=[start_policy]))
-
-    def _notify_failures(self, name: str, topic_arn: pulumi.Input[str], tags: dict) -> None:
-        """Every failed run (a quarantined batch among them) is announced on the alerts topic."""
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-{FAILED}", description=f"{name}: a data pipeline run failed (or quarantined its batch)",
-            tags=tags, event_pattern=self.pipeline.arn.apply(lambda arn: json.dumps({
-                "source": ["aws.sagemaker"],
-                "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
-                "detail": {"pipelineArn": [arn], "currentPipelineExecutionStatus": ["Failed"]}})),
-            opts=child(self))
-        aws.cloudwatch.EventTarget(f"{name}-{FAILED}-notify", rule=rule.name, arn=topic_arn, opts=child(self))
