@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -38,6 +40,26 @@ def refuse_bad_options(output_format: str, allowed: tuple[str, ...], framework: 
         from emlops.cli.process import one_preview_process
 
         one_preview_process()
+
+
+@contextlib.contextmanager
+def stack_errors(stack: str, doing: str, debug: bool) -> Iterator[None]:
+    """Bad input (CheckError) as its one line and exit code; anything else as an internal error of emlops or a rule
+    while `doing` STACK, exit 1 (its traceback with --debug)."""
+    from emlops.program.config_errors import printable
+    from emlops.review.check import CheckError
+
+    try:
+        yield
+    except CheckError as exc:
+        typer.echo(printable(str(exc)), err=True)
+        raise typer.Exit(exc.exit_code)
+    except Exception as exc:  # a bug in emlops or a rule, not bad input
+        if debug:
+            traceback.print_exc()
+        typer.echo(printable(f"emlops: internal error while {doing} {stack}: {type(exc).__name__}: {exc} "
+                             "(rerun with --debug for the traceback)"), err=True)
+        raise typer.Exit(1)
 
 
 def _resource(v: "Violation") -> str:
@@ -151,23 +173,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the guardrails (the policy pack's rules) on STACK's offline plan, and its budget with a price book;
         exit 1 on a mandatory violation."""
-        from emlops.program.config_errors import printable
-        from emlops.review.check import CheckError, check_stack, stack_pack_config
+        from emlops.review.check import check_stack, stack_pack_config
 
         refuse_bad_options(output_format, ("text", "markdown"), framework, plan_path)
-        try:
+        with stack_errors(stack, "checking", debug):
             if pack_config is not None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")
             report = check_stack(stack, plan_path, framework=framework, prices=prices)
-        except CheckError as exc:
-            typer.echo(printable(str(exc)), err=True)
-            raise typer.Exit(exc.exit_code)
-        except Exception as exc:  # a bug in emlops or a rule, not bad input
-            if debug:
-                traceback.print_exc()
-            typer.echo(printable(f"emlops: internal error while checking {stack}: {type(exc).__name__}: {exc} "
-                                 "(rerun with --debug for the traceback)"), err=True)
-            raise typer.Exit(1)
         if json_path is not None:
             report.write(json_path)
         if output_format == "markdown":

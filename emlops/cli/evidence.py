@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -31,24 +30,14 @@ def register(app: typer.Typer) -> None:
         with their reasons, and the controls no rule here covers. Exit 0 whatever the findings
         (`emlops check` is the gate)."""
         from emlops.program.config_errors import printable
-        from emlops.cli.check import refuse_bad_options
-        from emlops.review.check import CheckError
+        from emlops.cli.check import refuse_bad_options, stack_errors
 
         refuse_bad_options(output_format, FORMATS, framework, plan_path)
         from emlops.review.evidence import report_stack
         from emlops.review.evidence_render import RENDERERS
 
-        try:
+        with stack_errors(stack, "reporting on", debug):
             text = RENDERERS[output_format](report_stack(stack, plan_path, framework))
-        except CheckError as exc:
-            typer.echo(printable(str(exc)), err=True)
-            raise typer.Exit(exc.exit_code)
-        except Exception as exc:  # a bug in emlops or a rule, not bad input
-            if debug:
-                traceback.print_exc()
-            typer.echo(printable(f"emlops: internal error while reporting on {stack}: {type(exc).__name__}: "
-                                 f"{exc} (rerun with --debug for the traceback)"), err=True)
-            raise typer.Exit(1)
         if output is None:
             typer.echo(text, nl=False)
             return
