@@ -27,17 +27,14 @@ the other monitors' (monitoring.py, clarify_monitoring.py).
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import re
-from pathlib import Path
 from typing import Any, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from emlops.catalog.aws import partition_of
 from emlops.components.api_limits import check_instance_type
+from emlops.components.images import catalogue_image_uri, sdk_image_catalogue
 from emlops.components.locations import S3ObjectUri, S3PrefixUri
 from emlops.components.settings import Settings, error_message
 
@@ -177,24 +174,13 @@ class ExplainabilitySettings(Settings):
 
 # -- the image ------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
 def _clarify_catalogue() -> dict:
-    # The SDK's own catalogue file, read without importing the SDK's image-URI module (seconds and ~190 MB); a
-    # test checks this answers exactly what `image_uris.retrieve("clarify", region)` does.
-    spec = importlib.util.find_spec("sagemaker")
-    path = Path(spec.submodule_search_locations[0]) / "core" / "image_uri_config" / "clarify.json"
-    return json.loads(path.read_text())["processing"]["versions"][CLARIFY_VERSION]
+    return sdk_image_catalogue("clarify")["processing"]["versions"][CLARIFY_VERSION]
 
 
 def clarify_image_uri(region: str) -> str:
     """The SageMaker Clarify processing image of `region`, from the SageMaker SDK's image catalogue."""
-    catalogue = _clarify_catalogue()
-    registries = catalogue["registries"]
-    if region not in registries:
-        raise ValueError(f"no SageMaker Clarify image in {region}: Unsupported region: {region}. "
-                         f"Supported region(s): {', '.join(registries)}.")
-    return (f"{registries[region]}.dkr.ecr.{region}.{partition_of(region).dns_suffix}/{catalogue['repository']}"
-            f":{CLARIFY_VERSION}")
+    return catalogue_image_uri(_clarify_catalogue(), region, "Clarify", CLARIFY_VERSION)
 
 
 # -- the analysis configurations -----------------------------------------------------------------------

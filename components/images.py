@@ -58,21 +58,31 @@ def framework_image_uri(framework: str, version: str, region: str, instance_type
         raise ValueError(f"no SageMaker {framework} {version} inference image in {region}: {reason}") from None
 
 
-@functools.lru_cache(maxsize=1)
-def _monitor_catalogue() -> dict:
-    # The SDK's own catalogue file, read without importing the SDK: importing sagemaker.core's
-    # image_uris costs ~190 MB and seconds, which a stack with dozens of monitors must not pay.
-    # A test checks this answers exactly what `image_uris.retrieve("model-monitor", region)` does.
+@functools.lru_cache(maxsize=None)
+def sdk_image_catalogue(name: str) -> dict:
+    """The SageMaker SDK's own image catalogue file `image_uri_config/<name>.json`, read without importing the SDK:
+    importing sagemaker.core's image_uris costs ~190 MB and seconds, which a stack with dozens of monitors must not
+    pay. Tests check the images it gives are exactly what `image_uris.retrieve(<name>, region)` answers."""
     spec = importlib.util.find_spec("sagemaker")
-    path = Path(spec.submodule_search_locations[0]) / "core" / "image_uri_config" / "model-monitor.json"
-    return json.loads(path.read_text())["versions"][""]
+    path = Path(spec.submodule_search_locations[0]) / "core" / "image_uri_config" / f"{name}.json"
+    return json.loads(path.read_text())
+
+
+def catalogue_image_uri(version: dict, region: str, label: str, tag: str = "") -> str:
+    """The image of one `version` entry of an SDK catalogue (its registries and repository) in `region`; a region
+    the catalogue lacks fails as the SDK does."""
+    registries = version["registries"]
+    if region not in registries:
+        raise ValueError(f"no SageMaker {label} image in {region}: Unsupported region: {region}. "
+                         f"Supported region(s): {', '.join(registries)}.")
+    uri = f"{registries[region]}.dkr.ecr.{region}.{partition_of(region).dns_suffix}/{version['repository']}"
+    return f"{uri}:{tag}" if tag else uri
+
+
+def _monitor_catalogue() -> dict:
+    return sdk_image_catalogue("model-monitor")["versions"][""]
 
 
 def monitor_image_uri(region: str) -> str:
     """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image catalogue."""
-    catalogue = _monitor_catalogue()
-    registries = catalogue["registries"]
-    if region not in registries:
-        raise ValueError(f"no SageMaker Model Monitor image in {region}: Unsupported region: {region}. "
-                         f"Supported region(s): {', '.join(registries)}.")
-    return f"{registries[region]}.dkr.ecr.{region}.{partition_of(region).dns_suffix}/{catalogue['repository']}"
+    return catalogue_image_uri(_monitor_catalogue(), region, "Model Monitor")
