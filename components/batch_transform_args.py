@@ -31,7 +31,7 @@ from emlops.components.api_limits import check_content_type, check_instance_type
 from emlops.components.endpoint_args import ModelArtifact, printable_key
 from emlops.components.locations import check_key_prefix
 from emlops.components.monitoring_args import DAILY, BaselineSettings, DataQualitySettings
-from emlops.components.schedules import check_eventbridge_schedule
+from emlops.components.schedules import EXPECTED_RUN_TAG, check_eventbridge_schedule
 from emlops.components.settings import AtKey, Governance, Placement, Settings, error_message
 
 if TYPE_CHECKING:
@@ -196,9 +196,6 @@ class BatchTransformSettings(Settings):
     def monitored_format(self) -> Optional[str]:
         """What the monitor reads of the captured records, or None without monitoring."""
         return MONITORED_FORMATS[self.content_type] if self.monitoring is not None else None
-
-
-EXPECTED_RUN_TAG = "expected-run-minutes"  # read by `emlops cost` (emlops/review/capacity.py)
 
 
 def expected_run(settings: BatchTransformSettings) -> dict[str, str]:

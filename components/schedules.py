@@ -21,6 +21,9 @@ from typing import Optional
 
 CRON_HELP = "'cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>)', e.g. 'cron(0 3 ? * MON *)'"
 RATE_HELP = "'rate(<n> <minutes|hours|days>)', e.g. 'rate(7 days)'"
+EXPECTED_RUN_TAG = "expected-run-minutes"
+"""Tag of a scheduled pipeline: how long one run takes (batch_transforms[].expected_run_minutes), read by
+`emlops cost` (emlops/review/capacity.py) from the plan; here so that reading it imports no component."""
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _RATE_UNITS = ("minute", "hour", "day")

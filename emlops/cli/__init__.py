@@ -98,7 +98,8 @@ def config_schema(
 
 
 def _register_operations() -> None:
-    # Operator commands (boto3) live in their own module; importing it is cheap (boto3 loads on use).
+    # Operator commands (boto3) live in their own module; importing it is cheap: boto3, the components and the
+    # approval and promotion modules load when a command runs (tests/test_cli.py holds `import emlops.cli` to it).
     from emlops.cli.operations import register
 
     register(app)

@@ -19,7 +19,6 @@ from rich.console import Console
 
 from emlops.cli.targets import (EXIT_INPUT, OperationError, Target, _aws_error, _caller_arn,
                                 _load_platform, _not_found, clean, registry_target, resolve_target)
-from emlops.components.locations import parse_s3
 
 EXECUTION, STARTED = "emlops:pipeline-execution", "emlops:trained-at"
 FEATURE_GROUPS, LABEL, DATASET = "emlops:feature-groups", "emlops:label", "emlops:dataset"
@@ -50,6 +49,8 @@ def _package(sagemaker: Any, registry: Target, version: Optional[int]) -> dict[s
 
 def _object_versions(s3: Any, uri: str, at: datetime) -> list[str]:
     """The object versions under URI that were current at AT (deleted since or not), one line each."""
+    from emlops.components.locations import parse_s3
+
     bucket, prefix = parse_s3(uri, "emlops:dataset", prefix=True)
     current: dict[str, dict[str, Any]] = {}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):

@@ -24,8 +24,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from emlops.cli.approval import approve, declared_card
-from emlops.cli.promotion import promote
 from emlops.cli.targets import (
     EXIT_FAILURE,
     EXIT_STILL_RUNNING,
@@ -40,8 +38,6 @@ from emlops.cli.targets import (
     resolve_dataset,
     resolve_target,
 )
-from emlops.components.data_pipeline_args import pipeline_name as data_pipeline_name
-from emlops.components.retraining_args import pipeline_name
 
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
 MAX_THROTTLED = 8  # throttled status checks in a row before the command stops following
@@ -171,13 +167,17 @@ def _interrupted_start(sagemaker: Any, name: str, display: str, since: Any) -> O
 
 def retrain(target: Target, wait: bool, poll_seconds: float, timeout_minutes: float, console: Console,
             runtime: Runtime) -> None:
+    from emlops.components.retraining_args import pipeline_name
+
     run_pipeline(target, pipeline_name(target.environment, target.model), "retrain", wait, poll_seconds,
                  timeout_minutes, console, runtime)
 
 
 def ingest(target: Target, wait: bool, poll_seconds: float, timeout_minutes: float, console: Console,
            runtime: Runtime) -> None:
-    run_pipeline(target, data_pipeline_name(target.environment, target.model), "ingest", wait, poll_seconds,
+    from emlops.components.data_pipeline_args import pipeline_name
+
+    run_pipeline(target, pipeline_name(target.environment, target.model), "ingest", wait, poll_seconds,
                  timeout_minutes, console, runtime)
 
 
@@ -292,6 +292,8 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
             "reason (why, and who decided), recorded in the approval's description."),
     ) -> None:
         """Show a model package's evaluation metrics and the model's card, and approve it for deployment."""
+        from emlops.cli.approval import approve, declared_card
+
         console = Console(highlight=False, soft_wrap=True)
         run("approve", lambda: approve(resolve_target(stack, model, registry=True), version, yes, no_report_reason,
                                        console, runtime.interactive(),
@@ -325,6 +327,8 @@ def register(app: typer.Typer, runtime: Optional[Runtime] = None) -> None:
         Exit codes: 0 promoted, nothing to promote (the challenger is the champion already), or --dry-run;
         1 not promoted (the registry's state, AWS or MLflow errors, or declined); 2 bad input.
         """
+        from emlops.cli.promotion import promote
+
         console = Console(highlight=False, soft_wrap=True)
         run("promote", lambda: promote(stack, model, yes, dry_run, mlflow_uri, no_report_reason, console, runtime,
                                        lambda prompt: typer.confirm(prompt, default=False),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional
 
-from emlops.components.batch_transform_args import EXPECTED_RUN_TAG
+from emlops.components.schedules import EXPECTED_RUN_TAG
 from emlops.offline.plan import Plan, PlanResource
 from emlops.review.schedule_hours import HOURS_PER_MONTH, ScheduledCapacity, runs_per_month, scaled_instance_hours
 
