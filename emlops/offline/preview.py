@@ -92,10 +92,10 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     return result
 
 
-def check_mlflow_server(uri: str, timeout: float = MLFLOW_TIMEOUT) -> None:
+def check_mlflow_server(uri: str, timeout: Optional[float] = None) -> None:
     """PreviewError (exit 2, one line) unless the MLflow server at an http(s) `uri` answers within `timeout`
-    seconds (`emlops.program.mlflow_server.unreachable`); local stores pass as they are."""
-    problem = unreachable(uri, timeout)
+    seconds (default `MLFLOW_TIMEOUT`; `emlops.program.mlflow_server.unreachable`); local stores pass as they are."""
+    problem = unreachable(uri, MLFLOW_TIMEOUT if timeout is None else timeout)
     if problem is not None:
         raise PreviewError(f"--mlflow-uri {without_credentials(uri)}: cannot reach the MLflow server ({problem}); "
                            "start it, or preview without --mlflow-uri (models:/ sources then show as unknown)")
