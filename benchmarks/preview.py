@@ -3,12 +3,17 @@
     python benchmarks/preview.py [--repeat 5] [--models 100] [--suite]
 
 Warm rows run in-process (imports and caches already loaded, the median of `--repeat` runs after one
-warm-up), each against the flat pulumi_aws program of the same resource count under the same truthful
-mocks (emlops.offline.engine): the ratio is what the components, grants and policies cost on top of
-Pulumi's own machinery.
+warm-up), each under the same truthful mocks (emlops.offline.engine) against two floors:
+- the flat pulumi_aws program of the same resource count (plain IAM roles, one input each);
+- the replay of the plan the preview made: the same resources (types, names, parents, providers,
+  protection and inputs, with every property of their SDK class, so as many Outputs per resource)
+  registered directly, in the same order, without any component code, Output between resources or apply.
+  A bucket or an endpoint configuration costs Pulumi more than a role (it has more properties, each an
+  Output); the replay pays that too, so its ratio is what the components, grants and policies cost on
+  top of Pulumi's own machinery for these very resources.
 1. prod: a prod preview also previews the shared stack (its registry's stack reference), so it is
-   compared with flat programs of both counts: prod's own resources, and every registration the
-   preview makes.
+   compared with flat programs of both counts (prod's own resources, and every registration the preview
+   makes) and with the replay of both plans.
 2. a generated production stack of `--models` provisioned, captured, canaried, autoscaled, monitored
    models.
 
@@ -16,7 +21,8 @@ Cold rows run what a user or CI runs, each in a new process (imports included), 
 exit, with the process's peak resident memory:
 3. `emlops preview prod -q`, with an empty definition cache (a fresh `EMLOPS_CACHE_DIR`) and with the
    cache the first run filled (components/built_cache.py);
-4. `emlops preview` of the generated stack, and the flat program of the same count;
+4. `emlops preview` of the generated stack, the flat program of the same count, and the replay of the
+   generated stack's plan;
 5. what the PR workflow's head step runs: `emlops preview --all --json-dir DIR -q`, then
    `emlops check STACK --plan DIR/STACK.json` for each stack, with an empty and a filled cache.
 `--suite` also times the test suite (`python -m pytest -q`).
@@ -57,6 +63,72 @@ def _flat_program(count: int):
     return program
 
 
+PACKAGES = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native", "kubernetes": "pulumi_kubernetes"}
+
+
+def _properties(token: str) -> list[str]:
+    """The wire names of every property (inputs and outputs) of a type's SDK class: the Outputs its resources
+    have (none for a type without one)."""
+    import importlib
+
+    package, module, name = token.split(":")
+    if package not in PACKAGES:
+        return []
+    parts = module.split("/") if package == "kubernetes" else module.split("/")[:1]
+    path = ".".join([PACKAGES[package], *[part for part in parts if part != "index"]])
+    try:
+        cls = getattr(importlib.import_module(path), name)
+    except (ImportError, AttributeError):
+        return []
+    return [prop.fget._pulumi_name for prop in vars(cls).values()
+            if isinstance(prop, property) and hasattr(prop.fget, "_pulumi_name")]
+
+
+def _replay_program(plan: dict):
+    """Pulumi's floor for a plan: its resources (types, names, parents, providers, protection, inputs as the
+    plan recorded them, and every property of their SDK class) registered directly, in the plan's order, with
+    no component code, no Output between two resources and no apply."""
+    import pulumi
+
+    def program() -> None:
+        made: dict[str, pulumi.Resource] = {}
+        for item in plan["resources"]:
+            kind, name, inputs = item["type"], item["name"], item["inputs"]
+            if kind == "pulumi:pulumi:Stack":
+                continue
+            opts = pulumi.ResourceOptions(parent=made.get(item["parent"]), provider=made.get(item["provider"]),
+                                          protect=item["protect"], retain_on_delete=item["retainOnDelete"])
+            if kind == "pulumi:pulumi:StackReference":
+                made[item["urn"]] = pulumi.StackReference(name, stack_name=inputs["name"], opts=opts)
+            elif kind.startswith("pulumi:providers:"):
+                made[item["urn"]] = pulumi.ProviderResource(kind.split(":")[2], name, dict(inputs), opts)
+            elif not item["custom"]:
+                made[item["urn"]] = pulumi.ComponentResource(kind, name, None, opts)
+            else:
+                props = {**dict.fromkeys(_properties(kind)), **inputs}
+                made[item["urn"]] = pulumi.CustomResource(kind, name, props, opts)
+
+    return program
+
+
+def _warm_replay(plans: list[dict], repeat: int) -> float:
+    """The replays of PLANS one after the other (a stack's and those of the stacks it reads, as its preview
+    previews them too)."""
+    from emlops.offline.engine import run_function
+    from emlops.offline.mocks import AwsIdentity
+
+    identity = AwsIdentity("333333333333", "eu-west-1")
+
+    def run() -> None:
+        for plan in plans:
+            references = {item["inputs"]["name"]: {} for item in plan["resources"]
+                          if item["type"] == "pulumi:pulumi:StackReference"}
+            replayed = run_function(_replay_program(plan), identity=identity, stack=plan["stack"],
+                                    project=plan["project"], stack_outputs=references).plan
+            assert len(replayed.resources) == len(plan["resources"]), (len(replayed.resources), plan["stack"])
+    return _median_seconds(run, repeat)
+
+
 def _median_seconds(run, repeat: int) -> float:
     run()  # warm-up: imports and caches
     times = []
@@ -88,14 +160,21 @@ def _warm_stack(project: Path, stack: str, repeat: int) -> dict:
 
     found = find_project(project)
     registered: list[int] = []
+    plans: list = []
 
     def run() -> None:
         counts: dict[str, int] = {}
         plan = preview_stack(stack, project=found,
                              progress=lambda name, count: counts.__setitem__(name, count)).plan
         registered[:] = [len(plan.resources), sum(counts.values())]
+        plans[:] = [plan]
     seconds = _median_seconds(run, repeat)
-    return {"seconds": seconds, "resources": registered[0], "registrations": registered[1]}
+    plan = json.loads(plans.pop().dumps())
+    read = [json.loads(preview_stack(item["inputs"]["name"].rsplit("/", 1)[-1], project=found).plan.dumps())
+            for item in plan["resources"] if item["type"] == "pulumi:pulumi:StackReference"]
+    assert sum(len(each["resources"]) for each in [plan, *read]) == registered[1], "a referenced stack is missing"
+    return {"seconds": seconds, "resources": registered[0], "registrations": registered[1],
+            "replay_seconds": _warm_replay([*read, plan], repeat)}
 
 
 def measure_warm(project: Path, stack: str, repeat: int) -> dict:
@@ -117,6 +196,19 @@ def measure_flat_cold(count: int) -> None:
     console_process()
     one_preview_process()
     run_function(_flat_program(count), identity=AwsIdentity("333333333333", "eu-west-1"), stack="flat")
+
+
+def measure_replay_cold(path: Path) -> None:
+    """Child: the replay of a plan once, as a new process would run it (the collector set as for the flat one)."""
+    from emlops.cli.process import console_process, one_preview_process
+    from emlops.offline.engine import run_function
+    from emlops.offline.mocks import AwsIdentity
+
+    console_process()
+    plan = json.loads(path.read_text())
+    one_preview_process()
+    run_function(_replay_program(plan), identity=AwsIdentity("333333333333", "eu-west-1"), stack=plan["stack"],
+                 project=plan["project"])
 
 
 # ---- the parent: runs children, reports ------------------------------------------------------------------
@@ -228,6 +320,8 @@ def main() -> None:
             print(json.dumps(measure_warm(Path(values[0]), values[1], int(values[2]))))
         elif kind == "flat-cold":
             measure_flat_cold(int(values[0]))
+        elif kind == "replay-cold":
+            measure_replay_cold(Path(values[0]))
         return
 
     with tempfile.TemporaryDirectory() as scratch_name:
@@ -257,6 +351,9 @@ def main() -> None:
             flat_cold = cold_runs([sys.executable, __file__, "--measure", "flat-cold", str(count)], ROOT, env,
                                   max(1, args.repeat // 2))
             print(f"cold flat program, same count:      {flat_cold[0]:.2f} s, peak {flat_cold[1]:.0f} MB")
+            replay_cold = cold_runs([sys.executable, __file__, "--measure", "replay-cold", str(plan)], ROOT, env,
+                                    max(1, args.repeat // 2))
+            print(f"cold replay of the generated plan:  {replay_cold[0]:.2f} s, peak {replay_cold[1]:.0f} MB")
         if "workflow" in args.rows:
             empty_cache()
             empty = pr_workflow(env, scratch / "plans-empty")
@@ -280,9 +377,12 @@ def report_warm(prod: dict, bench: dict, models: int) -> None:
         print(f"flat pulumi_aws, {prod['registrations']} registrations: "
               f"{prod['flat_registrations_seconds'] * 1000:.0f} ms; ratio "
               f"{prod['seconds'] / prod['flat_registrations_seconds']:.2f}")
+    print(f"replay of the {prod['registrations']} registrations' plans (prod's and shared's resources registered "
+          f"directly): {prod['replay_seconds'] * 1000:.0f} ms; ratio {prod['seconds'] / prod['replay_seconds']:.2f}")
     print(f"generated prod stack, {models:>3} models: {bench['resources']:>5} resources, in-process "
           f"{bench['seconds']:.2f} s ({per(bench):.2f} ms/resource); flat {bench['flat_seconds']:.2f} s "
-          f"({per(bench, 'flat_seconds'):.2f} ms/resource); ratio {bench['seconds'] / bench['flat_seconds']:.2f}")
+          f"({per(bench, 'flat_seconds'):.2f} ms/resource); ratio {bench['seconds'] / bench['flat_seconds']:.2f}; "
+          f"replay {bench['replay_seconds']:.2f} s, ratio {bench['seconds'] / bench['replay_seconds']:.2f}")
 
 
 if __name__ == "__main__":

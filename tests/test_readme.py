@@ -81,10 +81,13 @@ def test_readme_deploy_commands_name_shipped_stacks_and_the_pulumi_project_match
 BENCHMARK_ROWS = {
     "warm": [r"prod preview, in-process: +\d+ ms for \d+ resources \(\d+ registrations",
              r"ratio prod / flat: +\d+\.\d\d",
-             r"generated prod stack, +1 models: +\d+ resources, in-process \d+\.\d\d s .* ratio \d+\.\d\d"],
+             r"replay of the \d+ registrations' plans \(.*\): \d+ ms; ratio \d+\.\d\d",
+             r"generated prod stack, +1 models: +\d+ resources, in-process \d+\.\d\d s .* ratio \d+\.\d\d; "
+             r"replay \d+\.\d\d s, ratio \d+\.\d\d"],
     "cold": [r"cold `emlops preview prod -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
              r"cold `emlops preview bench -q`: +\d+\.\d\d s, peak \d+ MB \(1 models, \d+ resources\)",
-             r"cold flat program, same count: +\d+\.\d\d s, peak \d+ MB"],
+             r"cold flat program, same count: +\d+\.\d\d s, peak \d+ MB",
+             r"cold replay of the generated plan: +\d+\.\d\d s, peak \d+ MB"],
     "workflow": [r"PR workflow head step \(preview --all \+ check --plan x4\): \d+\.\d\d s \(empty cache\); "
                  r"\d+\.\d\d s"],
 }
@@ -98,7 +101,7 @@ def test_readme_benchmark_command_runs(rows):
                              "--rows", rows], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert [row for row in BENCHMARK_ROWS[rows] if not re.search(row, result.stdout)] == [], result.stdout
-    assert len(result.stdout.splitlines()) == {"warm": 5, "cold": 3, "workflow": 1}[rows], result.stdout
+    assert len(result.stdout.splitlines()) == {"warm": 6, "cold": 4, "workflow": 1}[rows], result.stdout
 
 
 def test_every_benchmark_row_group_is_smoke_tested():
