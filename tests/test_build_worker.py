@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from emlops.cli.process import AT_ONCE, spare_cores
 from emlops.components import build_worker
 from emlops.offline.build_start import declares_pipelines
 from tests import worker_builds
@@ -64,6 +65,19 @@ def test_which_stack_files_declare_a_pipeline(platform, expected) -> None:
     assert declares_pipelines(platform) is expected
 
 
+@pytest.mark.parametrize(("cores", "at_once", "expected"), [
+    (2, None, True), (1, None, False), (2, "2", False), (8, "4", True), (2, "not a number", True)])
+def test_a_worker_only_where_each_preview_running_at_once_has_a_core_to_spare(monkeypatch, cores, at_once,
+                                                                              expected) -> None:
+    # `emlops preview --all` on 2 cores runs 2 previews at once (and says so to each): they build in-process
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    if at_once is None:
+        monkeypatch.delenv(AT_ONCE, raising=False)
+    else:
+        monkeypatch.setenv(AT_ONCE, at_once)
+    assert spare_cores() is expected
+
+
 # Runs as the `emlops` console script does: a file run as __main__, whose main() a spawned child must not run.
 CONSOLE = """
 import json, sys
@@ -86,11 +100,12 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="on one core the command builds in its own process")
 def test_the_command_builds_a_missed_definition_in_the_worker_into_the_same_plan(tmp_path: Path,
                                                                                   shipped_plan) -> None:
     script, cache = tmp_path / "emlops_console.py", tmp_path / "cache"
     script.write_text(CONSOLE)
-    env = {**os.environ, "EMLOPS_CACHE_DIR": str(cache)}
+    env = {**os.environ, "EMLOPS_CACHE_DIR": str(cache), AT_ONCE: "1"}
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "dev.json")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stderr == "", run.stderr

@@ -16,9 +16,12 @@ process (a test session, a notebook) leaves that process's collector as it is, a
 from __future__ import annotations
 
 import gc
+import os
 from typing import Optional
 
 _console = False
+AT_ONCE = "EMLOPS_PREVIEWS_AT_ONCE"
+"""How many previews run at once beside this one's process (`emlops preview --all` sets it for its children)."""
 
 
 def console_process() -> None:
@@ -41,7 +44,7 @@ def background_builds(stack: Optional[str]) -> None:
     """In the `emlops` command's own process, let definitions that miss the cache be built by the background
     worker, and start it now if `stack`'s preview will probably need it (before the preview's own imports, so
     the two overlap). Elsewhere, nothing."""
-    if not _console:
+    if not _console or not spare_cores():
         return
     from emlops.components import build_worker
     from emlops.offline.build_start import start_early
@@ -49,3 +52,14 @@ def background_builds(stack: Optional[str]) -> None:
     build_worker.allow()
     if stack is not None:
         start_early(stack)
+
+
+def spare_cores() -> bool:
+    """Whether each preview running at once can have a second core for its worker. Otherwise the worker only adds
+    work (it imports what this process has already imported: ~1 s of CPU each), and the definitions are built
+    in-process: `emlops preview --all` on 2 cores runs 2 previews at once, which keep both cores busy."""
+    try:
+        at_once = max(1, int(os.environ.get(AT_ONCE, "1")))
+    except ValueError:
+        at_once = 1
+    return (os.cpu_count() or 1) >= 2 * at_once
