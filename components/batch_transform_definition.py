@@ -14,10 +14,11 @@ names its jobs itself). Definitions are kept by their inputs (`components/built_
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from emlops.catalog.aws import has_local_storage
 from emlops.components import sagemaker_sdk
@@ -51,11 +52,12 @@ class TransformSpec:
     """Where the job captures its inputs for the monitor. Default: no capture."""
 
 
-def definition(spec: TransformSpec, pipeline_name: str) -> str:
-    """`build_definition`, built once per spec, SDK version and version of the modules that drive it."""
+def definition(spec: TransformSpec, pipeline_name: str) -> Union[str, Awaitable[str]]:
+    """`build_definition`, built once per spec, SDK version and version of the modules that drive it
+    (`built_cache`; an awaitable of it where the build worker builds it)."""
     return cached("batch-transform-pipeline", {"spec": dataclasses.asdict(spec), "pipeline_name": pipeline_name},
                   packages=sagemaker_sdk.SDK_PACKAGES, source=(Path(__file__), sagemaker_sdk.SOURCE),
-                  build=lambda: build_definition(spec, pipeline_name))
+                  build=functools.partial(build_definition, spec, pipeline_name))
 
 
 def build_definition(spec: TransformSpec, pipeline_name: str) -> str:

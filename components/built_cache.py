@@ -12,6 +12,15 @@ Results are kept for the life of the process, and on disk only where the offline
 (`use_directory`, from `EMLOPS_CACHE_DIR` or `~/.cache/emlops`): a `pulumi up` always builds afresh, so
 what is deployed never comes from a file a previous run left. A file that cannot be read or written is a
 miss, never an error: the build runs as if there were no cache.
+
+In the `emlops` command's own preview process, a miss is built by the background worker
+(`components/build_worker.py`): `cached` then returns an awaitable of the same string (an `Output.apply`
+callback may return one; Pulumi awaits it), kept in memory and on disk when it is done, exactly as a build
+in this process. Elsewhere (tests, notebooks, `pulumi up`) the build runs here, as before.
+
+To start that worker before the program reaches its first miss, a preview needs to guess whether it will
+miss: the directory keeps, per stack of a project, a manifest of the keys its last preview used
+(`remember`); `probably_all_kept` says whether every one of them is on disk.
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional, Union
 
 _MEMORY: dict[str, str] = {}
+_USED: list[str] = []
+"""`<kind>/<key>` of every document this process asked for, in order (a preview's manifest is a slice)."""
 _directory: Optional[Path] = None
 
 
@@ -36,25 +47,71 @@ def use_directory(directory: Optional[Path]) -> None:
 
 
 def cached(kind: str, inputs: Mapping[str, Any], *, packages: Sequence[str], source: Union[Path, Sequence[Path]],
-           build: Callable[[], str]) -> str:
+           build: Callable[[], str]) -> Union[str, Awaitable[str]]:
     """`build()`, or what it returned before for the same `kind`, inputs, package versions and source (one
-    module's, or several modules' that the build runs)."""
+    module's, or several modules' that the build runs). A miss in the `emlops` command's preview process: an
+    awaitable of it, built by the worker (`build` must then pickle: a module-level function and its args)."""
     key = _key(kind, inputs, packages, source)
+    _USED.append(f"{kind}/{key}")
     if key in _MEMORY:
         return _MEMORY[key]
     path = _directory / kind / f"{key}.json" if _directory is not None else None
     result = _read(path) if path is not None else None
-    if result is None:
-        result = build()
-        if path is not None:
-            _write(path, result)
+    if isinstance(result, str):
+        _MEMORY[key] = result
+        return result
+    from emlops.components import build_worker
+
+    if build_worker.allowed():
+        return _kept(key, path, build_worker.run(build))
+    return _keep(key, path, build())
+
+
+async def _kept(key: str, path: Optional[Path], built: Awaitable[str]) -> str:
+    return _keep(key, path, await built)
+
+
+def _keep(key: str, path: Optional[Path], result: str) -> str:
+    if path is not None:
+        _write(path, result)
     _MEMORY[key] = result
     return result
+
+
+def used() -> int:
+    """How many documents this process asked for so far (`remember(name, since=used())` after a preview)."""
+    return len(_USED)
+
+
+def remember(name: str, since: int) -> None:
+    """Keep, as `name`'s manifest, the keys asked for since `since` (nothing without a directory)."""
+    path = _manifest(name)
+    if path is not None:
+        keys = list(dict.fromkeys(_USED[since:]))
+        if _read(path) != keys:
+            _write(path, keys)
+
+
+def probably_all_kept(name: str) -> bool:
+    """Whether `name`'s last preview left a manifest whose every key is on disk (no manifest: no)."""
+    path = _manifest(name)
+    keys = _read(path) if path is not None else None
+    if not isinstance(keys, list) or _directory is None:
+        return False
+    return all(isinstance(key, str) and (_directory / f"{key}.json").is_file() for key in keys)
+
+
+def _manifest(name: str) -> Optional[Path]:
+    """`name` (the project's directory and the stack) as a file name."""
+    if _directory is None:
+        return None
+    return _directory / "manifests" / f"{hashlib.sha256(name.encode()).hexdigest()}.json"
 
 
 def forget() -> None:
     """Drop what this process kept (tests that time or observe a build)."""
     _MEMORY.clear()
+    _USED.clear()
 
 
 def _key(kind: str, inputs: Mapping[str, Any], packages: Sequence[str], source: Union[Path, Sequence[Path]]) -> str:
@@ -72,14 +129,14 @@ def _key(kind: str, inputs: Mapping[str, Any], packages: Sequence[str], source: 
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _read(path: Path) -> Optional[str]:
+def _read(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))["document"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _write(path: Path, document: str) -> None:
+def _write(path: Path, document: Any) -> None:
     """Atomically: a preview running beside this one reads the whole file or none of it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,12 @@ inputs (`components/built_cache.py`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 from emlops.components import sagemaker_sdk
 from emlops.components.built_cache import cached
@@ -59,11 +61,12 @@ class DataPipelineSpec:
     security_group_ids: Sequence[str] = ()
 
 
-def definition(spec: DataPipelineSpec, pipeline_name: str) -> str:
-    """`build_definition`, built once per spec, SDK version and version of the modules that drive it."""
+def definition(spec: DataPipelineSpec, pipeline_name: str) -> Union[str, Awaitable[str]]:
+    """`build_definition`, built once per spec, SDK version and version of the modules that drive it
+    (`built_cache`; an awaitable of it where the build worker builds it)."""
     return cached("data-pipeline", {"spec": dataclasses.asdict(spec), "pipeline_name": pipeline_name},
                   packages=sagemaker_sdk.SDK_PACKAGES, source=(Path(__file__), sagemaker_sdk.SOURCE),
-                  build=lambda: build_definition(spec, pipeline_name))
+                  build=functools.partial(build_definition, spec, pipeline_name))
 
 
 def build_definition(spec: DataPipelineSpec, pipeline_name: str) -> str:

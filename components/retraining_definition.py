@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from emlops.components import sagemaker_sdk
 from emlops.components.built_cache import cached
@@ -79,11 +80,12 @@ class DefinitionSpec:
     label: Optional[str] = None
 
 
-def definition(spec: DefinitionSpec, pipeline_name: str) -> str:
-    """`build_definition`, built once per spec, SDK version and version of this module (`built_cache`)."""
+def definition(spec: DefinitionSpec, pipeline_name: str) -> Union[str, Awaitable[str]]:
+    """`build_definition`, built once per spec, SDK version and version of this module (`built_cache`;
+    an awaitable of it where the build worker builds it)."""
     return cached("retraining-pipeline", {"spec": dataclasses.asdict(spec), "pipeline_name": pipeline_name},
                   packages=sagemaker_sdk.SDK_PACKAGES, source=(Path(__file__), sagemaker_sdk.SOURCE),
-                  build=lambda: build_definition(spec, pipeline_name))
+                  build=functools.partial(build_definition, spec, pipeline_name))
 
 
 def build_definition(spec: DefinitionSpec, pipeline_name: str) -> str:

@@ -12,6 +12,8 @@ built with no network call and no credentials:
 A preview makes one `PipelineSession` per region (`pipeline_session`) for every definition it builds
 (retraining_definition.py, batch_transform_definition.py): making a session reads the SDK config and the
 service models, which a second pipeline need not pay for again.
+In the `emlops` command's own preview process, the builds run in one background process
+(`components/build_worker.py`), whose initializer is `import_sdk`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,19 @@ def offline_sdk(region: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def import_sdk(region: str) -> None:
+    """Import what the definitions' builds use (the build worker's initializer: its first build then pays
+    only for itself), inside `offline_sdk(region)`, as a first build in `region` would import it (the SDK
+    reads the region and makes a boto3 client at import time)."""
+    import importlib
+
+    with offline_sdk(region):
+        for module in ("sagemaker.core.workflow.pipeline_context", "sagemaker.core.processing",
+                       "sagemaker.core.transformer", "sagemaker.mlops.workflow", "sagemaker.train.model_trainer",
+                       "sagemaker.serve.model_builder", "sagemaker.core.lambda_helper"):
+            importlib.import_module(module)
 
 
 _SESSIONS: dict[str, Any] = {}

@@ -91,6 +91,25 @@ def test_a_directory_that_cannot_be_written_is_no_error(tmp_path: Path) -> None:
     assert built_cache.cached("pipeline", {"a": 1}, packages=["pytest"], source=SOURCE, build=build) == "built"
 
 
+def test_a_stacks_manifest_says_whether_its_last_previews_documents_are_all_on_disk(tmp_path: Path) -> None:
+    built_cache.use_directory(tmp_path)
+    assert not built_cache.probably_all_kept("/project:dev")  # never previewed: a miss is likely
+    since = built_cache.used()
+    for inputs in ({"a": 1}, {"a": 2}, {"a": 1}):
+        built_cache.cached("pipeline", inputs, packages=["pytest"], source=SOURCE, build=lambda: "built")
+    built_cache.remember("/project:dev", since)
+    [manifest] = (tmp_path / "manifests").iterdir()
+    keys = [f"pipeline/{built_cache._key('pipeline', {'a': a}, ['pytest'], SOURCE)}" for a in (1, 2)]
+    assert json.loads(manifest.read_text()) == {"document": keys}  # each key once, in the order asked
+    assert built_cache.probably_all_kept("/project:dev")
+    assert not built_cache.probably_all_kept("/project:prod") and not built_cache.probably_all_kept("/other:dev")
+    (tmp_path / f"{keys[1]}.json").unlink()
+    assert not built_cache.probably_all_kept("/project:dev")
+    built_cache.use_directory(None)  # nowhere to keep anything: no manifest either
+    built_cache.remember("/project:dev", since)
+    assert not built_cache.probably_all_kept("/project:dev")
+
+
 @pytest.mark.parametrize(("env", "expected"), [
     ({"EMLOPS_CACHE_DIR": "/srv/cache", "XDG_CACHE_HOME": "/xdg"}, Path("/srv/cache")),
     ({"EMLOPS_CACHE_DIR": ""}, None),

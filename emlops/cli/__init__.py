@@ -53,7 +53,9 @@ def preview(
         _fail("give a STACK (stacks/Pulumi.<stack>.yaml) or --all")
     if json_dir is not None:
         _fail("--json-dir goes with --all; for one stack, use --json PATH")
-    from emlops.cli.process import one_preview_process
+    from emlops.cli.process import background_builds, one_preview_process
+
+    background_builds(stack)  # before the preview's imports: the SDK's import overlaps them
     from emlops.offline.preview import PreviewError, preview_stack
 
     one_preview_process()

@@ -23,9 +23,9 @@ _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cya
 
 
 def refuse_bad_options(output_format: str, allowed: tuple[str, ...], framework: Optional[str],
-                       plan_path: Optional[Path]) -> None:
+                       plan_path: Optional[Path], stack: Optional[str] = None) -> None:
     """Exit 2 with one line on a format or framework emlops does not know, before any preview; without a plan to
-    read, make this process fit for the one preview it will run."""
+    read, make this process fit for the one preview it will run (of `stack`)."""
     from emlops.review.check import CheckError, framework_rules
 
     if output_format not in allowed:
@@ -39,7 +39,7 @@ def refuse_bad_options(output_format: str, allowed: tuple[str, ...], framework: 
     if plan_path is None:
         from emlops.cli.process import one_preview_process
 
-        one_preview_process()
+        one_preview_process(stack)
 
 
 @contextlib.contextmanager
@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
         exit 1 on a mandatory violation."""
         from emlops.review.check import check_stack, stack_pack_config
 
-        refuse_bad_options(output_format, ("text", "markdown"), framework, plan_path)
+        refuse_bad_options(output_format, ("text", "markdown"), framework, plan_path, stack)
         with stack_errors(stack, "checking", debug):
             if pack_config is not None:
                 pack_config.write_text(json.dumps(stack_pack_config(stack), indent=2) + "\n", encoding="utf-8")

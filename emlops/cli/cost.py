@@ -63,7 +63,7 @@ def _plan(stack: str, plan_path: Optional[Path]):
     from emlops.cli.process import one_preview_process
     from emlops.offline.preview import PreviewError, preview_stack
 
-    one_preview_process()
+    one_preview_process(stack)
     try:
         return preview_stack(stack).plan
     except PreviewError as exc:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         from emlops.program.config_errors import printable
         from emlops.cli.check import refuse_bad_options, stack_errors
 
-        refuse_bad_options(output_format, FORMATS, framework, plan_path)
+        refuse_bad_options(output_format, FORMATS, framework, plan_path, stack)
         from emlops.review.evidence import report_stack
         from emlops.review.evidence_render import RENDERERS
 

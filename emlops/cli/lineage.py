@@ -133,7 +133,7 @@ def register(app: typer.Typer, run: Callable[[str, Callable[[], None]], None]) -
                 from emlops.offline.preview import PreviewError, preview_stack
                 from emlops.review.lineage import configured_lineage
 
-                one_preview_process()
+                one_preview_process(stack)
                 try:
                     plan = preview_stack(stack).plan
                 except PreviewError as exc:

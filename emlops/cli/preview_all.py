@@ -21,6 +21,7 @@ import typer
 
 def preview_all(json_dir: Optional[Path], mlflow_uri: Optional[str], quiet: bool) -> int:
     """Preview every stack of the project; one line per stack (its plan, or its error); the worst exit code."""
+    from emlops.cli.process import AT_ONCE
     from emlops.program.config import ConfigError
     from emlops.program.stackfile import find_project
 
@@ -33,12 +34,16 @@ def preview_all(json_dir: Optional[Path], mlflow_uri: Optional[str], quiet: bool
     if json_dir is not None:
         json_dir.mkdir(parents=True, exist_ok=True)
 
+    at_once = max(1, min(len(stacks), os.cpu_count() or 1))
+    # each preview builds its definitions in a worker of its own only if there are cores to spare (cli/process.py)
+    environment = {**os.environ, AT_ONCE: str(at_once)}
+
     def run(stack: str) -> tuple[str, int, str]:
         plan = (json_dir or Path(os.devnull)) / f"{stack}.json" if json_dir is not None else None
         command = [sys.executable, "-m", "emlops", "preview", stack, "--quiet"]
         command += ["--json", str(plan)] if plan is not None else []
         command += ["--mlflow-uri", mlflow_uri] if mlflow_uri else []
-        done = subprocess.run(command, cwd=project.root, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=project.root, capture_output=True, text=True, env=environment)
         if done.returncode != 0:
             return stack, done.returncode, done.stderr.strip() or f"emlops preview {stack}: exit {done.returncode}"
         if plan is None:
@@ -46,7 +51,7 @@ def preview_all(json_dir: Optional[Path], mlflow_uri: Optional[str], quiet: bool
         count = len(json.loads(plan.read_text(encoding="utf-8"))["resources"])
         return stack, 0, f"{stack}: {count} resources -> {plan}"
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
         results = list(pool.map(run, stacks))
     for stack, code, line in results:
         if code != 0:

@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
                 from emlops.cli.process import one_preview_process
                 from emlops.offline.preview import PreviewError, preview_stack
 
-                one_preview_process()
+                one_preview_process(stack)
                 try:
                     plan = preview_stack(stack).plan
                 except PreviewError as exc:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
+from emlops.offline.build_start import cache_directory, manifest_name
 from emlops.offline.engine import ORGANIZATION, RunResult, run_program
 from emlops.offline.mocks import AwsIdentity, MockGap
 from emlops.program.stackfile import Project, find_project, load_stack
@@ -15,23 +15,10 @@ from emlops.program.mlflow_server import PROBE_TIMEOUT, client_limits, unreachab
 
 if TYPE_CHECKING:
     from emlops.program.sources import Resolver
+    from emlops.program.stackfile import StackConfig
 
 # How long `--mlflow-uri` may take to answer before the preview gives up on it (seconds).
 MLFLOW_TIMEOUT = PROBE_TIMEOUT
-
-
-def cache_directory() -> Optional[Path]:
-    """Where previews keep the pipeline definitions the SageMaker SDK built (`components/built_cache.py`):
-    `EMLOPS_CACHE_DIR` (set but empty: nowhere, each process builds its own), else `$XDG_CACHE_HOME/emlops`,
-    else `~/.cache/emlops`."""
-    if "EMLOPS_CACHE_DIR" in os.environ:
-        return Path(os.environ["EMLOPS_CACHE_DIR"]) if os.environ["EMLOPS_CACHE_DIR"] else None
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "emlops"
-    try:
-        return Path.home() / ".cache" / "emlops"
-    except RuntimeError:  # no home directory to be found
-        return None
 
 
 class PreviewError(Exception):
@@ -60,21 +47,39 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
     result's diagnostics. `progress(stack, resources registered so far)` is called as the program runs (the
     shared stack's preview included), for a terminal's progress display.
     """
-    from emlops.components.built_cache import use_directory
-    from emlops.offline.resolver import OfflineResolver
-    from emlops.program.sources import use_resolver
+    from emlops.components import build_worker, built_cache
 
-    use_directory(cache_directory())
+    built_cache.use_directory(cache_directory())
     try:
         project = project or find_project(start)
         config = load_stack(project, stack)
     except ConfigError as exc:
         raise PreviewError(str(exc)) from None
-    if mlflow_uri is not None and not _seen:
+    if _seen:  # the shared stack of another stack's preview
+        return _run(project, stack, config, mlflow_uri, resolver, progress, _seen)
+    if mlflow_uri is not None:
         check_mlflow_server(mlflow_uri)
+    # In the `emlops` command's own process, a miss is built by the worker (build_start.py may have started
+    # it already): in the stack's region.
+    build_worker.expect(config.platform.region, start_now=False)
+    since = built_cache.used()
+    try:
+        result = _run(project, stack, config, mlflow_uri, resolver, progress, _seen)
+    finally:
+        build_worker.stop()  # every build was awaited, or the preview failed: the worker is not waited for
+    built_cache.remember(manifest_name(project.root, stack), since)  # what the next preview's start_early reads
+    return result
+
+
+def _run(project: Project, stack: str, config: "StackConfig", mlflow_uri: Optional[str],
+         resolver: Optional["Resolver"], progress: Optional[Callable[[str, int], None]],
+         seen: tuple[str, ...]) -> RunResult:
+    from emlops.offline.resolver import OfflineResolver
+    from emlops.program.sources import use_resolver
+
     identity = AwsIdentity(config.platform.account_id, config.platform.region)
     referenced = _referenced_outputs(project, stack, config.platform.registry.shared_stack, mlflow_uri, progress,
-                                     _seen)
+                                     seen)
     try:
         with client_limits(mlflow_uri):
             result = run_program(project.root, project.name, stack, config.values, config.secret_keys, identity,
