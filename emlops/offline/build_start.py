@@ -3,13 +3,14 @@ from the stack file's text before the program's imports, so the build worker (co
 imports the SDK while this process imports pulumi_aws and runs the program.
 
 A preview "probably misses" when its stack file declares a pipeline (a model's `retraining.enabled`,
-`batch_transforms`, `data_pipelines`) and the keys its last preview in this project directory used
-(built_cache.py's manifest) are not all on disk. A guess that turns out wrong costs little either way: a
+`batch_transforms`, `data_pipelines`) and the keys the last preview of the same stack file used (built_cache.py's
+manifest) are not all on disk. A guess that turns out wrong costs little either way: a
 worker started for nothing is killed when the preview ends; a miss nobody predicted starts the worker then.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -29,9 +30,15 @@ def cache_directory() -> Optional[Path]:
         return None
 
 
-def manifest_name(project_root: Path, stack: str) -> str:
-    """The name of the manifest of `stack`'s previews in the project at `project_root`."""
-    return f"{project_root.resolve()}:{stack}"
+def manifest_name(stack: str, stack_file: Path) -> str:
+    """The name of the manifest of `stack`'s previews: by the stack file's content, so that a copy of the project
+    (a CI checkout, a worktree, a test's scratch project) finds what a preview of the same file kept, and an
+    edited stack file is a stack previewed for the first time."""
+    try:
+        content = hashlib.sha256(stack_file.read_bytes()).hexdigest()
+    except OSError:
+        content = str(stack_file.resolve())
+    return f"{stack}:{content}"
 
 
 def start_early(stack: str) -> None:
@@ -56,7 +63,7 @@ def start_early(stack: str) -> None:
     if not isinstance(platform, dict) or not declares_pipelines(platform):
         return
     built_cache.use_directory(cache_directory())
-    if not built_cache.probably_all_kept(manifest_name(project.root, stack)):
+    if not built_cache.probably_all_kept(manifest_name(stack, path)):
         build_worker.expect(str(platform.get("region")), start_now=True)
 
 

@@ -67,7 +67,8 @@ def preview_stack(stack: str, project: Optional[Project] = None, start: Optional
         result = _run(project, stack, config, mlflow_uri, resolver, progress, _seen)
     finally:
         build_worker.stop()  # every build was awaited, or the preview failed: the worker is not waited for
-    built_cache.remember(manifest_name(project.root, stack), since)  # what the next preview's start_early reads
+    # what the next preview of this stack file reads (build_start.start_early)
+    built_cache.remember(manifest_name(stack, project.stack_path(stack)), since)
     return result
 
 
