@@ -116,3 +116,27 @@ def test_the_command_builds_a_missed_definition_in_the_worker_into_the_same_plan
     assert len(list((cache / "data-pipeline").iterdir())) == 1
     shipped_plan("dev").write(tmp_path / "in-process.json")
     assert (tmp_path / "dev.json").read_bytes() == (tmp_path / "in-process.json").read_bytes()
+
+
+def test_a_bad_stack_file_ends_the_command_without_waiting_for_the_worker(project_copy: Path) -> None:
+    """The worker starts before the stack file is validated (dev declares a pipeline, nothing is cached): an error
+    ends the command, and the command kills the worker instead of waiting for it to import the SDK."""
+    stack = project_copy / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("      owner: ml-platform@example.com\n", ""))
+    code = ("import os, sys\n"
+            "os.cpu_count = lambda: 2  # a core to spare, whatever this machine has\n"
+            "from emlops.components import build_worker\n"
+            "stop = build_worker.stop\n"
+            "def stopped():\n"
+            "    print(f'worker running: {build_worker.running()}', file=sys.stderr)\n"
+            "    stop()\n"
+            "build_worker.stop = stopped\n"
+            "sys.argv = ['emlops', 'preview', 'dev']\n"
+            "from emlops.cli import main\n"
+            "main()\n")
+    env = {**os.environ, "EMLOPS_CACHE_DIR": str(project_copy / "cache")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=project_copy, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == ["stacks/Pulumi.dev.yaml: emlops:platform.tags.owner: field required",
+                                          "worker running: True"]

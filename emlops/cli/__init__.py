@@ -155,7 +155,14 @@ def main() -> None:
     from emlops.cli.process import console_process
 
     console_process()
-    app(prog_name="emlops")
+    try:
+        app(prog_name="emlops")
+    finally:
+        # a definition worker the command started (cli/process.py) is killed, not waited for: an error that ends
+        # the command before its preview (a bad stack file) must not wait for the worker to import the SDK
+        worker = sys.modules.get("emlops.components.build_worker")
+        if worker is not None:
+            worker.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover
