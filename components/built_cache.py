@@ -53,6 +53,19 @@ def cached(kind: str, inputs: Mapping[str, Any], *, packages: Sequence[str], sou
     awaitable of it, built by the worker (`build` must then pickle: a module-level function and its args)."""
     key = _key(kind, inputs, packages, source)
     _USED.append(f"{kind}/{key}")
+    return _lookup(key, kind, build, background=True)
+
+
+def cached_now(kind: str, inputs: Mapping[str, Any], *, packages: Sequence[str],
+               source: Union[Path, Sequence[Path]], build: Callable[[], str]) -> str:
+    """`cached`, for a caller that needs the value at once (not in an `Output.apply`): a miss is built in this
+    process, and the key is not in the stack's manifest (which lists what the worker would build)."""
+    result = _lookup(_key(kind, inputs, packages, source), kind, build, background=False)
+    assert isinstance(result, str)
+    return result
+
+
+def _lookup(key: str, kind: str, build: Callable[[], str], background: bool) -> Union[str, Awaitable[str]]:
     if key in _MEMORY:
         return _MEMORY[key]
     path = _directory / kind / f"{key}.json" if _directory is not None else None
@@ -62,7 +75,7 @@ def cached(kind: str, inputs: Mapping[str, Any], *, packages: Sequence[str], sou
         return result
     from emlops.components import build_worker
 
-    if build_worker.allowed():
+    if background and build_worker.allowed():
         return _kept(key, path, build_worker.run(build))
     return _keep(key, path, build())
 

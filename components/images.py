@@ -1,7 +1,8 @@
 """Inference image URIs from the SageMaker SDK's catalogue (never a hard-coded registry account).
 
-The SDK is imported only here and only when a model names a framework: importing its image-URI
-module costs seconds, and a stack without framework images must not pay for it.
+The SDK is imported only here and only when a model names a framework whose image no earlier preview kept
+(components/built_cache.py): importing its image-URI module costs about a second, and a stack without
+framework images, or a preview that kept the answer, must not pay for it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pulumi
 
 from emlops.catalog.aws import partition_of
 
+SOURCE = Path(__file__)
+"""This module: how emlops asks the SDK for an image is part of each kept answer's key."""
 ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
                        r"(?P<repo>[a-z0-9._/-]+?)(?P<tag>:[\w.-]+|@sha256:[0-9a-f]{64})?$")
 
@@ -41,7 +44,21 @@ SERVERLESS_CPU_INSTANCE = "ml.m5.large"
 @functools.lru_cache(maxsize=256)
 def framework_image_uri(framework: str, version: str, region: str, instance_type: Optional[str] = None,
                         py_version: Optional[str] = None, base_framework_version: Optional[str] = None) -> str:
-    """The SageMaker inference image of `framework` `version` in `region`; ValueError in one line if unknown."""
+    """The SageMaker inference image of `framework` `version` in `region`; ValueError in one line if unknown.
+
+    The answer is kept like a pipeline definition (built_cache.py: by these arguments, the SDK's version and this
+    module's source), so that a preview that kept it does not import `sagemaker.core` (~0.9 s) again."""
+    from emlops.components import built_cache, sagemaker_sdk
+
+    inputs = {"framework": framework, "version": version, "region": region, "instance_type": instance_type,
+              "py_version": py_version, "base_framework_version": base_framework_version}
+    return built_cache.cached_now("framework-image", inputs, packages=sagemaker_sdk.SDK_PACKAGES, source=SOURCE,
+                                  build=lambda: _retrieve(framework, version, region, instance_type, py_version,
+                                                          base_framework_version))
+
+
+def _retrieve(framework: str, version: str, region: str, instance_type: Optional[str], py_version: Optional[str],
+              base_framework_version: Optional[str]) -> str:
     logging.getLogger("sagemaker").setLevel(logging.ERROR)  # the SDK logs defaults it fills in at INFO/WARNING
     from sagemaker.core import image_uris
 

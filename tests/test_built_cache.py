@@ -127,18 +127,20 @@ def test_the_previews_cache_directory(monkeypatch, env, expected) -> None:
 PREVIEW_AND_REPORT = """
 import sys
 from emlops.offline.preview import preview_stack
-plan = preview_stack("prod").plan
-[definition] = {r.inputs["pipelineDefinition"] for r in plan.resources if r.name == "prod-churn-retraining-pipeline"}
-print(len(plan.resources), "sagemaker.core" in sys.modules, definition)
+plan = preview_stack("dev").plan
+[definition] = {r.inputs["pipelineDefinition"] for r in plan.resources if r.name == "dev-customers-data-pipeline"}
+print(len(plan.resources), "sagemaker.mlops" in sys.modules, "sagemaker.core" in sys.modules, definition)
 """
 
 
-def test_a_second_preview_process_reads_the_definitions_instead_of_importing_the_sdk(tmp_path: Path) -> None:
+def test_a_second_preview_process_reads_the_definitions_and_images_instead_of_importing_the_sdk(tmp_path: Path) -> None:
     env = {"EMLOPS_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     runs = [subprocess.run([sys.executable, "-c", PREVIEW_AND_REPORT], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=120) for _ in range(2)]
-    first, second = [run.stdout.split(" ", 2) for run in runs]
+    first, second = [run.stdout.split(" ", 3) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
-    assert first[1] == "True" and second[1] == "False"  # the first built with the SDK, the second did not need it
-    assert first[0] == second[0] and first[2] == second[2]  # the same plan size and the same definition
-    assert len(list((tmp_path / "retraining-pipeline").iterdir())) == 3  # churn, fraud and doc-scoring
+    # the first built the definition and asked for the model's framework image with the SDK; the second did neither
+    assert (first[1:3], second[1:3]) == (["True", "True"], ["False", "False"])
+    assert first[0] == second[0] and first[3] == second[3]  # the same plan size and the same definition
+    assert len(list((tmp_path / "data-pipeline").iterdir())) == 1  # dev's customers data pipeline
+    assert len(list((tmp_path / "framework-image").iterdir())) == 2  # dev's fraud (xgboost) and assistant (TGI) images
