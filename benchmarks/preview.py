@@ -11,7 +11,7 @@ warm-up), each under the same truthful mocks (emlops.offline.engine) against two
   A bucket or an endpoint configuration costs Pulumi more than a role (it has more properties, each an
   Output); the replay pays that too, so its ratio is what the components, grants and policies cost on
   top of Pulumi's own machinery for these very resources.
-1. prod: a prod preview also previews the shared stack (its registry's stack reference), so it is
+1. prod (`--stack`): a prod preview also previews the shared stack (its registry's stack reference), so it is
    compared with flat programs of both counts (prod's own resources, and every registration the preview
    makes) and with the replay of both plans.
 2. a generated production stack of `--models` provisioned, captured, canaried, autoscaled, monitored
@@ -19,7 +19,7 @@ warm-up), each under the same truthful mocks (emlops.offline.engine) against two
 
 Cold rows run what a user or CI runs, each in a new process (imports included), timed from start to
 exit, with the process's peak resident memory:
-3. `emlops preview prod -q`, with an empty definition cache (a fresh `EMLOPS_CACHE_DIR`) and with the
+3. `emlops preview prod -q` (`--stack`), with an empty definition cache (a fresh `EMLOPS_CACHE_DIR`) and with the
    cache the first run filled (components/built_cache.py);
 4. `emlops preview` of the generated stack, the flat program of the same count, and the replay of the
    generated stack's plan;
@@ -46,71 +46,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import floors  # noqa: E402 (the programs the preview is compared with, beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("shared", "dev", "staging", "prod")
 ROWS = ("warm", "cold", "workflow")
 
 
 # ---- children: the measurements themselves ----------------------------------------------------------------
-
-def _flat_program(count: int):
-    """`count` registrations in total (the root stack included), all plain IAM roles."""
-    import pulumi_aws as aws
-
-    def program() -> None:
-        for i in range(count - 1):
-            aws.iam.Role(f"role-{i}", assume_role_policy='{"Version": "2012-10-17", "Statement": []}')
-
-    return program
-
-
-PACKAGES = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native", "kubernetes": "pulumi_kubernetes"}
-
-
-def _properties(token: str) -> list[str]:
-    """The wire names of every property (inputs and outputs) of a type's SDK class: the Outputs its resources
-    have (none for a type without one)."""
-    import importlib
-
-    package, module, name = token.split(":")
-    if package not in PACKAGES:
-        return []
-    parts = module.split("/") if package == "kubernetes" else module.split("/")[:1]
-    path = ".".join([PACKAGES[package], *[part for part in parts if part != "index"]])
-    try:
-        cls = getattr(importlib.import_module(path), name)
-    except (ImportError, AttributeError):
-        return []
-    return [prop.fget._pulumi_name for prop in vars(cls).values()
-            if isinstance(prop, property) and hasattr(prop.fget, "_pulumi_name")]
-
-
-def _replay_program(plan: dict):
-    """Pulumi's floor for a plan: its resources (types, names, parents, providers, protection, inputs as the
-    plan recorded them, and every property of their SDK class) registered directly, in the plan's order, with
-    no component code, no Output between two resources and no apply."""
-    import pulumi
-
-    def program() -> None:
-        made: dict[str, pulumi.Resource] = {}
-        for item in plan["resources"]:
-            kind, name, inputs = item["type"], item["name"], item["inputs"]
-            if kind == "pulumi:pulumi:Stack":
-                continue
-            opts = pulumi.ResourceOptions(parent=made.get(item["parent"]), provider=made.get(item["provider"]),
-                                          protect=item["protect"], retain_on_delete=item["retainOnDelete"])
-            if kind == "pulumi:pulumi:StackReference":
-                made[item["urn"]] = pulumi.StackReference(name, stack_name=inputs["name"], opts=opts)
-            elif kind.startswith("pulumi:providers:"):
-                made[item["urn"]] = pulumi.ProviderResource(kind.split(":")[2], name, dict(inputs), opts)
-            elif not item["custom"]:
-                made[item["urn"]] = pulumi.ComponentResource(kind, name, None, opts)
-            else:
-                props = {**dict.fromkeys(_properties(kind)), **inputs}
-                made[item["urn"]] = pulumi.CustomResource(kind, name, props, opts)
-
-    return program
-
 
 def _warm_replay(plans: list[dict], repeat: int) -> float:
     """The replays of PLANS one after the other (a stack's and those of the stacks it reads, as its preview
@@ -124,7 +68,7 @@ def _warm_replay(plans: list[dict], repeat: int) -> float:
         for plan in plans:
             references = {item["inputs"]["name"]: {} for item in plan["resources"]
                           if item["type"] == "pulumi:pulumi:StackReference"}
-            replayed = run_function(_replay_program(plan), identity=identity, stack=plan["stack"],
+            replayed = run_function(floors.replay_program(plan), identity=identity, stack=plan["stack"],
                                     project=plan["project"], stack_outputs=references).plan
             assert len(replayed.resources) == len(plan["resources"]), (len(replayed.resources), plan["stack"])
     return _median_seconds(run, repeat)
@@ -150,7 +94,7 @@ def _warm_flat(count: int, repeat: int) -> float:
     identity = AwsIdentity("333333333333", "eu-west-1")
 
     def run() -> None:
-        plan = run_function(_flat_program(count), identity=identity, stack="flat").plan
+        plan = run_function(floors.flat_program(count), identity=identity, stack="flat").plan
         assert len(plan.resources) == count, (len(plan.resources), count)
     return _median_seconds(run, repeat)
 
@@ -196,7 +140,7 @@ def measure_flat_cold(count: int) -> None:
 
     console_process()
     one_preview_process()
-    run_function(_flat_program(count), identity=AwsIdentity("333333333333", "eu-west-1"), stack="flat")
+    run_function(floors.flat_program(count), identity=AwsIdentity("333333333333", "eu-west-1"), stack="flat")
 
 
 def measure_replay_cold(path: Path) -> None:
@@ -208,7 +152,7 @@ def measure_replay_cold(path: Path) -> None:
     console_process()
     plan = json.loads(path.read_text())
     one_preview_process()
-    run_function(_replay_program(plan), identity=AwsIdentity("333333333333", "eu-west-1"), stack=plan["stack"],
+    run_function(floors.replay_program(plan), identity=AwsIdentity("333333333333", "eu-west-1"), stack=plan["stack"],
                  project=plan["project"])
 
 
@@ -326,6 +270,8 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=100, help="models in the generated production stack")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS),
                         help="which measurements: warm (in-process ratios), cold (new processes), workflow (PR step)")
+    parser.add_argument("--stack", choices=STACKS, default="prod",
+                        help="the shipped stack of the warm and cold rows (default: prod, the largest)")
     parser.add_argument("--stacks", nargs="+", choices=STACKS, default=list(STACKS),
                         help="the stacks of the workflow row (default: all of them, the PR workflow's project)")
     parser.add_argument("--suite", action="store_true", help="also time the test suite")
@@ -350,14 +296,15 @@ def main() -> None:
         project = generated_project(scratch / "bench", args.models)
 
         if "warm" in args.rows:
-            prod = child_json(["--measure", "warm", str(ROOT), "prod", str(args.repeat)], ROOT, env)
+            prod = child_json(["--measure", "warm", str(ROOT), args.stack, str(args.repeat)], ROOT, env)
             bench = child_json(["--measure", "warm", str(project), "bench", str(args.repeat)], ROOT, env)
-            report_warm(prod, bench, args.models)
+            report_warm(args.stack, prod, bench, args.models)
         if "cold" in args.rows:
             preview = [sys.executable, "-m", "emlops", "preview"]
-            empty = cold_runs([*preview, "prod", "-q"], ROOT, env, args.repeat, before_each=empty_cache)
-            filled = cold_runs([*preview, "prod", "-q"], ROOT, env, args.repeat)
-            print(f"cold `emlops preview prod -q`:      {empty[0]:.2f} s, peak {empty[1]:.0f} MB (empty cache); "
+            empty = cold_runs([*preview, args.stack, "-q"], ROOT, env, args.repeat, before_each=empty_cache)
+            filled = cold_runs([*preview, args.stack, "-q"], ROOT, env, args.repeat)
+            pad = " " * max(1, 10 - len(args.stack))
+            print(f"cold `emlops preview {args.stack} -q`:{pad}{empty[0]:.2f} s, peak {empty[1]:.0f} MB (empty cache); "
                   f"{filled[0]:.2f} s, peak {filled[1]:.0f} MB (cache filled)")
             plan = project / "bench.json"
             bench_cold = cold_runs([*preview, "bench", "-q", "--json", str(plan)], project, env,
@@ -386,18 +333,19 @@ def main() -> None:
             print(f"test suite:                         {time.perf_counter() - start:.1f} s")
 
 
-def report_warm(prod: dict, bench: dict, models: int) -> None:
+def report_warm(stack: str, prod: dict, bench: dict, models: int) -> None:
     per = lambda row, key="seconds": row[key] / row["resources"] * 1000  # noqa: E731
-    print(f"prod preview, in-process:           {prod['seconds'] * 1000:.0f} ms for {prod['resources']} resources "
-          f"({prod['registrations']} registrations with the shared stack it previews)")
+    print(f"{stack} preview, in-process:{' ' * (11 - len(stack))}{prod['seconds'] * 1000:.0f} ms for "
+          f"{prod['resources']} resources ({prod['registrations']} registrations with the stacks it reads)")
     print(f"flat pulumi_aws, {prod['resources']} resources:       {prod['flat_seconds'] * 1000:.0f} ms")
-    print(f"ratio prod / flat:                  {prod['seconds'] / prod['flat_seconds']:.2f}")
+    print(f"ratio {stack} / flat:{' ' * (18 - len(stack))}{prod['seconds'] / prod['flat_seconds']:.2f}")
     if "flat_registrations_seconds" in prod:
         print(f"flat pulumi_aws, {prod['registrations']} registrations: "
               f"{prod['flat_registrations_seconds'] * 1000:.0f} ms; ratio "
               f"{prod['seconds'] / prod['flat_registrations_seconds']:.2f}")
-    print(f"replay of the {prod['registrations']} registrations' plans (prod's and shared's resources registered "
-          f"directly): {prod['replay_seconds'] * 1000:.0f} ms; ratio {prod['seconds'] / prod['replay_seconds']:.2f}")
+    print(f"replay of the {prod['registrations']} registrations' plans (the resources of {stack} and of the stacks "
+          f"it reads, registered directly): {prod['replay_seconds'] * 1000:.0f} ms; ratio "
+          f"{prod['seconds'] / prod['replay_seconds']:.2f}")
     print(f"generated prod stack, {models:>3} models: {bench['resources']:>5} resources, in-process "
           f"{bench['seconds']:.2f} s ({per(bench):.2f} ms/resource); flat {bench['flat_seconds']:.2f} s "
           f"({per(bench, 'flat_seconds'):.2f} ms/resource); ratio {bench['seconds'] / bench['flat_seconds']:.2f}; "

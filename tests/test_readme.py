@@ -79,12 +79,13 @@ def test_readme_deploy_commands_name_shipped_stacks_and_the_pulumi_project_match
 
 
 BENCHMARK_ROWS = {
-    "warm": [r"prod preview, in-process: +\d+ ms for \d+ resources \(\d+ registrations",
-             r"ratio prod / flat: +\d+\.\d\d",
+    "warm": [r"staging preview, in-process: +\d+ ms for \d+ resources \(\d+ registrations",
+             r"ratio staging / flat: +\d+\.\d\d",
+             r"flat pulumi_aws, \d+ registrations: \d+ ms; ratio \d+\.\d\d",
              r"replay of the \d+ registrations' plans \(.*\): \d+ ms; ratio \d+\.\d\d",
              r"generated prod stack, +1 models: +\d+ resources, in-process \d+\.\d\d s .* ratio \d+\.\d\d; "
              r"replay \d+\.\d\d s, ratio \d+\.\d\d"],
-    "cold": [r"cold `emlops preview prod -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
+    "cold": [r"cold `emlops preview staging -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
              r"cold `emlops preview bench -q`: +\d+\.\d\d s, peak \d+ MB \(1 models, \d+ resources\)",
              r"cold flat program, same count: +\d+\.\d\d s, peak \d+ MB",
              r"cold replay of the generated plan: +\d+\.\d\d s, peak \d+ MB"],
@@ -97,11 +98,11 @@ BENCHMARK_ROWS = {
 def test_readme_benchmark_command_runs(rows):
     """The README's benchmark command at the smallest size, one group of rows at a time (so the groups can run
     side by side): each prints every line of its rows."""
-    # the smallest size: one run, one generated model, and a workflow over one stack (dev builds a pipeline
-    # definition, so the empty cache is the empty cache)
+    # the smallest size: one run, one generated model, the rows of staging (it reads the shared stack, as prod
+    # does) and a workflow over one stack (dev builds a pipeline definition, so the empty cache is the empty cache)
     result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1", "--models", "1",
-                             "--rows", rows, "--stacks", "dev"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+                             "--rows", rows, "--stack", "staging", "--stacks", "dev"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert [row for row in BENCHMARK_ROWS[rows] if not re.search(row, result.stdout)] == [], result.stdout
     assert len(result.stdout.splitlines()) == {"warm": 6, "cold": 4, "workflow": 1}[rows], result.stdout
