@@ -3,7 +3,8 @@
 No Pulumi CLI, credentials or network are involved. Pulumi's own `MockMonitor` stands in for the
 engine; `RecordingMonitor` extends it to record every registration the way the real engine sees it
 (parent, dependencies, provider, protect, retainOnDelete, URNs with the full parent-type chain) and
-the stack's outputs. The result is a `Plan` (see `emlops.offline.plan`).
+the stack's outputs. The result is a `Plan` (see `emlops.offline.plan`). The mocks answer in the
+program's own thread (`in_place.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pulumi.runtime.stack import run_in_stack
 from emlops.catalog.resources_pulumi import STACK, STACK_REFERENCE
 from emlops.offline import aliases
 from emlops.offline.collector import young_collections_only
+from emlops.offline.in_place import ServedInPlace, answers_in_place, now
 from emlops.offline.mocks import AwsIdentity, MockGap, NameRefused, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
 from emlops.offline.settle import forget_earlier_runs, settled
@@ -86,9 +88,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return aliases.recorded(request.type, found, self.sdk_type_aliases)
 
     def thread_loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop of the calling worker thread, which Pulumi's deserializer needs.
-
-        Pulumi's mocks create one per thread and never close it; these are closed after the run.
+        """The event loop of the calling thread, which Pulumi's deserializer needs: the program's own, running
+        loop when the requests are served in place (in_place.py); in a thread of a pool (a caller's own
+        executor), one made for that thread, closed after the run (Pulumi's mocks never close theirs).
         """
         try:
             return asyncio.get_event_loop()
@@ -148,7 +150,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         autonamed = self.mocks.autonamed_property(request.type)
         if autonamed and autonamed not in entry.inputs and autonamed in state:
             entry.inputs = dict(sorted({**entry.inputs, autonamed: state[autonamed]}.items()))
-        obj = pulumi_mocks._sync_await(rpc.serialize_properties(state, {}))
+        obj = now(rpc.serialize_properties(state, {}))
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
 
@@ -234,8 +236,9 @@ def to_plain(value: Any) -> Any:
 def _construction_order() -> Iterator[dict[tuple[str, str], int]]:
     """Number resources in the order the program constructs them.
 
-    RegisterResource calls arrive from a thread pool, so their order varies between runs; the
-    order in which constructors run does not. The plan lists resources in that order.
+    RegisterResource calls arrive as Pulumi's runtime resolves each resource's inputs, an order that
+    follows its task scheduling; the order in which constructors run does not. The plan lists resources
+    in that order.
     """
     order: dict[tuple[str, str], int] = {}
     original = pulumi.Resource.__init__
@@ -363,8 +366,9 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.set_default_executor(ServedInPlace())  # the mocks answer in the program's thread (in_place.py)
     try:
-        with _construction_order() as order, _no_source_positions(), context():
+        with _construction_order() as order, _no_source_positions(), answers_in_place(), context():
             try:
                 loop.run_until_complete(run_in_stack(settled(program)))
             except Exception:
