@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import floors  # noqa: E402 (the programs the preview is compared with, beside this script)
@@ -223,7 +224,7 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
     return seconds, peak_kb / 1024
 
 
-def child_json(args: list[str], cwd: Path, env: dict[str, str]) -> dict:
+def child_json(args: list[str], cwd: Path, env: dict[str, str]) -> Any:
     result = subprocess.run([sys.executable, __file__, *args], cwd=cwd, env=env, check=True, capture_output=True,
                             text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -279,8 +280,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.measure:
         kind, *values = args.measure
-        if kind == "warm":
-            print(json.dumps(measure_warm(Path(values[0]), values[1], int(values[2]))))
+        if kind == "warm":  # PROJECT STACK [PROJECT STACK ...] REPEAT, one after the other in this process
+            *pairs, repeat = values
+            print(json.dumps([measure_warm(Path(project), stack, int(repeat))
+                              for project, stack in zip(pairs[::2], pairs[1::2])]))
         elif kind == "flat-cold":
             measure_flat_cold(int(values[0]))
         elif kind == "replay-cold":
@@ -296,8 +299,8 @@ def main() -> None:
         project = generated_project(scratch / "bench", args.models)
 
         if "warm" in args.rows:
-            prod = child_json(["--measure", "warm", str(ROOT), args.stack, str(args.repeat)], ROOT, env)
-            bench = child_json(["--measure", "warm", str(project), "bench", str(args.repeat)], ROOT, env)
+            prod, bench = child_json(["--measure", "warm", str(ROOT), args.stack, str(project), "bench",
+                                      str(args.repeat)], ROOT, env)
             report_warm(args.stack, prod, bench, args.models)
         if "cold" in args.rows:
             preview = [sys.executable, "-m", "emlops", "preview"]
