@@ -92,11 +92,14 @@ def stop() -> None:
         return
     # Python 3.14 has `terminate_workers()`; before it, the pool's processes are only in `_processes`.
     processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.kill()
     for process in processes:
         process.join()
+    # With its process dead, the pool's manager thread ends at once; waiting for it here keeps it from closing
+    # its wake-up pipe while the interpreter's exit writes to it (an "Exception ignored ... Bad file descriptor"
+    # on the command's stderr, after its own one line).
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ready() -> None:

@@ -140,3 +140,14 @@ def test_a_bad_stack_file_ends_the_command_without_waiting_for_the_worker(projec
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines() == ["stacks/Pulumi.dev.yaml: emlops:platform.tags.owner: field required",
                                           "worker running: True"]
+
+
+def test_stopping_the_worker_leaves_no_pool_thread_for_the_interpreters_exit(worker) -> None:
+    """A pool thread still running at exit races Python's own exit hook for its wake-up pipe, which printed
+    "Exception ignored ... Bad file descriptor" after a command's one-line error now and then."""
+    from concurrent.futures import process
+
+    worker.expect("eu-west-1", start_now=True)
+    [thread] = [t for t in list(process._threads_wakeups) if t.is_alive()]
+    worker.stop()
+    assert not thread.is_alive() and not worker.running()
