@@ -95,7 +95,7 @@ def run(root: Path, line: str) -> str:
     assert line.split()[0] in ("emlops", "python"), line
     site_packages = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     env = {"PYTHONPATH": os.pathsep.join([str(root), *site_packages]), "PATH": os.environ.get("PATH", "/usr/bin"),
-           "COLUMNS": "200", "HOME": str(root), "PYTHONDONTWRITEBYTECODE": "1",
+           "COLUMNS": "200", "HOME": str(root),
            # the session's definition cache (tests/conftest.py), not one inside the copy
            "EMLOPS_CACHE_DIR": os.environ["EMLOPS_CACHE_DIR"],
            # a guide's `python -m pytest` runs its tests in its own process (pyproject's `-n auto` would start a
