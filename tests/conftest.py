@@ -41,6 +41,29 @@ def run_components(program: Callable[[], Any], identity: AwsIdentity = IDENTITY,
     return run_function(program, identity=identity, stack=stack).plan
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each worker starts with its share of the tests marked `processes` (seconds each), the others after them.
+
+    pytest-xdist's `worksteal` hands each worker a contiguous part of the collection at the start, and an idle
+    worker steals from the end of the busiest one's part. In collection order the long tests sat near the end
+    (test_readme, test_workflows): one of them often ran last, alone, on one core. Here each worker's part
+    begins with every n-th long test, so they run first, side by side, and the short ones even out the end.
+    Every worker computes the same order (xdist requires it)."""
+    heavy = [item for item in items if item.get_closest_marker("processes")]
+    light = [item for item in items if not item.get_closest_marker("processes")]
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    order: list[pytest.Item] = []
+    remaining = len(items)
+    for worker in range(workers):
+        size = remaining // (workers - worker)  # what worksteal sends this worker at the start
+        share = heavy[worker::workers]
+        take = max(0, size - len(share))
+        order += share + light[:take]
+        light = light[take:]
+        remaining -= size
+    items[:] = order + light
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     _set_aside_what_lives_on()
 

@@ -100,6 +100,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.processes
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="on one core the command builds in its own process")
 def test_the_command_builds_a_missed_definition_in_the_worker_into_the_same_plan(tmp_path: Path,
                                                                                   shipped_plan) -> None:

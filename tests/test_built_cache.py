@@ -133,6 +133,7 @@ print(len(plan.resources), "sagemaker.mlops" in sys.modules, "sagemaker.core" in
 """
 
 
+@pytest.mark.processes
 def test_a_second_preview_process_reads_the_definitions_and_images_instead_of_importing_the_sdk(tmp_path: Path) -> None:
     env = {"EMLOPS_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     runs = [subprocess.run([sys.executable, "-c", PREVIEW_AND_REPORT], cwd=ROOT, env=env, capture_output=True,

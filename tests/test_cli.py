@@ -160,6 +160,7 @@ def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, mocker):
 
 # -- every stack at once, and progress ---------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_preview_all_writes_every_stacks_plan_each_from_its_own_process(project_copy, shipped_plan, tmp_path):
     plans = tmp_path / "plans"
     result = run_cli(project_copy, "preview", "--all", "--json-dir", str(plans))

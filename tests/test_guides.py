@@ -137,6 +137,7 @@ def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
     return {path for path in after if before.get(path) != after[path] and not OUTPUTS.match(path)}
 
 
+@pytest.mark.processes
 def test_adding_a_component_touches_its_module_its_stage_and_its_test(tmp_path):
     guide = section(ROOT / "README.md", "### Adding a component")
     root = copy_repository(tmp_path)
@@ -149,6 +150,7 @@ def test_adding_a_component_touches_its_module_its_stage_and_its_test(tmp_path):
     assert "`feature_exports`" in (root / "README.md").read_text()
 
 
+@pytest.mark.processes
 def test_adding_a_rule_touches_the_rule_and_its_tests(tmp_path):
     guide = section(ROOT / "policy" / "README.md", "## Adding a rule")
     root = copy_repository(tmp_path)

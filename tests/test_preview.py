@@ -293,6 +293,7 @@ def test_registry_references_stay_explicitly_unknown_offline(shipped_plan):
     assert fraud == {"modelPackageName": f"[unknown: {group.format('fraud')}]"}
 
 
+@pytest.mark.processes
 def test_previews_without_framework_images_or_mlflow_do_not_import_them(project_copy):
     # staging without its monitor needs neither the SDK's image catalogue nor MLflow
     stack = project_copy / "stacks" / "Pulumi.staging.yaml"

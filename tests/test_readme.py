@@ -39,6 +39,7 @@ def test_ci_runs_the_readme_test_command():
     assert lines[-1] == TEST_COMMAND
 
 
+@pytest.mark.processes
 def test_readme_preview_command_prints_the_dev_tree():
     result = subprocess.run(venv_command(PREVIEW_COMMAND), cwd=ROOT, capture_output=True, text=True,
                             timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
@@ -94,6 +95,7 @@ BENCHMARK_ROWS = {
 }
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("rows", sorted(BENCHMARK_ROWS))
 def test_readme_benchmark_command_runs(rows):
     """The README's benchmark command at the smallest size, one group of rows at a time (so the groups can run

@@ -222,6 +222,7 @@ def test_definition_is_deterministic_and_leaves_the_environment_alone():
     assert {key: os.environ.get(key) for key in before} == before
 
 
+@pytest.mark.processes
 def test_building_the_definition_makes_no_network_call():
     # A fresh interpreter, so the SDK's import-time clients are covered too; no region configured.
     script = """

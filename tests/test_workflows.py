@@ -237,6 +237,7 @@ def dev_project(root: Path) -> Path:
     return root
 
 
+@pytest.mark.processes
 def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_comment(tmp_path, shipped_plan):
     """The head step and the comment step, run for real on a project whose base plan holds a bucket that the
     head deletes: the stack is listed as failed by the gate, and the comment names the bucket."""
@@ -292,6 +293,7 @@ def test_pr_preview_gate_fails_the_job_and_names_the_lost_resource_in_the_commen
     assert (plans / "comment.md").read_text().endswith(f"with a reason):\n  - {error}\n")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("base_has_all", [True, False])
 def test_pr_preview_base_step_previews_every_stack_at_once_or_one_by_one_on_an_older_base(tmp_path, base_has_all):
     """The base step, run for real on a base with dev (previews) and a broken staging: dev's plan is written
