@@ -86,7 +86,7 @@ BENCHMARK_ROWS = {
              r"replay of the \d+ registrations' plans \(.*\): \d+ ms; ratio \d+\.\d\d",
              r"generated prod stack, +1 models: +\d+ resources, in-process \d+\.\d\d s .* ratio \d+\.\d\d; "
              r"replay \d+\.\d\d s, ratio \d+\.\d\d"],
-    "cold": [r"cold `emlops preview staging -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
+    "cold": [r"cold `emlops preview shared -q`: +\d+\.\d\d s, peak \d+ MB \(empty cache\); \d+\.\d\d s, peak \d+ MB",
              r"cold `emlops preview bench -q`: +\d+\.\d\d s, peak \d+ MB \(1 models, \d+ resources\)",
              r"cold flat program, same count: +\d+\.\d\d s, peak \d+ MB",
              r"cold replay of the generated plan: +\d+\.\d\d s, peak \d+ MB"],
@@ -100,11 +100,12 @@ BENCHMARK_ROWS = {
 def test_readme_benchmark_command_runs(rows):
     """The README's benchmark command at the smallest size, one group of rows at a time (so the groups can run
     side by side): each prints every line of its rows."""
-    # the smallest size: one run, one generated model, the rows of staging (it reads the shared stack, as prod
-    # does) and a workflow over one stack (dev builds a pipeline definition, so the empty cache is the empty cache)
+    # the smallest size: one run, one generated model, the warm rows of staging (it reads the shared stack, as
+    # prod does), the cold rows of the smallest stack, and a workflow over one stack (dev builds a pipeline
+    # definition, so the empty cache is the empty cache)
+    size = {"warm": ["--stack", "staging"], "cold": ["--stack", "shared"], "workflow": ["--stacks", "dev"]}[rows]
     result = subprocess.run([sys.executable, "benchmarks/preview.py", "--repeat", "1", "--models", "1",
-                             "--rows", rows, "--stack", "staging", "--stacks", "dev"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+                             "--rows", rows, *size], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert [row for row in BENCHMARK_ROWS[rows] if not re.search(row, result.stdout)] == [], result.stdout
     assert len(result.stdout.splitlines()) == {"warm": 6, "cold": 4, "workflow": 1}[rows], result.stdout
