@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -29,6 +30,11 @@ IDENTITY = AwsIdentity(ACCOUNT, REGION)
 SHIPPED_STACKS = ("shared", "dev", "staging", "prod")
 REQUIRED_TAGS = ("owner", "cost-center", "data-classification")
 ORGANIZATION_TRAIL = "arn:aws:cloudtrail:us-east-1:777777777777:trail/acme-organization-trail"
+
+# The suite's processes write bytecode even where PYTHONDONTWRITEBYTECODE is set (as on the machines this
+# project's CI runs on): without it each test worker rewrites and compiles every test module, and each of the
+# ~60 commands the tests start compiles the emlops modules it imports, every run. (__pycache__ is ignored by git.)
+sys.dont_write_bytecode = False
 
 # Previews in this session (and the CLI processes its tests start) keep the pipeline definitions the SDK
 # built in a directory of their own, never in the user's ~/.cache/emlops.
