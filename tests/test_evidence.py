@@ -204,8 +204,26 @@ def test_report_markdown_from_a_plan_file_to_an_output_file(broken, suppressed):
            "monitoring schedule |" in text
 
 
+def test_one_report_written_as_html_and_markdown_by_the_outputs_extensions(broken, suppressed):
+    """One evaluation, two files: what the PR workflow uploads for each stack; each the same as the report of its
+    format alone."""
+    plan = ["report", "prod", "--plan", str(broken[1]), "--framework", "soc2"]
+    result = runner.invoke(app, [*plan, "--output", "prod.html", "--output", "prod.md"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("evidence report of prod written to prod.html\n"
+                             "evidence report of prod written to prod.md\n")
+    alone = {each: runner.invoke(app, [*plan, "--format", each]).stdout for each in ("html", "markdown")}
+    assert Path("prod.html").read_text() == alone["html"] and alone["html"].startswith("<!DOCTYPE html>\n")
+    assert Path("prod.md").read_text() == alone["markdown"] and alone["markdown"].startswith("# Evidence report")
+    # --format says the format of every output, whatever its name
+    assert runner.invoke(app, [*plan, "--format", "html", "--output", "report.txt"]).exit_code == 0
+    assert Path("report.txt").read_text() == alone["html"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--format", "pdf"], "--format: 'pdf' is not supported; allowed: markdown, html"),
+    (["--plan", "{plan}", "--output", "prod.md", "--output", "prod.pdf"],
+     "--output prod.pdf: name it .md or .html, or give --format markdown or html"),
     (["--framework", "sox"], "--framework: 'sox' is not a framework emlops maps its rules to; allowed: nist-800-53, "
                              "soc2, iso-27001, pci-dss, hipaa, cis-aws"),
     (["--plan", "{plan}", "--output", "missing/prod.md"], None),

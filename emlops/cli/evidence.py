@@ -8,6 +8,19 @@ from typing import Optional
 import typer
 
 FORMATS = ("markdown", "html")
+EXTENSIONS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+
+
+def output_formats(output_format: Optional[str], outputs: list[Path]) -> list[str]:
+    """The format of each output (of standard output when there is none): `--format` for all of them, else each
+    file's extension; exit 2 with one line on a file whose format neither says."""
+    if output_format is not None or not outputs:
+        return [output_format or "markdown"] * max(1, len(outputs))
+    unknown = [str(path) for path in outputs if path.suffix.lower() not in EXTENSIONS]
+    if unknown:
+        typer.echo(f"--output {unknown[0]}: name it .md or .html, or give --format markdown or html", err=True)
+        raise typer.Exit(2)
+    return [EXTENSIONS[path.suffix.lower()] for path in outputs]
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +34,12 @@ def register(app: typer.Typer) -> None:
         framework: Optional[str] = typer.Option(
             None, "--framework", help="Only this framework: nist-800-53, soc2, iso-27001, pci-dss, hipaa or "
             "cis-aws (default: all of them)."),
-        output_format: str = typer.Option("markdown", "--format", help="markdown or html."),
-        output: Optional[Path] = typer.Option(None, "--output", help="Write the report to this file instead of "
-                                              "standard output."),
+        output_format: Optional[str] = typer.Option(
+            None, "--format", help="markdown or html (default: each --output's extension, .md or .html; markdown "
+            "on standard output)."),
+        outputs: Optional[list[Path]] = typer.Option(
+            None, "--output", help="Write the report to this file instead of standard output; give it again for "
+            "more files (e.g. --output r.html --output r.md: one evaluation, both formats)."),
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
     ) -> None:
         """Per control of each framework: the rules that evidence it, their result per resource, the suppressions
@@ -32,18 +48,23 @@ def register(app: typer.Typer) -> None:
         from emlops.program.config_errors import printable
         from emlops.cli.check import refuse_bad_options, stack_errors
 
-        refuse_bad_options(output_format, FORMATS, framework, plan_path, stack)
+        outputs = outputs or []
+        formats = output_formats(output_format, outputs)
+        unknown = [each for each in formats if each not in FORMATS]
+        refuse_bad_options(unknown[0] if unknown else formats[0], FORMATS, framework, plan_path, stack)
         from emlops.review.evidence import report_stack
         from emlops.review.evidence_render import RENDERERS
 
         with stack_errors(stack, "reporting on", debug):
-            text = RENDERERS[output_format](report_stack(stack, plan_path, framework))
-        if output is None:
-            typer.echo(text, nl=False)
+            report = report_stack(stack, plan_path, framework)
+            texts = [RENDERERS[each](report) for each in formats]
+        if not outputs:
+            typer.echo(texts[0], nl=False)
             return
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            typer.echo(printable(f"--output {output}: cannot write the report: {exc.strerror or exc}"), err=True)
-            raise typer.Exit(2)
-        typer.echo(f"evidence report of {stack} written to {output}", err=True)
+        for output, text in zip(outputs, texts):
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                typer.echo(printable(f"--output {output}: cannot write the report: {exc.strerror or exc}"), err=True)
+                raise typer.Exit(2)
+            typer.echo(f"evidence report of {stack} written to {output}", err=True)
