@@ -25,7 +25,7 @@ from emlops.components.clarify_args import (BIAS_DIMENSIONS, BIAS_NAMESPACE, EXP
                                             RATIO_METRICS, SHADOW_ENDPOINT_PREFIX, BiasSettings,
                                             ExplainabilitySettings, bias_analysis_config,
                                             explainability_analysis_config)
-from emlops.components.iam import Statement
+from emlops.components.iam import Statement, prefix_read_statements
 from emlops.components.monitoring_alarms import run_outcome_rules
 from emlops.components.monitoring_args import feature_token
 from emlops.components.options import child
@@ -192,11 +192,8 @@ def clarify_statements(aws_facts: Any, bias: Optional[BiasSettings], explainabil
     if bias is not None:
         truth_bucket, truth_key = parse_s3(bias.ground_truth_s3_uri, "ground_truth_s3_uri", prefix=True)
         truth_key = truth_key.rstrip("/") + "/" if truth_key else ""
-        concerns["read-bias-ground-truth"] = [
-            Statement(actions=["s3:ListBucket"], resources=[bucket_arn(truth_bucket)],
-                      conditions={"StringLike": {"s3:prefix": [f"{truth_key}*"]}}),
-            Statement(actions=["s3:GetObject"], resources=[concat(bucket_arn(truth_bucket), "/", truth_key, "*")]),
-            decrypt([bucket_arn(truth_bucket)])]
+        concerns["read-bias-ground-truth"] = [*prefix_read_statements(bucket_arn(truth_bucket), truth_key),
+                                              decrypt([bucket_arn(truth_bucket)])]
     if explainability is not None:
         endpoint = aws_facts.arn("sagemaker", f"endpoint/{SHADOW_ENDPOINT_PREFIX}*")
         endpoint_config = aws_facts.arn("sagemaker", f"endpoint-config/{SHADOW_ENDPOINT_PREFIX}*")

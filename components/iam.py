@@ -148,6 +148,16 @@ def kms_usage_statement(key_arn: pulumi.Input[str], *, encrypt: bool, decrypt: b
     return Statement(sid=sid, actions=actions, resources=[key_arn], conditions=conditions)
 
 
+def prefix_read_statements(bucket_arn: pulumi.Input[str], key: str) -> list[Statement]:
+    """Listing and reading the objects under `key` (a folder, ending in "/", or "" for the whole bucket) of the
+    bucket `bucket_arn`, and nothing else of it."""
+    return [
+        Statement(actions=["s3:ListBucket"], resources=[bucket_arn],
+                  conditions={"StringLike": {"s3:prefix": [f"{key}*"]}}),
+        Statement(actions=["s3:GetObject"], resources=[concat(bucket_arn, "/", key, "*")]),
+    ]
+
+
 def ecr_pull_statements(repository_arns: Sequence[pulumi.Input[str]]) -> list[Statement]:
     """Pulling images from exactly these ECR repositories."""
     return [

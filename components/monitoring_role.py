@@ -16,7 +16,8 @@ import pulumi_aws as aws
 from emlops.components.aws_context import aws_context
 from emlops.components.clarify_args import BIAS_NAMESPACE, EXPLAINABILITY_NAMESPACE
 from emlops.components.clarify_monitoring import clarify_statements
-from emlops.components.iam import ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement
+from emlops.components.iam import (ServiceRole, ServiceRoleArgs, Statement, ecr_pull_statements, kms_usage_statement,
+                                   prefix_read_statements)
 from emlops.components.images import repository_arn_output
 from emlops.components.locations import parse_s3
 from emlops.components.monitoring_alarms import MODEL_METRICS_NAMESPACE, data_metrics
@@ -79,10 +80,7 @@ def monitoring_role(parent: pulumi.Resource, name: str, settings: MonitoringSett
         truth_bucket, truth_key = parse_s3(quality.ground_truth_s3_uri, "ground_truth_s3_uri", prefix=True)
         truth_key = truth_key.rstrip("/") + "/" if truth_key else ""
         concerns["read-ground-truth"] = [
-            Statement(actions=["s3:ListBucket"], resources=[bucket_arn(truth_bucket)],
-                      conditions={"StringLike": {"s3:prefix": [f"{truth_key}*"]}}),
-            Statement(actions=["s3:GetObject"], resources=[concat(bucket_arn(truth_bucket), "/",
-                                                                                 truth_key, "*")]),
+            *prefix_read_statements(bucket_arn(truth_bucket), truth_key),
             _decrypt_through_s3(context.ground_truth_kms_key_arn, [bucket_arn(truth_bucket)], via_s3),
         ]
     concerns["write-reports"] = [
