@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -134,6 +135,16 @@ def shipped_preview(stack: str) -> RunResult:
 def shipped_plan() -> Callable[[str], Plan]:
     """The plan of a shipped stack (previewed once per test process)."""
     return lambda stack: shipped_preview(stack).plan
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection or name look-up in the test fails it."""
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network call: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import json
 import re
-import socket
 from typing import Any, Callable
 
 import pytest
@@ -327,12 +326,7 @@ def test_definition_is_one_transform_step_from_the_sdk():
     assert validate_request(request) == []
 
 
-def test_definition_follows_the_settings_and_is_deterministic_and_offline(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network call: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+def test_definition_follows_the_settings_and_is_deterministic_and_offline(no_network):
     spec = TransformSpec(
         region="us-east-1", model_name="m-1", input_s3_uri="s3://in-bucket/a/", output_s3_uri="s3://out-bucket/b/",
         kms_key_arn=KEY_ARN, instance_type="ml.c5.2xlarge", instance_count=3, max_payload_mb=0,

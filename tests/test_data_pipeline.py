@@ -9,7 +9,6 @@ import functools
 import hashlib
 import json
 import re
-import socket
 from typing import Any
 
 import pytest
@@ -411,12 +410,7 @@ def test_the_processing_steps_are_create_processing_job_requests():
         assert validate_request(request) == []
 
 
-def test_definition_follows_the_settings_and_is_deterministic_and_offline(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network call: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+def test_definition_follows_the_settings_and_is_deterministic_and_offline(no_network):
     spec = DataPipelineSpec(
         region="us-east-1", role_arn=f"arn:aws:iam::{ACCOUNT}:role/r", function_arn="arn:aws:lambda:us-east-1:"
         f"{ACCOUNT}:function:f", kms_key_arn=KEY_ARN, landing_uri="s3://d/in/", runs_uri="s3://d/data-pipelines/x/",
