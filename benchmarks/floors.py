@@ -15,22 +15,13 @@ def flat_program(count: int):
     return program
 
 
-PACKAGES = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native", "kubernetes": "pulumi_kubernetes"}
-
-
 def properties(token: str) -> list[str]:
     """The wire names of every property (inputs and outputs) of a type's SDK class: the Outputs its resources
     have (none for a type without one)."""
-    import importlib
+    from emlops.catalog.sdk import sdk_class
 
-    package, module, name = token.split(":")
-    if package not in PACKAGES:
-        return []
-    parts = module.split("/") if package == "kubernetes" else module.split("/")[:1]
-    path = ".".join([PACKAGES[package], *[part for part in parts if part != "index"]])
-    try:
-        cls = getattr(importlib.import_module(path), name)
-    except (ImportError, AttributeError):
+    cls = sdk_class(token)
+    if cls is None:
         return []
     return [prop.fget._pulumi_name for prop in vars(cls).values()
             if isinstance(prop, property) and hasattr(prop.fget, "_pulumi_name")]

@@ -6,18 +6,14 @@ Which types are taggable and which are stateful is the resource catalogue's (`em
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
 from emlops.catalog.resources import STATEFUL_TYPES, lookup
+from emlops.catalog.sdk import sdk_class
 from emlops.guardrails.helpers import UNKNOWN, Settings, get, parse_json, resource_rule, tags_of
-
-# The provider SDKs whose argument classes tell whether a type the catalogue does not know takes tags.
-_SDK_PACKAGES = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native"}
-
 
 @functools.lru_cache(maxsize=None)
 def is_taggable(resource_type: str) -> bool:
@@ -26,18 +22,10 @@ def is_taggable(resource_type: str) -> bool:
     entry = lookup(resource_type)
     if entry is not None:
         return entry.taggable
-    parts = resource_type.split(":")
-    if len(parts) != 3 or parts[0] not in _SDK_PACKAGES:
+    if resource_type.split(":")[0] not in ("aws", "aws-native"):
         return False
-    module, class_name = parts[1].split("/")[0], parts[2]
-    for candidate in (module, f"{module}_"):  # modules named like Python keywords end in '_' (lambda_)
-        try:
-            args = getattr(importlib.import_module(f"{_SDK_PACKAGES[parts[0]]}.{candidate}"), f"{class_name}Args",
-                           None)
-        except ImportError:
-            continue
-        return args is not None and hasattr(args, "tags")
-    return False
+    args = sdk_class(resource_type, "Args")
+    return args is not None and hasattr(args, "tags")
 
 
 def _default_tags(args: ResourceValidationArgs) -> Any:

@@ -12,7 +12,6 @@ id, naming rules and computed outputs), an ARN the catalogue has no format for, 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from emlops.catalog.aws import partition_of, zone_id_prefix
 from emlops.catalog.resource_type import BY_ARN, ResourceType, digest
 from emlops.catalog.resources import UnknownResourceType, lookup, resource_type, source_of
 from emlops.catalog.resources_pulumi import AWS_NATIVE_PROVIDER, AWS_PROVIDER, STACK_REFERENCE, is_provider
+from emlops.catalog.sdk import sdk_class
 
 
 class MockGap(Exception):
@@ -63,22 +63,9 @@ def autoname(logical_name: str, seed: str, max_length: int = 255, lowercase: boo
     return f"{prefix}{digest(seed)}"
 
 
-@functools.lru_cache(maxsize=None)
-def _resource_class(token: str) -> Optional[type]:
-    """The pulumi_aws class of a type token (`aws:s3/bucket:Bucket` -> `pulumi_aws.s3.Bucket`)."""
-    package, module_path, class_name = token.split(":")
-    if package != "aws":
-        return None
-    module = module_path.split("/")[0]
-    try:
-        mod = importlib.import_module("pulumi_aws" if module == "index" else f"pulumi_aws.{module}")
-    except ImportError:
-        return None
-    return getattr(mod, class_name, None)
-
-
 def _has_output(token: str, prop: str) -> bool:
-    cls = _resource_class(token)
+    """Whether the pulumi_aws class of a type token has the output `prop`."""
+    cls = sdk_class(token) if token.split(":", 1)[0] == "aws" else None
     return cls is not None and isinstance(getattr(cls, prop, None), property)
 
 
