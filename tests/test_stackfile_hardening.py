@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emlops.cli import app
-from tests.conftest import edit_stack
+from tests.conftest import ROOT, edit_stack
 
 runner = CliRunner()
 DEV = "stacks/Pulumi.dev.yaml"
@@ -362,3 +362,65 @@ def test_a_file_that_failed_fails_again_when_read_again(tmp_path: Path) -> None:
             read_yaml(path, "stacks/Pulumi.dev.yaml")
         messages.append(str(caught.value))
     assert messages == ["stacks/Pulumi.dev.yaml: config.a: appears twice (lines 2 and 3); keep one (YAML would silently use the last)"] * 2
+
+
+# -- libyaml reads, PyYAML words the errors -------------------------------------------------------------------
+
+READ_CASES = {
+    "aliases and a merge key": "a: &a {x: 1, y: [2, 3]}\nb: {<<: *a, y: 4}\nc: [*a, *a]\n",
+    "YAML 1.2 scalars": "when: 2026-11-20\nwindow: 1:30\non: on\nyes: [yes, no, true, False, 0o17, 0x1f, 1_000, .5, -.inf]\n",
+    "quoting and block text": "a: '1'\nb: \"x\\ty\"\nc: |\n  two\n  lines\nd: >-\n  folded\n  text\n'e f': ~\n",
+    "empty": "",
+}
+READ_ERRORS = {
+    "repeated key": ("config:\n  a: 1\n  a: 2\n",
+                     "f.yaml: config.a: appears twice (lines 2 and 3); keep one (YAML would silently use the last)"),
+    "recursive alias": ("a: &loop {b: [*loop]}\n",
+                        "f.yaml: line 1: alias *loop refers to the block that contains it; a stack file cannot hold "
+                        "a recursive structure"),
+    "alias bomb": ("config:\n" + ALIAS_BOMB,
+                   "f.yaml: line 6: alias *d makes the file's aliases repeat more than 10000 values; aliases may "
+                   "reuse a block, not multiply it"),
+    "tag": ("a: !!binary aGVsbG8=\n",
+            "f.yaml: line 1: a: YAML tag !!binary is not supported; write a plain value (a stack file holds strings, "
+            "numbers, booleans, lists and mappings)"),
+    # libyaml says "found character that cannot start any token": PyYAML's words are the ones reported
+    "tab": ("a:\n\tb: 1\n", "f.yaml: not valid YAML: line 2: found character '\\t' that cannot start any token"),
+    "unclosed list": ("a: [1, 2\n", "f.yaml: not valid YAML: line 2: expected ',' or ']', but got '<stream end>'"),
+}
+
+
+def test_libyaml_is_what_reads_the_project_files() -> None:
+    import yaml
+
+    from emlops.program import yaml_files
+
+    assert yaml.__with_libyaml__ and yaml_files._FastStrictLoader is not None  # the locked PyYAML wheel has it
+
+
+SHIPPED_FILES = {path.name: path.read_text(encoding="utf-8") for path in
+                 sorted([ROOT / "Pulumi.yaml", *(ROOT / "stacks").glob("Pulumi.*.yaml")])}
+
+
+@pytest.mark.parametrize("text", [*READ_CASES.values(), *SHIPPED_FILES.values()], ids=[*READ_CASES, *SHIPPED_FILES])
+def test_libyaml_and_pyyaml_read_the_same_document(text: str) -> None:
+    from emlops.program.yaml_files import _FastStrictLoader, _read_with, _StrictLoader, dotted
+
+    fast, pure = (_read_with(loader, text, dotted) for loader in (_FastStrictLoader, _StrictLoader))
+    assert fast == pure and repr(fast) == repr(pure)  # the same values of the same types, keys in the same order
+
+
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pyyaml only"])
+@pytest.mark.parametrize("text, expected", READ_ERRORS.values(), ids=READ_ERRORS.keys())
+def test_a_file_is_refused_in_the_same_words_with_or_without_libyaml(tmp_path: Path, monkeypatch, libyaml, text,
+                                                                      expected) -> None:
+    from emlops.program import yaml_files
+    from emlops.program.config import ConfigError
+
+    if not libyaml:
+        monkeypatch.setattr(yaml_files, "_FastStrictLoader", None)
+    path = tmp_path / "f.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        yaml_files.read_yaml(path, "f.yaml")
+    assert str(caught.value) == expected
