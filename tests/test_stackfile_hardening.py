@@ -387,6 +387,13 @@ READ_ERRORS = {
     # libyaml says "found character that cannot start any token": PyYAML's words are the ones reported
     "tab": ("a:\n\tb: 1\n", "f.yaml: not valid YAML: line 2: found character '\\t' that cannot start any token"),
     "unclosed list": ("a: [1, 2\n", "f.yaml: not valid YAML: line 2: expected ',' or ']', but got '<stream end>'"),
+    # what libyaml alone would accept (the first three) or refuse in other words (the tag): PyYAML decides
+    "tab inside a value": ("a: b\tc\n", "f.yaml: not valid YAML: line 1: found character '\\t' that cannot start any "
+                                        "token"),
+    "'?' inside a value in a list": ("a: [b, c?d]\n", "f.yaml: not valid YAML: line 1: expected ',' or ']', but got '?'"),
+    "comment right after a block scalar's header": (
+        "a: >+2#\n  x\n", "f.yaml: not valid YAML: line 1: expected chomping or indentation indicators, but found '#'"),
+    "tag before a comma": ("a: {b: !c, d: 1}\n", "f.yaml: not valid YAML: line 1: expected ',' or '}', but got ':'"),
 }
 
 
@@ -410,6 +417,14 @@ def test_libyaml_and_pyyaml_read_the_same_document(text: str) -> None:
     assert fast == pure and repr(fast) == repr(pure)  # the same values of the same types, keys in the same order
 
 
+def test_a_byte_order_mark_inside_a_file_reads_as_pyyaml_reads_it(tmp_path: Path) -> None:
+    from emlops.program.yaml_files import read_yaml
+
+    path = tmp_path / "f.yaml"
+    path.write_text("a: 1\n\ufeffb: 2\n", encoding="utf-8")  # libyaml alone refuses it; PyYAML keeps the mark
+    assert read_yaml(path, "f.yaml") == {"a": 1, "\ufeffb": 2}
+
+
 @pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pyyaml only"])
 @pytest.mark.parametrize("text, expected", READ_ERRORS.values(), ids=READ_ERRORS.keys())
 def test_a_file_is_refused_in_the_same_words_with_or_without_libyaml(tmp_path: Path, monkeypatch, libyaml, text,
@@ -424,3 +439,4 @@ def test_a_file_is_refused_in_the_same_words_with_or_without_libyaml(tmp_path: P
     with pytest.raises(ConfigError) as caught:
         yaml_files.read_yaml(path, "f.yaml")
     assert str(caught.value) == expected
+
