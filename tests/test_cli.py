@@ -186,6 +186,27 @@ def test_preview_all_reports_a_broken_stack_and_still_previews_the_others(projec
     assert sorted(p.name for p in plans.iterdir()) == ["shared.json"]
 
 
+def test_preview_all_starts_the_biggest_stack_files_first_and_prints_in_the_stacks_order(monkeypatch, mocker):
+    """The longest previews start first, so the last to start are short and the cores finish together."""
+    from emlops.cli import preview_all
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(preview_all.os, "cpu_count", lambda: 1)  # one at a time: they start in the order given
+    started: list[str] = []
+
+    def preview(command, **kwargs):
+        started.append(command[command.index("preview") + 1])
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    mocker.patch.object(preview_all.subprocess, "run", side_effect=preview)
+    echoed = mocker.patch.object(preview_all.typer, "echo")
+    assert preview_all.preview_all(None, None, quiet=False) == 0
+    sizes = {stack: (ROOT / "stacks" / f"Pulumi.{stack}.yaml").stat().st_size for stack in started}
+    assert started == sorted(sizes, key=lambda stack: -sizes[stack]) and started[0] == "prod"
+    assert [call.args[0] for call in echoed.call_args_list] == [
+        f"{stack}: previewed" for stack in ("dev", "prod", "shared", "staging")]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["preview"], "give a STACK (stacks/Pulumi.<stack>.yaml) or --all"),
     (["preview", "dev", "--all"], "--all previews every stack: give no STACK, and --json-dir DIR instead of --json"),

@@ -51,14 +51,25 @@ def preview_all(json_dir: Optional[Path], mlflow_uri: Optional[str], quiet: bool
         count = len(json.loads(plan.read_text(encoding="utf-8"))["resources"])
         return stack, 0, f"{stack}: {count} resources -> {plan}"
 
+    # the biggest stack files start first (more config, more resources: the longest previews), so that the last to
+    # start are short and the cores finish together; the lines keep the stacks' order
+    order = sorted(stacks, key=lambda stack: -_size(project.stack_path(stack)))
     with ThreadPoolExecutor(max_workers=at_once) as pool:
-        results = list(pool.map(run, stacks))
+        done = dict(zip(order, pool.map(run, order)))
+    results = [done[stack] for stack in stacks]
     for stack, code, line in results:
         if code != 0:
             typer.echo(line, err=True)
         elif not quiet:
             typer.echo(line)
     return max((code for _, code, _ in results), default=0)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # its preview reports it
 
 
 def terminal_progress(quiet: bool) -> Optional[Callable[[str, int], None]]:
