@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
 
         outputs = outputs or []
         formats = output_formats(output_format, outputs)
-        unknown = [each for each in formats if each not in FORMATS]
-        refuse_bad_options(unknown[0] if unknown else formats[0], FORMATS, framework, plan_path, stack)
+        # only --format can name an unknown format: an output's extension maps to a known one
+        refuse_bad_options(output_format or formats[0], FORMATS, framework, plan_path, stack)
         from emlops.review.evidence import report_stack
         from emlops.review.evidence_render import RENDERERS
 
