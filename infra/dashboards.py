@@ -4,7 +4,7 @@ CloudWatch dashboard names are global to the account, so two environments sharin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import pulumi
 
@@ -24,15 +24,17 @@ def dashboard_name(environment: str, model: str = "") -> str:
 
 def dashboards(parent: pulumi.Resource, environment: str, region: str, account_id: str,
                models: Sequence[ServedModel], endpoints: Mapping[str, ModelEndpoint],
-               monitors: Mapping[str, ModelMonitor]) -> list[pulumi.ComponentResource]:
-    """A ModelDashboard per served model and the environment's EnvironmentDashboard (none without models)."""
+               monitors: Mapping[str, ModelMonitor]) -> Generator[None, None, list[pulumi.ComponentResource]]:
+    """A ModelDashboard per served model, one at a time (the platform lets each register), and the environment's
+    EnvironmentDashboard (none without models)."""
     if not models:
         return []
     contexts = [_model_context(environment, m, endpoints[m.name], monitors.get(m.name), region, account_id)
                 for m in models]
-    built: list[pulumi.ComponentResource] = [
-        ModelDashboard(dashboard_name(environment, m.name), context, opts=child(parent))
-        for m, context in zip(models, contexts)]
+    built: list[pulumi.ComponentResource] = []
+    for m, context in zip(models, contexts):
+        built.append(ModelDashboard(dashboard_name(environment, m.name), context, opts=child(parent)))
+        yield
     built.append(EnvironmentDashboard(dashboard_name(environment), EnvironmentDashboardContext(
         environment=environment, region=region, models=contexts, account_id=account_id,
         alarm_names=[name for context in contexts for name in context.alarm_names]), opts=child(parent)))

@@ -4,7 +4,7 @@ audit trail (`audit`): a trail of the stack's own over the platform's buckets, o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
@@ -29,10 +29,11 @@ def package_group(model: ServedModel, shared: Optional[SharedRegistry]) -> str:
 
 
 def model_cards(parent: pulumi.Resource, stack: StackConfig, models: Sequence[ServedModel],
-                shared: Optional[SharedRegistry], governance: Governance) -> dict[str, ModelCard]:
-    """A ModelCard per served model with a `model_card` section. Its content is encrypted by SageMaker's own key, not
-    the data key: the business viewers who read cards may not use the data key (a card describes the model, it holds
-    none of the data)."""
+                shared: Optional[SharedRegistry],
+                governance: Governance) -> Generator[None, None, dict[str, ModelCard]]:
+    """A ModelCard per served model with a `model_card` section, one at a time (the platform lets each register). Its
+    content is encrypted by SageMaker's own key, not the data key: the business viewers who read cards may not use
+    the data key (a card describes the model, it holds none of the data)."""
     environment, production = stack.environment, stack.production
     cards = {}
     for model in [m for m in models if m.settings.model_card is not None]:
@@ -40,6 +41,7 @@ def model_cards(parent: pulumi.Resource, stack: StackConfig, models: Sequence[Se
         cards[model.name] = ModelCard(f"{name}-model-card", model.settings.model_card, ModelCardContext(
             card_name=name, model_name=model.name, endpoint_name=name, package_group=package_group(model, shared),
             production=production, governance=governance), opts=child(parent))
+        yield
     return cards
 
 

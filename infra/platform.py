@@ -15,7 +15,7 @@ Adding a component is a field here, a stage here and the component's module (REA
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -41,8 +41,6 @@ from emlops.components.outputs import concat
 from emlops.components.personas_args import PersonasSettings
 from emlops.components.registry import ModelRegistry, RegistryContext
 from emlops.components.registry_args import ClusterAccess
-from emlops.components.retraining import RetrainingContext, RetrainingPipeline
-from emlops.components.retraining_args import pipeline_name
 from emlops.components.settings import Governance, Placement
 from emlops.components.storage import LifecycleRule, ObjectLock, SecureBucket, SecureBucketArgs, StorageSettings
 from emlops.components.training import TrainingCluster, TrainingContext
@@ -58,7 +56,9 @@ from emlops.program.governance import AUDIT_DESCRIPTION, AuditSettings, audit, m
 from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
 from emlops.program.personas import personas
 from emlops.program.registry_groups import RegistryGroups
+from emlops.program.retraining import retraining
 from emlops.program.serving import PlatformContext, ScoringModel, ServedModel, success_topic
+from emlops.program.stepwise import stepwise
 
 
 class PlatformConfig(StackConfig, RegistryGroups):
@@ -115,6 +115,24 @@ class MlPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: PlatformConfig, context: PlatformContext,
                  opts: Optional[pulumi.ResourceOptions] = None):
+        """Build the whole platform at once: nothing registers until the program's function returns (the program
+        builds it with `build`, which makes the same resources)."""
+        self._begin(name, settings, context, opts)
+        for _ in self._stages():
+            pass
+
+    @classmethod
+    async def build(cls, name: str, settings: PlatformConfig, context: PlatformContext,
+                    opts: Optional[pulumi.ResourceOptions] = None) -> "MlPlatform":
+        """The same platform, built by a Pulumi program's async entry point (`pulumi.run`): after each model's
+        components it lets the event loop run, so what is built so far registers while the rest is built."""
+        platform = cls.__new__(cls)
+        platform._begin(name, settings, context, opts)
+        await stepwise(platform._stages())
+        return platform
+
+    def _begin(self, name: str, settings: PlatformConfig, context: PlatformContext,
+               opts: Optional[pulumi.ResourceOptions]) -> None:
         if settings.registry.mlflow.kind == "kubernetes" and context.mlflow_backend_store_uri is None:
             raise ValueError("a self-hosted MLflow server needs its backend store URI (a secret)")
         super().__init__(type_token("MlPlatform"), name, None, opts)
@@ -122,6 +140,11 @@ class MlPlatform(pulumi.ComponentResource):
         tags = {**settings.tags.as_dict(), "environment": settings.environment, "managed-by": "emlops"}
         self._governance = Governance(tags, settings.permission_boundary_arn, settings.production,
                                       role_path=platform_role_path(settings.environment))
+
+    def _stages(self) -> Iterator[None]:
+        """The stages in order, yielding after each model's endpoint, monitor, dashboard, card and retraining (where
+        `build` lets them register). No stage adds a child to a component built before a yield (stepwise.py)."""
+        name, settings, context, tags = self._name, self._settings, self._context, self._governance.tags
         models = list(context.models)
 
         self.network = self._network() if settings.network is not None else None
@@ -130,12 +153,12 @@ class MlPlatform(pulumi.ComponentResource):
         self.training = self._training()
         self.alerts_topic_arn = self._alerts(models)
         self.registry = self._registry()
-        self.endpoints = self._serving(models)
-        self.monitors = self._monitoring(models)
-        self.dashboards = dashboards(self, name, settings.region, settings.account_id, models, self.endpoints,
-                                     self.monitors)
-        self.model_cards = model_cards(self, settings, models, context.shared, self._governance)
-        self.retraining = self._retraining(models)
+        self.endpoints = yield from self._serving(models)
+        self.monitors = yield from self._monitoring(models)
+        self.dashboards = yield from dashboards(self, name, settings.region, settings.account_id, models,
+                                                self.endpoints, self.monitors)
+        self.model_cards = yield from model_cards(self, settings, models, context.shared, self._governance)
+        self.retraining = yield from retraining(self, name, settings.environment, models, self._governance)
         self.batch_transforms = self._batch_transforms(list(context.batch_transforms))
         self.data_pipelines = data_pipelines(self, settings, self.datasets, self.feature_store, self.network,
                                              self._workloads, self.alerts_topic_arn, self._governance)
@@ -175,7 +198,7 @@ class MlPlatform(pulumi.ComponentResource):
             log_kms_key_arn=logs_key.arn, governance=governance,
             resource_account_ids=[shared.ref.account_id] if shared is not None else []), opts=child(self))
 
-    def _placement(self, security_group_ids: Sequence[pulumi.Input[str]] = ()) -> Placement:
+    def placement(self, security_group_ids: Sequence[pulumi.Input[str]] = ()) -> Placement:
         return Placement(self.network.vpc_id, list(self.network.private_subnet_ids), security_group_ids)
 
     # -- base: the data key, the access-log, dataset and artifact buckets, the job role ---------------------
@@ -250,7 +273,7 @@ class MlPlatform(pulumi.ComponentResource):
         # data scientists pass the training role to their jobs: it reads and writes only what they may
         personas = self._settings.personas or PersonasSettings()
         return TrainingCluster(f"{self._name}-training", training, TrainingContext(
-            placement=self._placement(), kms_key_arn=self.data_key.arn if sagemaker else None,
+            placement=self.placement(), kms_key_arn=self.data_key.arn if sagemaker else None,
             input_bucket=self.datasets if sagemaker else None, output_bucket=self.artifacts if sagemaker else None,
             input_prefix=personas.datasets_prefix if sagemaker else "",
             output_prefix=personas.experiments_prefix if sagemaker else "",
@@ -296,7 +319,7 @@ class MlPlatform(pulumi.ComponentResource):
 
     # -- serving and monitoring -----------------------------------------------------------------------------
 
-    def _serving(self, models: list[ServedModel]) -> dict[str, ModelEndpoint]:
+    def _serving(self, models: list[ServedModel]) -> Generator[None, None, dict[str, ModelEndpoint]]:
         name, governance = self._name, self._governance
         self.capture = self._data_bucket("capture") if any(m.captures_data for m in models) else None
         # One group for the network interfaces of every endpoint and monitoring job: no inbound rule, so
@@ -312,7 +335,7 @@ class MlPlatform(pulumi.ComponentResource):
             endpoints[model.name] = ModelEndpoint(endpoint_component(name, model.name), model.settings, EndpointContext(
                 artifact=model.artifact, image_uri=model.image_uri,
                 # serverless endpoints have no VPC
-                placement=None if model.settings.serverless else self._placement(self._workloads),
+                placement=None if model.settings.serverless else self.placement(self._workloads),
                 kms_key_arn=self.data_key.arn, capture_bucket=self.capture if model.captures_data else None,
                 alarm_topic_arn=self.alerts_topic_arn, secret_environment=model.secret_environment,
                 challenger=model.challenger,
@@ -322,9 +345,10 @@ class MlPlatform(pulumi.ComponentResource):
                 success_topic_arn=success_topic(self, name, model, self._governance, self.data_key.arn),
                 large_model=model.settings.large_model,
                 governance=replace(governance, protect=False)), opts=child(self))
+            yield
         return endpoints
 
-    def _monitoring(self, models: list[ServedModel]) -> dict[str, ModelMonitor]:
+    def _monitoring(self, models: list[ServedModel]) -> Generator[None, None, dict[str, ModelMonitor]]:
         name, key = self._name, self.data_key.arn
         monitors = {}
         for model in [m for m in models if m.monitored]:
@@ -332,45 +356,20 @@ class MlPlatform(pulumi.ComponentResource):
                                                 MonitorContext(
                 endpoint_name=endpoint_component(name, model.name), capture_s3_uri=self.endpoints[model.name].data_capture_uri,
                 reports_bucket=self.capture, model_name=self.endpoints[model.name].model_name, package_baseline=model.package_baseline,
-                placement=self._placement(self._workloads), production=self._settings.production,
+                placement=self.placement(self._workloads), production=self._settings.production,
                 capture_kms_key_arn=key, volume_kms_key_arn=key, output_kms_key_arn=key,
                 alarm_topic_arn=self.alerts_topic_arn, region=self._settings.region, governance=self._governance),
                 opts=child(self))
+            yield
         return monitors
 
-    # -- retraining and batch transform ----------------------------------------------------------------------------
-
-    def _retraining(self, models: list[ServedModel]) -> dict[str, RetrainingPipeline]:
-        name = self._name
-        groups = [self.training.security_group_id, *self.network.security_group_ids] if self.training else []
-        pipelines = {}
-        for model in [m for m in models if m.settings.retraining.enabled]:
-            monitor, target = self.monitors[model.name], model.registry_target
-            baseline = model.settings.monitoring.baseline
-            pipelines[model.name] = RetrainingPipeline(retraining_component(name, model.name), model.settings.retraining,
-                                                       RetrainingContext(
-                model_name=model.name, pipeline_name=pipeline_name(self._settings.environment, model.name),
-                input_s3_uri=concat("s3://", self.datasets.bucket_name, f"/datasets/{model.name}/"),
-                output_s3_uri=concat("s3://", self.artifacts.bucket_name, f"/models/{model.name}/"),
-                # with a shared registry, new versions go to its group, bucket and key
-                package_group_arn=target.group_arn if target else None,
-                model_output_s3_uri=target.model_output_s3_uri if target else None,
-                model_kms_key_arn=target.model_kms_key_arn if target else None,
-                baseline=DriftBaseline(baseline.statistics_s3_uri, baseline.constraints_s3_uri) if baseline else None,
-                monitoring_schedule_arn=monitor.schedule_arn,
-                # a model that got worse against ground truth is retrained too
-                quality_schedule_arn=monitor.quality_schedule_arn, clarify_schedule_arns=monitor.clarify_schedule_arns,
-                # approvals are announced by the registry that holds the group (here, or the shared stack)
-                features=training_features(self.feature_store, model.settings.retraining),
-                placement=self._placement(groups), kms_key_arn=self.data_key.arn, governance=self._governance),
-                opts=child(self))
-        return pipelines
+    # -- batch transform --------------------------------------------------------------------------------------------
 
     def _batch_transforms(self, batch: list[ScoringModel]) -> dict[str, BatchTransform]:
         """Datasets in, inference results out, in the workloads' group (or one of their own), failures told."""
         return {b.name: BatchTransform(names.batch_transform_component(self._name, b.name), b.settings, BatchTransformContext(
             pipeline_name=batch_pipeline_name(self._settings.environment, b.name), artifact=b.artifact,
             image_uri=b.image_uri, input_bucket=self.datasets, output_bucket=self.inference,
-            placement=self._placement(self._workloads), alerts_topic_arn=self.alerts_topic_arn,
+            placement=self.placement(self._workloads), alerts_topic_arn=self.alerts_topic_arn,
             kms_key_arn=self.data_key.arn, region=self._settings.region, governance=self._governance),
             opts=child(self)) for b in batch}

@@ -23,8 +23,9 @@ from emlops.program.serving import SharedOutputs, SharedRegistry, SharedRegistry
 from emlops.program.shared_registry import load_shared_registry
 
 
-def build_platform(config: PlatformConfig) -> MlPlatform:
-    """Create the stack's providers (pinned to the stack's account and region) and platform."""
+async def build_platform(config: PlatformConfig) -> MlPlatform:
+    """Create the stack's providers (pinned to the stack's account and region) and build the platform, stage by
+    stage (`MlPlatform.build`)."""
     stack = pulumi.get_stack()
     source = stack_file(stack)
     ref = load_shared_registry(config, stack, source, Path(pulumi.get_root_directory()))
@@ -39,8 +40,8 @@ def build_platform(config: PlatformConfig) -> MlPlatform:
     context = PlatformContext(models=models, batch_transforms=batch_transforms, shared=shared,
                               mlflow_backend_store_uri=backend_store_uri)
     try:
-        return MlPlatform(config.environment, config, context,
-                          opts=pulumi.ResourceOptions(providers=stack_providers(config)))
+        return await MlPlatform.build(config.environment, config, context,
+                                      opts=pulumi.ResourceOptions(providers=stack_providers(config)))
     except ValueError as exc:
         raise ConfigError(f"{source}: {FULL_KEY}: {exc}") from None
 

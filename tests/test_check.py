@@ -88,9 +88,12 @@ def make_project(root: Path) -> Path:
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copytree(ROOT / "stacks", root / "stacks")
     (root / "infra").mkdir()
-    # the change is prod's; the shared stack prod reads is previewed with the same program
+    # the change is prod's (the shared stack prod reads is previewed with the same program), at the end of the
+    # program's entry point, where the platform is built
     change = "\nif __import__('pulumi').get_stack() == 'prod':\n" + textwrap.indent(BROKEN_CHANGE, "    ")
-    (root / "infra" / "__main__.py").write_text((ROOT / "infra" / "__main__.py").read_text() + change)
+    program, entry = (ROOT / "infra" / "__main__.py").read_text().split("\n\n\npulumi.run(main)\n")
+    assert entry == ""
+    (root / "infra" / "__main__.py").write_text(program + textwrap.indent(change, "    ") + "\n\npulumi.run(main)\n")
     return root
 
 
