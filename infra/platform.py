@@ -115,8 +115,8 @@ class MlPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: PlatformConfig, context: PlatformContext,
                  opts: Optional[pulumi.ResourceOptions] = None):
-        """Build the whole platform at once: nothing registers until the program's function returns (the program
-        builds it with `build`, which makes the same resources)."""
+        """Build the whole platform at once: what it builds registers once it is all built (the program builds it
+        with `build`, which makes the same resources)."""
         self._begin(name, settings, context, opts)
         for _ in self._stages():
             pass
