@@ -32,12 +32,10 @@ from emlops.components.feature_store_args import FeatureGroupSettings
 from emlops.components.iam import ServiceRole, ServiceRoleArgs, platform_role_path, sagemaker_job_log_statements
 from emlops.components.kms import KmsKey, KmsKeyArgs, KmsSettings
 from emlops.components.monitoring import ModelMonitor, MonitorContext
-from emlops.components.monitoring_args import DriftBaseline
 from emlops.components.network import Network, NetworkContext
 from emlops.components.network_access import https_only_security_group
 from emlops.components.network_args import NetworkSettings
 from emlops.components.options import child, type_token
-from emlops.components.outputs import concat
 from emlops.components.personas_args import PersonasSettings
 from emlops.components.registry import ModelRegistry, RegistryContext
 from emlops.components.registry_args import ClusterAccess
@@ -51,9 +49,9 @@ from emlops.program.config import StackConfig, config_json_schema, load_config, 
 from emlops.program.config_guardrails import GuardrailsConfig
 from emlops.program.config_models import BatchTransformConfig, ModelConfig, RegistryConfig
 from emlops.program.dashboards import dashboards
-from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines, training_features
+from emlops.program.data_pipelines import DataPipelineSettings, data_pipelines
 from emlops.program.governance import AUDIT_DESCRIPTION, AuditSettings, audit, model_cards
-from emlops.program.names import endpoint_component, monitor_component, registry_component, retraining_component
+from emlops.program.names import endpoint_component, monitor_component, registry_component
 from emlops.program.personas import personas
 from emlops.program.registry_groups import RegistryGroups
 from emlops.program.retraining import retraining
