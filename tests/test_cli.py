@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 from emlops.cli import app
 from emlops.cli.docs import config_reference
 from emlops.offline.plan import Plan
+from emlops.offline.preview import PreviewError, preview_stack
 from emlops.program.platform import PlatformConfig, json_schema
 from emlops.program.stackfile import find_project
 from tests.conftest import ROOT
@@ -145,6 +148,28 @@ def test_a_component_argument_error_names_the_stack_file(monkeypatch, mocker):
     result = runner.invoke(app, ["preview", "dev"])
     assert result.exit_code == 2
     assert result.stderr == "stacks/Pulumi.dev.yaml: min_instances (3) is larger than max_instances (2)\n"
+
+
+def test_a_program_that_fails_while_registering_leaves_only_its_one_line_error(tmp_path, caplog):
+    """The program's own stack reference to a stack the preview has not previewed, met while the platform's
+    registrations are under way: the preview ends with its one-line error, and none of the run's tasks is left
+    pending for asyncio to write to stderr ("Task was destroyed but it is pending!") when it is collected."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    shutil.copytree(ROOT / "infra", tmp_path / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    program = tmp_path / "infra" / "__main__.py"
+    built = "    platform = await build_platform(config)\n"
+    assert built in program.read_text()
+    program.write_text(program.read_text().replace(built, built + '    pulumi.export("other", pulumi.StackReference('
+                                                   '"organization/emlops/elsewhere").require_output("bucket"))\n'))
+
+    with pytest.raises(PreviewError) as failed:
+        preview_stack("dev", project=find_project(tmp_path))
+    gc.collect()
+    assert (failed.value.exit_code, str(failed.value)) == (1, (
+        "emlops preview dev: the program references stack 'organization/emlops/elsewhere', whose outputs the "
+        "offline preview does not have (previewed first: none); name it in registry.shared_stack"))
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
 
 def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, mocker):

@@ -289,6 +289,20 @@ class RunResult:
     declared); the plan leaves out those the catalogue lists."""
 
 
+def _cancel_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel, and let finish, the tasks a failed program left running (as `asyncio.run` does before it closes
+    its loop). Pulumi stops waiting at the first failed registration, so registrations and component outputs
+    still under way at that moment would otherwise be destroyed pending, and asyncio writes each of them to
+    stderr after the preview's one-line error. A program that succeeded leaves none."""
+    while True:  # a task may start another as it is cancelled
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if not left:
+            return
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+
+
 def run_program(
     project_dir: Path,
     project: str,
@@ -378,6 +392,7 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
             if monitor.gap is not None:
                 raise monitor.gap
     finally:
+        _cancel_what_is_left(loop)
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
         asyncio.set_event_loop(None)
