@@ -27,7 +27,6 @@ the other monitors' (monitoring.py, clarify_monitoring.py).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Optional, Union
 

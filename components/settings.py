@@ -109,9 +109,9 @@ def model_at(root: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
 
 def find_field(model: type[BaseModel], key: str):
     """The field of `model` that the stack file spells `key` (its alias, else its name), or None."""
-    for name, field in model.model_fields.items():
-        if (field.alias or name) == key:
-            return field
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == key:
+            return info
     return None
 
 

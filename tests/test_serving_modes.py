@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_config_models import M0, MODEL, SERVERLESS, error_of, model, platform
+from tests.test_config_models import M0, SERVERLESS, error_of, model, platform
 
 PREFIX = "s3://ml-models/tenants/"
 ASYNC = {"output_prefix": "async/churn/"}

@@ -15,7 +15,6 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any, Optional
 
 _SCHEMA_DIR = re.compile(r"^v(\d+)\.(\d+)\.\d+-local$")

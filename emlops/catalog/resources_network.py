@@ -10,7 +10,7 @@ request.
 
 from __future__ import annotations
 
-from emlops.catalog.resource_type import AUTO_NAMED, RANDOM_HEX, CreateRequest, Naming, ResourceType, digest
+from emlops.catalog.resource_type import RANDOM_HEX, CreateRequest, Naming, ResourceType, digest
 
 _ARN = "arn:{partition}:ec2:{region}:{account}:"
 _TAGS = frozenset({"tags"})
