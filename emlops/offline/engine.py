@@ -37,7 +37,7 @@ from emlops.offline.collector import young_collections_only
 from emlops.offline.in_place import ServedInPlace, answers_in_place, now
 from emlops.offline.mocks import AwsIdentity, MockGap, NameRefused, TruthfulMocks
 from emlops.offline.plan import Plan, PlanResource
-from emlops.offline.settle import forget_earlier_runs, settled
+from emlops.offline.settle import cancel_what_is_left, forget_earlier_runs, settled
 
 ROOT_STACK_TYPE = STACK.token
 STACK_REFERENCE_TYPE = STACK_REFERENCE.token
@@ -289,20 +289,6 @@ class RunResult:
     declared); the plan leaves out those the catalogue lists."""
 
 
-def _cancel_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel, and let finish, the tasks a failed program left running (as `asyncio.run` does before it closes
-    its loop). Pulumi stops waiting at the first failed registration, so registrations and component outputs
-    still under way at that moment would otherwise be destroyed pending, and asyncio writes each of them to
-    stderr after the preview's one-line error. A program that succeeded leaves none."""
-    while True:  # a task may start another as it is cancelled
-        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        if not left:
-            return
-        for task in left:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-
-
 def run_program(
     project_dir: Path,
     project: str,
@@ -392,7 +378,7 @@ def _run_isolated(program, project, stack, config, secret_keys, identity, root_d
             if monitor.gap is not None:
                 raise monitor.gap
     finally:
-        _cancel_what_is_left(loop)
+        cancel_what_is_left(loop)
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
         asyncio.set_event_loop(None)

@@ -13,6 +13,8 @@ awaitable as part of the program (`run_in_stack`) and then finds nothing left to
 left where they are (a failed Output stays in Pulumi's set, a failed registration in its RPC list), so
 Pulumi's own wait reports them exactly as before. Nothing of Pulumi's runtime is changed; this runs only
 under the offline engine.
+
+A program that failed leaves tasks under way; `cancel_what_is_left` ends them before the engine closes its loop.
 """
 
 from __future__ import annotations
@@ -57,3 +59,17 @@ async def settle() -> None:
         if not pending:
             return
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def cancel_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel, and let finish, the tasks a failed program left running (as `asyncio.run` does before it closes
+    its loop). Pulumi stops waiting at the first failed registration, so registrations and component outputs
+    still under way at that moment would otherwise be destroyed pending, and asyncio writes each of them to
+    stderr after the preview's one-line error. A program that succeeded leaves none."""
+    while True:  # a task may start another as it is cancelled
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if not left:
+            return
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
