@@ -52,6 +52,13 @@ def test_built_at_once_the_plan_is_the_same(stack, providers, monkeypatch, shipp
                                *[(f"pulumi:providers:{p}", f"{p}-{stack}") for p in providers]]
 
 
+@pytest.mark.parametrize("stack", ["dev", "shared"])
+def test_built_at_once_a_stack_without_monitors_has_the_same_plan(stack, monkeypatch,
+                                                                  shipped_plan: Callable[[str], Plan]):
+    monkeypatch.setattr(emlops.program.stepwise, "TURNS", 0)
+    assert preview_stack(stack, project=find_project(ROOT)).plan.dumps() == shipped_plan(stack).dumps()
+
+
 def test_registering_as_soon_as_it_can_the_plan_is_the_same(monkeypatch, shipped_plan: Callable[[str], Plan]):
     """The other extreme: every step waits until whatever can register has registered (the mocks answer at once),
     so prod's endpoints have registered before its monitors are built."""
