@@ -124,6 +124,9 @@ class MlPlatform(pulumi.ComponentResource):
                     opts: Optional[pulumi.ResourceOptions] = None) -> "MlPlatform":
         """The same platform, built by a Pulumi program's async entry point (`pulumi.run`): after each model's
         components it lets the event loop run, so what is built so far registers while the rest is built."""
+        if cls.__init__ is not MlPlatform.__init__:
+            raise TypeError(f"{cls.__name__} overrides __init__, which MlPlatform.build does not run; extend a stage "
+                            f"instead (the README's 'Adding a component'), or build it at once with {cls.__name__}(...)")
         platform = cls.__new__(cls)
         platform._begin(name, settings, context, opts)
         await stepwise(platform._stages())

@@ -6,6 +6,7 @@ its last stage. The shipped previews (`shipped_plan`) let the loop run `TURNS` t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,7 @@ from emlops.components.monitoring import ModelMonitor
 from emlops.offline.engine import RecordingMonitor
 from emlops.offline.plan import Plan
 from emlops.offline.preview import preview_stack
+from emlops.program.platform import MlPlatform
 from emlops.program.stackfile import find_project
 from tests.conftest import ROOT
 
@@ -76,3 +78,17 @@ def test_what_serving_built_registers_before_the_monitors_are_built(monkeypatch)
     assert {("emlops:index:ModelEndpoint", "staging-churn"), ("emlops:index:ModelEndpoint", "staging-fraud"),
             ("aws:iam/role:Role", "staging-churn-execution-role"),
             ("aws:cloudwatch/metricAlarm:MetricAlarm", "staging-fraud-primary-5xx")} <= set(before_monitors)
+
+
+def test_build_refuses_a_subclass_whose_init_it_would_skip():
+    """`build` makes the platform without calling `__init__` (it takes the steps itself), so a subclass's own
+    `__init__` would silently not run: it is refused before anything is built."""
+    class Extended(MlPlatform):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    with pytest.raises(TypeError, match=r"^Extended overrides __init__, which MlPlatform\.build does not run; extend "
+                                        r"a stage instead \(the README's 'Adding a component'\), or build it at once "
+                                        r"with Extended\(\.\.\.\)$"):
+        asyncio.run(Extended.build("dev", None, None))
+
