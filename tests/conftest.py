@@ -12,6 +12,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -177,6 +178,18 @@ def project_copy(tmp_path: Path) -> Path:
     (tmp_path / "infra").symlink_to(ROOT / "infra")
     shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
     return tmp_path
+
+
+def extended_project(root: Path, change: str) -> Path:
+    """A scratch project (as `project_copy`) whose program is the real one with `change` (lines of Python) at the end
+    of its entry point `main`, after the platform is built: where a user's own resources go."""
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    (root / "infra").mkdir()
+    program, entry = (ROOT / "infra" / "__main__.py").read_text().split("\n\n\npulumi.run(main)\n")
+    assert entry == ""
+    (root / "infra" / "__main__.py").write_text(program + textwrap.indent("\n" + change, "    ") + "\n\npulumi.run(main)\n")
+    return root
 
 
 BASE_SETTINGS: dict[str, Any] = {

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import re
 import runpy
-import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 import typer
 from pulumi_policy import StackValidationArgs
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from emlops.review.check import (
@@ -30,7 +29,7 @@ from emlops.offline.plan import Plan
 from emlops.offline.preview import preview_stack
 from emlops.program.stackfile import find_project, load_stack
 from emlops.program.config_guardrails import AcceptedStatefulChange, GuardrailsConfig, SuppressionConfig
-from tests.conftest import ROOT, SHIPPED_STACKS
+from tests.conftest import ROOT, SHIPPED_STACKS, extended_project
 
 runner = CliRunner()
 REASON = "scratch data is rebuilt nightly; accepted by the data owner (ML-123)"
@@ -84,17 +83,10 @@ BROKEN = [("s3-bucket-sse-kms", "prod-scratch-bucket",
 
 
 def make_project(root: Path) -> Path:
-    """A scratch project (as conftest's project_copy) whose program is the real one plus BROKEN_CHANGE."""
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
-    (root / "infra").mkdir()
-    # the change is prod's (the shared stack prod reads is previewed with the same program), at the end of the
-    # program's entry point, where the platform is built
-    change = "\nif __import__('pulumi').get_stack() == 'prod':\n" + textwrap.indent(BROKEN_CHANGE, "    ")
-    program, entry = (ROOT / "infra" / "__main__.py").read_text().split("\n\n\npulumi.run(main)\n")
-    assert entry == ""
-    (root / "infra" / "__main__.py").write_text(program + textwrap.indent(change, "    ") + "\n\npulumi.run(main)\n")
-    return root
+    """A scratch project whose program is the real one plus BROKEN_CHANGE: prod's (the shared stack prod reads is
+    previewed with the same program), at the end of the program's entry point, where the platform is built."""
+    return extended_project(root, "if __import__('pulumi').get_stack() == 'prod':\n"
+                                  + textwrap.indent(BROKEN_CHANGE, "    "))
 
 
 @pytest.fixture(scope="module")

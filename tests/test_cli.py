@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from emlops.offline.plan import Plan
 from emlops.offline.preview import PreviewError, preview_stack
 from emlops.program.platform import PlatformConfig, json_schema
 from emlops.program.stackfile import find_project
-from tests.conftest import ROOT
+from tests.conftest import ROOT, extended_project
 
 # every key of emlops:platform, as an unknown key's message lists them (a new section joins the list)
 TOP_LEVEL_KEYS = ", ".join(PlatformConfig.model_fields)
@@ -154,14 +153,8 @@ def test_a_program_that_fails_while_registering_leaves_only_its_one_line_error(t
     """The program's own stack reference to a stack the preview has not previewed, met while the platform's
     registrations are under way: the preview ends with its one-line error, and none of the run's tasks is left
     pending for asyncio to write to stderr ("Task was destroyed but it is pending!") when it is collected."""
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
-    shutil.copytree(ROOT / "infra", tmp_path / "infra", ignore=shutil.ignore_patterns("__pycache__"))
-    program = tmp_path / "infra" / "__main__.py"
-    built = "    platform = await build_platform(config)\n"
-    assert built in program.read_text()
-    program.write_text(program.read_text().replace(built, built + '    pulumi.export("other", pulumi.StackReference('
-                                                   '"organization/emlops/elsewhere").require_output("bucket"))\n'))
+    extended_project(tmp_path, 'pulumi.export("other", pulumi.StackReference("organization/emlops/elsewhere")'
+                               '.require_output("bucket"))')
 
     with pytest.raises(PreviewError) as failed:
         preview_stack("dev", project=find_project(tmp_path))
