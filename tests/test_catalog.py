@@ -17,7 +17,7 @@ import pytest
 from emlops.catalog import resources_sagemaker as sagemaker
 from emlops.catalog.aws import has_local_storage
 from emlops.catalog.requests import SUPPORTED_TYPES
-from emlops.catalog.resource_type import ALL, BY_ARN, RANDOM_UUID, ResourceType, random_uuid
+from emlops.catalog.resource_type import ALL, BY_ARN, RANDOM_UUID, random_uuid
 from emlops.catalog.resources import (CATALOGUE, GRAPH_LABELS, STATEFUL_TYPES, UnknownResourceType, assumed, lookup,
                                       resource_type, source_of)
 from emlops.catalog.resources_iam import ROLE

@@ -13,7 +13,6 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from emlops.cli import app
 from emlops.offline.preview import PreviewError, check_mlflow_server
 from emlops.program.mlflow_server import client_limits
 from tests.conftest import edit_stack
