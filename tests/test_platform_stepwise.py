@@ -91,4 +91,3 @@ def test_build_refuses_a_subclass_whose_init_it_would_skip():
                                         r"a stage instead \(the README's 'Adding a component'\), or build it at once "
                                         r"with Extended\(\.\.\.\)$"):
         asyncio.run(Extended.build("dev", None, None))
-

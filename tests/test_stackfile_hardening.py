@@ -439,4 +439,3 @@ def test_a_file_is_refused_in_the_same_words_with_or_without_libyaml(tmp_path: P
     with pytest.raises(ConfigError) as caught:
         yaml_files.read_yaml(path, "f.yaml")
     assert str(caught.value) == expected
-
